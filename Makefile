@@ -1,0 +1,52 @@
+# The two commands: `make run` (whole portal on the embedded default) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+LOCK := portal/deploy/requirements.lock
+STAMP := $(VENV)/.installed-$(shell cat $(LOCK) pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: help venv run test lint bench lock clean
+
+help:
+	@echo "make run    - install, migrate, seed the demo and start web + worker + beat"
+	@echo "make test   - install and run the test suite"
+	@echo "make lint   - ruff and ansible-lint"
+	@echo "make bench  - speed figures (bench/results.json)"
+	@echo "make lock   - re-resolve $(LOCK) from pyproject.toml"
+
+$(STAMP): $(LOCK) pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+venv: $(STAMP)
+
+# The embedded default is for development: DEBUG on, secrets generated once into var/.
+run: export DEBUG ?= true
+run: venv
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	PATH="$(BIN):$$PATH" $(BIN)/honcho --procfile portal/deploy/Procfile --app-root . start
+
+test: export DEBUG ?= true
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ansible-lint --offline playbooks roles
+
+bench: export DEBUG ?= true
+bench: venv
+	$(BIN)/python -m bench
+
+lock:
+	$(BIN)/pip-compile --quiet --extra dev --strip-extras --no-emit-index-url \
+		--no-emit-find-links -o $(LOCK) pyproject.toml
+
+clean:
+	rm -rf $(VENV) var

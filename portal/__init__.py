@@ -1,0 +1,1 @@
+"""Provisioning portal for hosted developer infrastructure."""

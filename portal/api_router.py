@@ -1,0 +1,14 @@
+"""Every app registers its API viewsets here: one router, one URL space under /api/."""
+
+from rest_framework.routers import DefaultRouter
+
+from portal.accounts.api.views import CustomerViewSet, MembershipViewSet, PlanViewSet
+from portal.nodes.api.views import CredentialViewSet, NodeGroupViewSet, NodeViewSet
+
+router = DefaultRouter(trailing_slash=True)
+router.register("plans", PlanViewSet)
+router.register("customers", CustomerViewSet)
+router.register("memberships", MembershipViewSet)
+router.register("nodes", NodeViewSet)
+router.register("node-groups", NodeGroupViewSet)
+router.register("credentials", CredentialViewSet)

@@ -1,0 +1,36 @@
+"""Site-wide views: health and error pages that answer JSON under /api/."""
+
+from django.http import JsonResponse
+from django.views import defaults
+from drf_spectacular.utils import extend_schema
+from rest_framework.decorators import api_view, permission_classes
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+
+from portal.core import health
+from portal.core.api.errors import error_body
+
+
+def _wants_json(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def not_found(request, exception=None):
+    if _wants_json(request):
+        body = error_body(404, [(None, "Not found.", "not_found")])
+        return JsonResponse(body, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    if _wants_json(request):
+        return JsonResponse(error_body(500, [(None, "Server error.", "error")]), status=500)
+    return defaults.server_error(request)
+
+
+@extend_schema(summary="Health of the portal and the services it needs", responses={200: dict})
+@api_view(["GET"])
+@permission_classes([AllowAny])
+def health_view(request):
+    report = health.check_all()
+    return Response(report, status=200 if report["status"] == "ok" else 503)

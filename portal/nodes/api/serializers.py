@@ -1,0 +1,50 @@
+from rest_framework import serializers
+
+from portal.nodes.models import Credential, Node, NodeGroup
+
+
+class NodeGroupSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = NodeGroup
+        fields = ["id", "name", "description", "queue", "created_at"]
+        read_only_fields = ["created_at"]
+
+
+class CredentialSerializer(serializers.ModelSerializer):
+    secret = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, trim_whitespace=False,
+        style={"input_type": "password"},
+        help_text="Write-only. On update, leave out to keep the stored secret.",
+    )
+
+    class Meta:
+        model = Credential
+        fields = ["id", "name", "kind", "username", "secret", "hint", "created_at"]
+        read_only_fields = ["hint", "created_at"]
+
+    def validate(self, attrs):
+        if self.instance is None and not attrs.get("secret"):
+            raise serializers.ValidationError({"secret": "A key or password is required."})
+        return attrs
+
+
+class NodeSerializer(serializers.ModelSerializer):
+    group = serializers.SlugRelatedField(
+        slug_field="name", queryset=NodeGroup.objects.all(), required=False, allow_null=True
+    )
+    credential = serializers.SlugRelatedField(
+        slug_field="name", queryset=Credential.objects.all(), required=False, allow_null=True
+    )
+    routing_queue = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Node
+        fields = ["id", "name", "address", "ssh_port", "ssh_user", "become", "purpose",
+                  "enabled", "labels", "group", "queue", "routing_queue", "credential",
+                  "created_at", "updated_at"]
+        read_only_fields = ["created_at", "updated_at"]
+
+    def validate_labels(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Labels must be a mapping of names to values.")
+        return value

@@ -1,0 +1,13 @@
+from django.db import models
+
+
+class NodePurpose(models.TextChoices):
+    WORKSPACE_HOST = "workspace_host", "Workspace host"
+    LAB_SERVER = "lab_server", "Lab server"
+    FLEET_HOST = "fleet_host", "Fleet VM host"
+    PROXMOX_NODE = "proxmox_node", "Proxmox node"
+
+
+class CredentialKind(models.TextChoices):
+    SSH_KEY = "ssh_key", "SSH private key"
+    PASSWORD = "password", "Password"

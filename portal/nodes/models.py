@@ -1,0 +1,127 @@
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+
+from portal.core.fields import EncryptedTextField
+from portal.core.models import TimeStampedModel
+from portal.nodes import keys
+from portal.nodes.choices import CredentialKind, NodePurpose
+
+name_validator = RegexValidator(
+    r"^[a-z0-9]([a-z0-9._-]{0,62})$",
+    "Use 1-63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit.",
+)
+queue_validator = RegexValidator(
+    r"^[A-Za-z0-9._-]*$", "Use letters, digits, '.', '_' or '-' only."
+)
+
+
+class NodeGroup(TimeStampedModel):
+    """A site or group of nodes; its queue routes their jobs to the workers that serve it."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[name_validator])
+    description = models.TextField(blank=True)
+    queue = models.CharField(
+        max_length=100, blank=True, validators=[queue_validator],
+        help_text="Celery queue for jobs on these nodes (blank: the default queue).",
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Credential(TimeStampedModel):
+    """How the portal logs in to nodes. The secret is encrypted and never shown back."""
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=20, choices=CredentialKind.choices,
+                            default=CredentialKind.SSH_KEY)
+    username = models.CharField(
+        max_length=64, blank=True, help_text="Overrides the node's SSH user when set."
+    )
+    secret = EncryptedTextField(help_text="SSH private key or password; stored encrypted.")
+    hint = models.CharField(
+        max_length=120, blank=True, editable=False,
+        help_text="Key fingerprint, safe to show; the secret itself is never shown.",
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        if not self.secret:
+            raise ValidationError({"secret": "A key or password is required."})
+        if self.kind == CredentialKind.SSH_KEY:
+            try:
+                keys.load_private_key(self.secret)
+            except keys.InvalidKey as exc:
+                raise ValidationError({"secret": str(exc)}) from None
+
+    def save(self, *args, **kwargs):
+        self.hint = self._describe()
+        super().save(*args, **kwargs)
+
+    def _describe(self) -> str:
+        if self.kind == CredentialKind.SSH_KEY:
+            try:
+                return keys.fingerprint(self.secret)
+            except keys.InvalidKey:
+                return "invalid key"
+        return "password (hidden)"
+
+
+class Node(TimeStampedModel):
+    name = models.CharField(max_length=63, unique=True, validators=[name_validator])
+    address = models.CharField(max_length=255, help_text="IP address or DNS name for SSH.")
+    ssh_port = models.PositiveIntegerField(
+        default=22, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    ssh_user = models.CharField(max_length=64, default="root")
+    become = models.BooleanField(default=False, help_text="Use sudo for privileged tasks.")
+    purpose = models.CharField(max_length=20, choices=NodePurpose.choices, db_index=True)
+    enabled = models.BooleanField(default=True, db_index=True)
+    labels = models.JSONField(default=dict, blank=True)
+    group = models.ForeignKey(
+        NodeGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="nodes"
+    )
+    queue = models.CharField(
+        max_length=100, blank=True, validators=[queue_validator],
+        help_text="Celery queue for this node's jobs (blank: its group's, else the default).",
+    )
+    credential = models.ForeignKey(
+        Credential, null=True, blank=True, on_delete=models.PROTECT, related_name="nodes"
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        if not isinstance(self.labels, dict) or not all(
+            isinstance(k, str) and isinstance(v, str | int | float | bool)
+            for k, v in self.labels.items()
+        ):
+            raise ValidationError({"labels": "Labels must be a mapping of names to plain values."})
+
+    @property
+    def routing_queue(self) -> str:
+        if self.queue:
+            return self.queue
+        if self.group_id and self.group.queue:
+            return self.group.queue
+        return settings.CELERY_TASK_DEFAULT_QUEUE
+
+    @property
+    def login_user(self) -> str:
+        if self.credential_id and self.credential.username:
+            return self.credential.username
+        return self.ssh_user

@@ -1,0 +1,110 @@
+"""python -m tests.hosts up [N] | down [RUN_ID...] [--all] | status  (see README.md)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import time
+
+from .containers import Host
+from .harness import start_pool
+from .machine import HarnessError
+from .state import all_runs, tear_down
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
+                        stream=sys.stderr)
+    try:
+        return args.command(args)
+    except HarnessError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m tests.hosts", description=__doc__)
+    commands = parser.add_subparsers(required=True)
+    up_parser = commands.add_parser("up", help="boot hosts and leave them running")
+    up_parser.add_argument("count", type=int, nargs="?", default=3)
+    up_parser.add_argument("--volumes", type=int, default=1,
+                           help="how many hosts (the first ones) get a btrfs /srv/workspaces")
+    up_parser.add_argument("--inventory", help="also write the inventory to this path")
+    up_parser.set_defaults(command=up)
+    down_parser = commands.add_parser("down", help="tear down runs left up by `up`")
+    down_parser.add_argument("run_ids", nargs="*", help="only these runs (see status)")
+    down_parser.add_argument("--all", action="store_true",
+                             help="also runs owned by a live process (e.g. a hung pytest)")
+    down_parser.set_defaults(command=down)
+    commands.add_parser("status", help="list runs and their hosts").set_defaults(command=status)
+    return parser.parse_args(argv)
+
+
+def up(args):
+    pool = start_pool(args.count, volumes=args.volumes)
+    pool.detach()
+    if args.inventory:
+        shutil.copyfile(pool.inventory_path, args.inventory)
+    print(pool.inventory_path.read_text())
+    note = [
+        f"run {pool.run_id} is up (base {pool.timings['base_source']}, "
+        f"{pool.timings['total']} s); it stays up until `python -m tests.hosts down`",
+        f"inventory:      {args.inventory or pool.inventory_path}",
+        f"ANSIBLE_CONFIG={pool.ansible_cfg}",
+        f"ssh:            ssh -i {pool.ssh_key_path} -o StrictHostKeyChecking=no "
+        f"-o UserKnownHostsFile=/dev/null root@{pool[0].address}",
+    ]
+    print("\n".join(note), file=sys.stderr)
+    return 0
+
+
+def down(args):
+    runs = [r for r in all_runs() if wanted_for_down(r, args)]
+    if not runs:
+        print("no runs to tear down", file=sys.stderr)
+    failed = 0
+    for state in runs:
+        try:
+            tear_down(state)
+        except HarnessError as error:
+            print(f"error: {error}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+def wanted_for_down(state, args):
+    if args.run_ids:
+        return state.run_id in args.run_ids
+    return args.all or state.detached or state.is_orphaned()
+
+
+def status(_args):
+    runs = all_runs()
+    if not runs:
+        print("no test host runs")
+    for state in runs:
+        owner = "detached" if state.detached else f"owner pid {state.owner_pid}"
+        if state.is_orphaned():
+            owner += " (gone: orphaned, `down` removes it)"
+        age = time.time() - state.created
+        print(f"{state.run_id}: bridge {state.bridge}, {owner}, up {age:.0f} s, {state.run_dir}")
+        for entry in state.hosts:
+            print("  " + host_line(entry, state))
+    return 0
+
+
+def host_line(entry, state):
+    host = Host(entry["name"], entry["address"], state.run_dir / "ssh/id_ed25519",
+                state.run_dir / "hosts" / entry["name"], entry["has_volume"])
+    ssh = "ssh answers" if host.port_open(22, timeout=0.3) else "ssh down"
+    volume = " +btrfs /srv/workspaces" if host.has_volume else ""
+    return f"{host.name} {host.address} {ssh}{volume}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
