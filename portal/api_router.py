@@ -3,6 +3,7 @@
 from rest_framework.routers import DefaultRouter
 
 from portal.accounts.api.views import CustomerViewSet, MembershipViewSet, PlanViewSet
+from portal.jobs.api.views import JobViewSet
 from portal.nodes.api.views import CredentialViewSet, NodeGroupViewSet, NodeViewSet
 
 router = DefaultRouter(trailing_slash=True)
@@ -12,3 +13,4 @@ router.register("memberships", MembershipViewSet)
 router.register("nodes", NodeViewSet)
 router.register("node-groups", NodeGroupViewSet)
 router.register("credentials", CredentialViewSet)
+router.register("jobs", JobViewSet)

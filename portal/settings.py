@@ -4,6 +4,7 @@ With nothing set, the portal runs on the embedded default: SQLite and Celery's f
 transport under ``var/``, development secrets generated once into ``var/`` (DEBUG only).
 """
 
+import os
 from pathlib import Path
 
 from portal.config import ConfigError, Env, generated_secret
@@ -57,6 +58,7 @@ INSTALLED_APPS = [
     "portal.core",
     "portal.accounts",
     "portal.nodes",
+    "portal.jobs",
 ]
 
 MIDDLEWARE = [
@@ -102,6 +104,8 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
+    # A file, not memory, so a Celery worker started by the tests can share the test database.
+    _db["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 else:
     _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
     _db["CONN_HEALTH_CHECKS"] = True
@@ -132,6 +136,31 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 BROKER_HEALTH_TIMEOUT = env.float("BROKER_HEALTH_TIMEOUT", 2.0)
+CELERY_BEAT_SCHEDULE = {
+    "jobs-sweep-pending": {"task": "jobs.sweep_pending", "schedule": 5.0},
+    "jobs-reap-lost": {"task": "jobs.reap_lost", "schedule": 10.0},
+}
+
+# --- jobs ---------------------------------------------------------------------------------
+
+PLAYBOOKS_DIR = Path(env.str("PLAYBOOKS_DIR", str(BASE_DIR / "playbooks")))
+ROLES_DIR = Path(env.str("ROLES_DIR", str(BASE_DIR / "roles")))
+JOBS_WORK_DIR = Path(env.str("JOBS_WORK_DIR", str(VAR_DIR / "jobs")))
+JOB_TIMEOUT = env.int("JOB_TIMEOUT", 3600, minimum=1)
+JOB_IDLE_TIMEOUT = env.int("JOB_IDLE_TIMEOUT", 900, minimum=1)
+JOB_HEARTBEAT_SECONDS = env.float("JOB_HEARTBEAT_SECONDS", 5.0)
+JOB_LOST_AFTER = env.int("JOB_LOST_AFTER", 40, minimum=1)
+JOB_SWEEP_PENDING_AFTER = env.int("JOB_SWEEP_PENDING_AFTER", 5, minimum=0)
+JOB_REDISPATCH_AFTER = env.int("JOB_REDISPATCH_AFTER", 900, minimum=1)
+JOB_EVENT_FLUSH_SECONDS = env.float("JOB_EVENT_FLUSH_SECONDS", 0.1)
+JOB_EVENT_BATCH = env.int("JOB_EVENT_BATCH", 1000, minimum=1)
+JOB_FORKS = env.int("JOB_FORKS", 50, minimum=1)
+JOB_CONNECT_TIMEOUT = env.int("JOB_CONNECT_TIMEOUT", 10, minimum=1)
+JOB_POLL_SECONDS = env.float("JOB_POLL_SECONDS", 0.2)
+JOB_STREAM_POLL_SECONDS = env.float("JOB_STREAM_POLL_SECONDS", 0.1)
+JOB_STREAM_MAX_SECONDS = env.int("JOB_STREAM_MAX_SECONDS", 3600, minimum=1)
+JOB_PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
+                     "interval_max": 0.5}
 
 # --- auth, i18n, static -------------------------------------------------------------------
 
@@ -205,5 +234,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "celery": {"level": LOG_LEVEL},
+        # The filesystem transport has no host name and says so on every connection.
+        "kombu.connection": {"level": "ERROR"},
     },
 }

@@ -60,7 +60,8 @@ class NodeAdmin(admin.ModelAdmin):
     autocomplete_fields = ["group", "credential"]
     fieldsets = [
         (None, {"fields": ["name", "address", "purpose", "enabled", "labels"]}),
-        ("SSH", {"fields": ["ssh_port", "ssh_user", "become", "credential"]}),
+        ("Connection", {"fields": ["connection", "ssh_port", "ssh_user", "become",
+                                   "credential"]}),
         ("Routing", {"fields": ["group", "queue"]}),
     ]
 

@@ -11,3 +11,8 @@ class NodePurpose(models.TextChoices):
 class CredentialKind(models.TextChoices):
     SSH_KEY = "ssh_key", "SSH private key"
     PASSWORD = "password", "Password"
+
+
+class Connection(models.TextChoices):
+    SSH = "ssh", "SSH"
+    LOCAL = "local", "Local (on the worker itself)"

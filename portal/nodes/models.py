@@ -6,7 +6,7 @@ from django.db import models
 from portal.core.fields import EncryptedTextField
 from portal.core.models import TimeStampedModel
 from portal.nodes import keys
-from portal.nodes.choices import CredentialKind, NodePurpose
+from portal.nodes.choices import Connection, CredentialKind, NodePurpose
 
 name_validator = RegexValidator(
     r"^[a-z0-9]([a-z0-9._-]{0,62})$",
@@ -80,6 +80,10 @@ class Credential(TimeStampedModel):
 class Node(TimeStampedModel):
     name = models.CharField(max_length=63, unique=True, validators=[name_validator])
     address = models.CharField(max_length=255, help_text="IP address or DNS name for SSH.")
+    connection = models.CharField(
+        max_length=10, choices=Connection.choices, default=Connection.SSH,
+        help_text="'local' runs on the worker machine itself (demo, benchmarks).",
+    )
     ssh_port = models.PositiveIntegerField(
         default=22, validators=[MinValueValidator(1), MaxValueValidator(65535)]
     )
@@ -111,6 +115,8 @@ class Node(TimeStampedModel):
             for k, v in self.labels.items()
         ):
             raise ValidationError({"labels": "Labels must be a mapping of names to plain values."})
+        if self.connection == Connection.SSH and self.credential_id is None:
+            raise ValidationError({"credential": "An SSH node needs a credential to log in with."})
 
     @property
     def routing_queue(self) -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 log = logging.getLogger("tests.hosts")
@@ -35,17 +38,27 @@ class HostsUnavailable(HarnessError):
     """This machine cannot run test hosts at all (not root, no namespaces, no packages)."""
 
 
-def run(args, *, check=True, timeout=300, input=None, env=None, cwd=None):
-    """Run a command, capturing output; on failure raise with its stderr in the message."""
+def run(args, *, check=True, timeout=300, input=None, env=None):
+    """Run a command, capturing output; on failure raise with its stderr in the message.
+
+    The command gets its own process group, killed whole if we are interrupted, so no
+    debootstrap or dpkg keeps running into a run directory being torn down.
+    """
     args = [str(a) for a in args]
-    result = subprocess.run(
-        args, capture_output=True, text=True, timeout=timeout, input=input, env=env, cwd=cwd
-    )
-    if check and result.returncode != 0:
-        raise HarnessError(
-            f"{' '.join(args)} exited {result.returncode}: {result.stderr.strip()[-2000:]}"
-        )
-    return result
+    with subprocess.Popen(args, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                          start_new_session=True) as process:
+        try:
+            stdout, stderr = process.communicate(input, timeout=timeout)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
+    if check and process.returncode != 0:
+        command = " ".join(args)
+        raise HarnessError(f"{command} exited {process.returncode}: {stderr.strip()[-2000:]}")
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
 
 
 def missing_commands():
@@ -69,7 +82,8 @@ def ensure_machine_packages():
         run(["apt-get", "update"], env=env, timeout=600)
         _apt_updated = True
     run(
-        ["apt-get", "install", "-y", "--no-install-recommends", *MACHINE_PACKAGES],
+        ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "--no-install-recommends",
+         *MACHINE_PACKAGES],
         env=env,
         timeout=900,
     )
@@ -118,25 +132,35 @@ def cgroup_dirs(relative):
 def cgroup_pids(directory: Path):
     """All pids in a cgroup directory and its children."""
     pids = set()
-    if not directory.is_dir():
-        return pids
-    for procs in directory.rglob("cgroup.procs"):
-        try:
-            pids.update(int(p) for p in procs.read_text().split())
-        except OSError:
-            continue
+    # os.walk, unlike Path.rglob, shrugs off directories nspawn removes as we walk.
+    for parent, _dirs, files in os.walk(directory):
+        if "cgroup.procs" in files:
+            with contextlib.suppress(OSError):
+                pids.update(int(p) for p in Path(parent, "cgroup.procs").read_text().split())
     return pids
 
 
-def remove_cgroup_tree(directory: Path):
-    if not directory.is_dir():
-        return
-    # cgroup directories are removed with rmdir, deepest first; their files go with them.
-    for child in sorted(
-        (d for d in directory.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True
-    ):
-        child.rmdir()
-    directory.rmdir()
+def remove_cgroup_tree(directory: Path, attempts=20):
+    """rmdir a cgroup and its children, deepest first (their files go with them).
+
+    nspawn trims its own cgroups as it exits, concurrently: vanished ones are fine, busy
+    ones (a process still leaving) are retried.
+    """
+    for _ in range(attempts):
+        if not directory.exists():
+            return
+        try:
+            rmdir_deepest_first(directory)
+        except OSError:
+            time.sleep(0.1)
+    if directory.exists():
+        raise HarnessError(f"cannot remove cgroup {directory}")
+
+
+def rmdir_deepest_first(directory: Path):
+    for parent, _dirs, _files in os.walk(directory, topdown=False):
+        with contextlib.suppress(FileNotFoundError):
+            os.rmdir(parent)
 
 
 def mounts_under(prefix: Path):

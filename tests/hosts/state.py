@@ -32,6 +32,7 @@ from .network import bridge_name, delete_link, subnet_in_use, veth_name
 log = logging.getLogger("tests.hosts")
 
 CGROUP_PARENT = "portal-test-hosts"
+NSPAWN_RUNTIME = Path("/run/systemd/nspawn")
 
 
 def state_root() -> Path:
@@ -121,6 +122,7 @@ def tear_down(state: RunState, children=(), stop_timeout=10.0):
         lambda: end_ssh_masters(state),
         lambda: unmount_and_detach(state),
         lambda: remove_links(state),
+        lambda: remove_nspawn_leftovers(state),
         lambda: remove_cgroups(state),
         lambda: remove_run_files(state),
     )
@@ -236,6 +238,14 @@ def remove_links(state: RunState):
     for host in state.hosts:
         delete_link(veth_name(host["name"]))
     delete_link(state.bridge)
+
+
+def remove_nspawn_leftovers(state: RunState):
+    # On a disk-backed /run nspawn will not delete these itself when a host reboots.
+    for host in state.hosts:
+        leftover = NSPAWN_RUNTIME / "propagate" / host["name"]
+        if leftover.is_dir() and not mounts_under(leftover):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def remove_cgroups(state: RunState):

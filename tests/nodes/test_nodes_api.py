@@ -40,11 +40,20 @@ def test_node_queue_overrides_group_and_default(settings):
     ("labels", ["not", "a", "mapping"]), ("credential", "no-such-key"), ("queue", "a b"),
 ])
 def test_bad_node_input_names_the_field(operator_api, field, value):
-    body = {"name": "ok", "address": "10.0.0.1", "purpose": "lab_server", field: value}
+    body = {"name": "ok", "address": "10.0.0.1", "purpose": "lab_server", "connection": "local",
+            field: value}
     response = operator_api.post("/api/nodes/", body, format="json")
     assert response.status_code == 400, response.json()
     assert response.json()["errors"][0]["field"] == field
     assert not Node.objects.exists()
+
+
+def test_ssh_node_without_credential_is_400(operator_api):
+    response = operator_api.post("/api/nodes/", {"name": "nokey", "address": "10.0.0.9",
+                                                 "purpose": "lab_server"}, format="json")
+    assert response.status_code == 400
+    error = response.json()["errors"][0]
+    assert error["field"] == "credential" and "credential" in error["message"]
 
 
 def test_duplicate_node_name_is_400(operator_api):

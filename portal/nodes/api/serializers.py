@@ -39,8 +39,8 @@ class NodeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Node
-        fields = ["id", "name", "address", "ssh_port", "ssh_user", "become", "purpose",
-                  "enabled", "labels", "group", "queue", "routing_queue", "credential",
+        fields = ["id", "name", "address", "connection", "ssh_port", "ssh_user", "become",
+                  "purpose", "enabled", "labels", "group", "queue", "routing_queue", "credential",
                   "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
 

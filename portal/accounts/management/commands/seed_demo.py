@@ -11,7 +11,7 @@ from portal.accounts import actions as account_actions
 from portal.accounts.choices import PlanTier
 from portal.accounts.models import Customer, Plan
 from portal.config import generated_secret
-from portal.nodes.choices import NodePurpose
+from portal.nodes.choices import Connection, NodePurpose
 from portal.nodes.models import Node, NodeGroup
 
 
@@ -63,7 +63,8 @@ class Command(BaseCommand):
         )
         node, _ = Node.objects.get_or_create(
             name="localhost",
-            defaults={"address": "127.0.0.1", "purpose": NodePurpose.WORKSPACE_HOST,
+            defaults={"address": "127.0.0.1", "connection": Connection.LOCAL,
+                      "purpose": NodePurpose.WORKSPACE_HOST,
                       "group": group, "labels": {"demo": True}},
         )
         return node

@@ -1,0 +1,296 @@
+"""Every state change of a job: launch, dispatch, cancel, relaunch, finish, sweep, reap.
+
+``launch`` is called *inside* the domain action's transaction (transactional outbox): the Job
+row exists if and only if the domain change committed, and dispatch happens on commit. If the
+broker is down the job stays ``pending`` and the sweep dispatches it later.
+"""
+
+import json
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from portal.core.errors import Conflict, PortalError
+from portal.jobs import registry, signing
+from portal.jobs.choices import TERMINAL, JobStatus
+from portal.jobs.models import Job, JobEvent
+from portal.jobs.playbooks import resolve_playbook, select_nodes
+from portal.nodes.choices import Connection
+from portal.nodes.models import Node
+
+logger = logging.getLogger(__name__)
+
+ADHOC = "jobs.adhoc"
+
+
+# --- checks -------------------------------------------------------------------------------
+
+def check_extra_vars(extra_vars) -> dict:
+    if extra_vars is None:
+        return {}
+    if not isinstance(extra_vars, dict):
+        raise PortalError("Extra vars must be a mapping of names to values.", field="extra_vars")
+    bad = [k for k in extra_vars if not isinstance(k, str) or not k.isidentifier()]
+    if bad:
+        raise PortalError(f"Not a variable name: {bad[0]!r}.", field="extra_vars")
+    try:
+        json.dumps(extra_vars)
+    except (TypeError, ValueError):
+        raise PortalError("Extra vars must be JSON values.", field="extra_vars") from None
+    return extra_vars
+
+
+def check_targets(nodes, limit: str) -> list[Node]:
+    if nodes is None:
+        nodes = Node.objects.filter(enabled=True)
+    candidates = list(Node.objects.filter(pk__in=[n.pk for n in nodes]).select_related(
+        "group", "credential"))
+    chosen = select_nodes(candidates, limit)
+    if not chosen:
+        field = "limit" if limit else "nodes"
+        raise PortalError(f"The limit {limit!r} matches no enabled node." if limit
+                          else "No target node.", field=field, code="no_hosts")
+    disabled = [n.name for n in chosen if not n.enabled]
+    if disabled:
+        raise PortalError(f"Node {disabled[0]} is disabled.", field="nodes")
+    keyless = [n.name for n in chosen if n.connection == Connection.SSH and not n.credential_id]
+    if keyless:
+        raise PortalError(f"Node {keyless[0]} has no credential to log in with.",
+                          field="nodes", code="no_credential")
+    return chosen
+
+
+def routing_queue(nodes) -> str:
+    """The nodes' queue when they agree (one site), else the default queue."""
+    queues = {node.routing_queue for node in nodes}
+    return queues.pop() if len(queues) == 1 else settings.CELERY_TASK_DEFAULT_QUEUE
+
+
+def split_secrets(spec: registry.ActionSpec, extra_vars: dict, secret_vars: dict | None):
+    """Sensitive values never land in ``extra_vars``: they are stored encrypted."""
+    secrets = dict(secret_vars or {})
+    public = {}
+    for name, value in extra_vars.items():
+        (secrets if name in spec.sensitive_vars else public)[name] = value
+    return public, secrets
+
+
+# --- launch and dispatch ------------------------------------------------------------------
+
+def launch(*, playbook: str, action: str = ADHOC, nodes=None, limit: str = "",
+           extra_vars=None, secret_vars=None, target=None, customer=None, requested_by=None,
+           check_mode: bool = False, timeout: int | None = None, attempt: int = 1,
+           retry_of: Job | None = None, not_before=None) -> Job:
+    spec = registry.get(action)
+    if spec.playbook and spec.playbook != playbook:
+        raise PortalError(f"Action {action} runs {spec.playbook}, not {playbook}.",
+                          field="playbook")
+    resolve_playbook(playbook)
+    extra_vars, secrets = split_secrets(spec, check_extra_vars(extra_vars), secret_vars)
+    targets = check_targets(nodes, limit)
+    with transaction.atomic():
+        job = Job.objects.create(
+            playbook=playbook, limit=limit, extra_vars=extra_vars,
+            secret_vars=json.dumps(secrets) if secrets else "",
+            sensitive_names=sorted(set(spec.sensitive_vars) | set(secrets)),
+            check_mode=check_mode, action=action, customer=customer,
+            requested_by=requested_by if requested_by and requested_by.pk else None,
+            queue=routing_queue(targets),
+            timeout=timeout or spec.timeout or settings.JOB_TIMEOUT,
+            idle_timeout=settings.JOB_IDLE_TIMEOUT,
+            attempt=attempt, retry_of=retry_of, not_before=not_before,
+            **_target_fields(target),
+        )
+        job.nodes.set(targets)
+        job.signature = signing.sign(job)
+        job.save(update_fields=["signature"])
+        transaction.on_commit(lambda: dispatch(job.pk))
+    logger.info("job launched: %s", playbook, extra={"job_id": job.pk})
+    return job
+
+
+def _target_fields(target) -> dict:
+    if target is None:
+        return {}
+    return {"target_type": ContentType.objects.get_for_model(target), "target_id": str(target.pk)}
+
+
+def dispatch(job_id: int) -> bool:
+    """Publish the job to its queue; on a broker failure it stays pending for the sweep."""
+    from portal.jobs.tasks import run_job
+
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or job.status not in (JobStatus.PENDING, JobStatus.DISPATCHED):
+        return False
+    countdown = None
+    if job.not_before and job.not_before > timezone.now():
+        countdown = (job.not_before - timezone.now()).total_seconds()
+    try:
+        run_job.apply_async(
+            args=[job.pk, job.signature], queue=job.queue, countdown=countdown,
+            retry=True, retry_policy=settings.JOB_PUBLISH_RETRY,
+        )
+    except Exception as exc:  # any broker/transport failure: the sweep retries
+        logger.warning("dispatch failed, job stays pending: %s", exc, extra={"job_id": job_id})
+        return False
+    job.mark_dispatched()
+    return True
+
+
+def sweep_pending(older_than: timedelta | None = None) -> int:
+    """Re-dispatch jobs still pending (broker was down) or dispatched long ago (message lost).
+
+    Duplicates are harmless: a job is claimed at most once.
+    """
+    now = timezone.now()
+    if older_than is None:
+        older_than = timedelta(seconds=settings.JOB_SWEEP_PENDING_AFTER)
+    pending_cutoff = now - older_than
+    dispatched_cutoff = now - timedelta(seconds=settings.JOB_REDISPATCH_AFTER)
+    stuck = Q(status=JobStatus.PENDING, created_at__lt=pending_cutoff) | Q(
+        status=JobStatus.DISPATCHED, dispatched_at__lt=dispatched_cutoff)
+    due = Job.objects.filter(stuck).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+    count = 0
+    for job_id in due.values_list("pk", flat=True)[:500]:
+        count += dispatch(job_id)
+    return count
+
+
+# --- cancel, relaunch ---------------------------------------------------------------------
+
+def cancel(job: Job, by=None) -> Job:
+    job.refresh_from_db()
+    if job.is_terminal:
+        raise Conflict(f"Job {job.pk} already ended ({job.status}); nothing to cancel.",
+                       field="status", code="already_finished")
+    who = f" by {by}" if by else ""
+    if job.cancel_before_start(f"canceled{who} before it started"):
+        finalize(job)
+        return job
+    Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(cancel_requested=True)
+    job.refresh_from_db()
+    return job
+
+
+def failed_hosts(job: Job) -> list[str]:
+    return sorted(
+        host for host, counts in job.host_summary.items()
+        if counts.get("failures") or counts.get("unreachable")
+    )
+
+
+def unreachable_only(job: Job) -> list[str]:
+    """Hosts to retry: unreachable ones, when nothing actually failed."""
+    summary = job.host_summary
+    if any(counts.get("failures") for counts in summary.values()):
+        return []
+    return sorted(host for host, counts in summary.items() if counts.get("unreachable"))
+
+
+def relaunch(job: Job, *, failed_only: bool = False, requested_by=None,
+             not_before=None, retry=False) -> Job:
+    limit = job.limit
+    if failed_only:
+        hosts = failed_hosts(job)
+        if not hosts:
+            raise Conflict("No failed or unreachable hosts to relaunch.", field="hosts")
+        limit = ",".join(hosts)
+    return launch(
+        playbook=job.playbook, action=job.action, nodes=list(job.nodes.all()), limit=limit,
+        extra_vars=job.extra_vars, secret_vars=job.secrets(), target=job.target,
+        customer=job.customer, requested_by=requested_by or job.requested_by,
+        check_mode=job.check_mode, timeout=job.timeout,
+        attempt=job.attempt + 1 if retry else 1, retry_of=job if retry else None,
+        not_before=not_before,
+    )
+
+
+# --- finish: result handlers, retries, reaper ---------------------------------------------
+
+def finalize(job: Job) -> Job | None:
+    """After a terminal status: retry unreachable hosts if the action asks, else hand the
+    result to the owning app. Returns the retry job, if one was launched."""
+    spec = registry.all_actions().get(job.action)
+    retry_job = _maybe_retry(job, spec)
+    if retry_job is None and spec is not None and spec.on_finish is not None:
+        try:
+            spec.on_finish(job)
+        except Exception:
+            logger.exception("result handler of %s failed", job.action, extra={"job_id": job.pk})
+    return retry_job
+
+
+def _maybe_retry(job: Job, spec) -> Job | None:
+    if spec is None or spec.retry is None or job.status != JobStatus.FAILED:
+        return None
+    hosts = unreachable_only(job)
+    if not hosts or job.attempt >= spec.retry.max_attempts:
+        return None
+    delay = spec.retry.delay(job.attempt)
+    logger.info("retrying unreachable hosts %s in %.0fs", hosts, delay, extra={"job_id": job.pk})
+    return relaunch(job, failed_only=True, retry=True,
+                    not_before=timezone.now() + timedelta(seconds=delay))
+
+
+def reap_lost(now=None) -> list[int]:
+    """Running jobs whose worker stopped beating become ``lost``; their owner compensates."""
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.JOB_LOST_AFTER)
+    lost = []
+    for job in Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale_before):
+        if job.mark_lost(stale_before):
+            logger.warning("job lost: %s", job.reason, extra={"job_id": job.pk})
+            finalize(job)
+            lost.append(job.pk)
+    return lost
+
+
+def execute(job_id: int, signature: str, worker: str) -> Job | None:
+    """Worker side: verify, claim, run, record the outcome, hand it to the owner."""
+    from portal.jobs import runner
+
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        logger.error("message for unknown job %s dropped", job_id)
+        return None
+    if not signing.verify(job, signature):
+        refuse(job, "launch signature does not verify: the job was altered or injected")
+        return job
+    if not job.claim(worker):
+        logger.info("job already claimed or ended (%s); duplicate message dropped", job.status,
+                    extra={"job_id": job.pk})
+        return None
+    logger.info("job running on %s", worker, extra={"job_id": job.pk})
+    outcome = runner.run(job)
+    record_outcome(job, outcome)
+    finalize(job)
+    return job
+
+
+def record_outcome(job: Job, outcome) -> None:
+    status, reason = outcome.status, outcome.reason
+    stored = JobEvent.objects.filter(job=job).count()
+    if stored != outcome.last_counter and status != JobStatus.LOST:
+        status = JobStatus.ERROR
+        reason = f"events incomplete: stored {stored} of {outcome.last_counter}"
+    if status == JobStatus.LOST:
+        job.refresh_from_db()  # the reaper already recorded it
+        return
+    job.finish(status, rc=outcome.rc, reason=reason, host_summary=outcome.host_summary,
+               event_count=stored)
+    logger.info("job %s (rc %s)", status, outcome.rc, extra={"job_id": job.pk})
+
+
+def refuse(job: Job, reason: str) -> None:
+    if job.refuse(reason):
+        logger.error("job refused: %s", reason, extra={"job_id": job.pk})
+        finalize(job)
+
+
+__all__ = ["ADHOC", "TERMINAL", "cancel", "dispatch", "execute", "finalize", "launch",
+           "reap_lost", "refuse", "relaunch", "sweep_pending"]

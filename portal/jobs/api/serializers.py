@@ -1,0 +1,57 @@
+from rest_framework import serializers
+
+from portal.jobs.models import Job, JobEvent
+from portal.nodes.models import Node
+
+
+class JobSerializer(serializers.ModelSerializer):
+    nodes = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    target = serializers.SerializerMethodField()
+    duration_seconds = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = ["id", "playbook", "limit", "nodes", "extra_vars", "sensitive_names",
+                  "check_mode", "action", "target", "customer", "requested_by", "queue",
+                  "status", "rc", "reason", "timeout", "idle_timeout", "created_at",
+                  "dispatched_at", "started_at", "finished_at", "duration_seconds",
+                  "host_summary", "worker", "heartbeat_at", "cancel_requested", "event_count",
+                  "attempt", "retry_of"]
+        read_only_fields = fields
+
+    def get_target(self, job) -> dict | None:
+        if not job.target_type_id:
+            return None
+        return {"type": f"{job.target_type.app_label}.{job.target_type.model}",
+                "id": job.target_id}
+
+    def get_duration_seconds(self, job) -> float | None:
+        return job.duration.total_seconds() if job.duration else None
+
+
+class LaunchSerializer(serializers.Serializer):
+    """What an operator may launch directly: any playbook under playbooks/."""
+
+    playbook = serializers.CharField(max_length=200)
+    limit = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+    nodes = serializers.SlugRelatedField(slug_field="name", many=True, required=False,
+                                         queryset=Node.objects.all())
+    extra_vars = serializers.JSONField(required=False, default=dict)
+    check_mode = serializers.BooleanField(required=False, default=False)
+    timeout = serializers.IntegerField(required=False, min_value=1, max_value=86400)
+
+
+class RelaunchSerializer(serializers.Serializer):
+    failed_only = serializers.BooleanField(
+        default=False, help_text="Limit the new run to the hosts that failed or were unreachable."
+    )
+
+
+class JobEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobEvent
+        fields = ["counter", "event", "uuid", "parent_uuid", "host", "task", "play", "role",
+                  "changed", "failed", "stdout", "start_line", "end_line", "created",
+                  "event_data"]
+        read_only_fields = fields

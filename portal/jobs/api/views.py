@@ -1,0 +1,116 @@
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, renderers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from portal.core.tenancy import CustomerScopedQuerysetMixin, IsOperator, is_operator
+from portal.jobs import actions
+from portal.jobs.api import serializers
+from portal.jobs.models import Job
+from portal.jobs.stream import job_stream
+
+
+class EventStreamRenderer(renderers.BaseRenderer):
+    media_type = "text/event-stream"
+    format = "sse"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data
+
+
+class CanCancel(IsOperator):
+    message = "Only operators, admins or an owner of the job's customer may cancel it."
+
+    def has_object_permission(self, request, view, job):
+        if is_operator(request.user):
+            return True
+        return Job.objects.filter(pk=job.pk).changeable_by(request.user).exists()
+
+    def has_permission(self, request, view):
+        return bool(request.user and request.user.is_authenticated)
+
+
+class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
+                 mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    queryset = Job.objects.select_related("requested_by", "target_type").prefetch_related("nodes")
+    serializer_class = serializers.JobSerializer
+    filterset_fields = ["status", "playbook", "action", "customer", "queue"]
+    search_fields = ["playbook", "limit", "reason"]
+    ordering_fields = ["created_at", "finished_at", "status"]
+
+    def get_permissions(self):
+        if self.action in ("create", "relaunch"):
+            return [IsOperator()]
+        if self.action == "cancel":
+            return [CanCancel()]
+        return super().get_permissions()
+
+    def get_serializer_class(self):
+        return {
+            "create": serializers.LaunchSerializer,
+            "relaunch": serializers.RelaunchSerializer,
+            "events": serializers.JobEventSerializer,
+        }.get(self.action, serializers.JobSerializer)
+
+    @extend_schema(request=serializers.LaunchSerializer, responses={201: serializers.JobSerializer})
+    def create(self, request, *args, **kwargs):
+        launch = serializers.LaunchSerializer(data=request.data)
+        launch.is_valid(raise_exception=True)
+        data = launch.validated_data
+        job = actions.launch(
+            playbook=data["playbook"], limit=data["limit"], nodes=data.get("nodes") or None,
+            extra_vars=data["extra_vars"], check_mode=data["check_mode"],
+            timeout=data.get("timeout"), requested_by=request.user,
+        )
+        return Response(serializers.JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=[OpenApiParameter("after", int, description="Events after this "
+                                                "counter only.")])
+    @action(detail=True, methods=["get"])
+    def events(self, request, pk=None):
+        job = self.get_object()
+        queryset = job.events.order_by("counter")
+        after = request.query_params.get("after")
+        if after is not None:
+            if not after.isdigit():
+                return Response(_bad("after", "Must be a non-negative integer."), status=400)
+            queryset = queryset.filter(counter__gt=int(after))
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(serializers.JobEventSerializer(page, many=True).data)
+
+    @extend_schema(request=None, responses={200: serializers.JobSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        job = actions.cancel(self.get_object(), by=request.user)
+        return Response(serializers.JobSerializer(job).data)
+
+    @extend_schema(request=serializers.RelaunchSerializer,
+                   responses={201: serializers.JobSerializer})
+    @action(detail=True, methods=["post"])
+    def relaunch(self, request, pk=None):
+        options = serializers.RelaunchSerializer(data=request.data)
+        options.is_valid(raise_exception=True)
+        job = actions.relaunch(self.get_object(), requested_by=request.user,
+                               failed_only=options.validated_data["failed_only"])
+        return Response(serializers.JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={(200, "text/event-stream"): OpenApiTypes.STR})
+    @action(detail=True, methods=["get"],
+            renderer_classes=[EventStreamRenderer, renderers.JSONRenderer])
+    def stream(self, request, pk=None):
+        job = self.get_object()
+        after = request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
+        after = int(after) if after.isdigit() else 0
+        response = StreamingHttpResponse(job_stream(job.pk, after),
+                                         content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+        return response
+
+
+def _bad(field, message):
+    from portal.core.api.errors import error_body
+
+    return error_body(400, [(field, message, "invalid")])

@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class JobsConfig(AppConfig):
+    name = "portal.jobs"
+    label = "jobs"
+    verbose_name = "Jobs"
+
+    def ready(self):
+        from portal.jobs import registry
+
+        # Operators' ad-hoc runs (manage.py runplaybook, the jobs API): any playbook.
+        registry.register(registry.ActionSpec(
+            name="jobs.adhoc", description="A playbook run by an operator",
+        ))

@@ -1,0 +1,209 @@
+"""The event path: ansible-runner events → buffer → batched writes, no query per event.
+
+The runner's event handler (main thread) only converts and appends. A writer thread flushes
+the buffer every ``JOB_EVENT_FLUSH_SECONDS`` or when it holds ``JOB_EVENT_BATCH`` events, with
+one COPY (PostgreSQL) or one bulk INSERT (others) per batch, beats the job's heartbeat and
+watches for a cancel request or a job taken away (reaped as lost) with one query each.
+"""
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from datetime import datetime
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from portal.jobs.choices import JobStatus
+from portal.jobs.models import Job, JobEvent
+
+logger = logging.getLogger(__name__)
+
+MASK = "********"
+FAILED_EVENTS = frozenset({"runner_on_failed", "runner_on_unreachable", "runner_item_on_failed",
+                           "runner_on_async_failed"})
+COLUMNS = ("job_id", "counter", "event", "uuid", "parent_uuid", "host", "task", "play", "role",
+           "changed", "failed", "stdout", "start_line", "end_line", "created", "event_data")
+
+
+class Masker:
+    """Replaces every secret value in stdout and event data before anything is stored."""
+
+    def __init__(self, secrets: dict):
+        values = {str(v) for v in _leaves(secrets) if v not in (None, "") and len(str(v)) >= 3}
+        # Longest first, so a secret that contains another is masked whole.
+        self.values = sorted(values, key=len, reverse=True)
+        self.encoded = [json.dumps(v)[1:-1] for v in self.values]
+
+    def text(self, value: str) -> str:
+        for secret in self.values:
+            if secret in value:
+                value = value.replace(secret, MASK)
+        return value
+
+    def data(self, value: dict) -> dict:
+        if not self.values:
+            return value
+        raw = json.dumps(value)
+        masked = raw
+        for secret in self.encoded:
+            masked = masked.replace(secret, MASK)
+        return value if masked == raw else json.loads(masked)
+
+
+def _leaves(value):
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _leaves(item)
+    else:
+        yield value
+
+
+def host_summary(stats: dict) -> dict:
+    """playbook_on_stats → {host: {ok, changed, failures, unreachable, skipped, ...}}."""
+    keys = {"ok": "ok", "changed": "changed", "failures": "failures", "dark": "unreachable",
+            "skipped": "skipped", "rescued": "rescued", "ignored": "ignored"}
+    summary: dict[str, dict] = {}
+    for source, target in keys.items():
+        for host, count in (stats.get(source) or {}).items():
+            summary.setdefault(host, dict.fromkeys(keys.values(), 0))[target] = count
+    return summary
+
+
+class EventSink:
+    """Receives runner events for one job and stores them in batches."""
+
+    def __init__(self, job: Job, masker: Masker):
+        self.job_id = job.pk
+        self.masker = masker
+        self.buffer: deque = deque()
+        self.received = 0
+        self.max_counter = 0
+        self.stored = 0
+        self.summary: dict = {}
+        self.cancel = threading.Event()
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"job-{job.pk}-events",
+                                        daemon=True)
+        self._write_error: Exception | None = None
+
+    # --- main thread: called by ansible-runner for every event ------------------------
+
+    def handle(self, event: dict) -> bool:
+        row = self._row(event)
+        self.buffer.append(row)
+        self.received += 1
+        self.max_counter = max(self.max_counter, row[1])
+        if row[2] == "playbook_on_stats":
+            self.summary = host_summary(event.get("event_data") or {})
+        return False  # tell ansible-runner not to write a per-event file
+
+    def _row(self, event: dict) -> tuple:
+        data = event.get("event_data") or {}
+        res = data.get("res") if isinstance(data.get("res"), dict) else {}
+        name = event.get("event", "")
+        failed = name in FAILED_EVENTS or bool(res.get("failed")) or bool(data.get("failures"))
+        return (
+            self.job_id, int(event.get("counter") or 0), name, event.get("uuid") or "",
+            event.get("parent_uuid") or "", str(data.get("host") or "")[:255],
+            str(data.get("task") or "")[:1024], str(data.get("play") or "")[:1024],
+            str(data.get("role") or "")[:1024], bool(res.get("changed")), failed,
+            self.masker.text((event.get("stdout") or "").replace("\r\n", "\n")),
+            int(event.get("start_line") or 0), int(event.get("end_line") or 0),
+            _parse_time(event.get("created")),
+            self.masker.data(data),
+        )
+
+    def should_cancel(self) -> bool:
+        return self.cancel.is_set()
+
+    # --- writer thread ----------------------------------------------------------------
+
+    def start(self):
+        self._thread.start()
+
+    def _run(self):
+        flush_every = settings.JOB_EVENT_FLUSH_SECONDS
+        beat_every = settings.JOB_HEARTBEAT_SECONDS
+        next_beat = time.monotonic() + beat_every
+        try:
+            while not self._stop.wait(flush_every):
+                self.flush()
+                if time.monotonic() >= next_beat:
+                    self._beat()
+                    next_beat = time.monotonic() + beat_every
+        except Exception as exc:  # surfaced to the runner by close()
+            self._write_error = exc
+            logger.exception("event writer failed", extra={"job_id": self.job_id})
+            self.cancel.set()
+        finally:
+            connection.close()
+
+    def _beat(self):
+        close_old_connections()
+        Job.objects.filter(pk=self.job_id, status=JobStatus.RUNNING).update(
+            heartbeat_at=timezone.now()
+        )
+        status, cancel = Job.objects.filter(pk=self.job_id).values_list(
+            "status", "cancel_requested").get()
+        if status != JobStatus.RUNNING:
+            self.lost.set()  # reaped or ended elsewhere: stop spending the machine's time
+            self.cancel.set()
+        elif cancel:
+            self.cancel.set()
+
+    def flush(self, limit: int | None = None) -> int:
+        written = 0
+        batch_size = limit or settings.JOB_EVENT_BATCH
+        while self.buffer:
+            rows = [self.buffer.popleft() for _ in range(min(batch_size, len(self.buffer)))]
+            write_rows(rows)
+            written += len(rows)
+            self.stored += len(rows)
+        return written
+
+    def close(self) -> None:
+        """Stop the writer and store whatever is left; raise if the writer failed."""
+        self._stop.set()
+        self._thread.join()
+        if self._write_error is not None:
+            raise self._write_error
+        self.flush()
+
+
+def _parse_time(value) -> datetime:
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    return timezone.now()
+
+
+def write_rows(rows: list[tuple]) -> None:
+    if connection.vendor == "postgresql":
+        _copy_rows(rows)
+    else:
+        _insert_rows(rows)
+
+
+def _copy_rows(rows):
+    table = JobEvent._meta.db_table
+    statement = f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN"
+    with transaction.atomic(), connection.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row((*row[:-1], json.dumps(row[-1])))
+
+
+def _insert_rows(rows):
+    JobEvent.objects.bulk_create(
+        [JobEvent(**dict(zip(COLUMNS, row, strict=True))) for row in rows],
+        batch_size=500, ignore_conflicts=True,
+    )

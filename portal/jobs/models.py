@@ -1,0 +1,194 @@
+"""Job and JobEvent: the record of every Ansible run.
+
+Status changes are model methods doing a guarded ``UPDATE … WHERE status IN (…)`` so two
+workers (or a worker and the reaper) can never both win a transition.
+"""
+
+import json
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.utils import timezone
+
+from portal.core.fields import EncryptedTextField
+from portal.core.tenancy import CustomerOwnedQuerySet
+from portal.jobs.choices import ACTIVE, TERMINAL, JobStatus
+
+
+class JobQuerySet(CustomerOwnedQuerySet):
+    def visible_to(self, user):
+        # Admins and operators see every job; customers only their own customers' jobs.
+        from portal.core.tenancy import is_operator
+
+        if is_operator(user):
+            return self
+        return super().visible_to(user)
+
+    def active(self):
+        return self.filter(status__in=ACTIVE)
+
+
+class Job(models.Model):
+    customer_path = "customer"
+
+    playbook = models.CharField(max_length=200, help_text="Path under playbooks/.")
+    limit = models.CharField(max_length=1000, blank=True)
+    nodes = models.ManyToManyField("nodes.Node", related_name="jobs", blank=True)
+    extra_vars = models.JSONField(default=dict, blank=True, help_text="Non-secret variables.")
+    secret_vars = EncryptedTextField(blank=True, editable=False)
+    sensitive_names = models.JSONField(default=list, blank=True, editable=False)
+    check_mode = models.BooleanField(default=False)
+
+    action = models.CharField(max_length=100, db_index=True)
+    target_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.SET_NULL)
+    target_id = models.CharField(max_length=64, blank=True)
+    target = GenericForeignKey("target_type", "target_id")
+    customer = models.ForeignKey(
+        "accounts.Customer", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="jobs",
+    )
+
+    queue = models.CharField(max_length=100)
+    status = models.CharField(
+        max_length=20, choices=JobStatus.choices, default=JobStatus.PENDING, db_index=True
+    )
+    rc = models.IntegerField(null=True, blank=True)
+    reason = models.TextField(blank=True, help_text="Why the job ended as it did.")
+    timeout = models.PositiveIntegerField(help_text="Seconds before the run is ended.")
+    idle_timeout = models.PositiveIntegerField(help_text="Seconds without output before ending.")
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    not_before = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    host_summary = models.JSONField(default=dict, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    cancel_requested = models.BooleanField(default=False)
+    event_count = models.PositiveIntegerField(default=0)
+
+    signature = models.CharField(max_length=200, blank=True, editable=False)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    )
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "created_at"]),
+            models.Index(fields=["target_type", "target_id"]),
+        ]
+
+    def __str__(self):
+        return f"job {self.pk} {self.playbook} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    def secrets(self) -> dict:
+        return json.loads(self.secret_vars) if self.secret_vars else {}
+
+    # --- transitions (guarded updates) ------------------------------------------------
+
+    def _transition(self, to: str, allowed_from, **fields) -> bool:
+        updated = Job.objects.filter(pk=self.pk, status__in=list(allowed_from)).update(
+            status=to, **fields
+        )
+        if updated:
+            self.status = to
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return bool(updated)
+
+    def mark_dispatched(self) -> bool:
+        return self._transition(
+            JobStatus.DISPATCHED, [JobStatus.PENDING], dispatched_at=timezone.now()
+        )
+
+    def claim(self, worker: str) -> bool:
+        """Only one worker ever runs a job, however often its message is delivered."""
+        now = timezone.now()
+        return self._transition(
+            JobStatus.RUNNING, [JobStatus.PENDING, JobStatus.DISPATCHED],
+            worker=worker, started_at=now, heartbeat_at=now,
+        )
+
+    def finish(self, status: str, *, rc=None, reason="", host_summary=None,
+               event_count=None) -> bool:
+        assert status in TERMINAL, status
+        fields = {"rc": rc, "reason": reason, "finished_at": timezone.now()}
+        if host_summary is not None:
+            fields["host_summary"] = host_summary
+        if event_count is not None:
+            fields["event_count"] = event_count
+        return self._transition(status, [JobStatus.RUNNING], **fields)
+
+    def cancel_before_start(self, reason: str) -> bool:
+        return self._transition(
+            JobStatus.CANCELED, [JobStatus.PENDING, JobStatus.DISPATCHED],
+            reason=reason, finished_at=timezone.now(), cancel_requested=True,
+        )
+
+    def refuse(self, reason: str) -> bool:
+        return self._transition(
+            JobStatus.REFUSED, list(ACTIVE), reason=reason, finished_at=timezone.now()
+        )
+
+    def mark_lost(self, stale_before) -> bool:
+        """Running, but its worker stopped beating before ``stale_before``."""
+        updated = Job.objects.filter(
+            pk=self.pk, status=JobStatus.RUNNING, heartbeat_at__lt=stale_before
+        ).update(
+            status=JobStatus.LOST, finished_at=timezone.now(),
+            reason=f"worker {self.worker or '?'} stopped reporting (killed or lost)",
+        )
+        if updated:
+            self.refresh_from_db()
+        return bool(updated)
+
+
+class JobEvent(models.Model):
+    """One ansible-runner event, stored in batches by the runner's event sink."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    counter = models.PositiveIntegerField()
+    event = models.CharField(max_length=100)
+    uuid = models.CharField(max_length=64, blank=True)
+    parent_uuid = models.CharField(max_length=64, blank=True)
+    host = models.CharField(max_length=255, blank=True)
+    task = models.CharField(max_length=1024, blank=True)
+    play = models.CharField(max_length=1024, blank=True)
+    role = models.CharField(max_length=1024, blank=True)
+    changed = models.BooleanField(default=False)
+    failed = models.BooleanField(default=False)
+    stdout = models.TextField(blank=True)
+    start_line = models.PositiveIntegerField(default=0)
+    end_line = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField()
+    event_data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["job", "counter"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "counter"], name="unique_job_event_counter"),
+        ]
+
+    def __str__(self):
+        return f"{self.job_id}#{self.counter} {self.event}"

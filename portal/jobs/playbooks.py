@@ -1,0 +1,56 @@
+"""Which playbooks exist and which nodes a limit selects."""
+
+import fnmatch
+import re
+from pathlib import Path
+
+from django.conf import settings
+
+from portal.core.errors import PortalError
+
+PLAYBOOK_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.ya?ml$")
+
+
+def playbooks_dir() -> Path:
+    return Path(settings.PLAYBOOKS_DIR)
+
+
+def available_playbooks() -> list[str]:
+    root = playbooks_dir()
+    return sorted(str(p.relative_to(root)) for p in root.glob("*.y*ml") if p.is_file())
+
+
+def resolve_playbook(name: str) -> Path:
+    """The playbook's path, refusing anything outside playbooks/ (no ``../``)."""
+    if not isinstance(name, str) or not PLAYBOOK_NAME.match(name) or ".." in name.split("/"):
+        raise PortalError(f"{name!r} is not a playbook name (e.g. 'ping.yml').",
+                          field="playbook")
+    root = playbooks_dir().resolve()
+    path = (root / name).resolve()
+    if root not in path.parents or not path.is_file():
+        known = ", ".join(available_playbooks()) or "none"
+        raise PortalError(f"Unknown playbook {name!r} (known: {known}).", field="playbook",
+                          code="unknown_playbook")
+    return path
+
+
+def _terms(limit: str) -> list[str]:
+    return [term.strip() for term in re.split(r"[,:]", limit) if term.strip()]
+
+
+def _matches(node, pattern: str) -> bool:
+    group = node.group.name if node.group_id else ""
+    return fnmatch.fnmatchcase(node.name, pattern) or (
+        bool(group) and fnmatch.fnmatchcase(group, pattern)
+    ) or pattern == "all"
+
+
+def select_nodes(nodes, limit: str) -> list:
+    """Ansible-style limit over node names and group names: ``web*,db-1,!db-2``."""
+    nodes = list(nodes)
+    if not limit:
+        return nodes
+    include = [t for t in _terms(limit) if not t.startswith("!")]
+    exclude = [t[1:] for t in _terms(limit) if t.startswith("!")]
+    chosen = [n for n in nodes if not include or any(_matches(n, p) for p in include)]
+    return [n for n in chosen if not any(_matches(n, p) for p in exclude)]

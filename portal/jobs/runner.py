@@ -1,0 +1,243 @@
+"""Runs one claimed job with ansible-runner. The ONLY module that imports ansible_runner.
+
+One function per concern: prepare a private data dir (0700: inventory, keys 0600, extra vars
+marked ``!unsafe``, ansible.cfg), run with an event sink, collect the outcome, clean up.
+"""
+
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import ansible_runner
+import yaml
+from django.conf import settings
+
+from portal.jobs.choices import JobStatus
+from portal.jobs.events import EventSink, Masker
+from portal.jobs.models import Job
+from portal.jobs.playbooks import resolve_playbook
+from portal.nodes.choices import Connection, CredentialKind
+
+logger = logging.getLogger(__name__)
+
+RUNNER_STATUS = {
+    "successful": JobStatus.SUCCESSFUL,
+    "failed": JobStatus.FAILED,
+    "timeout": JobStatus.TIMEOUT,
+    "canceled": JobStatus.CANCELED,
+}
+
+
+@dataclass
+class Outcome:
+    status: str
+    rc: int | None
+    reason: str
+    host_summary: dict
+    event_count: int
+    last_counter: int
+
+
+# --- !unsafe: user values are data, never templates ----------------------------------------
+
+class Unsafe(str):
+    """Dumped as ``!unsafe '…'`` so Ansible never templates it."""
+
+
+def _unsafe_representer(dumper, value):
+    return dumper.represent_scalar("!unsafe", str(value), style="'")
+
+
+class _ExtraVarsDumper(yaml.SafeDumper):
+    pass
+
+
+_ExtraVarsDumper.add_representer(Unsafe, _unsafe_representer)
+
+
+def mark_unsafe(value):
+    if isinstance(value, str):
+        return Unsafe(value)
+    if isinstance(value, dict):
+        return {k: mark_unsafe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mark_unsafe(v) for v in value]
+    return value
+
+
+def dump_extra_vars(variables: dict) -> str:
+    return yaml.dump(mark_unsafe(variables), Dumper=_ExtraVarsDumper, sort_keys=True,
+                     allow_unicode=True)
+
+
+# --- the private data dir ------------------------------------------------------------------
+
+def _write_private(path: Path, text: str) -> Path:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    return path
+
+
+def host_vars(node, data_dir: Path) -> dict:
+    if node.connection == Connection.LOCAL:
+        return {"ansible_connection": "local",
+                "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+    variables = {"ansible_host": node.address, "ansible_port": node.ssh_port,
+                 "ansible_user": node.login_user, "ansible_become": node.become}
+    credential = node.credential
+    if credential.kind == CredentialKind.SSH_KEY:
+        key = data_dir / "keys" / f"credential-{credential.pk}"
+        if not key.exists():
+            _write_private(key, credential.secret.strip() + "\n")
+        variables["ansible_ssh_private_key_file"] = str(key)
+    else:
+        variables["ansible_password"] = mark_unsafe(credential.secret)
+    return variables
+
+
+def write_inventory(job: Job, data_dir: Path) -> Path:
+    nodes = job.nodes.select_related("credential", "group")
+    hosts = {node.name: host_vars(node, data_dir) for node in nodes}
+    groups: dict[str, dict] = {}
+    for node in nodes:
+        if node.group_id:
+            groups.setdefault(node.group.name, {"hosts": {}})["hosts"][node.name] = {}
+    inventory = {"all": {"hosts": hosts, "children": groups}}
+    text = yaml.dump(inventory, Dumper=_ExtraVarsDumper)
+    return _write_private(data_dir / "inventory" / "hosts.yml", text)
+
+
+def write_ansible_cfg(data_dir: Path) -> Path:
+    ssh_args = (
+        "-o ControlMaster=auto -o ControlPersist=60s -o ServerAliveInterval=15 "
+        f"-o UserKnownHostsFile={data_dir / 'known_hosts'} -o StrictHostKeyChecking=no"
+    )
+    config = f"""[defaults]
+roles_path = {settings.ROLES_DIR}
+host_key_checking = False
+retry_files_enabled = False
+interpreter_python = auto_silent
+forks = {settings.JOB_FORKS}
+timeout = {settings.JOB_CONNECT_TIMEOUT}
+local_tmp = {data_dir / 'tmp'}
+
+[ssh_connection]
+pipelining = True
+control_path_dir = {data_dir / 'cp'}
+ssh_args = {ssh_args}
+"""
+    return _write_private(data_dir / "ansible.cfg", config)
+
+
+def prepare(job: Job) -> Path:
+    base = Path(settings.JOBS_WORK_DIR)
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir = Path(tempfile.mkdtemp(prefix=f"job-{job.pk}-", dir=base))
+    os.chmod(data_dir, 0o700)
+    write_inventory(job, data_dir)
+    write_ansible_cfg(data_dir)
+    variables = {**job.extra_vars, **job.secrets()}
+    if variables:
+        _write_private(data_dir / "env" / "extravars", dump_extra_vars(variables))
+    return data_dir
+
+
+def cleanup(data_dir: Path) -> None:
+    """Close SSH control masters, then remove every file the run had (keys included)."""
+    for socket_path in (data_dir / "cp").glob("*"):
+        subprocess.run(["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "portal"],
+                       capture_output=True, timeout=10, check=False)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+# --- parent-death signal: a SIGKILLed worker takes its ansible-playbook with it ------------
+
+_PR_SET_PDEATHSIG = 1
+_guard_active = False
+
+
+def _set_parent_death_signal():
+    if _guard_active:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+if sys.platform.startswith("linux"):
+    os.register_at_fork(after_in_child=_set_parent_death_signal)
+
+
+# --- run -----------------------------------------------------------------------------------
+
+def run(job: Job) -> Outcome:
+    """Run a claimed job to the end. Never raises for Ansible's own failures."""
+    global _guard_active
+    data_dir = prepare(job)
+    sink = EventSink(job, Masker(job.secrets()))
+    sink.start()
+    _guard_active = True
+    try:
+        result = ansible_runner.run(**_runner_kwargs(job, data_dir, sink))
+        status = RUNNER_STATUS.get(result.status, JobStatus.ERROR)
+        rc = result.rc
+        reason = _reason(status, rc, job)
+    except Exception as exc:
+        logger.exception("runner error", extra={"job_id": job.pk})
+        status, rc, reason = JobStatus.ERROR, None, f"runner error: {type(exc).__name__}: {exc}"
+    finally:
+        _guard_active = False
+        try:
+            sink.close()
+        finally:
+            cleanup(data_dir)
+    if sink.lost.is_set():
+        status, reason = JobStatus.LOST, "job was taken away from this worker (reaped as lost)"
+    return Outcome(status, rc, reason, sink.summary, sink.stored, sink.max_counter)
+
+
+def _runner_kwargs(job: Job, data_dir: Path, sink: EventSink) -> dict:
+    cmdline = ["--check"] if job.check_mode else []
+    envvars = {
+        "ANSIBLE_CONFIG": str(data_dir / "ansible.cfg"),
+        "ANSIBLE_HOME": str(data_dir / "ansible-home"),
+        "ANSIBLE_NOCOLOR": "1",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+    }
+    return {
+        "private_data_dir": str(data_dir),
+        "playbook": str(resolve_playbook(job.playbook)),
+        "inventory": str(data_dir / "inventory" / "hosts.yml"),
+        "limit": job.limit or None,
+        "cmdline": " ".join(cmdline) or None,
+        "envvars": envvars,
+        "settings": {
+            "job_timeout": job.timeout,
+            "idle_timeout": job.idle_timeout,
+            "pexpect_timeout": settings.JOB_POLL_SECONDS,
+            "suppress_ansible_output": True,
+        },
+        "event_handler": sink.handle,
+        "cancel_callback": sink.should_cancel,
+        "quiet": True,
+        "ident": "run",
+        "suppress_env_files": True,
+    }
+
+
+def _reason(status: str, rc, job: Job) -> str:
+    if status == JobStatus.SUCCESSFUL:
+        return ""
+    if status == JobStatus.TIMEOUT:
+        return f"ended after the {job.timeout}s job timeout or {job.idle_timeout}s without output"
+    if status == JobStatus.CANCELED:
+        return "canceled on request"
+    return f"ansible-playbook exited with rc {rc}"

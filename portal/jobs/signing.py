@@ -1,0 +1,41 @@
+"""Launch specs are signed (HMAC with SECRET_KEY); the worker runs only what verifies.
+
+The signature covers everything that decides what runs where: a job injected through the
+broker (no valid signature) or altered in the database (spec no longer matches) is refused.
+"""
+
+import hashlib
+import json
+
+from django.core import signing
+from django.utils.crypto import constant_time_compare
+
+SALT = "portal.jobs.launch.v1"
+
+
+def launch_spec(job) -> dict:
+    return {
+        "id": job.pk,
+        "playbook": job.playbook,
+        "limit": job.limit,
+        "nodes": sorted(job.nodes.values_list("pk", flat=True)),
+        "extra_vars": job.extra_vars,
+        "secret_vars": hashlib.sha256(job.secret_vars.encode()).hexdigest(),
+        "check_mode": job.check_mode,
+        "action": job.action,
+        "target": [job.target_type_id, job.target_id],
+        "timeout": [job.timeout, job.idle_timeout],
+    }
+
+
+def _digest(job) -> str:
+    canonical = json.dumps(launch_spec(job), sort_keys=True, separators=(",", ":"))
+    return signing.Signer(salt=SALT, algorithm="sha256").signature(canonical)
+
+
+def sign(job) -> str:
+    return _digest(job)
+
+
+def verify(job, signature: str) -> bool:
+    return bool(signature) and constant_time_compare(_digest(job), signature)

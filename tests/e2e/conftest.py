@@ -1,0 +1,103 @@
+"""End-to-end tests on real systemd hosts (tests/hosts): fixtures and the `e2e` mark.
+
+Works with or without pytest-django: only `portal_nodes` needs Django (and its `db`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.hosts import HostsUnavailable, boot_hosts, start_traefik, unavailable_reason
+
+E2E_DIR = Path(__file__).parent
+POOL_SIZE = 3
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "e2e: end-to-end test on real systemd test hosts")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if E2E_DIR in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+def hosts_required() -> bool:
+    return os.environ.get("REQUIRE_TEST_HOSTS") == "1"
+
+
+def unavailable(reason: str):
+    """Skip, or fail when REQUIRE_TEST_HOSTS=1 says test hosts must run."""
+    message = f"test hosts unavailable: {reason}"
+    if hosts_required():
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message + " (REQUIRE_TEST_HOSTS=1 makes this a failure)")
+
+
+@pytest.fixture(scope="session")
+def test_hosts():
+    """Three booted hosts for the whole session; the first has /srv/workspaces on btrfs.
+
+    Yields a HostPool: iterate it for Hosts (name, address, ssh_key_path, run(cmd)),
+    plus inventory_path, ansible_cfg and ansible_env().
+    """
+    reason = unavailable_reason()
+    if reason:
+        unavailable(reason)
+    try:
+        with boot_hosts(POOL_SIZE, volumes=1) as pool:
+            yield pool
+    except HostsUnavailable as error:
+        unavailable(str(error))
+
+
+@pytest.fixture
+def volume_host(test_hosts):
+    """The pool's host with a btrfs volume (quotas on) at /srv/workspaces."""
+    return test_hosts.volume_hosts[0]
+
+
+@pytest.fixture
+def traefik():
+    """Start real Traefik: traefik(provider_url, entry_port=None, api_port=None)."""
+    started = []
+
+    def start(provider_url, entry_port=None, api_port=None, poll_interval="1s"):
+        instance = start_traefik(provider_url, entry_port, api_port, poll_interval)
+        started.append(instance)
+        return instance
+
+    yield start
+    for instance in started:
+        instance.stop()
+
+
+@pytest.fixture
+def portal_nodes(test_hosts, db):
+    """The pool's hosts as portal Nodes (root over SSH with the run's key)."""
+    from portal.nodes.models import Credential, Node
+
+    credential = Credential.objects.create(
+        name=f"test-hosts-{test_hosts.run_id}",
+        kind="ssh_key",
+        username="root",
+        secret=Path(test_hosts.ssh_key_path).read_text(),
+    )
+    return [
+        Node.objects.create(
+            name=host.name,
+            address=host.address,
+            ssh_port=host.ssh_port,
+            ssh_user="root",
+            become=False,
+            purpose="workspace_host" if host.has_volume else "fleet_host",
+            enabled=True,
+            labels={"test_host": True, "btrfs_volume": host.has_volume},
+            credential=credential,
+        )
+        for host in test_hosts
+    ]

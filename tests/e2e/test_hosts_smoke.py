@@ -1,0 +1,188 @@
+"""The test hosts behave like real machines: Ansible over SSH, systemd units, reboots, quotas."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+PLAYBOOK = Path(__file__).parent / "playbooks" / "smoke.yml"
+ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+SMOKE_PORT = 8080
+# Straight to the hosts' bridge even when the environment sets an HTTP proxy.
+direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def run_playbook(pool, playbook, *args) -> subprocess.CompletedProcess:
+    """Run a playbook against the pool with the run's ansible.cfg (the one swap point for
+    running it through the portal's Job engine later)."""
+    return subprocess.run(
+        [ANSIBLE_PLAYBOOK, "-i", pool.inventory_path, playbook, *args],
+        env=pool.ansible_env(ANSIBLE_FORCE_COLOR="0"),
+        capture_output=True, text=True, timeout=600,
+    )
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """PLAY RECAP lines as {host: {"ok": n, "changed": n, ...}}."""
+    counts = {}
+    for host, fields in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.MULTILINE):
+        counts[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", fields)}
+    return counts
+
+
+def fetch(address, port=SMOKE_PORT, timeout=2.0) -> str:
+    with direct.open(f"http://{address}:{port}/", timeout=timeout) as response:
+        return response.read().decode()
+
+
+def wait_for_page(address, timeout=60.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return fetch(address)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def assert_succeeded(result):
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_hosts_boot_with_systemd(test_hosts):
+    assert len(test_hosts) == 3
+    for host in test_hosts:
+        state = host.run("systemctl is-system-running").stdout.strip()
+        assert state in ("running", "degraded"), f"{host.name}: {state}"
+        assert host.run("hostname").stdout.strip() == host.name
+        assert host.run("sudo -n true", user="deploy").returncode == 0
+
+
+def test_playbook_serves_each_host_name_and_is_idempotent(test_hosts):
+    first = run_playbook(test_hosts, PLAYBOOK)
+    assert_succeeded(first)
+    for host in test_hosts:
+        assert wait_for_page(host.address).strip() == host.name
+
+    second = run_playbook(test_hosts, PLAYBOOK)
+    assert_succeeded(second)
+    counts = recap(second.stdout)
+    assert set(counts) == {h.name for h in test_hosts}, second.stdout
+    assert {h: c["changed"] for h, c in counts.items()} == {h.name: 0 for h in test_hosts}
+
+
+def test_reboot_brings_the_unit_back(test_hosts):
+    host = test_hosts[-1]
+    assert_succeeded(run_playbook(test_hosts, PLAYBOOK, "--limit", host.name))
+    boot_before = host.run("cat /proc/sys/kernel/random/boot_id").stdout
+
+    assert_succeeded(run_playbook(test_hosts, PLAYBOOK, "--limit", host.name, "--tags", "reboot"))
+
+    assert host.run("cat /proc/sys/kernel/random/boot_id").stdout != boot_before
+    assert host.run("systemctl is-active smoke-http").stdout.strip() == "active"
+    assert wait_for_page(host.address).strip() == host.name
+
+
+def test_btrfs_quota_stops_a_write_at_the_limit(volume_host):
+    subvolume = "/srv/workspaces/quota-smoke"
+    setup = volume_host.run(
+        f"btrfs subvolume create {subvolume} && btrfs qgroup limit 20M {subvolume}"
+    )
+    assert setup.returncode == 0, setup.stderr
+
+    write = volume_host.run(f"dd if=/dev/zero of={subvolume}/big bs=1M count=40 conv=fsync")
+    assert write.returncode != 0
+    assert "quota exceeded" in write.stderr.lower()
+
+    volume_host.run("sync")
+    assert referenced_bytes(volume_host, subvolume) <= 21 * 1024 * 1024
+    volume_host.run(f"btrfs subvolume delete {subvolume}")
+
+
+def referenced_bytes(host, subvolume) -> int:
+    subvolume_id = re.search(
+        r"Subvolume ID:\s+(\d+)", host.run(f"btrfs subvolume show {subvolume}").stdout
+    ).group(1)
+    listing = host.run("btrfs qgroup show --raw /srv/workspaces").stdout
+    row = re.search(rf"^0/{subvolume_id}\s+(\d+)", listing, re.MULTILINE)
+    assert row, listing
+    return int(row.group(1))
+
+
+@contextmanager
+def provider_serving(config: dict):
+    """A loopback endpoint for Traefik's HTTP provider, serving one dynamic config."""
+    body = json.dumps(config).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/traefik"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def routes_to(address, port):
+    return {"http": {
+        "routers": {"smoke": {"rule": "Host(`smoke.test`)", "service": "smoke",
+                              "entryPoints": ["web"]}},
+        "services": {"smoke": {"loadBalancer": {"servers": [{"url": f"http://{address}:{port}"}]}}},
+    }}
+
+
+def test_traefik_routes_to_a_host_through_its_http_provider(test_hosts, traefik):
+    host = test_hosts[1]
+    host.run("systemctl stop traefik-backend; systemctl reset-failed traefik-backend")
+    started = host.run("systemd-run --unit=traefik-backend"
+                       " python3 -m http.server 8081 --directory /etc")
+    assert started.returncode == 0, started.stderr
+
+    with provider_serving(routes_to(host.address, 8081)) as provider_url:
+        proxy = traefik(provider_url)
+        wait_until(lambda: "smoke@http" in {r["name"] for r in proxy.api("/http/routers")})
+        page = wait_until(lambda: fetch_via(proxy.entry_url + "/hostname", "smoke.test"))
+
+    assert page.strip() == host.name
+    host.run("systemctl stop traefik-backend")
+
+
+def fetch_via(url, host_header) -> str:
+    request = urllib.request.Request(url, headers={"Host": host_header})  # noqa: S310 - http only
+    with direct.open(request, timeout=2) as response:
+        return response.read().decode()
+
+
+def wait_until(probe, timeout=20.0):
+    """probe() once it returns something truthy without raising OSError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = probe()
+            if result:
+                return result
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {timeout} s: {probe}")
+        time.sleep(0.2)

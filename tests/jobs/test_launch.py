@@ -1,0 +1,129 @@
+"""Launch: the Job row exists iff the transaction committed; dispatch happens on commit."""
+
+from unittest import mock
+
+import pytest
+from django.db import transaction
+
+from portal.core.errors import PortalError
+from portal.jobs import actions, signing
+from portal.jobs.choices import JobStatus
+from portal.jobs.models import Job
+from portal.nodes.models import NodeGroup
+from tests.factories import NodeFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_launch_records_the_job_and_dispatches_on_commit(local_node,
+                                                         django_capture_on_commit_callbacks):
+    with mock.patch("portal.jobs.tasks.run_job.apply_async") as publish, \
+            django_capture_on_commit_callbacks(execute=True) as callbacks:
+        job = actions.launch(playbook="echo.yml", nodes=[local_node],
+                             extra_vars={"message": "hi"})
+        assert publish.call_count == 0  # nothing is published before the commit
+    assert len(callbacks) == 1
+    publish.assert_called_once()
+    assert publish.call_args.kwargs["args"] == [job.pk, job.signature]
+    assert publish.call_args.kwargs["queue"] == "default"
+    job.refresh_from_db()
+    assert job.status == JobStatus.DISPATCHED and list(job.nodes.all()) == [local_node]
+    assert signing.verify(job, job.signature)
+
+
+def test_rolled_back_domain_change_leaves_no_job(local_node):
+    with mock.patch("portal.jobs.tasks.run_job.apply_async") as publish:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            actions.launch(playbook="echo.yml", nodes=[local_node])
+            raise RuntimeError("the domain change failed")
+    assert not Job.objects.exists()
+    publish.assert_not_called()
+
+
+def test_broker_down_leaves_job_pending_for_the_sweep(local_node,
+                                                      django_capture_on_commit_callbacks):
+    with mock.patch("portal.jobs.tasks.run_job.apply_async",
+                    side_effect=ConnectionRefusedError("broker down")), \
+            django_capture_on_commit_callbacks(execute=True):
+        job = actions.launch(playbook="echo.yml", nodes=[local_node])
+    job.refresh_from_db()
+    assert job.status == JobStatus.PENDING
+    with mock.patch("portal.jobs.tasks.run_job.apply_async") as publish:
+        from datetime import timedelta
+
+        assert actions.sweep_pending(older_than=timedelta(0)) == 1
+    publish.assert_called_once()
+    job.refresh_from_db()
+    assert job.status == JobStatus.DISPATCHED
+
+
+def test_queue_comes_from_the_nodes():
+    group = NodeGroup.objects.create(name="site-b", queue="site-b")
+    nodes = [NodeFactory(group=group), NodeFactory(group=group)]
+    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+        job = actions.launch(playbook="echo.yml", nodes=nodes)
+    assert job.queue == "site-b"
+    assert actions.routing_queue([nodes[0], NodeFactory(queue="other")]) == "default"
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"playbook": "nope.yml"}, "playbook"),
+    ({"playbook": "../../etc/passwd.yml"}, "playbook"),
+    ({"playbook": "echo.yml", "limit": "no-such-node"}, "limit"),
+    ({"playbook": "echo.yml", "extra_vars": ["a", "list"]}, "extra_vars"),
+    ({"playbook": "echo.yml", "extra_vars": {"bad name": 1}}, "extra_vars"),
+])
+def test_bad_input_is_refused_and_leaves_no_row(local_node, kwargs, field):
+    with pytest.raises(PortalError) as error:
+        actions.launch(nodes=[local_node], **kwargs)
+    assert error.value.field == field
+    assert not Job.objects.exists()
+
+
+def test_node_without_credential_is_refused():
+    node = NodeFactory(credential=None)
+    with pytest.raises(PortalError, match="no credential"):
+        actions.launch(playbook="echo.yml", nodes=[node])
+    assert not Job.objects.exists()
+
+
+def test_sensitive_vars_are_stored_encrypted_not_in_extra_vars(local_node):
+    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+        job = actions.launch(playbook="secret.yml", action="tests.recorded", nodes=[local_node],
+                             extra_vars={"api_password": "pa55-word-xyz", "out_file": "/x"})
+    assert job.extra_vars == {"out_file": "/x"}
+    assert job.secrets() == {"api_password": "pa55-word-xyz"}
+    assert job.sensitive_names == ["api_password"]
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT secret_vars, extra_vars FROM jobs_job WHERE id=%s", [job.pk])
+        assert "pa55-word-xyz" not in str(cursor.fetchone())
+
+
+def test_altered_job_is_refused_and_recorded(local_node):
+    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+        job = actions.launch(playbook="echo.yml", nodes=[local_node])
+    Job.objects.filter(pk=job.pk).update(playbook="fail.yml")  # tampering in the database
+    actions.execute(job.pk, job.signature, worker="w")
+    job.refresh_from_db()
+    assert job.status == JobStatus.REFUSED and "signature" in job.reason
+
+
+def test_injected_message_is_refused(local_node):
+    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+        job = actions.launch(playbook="echo.yml", nodes=[local_node])
+    actions.execute(job.pk, "forged-signature", worker="w")
+    job.refresh_from_db()
+    assert job.status == JobStatus.REFUSED
+
+
+def test_cancel_pending_and_409_on_finished(local_node):
+    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+        job = actions.launch(playbook="echo.yml", nodes=[local_node])
+    actions.cancel(job)
+    assert job.status == JobStatus.CANCELED
+    from portal.core.errors import Conflict
+
+    with pytest.raises(Conflict, match="already ended"):
+        actions.cancel(job)
