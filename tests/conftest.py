@@ -1,16 +1,21 @@
 import pytest
-from rest_framework.test import APIClient
-
-from tests.factories import AdminFactory, MembershipFactory, UserFactory
 
 
-@pytest.fixture
-def api():
+def _client():
+    from rest_framework.test import APIClient  # needs Django settings: import lazily
+
     return APIClient()
 
 
 @pytest.fixture
+def api():
+    return _client()
+
+
+@pytest.fixture
 def admin_user(db):
+    from tests.factories import AdminFactory
+
     return AdminFactory(username="root-admin")
 
 
@@ -23,6 +28,8 @@ def admin_api(api, admin_user):
 @pytest.fixture
 def owner(db):
     """A customer owner: (user, customer)."""
+    from tests.factories import MembershipFactory
+
     membership = MembershipFactory()
     return membership.user, membership.customer
 
@@ -30,8 +37,10 @@ def owner(db):
 @pytest.fixture
 def user_api(db):
     """An API client authenticated as a fresh user with no memberships."""
+    from tests.factories import UserFactory
+
     def make(user=None):
-        client = APIClient()
+        client = _client()
         client.force_authenticate(user or UserFactory())
         return client
     return make

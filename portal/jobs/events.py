@@ -84,6 +84,7 @@ class EventSink:
         self.masker = masker
         self.buffer: deque = deque()
         self.received = 0
+        self.last_event_at = time.monotonic()
         self.max_counter = 0
         self.stored = 0
         self.summary: dict = {}
@@ -100,6 +101,7 @@ class EventSink:
         row = self._row(event)
         self.buffer.append(row)
         self.received += 1
+        self.last_event_at = time.monotonic()
         self.max_counter = max(self.max_counter, row[1])
         if row[2] == "playbook_on_stats":
             self.summary = host_summary(event.get("event_data") or {})
@@ -120,9 +122,6 @@ class EventSink:
             _parse_time(event.get("created")),
             self.masker.data(data),
         )
-
-    def should_cancel(self) -> bool:
-        return self.cancel.is_set()
 
     # --- writer thread ----------------------------------------------------------------
 

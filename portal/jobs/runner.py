@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import ansible_runner
 import yaml
 from django.conf import settings
 
+from portal.jobs import processes
 from portal.jobs.choices import JobStatus
 from portal.jobs.events import EventSink, Masker
 from portal.jobs.models import Job
@@ -139,6 +141,44 @@ ssh_args = {ssh_args}
     return _write_private(data_dir / "ansible.cfg", config)
 
 
+def runner_settings(job: Job) -> dict:
+    # Timeouts are enforced by the Watchdog (it kills the whole tree), not ansible-runner.
+    return {"pexpect_timeout": settings.JOB_POLL_SECONDS, "suppress_ansible_output": True}
+
+
+class Watchdog:
+    """ansible-runner's cancel callback: ends the run on cancel, job timeout or idle timeout,
+    killing every process of the run (see portal.jobs.processes)."""
+
+    def __init__(self, job: Job, sink: EventSink, data_dir: Path):
+        self.job, self.sink, self.marker = job, sink, str(data_dir)
+        self.started = time.monotonic()
+        self.ended_by: str | None = None
+
+    def __call__(self) -> bool:
+        if self.ended_by is None:
+            self.ended_by = self._reason_to_end()
+            if self.ended_by is not None:
+                self._kill()
+        return self.ended_by is not None
+
+    def _reason_to_end(self) -> str | None:
+        now = time.monotonic()
+        if self.sink.cancel.is_set():
+            return JobStatus.LOST if self.sink.lost.is_set() else JobStatus.CANCELED
+        if now - self.started > self.job.timeout:
+            return JobStatus.TIMEOUT
+        if now - max(self.started, self.sink.last_event_at) > self.job.idle_timeout:
+            return JobStatus.TIMEOUT
+        return None
+
+    def _kill(self) -> None:
+        for pid in processes.children_running(os.getpid(), self.marker):
+            count = processes.kill_tree(pid)
+            logger.info("ended run (%s): killed %d processes", self.ended_by, count,
+                        extra={"job_id": self.job.pk})
+
+
 def prepare(job: Job) -> Path:
     base = Path(settings.JOBS_WORK_DIR)
     base.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -146,6 +186,8 @@ def prepare(job: Job) -> Path:
     os.chmod(data_dir, 0o700)
     write_inventory(job, data_dir)
     write_ansible_cfg(data_dir)
+    # ansible-runner drops a `settings` argument when env/settings is absent: write the file.
+    _write_private(data_dir / "env" / "settings", yaml.safe_dump(runner_settings(job)))
     variables = {**job.extra_vars, **job.secrets()}
     if variables:
         _write_private(data_dir / "env" / "extravars", dump_extra_vars(variables))
@@ -183,11 +225,12 @@ def run(job: Job) -> Outcome:
     global _guard_active
     data_dir = prepare(job)
     sink = EventSink(job, Masker(job.secrets()))
+    watchdog = Watchdog(job, sink, data_dir)
     sink.start()
     _guard_active = True
     try:
-        result = ansible_runner.run(**_runner_kwargs(job, data_dir, sink))
-        status = RUNNER_STATUS.get(result.status, JobStatus.ERROR)
+        result = ansible_runner.run(**_runner_kwargs(job, data_dir, sink, watchdog))
+        status = watchdog.ended_by or RUNNER_STATUS.get(result.status, JobStatus.ERROR)
         rc = result.rc
         reason = _reason(status, rc, job)
     except Exception as exc:
@@ -204,7 +247,7 @@ def run(job: Job) -> Outcome:
     return Outcome(status, rc, reason, sink.summary, sink.stored, sink.max_counter)
 
 
-def _runner_kwargs(job: Job, data_dir: Path, sink: EventSink) -> dict:
+def _runner_kwargs(job: Job, data_dir: Path, sink: EventSink, watchdog: Watchdog) -> dict:
     cmdline = ["--check"] if job.check_mode else []
     envvars = {
         "ANSIBLE_CONFIG": str(data_dir / "ansible.cfg"),
@@ -219,14 +262,8 @@ def _runner_kwargs(job: Job, data_dir: Path, sink: EventSink) -> dict:
         "limit": job.limit or None,
         "cmdline": " ".join(cmdline) or None,
         "envvars": envvars,
-        "settings": {
-            "job_timeout": job.timeout,
-            "idle_timeout": job.idle_timeout,
-            "pexpect_timeout": settings.JOB_POLL_SECONDS,
-            "suppress_ansible_output": True,
-        },
         "event_handler": sink.handle,
-        "cancel_callback": sink.should_cancel,
+        "cancel_callback": watchdog,
         "quiet": True,
         "ident": "run",
         "suppress_env_files": True,

@@ -26,7 +26,9 @@ def run_playbook(pool, playbook, *args) -> subprocess.CompletedProcess:
     return subprocess.run(
         [ANSIBLE_PLAYBOOK, "-i", pool.inventory_path, playbook, *args],
         env=pool.ansible_env(ANSIBLE_FORCE_COLOR="0"),
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -144,18 +146,24 @@ def provider_serving(config: dict):
 
 
 def routes_to(address, port):
-    return {"http": {
-        "routers": {"smoke": {"rule": "Host(`smoke.test`)", "service": "smoke",
-                              "entryPoints": ["web"]}},
-        "services": {"smoke": {"loadBalancer": {"servers": [{"url": f"http://{address}:{port}"}]}}},
-    }}
+    return {
+        "http": {
+            "routers": {
+                "smoke": {"rule": "Host(`smoke.test`)", "service": "smoke", "entryPoints": ["web"]}
+            },
+            "services": {
+                "smoke": {"loadBalancer": {"servers": [{"url": f"http://{address}:{port}"}]}}
+            },
+        }
+    }
 
 
 def test_traefik_routes_to_a_host_through_its_http_provider(test_hosts, traefik):
     host = test_hosts[1]
     host.run("systemctl stop traefik-backend; systemctl reset-failed traefik-backend")
-    started = host.run("systemd-run --unit=traefik-backend"
-                       " python3 -m http.server 8081 --directory /etc")
+    started = host.run(
+        "systemd-run --unit=traefik-backend python3 -m http.server 8081 --directory /etc"
+    )
     assert started.returncode == 0, started.stderr
 
     with provider_serving(routes_to(host.address, 8081)) as provider_url:

@@ -16,8 +16,9 @@ from .state import all_runs, tear_down
 
 def main(argv=None):
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr
+    )
     try:
         return args.command(args)
     except HarnessError as error:
@@ -32,14 +33,19 @@ def parse_args(argv):
     commands = parser.add_subparsers(required=True)
     up_parser = commands.add_parser("up", help="boot hosts and leave them running")
     up_parser.add_argument("count", type=int, nargs="?", default=3)
-    up_parser.add_argument("--volumes", type=int, default=1,
-                           help="how many hosts (the first ones) get a btrfs /srv/workspaces")
+    up_parser.add_argument(
+        "--volumes",
+        type=int,
+        default=1,
+        help="how many hosts (the first ones) get a btrfs /srv/workspaces",
+    )
     up_parser.add_argument("--inventory", help="also write the inventory to this path")
     up_parser.set_defaults(command=up)
     down_parser = commands.add_parser("down", help="tear down runs left up by `up`")
     down_parser.add_argument("run_ids", nargs="*", help="only these runs (see status)")
-    down_parser.add_argument("--all", action="store_true",
-                             help="also runs owned by a live process (e.g. a hung pytest)")
+    down_parser.add_argument(
+        "--all", action="store_true", help="also runs owned by a live process (e.g. a hung pytest)"
+    )
     down_parser.set_defaults(command=down)
     commands.add_parser("status", help="list runs and their hosts").set_defaults(command=status)
     return parser.parse_args(argv)
@@ -99,8 +105,13 @@ def status(_args):
 
 
 def host_line(entry, state):
-    host = Host(entry["name"], entry["address"], state.run_dir / "ssh/id_ed25519",
-                state.run_dir / "hosts" / entry["name"], entry["has_volume"])
+    host = Host(
+        entry["name"],
+        entry["address"],
+        state.run_dir / "ssh/id_ed25519",
+        state.run_dir / "hosts" / entry["name"],
+        entry["has_volume"],
+    )
     ssh = "ssh answers" if host.port_open(22, timeout=0.3) else "ssh down"
     volume = " +btrfs /srv/workspaces" if host.has_volume else ""
     return f"{host.name} {host.address} {ssh}{volume}"

@@ -82,8 +82,9 @@ def debian_mirror():
             return match.group(1)
     legacy = Path("/etc/apt/sources.list")
     if legacy.exists():
-        match = re.search(r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+" + SUITE + r"\s", legacy.read_text(),
-                          re.MULTILINE)
+        match = re.search(
+            r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+" + SUITE + r"\s", legacy.read_text(), re.MULTILINE
+        )
         if match:
             return match.group(1)
     return DEFAULT_MIRROR
@@ -111,8 +112,14 @@ def build_rootfs(target: Path, packages):
     mirror = debian_mirror()
     log.info("building the %s base from %s (once; cached afterwards)", SUITE, mirror)
     run(
-        ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
-         SUITE, target, mirror],
+        [
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(packages)}",
+            SUITE,
+            target,
+            mirror,
+        ],
         timeout=900,
     )
     run(["chroot", target, "/bin/sh", "-c", CONFIGURE_BASE_SH], timeout=300)
@@ -121,9 +128,17 @@ def build_rootfs(target: Path, packages):
 def write_tarball(source: Path, tarball: Path):
     partial = tarball.with_suffix(f".partial-{os.getpid()}")
     try:
-        run(["sh", "-c",
-             f'tar {shlex.join(TAR_FLAGS)} -C "$1" -cf - . | zstd -q -T0 -6 -o "$2"',
-             "sh", source, partial], timeout=600)
+        run(
+            [
+                "sh",
+                "-c",
+                f'tar {shlex.join(TAR_FLAGS)} -C "$1" -cf - . | zstd -q -T0 -6 -o "$2"',
+                "sh",
+                source,
+                partial,
+            ],
+            timeout=600,
+        )
         partial.rename(tarball)
     finally:
         partial.unlink(missing_ok=True)
@@ -132,9 +147,18 @@ def write_tarball(source: Path, tarball: Path):
 
 def extract_tarball(tarball: Path, target: Path):
     target.mkdir(parents=True, exist_ok=True)
-    result = run(["sh", "-c",
-                  f'zstd -q -dc -T0 "$1" | tar {shlex.join(TAR_FLAGS)} -xpf - -C "$2"',
-                  "sh", tarball, target], check=False, timeout=600)
+    result = run(
+        [
+            "sh",
+            "-c",
+            f'zstd -q -dc -T0 "$1" | tar {shlex.join(TAR_FLAGS)} -xpf - -C "$2"',
+            "sh",
+            tarball,
+            target,
+        ],
+        check=False,
+        timeout=600,
+    )
     if result.returncode != 0:
         # A damaged cache file must not poison every later run.
         tarball.unlink(missing_ok=True)

@@ -20,12 +20,18 @@ SUPERVISE_SH = Path(__file__).with_name("supervise.sh")
 VOLUME_MOUNT_POINT = "/srv/workspaces"
 VOLUME_SIZE = "512M"
 SSH_OPTIONS = (
-    "-o", "UserKnownHostsFile=/dev/null",
-    "-o", "StrictHostKeyChecking=no",
-    "-o", "LogLevel=ERROR",
-    "-o", "BatchMode=yes",
-    "-o", "IdentitiesOnly=yes",
-    "-o", "ConnectTimeout=5",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "ConnectTimeout=5",
 )
 
 
@@ -62,13 +68,27 @@ class Host:
     def ssh_command(self, command, user="root"):
         if not isinstance(command, str):
             command = shlex.join(str(part) for part in command)
-        return ["ssh", *SSH_OPTIONS, "-i", str(self.ssh_key_path), "-p", str(self.ssh_port),
-                f"{user}@{self.address}", command]
+        return [
+            "ssh",
+            *SSH_OPTIONS,
+            "-i",
+            str(self.ssh_key_path),
+            "-p",
+            str(self.ssh_port),
+            f"{user}@{self.address}",
+            command,
+        ]
 
     def run(self, command, *, user="root", check=False, timeout=120, input=None):
         """Run a shell command (string) or argv (list) on the host over SSH."""
-        return subprocess.run(self.ssh_command(command, user), capture_output=True, text=True,
-                              check=check, timeout=timeout, input=input)
+        return subprocess.run(
+            self.ssh_command(command, user),
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=timeout,
+            input=input,
+        )
 
     def port_open(self, port, timeout=1.0) -> bool:
         try:
@@ -82,8 +102,17 @@ def mount_overlay(host: Host, base: Path):
     upper, work = host.host_dir / "upper", host.host_dir / "work"
     for directory in (upper, work, host.root):
         directory.mkdir(parents=True, exist_ok=True)
-    run(["mount", "-t", "overlay", "overlay", "-o",
-         f"lowerdir={base},upperdir={upper},workdir={work}", host.root])
+    run(
+        [
+            "mount",
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            f"lowerdir={base},upperdir={upper},workdir={work}",
+            host.root,
+        ]
+    )
 
 
 def write_identity(host: Host, all_hosts, public_key: str):
@@ -151,11 +180,17 @@ def create_volume(host: Host):
 
 def nspawn_command(host: Host, bridge: str):
     command = [
-        "systemd-nspawn", "--quiet", "--boot",
-        f"--directory={host.root}", f"--machine={host.name}",
+        "systemd-nspawn",
+        "--quiet",
+        "--boot",
+        f"--directory={host.root}",
+        f"--machine={host.name}",
         # No systemd on the machine to register with; stay in the cgroup we were given.
-        "--register=no", "--keep-unit",
-        f"--network-bridge={bridge}", "--console=passive", "--link-journal=no",
+        "--register=no",
+        "--keep-unit",
+        f"--network-bridge={bridge}",
+        "--console=passive",
+        "--link-journal=no",
     ]
     if host.has_volume:
         command.append(f"--bind={host.volume_dir}:{VOLUME_MOUNT_POINT}")
@@ -169,10 +204,15 @@ def launch(host: Host, bridge: str, cgroups) -> subprocess.Popen:
     with open(host.console_log, "ab") as console:
         process = subprocess.Popen(
             ["bash", SUPERVISE_SH, *nspawn_command(host, bridge)],
-            env={"PATH": "/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin",
-                 "SUPERVISE_CGROUPS": " ".join(str(d) for d in cgroups)},
-            stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True,
+            env={
+                "PATH": "/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin",
+                "SUPERVISE_CGROUPS": " ".join(str(d) for d in cgroups),
+            },
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
         )
     wait_until_in_cgroup(process, cgroups[0])
     return process
@@ -194,12 +234,14 @@ def wait_ready(host: Host, process: subprocess.Popen, cancelled, timeout=90.0):
         if cancelled.is_set():
             raise HarnessError(f"{host.name}: boot cancelled")
         if process.poll() is not None:
-            raise HarnessError(f"{host.name}: nspawn exited {process.returncode}\n"
-                               + console_tail(host))
+            raise HarnessError(
+                f"{host.name}: nspawn exited {process.returncode}\n" + console_tail(host)
+            )
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise HarnessError(f"{host.name}: not ready after {timeout:.0f} s\n"
-                               + console_tail(host))
+            raise HarnessError(
+                f"{host.name}: not ready after {timeout:.0f} s\n" + console_tail(host)
+            )
         if host.port_open(22, timeout=0.5) and system_state(host, remaining) in READY_STATES:
             return
         time.sleep(0.2)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sysconfig
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -33,8 +34,9 @@ RUN_TMPFS_SIZE = os.environ.get("PORTAL_TEST_HOSTS_TMPFS_SIZE", "8G")
 class HostPool:
     """The hosts of one run, with the files Ansible needs to reach them."""
 
-    def __init__(self, state: RunState, hosts, key_path, inventory_path, ansible_cfg,
-                 processes, timings):
+    def __init__(
+        self, state: RunState, hosts, key_path, inventory_path, ansible_cfg, processes, timings
+    ):
         self.state = state
         self.hosts = hosts
         self.ssh_key_path = key_path
@@ -65,8 +67,10 @@ class HostPool:
         return [h for h in self.hosts if h.has_volume]
 
     def ansible_env(self, **extra):
-        """The environment for ansible-playbook against this run (its own ansible.cfg)."""
-        return dict(os.environ, ANSIBLE_CONFIG=str(self.ansible_cfg), **extra)
+        """The environment for Ansible against this run: its own ansible.cfg, and this
+        venv's bin first on PATH (ansible-runner needs ansible-playbook there)."""
+        path = os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", "")])
+        return dict(os.environ, ANSIBLE_CONFIG=str(self.ansible_cfg), PATH=path, **extra)
 
     def wait_ready(self, host: Host, timeout=90.0):
         """Wait for a host to answer again, e.g. after a reboot."""
@@ -134,36 +138,72 @@ def bring_up(state, count, volumes, extra_packages, ready_timeout, processes) ->
     wait_all_ready(hosts, processes, ready_timeout)
     inventory_path, cfg_path = write_ansible_files(state.run_dir / "ansible", hosts, key_path)
     done = time.monotonic()
-    timings = {"base": round(base_done - started, 1), "base_source": source,
-               "boot": round(done - base_done, 1), "total": round(done - started, 1)}
-    log.info("run %s: %d hosts up in %.1f s (base %s in %.1f s)", state.run_id, count,
-             timings["total"], source, timings["base"])
+    timings = {
+        "base": round(base_done - started, 1),
+        "base_source": source,
+        "boot": round(done - base_done, 1),
+        "total": round(done - started, 1),
+    }
+    log.info(
+        "run %s: %d hosts up in %.1f s (base %s in %.1f s)",
+        state.run_id,
+        count,
+        timings["total"],
+        source,
+        timings["base"],
+    )
     return HostPool(state, hosts, key_path, inventory_path, cfg_path, processes, timings)
 
 
 def mount_run_tmpfs(run_dir: Path):
     # One tmpfs per run: fast to fill, and one umount frees it all.
-    run(["mount", "-t", "tmpfs", "-o", f"mode=0755,size={RUN_TMPFS_SIZE}",
-         "portal-test-hosts", run_dir])
+    run(
+        [
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            f"mode=0755,size={RUN_TMPFS_SIZE}",
+            "portal-test-hosts",
+            run_dir,
+        ]
+    )
 
 
 def make_ssh_key(directory: Path, run_id: str) -> Path:
     directory.mkdir(mode=0o700)
     key_path = directory / "id_ed25519"
-    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"portal-test-hosts-{run_id}",
-         "-f", key_path])
+    run(
+        [
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            f"portal-test-hosts-{run_id}",
+            "-f",
+            key_path,
+        ]
+    )
     return key_path
 
 
 def plan_hosts(state: RunState, count, volumes, key_path):
     hosts = [
-        Host(name=f"t{state.octet}-host{i}", address=f"{subnet(state.octet)}.{10 + i}",
-             ssh_key_path=key_path, host_dir=state.run_dir / "hosts" / f"t{state.octet}-host{i}",
-             has_volume=i <= volumes)
+        Host(
+            name=f"t{state.octet}-host{i}",
+            address=f"{subnet(state.octet)}.{10 + i}",
+            ssh_key_path=key_path,
+            host_dir=state.run_dir / "hosts" / f"t{state.octet}-host{i}",
+            has_volume=i <= volumes,
+        )
         for i in range(1, count + 1)
     ]
-    state.hosts = [{"name": h.name, "address": h.address, "has_volume": h.has_volume}
-                   for h in hosts]
+    state.hosts = [
+        {"name": h.name, "address": h.address, "has_volume": h.has_volume} for h in hosts
+    ]
     state.save()
     return hosts
 
@@ -178,8 +218,10 @@ def prepare_host(host: Host, base: Path, all_hosts, public_key):
 def wait_all_ready(hosts, processes, timeout):
     cancelled = threading.Event()
     with ThreadPoolExecutor(max_workers=len(hosts)) as executor:
-        futures = [executor.submit(wait_ready, h, p, cancelled, timeout)
-                   for h, p in zip(hosts, processes, strict=True)]
+        futures = [
+            executor.submit(wait_ready, h, p, cancelled, timeout)
+            for h, p in zip(hosts, processes, strict=True)
+        ]
         try:
             for future in as_completed(futures):
                 future.result()
@@ -191,6 +233,7 @@ def wait_all_ready(hosts, processes, timeout):
 @contextmanager
 def signals_interrupt():
     """SIGTERM and SIGHUP act like Ctrl-C, so `finally` blocks (teardown) run."""
+
     def interrupt(signum, _frame):
         raise KeyboardInterrupt(signal.Signals(signum).name)
 

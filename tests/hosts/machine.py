@@ -24,7 +24,13 @@ MACHINE_PACKAGES = (
 # One command per package above tells whether it is there (openssh-server is deliberately
 # absent: the machine itself must never run an SSH server).
 MACHINE_COMMANDS = (
-    "debootstrap", "systemd-nspawn", "ip", "ssh", "ssh-keygen", "zstd", "mkfs.btrfs",
+    "debootstrap",
+    "systemd-nspawn",
+    "ip",
+    "ssh",
+    "ssh-keygen",
+    "zstd",
+    "mkfs.btrfs",
 )
 
 _apt_updated = False
@@ -45,9 +51,15 @@ def run(args, *, check=True, timeout=300, input=None, env=None):
     debootstrap or dpkg keeps running into a run directory being torn down.
     """
     args = [str(a) for a in args]
-    with subprocess.Popen(args, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                          start_new_session=True) as process:
+    with subprocess.Popen(
+        args,
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    ) as process:
         try:
             stdout, stderr = process.communicate(input, timeout=timeout)
         except BaseException:
@@ -82,8 +94,15 @@ def ensure_machine_packages():
         run(["apt-get", "update"], env=env, timeout=600)
         _apt_updated = True
     run(
-        ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "--no-install-recommends",
-         *MACHINE_PACKAGES],
+        [
+            "apt-get",
+            "-o",
+            "DPkg::Lock::Timeout=300",
+            "install",
+            "-y",
+            "--no-install-recommends",
+            *MACHINE_PACKAGES,
+        ],
         env=env,
         timeout=900,
     )
@@ -103,8 +122,11 @@ def unavailable_reason():
         return f"cannot install the machine packages for test hosts: {error}"
     if not cgroup_roots():
         return "no writable cgroup hierarchy for systemd-nspawn under /sys/fs/cgroup"
-    probe = run(["unshare", "--mount", "--net", "--pid", "--uts", "--ipc", "--fork", "true"],
-                check=False, timeout=30)
+    probe = run(
+        ["unshare", "--mount", "--net", "--pid", "--uts", "--ipc", "--fork", "true"],
+        check=False,
+        timeout=30,
+    )
     if probe.returncode != 0:
         return f"cannot create namespaces for systemd-nspawn: {probe.stderr.strip()}"
     return None

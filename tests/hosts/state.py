@@ -109,8 +109,9 @@ def reap_orphaned_runs():
     """Tear down runs whose owner died without cleaning up (SIGKILL, OOM, power loss)."""
     for state in all_runs():
         if state.is_orphaned():
-            log.warning("tearing down orphaned run %s (owner %s is gone)", state.run_id,
-                        state.owner_pid)
+            log.warning(
+                "tearing down orphaned run %s (owner %s is gone)", state.run_id, state.owner_pid
+            )
             tear_down(state)
 
 
@@ -226,8 +227,9 @@ def unmount(point):
 
 
 def detach_loops(run_dir: Path):
-    listing = run(["losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"],
-                  check=False).stdout
+    listing = run(
+        ["losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"], check=False
+    ).stdout
     for line in listing.splitlines():
         name, _, backing = line.strip().partition(" ")
         if backing.strip().startswith(str(run_dir) + "/"):

