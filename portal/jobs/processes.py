@@ -2,6 +2,7 @@
 group (what ansible-runner does) leaves them and their commands running; we freeze and kill
 the whole process tree instead."""
 
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -53,10 +54,8 @@ def children_running(parent: int, marker: str) -> list[int]:
 
 def _signal_all(pids, sig) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def kill_tree(root: int) -> int:

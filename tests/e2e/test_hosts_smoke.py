@@ -5,8 +5,6 @@ from __future__ import annotations
 import http.server
 import json
 import re
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -14,30 +12,30 @@ from contextlib import contextmanager
 from pathlib import Path
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "smoke.yml"
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 SMOKE_PORT = 8080
 # Straight to the hosts' bridge even when the environment sets an HTTP proxy.
 direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def run_playbook(pool, playbook, *args) -> subprocess.CompletedProcess:
-    """Run a playbook against the pool with the run's ansible.cfg (the one swap point for
-    running it through the portal's Job engine later)."""
-    return subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", pool.inventory_path, playbook, *args],
-        env=pool.ansible_env(ANSIBLE_FORCE_COLOR="0"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def run_job(nodes, playbook, limit="", **extra_vars):
+    """Run a playbook on the test hosts through the portal's Job engine (as a worker would)."""
+    from unittest import mock
+
+    from django.conf import settings
+
+    from portal.jobs import actions
+
+    settings.PLAYBOOKS_DIR = PLAYBOOK.parent
+    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+        job = actions.launch(playbook=PLAYBOOK.name if playbook == PLAYBOOK else playbook,
+                             nodes=nodes, limit=limit, extra_vars=extra_vars)
+    actions.execute(job.pk, job.signature, worker="e2e")
+    job.refresh_from_db()
+    return job
 
 
-def recap(output: str) -> dict[str, dict[str, int]]:
-    """PLAY RECAP lines as {host: {"ok": n, "changed": n, ...}}."""
-    counts = {}
-    for host, fields in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.MULTILINE):
-        counts[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", fields)}
-    return counts
+def stdout_of(job) -> str:
+    return "\n".join(job.events.values_list("stdout", flat=True))
 
 
 def fetch(address, port=SMOKE_PORT, timeout=2.0) -> str:
@@ -56,8 +54,8 @@ def wait_for_page(address, timeout=60.0) -> str:
             time.sleep(0.3)
 
 
-def assert_succeeded(result):
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+def assert_succeeded(job):
+    assert job.status == "successful", f"{job.status} {job.reason}\n{stdout_of(job)[-4000:]}"
 
 
 def test_hosts_boot_with_systemd(test_hosts):
@@ -69,25 +67,27 @@ def test_hosts_boot_with_systemd(test_hosts):
         assert host.run("sudo -n true", user="deploy").returncode == 0
 
 
-def test_playbook_serves_each_host_name_and_is_idempotent(test_hosts):
-    first = run_playbook(test_hosts, PLAYBOOK)
+def test_portal_job_serves_each_host_name_and_rerun_changes_nothing(
+        test_hosts, portal_nodes, transactional_db):
+    first = run_job(portal_nodes, PLAYBOOK)
     assert_succeeded(first)
+    assert first.event_count == first.events.count() > 0
     for host in test_hosts:
         assert wait_for_page(host.address).strip() == host.name
 
-    second = run_playbook(test_hosts, PLAYBOOK)
+    second = run_job(portal_nodes, PLAYBOOK)
     assert_succeeded(second)
-    counts = recap(second.stdout)
-    assert set(counts) == {h.name for h in test_hosts}, second.stdout
-    assert {h: c["changed"] for h, c in counts.items()} == {h.name: 0 for h in test_hosts}
+    assert set(second.host_summary) == {h.name for h in test_hosts}
+    assert {h: c["changed"] for h, c in second.host_summary.items()} == {
+        h.name: 0 for h in test_hosts}
 
 
-def test_reboot_brings_the_unit_back(test_hosts):
+def test_reboot_brings_the_unit_back(test_hosts, portal_nodes, transactional_db):
     host = test_hosts[-1]
-    assert_succeeded(run_playbook(test_hosts, PLAYBOOK, "--limit", host.name))
+    assert_succeeded(run_job(portal_nodes, PLAYBOOK, limit=host.name))
     boot_before = host.run("cat /proc/sys/kernel/random/boot_id").stdout
 
-    assert_succeeded(run_playbook(test_hosts, PLAYBOOK, "--limit", host.name, "--tags", "reboot"))
+    assert_succeeded(run_job(portal_nodes, PLAYBOOK, limit=host.name, smoke_reboot=True))
 
     assert host.run("cat /proc/sys/kernel/random/boot_id").stdout != boot_before
     assert host.run("systemctl is-active smoke-http").stdout.strip() == "active"

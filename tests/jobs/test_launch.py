@@ -32,10 +32,10 @@ def test_launch_records_the_job_and_dispatches_on_commit(local_node,
 
 
 def test_rolled_back_domain_change_leaves_no_job(local_node):
-    with mock.patch("portal.jobs.tasks.run_job.apply_async") as publish:
-        with pytest.raises(RuntimeError), transaction.atomic():
-            actions.launch(playbook="echo.yml", nodes=[local_node])
-            raise RuntimeError("the domain change failed")
+    with mock.patch("portal.jobs.tasks.run_job.apply_async") as publish, \
+            pytest.raises(RuntimeError), transaction.atomic():
+        actions.launch(playbook="echo.yml", nodes=[local_node])
+        raise RuntimeError("the domain change failed")
     assert not Job.objects.exists()
     publish.assert_not_called()
 

@@ -41,7 +41,7 @@ def test_failure_records_rc_and_failed_host(local_node):
     assert job.host_summary["local-1"]["failures"] == 1
     failed = job.events.get(event="runner_on_failed")
     assert failed.failed and failed.host == "local-1" and "failing on purpose" in failed.stdout
-    assert FINISHED == [(job.pk, JobStatus.FAILED)]  # result handler ran once
+    assert [(job.pk, JobStatus.FAILED)] == FINISHED  # result handler ran once
 
 
 def test_timeout_ends_the_run(local_node):

@@ -58,10 +58,7 @@ class Command(BaseCommand):
         except PortalError as exc:
             raise CommandError(f"{exc.field or 'error'}: {exc.message}") from None
         self.stderr.write(f"job {job.pk}: {playbook} on {job.nodes.count()} node(s)")
-        if queue:
-            job = self._follow(job)
-        else:
-            job = self._run_here(job)
+        job = self._follow(job) if queue else self._run_here(job)
         self._report(job)
 
     def _run_here(self, job: Job) -> Job:
