@@ -1,3 +1,5 @@
+import json
+
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -17,7 +19,11 @@ class EventStreamRenderer(renderers.BaseRenderer):
     format = "sse"
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
-        return data
+        # Only error bodies (404, 403, ...) are rendered here; the stream itself is a
+        # StreamingHttpResponse. Render them as JSON, not as the dict's keys.
+        if isinstance(data, str | bytes):
+            return data
+        return json.dumps(data).encode()
 
 
 class CanCancel(IsOperator):
@@ -67,14 +73,15 @@ class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
         return Response(serializers.JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[OpenApiParameter("after", int, description="Events after this "
-                                                "counter only.")])
-    @action(detail=True, methods=["get"])
+                                                "counter only.")],
+                   responses=serializers.JobEventSerializer(many=True))
+    @action(detail=True, methods=["get"], filter_backends=[])
     def events(self, request, pk=None):
         job = self.get_object()
         queryset = job.events.order_by("counter")
         after = request.query_params.get("after")
         if after is not None:
-            if not after.isdigit():
+            if not (after.isascii() and after.isdigit()):
                 return Response(_bad("after", "Must be a non-negative integer."), status=400)
             queryset = queryset.filter(counter__gt=int(after))
         page = self.paginate_queryset(queryset)
@@ -98,11 +105,11 @@ class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
 
     @extend_schema(responses={(200, "text/event-stream"): OpenApiTypes.STR})
     @action(detail=True, methods=["get"],
-            renderer_classes=[EventStreamRenderer, renderers.JSONRenderer])
+            renderer_classes=[renderers.JSONRenderer, EventStreamRenderer])
     def stream(self, request, pk=None):
         job = self.get_object()
         after = request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
-        after = int(after) if after.isdigit() else 0
+        after = int(after) if after.isascii() and after.isdigit() else 0
         response = StreamingHttpResponse(job_stream(job.pk, after),
                                          content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"

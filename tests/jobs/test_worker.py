@@ -1,0 +1,132 @@
+"""With a real Celery worker: dispatch, SIGKILL mid-job, a broker that was down at launch."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from django.db import connection
+
+from portal.jobs import actions
+from portal.jobs.choices import TERMINAL, JobStatus
+from portal.jobs.models import Job
+from tests.jobs.conftest import FINISHED, PLAYBOOKS
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class Worker:
+    def __init__(self, queue: str, log_path: Path, env: dict):
+        self.log_path = log_path
+        self.log = log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "portal", "worker", "--queues", queue,
+             "--concurrency", "1", "--hostname", f"{queue}@%h", "--loglevel", "info",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout=60):
+        _wait(lambda: "ready." in self.log_path.read_text(), timeout, "the worker to start",
+              self.log_path)
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            self.process.wait(timeout=30)
+
+    def stop(self):
+        self.kill(signal.SIGTERM if self.process.poll() is None else signal.SIGKILL)
+        self.log.close()
+
+
+@pytest.fixture
+def worker(settings, tmp_path):
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    settings.CELERY_TASK_DEFAULT_QUEUE = queue
+    settings.JOB_LOST_AFTER = 3
+    env = {**os.environ, "DEBUG": "true", "DATABASE_URL": _database_url(),
+           "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, "CELERY_DEFAULT_QUEUE": queue,
+           "PLAYBOOKS_DIR": str(PLAYBOOKS), "JOBS_WORK_DIR": str(tmp_path / "worker-jobs"),
+           "PORTAL_VAR_DIR": str(settings.VAR_DIR), "JOB_HEARTBEAT_SECONDS": "0.5"}
+    started = Worker(queue, tmp_path / "worker.log", env)
+    started.wait_ready()
+    yield started
+    started.stop()
+
+
+def _wait(condition, timeout, what, log=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    details = Path(log).read_text()[-3000:] if log else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{details}")
+
+
+def _status(job) -> str:
+    return Job.objects.values_list("status", flat=True).get(pk=job.pk)
+
+
+def test_worker_runs_a_dispatched_job(worker, local_node):
+    job = actions.launch(playbook="many.yml", nodes=[local_node], extra_vars={"steps": 10})
+    _wait(lambda: _status(job) in TERMINAL, 90, "the job to finish", worker.log_path)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCESSFUL, job.reason
+    assert job.worker.startswith(settings_queue(job)) and job.dispatched_at
+    assert job.event_count == job.events.count() == job.events.order_by("-counter")[0].counter
+
+
+def settings_queue(job) -> str:
+    return job.queue
+
+
+def test_sigkilled_worker_leaves_a_lost_job_and_its_owner_is_told(worker, local_node):
+    job = actions.launch(playbook="sleep.yml", action="tests.recorded", nodes=[local_node],
+                         extra_vars={"seconds": 97})
+    _wait(lambda: _status(job) == JobStatus.RUNNING, 60, "the job to run", worker.log_path)
+    _wait(lambda: _pgrep("ansible-playbook.*sleep.yml"), 30, "ansible-playbook to start")
+    worker.kill(signal.SIGKILL)
+    killed_at = time.monotonic()
+
+    def reaped():
+        return actions.reap_lost() or _status(job) == JobStatus.LOST
+
+    _wait(reaped, 60, "the reaper to mark the job lost")
+    assert time.monotonic() - killed_at < 60
+    job.refresh_from_db()
+    assert job.status == JobStatus.LOST and "stopped reporting" in job.reason
+    assert FINISHED == [(job.pk, JobStatus.LOST)]
+    # The worker's ansible-playbook died with it (parent-death signal): no new tasks start.
+    _wait(lambda: not _pgrep("ansible-playbook.*sleep.yml"), 10, "ansible-playbook to die")
+
+
+def test_job_launched_while_broker_was_down_runs_after_it_returns(worker, local_node):
+    with mock.patch("portal.jobs.tasks.run_job.apply_async",
+                    side_effect=ConnectionError("broker down")):
+        job = actions.launch(playbook="echo.yml", nodes=[local_node])
+    assert _status(job) == JobStatus.PENDING
+    assert actions.sweep_pending(older_than=timedelta(0)) == 1  # the beat task, broker back
+    _wait(lambda: _status(job) in TERMINAL, 90, "the job to finish", worker.log_path)
+    assert _status(job) == JobStatus.SUCCESSFUL
+
+
+def _pgrep(pattern: str) -> bool:
+    return bool(subprocess.run(["pgrep", "-f", pattern], capture_output=True).stdout.strip())
