@@ -141,6 +141,8 @@ CELERY_BEAT_SCHEDULE = {
     "jobs-reap-lost": {"task": "jobs.reap_lost", "schedule": 10.0},
 }
 
+METRICS_TOKEN = env.str("METRICS_TOKEN", "")
+
 # --- jobs ---------------------------------------------------------------------------------
 
 PLAYBOOKS_DIR = Path(env.str("PLAYBOOKS_DIR", str(BASE_DIR / "playbooks")))

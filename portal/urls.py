@@ -5,7 +5,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 
 from portal.accounts.api.views import me_view
 from portal.api_router import router
-from portal.core.views import health_view
+from portal.core.views import health_view, metrics_view
 
 api_patterns = [
     path("health", health_view, name="health"),
@@ -19,6 +19,7 @@ api_patterns = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include((api_patterns, "api"))),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 handler404 = "portal.core.views.not_found"

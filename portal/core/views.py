@@ -34,3 +34,23 @@ def server_error(request):
 def health_view(request):
     report = health.check_all()
     return Response(report, status=200 if report["status"] == "ok" else 503)
+
+
+def metrics_view(request):
+    """Prometheus text format; with METRICS_TOKEN set, a Bearer token is required."""
+    from django.conf import settings
+    from django.http import HttpResponse
+    from django.utils.crypto import constant_time_compare
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    from portal.jobs.metrics import JobCollector
+
+    token = settings.METRICS_TOKEN
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not constant_time_compare(given, token):
+            return HttpResponse("metrics token required\n", status=401,
+                                content_type="text/plain")
+    registry = CollectorRegistry()
+    registry.register(JobCollector())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -282,7 +282,7 @@ def record_outcome(job: Job, outcome) -> None:
         job.refresh_from_db()  # the reaper already recorded it
         return
     job.finish(status, rc=outcome.rc, reason=reason, host_summary=outcome.host_summary,
-               event_count=stored)
+               event_count=stored, event_lag_p95_ms=outcome.event_lag_p95_ms)
     logger.info("job %s (rc %s)", status, outcome.rc, extra={"job_id": job.pk})
 
 

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections import deque
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
@@ -87,6 +87,7 @@ class EventSink:
         self.last_event_at = time.monotonic()
         self.max_counter = 0
         self.stored = 0
+        self.lags_ms: list[float] = []
         self.summary: dict = {}
         self.cancel = threading.Event()
         self.lost = threading.Event()
@@ -164,9 +165,20 @@ class EventSink:
         while self.buffer:
             rows = [self.buffer.popleft() for _ in range(min(batch_size, len(self.buffer)))]
             write_rows(rows)
+            self._record_lag(rows)
             written += len(rows)
             self.stored += len(rows)
         return written
+
+    def _record_lag(self, rows) -> None:
+        stored_at = timezone.now()
+        self.lags_ms.extend((stored_at - row[14]).total_seconds() * 1000 for row in rows)
+
+    def lag_p95_ms(self) -> float | None:
+        if not self.lags_ms:
+            return None
+        ordered = sorted(self.lags_ms)
+        return round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))], 1)
 
     def close(self) -> None:
         """Stop the writer and store whatever is left; raise if the writer failed."""
@@ -180,9 +192,11 @@ class EventSink:
 def _parse_time(value) -> datetime:
     if isinstance(value, str):
         try:
-            return datetime.fromisoformat(value)
+            parsed = datetime.fromisoformat(value)
         except ValueError:
-            pass
+            return timezone.now()
+        # Ansible's callback writes naive UTC times.
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     return timezone.now()
 
 

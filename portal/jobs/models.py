@@ -73,6 +73,9 @@ class Job(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True, db_index=True)
     cancel_requested = models.BooleanField(default=False)
     event_count = models.PositiveIntegerField(default=0)
+    event_lag_p95_ms = models.FloatField(
+        null=True, blank=True, help_text="95th percentile of event created -> stored, in ms."
+    )
 
     signature = models.CharField(max_length=200, blank=True, editable=False)
     attempt = models.PositiveSmallIntegerField(default=1)
@@ -131,9 +134,10 @@ class Job(models.Model):
         )
 
     def finish(self, status: str, *, rc=None, reason="", host_summary=None,
-               event_count=None) -> bool:
+               event_count=None, event_lag_p95_ms=None) -> bool:
         assert status in TERMINAL, status
-        fields = {"rc": rc, "reason": reason, "finished_at": timezone.now()}
+        fields = {"rc": rc, "reason": reason, "finished_at": timezone.now(),
+                  "event_lag_p95_ms": event_lag_p95_ms}
         if host_summary is not None:
             fields["host_summary"] = host_summary
         if event_count is not None:

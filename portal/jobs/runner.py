@@ -46,6 +46,7 @@ class Outcome:
     host_summary: dict
     event_count: int
     last_counter: int
+    event_lag_p95_ms: float | None = None
 
 
 # --- !unsafe: user values are data, never templates ----------------------------------------
@@ -244,7 +245,8 @@ def run(job: Job) -> Outcome:
             cleanup(data_dir)
     if sink.lost.is_set():
         status, reason = JobStatus.LOST, "job was taken away from this worker (reaped as lost)"
-    return Outcome(status, rc, reason, sink.summary, sink.stored, sink.max_counter)
+    return Outcome(status, rc, reason, sink.summary, sink.stored, sink.max_counter,
+                   sink.lag_p95_ms())
 
 
 def _runner_kwargs(job: Job, data_dir: Path, sink: EventSink, watchdog: Watchdog) -> dict:

@@ -11,6 +11,7 @@ from portal.accounts import actions as account_actions
 from portal.accounts.choices import PlanTier
 from portal.accounts.models import Customer, Plan
 from portal.config import generated_secret
+from portal.jobs import actions as job_actions
 from portal.nodes.choices import Connection, NodePurpose
 from portal.nodes.models import Node, NodeGroup
 
@@ -20,18 +21,28 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default="admin")
+        parser.add_argument("--no-job", action="store_true",
+                            help="do not launch the demo facts job")
 
-    @transaction.atomic
-    def handle(self, *args, username, **options):
+    def handle(self, *args, username, no_job, **options):
         password = generated_secret(settings.VAR_DIR / "demo_admin_password",
                                     lambda: secrets.token_urlsafe(12))
-        admin = self._admin(username, password)
-        customer = self._customer(admin)
-        node = self._node()
+        with transaction.atomic():
+            admin = self._admin(username, password)
+            customer = self._customer(admin)
+            node = self._node()
         self.stdout.write(self.style.SUCCESS(
             f"Demo ready: admin login {username} / {password} at http://127.0.0.1:8000/admin/ "
             f"(customer {customer.name!r}, node {node.name!r})"
         ))
+        if not no_job:
+            job = job_actions.launch(playbook="facts.yml", nodes=[node], check_mode=True,
+                                     requested_by=admin)
+            self.stdout.write(
+                f"Demo job {job.pk} (facts.yml, check mode, on {node.name}) queued: "
+                f"http://127.0.0.1:8000/admin/jobs/job/{job.pk}/change/ "
+                f"or GET /api/jobs/{job.pk}/events/"
+            )
 
     def _admin(self, username, password):
         User = get_user_model()
@@ -61,10 +72,10 @@ class Command(BaseCommand):
         group, _ = NodeGroup.objects.get_or_create(
             name="local", defaults={"description": "This machine (demo)"}
         )
-        node, _ = Node.objects.get_or_create(
+        node, _ = Node.objects.update_or_create(
             name="localhost",
             defaults={"address": "127.0.0.1", "connection": Connection.LOCAL,
-                      "purpose": NodePurpose.WORKSPACE_HOST,
+                      "purpose": NodePurpose.WORKSPACE_HOST, "enabled": True,
                       "group": group, "labels": {"demo": True}},
         )
         return node
