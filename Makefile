@@ -30,7 +30,8 @@ run: export DEBUG ?= true
 run: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
-	PATH="$(BIN):$$PATH" $(BIN)/honcho --procfile portal/deploy/Procfile --app-root . start
+	PATH="$(BIN):$$PATH" $(BIN)/python -m portal.deploy.procs --procfile portal/deploy/Procfile \
+		--app-root . start
 
 test: export DEBUG ?= true
 test: venv

@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -13,3 +14,11 @@ load_settings_or_exit()
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_process_init.connect
+def _own_process_group(**kwargs):
+    # A terminal's Ctrl-C (or honcho's SIGTERM to the worker's process group) goes to the
+    # main process only; it then shuts the pool down cleanly (warm shutdown) instead of the
+    # pool processes dying mid-task.
+    os.setpgrp()

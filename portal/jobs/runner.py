@@ -27,6 +27,7 @@ from portal.jobs.events import EventSink, Masker
 from portal.jobs.models import Job
 from portal.jobs.playbooks import resolve_playbook
 from portal.nodes.choices import Connection, CredentialKind
+from portal.nodes.inventory import Unsafe, build_inventory, to_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +51,6 @@ class Outcome:
 
 
 # --- !unsafe: user values are data, never templates ----------------------------------------
-
-class Unsafe(str):
-    """Dumped as ``!unsafe '…'`` so Ansible never templates it."""
-
 
 def _unsafe_representer(dumper, value):
     return dumper.represent_scalar("!unsafe", str(value), style="'")
@@ -91,33 +88,16 @@ def _write_private(path: Path, text: str) -> Path:
     return path
 
 
-def host_vars(node, data_dir: Path) -> dict:
-    if node.connection == Connection.LOCAL:
-        return {"ansible_connection": "local",
-                "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
-    variables = {"ansible_host": node.address, "ansible_port": node.ssh_port,
-                 "ansible_user": node.login_user, "ansible_become": node.become}
-    credential = node.credential
-    if credential.kind == CredentialKind.SSH_KEY:
-        key = data_dir / "keys" / f"credential-{credential.pk}"
-        if not key.exists():
-            _write_private(key, credential.secret.strip() + "\n")
-        variables["ansible_ssh_private_key_file"] = str(key)
-    else:
-        variables["ansible_password"] = mark_unsafe(credential.secret)
-    return variables
-
-
 def write_inventory(job: Job, data_dir: Path) -> Path:
-    nodes = job.nodes.select_related("credential", "group")
-    hosts = {node.name: host_vars(node, data_dir) for node in nodes}
-    groups: dict[str, dict] = {}
+    """The job's nodes, built by the same code as the operators' inventory script."""
+    nodes = list(job.nodes.select_related("credential", "group"))
+    inventory = build_inventory(nodes, key_dir=data_dir / "keys")
     for node in nodes:
-        if node.group_id:
-            groups.setdefault(node.group.name, {"hosts": {}})["hosts"][node.name] = {}
-    inventory = {"all": {"hosts": hosts, "children": groups}}
-    text = yaml.dump(inventory, Dumper=_ExtraVarsDumper)
-    return _write_private(data_dir / "inventory" / "hosts.yml", text)
+        # Password logins: the secret goes only into this 0600 file, and stays text.
+        if node.connection == Connection.SSH and node.credential.kind == CredentialKind.PASSWORD:
+            hostvars = inventory["_meta"]["hostvars"][node.name]
+            hostvars["ansible_password"] = Unsafe(node.credential.secret)
+    return _write_private(data_dir / "inventory" / "hosts.yml", to_yaml(inventory))
 
 
 def write_ansible_cfg(data_dir: Path) -> Path:

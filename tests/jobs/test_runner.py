@@ -139,3 +139,17 @@ def _wait_for(condition, what: str, timeout: float = 30):
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_password_credential_reaches_inventory_as_unsafe_text(db, tmp_path, settings):
+    from portal.jobs.runner import write_inventory
+    from tests.factories import CredentialFactory, NodeFactory
+
+    credential = CredentialFactory(kind="password", secret="{{ lookup('pipe','id') }}")
+    node = NodeFactory(name="pw-node", credential=credential)
+    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+        job = actions.launch(playbook="ping.yml", nodes=[node])
+    path = write_inventory(job, tmp_path)
+    text = path.read_text()
+    assert "ansible_password: !unsafe '{{ lookup(''pipe'',''id'') }}'" in text
+    assert path.stat().st_mode & 0o777 == 0o600
