@@ -44,3 +44,9 @@ def user_api(db):
         client.force_authenticate(user or UserFactory())
         return client
     return make
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # The default PBKDF2 costs ~0.25 s per user created; tests create many.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
+from portal.jobs.models import Job, JobEvent
 from portal.nodes.models import NodeGroup
 from tests.factories import CustomerFactory, MembershipFactory, NodeFactory
 
@@ -14,7 +15,12 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def admin_client_with_data(admin_client):
     MembershipFactory(customer=CustomerFactory())
-    NodeFactory(group=NodeGroup.objects.create(name="site-a"))
+    node = NodeFactory(group=NodeGroup.objects.create(name="site-a"))
+    job = Job.objects.create(playbook="ping.yml", action="jobs.adhoc", queue="default",
+                             timeout=60, idle_timeout=60, status="failed", rc=2)
+    job.nodes.add(node)
+    JobEvent.objects.create(job=job, counter=1, event="runner_on_failed", host=node.name,
+                            task="Ping", failed=True, stdout="fatal: [x]", created=job.created_at)
     Group.objects.get_or_create(name="operators")
     return admin_client
 

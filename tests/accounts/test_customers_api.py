@@ -121,3 +121,14 @@ def test_member_cannot_add_members_elsewhere(user_api):
                                                      "user": member.user.username}, format="json")
         assert response.status_code == 400
         assert response.json()["errors"][0]["field"] == "customer"
+
+
+def test_customer_filter_does_not_reveal_which_ids_exist(user_api):
+    member = MembershipFactory(role=MembershipRole.MEMBER)
+    other = CustomerFactory()
+    client = user_api(member.user)
+    for path in ("/api/memberships/", "/api/jobs/"):
+        unknown = client.get(path, {"customer": 999999})
+        foreign = client.get(path, {"customer": other.pk})
+        assert unknown.status_code == foreign.status_code == 200
+        assert unknown.json()["count"] == foreign.json()["count"] == 0

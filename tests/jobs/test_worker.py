@@ -113,7 +113,7 @@ def test_sigkilled_worker_leaves_a_lost_job_and_its_owner_is_told(worker, local_
     assert time.monotonic() - killed_at < 60
     job.refresh_from_db()
     assert job.status == JobStatus.LOST and "stopped reporting" in job.reason
-    assert FINISHED == [(job.pk, JobStatus.LOST)]
+    assert [(job.pk, JobStatus.LOST)] == FINISHED
     # The worker's ansible-playbook died with it (parent-death signal): no new tasks start.
     _wait(lambda: not _pgrep("ansible-playbook.*sleep.yml"), 10, "ansible-playbook to die")
 

@@ -1,3 +1,4 @@
+import django_filters
 from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, viewsets
@@ -7,6 +8,7 @@ from rest_framework.response import Response
 from portal.accounts import actions
 from portal.accounts.api import serializers
 from portal.accounts.models import Customer, Membership, Plan
+from portal.core.api.filters import CustomerIdFilter
 from portal.core.tenancy import (
     CustomerObjectPermission,
     CustomerScopedQuerysetMixin,
@@ -51,6 +53,14 @@ class CustomerViewSet(CustomerScopedQuerysetMixin, viewsets.ModelViewSet):
         )
 
 
+class MembershipFilter(django_filters.FilterSet):
+    customer = CustomerIdFilter()
+
+    class Meta:
+        model = Membership
+        fields = ["customer", "role"]
+
+
 class MembershipViewSet(
     CustomerScopedQuerysetMixin,
     mixins.ListModelMixin,
@@ -62,7 +72,7 @@ class MembershipViewSet(
     queryset = Membership.objects.select_related("user", "customer")
     serializer_class = serializers.MembershipSerializer
     permission_classes = [CustomerObjectPermission]
-    filterset_fields = ["customer", "role"]
+    filterset_class = MembershipFilter
 
     def perform_create(self, serializer):
         data = serializer.validated_data

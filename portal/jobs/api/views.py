@@ -1,5 +1,6 @@
 import json
 
+import django_filters
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -7,6 +8,7 @@ from rest_framework import mixins, renderers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from portal.core.api.filters import CustomerIdFilter
 from portal.core.tenancy import CustomerScopedQuerysetMixin, IsOperator, is_operator
 from portal.jobs import actions
 from portal.jobs.api import serializers
@@ -38,11 +40,19 @@ class CanCancel(IsOperator):
         return bool(request.user and request.user.is_authenticated)
 
 
+class JobFilter(django_filters.FilterSet):
+    customer = CustomerIdFilter()
+
+    class Meta:
+        model = Job
+        fields = ["status", "playbook", "action", "customer", "queue"]
+
+
 class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
                  mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
     queryset = Job.objects.select_related("requested_by", "target_type").prefetch_related("nodes")
     serializer_class = serializers.JobSerializer
-    filterset_fields = ["status", "playbook", "action", "customer", "queue"]
+    filterset_class = JobFilter
     search_fields = ["playbook", "limit", "reason"]
     ordering_fields = ["created_at", "finished_at", "status"]
 
@@ -70,6 +80,7 @@ class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
             extra_vars=data["extra_vars"], check_mode=data["check_mode"],
             timeout=data.get("timeout"), requested_by=request.user,
         )
+        job.refresh_from_db()  # dispatched on commit, inside launch()
         return Response(serializers.JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[OpenApiParameter("after", int, description="Events after this "
