@@ -72,12 +72,14 @@ def rss_kb(pid: int) -> int:
 class Service:
     """One long-running subprocess with its log file."""
 
-    def __init__(self, name: str, argv: list[str], env: dict, log_dir: Path):
+    def __init__(self, name: str, argv: list[str], env: dict, log_dir: Path | None):
+        """With ``log_dir`` None the process shares this one's stdout and stderr."""
         self.name = name
-        self.log_path = log_dir / f"{name}.log"
-        self._log = self.log_path.open("w")
-        self.process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self._log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.log_path = log_dir / f"{name}.log" if log_dir else None
+        self._log = self.log_path.open("w") if self.log_path else None
+        self.process = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=self._log,
+            stderr=subprocess.STDOUT if self._log else None, start_new_session=True)
         _started.append(self)
 
     @property
@@ -89,7 +91,7 @@ class Service:
 
     def log_tail(self, chars: int = 3000) -> str:
         try:
-            return self.log_path.read_text(errors="replace")[-chars:]
+            return self.log_path.read_text(errors="replace")[-chars:] if self.log_path else ""
         except OSError:
             return ""
 
@@ -125,7 +127,8 @@ class Service:
         for pid in tree:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-        self._log.close()
+        if self._log:
+            self._log.close()
 
 
 def stop_all() -> None:

@@ -21,13 +21,14 @@ import ansible_runner
 import yaml
 from django.conf import settings
 
+from portal.core.unsafe import Unsafe, dump_yaml, mark_unsafe
 from portal.jobs import processes
 from portal.jobs.choices import JobStatus
 from portal.jobs.events import EventSink, Masker
 from portal.jobs.models import Job
 from portal.jobs.playbooks import resolve_playbook
 from portal.nodes.choices import Connection, CredentialKind
-from portal.nodes.inventory import Unsafe, build_inventory, to_yaml
+from portal.nodes.inventory import build_inventory, to_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -48,34 +49,6 @@ class Outcome:
     event_count: int
     last_counter: int
     event_lag_p95_ms: float | None = None
-
-
-# --- !unsafe: user values are data, never templates ----------------------------------------
-
-def _unsafe_representer(dumper, value):
-    return dumper.represent_scalar("!unsafe", str(value), style="'")
-
-
-class _ExtraVarsDumper(yaml.SafeDumper):
-    pass
-
-
-_ExtraVarsDumper.add_representer(Unsafe, _unsafe_representer)
-
-
-def mark_unsafe(value):
-    if isinstance(value, str):
-        return Unsafe(value)
-    if isinstance(value, dict):
-        return {k: mark_unsafe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [mark_unsafe(v) for v in value]
-    return value
-
-
-def dump_extra_vars(variables: dict) -> str:
-    return yaml.dump(mark_unsafe(variables), Dumper=_ExtraVarsDumper, sort_keys=True,
-                     allow_unicode=True)
 
 
 # --- the private data dir ------------------------------------------------------------------
@@ -171,7 +144,7 @@ def prepare(job: Job) -> Path:
     _write_private(data_dir / "env" / "settings", yaml.safe_dump(runner_settings(job)))
     variables = {**job.extra_vars, **job.secrets()}
     if variables:
-        _write_private(data_dir / "env" / "extravars", dump_extra_vars(variables))
+        _write_private(data_dir / "env" / "extravars", dump_yaml(mark_unsafe(variables)))
     return data_dir
 
 

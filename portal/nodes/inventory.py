@@ -15,9 +15,9 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-import yaml
 from django.db.models import QuerySet
 
+from portal.core.unsafe import Unsafe, dump_yaml
 from portal.nodes.choices import Connection, CredentialKind, NodePurpose
 from portal.nodes.models import Credential, Node
 
@@ -28,10 +28,6 @@ _NOT_IN_GROUP_NAME = re.compile(r"[^A-Za-z0-9_]")
 
 class InventoryError(Exception):
     """The inventory cannot be built as asked (e.g. a key directory others can read)."""
-
-
-class Unsafe(str):
-    """A value from the database: Ansible must treat it as text, never as a template."""
 
 
 # --- building -------------------------------------------------------------------------------
@@ -194,14 +190,6 @@ def to_json(data: dict) -> str:
     return json.dumps(_for_json(data), indent=2, sort_keys=True)
 
 
-class _InventoryDumper(yaml.SafeDumper):
-    pass
-
-
-_InventoryDumper.add_representer(
-    Unsafe, lambda dumper, value: dumper.represent_scalar("!unsafe", str(value), style="'"))
-
-
 def to_yaml(inventory: dict) -> str:
     """The same inventory in the YAML inventory plugin's format (e.g. a job's hosts.yml)."""
     children = {
@@ -209,4 +197,4 @@ def to_yaml(inventory: dict) -> str:
         for name, group in inventory.items() if name not in ("_meta", "all")
     }
     data = {"all": {"hosts": inventory["_meta"]["hostvars"], "children": children}}
-    return yaml.dump(data, Dumper=_InventoryDumper, sort_keys=True)
+    return dump_yaml(data)

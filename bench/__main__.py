@@ -1,0 +1,179 @@
+"""``python -m bench`` (``make bench``): every speed figure, one line each, and results.json.
+
+Runs the PostgreSQL + Redis suite, then the embedded-default (SQLite + filesystem broker)
+suite, each in a child process with its own environment and time budget; stops by itself
+within ``--budget`` seconds (default 570) whatever happens, and leaves no process running.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+from bench import procs
+from bench.paths import RESULTS_FILE, ROOT
+from bench.stack import PG_SERVER, REDIS_URL, stack_env
+
+TARGETS = {
+    "job_overhead_ratio": ("<=", 1.10),
+    "event_ingest_rate": (">=", 10_000),
+    "dispatch_latency_p95": ("<=", 250),
+    "event_lag_p95": ("<=", 500),
+    "launch_rate": (">=", 200),
+    "worker_rss_mb": ("report", None),
+}
+SQLITE_FIGURES = ("job_overhead_ratio", "dispatch_latency_p95")
+
+
+def _target(name: str):
+    for base, target in TARGETS.items():
+        if name == base or name.startswith(base + "_"):
+            return base, target
+    return name, ("report", None)
+
+
+def machine() -> dict:
+    info = {"cores": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version()}
+    try:
+        meminfo = Path("/proc/meminfo").read_text().split("\n")
+        total = next(line for line in meminfo if line.startswith("MemTotal:"))
+        info["memory_mb"] = int(total.split()[1]) // 1024
+        cpu = Path("/proc/cpuinfo").read_text()
+        info["cpu_model"] = next((line.split(":", 1)[1].strip() for line in cpu.splitlines()
+                                  if line.startswith("model name")), "")
+    except (OSError, StopIteration):
+        pass
+    return info
+
+
+def versions() -> dict:
+    found = {}
+    for name in ("Django", "djangorestframework", "celery", "kombu", "ansible-core",
+                 "ansible-runner", "psycopg", "redis", "gunicorn"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    try:
+        import psycopg
+
+        with psycopg.connect(f"{PG_SERVER}/postgres", connect_timeout=5) as conn:
+            found["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
+    except Exception as exc:
+        found["postgresql"] = f"unavailable: {exc}"
+    try:
+        import redis
+
+        found["redis_server"] = redis.Redis.from_url(REDIS_URL, socket_timeout=5).info(
+            "server")["redis_version"]
+    except Exception as exc:
+        found["redis_server"] = f"unavailable: {exc}"
+    return found
+
+
+def run_suite(kind: str, work: Path, figures, budget: float, quick: bool) -> dict:
+    stack_work = work / kind
+    stack_work.mkdir(parents=True)
+    out = stack_work / "result.json"
+    env = stack_env(kind, stack_work)
+    argv = [sys.executable, "-m", "bench.suite", "--figures", ",".join(figures),
+            "--budget", str(budget), "--out", str(out)] + (["--quick"] if quick else [])
+    suite = procs.Service(f"suite-{kind}", argv, env, None)
+    try:
+        suite.process.wait(timeout=budget + 30)
+    except Exception:  # noqa: S110 - over budget: stopped below, reported as an error
+        pass
+    finally:
+        suite.stop(grace=15)
+    if not out.exists():
+        return {"figures": {}, "details": {}, "seconds": {},
+                "errors": {f"suite_{kind}": f"no result (rc {suite.process.returncode}); "
+                                            f"logs in {stack_work / 'logs'}"}}
+    return json.loads(out.read_text())
+
+
+def judge(name: str, value) -> dict:
+    base, (op, target) = _target(name)
+    entry = {"value": value[0], "unit": value[1]}
+    if op in ("<=", ">="):
+        entry["target"] = f"{op} {target}"
+        entry["met"] = value[0] <= target if op == "<=" else value[0] >= target
+    else:
+        entry["target"] = "report"
+    return entry
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--budget", type=float, default=570.0,
+                        help="hard limit for the whole bench, seconds (default 570)")
+    parser.add_argument("--only", default="", help="comma-separated figures (default: all)")
+    parser.add_argument("--no-sqlite", action="store_true", help="skip the embedded default")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
+    parser.add_argument("--out", type=Path, default=RESULTS_FILE)
+    parser.add_argument("--keep", action="store_true", help="keep the work dir and its logs")
+    args = parser.parse_args(argv)
+
+    started = time.monotonic()
+    procs.install_cleanup()
+    from bench.suite import ORDER
+
+    wanted = [f for f in ORDER if not args.only or f in args.only.split(",")]
+    sqlite_wanted = [] if args.no_sqlite else [f for f in SQLITE_FIGURES if f in wanted]
+    sqlite_budget = (60 if args.quick else 150) if sqlite_wanted else 0
+    work = Path(tempfile.mkdtemp(prefix="portal-bench-"))
+    results = {"figures": {}, "details": {}, "errors": {}, "seconds": {}}
+    try:
+        plan = [("postgres", wanted, args.budget - sqlite_budget - 20)]
+        if sqlite_wanted:
+            plan.append(("sqlite", sqlite_wanted, None))
+        for kind, figures, budget in plan:
+            if budget is None:
+                budget = args.budget - (time.monotonic() - started) - 15
+            if budget < 30:
+                results["errors"][f"suite_{kind}"] = "no time left"
+                continue
+            part = run_suite(kind, work, figures, budget, args.quick)
+            for key in results:
+                results[key].update({f"{k}" if key != "seconds" else f"{kind}:{k}": v
+                                     for k, v in part.get(key, {}).items()})
+    finally:
+        procs.stop_all()
+        failed = bool(results["errors"])
+        if args.keep or failed:
+            sys.stderr.write(f"bench work dir (logs) kept: {work}\n")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    total = round(time.monotonic() - started, 1)
+    report = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "versions": versions(),
+        "settings": {"debug": False, "database": "PostgreSQL (portal_bench)",
+                     "broker": "Redis db 10", "web": "gunicorn gthread 2x8",
+                     "quick": args.quick},
+        "figures": {name: judge(name, value) for name, value in results["figures"].items()},
+        "details": results["details"],
+        "errors": results["errors"],
+        "seconds": {**results["seconds"], "total": total},
+    }
+    for name, entry in report["figures"].items():
+        print(f"{name} {entry['value']} {entry['unit']}", flush=True)
+    for name, error in results["errors"].items():
+        sys.stderr.write(f"{name}: not measured: {error}\n")
+    args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    sys.stderr.write(f"bench: {total}s, results in {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}\n")
+    return 1 if results["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

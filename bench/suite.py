@@ -1,0 +1,131 @@
+"""One stack's figures, in a process of its own (Django is configured once per process).
+
+``python -m bench`` starts this module for each stack with the stack's environment
+(``bench.stack.stack_env``); it resets the database and broker, migrates, creates the
+fixtures, starts gunicorn and the Celery workers, runs the figures asked for within its time
+budget, writes them as JSON to ``--out`` and stops everything it started.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from bench import procs
+from bench.context import Context, OutOfTime
+
+ORDER = ("event_ingest_rate", "launch_rate", "dispatch_latency_p95", "job_overhead_ratio",
+         "event_lag_p95")
+
+
+def log(message: str) -> None:
+    stack = os.environ.get("BENCH_STACK", "?")
+    sys.stderr.write(f"[bench {stack} {time.strftime('%H:%M:%S')}] {message}\n")
+    sys.stderr.flush()
+
+
+def _measure(name: str, ctx: Context) -> dict:
+    quick = ctx.quick
+    if name == "event_ingest_rate":
+        from bench import ingest
+        return ingest.measure(ctx, runs=3 if quick else 7)
+    if name == "launch_rate":
+        from bench import launches
+        return launches.measure(ctx, rounds=2 if quick else 3)
+    if name == "dispatch_latency_p95":
+        from bench import dispatch
+        launches = 40 if quick or ctx.stack != "postgres" else 200
+        return dispatch.measure(ctx, launches=launches, rounds=2 if quick else 4)
+    if name == "job_overhead_ratio":
+        from bench import overhead
+        pairs = 2 if quick else (5 if ctx.stack == "postgres" else 3)
+        return overhead.measure(ctx, pairs=pairs)
+    if name == "event_lag_p95":
+        from bench import lag
+        return lag.measure(ctx, light_runs=2 if quick else 3, heavy_runs=1 if quick else 2)
+    raise ValueError(f"unknown figure {name}")
+
+
+def setup(figures: list[str], budget_end: float, quick: bool) -> Context:
+    import django
+    from django.core.management import call_command
+
+    from bench import stack
+
+    env = dict(os.environ)
+    work = Path(env["BENCH_WORK"])
+    log_dir = work / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stack.reset_backends(env)
+    django.setup()
+    call_command("migrate", verbosity=0, interactive=False)
+    fixtures = stack.create_fixtures()
+    from django.db import connection
+    connection.close()  # the services fork nothing from us, but keep the bench's use fresh
+
+    services = {}
+    web, port = stack.start_web(env, log_dir)
+    services["web"] = web
+    services["worker"] = stack.start_worker(env, log_dir, "worker", fixtures.default_queue, 1)
+    if "dispatch_latency_p95" in figures:
+        services["dispatch-worker"] = stack.start_worker(
+            env, log_dir, "dispatch-worker", fixtures.dispatch_queue, 2)
+    stack.wait_web(web, port)
+    for name, service in services.items():
+        if name != "web":
+            stack.wait_worker(service)
+    return Context(stack=env["BENCH_STACK"], env=env, work=work, fixtures=fixtures, port=port,
+                   deadline=budget_end, services=services, quick=quick)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.suite")
+    parser.add_argument("--figures", default=",".join(ORDER))
+    parser.add_argument("--budget", type=float, required=True, help="seconds for everything")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    budget_end = time.monotonic() + args.budget
+    procs.install_cleanup()
+    wanted = [name for name in ORDER if name in args.figures.split(",")]
+    suffix = "" if os.environ["BENCH_STACK"] == "postgres" else f"_{os.environ['BENCH_STACK']}"
+    result = {"figures": {}, "details": {}, "errors": {}, "seconds": {}}
+    started = time.monotonic()
+    try:
+        log(f"setting up ({', '.join(wanted)})")
+        ctx = setup(wanted, budget_end - 15, args.quick)
+        result["seconds"]["setup"] = round(time.monotonic() - started, 1)
+        for name in wanted:
+            log(f"{name} ...")
+            begun = time.monotonic()
+            try:
+                measured = _measure(name, ctx)
+            except OutOfTime as exc:
+                result["errors"][name + suffix] = f"out of time: {exc}"
+                log(f"{name}: out of time: {exc}")
+                continue
+            except Exception as exc:
+                result["errors"][name + suffix] = f"{type(exc).__name__}: {exc}"[:2000]
+                log(f"{name} failed:\n{traceback.format_exc()}")
+                continue
+            finally:
+                result["seconds"][name + suffix] = round(time.monotonic() - begun, 1)
+            for key, value in measured["figures"].items():
+                result["figures"][key + suffix] = value
+                log(f"  {key + suffix} {value[0]} {value[1]}")
+            for key, value in measured["details"].items():
+                result["details"][key + suffix] = value
+    except Exception as exc:
+        result["errors"]["setup" + suffix] = f"{type(exc).__name__}: {exc}"[:3000]
+        log(f"setup failed:\n{traceback.format_exc()}")
+    finally:
+        procs.stop_all()
+        args.out.write_text(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Values that Ansible must treat as text, never as templates (``!unsafe``).
+
+Everything a user or the database supplies reaches Ansible through here, so a value such as
+``{{ lookup('pipe', 'id') }}`` stays a string.
+"""
+
+import yaml
+
+
+class Unsafe(str):
+    """Dumped as ``!unsafe '…'``."""
+
+
+class UnsafeDumper(yaml.SafeDumper):
+    pass
+
+
+UnsafeDumper.add_representer(
+    Unsafe, lambda dumper, value: dumper.represent_scalar("!unsafe", str(value), style="'"))
+
+
+def mark_unsafe(value):
+    """Every string inside ``value`` (dicts and lists walked) becomes :class:`Unsafe`."""
+    if isinstance(value, str):
+        return Unsafe(value)
+    if isinstance(value, dict):
+        return {key: mark_unsafe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [mark_unsafe(item) for item in value]
+    return value
+
+
+def dump_yaml(data) -> str:
+    return yaml.dump(data, Dumper=UnsafeDumper, sort_keys=True, allow_unicode=True)
