@@ -17,6 +17,7 @@ from pathlib import Path
 from bench import procs
 from bench.context import Context, OutOfTime
 
+DISPATCH_CONCURRENCY = 4
 ORDER = ("event_ingest_rate", "launch_rate", "dispatch_latency_p95", "job_overhead_ratio",
          "event_lag_p95")
 
@@ -38,7 +39,8 @@ def _measure(name: str, ctx: Context) -> dict:
     if name == "dispatch_latency_p95":
         from bench import dispatch
         launches = 40 if quick or ctx.stack != "postgres" else 200
-        return dispatch.measure(ctx, launches=launches, rounds=2 if quick else 4)
+        return dispatch.measure(ctx, launches=launches, rounds=2 if quick else 4,
+                              concurrency=DISPATCH_CONCURRENCY)
     if name == "job_overhead_ratio":
         from bench import overhead
         pairs = 2 if quick else (5 if ctx.stack == "postgres" else 3)
@@ -72,7 +74,7 @@ def setup(figures: list[str], budget_end: float, quick: bool) -> Context:
     services["worker"] = stack.start_worker(env, log_dir, "worker", fixtures.default_queue, 1)
     if "dispatch_latency_p95" in figures:
         services["dispatch-worker"] = stack.start_worker(
-            env, log_dir, "dispatch-worker", fixtures.dispatch_queue, 2)
+            env, log_dir, "dispatch-worker", fixtures.dispatch_queue, DISPATCH_CONCURRENCY)
     stack.wait_web(web, port)
     for name, service in services.items():
         if name != "web":

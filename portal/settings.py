@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "portal.accounts",
     "portal.nodes",
     "portal.jobs",
+    "portal.labs",
 ]
 
 MIDDLEWARE = [
@@ -141,9 +142,17 @@ BROKER_HEALTH_TIMEOUT = env.float("BROKER_HEALTH_TIMEOUT", 2.0)
 CELERY_BEAT_SCHEDULE = {
     "jobs-sweep-pending": {"task": "jobs.sweep_pending", "schedule": 5.0},
     "jobs-reap-lost": {"task": "jobs.reap_lost", "schedule": 10.0},
+    "labs-tick": {"task": "labs.tick", "schedule": 10.0},
 }
 
 METRICS_TOKEN = env.str("METRICS_TOKEN", "")
+
+# --- labs ---------------------------------------------------------------------------------
+
+LAB_RETRY_BASE_SECONDS = env.float("LAB_RETRY_BASE_SECONDS", 5.0)
+LAB_RETRY_MAX_SECONDS = env.float("LAB_RETRY_MAX_SECONDS", 300.0)
+LAB_RETRY_MAX_ATTEMPTS = env.int("LAB_RETRY_MAX_ATTEMPTS", 1000, minimum=1)
+LAB_CLEANUP_MAX_ATTEMPTS = env.int("LAB_CLEANUP_MAX_ATTEMPTS", 10, minimum=1)
 
 # --- jobs ---------------------------------------------------------------------------------
 

@@ -217,19 +217,30 @@ def finalize(job: Job) -> Job | None:
     result to the owning app. Returns the retry job, if one was launched."""
     spec = registry.all_actions().get(job.action)
     retry_job = _maybe_retry(job, spec)
-    if retry_job is None and spec is not None and spec.on_finish is not None:
-        try:
-            spec.on_finish(job)
-        except Exception:
-            logger.exception("result handler of %s failed", job.action, extra={"job_id": job.pk})
+    if spec is None:
+        return retry_job
+    if retry_job is not None:
+        _call_handler(spec.on_retry, job, retry_job)
+    else:
+        _call_handler(spec.on_finish, job)
     return retry_job
+
+
+def _call_handler(handler, job: Job, *args) -> None:
+    if handler is None:
+        return
+    try:
+        handler(job, *args)
+    except Exception:
+        # The job's outcome is recorded whatever the handler does; its failure is logged.
+        logger.exception("result handler of %s failed", job.action, extra={"job_id": job.pk})
 
 
 def _maybe_retry(job: Job, spec) -> Job | None:
     if spec is None or spec.retry is None or job.status != JobStatus.FAILED:
         return None
     hosts = unreachable_only(job)
-    if not hosts or job.attempt >= spec.retry.max_attempts:
+    if not hosts or not spec.retry.allows(job.attempt):
         return None
     delay = spec.retry.delay(job.attempt)
     logger.info("retrying unreachable hosts %s in %.0fs", hosts, delay, extra={"job_id": job.pk})

@@ -10,23 +10,37 @@ A domain app registers its actions in its ``AppConfig.ready()``::
     ))
 
 ``on_finish(job)`` runs once per job after it reaches a terminal status (also ``lost``), in
-the worker or the reaper, so the owning domain object never stays "in progress".
+the worker or the reaper, so the owning domain object never stays "in progress". When the
+action's retry policy schedules a retry instead, ``on_retry(job, retry_job)`` runs and
+``on_finish`` waits for the final attempt.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
+def _value(setting):
+    return setting() if callable(setting) else setting
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retry hosts that were unreachable, with capped exponential backoff."""
+    """Retry hosts that were unreachable, with capped exponential backoff.
 
-    max_attempts: int = 5
-    base_delay: float = 5.0
-    max_delay: float = 300.0
+    Each field may be a number or a zero-argument callable (e.g. reading settings), so
+    deployments and tests can tune an action's policy without re-registering it.
+    """
+
+    max_attempts: int | Callable[[], int] = 5
+    base_delay: float | Callable[[], float] = 5.0
+    max_delay: float | Callable[[], float] = 300.0
 
     def delay(self, attempt: int) -> float:
-        return min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return min(_value(self.max_delay), _value(self.base_delay) * 2 ** (attempt - 1))
+
+    def allows(self, attempt: int) -> bool:
+        """May a job that ran as ``attempt`` be retried?"""
+        return attempt < _value(self.max_attempts)
 
 
 @dataclass(frozen=True)
@@ -35,6 +49,7 @@ class ActionSpec:
     playbook: str | None = None  # None: any playbook (operators' ad-hoc runs)
     sensitive_vars: tuple[str, ...] = ()
     on_finish: Callable | None = None
+    on_retry: Callable | None = None  # on_retry(job, retry_job): a retry was scheduled
     retry: RetryPolicy | None = None
     timeout: int | None = None
     description: str = ""
