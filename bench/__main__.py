@@ -94,7 +94,7 @@ def run_suite(kind: str, work: Path, figures, budget: float, quick: bool) -> dic
     finally:
         suite.stop(grace=15)
     if not out.exists():
-        return {"figures": {}, "details": {}, "seconds": {},
+        return {"figures": {}, "details": {}, "seconds": {"total": round(budget, 1)},
                 "errors": {f"suite_{kind}": f"no result (rc {suite.process.returncode}); "
                                             f"logs in {stack_work / 'logs'}"}}
     return json.loads(out.read_text())
@@ -142,9 +142,9 @@ def main(argv=None) -> int:
                 results["errors"][f"suite_{kind}"] = "no time left"
                 continue
             part = run_suite(kind, work, figures, budget, args.quick)
-            for key in results:
-                results[key].update({f"{k}" if key != "seconds" else f"{kind}:{k}": v
-                                     for k, v in part.get(key, {}).items()})
+            for key in ("figures", "details", "errors"):
+                results[key].update(part.get(key, {}))
+            results["seconds"].update({f"{kind}:{k}": v for k, v in part["seconds"].items()})
     finally:
         procs.stop_all()
         failed = bool(results["errors"])

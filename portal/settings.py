@@ -159,6 +159,8 @@ LAB_CLEANUP_MAX_ATTEMPTS = env.int("LAB_CLEANUP_MAX_ATTEMPTS", 10, minimum=1)
 PLAYBOOKS_DIR = Path(env.str("PLAYBOOKS_DIR", str(BASE_DIR / "playbooks")))
 ROLES_DIR = Path(env.str("ROLES_DIR", str(BASE_DIR / "roles")))
 JOBS_WORK_DIR = Path(env.str("JOBS_WORK_DIR", str(VAR_DIR / "jobs")))
+# SSH control sockets: a unix socket path must stay under 108 bytes.
+JOBS_CONTROL_DIR = env.str("JOBS_CONTROL_DIR", "/tmp")
 JOB_TIMEOUT = env.int("JOB_TIMEOUT", 3600, minimum=1)
 JOB_IDLE_TIMEOUT = env.int("JOB_IDLE_TIMEOUT", 900, minimum=1)
 JOB_HEARTBEAT_SECONDS = env.float("JOB_HEARTBEAT_SECONDS", 5.0)

@@ -73,6 +73,14 @@ def write_inventory(job: Job, data_dir: Path) -> Path:
     return _write_private(data_dir / "inventory" / "hosts.yml", to_yaml(inventory))
 
 
+def make_control_dir(data_dir: Path) -> Path:
+    """SSH control sockets need a short path (108 bytes at most): not under the data dir,
+    which may be deep. Recorded in the data dir so cleanup finds it."""
+    control = Path(tempfile.mkdtemp(prefix="portal-cp-", dir=settings.JOBS_CONTROL_DIR))
+    (data_dir / "control_dir").write_text(str(control))
+    return control
+
+
 def write_ansible_cfg(data_dir: Path) -> Path:
     ssh_args = (
         "-o ControlMaster=auto -o ControlPersist=60s -o ServerAliveInterval=15 "
@@ -89,7 +97,7 @@ local_tmp = {data_dir / 'tmp'}
 
 [ssh_connection]
 pipelining = True
-control_path_dir = {data_dir / 'cp'}
+control_path_dir = {make_control_dir(data_dir)}
 ssh_args = {ssh_args}
 """
     return _write_private(data_dir / "ansible.cfg", config)
@@ -150,9 +158,13 @@ def prepare(job: Job) -> Path:
 
 def cleanup(data_dir: Path) -> None:
     """Close SSH control masters, then remove every file the run had (keys included)."""
-    for socket_path in (data_dir / "cp").glob("*"):
+    record = data_dir / "control_dir"
+    control = Path(record.read_text()) if record.exists() else None
+    for socket_path in control.glob("*") if control else ():
         subprocess.run(["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "portal"],
                        capture_output=True, timeout=10, check=False)
+    if control:
+        shutil.rmtree(control, ignore_errors=True)
     shutil.rmtree(data_dir, ignore_errors=True)
 
 

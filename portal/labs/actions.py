@@ -8,6 +8,7 @@ capped exponential backoff while the session shows "waiting for server".
 
 import hashlib
 import logging
+import re
 import secrets
 from datetime import timedelta
 
@@ -69,6 +70,17 @@ def check_lab_usable(lab: Lab) -> None:
         raise Conflict(f"The lab server {lab.server.name} is disabled.", field="lab")
 
 
+SAFE_USERNAME = re.compile(r"^[\w.@+-]{1,150}\Z", re.ASCII)
+
+
+def check_username(user) -> None:
+    """Django's own username alphabet: anything else is refused before it nears a server
+    (the role passes arguments as argv and asserts the same alphabet again)."""
+    if not SAFE_USERNAME.match(user.username):
+        raise PortalError(f"Username {user.username!r} has characters a lab script cannot "
+                          "receive (allowed: letters, digits, @ . + - _).", field="user")
+
+
 def check_window(start, expiry) -> None:
     if expiry <= start:
         raise PortalError("Expiry must be after the start.", field="access_expiry")
@@ -96,6 +108,7 @@ def do_assign(lab: Lab, user, *, start=None, expiry=None, duration: timedelta | 
     start = start or timezone.now()
     expiry = expiry or start + (duration or lab.default_duration)
     check_lab_usable(lab)
+    check_username(user)
     check_window(start, expiry)
     with transaction.atomic():
         # Serialise assignments per user, so "one live session per lab" holds under races.

@@ -106,10 +106,13 @@ def test_secret_never_stored_or_visible_in_ps(local_node, tmp_path):
         assert secret not in str(cursor.fetchone())
 
 
-def test_private_data_dir_is_removed(local_node, settings):
+def test_private_data_dir_and_control_dir_are_removed(local_node, settings, tmp_path):
+    settings.JOBS_CONTROL_DIR = str(tmp_path / "control")
+    (tmp_path / "control").mkdir()
     job = run_now(playbook="echo.yml", nodes=[local_node])
     assert job.status == JobStatus.SUCCESSFUL
     assert list(settings.JOBS_WORK_DIR.iterdir()) == []
+    assert list((tmp_path / "control").iterdir()) == []
 
 
 def test_unreachable_host_is_retried_with_backoff(db, settings):

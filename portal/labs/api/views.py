@@ -1,0 +1,131 @@
+from datetime import timedelta
+
+import django_filters
+from django.db.models import Count, Q
+from drf_spectacular.utils import extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from portal.core.api.errors import error_body
+from portal.core.tenancy import CustomerScopedQuerysetMixin, IsAdmin, is_admin
+from portal.labs import actions
+from portal.labs.api import serializers
+from portal.labs.choices import LIVE
+from portal.labs.models import Lab, LabSession
+
+
+class LabViewSet(viewsets.ModelViewSet):
+    """Labs: admins only. Assigning a lab creates sessions and launches their provisioning."""
+
+    queryset = Lab.objects.select_related("server").annotate(
+        live_sessions=Count("sessions", filter=Q(sessions__status__in=LIVE)))
+    serializer_class = serializers.LabSerializer
+    permission_classes = [IsAdmin]
+    filterset_fields = ["enabled", "allow_concurrent_sessions", "server"]
+    search_fields = ["name", "description"]
+    ordering_fields = ["name", "created_at"]
+
+    def get_serializer_class(self):
+        if self.action == "assign":
+            return serializers.AssignSerializer
+        return serializers.LabSerializer
+
+    def perform_create(self, serializer):
+        serializer.instance = actions.do_create_lab(**serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = actions.do_update_lab(serializer.instance,
+                                                    **serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        actions.do_delete_lab(instance)
+
+    @extend_schema(request=serializers.AssignSerializer,
+                   responses={201: serializers.AssignResponseSerializer,
+                              409: serializers.AssignResponseSerializer})
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def assign(self, request, pk=None):
+        """Give each user a session; 201 unless every user failed (then 409)."""
+        lab = self.get_object()
+        form = serializers.AssignSerializer(data=request.data,
+                                            context={"lab": lab, "request": request})
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        outcomes = actions.do_assign_many(lab, data["users"], start=data["start"],
+                                          expiry=data["expiry"], by=request.user)
+        rows = [serializers.AssignResultSerializer.row(*outcome) for outcome in outcomes]
+        errors = [outcome[3] for outcome in outcomes if outcome[3] is not None]
+        if len(errors) < len(outcomes):
+            return Response({"results": rows}, status=status.HTTP_201_CREATED)
+        codes = {error.status_code for error in errors}
+        status_code = codes.pop() if len(codes) == 1 else status.HTTP_409_CONFLICT
+        body = error_body(status_code, [
+            ("users", f"{user.username}: {error.message}", error.code)
+            for user, _, _, error in outcomes])
+        return Response({**body, "results": rows}, status=status_code)
+
+
+class LabSessionFilter(django_filters.FilterSet):
+    lab = django_filters.NumberFilter(field_name="lab_id", min_value=1)
+    user = django_filters.CharFilter(field_name="user__username", help_text="Username.")
+    live = django_filters.BooleanFilter(method="filter_live",
+                                        help_text="Requested, provisioning or active.")
+
+    class Meta:
+        model = LabSession
+        fields = ["status", "lab", "user", "waiting_for_server", "live"]
+
+    def filter_live(self, queryset, name, value):
+        return queryset.filter(status__in=LIVE) if value else queryset.exclude(status__in=LIVE)
+
+
+class LabSessionViewSet(CustomerScopedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
+    """Admins see every session; a user sees only their own (others' are 404)."""
+
+    queryset = LabSession.objects.select_related("lab", "user", "assigned_by")
+    serializer_class = serializers.LabSessionSerializer
+    filterset_class = LabSessionFilter
+    search_fields = ["namespace", "lab__name", "user__username"]
+    ordering_fields = ["created_at", "access_expiry", "status"]
+
+    def get_permissions(self):
+        if self.action in ("retry", "extend", "end"):
+            return [IsAdmin()]
+        return super().get_permissions()
+
+    def get_serializer_class(self):
+        if self.action == "extend":
+            return serializers.ExtendSerializer
+        if is_admin(self.request.user):
+            return serializers.LabSessionAdminSerializer
+        return serializers.LabSessionSerializer
+
+    def _answer(self, session):
+        return Response(serializers.LabSessionAdminSerializer(session).data)
+
+    @extend_schema(request=None, responses={200: serializers.LabSessionAdminSerializer})
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def retry(self, request, pk=None):
+        """Provision a failed session again (409 unless it is failed)."""
+        return self._answer(actions.do_retry(self.get_object(), by=request.user))
+
+    @extend_schema(request=serializers.ExtendSerializer,
+                   responses={200: serializers.LabSessionAdminSerializer})
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def extend(self, request, pk=None):
+        """Move the expiry of a live session (409 if it is not live)."""
+        session = self.get_object()
+        options = serializers.ExtendSerializer(data=request.data)
+        options.is_valid(raise_exception=True)
+        minutes = options.validated_data.get("minutes")
+        return self._answer(actions.do_extend(
+            session, until=options.validated_data.get("until"),
+            by=timedelta(minutes=minutes) if minutes else None))
+
+    @extend_schema(request=None, responses={200: serializers.LabSessionAdminSerializer})
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def end(self, request, pk=None):
+        """Expire now: cancel provisioning, clean up on the server (409 if already ending)."""
+        return self._answer(actions.do_end(self.get_object(), by=request.user))
+
