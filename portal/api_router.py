@@ -4,6 +4,7 @@ from rest_framework.routers import DefaultRouter
 
 from portal.accounts.api.views import CustomerViewSet, MembershipViewSet, PlanViewSet
 from portal.jobs.api.views import JobViewSet
+from portal.labs.api.views import LabSessionViewSet, LabViewSet
 from portal.nodes.api.views import CredentialViewSet, NodeGroupViewSet, NodeViewSet
 
 router = DefaultRouter(trailing_slash=True)
@@ -14,3 +15,5 @@ router.register("nodes", NodeViewSet)
 router.register("node-groups", NodeGroupViewSet)
 router.register("credentials", CredentialViewSet)
 router.register("jobs", JobViewSet)
+router.register("labs", LabViewSet)
+router.register("lab-sessions", LabSessionViewSet)

@@ -18,6 +18,8 @@ api_patterns = [
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("labs/", include("portal.labs.urls")),
     path("api/", include((api_patterns, "api"))),
     path("metrics", metrics_view, name="metrics"),
 ]

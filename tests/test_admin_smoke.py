@@ -1,13 +1,17 @@
 """Every admin page of every registered model loads (changelist, add, change, search)."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.urls import reverse
+from django.utils import timezone
 
 from portal.jobs.models import Job, JobEvent
+from portal.labs.models import Lab, LabSession
 from portal.nodes.models import NodeGroup
-from tests.factories import CustomerFactory, MembershipFactory, NodeFactory
+from tests.factories import CustomerFactory, MembershipFactory, NodeFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -21,6 +25,10 @@ def admin_client_with_data(admin_client):
     job.nodes.add(node)
     JobEvent.objects.create(job=job, counter=1, event="runner_on_failed", host=node.name,
                             task="Ping", failed=True, stdout="fatal: [x]", created=job.created_at)
+    lab = Lab.objects.create(name="Intro", server=node, provision_script_path="/p.sh",
+                             cleanup_script_path="/c.sh")
+    LabSession.objects.create(user=UserFactory(), lab=lab, namespace="user-1-abcd",
+                              access_expiry=timezone.now() + timedelta(hours=1), token_hash="x")
     Group.objects.get_or_create(name="operators")
     return admin_client
 

@@ -1,0 +1,6 @@
+from django.urls import path
+
+from portal.labs import views
+
+app_name = "labs"
+urlpatterns = [path("", views.my_labs, name="mine")]
