@@ -22,8 +22,9 @@ class DurationMinutesField(serializers.IntegerField):
         kwargs.setdefault("max_value", MAX_MINUTES)
         super().__init__(**kwargs)
 
-    def to_internal_value(self, data):
-        return timedelta(minutes=super().to_internal_value(data))
+    def run_validation(self, data=serializers.empty):
+        minutes = super().run_validation(data)  # an int, range-checked
+        return None if minutes is None else timedelta(minutes=minutes)
 
     def to_representation(self, value):
         return int(value.total_seconds() // 60)

@@ -19,7 +19,7 @@ class LabViewSet(viewsets.ModelViewSet):
     """Labs: admins only. Assigning a lab creates sessions and launches their provisioning."""
 
     queryset = Lab.objects.select_related("server").annotate(
-        live_sessions=Count("sessions", filter=Q(sessions__status__in=LIVE)))
+        live_sessions=Count("sessions", filter=Q(sessions__status__in=LIVE))).order_by("name")
     serializer_class = serializers.LabSerializer
     permission_classes = [IsAdmin]
     filterset_fields = ["enabled", "allow_concurrent_sessions", "server"]
