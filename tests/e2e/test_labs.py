@@ -11,11 +11,11 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 
 from portal.jobs import actions as jobs
-from portal.jobs.models import Job
 from portal.labs import actions
 from portal.labs.choices import SessionStatus as S
 from portal.labs.models import Lab, LabSession
 from tests.factories import UserFactory
+from tests.helpers import run_due_jobs
 
 EXAMPLE = "/opt/portal-labs/example"
 
@@ -46,17 +46,6 @@ def make_lab(node, script="provision.sh") -> Lab:
                               cleanup_script_path=f"{EXAMPLE}/cleanup.sh")
 
 
-def work(max_rounds=20):
-    """Run due jobs as a worker would, until none is due."""
-    for _ in range(max_rounds):
-        due = [j for j in Job.objects.filter(status__in=["pending", "dispatched"]).order_by("id")
-               if not j.not_before or j.not_before <= timezone.now()]
-        if not due:
-            return
-        for job in due:
-            jobs.execute(job.pk, job.signature, worker="e2e")
-
-
 def assign(lab, user):
     with mock.patch("portal.jobs.tasks.run_job.apply_async"):
         session, _ = actions.do_assign(lab, user)
@@ -77,7 +66,7 @@ def server_offline(host):
 def test_assign_provisions_the_session_on_the_server(lab_server):
     node, host = lab_server
     session = assign(make_lab(node), UserFactory(username="alice"))
-    work()
+    run_due_jobs()
     session.refresh_from_db()
     assert session.status == S.ACTIVE, session.last_error
     assert host.run(f"id -u {session.namespace}").returncode == 0
@@ -88,7 +77,7 @@ def test_assign_provisions_the_session_on_the_server(lab_server):
 def test_failing_script_leaves_the_session_failed_with_its_output(lab_server):
     node, _ = lab_server
     session = assign(make_lab(node, "fail.sh"), UserFactory())
-    work()
+    run_due_jobs()
     session.refresh_from_db()
     assert session.status == S.FAILED and session.last_rc == 3
     assert "out of licences" in session.last_output
@@ -99,14 +88,14 @@ def test_server_down_waits_then_provisions_when_it_is_back(lab_server):
     lab = make_lab(node)
     with server_offline(host):
         session = assign(lab, UserFactory())
-        work(max_rounds=1)
+        run_due_jobs(max_rounds=1)
         session.refresh_from_db()
         assert session.status == S.REQUESTED and session.waiting_for_server
     host_ready = host.run("true", timeout=30)
     assert host_ready.returncode == 0
     deadline = timezone.now() + timedelta(seconds=60)
     while timezone.now() < deadline and session.status != S.ACTIVE:
-        work()
+        run_due_jobs()
         session.refresh_from_db()
     assert session.status == S.ACTIVE, session.last_error
     assert host.run(f"id -u {session.namespace}").returncode == 0
@@ -115,12 +104,12 @@ def test_server_down_waits_then_provisions_when_it_is_back(lab_server):
 def test_expiry_runs_cleanup_on_the_server(lab_server):
     node, host = lab_server
     session = assign(make_lab(node), UserFactory())
-    work()
+    run_due_jobs()
     LabSession.objects.filter(pk=session.pk).update(
         access_start=timezone.now() - timedelta(hours=1),
         access_expiry=timezone.now() - timedelta(seconds=1))
     assert actions.tick()["expired"] == 1
-    work()
+    run_due_jobs()
     session.refresh_from_db()
     assert session.status == S.EXPIRED
     assert host.run(f"id -u {session.namespace}").returncode != 0

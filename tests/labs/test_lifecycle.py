@@ -15,6 +15,7 @@ from portal.labs.choices import SessionStatus as S
 from portal.labs.models import Lab, LabSession
 from portal.nodes.choices import Connection, NodePurpose
 from tests.factories import NodeFactory, UserFactory
+from tests.helpers import run_due_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -37,17 +38,6 @@ def make_lab(script="ok.sh", server=None, **fields) -> Lab:
                               cleanup_script_path=str(SCRIPTS / "cleanup.sh"), **fields)
 
 
-def run_pending_jobs(max_rounds=10):
-    """Act as the worker: run every job that is due, in order, until none is left."""
-    for _ in range(max_rounds):
-        due = Job.objects.filter(status__in=["pending", "dispatched"]).order_by("id")
-        due = [j for j in due if not j.not_before or j.not_before <= timezone.now()]
-        if not due:
-            return
-        for job in due:
-            jobs.execute(job.pk, job.signature, worker="test")
-
-
 @pytest.fixture
 def no_broker():
     with mock.patch("portal.jobs.tasks.run_job.apply_async"):
@@ -58,7 +48,7 @@ def test_assign_runs_the_script_with_separate_arguments_and_becomes_active(no_br
     user = UserFactory(username="alice.o+x@lab-1")
     session, token = actions.do_assign(make_lab(), user)
     assert session.status == S.PROVISIONING and len(token) > 30 and token not in session.token_hash
-    run_pending_jobs()
+    run_due_jobs()
     session.refresh_from_db()
     assert session.status == S.ACTIVE and session.provisioned and session.last_rc == 0
     assert "ready: alice.o+x@lab-1" in session.last_output
@@ -68,7 +58,7 @@ def test_assign_runs_the_script_with_separate_arguments_and_becomes_active(no_br
 
 def test_failing_script_is_failed_with_its_output_and_rc(no_broker):
     session, _ = actions.do_assign(make_lab("fail.sh"), UserFactory())
-    run_pending_jobs()
+    run_due_jobs()
     session.refresh_from_db()
     assert session.status == S.FAILED and session.last_rc == 7
     assert "no capacity left" in session.last_output and "exited 7" in session.last_error
@@ -77,7 +67,7 @@ def test_failing_script_is_failed_with_its_output_and_rc(no_broker):
 
 def test_missing_script_fails_with_a_clear_reason(no_broker):
     session, _ = actions.do_assign(make_lab("does-not-exist.sh"), UserFactory())
-    run_pending_jobs()
+    run_due_jobs()
     session.refresh_from_db()
     assert session.status == S.FAILED and "missing" in session.last_error
 
@@ -86,7 +76,7 @@ def test_unreachable_server_waits_and_retries_with_backoff(no_broker):
     server = NodeFactory(name="lab-down", address="127.0.0.1", ssh_port=1,
                          purpose=NodePurpose.LAB_SERVER)
     session, _ = actions.do_assign(make_lab(server=server), UserFactory())
-    run_pending_jobs(max_rounds=1)
+    run_due_jobs(max_rounds=1)
     session.refresh_from_db()
     assert session.status == S.REQUESTED and session.waiting_for_server
     assert "waiting for server lab-down" in session.last_error and session.next_retry_at
@@ -96,12 +86,12 @@ def test_unreachable_server_waits_and_retries_with_backoff(no_broker):
 
 def test_retry_after_failure_and_extend_and_end(no_broker):
     session, _ = actions.do_assign(make_lab("fail.sh"), UserFactory())
-    run_pending_jobs()
+    run_due_jobs()
     session.refresh_from_db()
     session.lab.provision_script_path = str(SCRIPTS / "ok.sh")
     session.lab.save()
     actions.do_retry(session)
-    run_pending_jobs()
+    run_due_jobs()
     session.refresh_from_db()
     assert session.status == S.ACTIVE
     old_expiry = session.access_expiry
@@ -109,7 +99,7 @@ def test_retry_after_failure_and_extend_and_end(no_broker):
     assert session.access_expiry == old_expiry + timedelta(hours=1)
     actions.do_end(session)
     assert session.status == S.EXPIRING
-    run_pending_jobs()
+    run_due_jobs()
     session.refresh_from_db()
     assert session.status == S.EXPIRED and not session.provisioned
     assert not (ARGS_DIR / f"{session.namespace}.args").exists()  # cleanup ran
@@ -117,12 +107,12 @@ def test_retry_after_failure_and_extend_and_end(no_broker):
 
 def test_tick_expires_sessions_past_their_expiry(no_broker):
     session, _ = actions.do_assign(make_lab(), UserFactory())
-    run_pending_jobs()
+    run_due_jobs()
     LabSession.objects.filter(pk=session.pk).update(
         access_start=timezone.now() - timedelta(hours=2),
         access_expiry=timezone.now() - timedelta(seconds=1))
     assert actions.tick()["expired"] == 1
-    run_pending_jobs()
+    run_due_jobs()
     session.refresh_from_db()
     assert session.status == S.EXPIRED
 
@@ -132,7 +122,7 @@ def test_tick_starts_a_scheduled_session(no_broker):
     session, _ = actions.do_assign(make_lab(), UserFactory(), start=start)
     assert session.status == S.REQUESTED and not Job.objects.exists()
     assert actions.tick(now=start + timedelta(seconds=1))["started"] == 1
-    run_pending_jobs()
+    run_due_jobs()
     session.refresh_from_db()
     assert session.status == S.ACTIVE
 
@@ -146,7 +136,7 @@ def test_lost_provisioning_job_is_provisioned_again(no_broker):
     session.refresh_from_db()
     assert session.status == S.REQUESTED and "not provisioned yet" in session.last_error
     assert actions.tick()["started"] == 1
-    run_pending_jobs()
+    run_due_jobs()
     session.refresh_from_db()
     assert session.status == S.ACTIVE
 
