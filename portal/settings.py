@@ -5,6 +5,7 @@ transport under ``var/``, development secrets generated once into ``var/`` (DEBU
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 from portal.config import ConfigError, Env, generated_secret
@@ -160,7 +161,7 @@ PLAYBOOKS_DIR = Path(env.str("PLAYBOOKS_DIR", str(BASE_DIR / "playbooks")))
 ROLES_DIR = Path(env.str("ROLES_DIR", str(BASE_DIR / "roles")))
 JOBS_WORK_DIR = Path(env.str("JOBS_WORK_DIR", str(VAR_DIR / "jobs")))
 # SSH control sockets: a unix socket path must stay under 108 bytes.
-JOBS_CONTROL_DIR = env.str("JOBS_CONTROL_DIR", "/tmp")
+JOBS_CONTROL_DIR = env.str("JOBS_CONTROL_DIR", tempfile.gettempdir())
 JOB_TIMEOUT = env.int("JOB_TIMEOUT", 3600, minimum=1)
 JOB_IDLE_TIMEOUT = env.int("JOB_IDLE_TIMEOUT", 900, minimum=1)
 JOB_HEARTBEAT_SECONDS = env.float("JOB_HEARTBEAT_SECONDS", 5.0)
@@ -232,7 +233,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"PlanTierEnum": "portal.accounts.choices.PlanTier"},
+    "ENUM_NAME_OVERRIDES": {
+        "PlanTierEnum": "portal.accounts.choices.PlanTier",
+        "LabSessionStatusEnum": "portal.labs.choices.SessionStatus",
+        "JobStatusEnum": "portal.jobs.choices.JobStatus",
+    },
 }
 
 # --- logging ------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from portal.core.errors import Conflict, PortalError
@@ -26,6 +27,7 @@ from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job
 from portal.labs.choices import LIVE, ON_SERVER, SessionStatus
 from portal.labs.models import Lab, LabSession
+from portal.nodes.choices import NodePurpose
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +99,41 @@ def check_no_live_session(lab: Lab, user) -> None:
                        f"(session {live.pk}).", field="user", code="session_exists")
 
 
+# --- labs ---------------------------------------------------------------------------------
+
+def check_lab_server(server) -> None:
+    if server.purpose != NodePurpose.LAB_SERVER:
+        raise PortalError(f"Node {server.name} is not a lab server (its purpose is "
+                          f"{server.purpose}).", field="server", code="not_a_lab_server")
+
+
+def _save_lab(lab: Lab) -> Lab:
+    check_lab_server(lab.server)
+    lab.full_clean()
+    lab.save()
+    return lab
+
+
+@transaction.atomic
+def do_create_lab(**fields) -> Lab:
+    return _save_lab(Lab(**fields))
+
+
+@transaction.atomic
+def do_update_lab(lab: Lab, **fields) -> Lab:
+    for name, value in fields.items():
+        setattr(lab, name, value)
+    return _save_lab(lab)
+
+
+@transaction.atomic
+def do_delete_lab(lab: Lab) -> None:
+    if lab.sessions.exists():
+        raise Conflict(f"Lab {lab.name} has sessions; disable it instead of deleting it.",
+                       field="lab", code="in_use")
+    lab.delete()
+
+
 # --- assign and provision -----------------------------------------------------------------
 
 def do_assign(lab: Lab, user, *, start=None, expiry=None, duration: timedelta | None = None,
@@ -126,7 +163,13 @@ def do_assign(lab: Lab, user, *, start=None, expiry=None, duration: timedelta | 
 
 
 def do_assign_many(lab: Lab, users, **options) -> list[tuple]:
-    """Assign to a whole class: every user gets a session or the reason they did not."""
+    """Assign to a whole class: every user gets a session or the reason they did not.
+
+    What concerns the whole request (the lab, the window) is refused once, for everyone.
+    """
+    check_lab_usable(lab)
+    if options.get("expiry") is not None:
+        check_window(options.get("start") or timezone.now(), options["expiry"])
     results = []
     for user in users:
         try:
@@ -142,8 +185,10 @@ def _script_vars(session: LabSession, script: str) -> dict:
 
 
 def launch_provision(session: LabSession, by=None) -> Job:
-    session.move(S.PROVISIONING, [S.REQUESTED], attempts=session.attempts + 1,
-                 waiting_for_server=False, next_retry_at=None)
+    # Only the caller that moves the session launches: two clicks make one job.
+    if not session.move(S.PROVISIONING, [S.REQUESTED], attempts=F("attempts") + 1,
+                        waiting_for_server=False, next_retry_at=None):
+        raise Conflict(f"Session {session.pk} is already being provisioned.", field="status")
     return jobs.launch(
         playbook="lab_provision.yml", action=PROVISION, nodes=[session.lab.server],
         extra_vars=_script_vars(session, session.lab.provision_script_path),
@@ -213,7 +258,7 @@ def apply_cleanup_result(job: Job) -> None:
         return
     reason = f"cleanup script exited {rc}" if rc else failure_message(job)
     delay = settings.LAB_RETRY_BASE_SECONDS * 2 ** min(session.attempts, 10)
-    session.move(S.CLEANUP_FAILED, [S.EXPIRING], last_error=reason, attempts=session.attempts + 1,
+    session.move(S.CLEANUP_FAILED, [S.EXPIRING], last_error=reason, attempts=F("attempts") + 1,
                  next_retry_at=timezone.now() + timedelta(
                      seconds=min(delay, settings.LAB_RETRY_MAX_SECONDS)), **fields)
 
@@ -224,7 +269,7 @@ def note_waiting_for_server(job: Job, retry_job: Job) -> None:
         return
     status = S.REQUESTED if job.action == PROVISION else S.EXPIRING
     session.move(status, [S.PROVISIONING, S.REQUESTED, S.EXPIRING], waiting_for_server=True,
-                 next_retry_at=retry_job.not_before, attempts=session.attempts + 1,
+                 next_retry_at=retry_job.not_before, attempts=F("attempts") + 1,
                  last_error=f"waiting for server {session.lab.server.name}: {job.reason}")
 
 
@@ -241,19 +286,23 @@ def do_retry(session: LabSession, by=None) -> LabSession:
         raise Conflict(f"Only a failed session can be retried (this one is {session.status}).",
                        field="status")
     with transaction.atomic():
-        session.move(S.REQUESTED, [S.FAILED], last_error="")
+        if not session.move(S.REQUESTED, [S.FAILED], last_error=""):
+            raise Conflict("The session was already retried.", field="status")
         launch_provision(session, by=by)
     return session
 
 
-def do_extend(session: LabSession, *, until=None, by: timedelta | None = None) -> LabSession:
+def do_extend(session: LabSession, *, until=None, duration: timedelta | None = None,
+              by=None) -> LabSession:
     if session.status not in LIVE:
         raise Conflict(f"A {session.status} session cannot be extended.", field="status")
-    new_expiry = until or session.access_expiry + (by or session.lab.default_duration)
+    new_expiry = until or session.access_expiry + (duration or session.lab.default_duration)
     if new_expiry <= max(timezone.now(), session.access_start):
         raise PortalError("The new expiry must be in the future.", field="access_expiry")
     LabSession.objects.filter(pk=session.pk).update(access_expiry=new_expiry)
     session.refresh_from_db()
+    logger.info("lab session extended to %s by %s", new_expiry, by,
+                extra={"object_id": session.pk})
     return session
 
 
@@ -268,12 +317,14 @@ def do_end(session: LabSession, by=None) -> LabSession:
     session.refresh_from_db()
     now = timezone.now()
     with transaction.atomic():
+        expiry = min(now, session.access_expiry)
         if touched_server or session.provisioned or session.status in ON_SERVER:
-            session.move(S.EXPIRING, [session.status], next_retry_at=None,
-                         access_expiry=min(now, session.access_expiry))
+            if not session.move(S.EXPIRING, [session.status], next_retry_at=None,
+                                access_expiry=expiry):
+                raise Conflict("The session changed meanwhile; try again.", field="status")
             launch_cleanup(session, by=by)
         else:  # never reached the server: nothing to clean up
-            session.move(S.EXPIRED, [session.status], access_expiry=min(now, session.access_expiry))
+            session.move(S.EXPIRED, [session.status], access_expiry=expiry)
     return session
 
 

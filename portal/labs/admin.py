@@ -241,7 +241,7 @@ class LabSessionAdmin(admin.ModelAdmin):
     @admin.action(description="Extend selected sessions by their lab's default duration",
                   permissions=["operate"])
     def extend_sessions(self, request, queryset):
-        self._each(request, queryset, lambda s: actions.do_extend(s))
+        self._each(request, queryset, lambda s: actions.do_extend(s, by=request.user))
 
     @admin.action(description="End selected sessions now", permissions=["operate"])
     def end_sessions(self, request, queryset):

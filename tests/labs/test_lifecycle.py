@@ -95,7 +95,7 @@ def test_retry_after_failure_and_extend_and_end(no_broker):
     session.refresh_from_db()
     assert session.status == S.ACTIVE
     old_expiry = session.access_expiry
-    actions.do_extend(session, by=timedelta(hours=1))
+    actions.do_extend(session, duration=timedelta(hours=1))
     assert session.access_expiry == old_expiry + timedelta(hours=1)
     actions.do_end(session)
     assert session.status == S.EXPIRING

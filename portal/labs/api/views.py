@@ -121,7 +121,7 @@ class LabSessionViewSet(CustomerScopedQuerysetMixin, viewsets.ReadOnlyModelViewS
         minutes = options.validated_data.get("minutes")
         return self._answer(actions.do_extend(
             session, until=options.validated_data.get("until"),
-            by=timedelta(minutes=minutes) if minutes else None))
+            duration=timedelta(minutes=minutes) if minutes else None, by=request.user))
 
     @extend_schema(request=None, responses={200: serializers.LabSessionAdminSerializer})
     @action(detail=True, methods=["post"], filter_backends=[])
