@@ -11,8 +11,14 @@ def main():
 
     load_settings_or_exit()
     from django.core.management import execute_from_command_line
+    from django.db.utils import OperationalError
 
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    except OperationalError as exc:  # database down or missing: one line, not a traceback
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        sys.stderr.write(f"portal: database unavailable: {first_line}\n")
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from portal.core.errors import Conflict, PortalError
@@ -48,8 +48,10 @@ def check_extra_vars(extra_vars) -> dict:
 def check_targets(nodes, limit: str) -> list[Node]:
     if nodes is None:
         nodes = Node.objects.filter(enabled=True)
-    candidates = list(Node.objects.filter(pk__in=[n.pk for n in nodes]).select_related(
-        "group", "credential"))
+    if not isinstance(nodes, QuerySet):
+        nodes = Node.objects.filter(pk__in=[node.pk for node in nodes])
+    # Fresh rows (enabled, credential may have changed); secrets are not needed to launch.
+    candidates = list(nodes.select_related("group", "credential").defer("credential__secret"))
     chosen = select_nodes(candidates, limit)
     if not chosen:
         field = "limit" if limit else "nodes"
@@ -106,10 +108,11 @@ def launch(*, playbook: str, action: str = ADHOC, nodes=None, limit: str = "",
             attempt=attempt, retry_of=retry_of, not_before=not_before,
             **_target_fields(target),
         )
-        job.nodes.set(targets)
-        job.signature = signing.sign(job)
-        job.save(update_fields=["signature"])
-        transaction.on_commit(lambda: dispatch(job.pk))
+        Job.nodes.through.objects.bulk_create(
+            [Job.nodes.through(job_id=job.pk, node_id=node.pk) for node in targets])
+        job.signature = signing.sign(job, [node.pk for node in targets])
+        Job.objects.filter(pk=job.pk).update(signature=job.signature)
+        transaction.on_commit(lambda: dispatch(job))
     logger.info("job launched: %s", playbook, extra={"job_id": job.pk})
     return job
 
@@ -120,11 +123,12 @@ def _target_fields(target) -> dict:
     return {"target_type": ContentType.objects.get_for_model(target), "target_id": str(target.pk)}
 
 
-def dispatch(job_id: int) -> bool:
+def dispatch(job: Job | int) -> bool:
     """Publish the job to its queue; on a broker failure it stays pending for the sweep."""
     from portal.jobs.tasks import run_job
 
-    job = Job.objects.filter(pk=job_id).first()
+    if not isinstance(job, Job):
+        job = Job.objects.filter(pk=job).first()
     if job is None or job.status not in (JobStatus.PENDING, JobStatus.DISPATCHED):
         return False
     countdown = None
@@ -136,7 +140,7 @@ def dispatch(job_id: int) -> bool:
             retry=True, retry_policy=settings.JOB_PUBLISH_RETRY,
         )
     except Exception as exc:  # any broker/transport failure: the sweep retries
-        logger.warning("dispatch failed, job stays pending: %s", exc, extra={"job_id": job_id})
+        logger.warning("dispatch failed, job stays pending: %s", exc, extra={"job_id": job.pk})
         return False
     job.mark_dispatched()
     return True

@@ -13,12 +13,14 @@ from django.utils.crypto import constant_time_compare
 SALT = "portal.jobs.launch.v1"
 
 
-def launch_spec(job) -> dict:
+def launch_spec(job, node_ids=None) -> dict:
+    if node_ids is None:
+        node_ids = job.nodes.values_list("pk", flat=True)
     return {
         "id": job.pk,
         "playbook": job.playbook,
         "limit": job.limit,
-        "nodes": sorted(job.nodes.values_list("pk", flat=True)),
+        "nodes": sorted(node_ids),
         "extra_vars": job.extra_vars,
         "secret_vars": hashlib.sha256(job.secret_vars.encode()).hexdigest(),
         "check_mode": job.check_mode,
@@ -28,13 +30,14 @@ def launch_spec(job) -> dict:
     }
 
 
-def _digest(job) -> str:
-    canonical = json.dumps(launch_spec(job), sort_keys=True, separators=(",", ":"))
+def _digest(job, node_ids=None) -> str:
+    canonical = json.dumps(launch_spec(job, node_ids), sort_keys=True, separators=(",", ":"))
     return signing.Signer(salt=SALT, algorithm="sha256").signature(canonical)
 
 
-def sign(job) -> str:
-    return _digest(job)
+def sign(job, node_ids=None) -> str:
+    """``node_ids``: the job's nodes when the caller knows them (saves a query)."""
+    return _digest(job, node_ids)
 
 
 def verify(job, signature: str) -> bool:

@@ -80,7 +80,6 @@ class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
             extra_vars=data["extra_vars"], check_mode=data["check_mode"],
             timeout=data.get("timeout"), requested_by=request.user,
         )
-        job.refresh_from_db()  # dispatched on commit, inside launch()
         return Response(serializers.JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[OpenApiParameter("after", int, description="Events after this "
