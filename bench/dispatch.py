@@ -50,10 +50,11 @@ def measure(ctx, launches: int = 200, rounds: int = 4, concurrency: int = 2,
     round_p95 = []
     last_job = None
     try:
-        # Warm-up (not measured): first job of each pool process imports ansible-runner.
-        for _ in range(concurrency):
-            job, _, _ = api.launch(PLAYBOOK, [node])
-            wait_job(job["id"], timeout=60)
+        # Warm-up (not measured): one job per pool process at once; each process's first
+        # job imports ansible-runner.
+        warm = [api.launch(PLAYBOOK, [node])[0]["id"] for _ in range(concurrency)]
+        for job_id in warm:
+            wait_job(job_id, timeout=60)
         for _ in range(rounds):
             this_round = []
             for _ in range(per_round):

@@ -142,6 +142,17 @@ def _on_signal(signum, frame):
     sys.exit(128 + signum)
 
 
+def die_with_parent() -> None:
+    """Linux: SIGTERM this process when the process that started it dies (even SIGKILLed),
+    so its cleanup still runs."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def install_cleanup() -> None:
     atexit.register(stop_all)
     signal.signal(signal.SIGTERM, _on_signal)
