@@ -1,5 +1,6 @@
 """With a real Celery worker: dispatch, SIGKILL mid-job, a broker that was down at launch."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from django.db import connection
 from portal.jobs import actions
 from portal.jobs.choices import TERMINAL, JobStatus
 from portal.jobs.models import Job
+from portal.jobs.processes import descendants
 from tests.jobs.conftest import FINISHED, PLAYBOOKS
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,12 +49,23 @@ class Worker:
               self.log_path)
 
     def kill(self, sig=signal.SIGKILL):
+        """Signal the worker and its pool processes (they run in process groups of their
+        own, see portal/celery.py), as a machine loss or a kill -9 of the whole tree would."""
         if self.process.poll() is None:
+            pool = descendants(self.process.pid)
             os.killpg(self.process.pid, sig)
+            for pid in pool:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
             self.process.wait(timeout=30)
 
     def stop(self):
-        self.kill(signal.SIGTERM if self.process.poll() is None else signal.SIGKILL)
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)  # warm shutdown closes the pool
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill(signal.SIGKILL)
         self.log.close()
 
 
