@@ -48,3 +48,15 @@ def test_pagination(admin_api):
     CustomerFactory.create_batch(3)
     body = admin_api.get("/api/customers/?page_size=2").json()
     assert body["count"] == 3 and len(body["results"]) == 2 and body["next"]
+
+
+@pytest.mark.parametrize("payload", ['{"name": "a\\u0000b"}', '{"name": "x"}\x00'])
+def test_nul_characters_are_a_400(admin_api, payload):
+    response = admin_api.post("/api/customers/", payload, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "null_characters_not_allowed"
+
+
+def test_nul_in_query_names_the_parameter(admin_api):
+    response = admin_api.get("/api/customers/", {"search": "a\x00"})
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "search"

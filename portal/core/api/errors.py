@@ -10,7 +10,7 @@ import logging
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import DataError, IntegrityError
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -59,6 +59,10 @@ def _as_drf_exception(exc):
             for message in messages
         ]
         return 400, errors, "invalid"
+    if isinstance(exc, DataError):
+        # A value the database cannot store (out of range, bad encoding): the caller's input.
+        logger.warning("data error answered as 400: %s", exc)
+        return 400, [(None, "A value is out of range or cannot be stored.", "invalid")], "invalid"
     if isinstance(exc, IntegrityError):
         # A race the validators could not see (two concurrent creates): a conflict,
         # not a server error.
