@@ -2,7 +2,7 @@
 
 Runs the PostgreSQL + Redis suite, then the embedded-default (SQLite + filesystem broker)
 suite, each in a child process with its own environment and time budget; stops by itself
-within ``--budget`` seconds (default 570) whatever happens, and leaves no process running.
+within ``--budget`` seconds (default 580) whatever happens, and leaves no process running.
 """
 
 import argparse
@@ -81,6 +81,27 @@ def versions() -> dict:
     return found
 
 
+def _single_run_lock():
+    """One bench at a time on this machine: two would share portal_bench and Redis db 10
+    (each resets them) and each other's CPU. Held until this process exits."""
+    import fcntl
+
+    handle = (Path(tempfile.gettempdir()) / "portal-bench.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        sys.stderr.write(f"bench: another bench is running (pid {holder}); it owns the "
+                         "portal_bench database and Redis db 10 until it ends. Not started.\n")
+        return None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
 def run_suite(kind: str, work: Path, figures, budget: float, quick: bool) -> dict:
     stack_work = work / kind
     stack_work.mkdir(parents=True)
@@ -90,11 +111,13 @@ def run_suite(kind: str, work: Path, figures, budget: float, quick: bool) -> dic
             "--budget", str(budget), "--out", str(out)] + (["--quick"] if quick else [])
     suite = procs.Service(f"suite-{kind}", argv, env, None)
     try:
-        suite.process.wait(timeout=budget + 30)
+        # The suite keeps its own deadline (budget - 15 s) and then stops its services; this
+        # is only the backstop if it does not.
+        suite.process.wait(timeout=budget + 5)
     except Exception:  # noqa: S110 - over budget: stopped below, reported as an error
         pass
     finally:
-        suite.stop(grace=15)
+        suite.stop(grace=10)
     if not out.exists():
         return {"figures": {}, "details": {}, "seconds": {"total": round(budget, 1)},
                 "errors": {f"suite_{kind}": f"no result (rc {suite.process.returncode}); "
@@ -115,8 +138,8 @@ def judge(name: str, value) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--budget", type=float, default=570.0,
-                        help="hard limit for the whole bench, seconds (default 570)")
+    parser.add_argument("--budget", type=float, default=580.0,
+                        help="hard limit for the whole bench, seconds (default 580)")
     parser.add_argument("--only", default="", help="comma-separated figures (default: all)")
     parser.add_argument("--no-sqlite", action="store_true", help="skip the embedded default")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
@@ -125,27 +148,33 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     started = time.monotonic()
+    lock = _single_run_lock()
+    if lock is None:
+        return 2
     procs.install_cleanup()
     from bench.suite import ORDER
 
     wanted = [f for f in ORDER if not args.only or f in args.only.split(",")]
     sqlite_wanted = [] if args.no_sqlite else [f for f in SQLITE_FIGURES if f in wanted]
-    sqlite_budget = (60 if args.quick else 150) if sqlite_wanted else 0
+    sqlite_budget = (60 if args.quick else 135) if sqlite_wanted else 0
     work = Path(tempfile.mkdtemp(prefix="portal-bench-"))
-    results = {"figures": {}, "details": {}, "errors": {}, "seconds": {}}
+    results = {"figures": {}, "details": {}, "errors": {}, "seconds": {}, "incidents": []}
     try:
+        # Worst case: each suite ends by its budget + 5 s + 10 s of stopping, so the whole
+        # run ends within --budget.
+        hard_end = started + args.budget
         plan = [("postgres", wanted, args.budget - sqlite_budget - 20)]
         if sqlite_wanted:
-            plan.append(("sqlite", sqlite_wanted, None))
-        for kind, figures, budget in plan:
-            if budget is None:
-                budget = args.budget - (time.monotonic() - started) - 15
+            plan.append(("sqlite", sqlite_wanted, args.budget))
+        for kind, figures, planned in plan:
+            budget = min(planned, hard_end - time.monotonic() - 20)
             if budget < 30:
                 results["errors"][f"suite_{kind}"] = "no time left"
                 continue
             part = run_suite(kind, work, figures, budget, args.quick)
             for key in ("figures", "details", "errors"):
                 results[key].update(part.get(key, {}))
+            results["incidents"] += [f"{kind}: {text}" for text in part.get("incidents", [])]
             results["seconds"].update({f"{kind}:{k}": v for k, v in part["seconds"].items()})
     finally:
         procs.stop_all()
@@ -166,12 +195,15 @@ def main(argv=None) -> int:
         "figures": {name: judge(name, value) for name, value in results["figures"].items()},
         "details": results["details"],
         "errors": results["errors"],
+        "incidents": results["incidents"],
         "seconds": {**results["seconds"], "total": total},
     }
     for name, entry in report["figures"].items():
         print(f"{name} {entry['value']} {entry['unit']}", flush=True)
     for name, error in results["errors"].items():
         sys.stderr.write(f"{name}: not measured: {error}\n")
+    for text in results["incidents"]:
+        sys.stderr.write(f"incident: {text}\n")
     args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     shown = args.out.resolve()
     shown = shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown

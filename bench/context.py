@@ -15,6 +15,13 @@ class OutOfTime(RuntimeError):
     pass
 
 
+class WorkerDied(RuntimeError):
+    pass
+
+
+_active: "Context | None" = None  # the suite's context: waits respect its deadline
+
+
 @dataclass
 class Context:
     stack: str
@@ -25,6 +32,11 @@ class Context:
     deadline: float  # time.monotonic() by which this suite must be done
     services: dict[str, Service] = field(default_factory=dict)
     quick: bool = False
+    incidents: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        global _active
+        _active = self
 
     def api(self) -> Api:
         return Api(self.port, self.fixtures.token)
@@ -36,18 +48,47 @@ class Context:
         if self.left() < seconds:
             raise OutOfTime(f"{what}: {self.left():.0f}s left, {seconds:.0f}s needed")
 
+    def check_workers(self) -> None:
+        for name, service in self.services.items():
+            if name != "web" and not service.alive():
+                tail = " | ".join(service.log_tail(4000).strip().splitlines()[-3:])
+                raise WorkerDied(f"{name} exited (rc {service.process.returncode}): {tail}")
+
+    def restart_dead_workers(self, why: str) -> None:
+        """A worker that died is replaced (same command, new log), and the incident kept."""
+        from bench.stack import wait_worker
+
+        self.incidents.append(why)
+        for name, service in list(self.services.items()):
+            if name == "web" or service.alive():
+                continue
+            service.stop(grace=1)
+            count = sum(1 for text in self.incidents if name in text)
+            fresh = Service(f"{name}-restart{count}", service.argv, service.env,
+                            service.log_dir)
+            self.services[name] = fresh
+            wait_worker(fresh)
+
 
 def wait_job(job_id: int, timeout: float = TERMINAL_WAIT, poll: float = 0.05):
-    """Poll the database until the job is terminal; returns the Job row."""
+    """Poll the database until the job is terminal; returns the Job row. Never waits past
+    the suite's deadline, and gives up at once if one of its workers has died."""
     from portal.jobs.choices import TERMINAL
     from portal.jobs.models import Job
 
+    ctx = _active
     deadline = time.monotonic() + timeout
+    if ctx is not None:
+        deadline = min(deadline, ctx.deadline)
     while time.monotonic() < deadline:
         status = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
         if status in TERMINAL:
             return Job.objects.get(pk=job_id)
+        if ctx is not None:
+            ctx.check_workers()
         time.sleep(poll)
+    if ctx is not None and ctx.left() <= 0:
+        raise OutOfTime(f"job {job_id} not finished when the suite's time ran out")
     raise TimeoutError(f"job {job_id} not finished after {timeout:.0f}s")
 
 

@@ -16,11 +16,12 @@ from bench.context import wait_job
 PLAYBOOK = "one.yml"
 
 
-def _wait_started(job_id: int, timeout: float = 20.0):
+def _wait_started(ctx, job_id: int, timeout: float = 20.0):
     from portal.jobs.models import Job
 
-    deadline = time.monotonic() + timeout
+    deadline = min(time.monotonic() + timeout, ctx.deadline)
     while time.monotonic() < deadline:
+        ctx.check_workers()
         row = Job.objects.filter(pk=job_id).values_list("started_at", "created_at",
                                                         "dispatched_at").first()
         if row and row[0] is not None:
@@ -29,12 +30,13 @@ def _wait_started(job_id: int, timeout: float = 20.0):
     raise TimeoutError(f"job {job_id} not started after {timeout:.0f}s")
 
 
-def _wait_free_slot(queue: str, concurrency: int, timeout: float = 60.0) -> None:
+def _wait_free_slot(ctx, queue: str, concurrency: int, timeout: float = 60.0) -> None:
     from portal.jobs.choices import ACTIVE
     from portal.jobs.models import Job
 
-    deadline = time.monotonic() + timeout
+    deadline = min(time.monotonic() + timeout, ctx.deadline)
     while time.monotonic() < deadline:
+        ctx.check_workers()
         if Job.objects.filter(queue=queue, status__in=list(ACTIVE)).count() < concurrency:
             return
         time.sleep(0.01)
@@ -59,9 +61,9 @@ def measure(ctx, launches: int = 200, rounds: int = 4, concurrency: int = 2,
             this_round = []
             for _ in range(per_round):
                 ctx.require(15, label)
-                _wait_free_slot(queue, concurrency)
+                _wait_free_slot(ctx, queue, concurrency)
                 job, sent, returned = api.launch(PLAYBOOK, [node])
-                started_at, created_at, dispatched_at = _wait_started(job["id"])
+                started_at, created_at, dispatched_at = _wait_started(ctx, job["id"])
                 started = started_at.timestamp()
                 this_round.append((started - returned) * 1000)
                 from_send.append((started - sent) * 1000)

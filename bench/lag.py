@@ -60,7 +60,8 @@ def watch_job(ctx, playbook: str, nodes: list[str], expected: int | None = None,
         if sampler:
             sampler.start()
         job, _, _ = api.launch(playbook, nodes)
-        stream = read_stream(ctx.port, ctx.fixtures.token, job["id"], time.time() + 180)
+        stream = read_stream(ctx.port, ctx.fixtures.token, job["id"],
+                             time.time() + max(1.0, min(120.0, ctx.left())))
         row = wait_job(job["id"])
     finally:
         if sampler:

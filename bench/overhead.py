@@ -19,7 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from bench import stats
-from bench.context import OutOfTime, check_complete, wait_job
+from bench.context import OutOfTime, WorkerDied, check_complete, wait_job
 from bench.paths import PLAYBOOKS
 from bench.procs import cmdline, descendants
 
@@ -119,12 +119,18 @@ def measure(ctx, pairs: int = 5, label: str = "job_overhead_ratio") -> dict:
         for i in range(pairs):
             ctx.require(1.3 * pair_seconds, label)
             started = time.monotonic()
-            if i % 2 == 0:
-                a, a_cpu = baseline.run()
-                b, job, b_cpu = run_portal(api, nodes, worker_pid=worker_pid)
-            else:
-                b, job, b_cpu = run_portal(api, nodes, worker_pid=worker_pid)
-                a, a_cpu = baseline.run()
+            try:
+                if i % 2 == 0:
+                    a, a_cpu = baseline.run()
+                    b, job, b_cpu = run_portal(api, nodes, worker_pid=worker_pid)
+                else:
+                    b, job, b_cpu = run_portal(api, nodes, worker_pid=worker_pid)
+                    a, a_cpu = baseline.run()
+            except WorkerDied as exc:
+                # Recorded in results.json ("incidents"); this pair is dropped.
+                ctx.restart_dead_workers(f"{label} pair {i + 1}: {exc}")
+                worker_pid = ctx.services["worker"].pid
+                continue
             pair_seconds = time.monotonic() - started
             plain.append(a)
             portal.append(b)

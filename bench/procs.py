@@ -75,6 +75,9 @@ class Service:
     def __init__(self, name: str, argv: list[str], env: dict, log_dir: Path | None):
         """With ``log_dir`` None the process shares this one's stdout and stderr."""
         self.name = name
+        self.argv, self.env, self.log_dir = argv, env, log_dir
+        self.marker = " ".join(argv[1:])  # in the command line of it and its forks
+        self.known_children: set[int] = set()
         self.log_path = log_dir / f"{name}.log" if log_dir else None
         self._log = self.log_path.open("w") if self.log_path else None
         self.process = subprocess.Popen(
@@ -108,11 +111,20 @@ class Service:
         raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}:\n"
                            f"{self.log_tail()}")
 
+    def remember_children(self) -> None:
+        self.known_children = set(descendants(self.pid))
+
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM the process (warm shutdown), then SIGKILL it and every descendant left."""
         if self in _started:
             _started.remove(self)
-        tree = set(descendants(self.pid)) if self.alive() else set()
+        tree = getattr(self, "tree_at_stop", set())
+        tree |= set(descendants(self.pid)) if self.alive() else set()
+        # Long-lived children remembered at start (a worker's pool processes) outlive a main
+        # process that was killed; they and what they run are ours too.
+        for pid in self.known_children:
+            if self.marker in cmdline(pid):
+                tree |= {pid, *descendants(pid)}
         if self.alive():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGTERM)
@@ -131,10 +143,18 @@ class Service:
             self._log.close()
 
 
-def stop_all() -> None:
-    for service in reversed(list(_started)):
+def stop_all(grace: float = 8.0) -> None:
+    """SIGTERM every service at once, then give them ``grace`` seconds in all."""
+    services = list(reversed(_started))
+    for service in services:
+        service.tree_at_stop = set(descendants(service.pid)) if service.alive() else set()
+        if service.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(service.pid, signal.SIGTERM)
+    until = time.monotonic() + grace
+    for service in services:
         with contextlib.suppress(Exception):
-            service.stop(grace=5.0)
+            service.stop(grace=max(0.5, until - time.monotonic()))
 
 
 def _on_signal(signum, frame):

@@ -149,3 +149,4 @@ def start_worker(env: dict, log_dir: Path, name: str, queue: str, concurrency: i
 def wait_worker(worker: Service, timeout: float = 60) -> None:
     worker.wait_for(lambda: "ready." in worker.log_path.read_text(errors="replace"), timeout,
                     f"{worker.name} to be ready")
+    worker.remember_children()  # the pool processes

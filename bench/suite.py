@@ -15,10 +15,10 @@ import traceback
 from pathlib import Path
 
 from bench import procs
-from bench.context import Context, OutOfTime
+from bench.context import Context, OutOfTime, WorkerDied
 
 DISPATCH_CONCURRENCY = 4
-# Cheap and fixed-size first; the overhead pairs take whatever time is left (up to 5 pairs).
+# Cheap and fixed-size first; the overhead pairs take whatever time is left (up to 7 pairs).
 ORDER = ("event_ingest_rate", "launch_rate", "event_lag_p95", "dispatch_latency_p95",
          "lab_assign_to_active_p50", "job_overhead_ratio")
 
@@ -101,6 +101,7 @@ def main(argv=None) -> int:
     suffix = "" if os.environ["BENCH_STACK"] == "postgres" else f"_{os.environ['BENCH_STACK']}"
     result = {"figures": {}, "details": {}, "errors": {}, "seconds": {}}
     started = time.monotonic()
+    ctx = None
     try:
         log(f"setting up ({', '.join(wanted)})")
         ctx = setup(wanted, budget_end - 15, args.quick)
@@ -109,7 +110,13 @@ def main(argv=None) -> int:
             log(f"{name} ...")
             begun = time.monotonic()
             try:
-                measured = _measure(name, ctx)
+                try:
+                    measured = _measure(name, ctx)
+                except WorkerDied as exc:
+                    # Once per figure: replace the dead worker, measure the figure again.
+                    log(f"{name}: {exc}; restarting the worker and measuring again")
+                    ctx.restart_dead_workers(f"{name}: {exc}")
+                    measured = _measure(name, ctx)
             except OutOfTime as exc:
                 result["errors"][name + suffix] = f"out of time: {exc}"
                 log(f"{name}: out of time: {exc}")
@@ -130,6 +137,8 @@ def main(argv=None) -> int:
         log(f"setup failed:\n{traceback.format_exc()}")
     finally:
         procs.stop_all()
+        if ctx is not None:
+            result["incidents"] = ctx.incidents
         args.out.write_text(json.dumps(result, indent=2, default=str))
     return 0
 
