@@ -143,9 +143,14 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default="", help="comma-separated figures (default: all)")
     parser.add_argument("--no-sqlite", action="store_true", help="skip the embedded default")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
-    parser.add_argument("--out", type=Path, default=RESULTS_FILE)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default bench/results.json for a full run, "
+                             "bench/results-partial.json with --only/--quick/--no-sqlite")
     parser.add_argument("--keep", action="store_true", help="keep the work dir and its logs")
     args = parser.parse_args(argv)
+    if args.out is None:  # a partial run never replaces the full run's figures
+        partial = args.only or args.quick or args.no_sqlite
+        args.out = RESULTS_FILE.with_name("results-partial.json") if partial else RESULTS_FILE
 
     started = time.monotonic()
     lock = _single_run_lock()

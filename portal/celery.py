@@ -4,12 +4,16 @@ import os
 
 from celery import Celery
 from celery.signals import worker_process_init
+from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 from portal.entrypoint import load_settings_or_exit
 
 load_settings_or_exit()
+
+# The embedded default's broker, fixed to write messages atomically (see fs_transport).
+TRANSPORT_ALIASES["filesystem"] = "portal.core.fs_transport:Transport"
 
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -45,13 +45,17 @@ def check_extra_vars(extra_vars) -> dict:
     return extra_vars
 
 
-def check_targets(nodes, limit: str) -> list[Node]:
+def check_targets(nodes, limit: str, loaded: bool = False) -> list[Node]:
     if nodes is None:
         nodes = Node.objects.filter(enabled=True)
-    if not isinstance(nodes, QuerySet):
-        nodes = Node.objects.filter(pk__in=[node.pk for node in nodes])
-    # Fresh rows (enabled, credential may have changed); secrets are not needed to launch.
-    candidates = list(nodes.select_related("group", "credential").defer("credential__secret"))
+    if loaded:  # rows read in this request, with group and credential: fresh enough
+        candidates = list(nodes)
+    else:
+        if not isinstance(nodes, QuerySet):
+            nodes = Node.objects.filter(pk__in=[node.pk for node in nodes])
+        # Fresh rows (enabled, credential may have changed); secrets are not needed to launch.
+        candidates = list(nodes.select_related("group", "credential")
+                          .defer("credential__secret"))
     chosen = select_nodes(candidates, limit)
     if not chosen:
         field = "limit" if limit else "nodes"
@@ -87,14 +91,14 @@ def split_secrets(spec: registry.ActionSpec, extra_vars: dict, secret_vars: dict
 def launch(*, playbook: str, action: str = ADHOC, nodes=None, limit: str = "",
            extra_vars=None, secret_vars=None, target=None, customer=None, requested_by=None,
            check_mode: bool = False, timeout: int | None = None, attempt: int = 1,
-           retry_of: Job | None = None, not_before=None) -> Job:
+           retry_of: Job | None = None, not_before=None, nodes_loaded: bool = False) -> Job:
     spec = registry.get(action)
     if spec.playbook and spec.playbook != playbook:
         raise PortalError(f"Action {action} runs {spec.playbook}, not {playbook}.",
                           field="playbook")
     resolve_playbook(playbook)
     extra_vars, secrets = split_secrets(spec, check_extra_vars(extra_vars), secret_vars)
-    targets = check_targets(nodes, limit)
+    targets = check_targets(nodes, limit, loaded=nodes_loaded)
     with transaction.atomic():
         job = Job.objects.create(
             playbook=playbook, limit=limit, extra_vars=extra_vars,
@@ -110,6 +114,7 @@ def launch(*, playbook: str, action: str = ADHOC, nodes=None, limit: str = "",
         )
         Job.nodes.through.objects.bulk_create(
             [Job.nodes.through(job_id=job.pk, node_id=node.pk) for node in targets])
+        job.launched_nodes = targets
         job.signature = signing.sign(job, [node.pk for node in targets])
         Job.objects.filter(pk=job.pk).update(signature=job.signature)
         transaction.on_commit(lambda: dispatch(job))

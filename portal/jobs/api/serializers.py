@@ -5,7 +5,7 @@ from portal.nodes.models import Node
 
 
 class JobSerializer(serializers.ModelSerializer):
-    nodes = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    nodes = serializers.SerializerMethodField()
     requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     target = serializers.SerializerMethodField()
     duration_seconds = serializers.SerializerMethodField()
@@ -19,6 +19,11 @@ class JobSerializer(serializers.ModelSerializer):
                   "host_summary", "worker", "heartbeat_at", "cancel_requested", "event_count",
                   "attempt", "retry_of"]
         read_only_fields = fields
+
+    def get_nodes(self, job) -> list[str]:
+        # A job just launched carries its nodes (no query); others use the prefetch.
+        nodes = getattr(job, "launched_nodes", None)
+        return [node.name for node in (nodes if nodes is not None else job.nodes.all())]
 
     def get_target(self, job) -> dict | None:
         if not job.target_type_id:
@@ -35,8 +40,17 @@ class LaunchSerializer(serializers.Serializer):
 
     playbook = serializers.CharField(max_length=200)
     limit = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
-    nodes = serializers.SlugRelatedField(slug_field="name", many=True, required=False,
-                                         queryset=Node.objects.all())
+    nodes = serializers.ListField(child=serializers.CharField(max_length=63), required=False)
+
+    def validate_nodes(self, names):
+        """One query for all the names (a SlugRelatedField makes one per name)."""
+        found = list(Node.objects.filter(name__in=names).select_related("group", "credential")
+                     .defer("credential__secret"))
+        known = {node.name for node in found}
+        missing = [name for name in names if name not in known]
+        if missing:
+            raise serializers.ValidationError(f"Object with name={missing[0]} does not exist.")
+        return found
     extra_vars = serializers.JSONField(required=False, default=dict)
     check_mode = serializers.BooleanField(required=False, default=False)
     timeout = serializers.IntegerField(required=False, min_value=1, max_value=86400)

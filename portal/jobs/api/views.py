@@ -79,6 +79,7 @@ class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
             playbook=data["playbook"], limit=data["limit"], nodes=data.get("nodes") or None,
             extra_vars=data["extra_vars"], check_mode=data["check_mode"],
             timeout=data.get("timeout"), requested_by=request.user,
+            nodes_loaded=bool(data.get("nodes")),
         )
         return Response(serializers.JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
