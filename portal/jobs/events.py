@@ -159,9 +159,9 @@ class EventSink:
         elif cancel:
             self.cancel.set()
 
-    def flush(self, limit: int | None = None) -> int:
+    def flush(self) -> int:
         written = 0
-        batch_size = limit or settings.JOB_EVENT_BATCH
+        batch_size = settings.JOB_EVENT_BATCH
         while self.buffer:
             rows = [self.buffer.popleft() for _ in range(min(batch_size, len(self.buffer)))]
             write_rows(rows)

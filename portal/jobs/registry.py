@@ -16,7 +16,7 @@ action's retry policy schedules a retry instead, ``on_retry(job, retry_job)`` ru
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 def _value(setting):
@@ -53,7 +53,6 @@ class ActionSpec:
     retry: RetryPolicy | None = None
     timeout: int | None = None
     description: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 _ACTIONS: dict[str, ActionSpec] = {}

@@ -3,7 +3,6 @@
 import hashlib
 import re
 from datetime import timedelta
-from unittest import mock
 
 import pytest
 from django.contrib.auth.models import Group
@@ -13,30 +12,14 @@ from django.urls import reverse
 from portal.jobs.models import Job
 from portal.labs import actions
 from portal.labs.choices import SessionStatus as S
-from portal.labs.models import Lab, LabSession
-from portal.nodes.choices import Connection, NodePurpose
+from portal.labs.models import LabSession
+from portal.nodes.choices import NodePurpose
 from tests.factories import NodeFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 LABS = reverse("admin:labs_lab_changelist")
 SESSIONS = reverse("admin:labs_labsession_changelist")
-
-
-@pytest.fixture(autouse=True)
-def no_broker():
-    with mock.patch("portal.jobs.tasks.run_job.apply_async") as publish:
-        yield publish
-
-
-@pytest.fixture
-def lab(db):
-    server = NodeFactory(name="lab-local", connection=Connection.LOCAL, credential=None,
-                         address="127.0.0.1", purpose=NodePurpose.LAB_SERVER)
-    return Lab.objects.create(name="intro", server=server,
-                              provision_script_path="/opt/labs/intro/provision.sh",
-                              cleanup_script_path="/opt/labs/intro/cleanup.sh",
-                              default_duration=timedelta(hours=2))
 
 
 def jobs_of(session):

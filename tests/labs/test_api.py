@@ -2,7 +2,6 @@
 
 import hashlib
 from datetime import timedelta
-from unittest import mock
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
@@ -13,30 +12,10 @@ from portal.jobs.models import Job
 from portal.labs import actions
 from portal.labs.choices import SessionStatus as S
 from portal.labs.models import Lab, LabSession
-from portal.nodes.choices import Connection, NodePurpose
+from portal.nodes.choices import NodePurpose
 from tests.factories import NodeFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def no_broker():
-    with mock.patch("portal.jobs.tasks.run_job.apply_async") as publish:
-        yield publish
-
-
-@pytest.fixture
-def lab_server(db):
-    return NodeFactory(name="lab-local", connection=Connection.LOCAL, credential=None,
-                       address="127.0.0.1", purpose=NodePurpose.LAB_SERVER)
-
-
-@pytest.fixture
-def lab(lab_server):
-    return Lab.objects.create(name="intro", description="Intro to Linux", server=lab_server,
-                              provision_script_path="/opt/labs/intro/provision.sh",
-                              cleanup_script_path="/opt/labs/intro/cleanup.sh",
-                              default_duration=timedelta(hours=2))
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 
 def jobs_of(session):

@@ -6,7 +6,6 @@ import sys
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from django.conf import settings
@@ -16,27 +15,10 @@ from django.core.management import CommandError, call_command
 from portal.jobs.models import Job
 from portal.labs import actions
 from portal.labs.choices import SessionStatus as S
-from portal.labs.models import Lab, LabSession
-from portal.nodes.choices import Connection, NodePurpose
-from tests.factories import NodeFactory, UserFactory
+from portal.labs.models import LabSession
+from tests.factories import UserFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def no_broker():
-    with mock.patch("portal.jobs.tasks.run_job.apply_async") as publish:
-        yield publish
-
-
-@pytest.fixture
-def lab(db):
-    server = NodeFactory(name="lab-local", connection=Connection.LOCAL, credential=None,
-                         address="127.0.0.1", purpose=NodePurpose.LAB_SERVER)
-    return Lab.objects.create(name="intro", server=server,
-                              provision_script_path="/opt/labs/intro/provision.sh",
-                              cleanup_script_path="/opt/labs/intro/cleanup.sh",
-                              default_duration=timedelta(hours=2))
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 
 def lab_command(*args) -> tuple[str, str]:

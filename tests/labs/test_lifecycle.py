@@ -38,12 +38,6 @@ def make_lab(script="ok.sh", server=None, **fields) -> Lab:
                               cleanup_script_path=str(SCRIPTS / "cleanup.sh"), **fields)
 
 
-@pytest.fixture
-def no_broker():
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
-        yield
-
-
 def test_assign_runs_the_script_with_separate_arguments_and_becomes_active(no_broker):
     user = UserFactory(username="alice.o+x@lab-1")
     session, token = actions.do_assign(make_lab(), user)
