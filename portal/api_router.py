@@ -6,6 +6,7 @@ from portal.accounts.api.views import CustomerViewSet, MembershipViewSet, PlanVi
 from portal.jobs.api.views import JobViewSet
 from portal.labs.api.views import LabSessionViewSet, LabViewSet
 from portal.nodes.api.views import CredentialViewSet, NodeGroupViewSet, NodeViewSet
+from portal.workspaces.api.views import WorkspaceViewSet
 
 router = DefaultRouter(trailing_slash=True)
 router.register("plans", PlanViewSet)
@@ -17,3 +18,4 @@ router.register("credentials", CredentialViewSet)
 router.register("jobs", JobViewSet)
 router.register("labs", LabViewSet)
 router.register("lab-sessions", LabSessionViewSet)
+router.register("workspaces", WorkspaceViewSet)

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "portal.nodes",
     "portal.jobs",
     "portal.labs",
+    "portal.workspaces",
 ]
 
 MIDDLEWARE = [
@@ -146,6 +147,7 @@ CELERY_BEAT_SCHEDULE = {
     "jobs-sweep-pending": {"task": "jobs.sweep_pending", "schedule": 5.0},
     "jobs-reap-lost": {"task": "jobs.reap_lost", "schedule": 10.0},
     "labs-tick": {"task": "labs.tick", "schedule": 10.0},
+    "workspaces-tick": {"task": "workspaces.tick", "schedule": 5.0},
 }
 
 METRICS_TOKEN = env.str("METRICS_TOKEN", "")
@@ -156,6 +158,25 @@ LAB_RETRY_BASE_SECONDS = env.float("LAB_RETRY_BASE_SECONDS", 5.0)
 LAB_RETRY_MAX_SECONDS = env.float("LAB_RETRY_MAX_SECONDS", 300.0)
 LAB_RETRY_MAX_ATTEMPTS = env.int("LAB_RETRY_MAX_ATTEMPTS", 1000, minimum=1)
 LAB_CLEANUP_MAX_ATTEMPTS = env.int("LAB_CLEANUP_MAX_ATTEMPTS", 10, minimum=1)
+
+# --- workspaces ---------------------------------------------------------------------------
+
+WORKSPACES_DOMAIN = env.str("WORKSPACES_DOMAIN", "workspaces.localhost")
+WORKSPACE_LOG_LINES = env.int("WORKSPACE_LOG_LINES", 100, minimum=1)
+WORKSPACE_BATCH_MAX = env.int("WORKSPACE_BATCH_MAX", 100, minimum=1)
+WORKSPACE_RETRY_MAX_ATTEMPTS = env.int("WORKSPACE_RETRY_MAX_ATTEMPTS", 5, minimum=1)
+WORKSPACE_RETRY_BASE_SECONDS = env.float("WORKSPACE_RETRY_BASE_SECONDS", 5.0)
+WORKSPACE_RETRY_MAX_SECONDS = env.float("WORKSPACE_RETRY_MAX_SECONDS", 120.0)
+# How long Traefik may take to show (or drop) a workspace's route before it counts as failed.
+WORKSPACE_ROUTE_TIMEOUT = env.float("WORKSPACE_ROUTE_TIMEOUT", 60.0)
+CODE_SERVER_PACKAGE = env.str("CODE_SERVER_PACKAGE", "")  # path or URL; empty: npm
+CODE_SERVER_VERSION = env.str("CODE_SERVER_VERSION", "4.100.3")
+# Traefik: the portal serves its HTTP-provider configuration and confirms routes via its API.
+TRAEFIK_PROVIDER_TOKEN = env.str("TRAEFIK_PROVIDER_TOKEN", "")
+TRAEFIK_API_URL = env.str("TRAEFIK_API_URL", "")  # empty: routes are not confirmed (dev)
+TRAEFIK_ENTRYPOINTS = env.list("TRAEFIK_ENTRYPOINTS", ["websecure"])
+TRAEFIK_TLS = env.bool("TRAEFIK_TLS", True)
+TRAEFIK_CERT_RESOLVER = env.str("TRAEFIK_CERT_RESOLVER", "")
 
 # --- jobs ---------------------------------------------------------------------------------
 
@@ -189,7 +210,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "/labs/"
+LOGIN_REDIRECT_URL = "/workspaces/"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"

@@ -6,10 +6,12 @@ from rest_framework.authtoken.views import obtain_auth_token
 from portal.accounts.api.views import me_view
 from portal.api_router import router
 from portal.core.views import health_view, metrics_view
+from portal.workspaces.api.views import traefik_config_view
 
 api_patterns = [
     path("health", health_view, name="health"),
     path("me/", me_view, name="me"),
+    path("traefik/config", traefik_config_view, name="traefik-config"),
     path("auth/token/", obtain_auth_token, name="token"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
@@ -20,6 +22,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("labs/", include("portal.labs.urls")),
+    path("workspaces/", include("portal.workspaces.urls")),
     path("api/", include((api_patterns, "api"))),
     path("metrics", metrics_view, name="metrics"),
 ]

@@ -63,6 +63,8 @@ class NodeAdmin(admin.ModelAdmin):
         ("Connection", {"fields": ["connection", "ssh_port", "ssh_user", "become",
                                    "credential"]}),
         ("Routing", {"fields": ["group", "queue"]}),
+        ("Workspace hosting", {"fields": ["workspace_root", "workspace_quota_backend",
+                                          "workspace_port_start", "workspace_port_end"]}),
     ]
 
     @admin.display(description="queue")

@@ -16,3 +16,9 @@ class CredentialKind(models.TextChoices):
 class Connection(models.TextChoices):
     SSH = "ssh", "SSH"
     LOCAL = "local", "Local (on the worker itself)"
+
+
+class QuotaBackend(models.TextChoices):
+    BTRFS = "btrfs", "btrfs subvolume + qgroup"
+    PROJECT = "project", "XFS/ext4 project quota"
+    NONE = "none", "No quota (explicit)"

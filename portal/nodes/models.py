@@ -6,11 +6,14 @@ from django.db import models
 from portal.core.fields import EncryptedTextField
 from portal.core.models import TimeStampedModel
 from portal.nodes import keys
-from portal.nodes.choices import Connection, CredentialKind, NodePurpose
+from portal.nodes.choices import Connection, CredentialKind, NodePurpose, QuotaBackend
 
 name_validator = RegexValidator(
     r"^[a-z0-9]([a-z0-9._-]{0,62})$",
     "Use 1-63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit.",
+)
+workspace_root_validator = RegexValidator(
+    r"^/[A-Za-z0-9._/-]+$", "An absolute path (letters, digits, '.', '_', '-', '/')."
 )
 queue_validator = RegexValidator(
     r"^[A-Za-z0-9._-]*$", "Use letters, digits, '.', '_' or '-' only."
@@ -102,6 +105,18 @@ class Node(TimeStampedModel):
     credential = models.ForeignKey(
         Credential, null=True, blank=True, on_delete=models.PROTECT, related_name="nodes"
     )
+    # Workspace hosting (purpose workspace_host): where homes live, how quotas are kept, and
+    # the ports code-server instances may bind.
+    workspace_port_start = models.PositiveIntegerField(
+        default=8001, validators=[MinValueValidator(1024), MaxValueValidator(65535)])
+    workspace_port_end = models.PositiveIntegerField(
+        default=8100, validators=[MinValueValidator(1024), MaxValueValidator(65535)])
+    workspace_root = models.CharField(
+        max_length=200, default="/srv/workspaces", validators=[workspace_root_validator],
+        help_text="Directory holding the workspaces' homes (btrfs: a btrfs filesystem).")
+    workspace_quota_backend = models.CharField(
+        max_length=10, choices=QuotaBackend.choices, default=QuotaBackend.BTRFS,
+        help_text="How the plan's disk quota is enforced on this node.")
 
     class Meta:
         ordering = ["name"]
@@ -117,6 +132,8 @@ class Node(TimeStampedModel):
             raise ValidationError({"labels": "Labels must be a mapping of names to plain values."})
         if self.connection == Connection.SSH and self.credential_id is None:
             raise ValidationError({"credential": "An SSH node needs a credential to log in with."})
+        if (self.workspace_port_start or 0) > (self.workspace_port_end or 0):
+            raise ValidationError({"workspace_port_end": "The port range ends before it starts."})
 
     @property
     def routing_queue(self) -> str:

@@ -18,7 +18,7 @@ log = logging.getLogger("tests.hosts")
 READY_STATES = ("running", "degraded")
 SUPERVISE_SH = Path(__file__).with_name("supervise.sh")
 VOLUME_MOUNT_POINT = "/srv/workspaces"
-VOLUME_SIZE = "512M"
+VOLUME_SIZE = "4G"  # sparse; room to write past a 1 GB workspace quota
 SSH_OPTIONS = (
     "-o",
     "UserKnownHostsFile=/dev/null",

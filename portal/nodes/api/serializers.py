@@ -41,7 +41,8 @@ class NodeSerializer(serializers.ModelSerializer):
         model = Node
         fields = ["id", "name", "address", "connection", "ssh_port", "ssh_user", "become",
                   "purpose", "enabled", "labels", "group", "queue", "routing_queue", "credential",
-                  "created_at", "updated_at"]
+                  "workspace_root", "workspace_quota_backend", "workspace_port_start",
+                  "workspace_port_end", "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
 
     def validate_labels(self, value):

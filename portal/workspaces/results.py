@@ -1,0 +1,197 @@
+"""What the job engine tells the workspaces: one handler per job action.
+
+Each playbook reports per workspace under ``workspace_results`` (set_stats, keyed by slug);
+a job acts on the workspaces whose ``current_job`` it is. A workspace the playbook did not
+report on (the run failed, was lost, canceled or never reached the node) is treated as
+unknown: after a create it is rolled back with the delete playbook.
+"""
+
+import logging
+
+from django.utils import timezone
+
+from portal.jobs.choices import JobStatus
+from portal.jobs.models import Job
+from portal.workspaces import confirm
+from portal.workspaces.choices import S
+from portal.workspaces.models import Workspace
+
+logger = logging.getLogger(__name__)
+
+
+def workspace_results(job: Job) -> dict:
+    stats = job.events.filter(event="playbook_on_stats").values_list("event_data", flat=True)
+    data = (stats.first() or {}).get("artifact_data") or {}
+    results = data.get("workspace_results")
+    return results if isinstance(results, dict) else {}
+
+
+def job_workspaces(job: Job) -> list[Workspace]:
+    ids = [item.get("id") for item in job.extra_vars.get("workspace_items", [])]
+    return list(Workspace.objects.filter(pk__in=ids, current_job=job)
+                .select_related("node", "customer").order_by("id"))
+
+
+def failure_reason(job: Job) -> str:
+    failed = job.events.filter(failed=True).exclude(event="playbook_on_stats").order_by(
+        "-counter").values_list("event_data", flat=True).first()
+    message = ((failed or {}).get("res") or {}).get("msg") if failed else None
+    return str(message or job.reason or f"the job ended {job.status}")[:1000]
+
+
+def _item_ok(job: Job, result) -> bool:
+    return job.status == JobStatus.SUCCESSFUL and bool(result) and result.get("ok") is True
+
+
+def _health(result: dict) -> dict:
+    return {"active_state": result.get("active_state"), "healthy": result.get("healthy"),
+            "checked_at": timezone.now().isoformat()}
+
+
+def _host_facts(result: dict) -> dict:
+    fields = {}
+    if result.get("quota_backend"):
+        fields["quota_backend"] = result["quota_backend"]
+    if isinstance(result.get("quota_used_bytes"), int):
+        fields["quota_used_bytes"] = result["quota_used_bytes"]
+    if "active_state" in result:
+        fields["health"] = _health(result)
+    return fields
+
+
+# --- create ---------------------------------------------------------------------------------
+
+def apply_create_result(job: Job) -> None:
+
+    results = workspace_results(job)
+    unknown = []
+    for workspace in job_workspaces(job):
+        result = results.get(workspace.slug)
+        if result and result.get("ok") is True:
+            _host_ready(workspace, job, result)
+        elif result:  # this item failed and the playbook undid its steps
+            step = result.get("step") or "provisioning"
+            workspace.move(S.FAILED, [S.PROVISIONING], job=job, current_job=None, on_node=False,
+                           port=None, **_host_facts(result),
+                           message=f"failed at {step}: {result.get('message') or '?'} "
+                                   "(rolled back: nothing left on the node)")
+        else:
+            unknown.append(workspace)
+    if unknown:
+        _roll_back(unknown, job)
+    confirm.schedule()
+    _start_next_run(job)
+
+
+def _start_next_run(job: Job) -> None:
+    """Creates that arrived while this run went on form the next run."""
+    from portal.workspaces import actions
+
+    ids = [item.get("id") for item in job.extra_vars.get("workspace_items", [])]
+    first = Workspace.objects.filter(pk__in=ids).values("node_id", "customer_id").first()
+    if first is not None:
+        actions.provision_pending(first["node_id"], first["customer_id"])
+
+
+def _host_ready(workspace: Workspace, job: Job, result: dict) -> None:
+    workspace.note(f"code-server answers on {workspace.node.name}:{workspace.port}; "
+                   "waiting for Traefik's route", job=job, current_job=None,
+                   route_wanted=True, route_wanted_since=timezone.now(), **_host_facts(result))
+
+
+def _roll_back(workspaces: list[Workspace], job: Job) -> None:
+    from portal.workspaces import actions
+
+    reason = failure_reason(job)
+    for workspace in workspaces:
+        workspace.move(S.FAILED, [S.PROVISIONING], job=job, current_job=None,
+                       message=f"provisioning {job.status}: {reason}; rolling back")
+    failed = [w for w in workspaces if w.status == S.FAILED]
+    if failed:
+        actions.launch_delete(failed, action=actions.ROLLBACK)
+
+
+def apply_rollback_result(job: Job) -> None:
+    results = workspace_results(job)
+    for workspace in job_workspaces(job):
+        result = results.get(workspace.slug)
+        if _item_ok(job, result):
+            workspace.note("rolled back: nothing left on the node", job=job, current_job=None,
+                           on_node=False, port=None, route_wanted=False)
+        else:
+            workspace.note(f"rollback failed: {failure_reason(job)}; delete the workspace to "
+                           "try again", job=job, current_job=None)
+
+
+# --- delete ---------------------------------------------------------------------------------
+
+def apply_delete_result(job: Job) -> None:
+    results = workspace_results(job)
+    for workspace in job_workspaces(job):
+        result = results.get(workspace.slug)
+        if _item_ok(job, result):
+            workspace.move(S.DELETED, [S.DELETING], job=job, current_job=None, on_node=False,
+                           port=None, deleted_at=timezone.now(), health={},
+                           message=f"deleted from {workspace.node.name}")
+        else:
+            reason = (result or {}).get("message") or failure_reason(job)
+            workspace.move(S.FAILED, [S.DELETING], job=job, current_job=None,
+                           message=f"delete failed: {reason}; delete again to retry")
+
+
+# --- operate --------------------------------------------------------------------------------
+
+def apply_control_result(job: Job) -> None:
+    operation = job.extra_vars.get("workspace_control_action", "")
+    results = workspace_results(job)
+    started = False
+    for workspace in job_workspaces(job):
+        result = results.get(workspace.slug) or {}
+        ok = _item_ok(job, result)
+        fields = {"current_job": None, **_host_facts(result)}
+        if operation == "logs" and ok:
+            fields.update(recent_logs=str(result.get("logs", ""))[-20000:],
+                          logs_fetched_at=timezone.now())
+        if not ok:
+            reason = result.get("message") or failure_reason(job)
+            if operation == "stop":
+                fields["route_wanted"] = True  # still running: route it again
+            workspace.note(f"{operation} failed: {reason}", job=job, **fields)
+        elif operation == "stop":
+            workspace.move(S.STOPPED, [S.RUNNING], job=job, message="stopped", **fields)
+        elif operation == "start":
+            started = True
+            workspace.note("started; waiting for Traefik's route", job=job, route_wanted=True,
+                           route_wanted_since=timezone.now(), **fields)
+        else:
+            workspace.note(_control_summary(operation, result), job=job, **fields)
+    if started:
+        confirm.schedule()
+
+
+def _control_summary(operation: str, result: dict) -> str:
+    if operation == "logs":
+        return "recent logs fetched"
+    state = result.get("active_state") or "unknown"
+    health = "healthy" if result.get("healthy") else "not answering /healthz"
+    return f"{operation}: unit {state}, {health}"
+
+
+def apply_resize_result(job: Job) -> None:
+    results = workspace_results(job)
+    for workspace in job_workspaces(job):
+        result = results.get(workspace.slug) or {}
+        if _item_ok(job, result):
+            workspace.note(f"limits applied: {workspace.disk_quota_gb} GB, "
+                           f"{workspace.memory_limit_mb} MB, {workspace.cpu_limit} CPU",
+                           job=job, current_job=None, **_host_facts(result))
+        else:
+            workspace.note(f"resize failed: {result.get('message') or failure_reason(job)}",
+                           job=job, current_job=None)
+
+
+def note_waiting_for_node(job: Job, retry_job: Job) -> None:
+    when = retry_job.not_before.strftime("%H:%M:%S") if retry_job.not_before else "soon"
+    for workspace in job_workspaces(job):
+        workspace.note(f"waiting for node {workspace.node.name} ({job.reason or 'unreachable'})"
+                       f"; retrying at {when}", job=retry_job, current_job=retry_job)

@@ -1,0 +1,29 @@
+"""Workspaces without machines: jobs are recorded, not dispatched (no broker needed)."""
+
+from unittest import mock
+
+import pytest
+
+from portal.nodes.choices import Connection, NodePurpose
+from tests.factories import MembershipFactory, NodeFactory, plan
+
+
+@pytest.fixture
+def no_dispatch():
+    """Jobs stay pending: what a test checks is the rows and the job a request creates."""
+    with mock.patch("portal.jobs.actions.dispatch") as dispatch:
+        yield dispatch
+
+
+@pytest.fixture
+def ws_node(db):
+    return NodeFactory(name="ws-node-1", address="10.9.0.2", purpose=NodePurpose.WORKSPACE_HOST,
+                       connection=Connection.LOCAL, credential=None, workspace_port_start=8001,
+                       workspace_port_end=8100)
+
+
+@pytest.fixture
+def member(db):
+    """A customer owner on the team plan: (user, customer)."""
+    membership = MembershipFactory(customer__plan=plan("team"))
+    return membership.user, membership.customer
