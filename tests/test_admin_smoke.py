@@ -11,6 +11,7 @@ from django.utils import timezone
 from portal.jobs.models import Job, JobEvent
 from portal.labs.models import Lab, LabSession
 from portal.nodes.models import NodeGroup
+from portal.workspaces.models import Workspace, WorkspaceEvent
 from tests.factories import CustomerFactory, MembershipFactory, NodeFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -29,6 +30,12 @@ def admin_client_with_data(admin_client):
                              cleanup_script_path="/c.sh")
     LabSession.objects.create(user=UserFactory(), lab=lab, namespace="user-1-abcd",
                               access_expiry=timezone.now() + timedelta(hours=1), token_hash="x")
+    membership = MembershipFactory()
+    workspace = Workspace.objects.create(
+        customer=membership.customer, owner=membership.user, name="IDE", slug="ide",
+        node=node, port=8001, linux_username="ws-ide", password="x" * 24, disk_quota_gb=10,
+        cpu_limit=1, memory_limit_mb=2048, status="running")
+    WorkspaceEvent.objects.create(workspace=workspace, to_status="running", job=job)
     Group.objects.get_or_create(name="operators")
     return admin_client
 

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.hosts import HostsUnavailable, boot_hosts, start_traefik, unavailable_reason
+from tests.hosts import (
+    CodeServerUnavailable,
+    HostsUnavailable,
+    boot_hosts,
+    code_server_artifact,
+    start_traefik,
+    unavailable_reason,
+)
 
 E2E_DIR = Path(__file__).parent
 POOL_SIZE = 3
@@ -52,6 +59,24 @@ def test_hosts():
         with boot_hosts(POOL_SIZE, volumes=1) as pool:
             yield pool
     except HostsUnavailable as error:
+        unavailable(str(error))
+
+
+@pytest.fixture(scope="session")
+def code_server_package():
+    """Path of the air-gapped code-server tarball (tests/hosts/code_server.py).
+
+    Built on first use (a few minutes, from the npm registry), then cached beside the base
+    image. It extracts into a directory (e.g. /opt/code-server) holding bin/code-server,
+    node/bin/node and lib/node_modules/code-server; CODE_SERVER_VERSION and NODE_VERSION
+    in tests.hosts.code_server name the versions.
+    """
+    reason = unavailable_reason()
+    if reason:
+        unavailable(reason)
+    try:
+        return code_server_artifact()
+    except (HostsUnavailable, CodeServerUnavailable) as error:
         unavailable(str(error))
 
 

@@ -1,4 +1,6 @@
-"""python -m tests.hosts up [N] | down [RUN_ID...] [--all] | status  (see README.md)."""
+"""python -m tests.hosts up [N] | down [RUN_ID...] [--all] | status | code-server
+
+See README.md."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import shutil
 import sys
 import time
 
+from .code_server import code_server_artifact
 from .containers import Host
 from .harness import start_pool
 from .machine import HarnessError
@@ -48,6 +51,14 @@ def parse_args(argv):
     )
     down_parser.set_defaults(command=down)
     commands.add_parser("status", help="list runs and their hosts").set_defaults(command=status)
+    code_server_parser = commands.add_parser(
+        "code-server",
+        help="build the air-gapped code-server tarball if it is not cached; print its path",
+    )
+    code_server_parser.add_argument(
+        "--rebuild", action="store_true", help="build it again even when it is cached"
+    )
+    code_server_parser.set_defaults(command=code_server)
     return parser.parse_args(argv)
 
 
@@ -101,6 +112,11 @@ def status(_args):
         print(f"{state.run_id}: bridge {state.bridge}, {owner}, up {age:.0f} s, {state.run_dir}")
         for entry in state.hosts:
             print("  " + host_line(entry, state))
+    return 0
+
+
+def code_server(args):
+    print(code_server_artifact(rebuild=args.rebuild))
     return 0
 
 

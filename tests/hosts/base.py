@@ -20,6 +20,8 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_CACHE_DIR = "/var/cache/portal-test-hosts"
 
 # Hosts have no route out: everything a role installs must already be here.
+# (code-server's artifact, tests/hosts/code_server.py, needs libgssapi-krb5-2 and libkrb5-3
+# at runtime: openssh-server depends on both; its build checks them on this base.)
 BASE_PACKAGES = (
     "systemd",
     "systemd-sysv",

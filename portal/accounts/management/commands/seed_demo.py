@@ -75,7 +75,9 @@ class Command(BaseCommand):
         node, _ = Node.objects.update_or_create(
             name="localhost",
             defaults={"address": "127.0.0.1", "connection": Connection.LOCAL,
-                      "purpose": NodePurpose.WORKSPACE_HOST, "enabled": True,
+                      # Not a workspace host: a workspace create would add users and
+                      # systemd units to the machine running the demo.
+                      "purpose": NodePurpose.FLEET_HOST, "enabled": True,
                       "group": group, "labels": {"demo": True}},
         )
         return node
