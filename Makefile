@@ -5,12 +5,15 @@ BIN := $(abspath $(VENV))/bin
 LOCK := portal/deploy/requirements.lock
 STAMP := $(VENV)/.installed-$(shell cat $(LOCK) pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
+# Browser tests drive Debian's chromium: Playwright cannot download its own browsers here.
+CHROMIUM := /usr/bin/chromium
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Use-Pty=0
 
 .PHONY: help venv run test lint bench lock clean
 
 help:
 	@echo "make run    - install, migrate, seed the demo and start web + worker + beat"
-	@echo "make test   - install and run the test suite"
+	@echo "make test   - install (and Debian's chromium for the browser tests) and run the test suite"
 	@echo "make lint   - ruff and ansible-lint"
 	@echo "make bench  - speed figures (bench/results.json)"
 	@echo "make lock   - re-resolve $(LOCK) from pyproject.toml"
@@ -25,6 +28,11 @@ $(STAMP): $(LOCK) pyproject.toml
 
 venv: $(STAMP)
 
+# Installed once, only when missing (non-interactive: works under CI=true with no stdin).
+$(CHROMIUM):
+	$(APT_GET) update </dev/null
+	$(APT_GET) install --no-install-recommends chromium </dev/null
+
 # The embedded default is for development: DEBUG on, secrets generated once into var/.
 run: export DEBUG ?= true
 run: venv
@@ -34,7 +42,7 @@ run: venv
 		--app-root . start
 
 test: export DEBUG ?= true
-test: venv
+test: venv $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv

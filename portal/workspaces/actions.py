@@ -29,7 +29,7 @@ from portal.jobs.choices import ACTIVE as JOB_ACTIVE
 from portal.jobs.models import Job
 from portal.nodes.choices import NodePurpose
 from portal.nodes.models import Node
-from portal.workspaces import naming
+from portal.workspaces import naming, routing
 from portal.workspaces.choices import LIVE, OPERATIONS, S
 from portal.workspaces.models import Workspace
 
@@ -365,10 +365,8 @@ def do_delete(workspace: Workspace, *, by=None) -> Workspace:
         workspace.move(S.DELETING, [workspace.status], by=by, route_wanted=False,
                        route_wanted_since=timezone.now(),
                        message="removing the route, then the workspace from its node")
-    from portal.workspaces import confirm
-
-    if not confirm.confirmation_enabled():
-        launch_delete([workspace], by=by)
+        if not routing.confirmation_enabled():
+            launch_delete([workspace], by=by)  # a refusal (node disabled) undoes the move
     return workspace
 
 

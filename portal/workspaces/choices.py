@@ -23,7 +23,7 @@ OPERATIONS = {
     "stop": frozenset({S.RUNNING}),
     "restart": frozenset({S.RUNNING}),
     "status": frozenset({S.RUNNING, S.STOPPED}),
-    "logs": frozenset({S.RUNNING, S.STOPPED, S.FAILED}),
+    "logs": frozenset({S.RUNNING, S.STOPPED}),
     "resize": frozenset({S.RUNNING, S.STOPPED}),
 }
 

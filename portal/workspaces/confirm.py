@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from portal.core.errors import PortalError
 from portal.workspaces import routing
 from portal.workspaces.choices import S
 from portal.workspaces.models import Workspace
@@ -86,11 +87,15 @@ def _route_never_appeared(workspace: Workspace):
     if workspace.status == S.STOPPED:  # a start: the customer's files stay; stop it again
         workspace.move(S.FAILED, [S.STOPPED], route_wanted=False, message=message)
         return "route_failed"
-    with transaction.atomic():  # a create: undo it
-        if not workspace.move(S.FAILED, [S.PROVISIONING], route_wanted=False,
-                              message=f"{message}; rolling back"):
-            return None
-        actions.launch_delete([workspace], action=actions.ROLLBACK)
+    try:
+        with transaction.atomic():  # a create: undo it
+            if not workspace.move(S.FAILED, [S.PROVISIONING], route_wanted=False,
+                                  message=f"{message}; rolling back"):
+                return None
+            actions.launch_delete([workspace], action=actions.ROLLBACK)
+    except PortalError as refused:
+        workspace.move(S.FAILED, [S.PROVISIONING], route_wanted=False,
+                       message=f"{message}; rollback could not start: {refused.message}")
     return "route_failed"
 
 
@@ -108,7 +113,12 @@ def _confirm_down(workspace: Workspace, live, deadline):
         if locked is None:
             return None  # another pass launched it
         locked.node = workspace.node
-        actions.launch_delete([locked])
+        try:
+            with transaction.atomic():
+                actions.launch_delete([locked])
+        except PortalError as refused:  # e.g. the node was disabled meanwhile
+            locked.move(S.FAILED, [S.DELETING], message=f"delete could not start: "
+                        f"{refused.message}; delete again to retry")
     return "unrouted"
 
 

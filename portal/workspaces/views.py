@@ -141,7 +141,6 @@ def card(request, workspace: Workspace, may_act: bool) -> dict:
         "busy": workspace.busy,
         "job": _job(workspace),
         "can": can,
-        "may_act": may_act,
     }
 
 

@@ -50,4 +50,4 @@ def test_login_page_logs_in(client):
     UserFactory(username="carol")
     response = client.post("/accounts/login/", {"username": "carol",
                                                 "password": "pw-for-tests-1"})
-    assert response.status_code == 302 and response["Location"] == "/labs/"
+    assert response.status_code == 302 and response["Location"] == "/workspaces/"

@@ -231,3 +231,28 @@ def test_the_tick_starts_runs_that_were_never_launched(member, ws_node):
     assert actions.tick()["started"] == 1
     workspace.refresh_from_db()
     assert workspace.status == S.PROVISIONING
+
+
+def test_delete_on_a_disabled_node_is_refused_and_changes_nothing(running, ws_node):
+    from portal.core.errors import PortalError
+
+    ws_node.enabled = False
+    ws_node.save()
+    with pytest.raises(PortalError) as refused:
+        actions.do_delete(running)
+    assert "disabled" in refused.value.message
+    running.refresh_from_db()
+    assert running.status == S.RUNNING and running.route_wanted
+
+
+def test_a_delete_whose_node_was_disabled_while_unrouting_fails_clearly(
+        running, ws_node, settings, monkeypatch):
+    settings.TRAEFIK_API_URL = "http://127.0.0.1:1/api"
+    actions.do_delete(running)
+    ws_node.enabled = False
+    ws_node.save()
+    monkeypatch.setattr("portal.workspaces.routing.live_routers", lambda: set())
+    confirm.confirm_routes()
+    running.refresh_from_db()
+    assert running.status == S.FAILED and "delete could not start" in running.status_reason
+    assert confirm.confirm_routes() == {"running": 0, "unrouted": 0, "route_failed": 0}

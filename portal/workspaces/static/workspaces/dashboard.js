@@ -111,6 +111,7 @@
     checkLogs(el, ws);
     var history = byTestId(el, "ws-history");
     if (history.open && previous && (previous.status_changed_at !== ws.status_changed_at ||
+        previous.status_reason !== ws.status_reason ||
         (previous.job && previous.job.id) !== (ws.job && ws.job.id) || previous.busy !== ws.busy)) {
       loadHistory(el, ws.id);
     }
@@ -131,7 +132,7 @@
       cardsBox.prepend(el);
       empty.hidden = true;
       el.classList.add("ws-flash");
-      apply(lastState[ws.id]);
+      if (lastState[ws.id]) apply(lastState[ws.id]);
     }).catch(function () { /* the next poll tries again */ }).then(function () {
       delete inserting[ws.id];
     });
@@ -185,6 +186,8 @@
     progress.cards[workspaceId] = true;
     if (job.expected_tasks && !progress.expected) progress.expected = job.expected_tasks;
     if (el && el.dataset.job !== String(job.id)) {
+      var previous = streams[el.dataset.job];
+      if (previous && previous.ended) delete streams[previous.id]; // nothing left to show
       el.dataset.job = String(job.id);
       render(progress);
     }
@@ -370,9 +373,11 @@
         time.textContent = when(event.at);
         var change = event.from_status && event.from_status !== event.to_status
           ? event.from_status + " → " + event.to_status : event.to_status;
-        var extra = [event.by ? "by " + event.by : "", event.job ? "job " + event.job : ""]
+        var message = event.message || "";
+        var mentionsJob = event.job && message.indexOf("job " + event.job) !== -1;
+        var extra = [event.by ? "by " + event.by : "", event.job && !mentionsJob ? "job " + event.job : ""]
           .filter(Boolean).join(", ");
-        item.append(time, change + (event.message ? ": " + event.message : "") + (extra ? " (" + extra + ")" : ""));
+        item.append(time, change + (message ? ": " + message : "") + (extra ? " (" + extra + ")" : ""));
         return item;
       }));
     }).catch(function (error) { cardError(el, error.message); });
