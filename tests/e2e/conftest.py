@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -126,3 +127,40 @@ def portal_nodes(test_hosts, db):
         )
         for host in test_hosts
     ]
+
+
+# --- workspaces ------------------------------------------------------------------------------
+
+@pytest.fixture
+def no_broker():
+    with mock.patch("portal.jobs.tasks.run_job.apply_async"), \
+            mock.patch("portal.workspaces.tasks.confirm_routes.delay"):
+        yield
+
+
+@pytest.fixture
+def stack(test_hosts, portal_nodes, volume_host, traefik, code_server_package, live_server,
+          settings, tmp_path, no_broker):
+    """A workspace node (the btrfs host), real Traefik fed by the portal's provider on a live
+    server, code-server from the air-gapped artifact; jobs are run by the test (no broker)."""
+    from django.conf import settings as django_settings
+
+    from tests.e2e.workspace_support import DOMAIN, TOKEN, Stack
+
+    settings.PLAYBOOKS_DIR = Path(django_settings.BASE_DIR) / "playbooks"
+    settings.JOBS_WORK_DIR = tmp_path / "jobs"
+    settings.JOB_CONNECT_TIMEOUT = 5
+    settings.CODE_SERVER_PACKAGE = str(code_server_package)
+    settings.TRAEFIK_PROVIDER_TOKEN = TOKEN
+    settings.WORKSPACES_DOMAIN = DOMAIN
+    settings.TRAEFIK_ENTRYPOINTS = ["web"]
+    settings.TRAEFIK_TLS = False
+    settings.WORKSPACE_ROUTE_TIMEOUT = 30
+    proxy = traefik(f"{live_server.url}/api/traefik/config?token={TOKEN}",
+                    poll_interval="500ms")
+    settings.TRAEFIK_API_URL = proxy.api_url
+    node = next(n for n in portal_nodes if n.name == volume_host.name)
+    node.workspace_quota_backend = "btrfs"
+    node.workspace_root = "/srv/workspaces"
+    node.save()
+    return Stack(node, volume_host, proxy)
