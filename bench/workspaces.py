@@ -9,9 +9,9 @@ over SSH; code-server comes from the test hosts' air-gapped artifact. A worker o
   them; timed from the first create to the last workspace ``running``.
 - one run each: ``singles`` workspaces created one after another, each waited for until
   ``running`` before the next; the median time per workspace times ``count`` is the time
-  100 separate runs take (running all 100 would take ~10 minutes of the bench's budget).
+  100 separate runs take (running all 100 would take most of the bench budget).
 
-speedup = (median single × count) / batched. Every workspace is deleted afterwards (batched).
+speedup = (median single x count) / batched. Every workspace is deleted afterwards (batched).
 """
 
 import os

@@ -69,12 +69,8 @@ def apply_create_result(job: Job) -> None:
         result = results.get(workspace.slug)
         if result and result.get("ok") is True:
             _host_ready(workspace, job, result)
-        elif result:  # this item failed and the playbook undid its steps
-            step = result.get("step") or "provisioning"
-            workspace.move(S.FAILED, [S.PROVISIONING], job=job, current_job=None, on_node=False,
-                           port=None, **_host_facts(result),
-                           message=f"failed at {step}: {result.get('message') or '?'} "
-                                   "(rolled back: nothing left on the node)")
+        elif result:  # this item failed and the playbook undid what it made for it
+            _item_failed(workspace, job, result)
         else:
             unknown.append(workspace)
     if unknown:
@@ -91,6 +87,18 @@ def _start_next_run(job: Job) -> None:
     first = Workspace.objects.filter(pk__in=ids).values("node_id", "customer_id").first()
     if first is not None:
         actions.provision_pending(first["node_id"], first["customer_id"])
+
+
+def _item_failed(workspace: Workspace, job: Job, result: dict) -> None:
+    step = result.get("step") or "provisioning"
+    message = f"failed at {step}: {result.get('message') or '?'}"
+    if "rollback failed" in message:  # something may be left: keep the port, delete retries
+        workspace.move(S.FAILED, [S.PROVISIONING], job=job, current_job=None,
+                       message=f"{message}; delete the workspace to clean up")
+        return
+    workspace.move(S.FAILED, [S.PROVISIONING], job=job, current_job=None, on_node=False,
+                   port=None, **_host_facts(result),
+                   message=f"{message} (rolled back: nothing left on the node)")
 
 
 def _host_ready(workspace: Workspace, job: Job, result: dict) -> None:

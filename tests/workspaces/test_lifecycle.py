@@ -256,3 +256,15 @@ def test_a_delete_whose_node_was_disabled_while_unrouting_fails_clearly(
     running.refresh_from_db()
     assert running.status == S.FAILED and "delete could not start" in running.status_reason
     assert confirm.confirm_routes() == {"running": 0, "unrouted": 0, "route_failed": 0}
+
+
+def test_an_item_whose_rollback_failed_keeps_its_port_until_deleted(provisioning):
+    finish_job(provisioning.current_job, {"ide": {
+        "ok": False, "step": "health", "message": "no answer; rollback failed: userdel: busy"}})
+    provisioning.refresh_from_db()
+    assert provisioning.status == S.FAILED and provisioning.on_node
+    assert provisioning.port == 8001 and "delete the workspace" in provisioning.status_reason
+    actions.do_delete(provisioning)
+    provisioning.refresh_from_db()
+    assert provisioning.status == S.DELETING and provisioning.current_job.action == \
+        actions.DELETE
