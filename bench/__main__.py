@@ -29,6 +29,7 @@ TARGETS = {
     "launch_rate": (">=", 200),
     "worker_rss_mb": ("report", None),
     "lab_assign_to_active_p50": ("<=", 1000),
+    "workspace_batch_speedup": (">=", 5),
 }
 SQLITE_FIGURES = ("job_overhead_ratio", "dispatch_latency_p95")
 

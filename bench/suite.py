@@ -20,7 +20,7 @@ from bench.context import Context, OutOfTime, WorkerDied
 DISPATCH_CONCURRENCY = 4
 # Cheap and fixed-size first; the overhead pairs take whatever time is left (up to 7 pairs).
 ORDER = ("event_ingest_rate", "launch_rate", "event_lag_p95", "dispatch_latency_p95",
-         "lab_assign_to_active_p50", "job_overhead_ratio")
+         "lab_assign_to_active_p50", "workspace_batch_speedup", "job_overhead_ratio")
 
 
 def log(message: str) -> None:
@@ -49,6 +49,9 @@ def _measure(name: str, ctx: Context) -> dict:
     if name == "event_lag_p95":
         from bench import lag
         return lag.measure(ctx, light_runs=2 if quick else 3, heavy_runs=1 if quick else 2)
+    if name == "workspace_batch_speedup":
+        from bench import workspaces
+        return workspaces.measure(ctx, count=20 if quick else 100, singles=2 if quick else 4)
     if name == "lab_assign_to_active_p50":
         from bench import labs
         return labs.measure(ctx, assignments=5 if quick else 10)

@@ -347,27 +347,44 @@ def do_change_plan(customer: Customer, plan: Plan, *, by=None) -> list[Job]:
 
 # --- delete ---------------------------------------------------------------------------------
 
+def check_deletable(workspace: Workspace) -> None:
+    if workspace.status in (S.DELETING, S.DELETED):
+        raise Conflict(f"The workspace is already {workspace.status}.", field="status",
+                       code="invalid_state")
+    if workspace.busy or workspace.status == S.PROVISIONING:
+        raise Conflict("A job is acting on the workspace (provisioning, start, stop …); "
+                       "delete it when that job is done.", field="status", code="busy")
+
+
 def do_delete(workspace: Workspace, *, by=None) -> Workspace:
-    with transaction.atomic():
-        workspace = Workspace.objects.select_for_update(of=("self",)).select_related(
-            "node", "customer", "current_job").get(pk=workspace.pk)
-        if workspace.status in (S.DELETING, S.DELETED):
-            raise Conflict(f"The workspace is already {workspace.status}.", field="status",
-                           code="invalid_state")
-        if workspace.busy or workspace.status == S.PROVISIONING:
-            raise Conflict("A job is acting on the workspace (provisioning, start, stop …); "
-                           "delete it when that job is done.", field="status", code="busy")
-        if not workspace.on_node:  # pending, or rolled back: nothing on the node
-            workspace.move(S.DELETED, [workspace.status], message="deleted", by=by,
-                           port=None, route_wanted=False, deleted_at=timezone.now())
-            return workspace
-        # The route goes first: the delete job starts once Traefik has dropped it.
-        workspace.move(S.DELETING, [workspace.status], by=by, route_wanted=False,
-                       route_wanted_since=timezone.now(),
-                       message="removing the route, then the workspace from its node")
-        if not routing.confirmation_enabled():
-            launch_delete([workspace], by=by)  # a refusal (node disabled) undoes the move
-    return workspace
+    return do_delete_many([workspace], by=by)[0]
+
+
+def do_delete_many(workspaces, *, by=None) -> list[Workspace]:
+    """Delete workspaces: those with nothing on their node at once, the others by one
+    delete run per node and customer, each after Traefik dropped its route."""
+    deleted = []
+    for group in group_by_run(workspaces):
+        with transaction.atomic():
+            locked = list(Workspace.objects.select_for_update(of=("self",)).select_related(
+                "node", "customer", "current_job").filter(pk__in=[w.pk for w in group])
+                .order_by("pk"))
+            for workspace in locked:
+                check_deletable(workspace)
+            on_node = [w for w in locked if w.on_node]
+            for workspace in locked:
+                if not workspace.on_node:  # pending, or rolled back: nothing on the node
+                    workspace.move(S.DELETED, [workspace.status], message="deleted", by=by,
+                                   port=None, route_wanted=False, deleted_at=timezone.now())
+                else:  # the route goes first: the delete run starts once Traefik dropped it
+                    workspace.move(S.DELETING, [workspace.status], by=by, route_wanted=False,
+                                   route_wanted_since=timezone.now(),
+                                   message="removing the route, then the workspace from its "
+                                           "node")
+            if on_node and not routing.confirmation_enabled():
+                launch_delete(on_node, by=by)  # a refusal (node disabled) undoes the moves
+        deleted += locked
+    return deleted
 
 
 def launch_delete(workspaces: list[Workspace], *, by=None, action=DELETE) -> list[Job]:

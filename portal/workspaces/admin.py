@@ -129,23 +129,6 @@ class WorkspaceAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # deleting is a job: the "Delete selected workspaces" action
 
-    def _operate(self, request, queryset, operation):
-        done, refused = 0, []
-        for workspace in queryset.select_related("node", "customer", "current_job"):
-            try:
-                if operation == "delete":
-                    actions.do_delete(workspace, by=request.user)
-                else:
-                    actions.do_operate([workspace], operation, by=request.user)
-                done += 1
-            except PortalError as error:
-                refused.append(f"{workspace.slug}: {error.message}")
-        if done:
-            self.message_user(request, f"{operation}: {done} workspace(s) under way.",
-                              messages.SUCCESS)
-        for reason in refused:
-            self.message_user(request, reason, messages.WARNING)
-
     @admin.action(description="Start selected workspaces")
     def start_selected(self, request, queryset):
         self._operate_batched(request, queryset, "start")
@@ -164,22 +147,31 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Delete selected workspaces (from their nodes)")
     def delete_selected_workspaces(self, request, queryset):
-        self._operate(request, queryset, "delete")
+        self._operate_batched(request, queryset, "delete")
 
     def _operate_batched(self, request, queryset, operation):
-        """One job per node and customer for all selected workspaces that can do it."""
+        """One job per node and customer for all selected workspaces that can do it; the
+        others are listed with the reason."""
         ready, refused = [], []
         for workspace in queryset.select_related("node", "customer", "current_job"):
             try:
-                actions.check_operation(workspace, operation)
+                if operation == "delete":
+                    actions.check_deletable(workspace)
+                else:
+                    actions.check_operation(workspace, operation)
                 ready.append(workspace)
             except PortalError as error:
                 refused.append(f"{workspace.slug}: {error.message}")
         if ready:
             try:
-                launched = actions.do_operate(ready, operation, by=request.user)
-                self.message_user(request, f"{operation}: {len(ready)} workspace(s) in "
-                                           f"{len(launched)} job(s).", messages.SUCCESS)
+                if operation == "delete":
+                    actions.do_delete_many(ready, by=request.user)
+                    self.message_user(request, f"delete: {len(ready)} workspace(s) under way.",
+                                      messages.SUCCESS)
+                else:
+                    launched = actions.do_operate(ready, operation, by=request.user)
+                    self.message_user(request, f"{operation}: {len(ready)} workspace(s) in "
+                                               f"{len(launched)} job(s).", messages.SUCCESS)
             except PortalError as error:
                 self.message_user(request, error.message, messages.ERROR)
         for reason in refused:
