@@ -45,3 +45,21 @@ def test_bulk_stop_makes_one_job_per_node_and_customer(admin_client, member, ws_
     stops = Job.objects.filter(action=actions.CONTROL)
     assert stops.count() == 1
     assert len(stops.get().extra_vars["workspace_items"]) == 3
+
+
+def test_bulk_delete_is_one_run_and_lists_the_refused(admin_client, member, ws_node,
+                                                      django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        made = [actions.do_create(member[1], member[0], f"ide {i}") for i in range(2)]
+    finish_job(Workspace.objects.get(pk=made[0].pk).current_job,
+               {w.slug: {"ok": True} for w in made})
+    with django_capture_on_commit_callbacks(execute=True):
+        busy = actions.do_create(member[1], member[0], "busy one")
+    response = admin_client.post(reverse("admin:workspaces_workspace_changelist"), {
+        "action": "delete_selected_workspaces",
+        "_selected_action": [w.pk for w in made] + [busy.pk]}, follow=True)
+    page = response.content.decode().lower()
+    assert "delete: 2 workspace(s) under way" in page and "busy-one: a job is acting" in page
+    deletes = Job.objects.filter(action=actions.DELETE)
+    assert deletes.count() == 1 and len(deletes.get().extra_vars["workspace_items"]) == 2
+    assert Workspace.objects.get(pk=busy.pk).status == S.PROVISIONING
