@@ -103,6 +103,34 @@ def _single_run_lock():
     return handle
 
 
+HOST_FIGURES = ("lab_assign_to_active_p50", "workspace_batch_speedup")
+
+
+def prepare_test_hosts(wanted) -> None:
+    """The test hosts' base image and code-server artifact are built once per machine and
+    cached: done here, before the budget starts, so a first run measures what later runs
+    measure (and fits in the budget). A failure here is reported by the figure itself."""
+    if not set(HOST_FIGURES) & set(wanted):
+        return
+    from tests.hosts import unavailable_reason
+
+    if unavailable_reason():
+        return
+    from tests.hosts.base import base_packages, cached_tarball, provide_base
+    from tests.hosts.code_server import artifact_path, code_server_artifact
+
+    try:
+        if "workspace_batch_speedup" in wanted and not artifact_path().exists():
+            sys.stderr.write("bench: building the code-server artifact (once) ...\n")
+            code_server_artifact()  # builds the base image too
+        elif not cached_tarball(base_packages()).exists():
+            sys.stderr.write("bench: building the test hosts' base image (once) ...\n")
+            with tempfile.TemporaryDirectory(prefix="portal-bench-base-") as scratch:
+                provide_base(Path(scratch) / "base")
+    except Exception as exc:
+        sys.stderr.write(f"bench: preparing the test hosts failed: {exc}\n")
+
+
 def run_suite(kind: str, work: Path, figures, budget: float, quick: bool) -> dict:
     stack_work = work / kind
     stack_work.mkdir(parents=True)
@@ -153,7 +181,6 @@ def main(argv=None) -> int:
         partial = args.only or args.quick or args.no_sqlite
         args.out = RESULTS_FILE.with_name("results-partial.json") if partial else RESULTS_FILE
 
-    started = time.monotonic()
     lock = _single_run_lock()
     if lock is None:
         return 2
@@ -161,6 +188,8 @@ def main(argv=None) -> int:
     from bench.suite import ORDER
 
     wanted = [f for f in ORDER if not args.only or f in args.only.split(",")]
+    prepare_test_hosts(wanted)
+    started = time.monotonic()
     sqlite_wanted = [] if args.no_sqlite else [f for f in SQLITE_FIGURES if f in wanted]
     sqlite_budget = (60 if args.quick else 135) if sqlite_wanted else 0
     work = Path(tempfile.mkdtemp(prefix="portal-bench-"))

@@ -23,7 +23,8 @@ def _lab_server(host, key_path):
 
     credential = Credential.objects.create(name=f"bench-lab-{host.name}", kind="ssh_key",
                                            secret=Path(key_path).read_text())
-    return Node.objects.create(name=host.name, address=host.address, ssh_port=host.ssh_port,
+    return Node.objects.create(name=f"bench-lab-{host.name}", address=host.address,
+                               ssh_port=host.ssh_port,
                                ssh_user="root", purpose="lab_server", credential=credential)
 
 

@@ -29,7 +29,8 @@ def _node(host, key_path):
     credential = Credential.objects.create(name=f"bench-ws-{host.name}", kind="ssh_key",
                                            secret=Path(key_path).read_text())
     return Node.objects.create(
-        name=host.name, address=host.address, ssh_port=host.ssh_port, ssh_user="root",
+        name=f"bench-ws-{host.name}", address=host.address, ssh_port=host.ssh_port,
+        ssh_user="root",
         purpose="workspace_host", credential=credential, queue=QUEUE,
         workspace_root="/srv/workspaces", workspace_quota_backend="btrfs",
         workspace_port_start=8001, workspace_port_end=8300)

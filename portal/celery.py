@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_shutdown
 from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
@@ -26,3 +26,12 @@ def _own_process_group(**kwargs):
     # main process only; it then shuts the pool down cleanly (warm shutdown) instead of the
     # pool processes dying mid-task.
     os.setpgrp()
+
+
+@worker_shutdown.connect
+def _stop_shared_ssh_masters(**kwargs):
+    # Masters shared between jobs (portal.jobs.ssh) take no new sessions once the worker
+    # stops; sessions of other workers on this machine finish normally.
+    from portal.jobs.ssh import stop_shared_masters
+
+    stop_shared_masters()

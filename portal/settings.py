@@ -195,6 +195,9 @@ JOB_EVENT_FLUSH_SECONDS = env.float("JOB_EVENT_FLUSH_SECONDS", 0.1)
 JOB_EVENT_BATCH = env.int("JOB_EVENT_BATCH", 1000, minimum=1)
 JOB_FORKS = env.int("JOB_FORKS", 50, minimum=1)
 JOB_CONNECT_TIMEOUT = env.int("JOB_CONNECT_TIMEOUT", 10, minimum=1)
+# SSH masters shared by jobs to the same node; a master is not reused past this window
+# (0: one master per job). See portal/jobs/ssh.py.
+JOB_SSH_SHARE_SECONDS = env.int("JOB_SSH_SHARE_SECONDS", 300, minimum=0)
 JOB_POLL_SECONDS = env.float("JOB_POLL_SECONDS", 0.2)
 JOB_STREAM_POLL_SECONDS = env.float("JOB_STREAM_POLL_SECONDS", 0.1)
 JOB_STREAM_MAX_SECONDS = env.int("JOB_STREAM_MAX_SECONDS", 3600, minimum=1)

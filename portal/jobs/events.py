@@ -84,6 +84,8 @@ class EventSink:
         self.masker = masker
         self.buffer: deque = deque()
         self.received = 0
+        self.lines = 0
+        self._numbering = threading.Lock()
         self.last_event_at = time.monotonic()
         self.max_counter = 0
         self.stored = 0
@@ -99,14 +101,23 @@ class EventSink:
     # --- main thread: called by ansible-runner for every event ------------------------
 
     def handle(self, event: dict) -> bool:
-        row = self._row(event)
-        self.buffer.append(row)
-        self.received += 1
+        """Events come from two producers (the callback's FIFO and, for output Ansible
+        printed before its callback loaded, ansible-runner's stdout parser), each numbered
+        on its own: the sink numbers counters and stdout lines in arrival order."""
+        with self._numbering:
+            self._renumber(event)
+            self.buffer.append(self._row(event))
         self.last_event_at = time.monotonic()
-        self.max_counter = max(self.max_counter, row[1])
-        if row[2] == "playbook_on_stats":
+        if event.get("event") == "playbook_on_stats":
             self.summary = host_summary(event.get("event_data") or {})
         return False  # tell ansible-runner not to write a per-event file
+
+    def _renumber(self, event: dict) -> None:
+        lines = max(0, int(event.get("end_line") or 0) - int(event.get("start_line") or 0))
+        self.received += 1
+        event["counter"] = self.max_counter = self.received
+        event["start_line"], event["end_line"] = self.lines, self.lines + lines
+        self.lines += lines
 
     def _row(self, event: dict) -> tuple:
         data = event.get("event_data") or {}

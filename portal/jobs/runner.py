@@ -10,7 +10,6 @@ import logging
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,19 +17,36 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ansible_runner
+import pexpect
+import ptyprocess
 import yaml
 from django.conf import settings
 
 from portal.core.unsafe import Unsafe, dump_yaml, mark_unsafe
-from portal.jobs import processes
+from portal.jobs import processes, ssh
 from portal.jobs.choices import JobStatus
 from portal.jobs.events import EventSink, Masker
+from portal.jobs.fifo import EventFifo
 from portal.jobs.models import Job
 from portal.jobs.playbooks import resolve_playbook
 from portal.nodes.choices import Connection, CredentialKind
-from portal.nodes.inventory import build_inventory, to_yaml
+from portal.nodes.inventory import InventoryError, build_inventory, to_yaml
 
 logger = logging.getLogger(__name__)
+
+CALLBACK_DIR = Path(__file__).resolve().parent / "callback"
+
+
+def _spawn_pty_without_close_delay(self, args, **kwargs):
+    """ansible-runner closes the pty only once ansible-playbook has exited, so the 0.1 s
+    ptyprocess sleeps there "to let the kernel update the process status" is pure delay
+    added to every job (isalive() still checks, and terminates if needed)."""
+    process = ptyprocess.PtyProcess.spawn(args, **kwargs)
+    process.delayafterclose = 0
+    return process
+
+
+pexpect.spawn._spawnpty = _spawn_pty_without_close_delay
 
 RUNNER_STATUS = {
     "successful": JobStatus.SUCCESSFUL,
@@ -65,6 +81,8 @@ def write_inventory(job: Job, data_dir: Path) -> Path:
     """The job's nodes, built by the same code as the operators' inventory script."""
     nodes = list(job.nodes.select_related("credential", "group"))
     inventory = build_inventory(nodes, key_dir=data_dir / "keys")
+    if ssh.sharing():
+        ssh.add_control_paths(inventory["_meta"]["hostvars"], nodes, ssh.shared_dir())
     for node in nodes:
         # Password logins: the secret goes only into this 0600 file, and stays text.
         if node.connection == Connection.SSH and node.credential.kind == CredentialKind.PASSWORD:
@@ -75,7 +93,10 @@ def write_inventory(job: Job, data_dir: Path) -> Path:
 
 def make_control_dir(data_dir: Path) -> Path:
     """SSH control sockets need a short path (108 bytes at most): not under the data dir,
-    which may be deep. Recorded in the data dir so cleanup finds it."""
+    which may be deep. Shared between jobs (portal.jobs.ssh), or else the job's own,
+    recorded in the data dir so cleanup closes its masters."""
+    if ssh.sharing():
+        return ssh.shared_dir()
     control = Path(tempfile.mkdtemp(prefix="portal-cp-", dir=settings.JOBS_CONTROL_DIR))
     (data_dir / "control_dir").write_text(str(control))
     return control
@@ -157,13 +178,12 @@ def prepare(job: Job) -> Path:
 
 
 def cleanup(data_dir: Path) -> None:
-    """Close SSH control masters, then remove every file the run had (keys included)."""
+    """Close the job's own SSH masters (not shared ones), then remove every file the run
+    had (keys included)."""
     record = data_dir / "control_dir"
-    control = Path(record.read_text()) if record.exists() else None
-    for socket_path in control.glob("*") if control else ():
-        subprocess.run(["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "portal"],
-                       capture_output=True, timeout=10, check=False)
-    if control:
+    if record.exists():
+        control = Path(record.read_text())
+        ssh.stop_masters(control, how="exit")
         shutil.rmtree(control, ignore_errors=True)
     shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -189,10 +209,16 @@ if sys.platform.startswith("linux"):
 def run(job: Job) -> Outcome:
     """Run a claimed job to the end. Never raises for Ansible's own failures."""
     global _guard_active
-    data_dir = prepare(job)
+    try:
+        data_dir = prepare(job)
+    except (OSError, ssh.ControlDirError, InventoryError) as exc:
+        logger.error("cannot prepare the run: %s", exc, extra={"job_id": job.pk})
+        return Outcome(JobStatus.ERROR, None, f"cannot prepare the run: {exc}", {}, 0, 0)
     sink = EventSink(job, Masker(job.secrets()))
+    fifo = EventFifo(data_dir / "events.fifo", sink.handle)
     watchdog = Watchdog(job, sink, data_dir)
     sink.start()
+    fifo.start()
     _guard_active = True
     try:
         result = ansible_runner.run(**_runner_kwargs(job, data_dir, sink, watchdog))
@@ -205,9 +231,12 @@ def run(job: Job) -> Outcome:
     finally:
         _guard_active = False
         try:
+            fifo.close()
             sink.close()
         finally:
             cleanup(data_dir)
+    if status == JobStatus.SUCCESSFUL and not fifo.complete:
+        status, reason = JobStatus.ERROR, f"events incomplete: {fifo.problem()}"
     if sink.lost.is_set():
         status, reason = JobStatus.LOST, "job was taken away from this worker (reaped as lost)"
     return Outcome(status, rc, reason, sink.summary, sink.stored, sink.max_counter,
@@ -220,6 +249,9 @@ def _runner_kwargs(job: Job, data_dir: Path, sink: EventSink, watchdog: Watchdog
         "ANSIBLE_CONFIG": str(data_dir / "ansible.cfg"),
         "ANSIBLE_HOME": str(data_dir / "ansible-home"),
         "ANSIBLE_NOCOLOR": "1",
+        # ansible-runner appends its own callback dir: ours, first, shadows its awx_display.
+        "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACK_DIR),
+        "PORTAL_EVENT_FIFO": str(data_dir / "events.fifo"),
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
     }
     return {

@@ -1,5 +1,6 @@
 """The runner on real ansible-playbook runs (local connection): events, outcomes, safety."""
 
+import os
 import subprocess
 import threading
 import time
@@ -106,13 +107,20 @@ def test_secret_never_stored_or_visible_in_ps(local_node, tmp_path):
         assert secret not in str(cursor.fetchone())
 
 
-def test_private_data_dir_and_control_dir_are_removed(local_node, settings, tmp_path):
+@pytest.mark.parametrize("share_seconds", [300, 0])
+def test_private_data_dir_and_control_dir_are_removed(local_node, settings, tmp_path,
+                                                     share_seconds):
     settings.JOBS_CONTROL_DIR = str(tmp_path / "control")
+    settings.JOB_SSH_SHARE_SECONDS = share_seconds
     (tmp_path / "control").mkdir()
     job = run_now(playbook="echo.yml", nodes=[local_node])
     assert job.status == JobStatus.SUCCESSFUL
     assert list(settings.JOBS_WORK_DIR.iterdir()) == []
-    assert list((tmp_path / "control").iterdir()) == []
+    # only the shared masters' directory stays (empty: a local node needs no SSH)
+    left = list((tmp_path / "control").iterdir())
+    assert left == ([tmp_path / "control" / f"portal-ssh-{os.geteuid()}"] if share_seconds
+                    else [])
+    assert all(not any(path.iterdir()) for path in left)
 
 
 def test_unreachable_host_is_retried_with_backoff(db, settings):

@@ -1,0 +1,163 @@
+"""The portal's stdout callback: ansible-runner's ``awx_display``, with a faster transport.
+
+ansible-runner's callback writes every event to a partial JSON file and base64-encodes a
+marker into stdout; the runner then parses stdout, reads the file back, merges and deletes
+it. Here each event, with the text Ansible displayed for it, is written once as one JSON line
+to the FIFO named by ``PORTAL_EVENT_FIFO`` (``portal.jobs.fifo`` reads it in the worker).
+The last line announces how many events were sent, so a lost event is noticed.
+
+Loaded only by the job runner, which puts this directory before ansible-runner's on
+``ANSIBLE_CALLBACK_PLUGINS``; without ``PORTAL_EVENT_FIFO`` it behaves like the original.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime
+import io
+import json
+import os
+import sys
+import threading
+import uuid
+
+from ansible_runner.display_callback.callback import awx_display as runner_display
+
+# Read by Ansible's config loader from this file's source: it must stay a literal.
+DOCUMENTATION = """
+    callback: awx_display
+    short_description: Playbook events for the portal's job runner
+    description:
+        - ansible-runner's awx_display callback, sending events over a FIFO
+    type: stdout
+    extends_documentation_fragment:
+      - default_callback
+    requirements:
+      - Set as stdout in config
+"""
+
+END_KEY = "portal_stream_end"
+
+
+class EventStream(io.TextIOBase):
+    """Stands in for sys.stdout and sys.stderr (the runner's pty merges both anyway).
+
+    Text written between an event's begin and end becomes that event's ``stdout``; text
+    outside any event becomes one ``verbose`` event per line, as ansible-runner does.
+    """
+
+    def __init__(self, fd: int, real):
+        super().__init__()
+        self.fd, self.real, self.owner = fd, real, os.getpid()
+        self.lock = threading.RLock()
+        self.current: dict | None = None
+        self.pending: list[str] = []
+        self.sent = 0
+        self.line = 0
+
+    # --- the file interface Display uses ------------------------------------------------
+
+    def write(self, text: str) -> int:
+        if os.getpid() != self.owner:  # a forked worker printing directly: leave it to the pty
+            return self.real.write(text)
+        with self.lock:
+            self.pending.append(text)
+            if self.current is None and "\n" in text:
+                self._send_verbose(keep_partial=True)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self.real.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return "utf-8"
+
+    @property
+    def buffer(self):
+        return self.real.buffer
+
+    # --- events -------------------------------------------------------------------------
+
+    def begin(self, event: dict) -> None:
+        with self.lock:
+            self._send_verbose(keep_partial=False)
+            self.current = event
+
+    def end(self) -> None:
+        with self.lock:
+            event, self.current = self.current, None
+            if event is not None:
+                text, self.pending = "".join(self.pending), []
+                self._send(event, text)
+
+    def _send_verbose(self, keep_partial: bool) -> None:
+        lines = "".join(self.pending).splitlines(keepends=True)
+        self.pending = []
+        if keep_partial and lines and not lines[-1].endswith("\n"):
+            self.pending.append(lines.pop())
+        for line in lines:
+            event = {"event": "verbose", "uuid": str(uuid.uuid4()), "event_data": {},
+                     "created": datetime.datetime.now(datetime.UTC).isoformat()}
+            self._send(event, line)
+
+    def _send(self, event: dict, text: str) -> None:
+        lines = text.count("\n")
+        self.sent += 1
+        event.update(counter=self.sent, stdout=text.rstrip("\r\n"), start_line=self.line,
+                     end_line=self.line + lines)
+        self.line += lines
+        self._write(json.dumps(event, cls=runner_display.AnsibleJSONEncoderLocal))
+
+    def _write(self, line: str) -> None:
+        data = memoryview((line + "\n").encode("utf-8", "replace"))
+        while data:
+            data = data[os.write(self.fd, data):]
+
+    def close(self) -> None:
+        if os.getpid() != self.owner or self.closed:
+            return
+        with self.lock:
+            self.end()
+            self._send_verbose(keep_partial=False)
+            self._write(json.dumps({END_KEY: self.sent}))
+            os.close(self.fd)
+        super().close()
+
+
+class FifoEventContext(runner_display.EventContext):
+    """awx_display's event context, handing events to the EventStream instead of files."""
+
+    def __init__(self, stream: EventStream):
+        super().__init__()
+        self.stream = stream
+
+    def dump_begin(self, fileobj) -> None:
+        self.stream.begin(self.get_begin_dict())
+
+    def dump_end(self, fileobj) -> None:
+        self.stream.end()
+
+
+def _install(path: str) -> None:
+    stream = EventStream(os.open(path, os.O_WRONLY), sys.stdout)
+    # awx_display's wrappers look the context up as a module global on every call.
+    runner_display.event_context = FifoEventContext(stream)
+    runner_display.portal_stream = stream
+    sys.stdout = sys.stderr = stream
+    atexit.register(stream.close)
+
+
+# Ansible may import a plugin file more than once: one stream per process.
+if os.environ.get("PORTAL_EVENT_FIFO") and not getattr(runner_display, "portal_stream", None):
+    _install(os.environ["PORTAL_EVENT_FIFO"])
+
+
+class CallbackModule(runner_display.CallbackModule):
+    CALLBACK_NAME = "awx_display"

@@ -1,0 +1,98 @@
+"""The worker's end of the event FIFO written by ``portal/jobs/callback/awx_display.py``.
+
+A reader thread turns each JSON line into an event for the EventSink. The FIFO is opened
+before ansible-playbook starts (non-blocking, so the callback's open never waits and a run
+that fails before loading the callback never blocks us) and drained after it ends.
+"""
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import select
+import threading
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+END_KEY = "portal_stream_end"
+PIPE_SIZE = 1 << 20  # room for bursts while the reader is descheduled
+READ_SIZE = 1 << 16
+
+
+class EventFifo:
+    def __init__(self, path: Path, handle):
+        os.mkfifo(path, 0o600)
+        self.path, self.handle = path, handle
+        self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(self.fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        self.received = 0
+        self.announced: int | None = None
+        self.error: Exception | None = None
+        self._partial = b""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"events-{path.parent.name}",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        """After ansible-playbook has exited: read what is left, then stop."""
+        self._stop.set()
+        self._thread.join()
+        os.close(self.fd)
+
+    @property
+    def complete(self) -> bool:
+        return self.error is None and self.announced == self.received
+
+    def problem(self) -> str:
+        if self.error is not None:
+            return f"the event stream could not be read: {self.error}"
+        if self.announced is None:
+            return "the event stream ended without its end marker"
+        return f"{self.received} of {self.announced} events arrived"
+
+    def _run(self) -> None:
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        try:
+            while not self._stop.is_set():
+                if poller.poll(100):
+                    self._read_available()
+            self._read_available()
+        except Exception as exc:  # reported by problem(): the job ends as an error
+            self.error = exc
+            logger.exception("event stream reader failed")
+
+    def _read_available(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.fd, READ_SIZE)
+            except BlockingIOError:
+                return
+            if not chunk:  # no writer (yet, or any more)
+                if not self._stop.is_set():
+                    self._stop.wait(0.05)  # after a writer leaves, poll() reports HUP at once
+                return
+            self._lines(chunk)
+
+    def _lines(self, chunk: bytes) -> None:
+        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        for line in lines:
+            try:
+                self._line(line)
+            except Exception as exc:  # keep reading: a blocked writer would hang the run
+                logger.exception("bad event line")
+                self.error = self.error or exc
+
+    def _line(self, line: bytes) -> None:
+        event = json.loads(line)
+        if END_KEY in event:
+            self.announced = int(event[END_KEY])
+            return
+        self.received += 1
+        self.handle(event)

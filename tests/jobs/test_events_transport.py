@@ -1,0 +1,133 @@
+"""The event transport: the portal's callback sends events over a FIFO; the sink numbers
+and stores every one, and a lost event makes the job an error rather than a silent gap."""
+
+import itertools
+import json
+import os
+import sys
+
+import pytest
+
+from portal.jobs import fifo as fifo_module
+from portal.jobs import runner
+from portal.jobs.choices import JobStatus
+from tests.jobs.test_runner import run_now
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def fifos(monkeypatch):
+    """Every EventFifo the runner makes, and what its run left in the artifacts dir."""
+    made, leftovers = [], []
+    real_init, real_cleanup = fifo_module.EventFifo.__init__, runner.cleanup
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        made.append(self)
+
+    def cleanup(data_dir):
+        leftovers.extend(p.name for p in (data_dir / "artifacts").rglob("job_events/*"))
+        real_cleanup(data_dir)
+
+    monkeypatch.setattr(fifo_module.EventFifo, "__init__", init)
+    monkeypatch.setattr(runner, "cleanup", cleanup)
+    return made, leftovers
+
+
+def test_every_event_comes_over_the_fifo_and_no_event_files(local_node, fifos):
+    made, leftovers = fifos
+    job = run_now(playbook="many.yml", nodes=[local_node], extra_vars={"steps": 25})
+    assert job.status == JobStatus.SUCCESSFUL, job.reason
+    (stream,) = made
+    assert stream.received == stream.announced == job.event_count > 25
+    assert leftovers == []  # neither partial nor final per-event files
+
+
+def test_stdout_lines_and_counters_are_contiguous(local_node):
+    job = run_now(playbook="many.yml", nodes=[local_node], extra_vars={"steps": 5})
+    events = list(job.events.order_by("counter").values("counter", "start_line", "end_line",
+                                                        "stdout", "event", "task"))
+    assert [e["counter"] for e in events] == list(range(1, len(events) + 1))
+    for before, after in itertools.pairwise(events):
+        assert after["start_line"] == before["end_line"]
+        # an event spans at least the lines of its (trailing-newline-stripped) text
+        assert after["end_line"] - after["start_line"] >= after["stdout"].count("\n")
+    stdout = "\n".join(e["stdout"] for e in events)
+    assert "TASK [Step]" in stdout and "PLAY RECAP" in stdout
+    item = next(e for e in events if e["event"] == "runner_item_on_ok")
+    assert item["task"] == "Step" and "step 0" in item["stdout"]
+
+
+def test_output_of_a_playbook_ansible_refuses_is_kept(local_node):
+    job = run_now(playbook="broken.yml", nodes=[local_node])
+    assert job.status == JobStatus.FAILED and job.rc != 0
+    stdout = "\n".join(job.events.values_list("stdout", flat=True))
+    assert "no_such_module_anywhere" in stdout and "ERROR" in stdout
+
+
+def test_a_lost_event_makes_the_job_an_error(local_node, monkeypatch):
+    real_lines = fifo_module.EventFifo._lines
+    seen, dropped = [], []
+
+    def drop_one(self, chunk):
+        kept = []
+        for line in chunk.split(b"\n"):
+            seen.append(line)
+            if len(seen) == 5 and line:  # the 5th line goes missing in transport
+                dropped.append(line)
+                continue
+            kept.append(line)
+        real_lines(self, b"\n".join(kept))
+
+    monkeypatch.setattr(fifo_module.EventFifo, "_lines", drop_one)
+    job = run_now(playbook="many.yml", nodes=[local_node], extra_vars={"steps": 10})
+    assert dropped
+    assert job.status == JobStatus.ERROR
+    assert "events incomplete" in job.reason and "arrived" in job.reason
+
+
+# --- the callback's stream, without Ansible ---------------------------------------------------
+
+@pytest.fixture
+def stream_module(monkeypatch):
+    monkeypatch.delenv("PORTAL_EVENT_FIFO", raising=False)
+    monkeypatch.syspath_prepend(str(runner.CALLBACK_DIR))
+    import awx_display  # the plugin file, imported as Ansible would
+    yield awx_display
+    sys.modules.pop("awx_display", None)
+
+
+def _sent(read_fd) -> list[dict]:
+    return [json.loads(line) for line in os.read(read_fd, 1 << 20).decode().splitlines()]
+
+
+def test_stream_groups_text_by_event_and_announces_the_count(stream_module):
+    read_fd, write_fd = os.pipe()
+    stream = stream_module.EventStream(write_fd, sys.__stdout__)
+    stream.write("before the callback\nhalf a ")
+    stream.begin({"event": "runner_on_ok", "uuid": "u1", "event_data": {"host": "h"}})
+    stream.write("ok: [h]\n")
+    stream.end()
+    stream.write("trailing\n")
+    stream.close()
+    events = _sent(read_fd)
+    assert [e.get("event") for e in events[:-1]] == ["verbose", "verbose", "runner_on_ok",
+                                                     "verbose"]
+    assert [e.get("stdout") for e in events[:-1]] == ["before the callback", "half a ",
+                                                      "ok: [h]", "trailing"]
+    assert events[2]["start_line"] == 1 and events[2]["end_line"] == 2
+    assert events[-1] == {stream_module.END_KEY: 4}
+
+
+def test_an_unreadable_event_line_is_an_error_and_the_rest_is_still_read(tmp_path):
+    handled = []
+    fifo = fifo_module.EventFifo(tmp_path / "events.fifo", handled.append)
+    fifo.start()
+    writer = os.open(tmp_path / "events.fifo", os.O_WRONLY)
+    os.write(writer, b'{"event": "verbose"}\nnot json\n{"event": "verbose"}\n'
+                     b'{"portal_stream_end": 3}\n')
+    os.close(writer)
+    fifo.close()
+    assert len(handled) == 2 and not fifo.complete
+    assert "could not be read" in fifo.problem()
