@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench import procs
 from bench.paths import RESULTS_FILE, ROOT
-from bench.stack import PG_SERVER, REDIS_URL, stack_env
+from bench.stack import PG_SERVER, REDIS_URL, stack_env, web_settings
 
 TARGETS = {
     "job_overhead_ratio": ("<=", 1.10),
@@ -225,7 +225,7 @@ def main(argv=None) -> int:
         "machine": machine(),
         "versions": versions(),
         "settings": {"debug": False, "database": "PostgreSQL (portal_bench)",
-                     "broker": "Redis db 10", "web": "gunicorn gthread 2x8",
+                     "broker": "Redis db 10", "web": web_settings(),
                      "quick": args.quick},
         "figures": {name: judge(name, value) for name, value in results["figures"].items()},
         "details": results["details"],

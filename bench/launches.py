@@ -1,7 +1,8 @@
 """launch_rate: jobs launched per second through ``POST /api/jobs/``.
 
 Single launches (one job per request) on keep-alive connections, ``CLIENTS`` connections in
-parallel (one thread each), against gunicorn (2 processes x 8 threads). The jobs go to a node
+parallel (one thread each), against gunicorn started with the production configuration
+(portal/deploy/gunicorn.conf.py: 2 processes per core x 4 threads). The jobs go to a node
 whose queue no worker consumes, so the figure is the launch path itself: request, auth,
 validation, the launch action's transaction, the on-commit publish to the broker, the 201
 body. Each round is bounded by a count and a time; rate = launches answered 201 / round wall
@@ -13,6 +14,7 @@ import time
 
 from bench import stats
 from bench.client import Api
+from bench.stack import web_settings
 
 CLIENTS = 4
 
@@ -76,6 +78,6 @@ def measure(ctx, rounds: int = 3, count: int = 400, max_seconds: float = 6.0) ->
             "request_ms": stats.summary(latencies),
             "serial_one_client_rate": round(serial, 1), "serial_launches": serial_n,
             "serial_request_ms": stats.summary(serial_lat),
-            "web": "gunicorn gthread, 2 workers x 8 threads",
+            "web": web_settings(),
         }},
     }

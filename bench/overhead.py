@@ -42,7 +42,10 @@ class Baseline:
         self.data_dir = runner.prepare(job)
         stub = SimpleNamespace(handle=None)
         kwargs = runner._runner_kwargs(job, self.data_dir, stub, stub)
-        self.env = {**os.environ, **kwargs["envvars"]}
+        # Everything the runner sets but its event transport: plain Ansible, default output.
+        transport = ("ANSIBLE_CALLBACK_PLUGINS", "PORTAL_EVENT_FIFO")
+        self.env = {**os.environ, **{k: v for k, v in kwargs["envvars"].items()
+                                     if k not in transport}}
         self.argv = [str(Path(sys.executable).parent / "ansible-playbook"),
                      "-i", kwargs["inventory"], kwargs["playbook"]]
         self.log = self.data_dir / "plain.log"

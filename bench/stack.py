@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.paths import PLAYBOOKS
+from bench.paths import PLAYBOOKS, ROOT
 from bench.procs import Service, free_port
 
 PG_SERVER = os.environ.get("BENCH_PG_SERVER", "postgres://postgres@127.0.0.1:5432")
@@ -115,13 +115,24 @@ def create_fixtures() -> Fixtures:
                     parked_queue)
 
 
-def start_web(env: dict, log_dir: Path, workers: int = 2, threads: int = 8) -> tuple[Service, int]:
+GUNICORN_CONF = ROOT / "portal" / "deploy" / "gunicorn.conf.py"
+
+
+def start_web(env: dict, log_dir: Path) -> tuple[Service, int]:
+    """gunicorn with the production configuration file, on a free loopback port."""
     port = free_port()
-    web = Service("web", [str(BIN / "gunicorn"), "portal.wsgi", "--bind", f"127.0.0.1:{port}",
-                          "--workers", str(workers), "--worker-class", "gthread",
-                          "--threads", str(threads), "--keep-alive", "30",
-                          "--log-level", "warning"], env, log_dir)
+    web = Service("web", [str(BIN / "gunicorn"), "-c", str(GUNICORN_CONF), "portal.wsgi",
+                          "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
+                  env, log_dir)
     return web, port
+
+
+def web_settings() -> str:
+    """What the configuration file gives on this machine, for results.json."""
+    import runpy
+
+    conf = runpy.run_path(str(GUNICORN_CONF))
+    return f"gunicorn {conf['worker_class']} {conf['workers']}x{conf['threads']}"
 
 
 def wait_web(web: Service, port: int, timeout: float = 60) -> None:

@@ -23,10 +23,21 @@ def is_admin(user) -> bool:
     return bool(user and user.is_authenticated and user.is_staff)
 
 
+_OPERATOR_FLAG = "_portal_is_operator"
+
+
 def is_operator(user) -> bool:
     if not (user and user.is_authenticated):
         return False
+    known = getattr(user, _OPERATOR_FLAG, None)
+    if known is not None:  # read with the request's authentication
+        return known
     return user.is_staff or user.groups.filter(name=OPERATORS_GROUP).exists()
+
+
+def remember_operator(user, value: bool) -> None:
+    """For the authentication backend that loaded ``user`` for this request."""
+    setattr(user, _OPERATOR_FLAG, bool(value))
 
 
 class CustomerOwnedQuerySet(models.QuerySet):

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -100,8 +100,8 @@ def launch(*, playbook: str, action: str = ADHOC, nodes=None, limit: str = "",
     extra_vars, secrets = split_secrets(spec, check_extra_vars(extra_vars), secret_vars)
     targets = check_targets(nodes, limit, loaded=nodes_loaded)
     with transaction.atomic():
-        job = Job.objects.create(
-            playbook=playbook, limit=limit, extra_vars=extra_vars,
+        job = Job(
+            pk=reserve_job_id(), playbook=playbook, limit=limit, extra_vars=extra_vars,
             secret_vars=json.dumps(secrets) if secrets else "",
             sensitive_names=sorted(set(spec.sensitive_vars) | set(secrets)),
             check_mode=check_mode, action=action, customer=customer,
@@ -112,14 +112,33 @@ def launch(*, playbook: str, action: str = ADHOC, nodes=None, limit: str = "",
             attempt=attempt, retry_of=retry_of, not_before=not_before,
             **_target_fields(target),
         )
+        _insert_signed(job, [node.pk for node in targets])
         Job.nodes.through.objects.bulk_create(
             [Job.nodes.through(job_id=job.pk, node_id=node.pk) for node in targets])
         job.launched_nodes = targets
-        job.signature = signing.sign(job, [node.pk for node in targets])
-        Job.objects.filter(pk=job.pk).update(signature=job.signature)
         transaction.on_commit(lambda: dispatch(job))
     logger.info("job launched: %s", playbook, extra={"job_id": job.pk})
     return job
+
+
+def reserve_job_id() -> int | None:
+    """On PostgreSQL, the id the job will have, so its signature (which covers the id) goes
+    into the one INSERT; elsewhere None (the row is inserted, then signed)."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id'))", [Job._meta.db_table])
+        return cursor.fetchone()[0]
+
+
+def _insert_signed(job: Job, node_ids: list[int]) -> None:
+    if job.pk is not None:
+        job.signature = signing.sign(job, node_ids)
+        job.save(force_insert=True)
+    else:
+        job.save(force_insert=True)
+        job.signature = signing.sign(job, node_ids)
+        Job.objects.filter(pk=job.pk).update(signature=job.signature)
 
 
 def _target_fields(target) -> dict:

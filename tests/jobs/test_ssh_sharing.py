@@ -69,8 +69,8 @@ def test_the_shared_directory_is_private(control_dir):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_run_without_a_private_control_dir_is_an_error_not_a_stuck_job(control_dir):
-    (control_dir / f"portal-ssh-{os.geteuid()}").mkdir(mode=0o777)
-    os.chmod(control_dir / f"portal-ssh-{os.geteuid()}", 0o777)
+    (control_dir / f"portal-ssh-{os.geteuid()}").mkdir(mode=0o755)
+    os.chmod(control_dir / f"portal-ssh-{os.geteuid()}", 0o750)  # noqa: S103 - on purpose
     node = NodeFactory()
     with mock.patch("portal.jobs.tasks.run_job.apply_async"):
         job = actions.launch(playbook="ping.yml", nodes=[node])

@@ -81,7 +81,7 @@ class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
             timeout=data.get("timeout"), requested_by=request.user,
             nodes_loaded=bool(data.get("nodes")),
         )
-        return Response(serializers.JobSerializer(job).data, status=status.HTTP_201_CREATED)
+        return Response(serializers.job_body(job), status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[OpenApiParameter("after", int, description="Events after this "
                                                 "counter only.")],
@@ -112,7 +112,7 @@ class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
         options.is_valid(raise_exception=True)
         job = actions.relaunch(self.get_object(), requested_by=request.user,
                                failed_only=options.validated_data["failed_only"])
-        return Response(serializers.JobSerializer(job).data, status=status.HTTP_201_CREATED)
+        return Response(serializers.job_body(job), status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={(200, "text/event-stream"): OpenApiTypes.STR})
     @action(detail=True, methods=["get"],

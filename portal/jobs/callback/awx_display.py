@@ -37,6 +37,8 @@ DOCUMENTATION = """
 """
 
 END_KEY = "portal_stream_end"
+FLUSH_SECONDS = 0.05
+BATCH_BYTES = 1 << 16
 
 
 class EventStream(io.TextIOBase):
@@ -46,7 +48,7 @@ class EventStream(io.TextIOBase):
     outside any event becomes one ``verbose`` event per line, as ansible-runner does.
     """
 
-    def __init__(self, fd: int, real):
+    def __init__(self, fd: int, real, flush_seconds: float = FLUSH_SECONDS):
         super().__init__()
         self.fd, self.real, self.owner = fd, real, os.getpid()
         self.lock = threading.RLock()
@@ -54,6 +56,16 @@ class EventStream(io.TextIOBase):
         self.pending: list[str] = []
         self.sent = 0
         self.line = 0
+        # Lines go out in batches: one write (and one wake-up of the reader) per batch
+        # instead of per event, from a thread, so a quiet task never holds events back.
+        self.batch: list[bytes] = []
+        self.batch_bytes = 0
+        self.write_lock = threading.Lock()
+        self.flush_seconds = flush_seconds
+        self.stopping = threading.Event()
+        self.flusher = threading.Thread(target=self._flush_periodically, daemon=True,
+                                        name="portal-event-flusher")
+        self.flusher.start()
 
     # --- the file interface Display uses ------------------------------------------------
 
@@ -116,18 +128,38 @@ class EventStream(io.TextIOBase):
         self._write(json.dumps(event, cls=runner_display.AnsibleJSONEncoderLocal))
 
     def _write(self, line: str) -> None:
-        data = memoryview((line + "\n").encode("utf-8", "replace"))
-        while data:
-            data = data[os.write(self.fd, data):]
+        data = (line + "\n").encode("utf-8", "replace")
+        with self.lock:
+            self.batch.append(data)
+            self.batch_bytes += len(data)
+            full = self.batch_bytes >= BATCH_BYTES
+        if full:
+            self._flush()
+
+    def _flush(self) -> None:
+        with self.write_lock:  # batches leave in the order they were taken
+            with self.lock:
+                batch, self.batch, self.batch_bytes = self.batch, [], 0
+            data = memoryview(b"".join(batch))
+            while data:
+                data = data[os.write(self.fd, data):]
+
+    def _flush_periodically(self) -> None:
+        while not self.stopping.wait(self.flush_seconds):
+            if self.batch and os.getpid() == self.owner:
+                self._flush()
 
     def close(self) -> None:
         if os.getpid() != self.owner or self.closed:
             return
+        self.stopping.set()
+        self.flusher.join()
         with self.lock:
             self.end()
             self._send_verbose(keep_partial=False)
             self._write(json.dumps({END_KEY: self.sent}))
-            os.close(self.fd)
+        self._flush()
+        os.close(self.fd)
         super().close()
 
 

@@ -1,0 +1,17 @@
+"""Production web server settings: ``gunicorn -c portal/deploy/gunicorn.conf.py portal.wsgi``.
+
+The bench (bench/stack.py) starts gunicorn with this same file, so its figures are what
+this configuration gives. Command-line options override it (e.g. ``--bind``).
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("WEB_BIND", "0.0.0.0:8000")
+# Two processes per core keep the cores busy while requests wait on PostgreSQL/Redis;
+# threads because an SSE stream (/api/jobs/{id}/stream/) holds one for as long as it is open.
+workers = int(os.environ.get("WEB_CONCURRENCY", 2 * multiprocessing.cpu_count()))
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", 4))
+keepalive = 30
+accesslog = None
