@@ -78,10 +78,33 @@ def measure(ctx, assignments: int = 10, max_seconds: float = 120.0) -> dict:
             if _wait_active(session.pk, timeout=60) != "active":
                 raise RuntimeError(f"lab session {session.pk} failed: {session.last_error}")
             timings.append((time.monotonic() - started) * 1000)
+        plain = _plain_runs(node, lab, runs=min(5, len(timings)))
     return {
         "figures": {"lab_assign_to_active_p50": (round(stats.median(timings), 1), "ms")},
         "details": {"lab_assign_to_active_p50": {
             "method": "do_assign -> session active (real worker, SSH to one nspawn test "
                       "host, example lab); median over sequential assignments",
-            "assignments": len(timings), "ms": stats.summary(timings)}},
+            "assignments": len(timings), "ms": stats.summary(timings),
+            "plain_ansible_playbook_ms": stats.summary(plain),
+            "plain_method": "the same lab_provision.yml, inventory, ansible.cfg and kind of "
+                            "extra vars run by plain ansible-playbook on the same host (a "
+                            "fresh namespace each): Ansible's own floor for this figure"}},
     }
+
+
+def _plain_runs(node, lab, runs: int) -> list[float]:
+    """Wall ms of plain ``ansible-playbook lab_provision.yml`` as the runner would start it."""
+    from bench.overhead import Baseline
+
+    timings = []
+    for index in range(runs):
+        baseline = Baseline([node.name], playbook="lab_provision.yml", extra_vars={
+            "lab_session_script": lab.provision_script_path,
+            "lab_session_username": f"bench-plain-{index}",
+            "lab_session_namespace": f"bench-plain-{index}"})
+        try:
+            elapsed, _ = baseline.run()
+        finally:
+            baseline.close()
+        timings.append(elapsed * 1000)
+    return timings

@@ -30,13 +30,14 @@ EXPECTED_EVENTS = 2053  # 1 + 1 + 50 task starts + 1000 x (start, ok) + stats
 class Baseline:
     """Plain ansible-playbook with the portal's inventory, ansible.cfg and environment."""
 
-    def __init__(self, nodes: list[str], playbook: str = PLAYBOOK):
+    def __init__(self, nodes: list[str], playbook: str = PLAYBOOK, extra_vars=None):
         from portal.jobs import runner
         from portal.jobs.models import Job
         from portal.nodes.models import Node
 
         job = Job.objects.create(playbook=playbook, queue="bench-baseline", timeout=3600,
-                                 idle_timeout=900, action="jobs.adhoc")
+                                 idle_timeout=900, action="jobs.adhoc",
+                                 extra_vars=extra_vars or {})
         job.nodes.set(Node.objects.filter(name__in=nodes))
         self.job = job
         self.data_dir = runner.prepare(job)
@@ -46,8 +47,11 @@ class Baseline:
         transport = ("ANSIBLE_CALLBACK_PLUGINS", "PORTAL_EVENT_FIFO")
         self.env = {**os.environ, **{k: v for k, v in kwargs["envvars"].items()
                                      if k not in transport}}
+        variables = self.data_dir / "env" / "extravars"  # as ansible-runner passes them
         self.argv = [str(Path(sys.executable).parent / "ansible-playbook"),
-                     "-i", kwargs["inventory"], kwargs["playbook"]]
+                     "-i", kwargs["inventory"],
+                     *(["-e", f"@{variables}"] if variables.exists() else []),
+                     kwargs["playbook"]]
         self.log = self.data_dir / "plain.log"
 
     def run(self, playbook: str | None = None) -> tuple[float, float]:

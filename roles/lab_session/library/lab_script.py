@@ -1,0 +1,85 @@
+#!/usr/bin/python3
+"""Ansible module: run a lab's script for one session, in one remote call."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from ansible.module_utils.basic import AnsibleModule
+
+DOCUMENTATION = r"""
+module: lab_script
+short_description: Run a lab script with a session's username and namespace
+description:
+  - Runs C(timeout TIMEOUT INTERPRETER SCRIPT USERNAME NAMESPACE) as an argument vector (no
+    shell), and returns its exit code and output whatever the exit code is.
+  - A C(script) that is not a regular file fails the task with C(missing=true), without
+    running anything.
+  - Checking and running happen in one call, so a session costs one remote module run.
+options:
+  script:
+    description: Absolute path of the script on the server.
+    type: path
+    required: true
+  username:
+    description: The portal username (first argument).
+    type: str
+    required: true
+  namespace:
+    description: The session's namespace (second argument).
+    type: str
+    required: true
+  interpreter:
+    description: Program that runs the script.
+    type: path
+    default: /bin/bash
+  timeout:
+    description: Seconds before the script is killed (exit code 124).
+    type: int
+    default: 600
+"""
+
+RETURN = r"""
+rc:
+  description: Exit code of the script (124 after the timeout).
+  type: int
+stdout:
+  description: Its standard output.
+  type: str
+stderr:
+  description: Its standard error.
+  type: str
+missing:
+  description: True when the script was not found (nothing ran).
+  type: bool
+"""
+
+
+def is_regular_file(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def main():
+    module = AnsibleModule(argument_spec={
+        "script": {"type": "path", "required": True},
+        "username": {"type": "str", "required": True},
+        "namespace": {"type": "str", "required": True},
+        "interpreter": {"type": "path", "default": "/bin/bash"},
+        "timeout": {"type": "int", "default": 600},
+    })
+    params = module.params
+    if not is_regular_file(params["script"]):
+        module.fail_json(msg=f"lab script {params['script']} is missing on the server",
+                         missing=True, rc=None, stdout="", stderr="")
+    argv = ["timeout", str(params["timeout"]), params["interpreter"], params["script"],
+            params["username"], params["namespace"]]
+    rc, stdout, stderr = module.run_command(argv, check_rc=False)
+    module.exit_json(changed=rc == 0, rc=rc, stdout=stdout, stderr=stderr, missing=False)
+
+
+if __name__ == "__main__":
+    main()
