@@ -44,7 +44,7 @@ def _measure(name: str, ctx: Context) -> dict:
                               concurrency=DISPATCH_CONCURRENCY)
     if name == "job_overhead_ratio":
         from bench import overhead
-        pairs = 2 if quick else (7 if ctx.stack == "postgres" else 3)
+        pairs = 2 if quick else (7 if ctx.stack == "postgres" else 2)
         return overhead.measure(ctx, pairs=pairs)
     if name == "event_lag_p95":
         from bench import lag
