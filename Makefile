@@ -41,9 +41,12 @@ run: venv
 	PATH="$(BIN):$$PATH" $(BIN)/python -m portal.deploy.procs --procfile portal/deploy/Procfile \
 		--app-root . start
 
+# The run's own filesystem broker folder: messages the tests publish never reach the worker
+# of a `make run` in this checkout (unless CELERY_BROKER_DIR is given).
 test: export DEBUG ?= true
 test: venv $(CHROMIUM)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	broker=$$(mktemp -d -t portal-test-broker.XXXXXX) && trap 'rm -rf "$$broker"' EXIT && \
+		CELERY_BROKER_DIR="$${CELERY_BROKER_DIR:-$$broker}" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -297,8 +297,14 @@ def execute(job_id: int, signature: str, worker: str) -> Job | None:
     if job is None:
         logger.error("message for unknown job %s dropped", job_id)
         return None
+    if not signing.carries(job, signature):
+        # Stale (another database behind the same broker) or forged: the job's own message
+        # still runs it, so the job is left alone.
+        logger.error("message without the job's launch signature dropped",
+                     extra={"job_id": job.pk})
+        return None
     if not signing.verify(job, signature):
-        refuse(job, "launch signature does not verify: the job was altered or injected")
+        refuse(job, "launch signature does not verify: the job was altered in the database")
         return job
     if not job.claim(worker):
         logger.info("job already claimed or ended (%s); duplicate message dropped", job.status,

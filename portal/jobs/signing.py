@@ -1,7 +1,8 @@
 """Launch specs are signed (HMAC with SECRET_KEY); the worker runs only what verifies.
 
-The signature covers everything that decides what runs where: a job injected through the
-broker (no valid signature) or altered in the database (spec no longer matches) is refused.
+The signature covers everything that decides what runs where: a job altered in the database
+(spec no longer matches) is refused; a message that does not carry the job's signature
+(forged, or left in the broker by another database) is dropped.
 """
 
 import hashlib
@@ -38,6 +39,11 @@ def _digest(job, node_ids=None) -> str:
 def sign(job, node_ids=None) -> str:
     """``node_ids``: the job's nodes when the caller knows them (saves a query)."""
     return _digest(job, node_ids)
+
+
+def carries(job, signature: str) -> bool:
+    """The message's signature is the one stored when the job was launched."""
+    return bool(signature) and constant_time_compare(job.signature, signature)
 
 
 def verify(job, signature: str) -> bool:

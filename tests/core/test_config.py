@@ -118,3 +118,16 @@ def test_text_logs_show_context(tmp_path):
             "'job started', extra={'job_id': 42})")
     result = _manage({"DEBUG": "1", "PORTAL_VAR_DIR": str(tmp_path)}, "shell", "-c", code)
     assert "WARNING portal.test: job started [job_id=42]" in result.stderr
+
+
+def test_filesystem_broker_folder_from_the_environment(tmp_path):
+    # `make test` gives each run its own folder this way, apart from a `make run` worker's.
+    code = ("from django.conf import settings; "
+            "print(settings.CELERY_BROKER_TRANSPORT_OPTIONS['data_folder_in'])")
+    env = {"DEBUG": "1", "PORTAL_VAR_DIR": str(tmp_path / "var"),
+           "CELERY_BROKER_DIR": str(tmp_path / "broker")}
+    result = _manage(env, "shell", "-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == str(tmp_path / "broker" / "queue")
+    assert (tmp_path / "broker" / "processed").is_dir()
+    assert not (tmp_path / "var" / "broker").exists()
