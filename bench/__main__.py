@@ -35,7 +35,11 @@ SQLITE_FIGURES = ("job_overhead_ratio", "dispatch_latency_p95")
 
 
 def _target(name: str) -> tuple[str, float | None]:
-    """A variant (``event_lag_p95_50x20``, ``job_overhead_ratio_sqlite``) has its base's."""
+    """A variant (``event_lag_p95_50x20``) has its base's. The targets are for the production
+    stack (PostgreSQL + Redis): the embedded default's figures (``_sqlite``, 2 overhead pairs)
+    are a comparison, reported without a verdict, as bench/README.md says."""
+    if name.endswith("_sqlite"):
+        return ("report", None)
     for base, target in TARGETS.items():
         if name == base or name.startswith(base + "_"):
             return target
