@@ -17,6 +17,13 @@ def run_due_jobs(max_rounds: int = 20, worker: str = "test") -> None:
             jobs.execute(job.pk, job.signature, worker=worker)
 
 
+def without_leading_verbose(names: list[str]) -> list[str]:
+    """Event names from the playbook's start on: a warning Ansible prints before the playbook
+    starts (under load, say) is a ``verbose`` event ahead of ``playbook_on_start``."""
+    start = next((i for i, name in enumerate(names) if name != "verbose"), len(names))
+    return names[start:]
+
+
 class InlineWorker:
     """A thread that acts as the worker (and beat) for tests with a live server: it runs
     due jobs and then ``tick()`` until stopped; an error in it fails the test at stop()."""

@@ -15,6 +15,7 @@ from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job, JobEvent
 from portal.jobs.stream import FIELDS
 from tests.factories import AdminFactory, CustomerFactory, MembershipFactory, UserFactory
+from tests.helpers import without_leading_verbose
 
 pytestmark = pytest.mark.django_db
 
@@ -107,8 +108,9 @@ def test_stream_of_a_finished_real_run(local_node, staff_api):
     events, end = events_and_end(iter_frames(response))
     assert [e["data"]["counter"] for e in events] == list(range(1, job.event_count + 1))
     assert all(set(e["data"]) == set(FIELDS) for e in events)
-    assert events[0]["data"]["event"] == "playbook_on_start"
-    assert events[-1]["data"]["event"] == "playbook_on_stats"
+    names = without_leading_verbose([e["data"]["event"] for e in events])
+    assert names[0] == "playbook_on_start" and names[-1] == "playbook_on_stats", [
+        (e["data"]["event"], e["data"]["stdout"]) for e in events]
     assert any("message=hello-stream" in e["data"]["stdout"] for e in events)
     assert end == {"event": "end", "data": {"status": "successful"}}  # no id: not resumable
 
