@@ -17,11 +17,12 @@ def run_due_jobs(max_rounds: int = 20, worker: str = "test") -> None:
             jobs.execute(job.pk, job.signature, worker=worker)
 
 
-def without_leading_verbose(names: list[str]) -> list[str]:
-    """Event names from the playbook's start on: a warning Ansible prints before the playbook
-    starts (under load, say) is a ``verbose`` event ahead of ``playbook_on_start``."""
-    start = next((i for i, name in enumerate(names) if name != "verbose"), len(names))
-    return names[start:]
+def playbook_span(names: list[str]) -> list[str]:
+    """Event names from the playbook's start to its end. What Ansible prints outside its
+    callback (a warning before the callback loads, say) reaches the sink from the terminal as
+    a ``verbose`` event, numbered in arrival order among the callback's events."""
+    kept = [i for i, name in enumerate(names) if name != "verbose"]
+    return names[kept[0]:kept[-1] + 1] if kept else []
 
 
 class InlineWorker:

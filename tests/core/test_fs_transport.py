@@ -15,7 +15,7 @@ def test_filesystem_scheme_uses_the_atomic_transport(settings):
 
 def test_messages_round_trip_and_leave_no_temporary_files(tmp_path):
     options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path),
-               "store_processed": False}
+               "control_folder": str(tmp_path / "control"), "store_processed": False}
     with Connection("filesystem://", transport=fs_transport.Transport,
                     transport_options=options) as connection:
         queue = connection.SimpleQueue("atomic-test")

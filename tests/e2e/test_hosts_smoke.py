@@ -90,6 +90,8 @@ def test_reboot_brings_the_unit_back(test_hosts, portal_nodes, transactional_db)
     assert_succeeded(run_job(portal_nodes, PLAYBOOK, limit=host.name, smoke_reboot=True))
 
     assert host.run("cat /proc/sys/kernel/random/boot_id").stdout != boot_before
+    # The reboot module returns once SSH answers, which may be before boot has finished.
+    host.run("systemctl is-system-running --wait")
     assert host.run("systemctl is-active smoke-http").stdout.strip() == "active"
     assert wait_for_page(host.address).strip() == host.name
 

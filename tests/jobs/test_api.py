@@ -13,7 +13,7 @@ from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job, JobEvent
 from portal.nodes.models import Node
 from tests.factories import CustomerFactory, MembershipFactory, NodeFactory, UserFactory
-from tests.helpers import without_leading_verbose
+from tests.helpers import playbook_span
 
 pytestmark = pytest.mark.django_db
 
@@ -312,7 +312,7 @@ def test_events_of_a_real_run(local_node, user_api):
         page = operator_api.get(page["next"]).json()
         events += page["results"]
     assert [e["counter"] for e in events] == list(range(1, job.event_count + 1))
-    names = without_leading_verbose([e["event"] for e in events])
+    names = playbook_span([e["event"] for e in events])
     assert names[0] == "playbook_on_start" and names[-1] == "playbook_on_stats", events
     assert sum(e["event"] == "runner_item_on_ok" for e in events) == 5
 

@@ -86,10 +86,10 @@ def test_secret_never_stored_or_visible_in_ps(local_node, tmp_path):
     with mock.patch("portal.jobs.tasks.run_job.apply_async"):
         job = actions.launch(playbook="secret.yml", action="tests.recorded", nodes=[local_node],
                              extra_vars={"api_password": secret, "out_file": str(out),
-                                         "sleep_seconds": 3})
+                                         "sleep_seconds": 10})
     worker = threading.Thread(target=actions.execute, args=(job.pk, job.signature, "w"))
     worker.start()
-    _wait_for(lambda: _sleepers("sleep 3"), "the playbook to reach the sleep")
+    _wait_for(lambda: _sleepers("sleep 10"), "the playbook to reach the sleep")
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     worker.join(timeout=60)
     job.refresh_from_db()
@@ -139,7 +139,7 @@ def test_unreachable_host_is_retried_with_backoff(db, settings):
 
 
 def _sleepers(pattern: str) -> bool:
-    ps = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+    ps = subprocess.run(["pgrep", "-fx", pattern], capture_output=True, text=True)
     return bool(ps.stdout.strip())
 
 

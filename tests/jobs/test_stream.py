@@ -15,7 +15,7 @@ from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job, JobEvent
 from portal.jobs.stream import FIELDS
 from tests.factories import AdminFactory, CustomerFactory, MembershipFactory, UserFactory
-from tests.helpers import without_leading_verbose
+from tests.helpers import playbook_span
 
 pytestmark = pytest.mark.django_db
 
@@ -108,7 +108,7 @@ def test_stream_of_a_finished_real_run(local_node, staff_api):
     events, end = events_and_end(iter_frames(response))
     assert [e["data"]["counter"] for e in events] == list(range(1, job.event_count + 1))
     assert all(set(e["data"]) == set(FIELDS) for e in events)
-    names = without_leading_verbose([e["data"]["event"] for e in events])
+    names = playbook_span([e["data"]["event"] for e in events])
     assert names[0] == "playbook_on_start" and names[-1] == "playbook_on_stats", [
         (e["data"]["event"], e["data"]["stdout"]) for e in events]
     assert any("message=hello-stream" in e["data"]["stdout"] for e in events)
@@ -221,7 +221,6 @@ def test_events_added_while_streaming_appear_then_the_stream_ends(staff_api, loc
 
     thread = threading.Thread(target=worker)
     thread.start()
-    started = time.monotonic()
     frames = []
     try:
         for frame in iter_frames(stream(staff_api, job)):
@@ -234,12 +233,12 @@ def test_events_added_while_streaming_appear_then_the_stream_ends(staff_api, loc
     assert not thread.is_alive() and not errors, errors
     events, end = events_and_end(frames)
     assert [int(e["id"]) for e in events] == [1, 2, 3, 4]
-    assert end["data"] == {"status": "successful"}
-    assert time.monotonic() - started < 10
+    assert end["data"] == {"status": "successful"}  # ended with the job, not at its bound
 
 
 @pytest.mark.django_db(transaction=True)
-def test_stream_of_a_real_run_in_progress(local_node, staff_api):
+def test_stream_of_a_real_run_in_progress(local_node, staff_api, settings):
+    settings.JOB_STREAM_MAX_SECONDS = 120  # the whole real run, on a busy machine too
     job = launch(nodes=[local_node], playbook="many.yml", extra_vars={"steps": 10})
     errors = []
 
@@ -256,7 +255,7 @@ def test_stream_of_a_real_run_in_progress(local_node, staff_api):
     try:
         events, end = events_and_end(iter_frames(stream(staff_api, job)))
     finally:
-        thread.join(timeout=60)
+        thread.join(timeout=120)
     assert not errors, errors
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCESSFUL, job.reason

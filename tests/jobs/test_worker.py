@@ -115,7 +115,8 @@ def test_sigkilled_worker_leaves_a_lost_job_and_its_owner_is_told(worker, local_
     job = actions.launch(playbook="sleep.yml", action="tests.recorded", nodes=[local_node],
                          extra_vars={"seconds": 97})
     _wait(lambda: _status(job) == JobStatus.RUNNING, 60, "the job to run", worker.log_path)
-    _wait(lambda: _pgrep("ansible-playbook.*sleep.yml"), 30, "ansible-playbook to start")
+    # The task's own process is forked by then, so the kill below sees the whole tree.
+    _wait(lambda: _pgrep("sleep 97"), 30, "the task to start sleeping")
     worker.kill(signal.SIGKILL)
     killed_at = time.monotonic()
 

@@ -191,8 +191,9 @@
       el.dataset.job = String(job.id);
       render(progress);
     }
-    if (!job.active && !progress.ended) {
-      // The poll saw the end first (or the stream could not be opened): trust it.
+    if (!job.active && !progress.ended && !progress.source) {
+      // The poll saw the end and no stream is open (never opened, or refused): trust it.
+      // An open stream is left to deliver the job's last events and its end frame.
       finish(progress, job.status);
     }
     openStreams();
