@@ -158,6 +158,14 @@ def run_suite(kind: str, work: Path, figures, budget: float, quick: bool) -> dic
     return json.loads(out.read_text())
 
 
+def split_skipped(errors: dict) -> tuple[dict, dict]:
+    """(errors, skipped): the embedded default's figures are a comparison, measured in the
+    time the production stack's leave; one that does not fit is skipped, not a failure."""
+    skipped = {name: text for name, text in errors.items()
+               if name.endswith("_sqlite") and text.startswith(("out of time", "no time left"))}
+    return {k: v for k, v in errors.items() if k not in skipped}, skipped
+
+
 def judge(name: str, value) -> dict:
     op, target = _target(name)
     entry = {"value": value[0], "unit": value[1]}
@@ -195,7 +203,7 @@ def main(argv=None) -> int:
     prepare_test_hosts(wanted)
     started = time.monotonic()
     sqlite_wanted = [] if args.no_sqlite else [f for f in SQLITE_FIGURES if f in wanted]
-    sqlite_budget = (60 if args.quick else 100) if sqlite_wanted else 0
+    sqlite_budget = (60 if args.quick else 80) if sqlite_wanted else 0
     work = Path(tempfile.mkdtemp(prefix="portal-bench-"))
     results = {"figures": {}, "details": {}, "errors": {}, "seconds": {}, "incidents": []}
     try:
@@ -224,6 +232,7 @@ def main(argv=None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
     total = round(time.monotonic() - started, 1)
+    results["errors"], skipped = split_skipped(results["errors"])
     report = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -234,6 +243,7 @@ def main(argv=None) -> int:
         "figures": {name: judge(name, value) for name, value in results["figures"].items()},
         "details": results["details"],
         "errors": results["errors"],
+        "skipped": skipped,
         "incidents": results["incidents"],
         "seconds": {**results["seconds"], "total": total},
     }
@@ -241,6 +251,8 @@ def main(argv=None) -> int:
         print(f"{name} {entry['value']} {entry['unit']}", flush=True)
     for name, error in results["errors"].items():
         sys.stderr.write(f"{name}: not measured: {error}\n")
+    for name, why in skipped.items():
+        sys.stderr.write(f"{name}: not measured (a comparison, skipped): {why}\n")
     for text in results["incidents"]:
         sys.stderr.write(f"incident: {text}\n")
     args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")

@@ -31,6 +31,7 @@ class Context:
     port: int
     deadline: float  # time.monotonic() by which this suite must be done
     services: dict[str, Service] = field(default_factory=dict)
+    figure_end: float = float("inf")  # end of the current figure's share (bench.suite)
     quick: bool = False
     incidents: list[str] = field(default_factory=list)
 
@@ -47,6 +48,16 @@ class Context:
     def require(self, seconds: float, what: str) -> None:
         if self.left() < seconds:
             raise OutOfTime(f"{what}: {self.left():.0f}s left, {seconds:.0f}s needed")
+
+    def another(self, done: int, minimum: int, seconds: float, what: str) -> bool:
+        """Whether to measure one more repetition taking about ``seconds``: the first
+        ``minimum`` are required (OutOfTime past the suite's deadline); later ones only fit
+        in the figure's share, so a slow machine gets fewer repetitions of every figure
+        instead of none of the last ones."""
+        if done < minimum:
+            self.require(seconds, what)
+            return True
+        return self.left() >= seconds and time.monotonic() + seconds <= self.figure_end
 
     def check_workers(self) -> None:
         for name, service in self.services.items():

@@ -57,7 +57,11 @@ def measure(ctx, launches: int = 200, rounds: int = 4, concurrency: int = 2,
         warm = [api.launch(PLAYBOOK, [node])[0]["id"] for _ in range(concurrency)]
         for job_id in warm:
             wait_job(job_id, timeout=60)
+        round_seconds = 30.0  # until the first round says how long one takes here
         for _ in range(rounds):
+            if not ctx.another(len(round_p95), 2, round_seconds, label):
+                break
+            begun = time.monotonic()
             this_round = []
             for _ in range(per_round):
                 ctx.require(15, label)
@@ -72,6 +76,7 @@ def measure(ctx, launches: int = 200, rounds: int = 4, concurrency: int = 2,
                 last_job = job["id"]
             from_return.extend(this_round)
             round_p95.append(stats.percentile(this_round, 95))
+            round_seconds = time.monotonic() - begun
         if last_job:
             wait_job(last_job, timeout=60)
     finally:
