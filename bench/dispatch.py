@@ -44,7 +44,7 @@ def _wait_free_slot(ctx, queue: str, concurrency: int, timeout: float = 60.0) ->
 
 
 def measure(ctx, launches: int = 200, rounds: int = 4, concurrency: int = 2,
-            label: str = "dispatch_latency_p95") -> dict:
+            label: str = "dispatch_latency_p95", minimum: int = 1) -> dict:
     api = ctx.api()
     node, queue = ctx.fixtures.dispatch_node, ctx.fixtures.dispatch_queue
     per_round = max(1, launches // rounds)
@@ -59,7 +59,7 @@ def measure(ctx, launches: int = 200, rounds: int = 4, concurrency: int = 2,
             wait_job(job_id, timeout=60)
         round_seconds = 30.0  # until the first round says how long one takes here
         for _ in range(rounds):
-            if not ctx.another(len(round_p95), 2, round_seconds, label):
+            if not ctx.another(len(round_p95), minimum, round_seconds, label):
                 break
             begun = time.monotonic()
             this_round = []
