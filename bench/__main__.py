@@ -203,7 +203,7 @@ def main(argv=None) -> int:
     prepare_test_hosts(wanted)
     started = time.monotonic()
     sqlite_wanted = [] if args.no_sqlite else [f for f in SQLITE_FIGURES if f in wanted]
-    sqlite_budget = (60 if args.quick else 80) if sqlite_wanted else 0
+    sqlite_budget = 60 if sqlite_wanted else 0
     work = Path(tempfile.mkdtemp(prefix="portal-bench-"))
     results = {"figures": {}, "details": {}, "errors": {}, "seconds": {}, "incidents": []}
     try:
