@@ -57,6 +57,10 @@ class Context:
         if done < minimum:
             self.require(seconds, what)
             return True
+        return self.fits(seconds)
+
+    def fits(self, seconds: float) -> bool:
+        """``seconds`` of optional work fit in the figure's share and the suite's time."""
         return self.left() >= seconds and time.monotonic() + seconds <= self.figure_end
 
     def check_workers(self) -> None:

@@ -115,8 +115,8 @@ def measure(ctx, runs: int = 7) -> dict:
     data = _lines(stream)
     run_live(stream[: len(events)], _lines(stream[: len(events)]))  # warm-up
     live, sequential, convert, write = [], [], [], []
-    for done in range(runs):
-        if not ctx.another(done, 3, 10, "event ingest"):
+    for _ in range(runs):
+        if not ctx.another(len(live), 3, 10, "event ingest"):
             break
         elapsed = run_live(stream, data)
         live.append(len(stream) / elapsed)

@@ -69,7 +69,7 @@ def measure(ctx, rounds: int = 3, count: int = 400, max_seconds: float = 6.0) ->
         done.append(n)
         latencies.extend(lat)
     serial, serial_n, serial_lat = 0.0, 0, []  # a detail: only if the share allows
-    if ctx.another(1, 0, max_seconds + 5, "launch rate (serial)"):
+    if ctx.fits(max_seconds + 5):
         serial, serial_n, serial_lat = _round(ctx, 1, count // 2, max_seconds)
     return {
         "figures": {"launch_rate": (round(stats.median(rates), 1), "/s")},

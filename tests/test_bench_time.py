@@ -40,3 +40,9 @@ def test_more_repetitions_while_the_share_lasts():
     assert ctx.another(5, 2, 30, "x")
     assert not ctx.another(5, 2, 70, "x")
     assert not context(seconds_left=20, share_left=60).another(5, 2, 30, "x")
+
+
+def test_optional_work_fits_only_in_the_share_and_the_time_left():
+    assert context(seconds_left=100, share_left=60).fits(30)
+    assert not context(seconds_left=100, share_left=20).fits(30)
+    assert not context(seconds_left=20, share_left=60).fits(30)
