@@ -8,6 +8,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import environ
+
 from portal.config import ConfigError, Env, generated_secret
 
 env = Env()
@@ -203,6 +205,38 @@ JOB_STREAM_POLL_SECONDS = env.float("JOB_STREAM_POLL_SECONDS", 0.1)
 JOB_STREAM_MAX_SECONDS = env.int("JOB_STREAM_MAX_SECONDS", 3600, minimum=1)
 JOB_PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
                      "interval_max": 0.5}
+
+# --- email and invitations ----------------------------------------------------------------
+
+# EMAIL_URL (django-environ's email URL): smtp://user:password@host:25, smtp+tls://…:587,
+# smtp+ssl://…:465, consolemail://, filemail:///path, memorymail://, dummymail://.
+# Unset: the console in DEBUG, SMTP on localhost:25 otherwise. Secrets: EMAIL_URL_FILE.
+
+
+def _email_config(url: str) -> dict:
+    try:
+        return environ.Env.email_url_config(url)
+    except Exception as exc:  # an unknown scheme is a KeyError, a bad port a ValueError
+        raise ConfigError(f"EMAIL_URL: not an email URL ({exc!r})") from None
+
+
+_email = _email_config(env.str("EMAIL_URL", "consolemail://" if DEBUG else "smtp://localhost:25"))
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = _email.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS"))
+EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
+if _email.get("EMAIL_FILE_PATH"):
+    EMAIL_FILE_PATH = _email["EMAIL_FILE_PATH"]
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", "portal@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Where the portal is reached from outside, for links in emails (e.g. https://portal.example.com);
+# empty: the address of the request that sent the email.
+PORTAL_URL = env.str("PORTAL_URL", "").rstrip("/")
+INVITATION_DAYS = env.int("INVITATION_DAYS", 7, minimum=1)
 
 # --- auth, i18n, static -------------------------------------------------------------------
 
