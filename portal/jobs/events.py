@@ -30,13 +30,19 @@ COLUMNS = ("job_id", "counter", "event", "uuid", "parent_uuid", "host", "task", 
 
 
 class Masker:
-    """Replaces every secret value in stdout and event data before anything is stored."""
+    """Replaces every secret value in stdout and event data before anything is stored.
 
-    def __init__(self, secrets: dict):
+    ``secrets`` is any nesting of dicts and lists (sensitive variables, credentials); each
+    value is masked in every form a playbook's output can show it in (see ``printed_forms``).
+    """
+
+    def __init__(self, secrets):
         values = {str(v) for v in _leaves(secrets) if v not in (None, "") and len(str(v)) >= 3}
+        forms = {form for value in values for form in printed_forms(value)}
         # Longest first, so a secret that contains another is masked whole.
-        self.values = sorted(values, key=len, reverse=True)
-        self.encoded = [json.dumps(v)[1:-1] for v in self.values]
+        self.values = sorted(forms, key=len, reverse=True)
+        # event_data is masked in its JSON text, where each form appears JSON-escaped.
+        self.encoded = sorted({_json_escaped(v) for v in self.values}, key=len, reverse=True)
 
     def text(self, value: str) -> str:
         for secret in self.values:
@@ -51,7 +57,35 @@ class Masker:
         masked = raw
         for secret in self.encoded:
             masked = masked.replace(secret, MASK)
-        return value if masked == raw else json.loads(masked)
+        if masked == raw:
+            return value
+        try:
+            return json.loads(masked)
+        except ValueError:  # a form cut an escape sequence in two: mask string by string
+            return _map_strings(value, self.text)
+
+
+def printed_forms(secret: str) -> set[str]:
+    """How ``secret`` can appear in output: as is; JSON-escaped, as Ansible prints results
+    (non-ASCII kept or \\u-escaped), so a quote or backslash in a password shows escaped;
+    JSON-escaped twice (a result holding JSON text); and inside a Python repr."""
+    once = {_json_escaped(secret, ascii_only) for ascii_only in (True, False)}
+    twice = {_json_escaped(form, ascii_only) for form in once for ascii_only in (True, False)}
+    return {secret, repr(secret)[1:-1], *once, *twice}
+
+
+def _json_escaped(text: str, ascii_only: bool = True) -> str:
+    return json.dumps(text, ensure_ascii=ascii_only)[1:-1]
+
+
+def _map_strings(value, change):
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {change(str(k)): _map_strings(v, change) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_map_strings(item, change) for item in value]
+    return value
 
 
 def _leaves(value):

@@ -31,6 +31,7 @@ from portal.jobs.models import Job
 from portal.jobs.playbooks import resolve_playbook
 from portal.nodes.choices import Connection, CredentialKind
 from portal.nodes.inventory import InventoryError, build_inventory, to_yaml
+from portal.nodes.models import Credential
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,24 @@ def write_inventory(job: Job, data_dir: Path) -> Path:
             hostvars = inventory["_meta"]["hostvars"][node.name]
             hostvars["ansible_password"] = Unsafe(node.credential.secret)
     return _write_private(data_dir / "inventory" / "hosts.yml", to_yaml(inventory))
+
+
+def given_secrets(job: Job) -> dict:
+    """Every secret the run is given, for the masker: the action's sensitive variables and
+    its nodes' credentials, which a playbook can print (``debug: var=hostvars``, a key file
+    read with ``lookup``) without ever naming them."""
+    credentials = Credential.objects.filter(nodes__in=job.nodes.all()).distinct()
+    return {"variables": job.secrets(),
+            "credentials": [_printable_parts(c.secret) for c in credentials]}
+
+
+def _printable_parts(secret: str) -> list[str]:
+    """The secret whole and, for a private key, each line of its body: a key printed in
+    part, or re-indented, is masked too. Armor lines are no secret, and a short last line
+    ("Q==") would mask unrelated output."""
+    lines = (line.strip() for line in secret.splitlines()[1:])
+    return [secret, secret.strip(),
+            *(line for line in lines if len(line) >= 16 and not line.startswith("-----"))]
 
 
 def make_control_dir(data_dir: Path) -> Path:
@@ -214,7 +233,7 @@ def run(job: Job) -> Outcome:
     except (OSError, ssh.ControlDirError, InventoryError) as exc:
         logger.error("cannot prepare the run: %s", exc, extra={"job_id": job.pk})
         return Outcome(JobStatus.ERROR, None, f"cannot prepare the run: {exc}", {}, 0, 0)
-    sink = EventSink(job, Masker(job.secrets()))
+    sink = EventSink(job, Masker(given_secrets(job)))
     fifo = EventFifo(data_dir / "events.fifo", sink.handle)
     watchdog = Watchdog(job, sink, data_dir)
     sink.start()
