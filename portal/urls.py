@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.settings import api_settings
 
 from portal.accounts.api.views import me_view
 from portal.api_router import router
@@ -12,7 +13,9 @@ api_patterns = [
     path("health", health_view, name="health"),
     path("me/", me_view, name="me"),
     path("traefik/config", traefik_config_view, name="traefik-config"),
-    path("auth/token/", obtain_auth_token, name="token"),
+    # DRF's token view names its own parsers; use the bounded ones like every other view.
+    path("auth/token/", ObtainAuthToken.as_view(parser_classes=api_settings.DEFAULT_PARSER_CLASSES),
+         name="token"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("", include(router.urls)),
@@ -27,5 +30,6 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
 ]
 
+handler400 = "portal.core.views.bad_request"
 handler404 = "portal.core.views.not_found"
 handler500 = "portal.core.views.server_error"

@@ -1,8 +1,15 @@
 """Request guards shared by every API endpoint."""
 
 from django.http import JsonResponse
+from rest_framework.response import Response
 
-from portal.core.api.errors import error_body
+from portal.core.api.errors import (
+    error_body,
+    is_api_request,
+    json_error,
+    status_code_name,
+    status_message,
+)
 
 NUL_MARKERS = (b"\x00", b"\\u0000")  # raw, or escaped in JSON
 
@@ -35,3 +42,40 @@ class RejectNulCharactersMiddleware:
                 body = error_body(400, [(field, message, "null_characters_not_allowed")])
                 return JsonResponse(body, status=400)
         return self.get_response(request)
+
+
+KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+
+
+def _is_shaped(response) -> bool:
+    # DRF responses carry the exception handler's shape (rendered as the client asked).
+    content_type = response.get("Content-Type", "")
+    return isinstance(response, Response) or content_type.startswith("application/json")
+
+
+def _message(response) -> str:
+    """A short plain-text body says what happened (e.g. a lockout); a page does not."""
+    if not response.streaming and response.get("Content-Type", "").startswith("text/plain"):
+        text = response.content.decode(errors="replace").strip()
+        if text and len(text) <= 300 and "\n" not in text:
+            return text
+    return status_message(response.status_code)
+
+
+class ApiErrorShapeMiddleware:
+    """Under /api/ every error has the one JSON shape, whoever answered: Django's CSRF and
+    405 responses, another middleware, DEBUG's technical pages. Clients parse one shape."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.status_code < 400 or not is_api_request(request) or _is_shaped(response):
+            return response
+        headers = {name: response[name] for name in KEPT_HEADERS if response.has_header(name)}
+        status_code = response.status_code
+        shaped = json_error(status_code, _message(response), status_code_name(status_code),
+                            headers=headers)
+        shaped.cookies = response.cookies
+        return shaped

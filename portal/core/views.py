@@ -8,11 +8,16 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from portal.core import health
-from portal.core.api.errors import error_body
+from portal.core.api.errors import error_body, is_api_request, json_error, request_error
+
+_wants_json = is_api_request
 
 
-def _wants_json(request) -> bool:
-    return request.path.startswith("/api/")
+def bad_request(request, exception=None):
+    """Django refused the request before any view (a body over the size limit: 413)."""
+    if _wants_json(request):
+        return json_error(*request_error(exception))
+    return defaults.bad_request(request, exception)
 
 
 def not_found(request, exception=None):

@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from portal.core.api.parsers import nesting_exceeds
 from portal.core.errors import Conflict, PortalError
 from portal.jobs import registry, signing
 from portal.jobs.choices import TERMINAL, JobStatus
@@ -26,6 +27,10 @@ from portal.nodes.models import Node
 logger = logging.getLogger(__name__)
 
 ADHOC = "jobs.adhoc"
+# Bounds on variables, whoever launches (API, admin, CLI): deeper values broke json.dumps in
+# the JSON field and the signature with a RecursionError; no playbook needs either bound.
+EXTRA_VARS_MAX_DEPTH = 32
+EXTRA_VARS_MAX_BYTES = 1024 * 1024
 
 
 # --- checks -------------------------------------------------------------------------------
@@ -38,10 +43,16 @@ def check_extra_vars(extra_vars) -> dict:
     bad = [k for k in extra_vars if not isinstance(k, str) or not k.isidentifier()]
     if bad:
         raise PortalError(f"Not a variable name: {bad[0]!r}.", field="extra_vars")
+    if nesting_exceeds(extra_vars, EXTRA_VARS_MAX_DEPTH):
+        raise PortalError(f"Extra vars nest too deeply (more than {EXTRA_VARS_MAX_DEPTH} "
+                          "levels).", field="extra_vars")
     try:
-        json.dumps(extra_vars)
+        size = len(json.dumps(extra_vars))
     except (TypeError, ValueError):
         raise PortalError("Extra vars must be JSON values.", field="extra_vars") from None
+    if size > EXTRA_VARS_MAX_BYTES:
+        raise PortalError(f"Extra vars are too large (at most {EXTRA_VARS_MAX_BYTES} bytes "
+                          "as JSON).", field="extra_vars")
     return extra_vars
 
 

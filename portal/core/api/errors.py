@@ -7,11 +7,19 @@
 """
 
 import logging
+from http import HTTPStatus
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, IntegrityError
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -20,6 +28,10 @@ from portal.core.errors import PortalError
 
 logger = logging.getLogger(__name__)
 NON_FIELD_KEYS = {"non_field_errors", "__all__", "detail"}
+# Codes for errors made outside DRF, named like DRF's own.
+STATUS_CODES = {400: "bad_request", 401: "not_authenticated", 403: "permission_denied",
+                404: "not_found", 405: "method_not_allowed", 406: "not_acceptable",
+                413: "request_too_large", 415: "unsupported_media_type", 429: "throttled"}
 
 
 def _flatten(detail, field=None):
@@ -48,9 +60,43 @@ def error_body(status_code: int, errors: list[tuple], code: str | None = None) -
     }
 
 
+def is_api_request(request) -> bool:
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+def json_error(status_code: int, message: str, code: str, headers=None) -> JsonResponse:
+    """The error shape for responses made outside DRF (Django's handlers, middleware)."""
+    body = error_body(status_code, [(None, message, code)], code)
+    return JsonResponse(body, status=status_code, headers=headers)
+
+
+def status_code_name(status_code: int) -> str:
+    return STATUS_CODES.get(status_code, "error" if status_code >= 500 else "invalid")
+
+
+def status_message(status_code: int) -> str:
+    try:
+        return f"{HTTPStatus(status_code).phrase}."
+    except ValueError:
+        return "Error."
+
+
+def request_error(exc) -> tuple[int, str, str]:
+    """Status, message and code for a request Django itself refused (SuspiciousOperation)."""
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return 413, f"The request body is too large (at most {limit} bytes).", "request_too_large"
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return 400, "The request has too many fields or files.", "too_many_fields"
+    return 400, "Bad request.", "bad_request"
+
+
 def _as_drf_exception(exc):
     if isinstance(exc, PortalError):
         return exc.status_code, [(exc.field, exc.message, exc.code)], exc.code
+    if isinstance(exc, SuspiciousOperation):  # e.g. a body over DATA_UPLOAD_MAX_MEMORY_SIZE
+        status_code, message, code = request_error(exc)
+        return status_code, [(None, message, code)], code
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}
         errors = [
