@@ -8,6 +8,7 @@ class AccountsConfig(AppConfig):
     verbose_name = "Customers and plans"
 
     def ready(self):
+        from portal.accounts import lockout  # noqa: F401  connects its axes signal receiver
         from portal.accounts.groups import ensure_operators_group
 
         # Permissions only exist after migrate; this is set-up, not a domain side effect.
