@@ -2,7 +2,12 @@
 
 from rest_framework.routers import DefaultRouter
 
-from portal.accounts.api.views import CustomerViewSet, MembershipViewSet, PlanViewSet
+from portal.accounts.api.views import (
+    CustomerViewSet,
+    InvitationViewSet,
+    MembershipViewSet,
+    PlanViewSet,
+)
 from portal.jobs.api.views import JobViewSet
 from portal.labs.api.views import LabSessionViewSet, LabViewSet
 from portal.nodes.api.views import CredentialViewSet, NodeGroupViewSet, NodeViewSet
@@ -12,6 +17,7 @@ router = DefaultRouter(trailing_slash=True)
 router.register("plans", PlanViewSet)
 router.register("customers", CustomerViewSet)
 router.register("memberships", MembershipViewSet)
+router.register("invitations", InvitationViewSet)
 router.register("nodes", NodeViewSet)
 router.register("node-groups", NodeGroupViewSet)
 router.register("credentials", CredentialViewSet)

@@ -1,9 +1,11 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import Count
 
-from portal.accounts.models import Customer, Membership, Plan
+from portal.accounts import actions
+from portal.accounts.models import Customer, Invitation, Membership, Plan
+from portal.core.errors import PortalError
 
 
 @admin.register(Plan)
@@ -49,6 +51,47 @@ class UserMembershipInline(admin.TabularInline):
     fk_name = "user"
     extra = 0
     autocomplete_fields = ["customer"]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Invitations are sent from the API (owners, admins); here they are listed and revoked.
+    The token is never shown: only its hash is stored."""
+
+    list_display = ["email", "customer", "role", "status_now", "invited_by", "created_at",
+                    "expires_at", "accepted_by", "accepted_at"]
+    list_filter = ["status", "role", "created_at"]
+    search_fields = ["email", "customer__name", "invited_by__username", "accepted_by__username"]
+    list_select_related = ["customer", "invited_by", "accepted_by"]
+    readonly_fields = ["customer", "email", "role", "status", "invited_by", "expires_at",
+                       "accepted_by", "accepted_at", "revoked_at", "created_at", "updated_at"]
+    exclude = ["token_hash"]
+    actions = ["revoke"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="status", ordering="status")
+    def status_now(self, invitation):
+        return invitation.current_status
+
+    @admin.action(description="Revoke selected pending invitations")
+    def revoke(self, request, queryset):
+        done, refused = 0, []
+        for invitation in queryset:
+            try:
+                actions.do_revoke_invitation(invitation, by=request.user)
+                done += 1
+            except PortalError as error:
+                refused.append(f"{invitation.email}: {error.message}")
+        if done:
+            self.message_user(request, f"Revoked {done} invitation(s).", messages.SUCCESS)
+        for line in refused:
+            self.message_user(request, line, messages.WARNING)
 
 
 User = get_user_model()

@@ -2,7 +2,7 @@ from django.db import models
 
 from portal.core.tenancy import MembershipRole
 
-__all__ = ["BillingStatus", "MembershipRole", "PlanTier"]
+__all__ = ["BillingStatus", "InvitationStatus", "MembershipRole", "PlanTier"]
 
 
 class PlanTier(models.TextChoices):
@@ -15,6 +15,13 @@ class BillingStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     INACTIVE = "inactive", "Inactive"
     OVERDUE = "overdue", "Overdue"
+
+
+class InvitationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    REVOKED = "revoked", "Revoked"
+    EXPIRED = "expired", "Expired"
 
 
 # Defaults of the three plans, also used by the data migration that creates them.

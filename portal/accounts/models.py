@@ -3,8 +3,9 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.utils import timezone
 
-from portal.accounts.choices import BillingStatus, MembershipRole, PlanTier
+from portal.accounts.choices import BillingStatus, InvitationStatus, MembershipRole, PlanTier
 from portal.core.models import TimeStampedModel
 from portal.core.tenancy import CustomerOwnedQuerySet
 
@@ -93,3 +94,52 @@ class Membership(TimeStampedModel):
 
     def __str__(self):
         return f"{self.user} ({self.role}) @ {self.customer}"
+
+
+class InvitationQuerySet(CustomerOwnedQuerySet):
+    def live(self, now=None):
+        """Pending and not yet expired: the only invitations that can be accepted."""
+        return self.filter(status=InvitationStatus.PENDING,
+                           expires_at__gt=now or timezone.now())
+
+
+class Invitation(TimeStampedModel):
+    """An owner's or admin's invitation of an email address to a customer.
+
+    Only the SHA-256 of the token is stored; the token itself is in the email sent.
+    A pending invitation past ``expires_at`` counts as expired (``current_status``); it is
+    marked so when someone tries it.
+    """
+
+    customer_path = "customer"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(
+        max_length=20, choices=MembershipRole.choices, default=MembershipRole.MEMBER
+    )
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    status = models.CharField(max_length=20, choices=InvitationStatus.choices,
+                              default=InvitationStatus.PENDING, db_index=True)
+    expires_at = models.DateTimeField()
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                   null=True, blank=True, related_name="+")
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                    null=True, blank=True, related_name="+")
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["customer", "email"])]
+
+    def __str__(self):
+        return f"{self.email} → {self.customer} ({self.role}, {self.current_status})"
+
+    @property
+    def current_status(self) -> str:
+        if self.status == InvitationStatus.PENDING and self.expires_at <= timezone.now():
+            return InvitationStatus.EXPIRED
+        return self.status

@@ -64,13 +64,20 @@ def test_customers_cannot_create_or_delete(user_api, owner):
 
 def test_owner_renames_but_cannot_change_billing(user_api, owner):
     user, customer = owner
-    response = user_api(user).patch(
+    client = user_api(user)
+    response = client.patch(
         f"/api/customers/{customer.pk}/",
         {"name": "Renamed", "billing_status": "inactive", "monthly_fee": "0"}, format="json",
     )
+    assert response.status_code == 400
+    assert {e["field"] for e in response.json()["errors"]} == {"billing_status", "monthly_fee"}
+    customer.refresh_from_db()
+    assert customer.name != "Renamed" and customer.billing_status == "active"
+    response = client.patch(f"/api/customers/{customer.pk}/", {"name": "Renamed"},
+                            format="json")
     assert response.status_code == 200
     customer.refresh_from_db()
-    assert customer.name == "Renamed" and customer.billing_status == "active"
+    assert customer.name == "Renamed"
 
 
 def test_member_cannot_rename(user_api):
@@ -95,32 +102,39 @@ def test_me(user_api, owner):
     ]
 
 
-def test_owner_adds_and_cannot_remove_last_owner(user_api, owner):
+def test_admin_adds_member_directly_and_owner_cannot_remove_last_owner(user_api, owner,
+                                                                       admin_api):
     from tests.factories import UserFactory
 
     user, customer = owner
-    client = user_api(user)
     newbie = UserFactory()
-    added = client.post("/api/memberships/", {"customer": customer.pk, "user": newbie.username,
-                                              "role": "member"}, format="json")
+    body = {"customer": customer.pk, "user": newbie.username, "role": "member"}
+    added = admin_api.post("/api/memberships/", body, format="json")
     assert added.status_code == 201, added.json()
-    again = client.post("/api/memberships/", {"customer": customer.pk, "user": newbie.username,
-                                              "role": "member"}, format="json")
+    again = admin_api.post("/api/memberships/", body, format="json")
     assert again.status_code == 409
     own = Membership.objects.get(user=user, customer=customer)
-    refused = client.delete(f"/api/memberships/{own.pk}/")
+    refused = user_api(user).delete(f"/api/memberships/{own.pk}/")
     assert refused.status_code == 409 and "owner" in refused.json()["message"]
 
 
-def test_member_cannot_add_members_elsewhere(user_api):
+def test_owners_and_members_cannot_add_members_directly(user_api, owner):
+    """Owners invite (tests/accounts/test_invitations_api.py); a direct add is admin-only."""
+    from tests.factories import UserFactory
+
+    user, customer = owner
     member = MembershipFactory(role=MembershipRole.MEMBER)
     other = CustomerFactory()
-    client = user_api(member.user)
-    for customer in (member.customer, other):
-        response = client.post("/api/memberships/", {"customer": customer.pk,
-                                                     "user": member.user.username}, format="json")
-        assert response.status_code == 400
-        assert response.json()["errors"][0]["field"] == "customer"
+    stranger = UserFactory()
+    for client_user, target in ((user, customer), (member.user, member.customer),
+                                (user, other)):
+        response = user_api(client_user).post(
+            "/api/memberships/",
+            {"customer": target.pk, "user": stranger.username, "role": "member"},
+            format="json")
+        assert response.status_code == 403, response.json()
+        assert "admin" in response.json()["message"]
+    assert not Membership.objects.filter(user=stranger).exists()
 
 
 def test_customer_filter_does_not_reveal_which_ids_exist(user_api):

@@ -1,8 +1,13 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from portal.accounts.models import Customer, Membership, Plan
+from portal.accounts.choices import InvitationStatus
+from portal.accounts.models import Customer, Invitation, Membership, Plan
 from portal.core.api.fields import LowercaseEmailField
+from portal.core.api.writable import RefuseUnwritableFieldsMixin
+from portal.core.tenancy import MembershipRole
+
+MAX_ID = 2**63 - 1
 
 
 class PlanSerializer(serializers.ModelSerializer):
@@ -12,11 +17,15 @@ class PlanSerializer(serializers.ModelSerializer):
                   "memory_limit_mb", "monthly_price"]
 
 
-class CustomerSerializer(serializers.ModelSerializer):
-    """What members see and owners may change (name, company)."""
+class CustomerSerializer(RefuseUnwritableFieldsMixin, serializers.ModelSerializer):
+    """What members see and owners may change (name, company).
 
-    plan = serializers.SlugRelatedField(slug_field="tier", queryset=Plan.objects.all())
-    email = LowercaseEmailField(max_length=254)
+    Fields declared here are not covered by ``Meta.read_only_fields``: they say read_only
+    themselves, and sending one is a 400 naming it (RefuseUnwritableFieldsMixin).
+    """
+
+    plan = serializers.SlugRelatedField(slug_field="tier", read_only=True)
+    email = LowercaseEmailField(max_length=254, read_only=True)
     role = serializers.SerializerMethodField()
 
     class Meta:
@@ -36,6 +45,9 @@ class CustomerSerializer(serializers.ModelSerializer):
 class CustomerAdminSerializer(CustomerSerializer):
     """Admins set everything; the unique email is checked here and again by the action."""
 
+    plan = serializers.SlugRelatedField(slug_field="tier", queryset=Plan.objects.all())
+    email = LowercaseEmailField(max_length=254)
+
     class Meta(CustomerSerializer.Meta):
         read_only_fields = ["created_at"]
 
@@ -50,24 +62,21 @@ class CustomerAdminSerializer(CustomerSerializer):
         return value
 
 
-class MembershipSerializer(serializers.ModelSerializer):
+class MembershipSerializer(RefuseUnwritableFieldsMixin, serializers.ModelSerializer):
+    """Members are listed to everyone of the customer; only admins add one directly
+    (owners invite: /api/invitations/)."""
+
     user = serializers.SlugRelatedField(
         slug_field="username", queryset=get_user_model().objects.all()
     )
     customer = serializers.PrimaryKeyRelatedField(queryset=Customer.objects.all())
+    role = serializers.ChoiceField(choices=MembershipRole.choices)
 
     class Meta:
         model = Membership
         fields = ["id", "customer", "user", "role", "created_at"]
         read_only_fields = ["created_at"]
         validators = []  # uniqueness is the action's job (409, not 400)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        request = self.context.get("request")
-        if request is not None:
-            # Only customers the user may change can receive new members.
-            self.fields["customer"].queryset = Customer.objects.changeable_by(request.user)
 
 
 class MeSerializer(serializers.ModelSerializer):
@@ -82,3 +91,47 @@ class MeSerializer(serializers.ModelSerializer):
             {"customer": m.customer_id, "customer_name": m.customer.name, "role": m.role}
             for m in user.memberships.select_related("customer")
         ]
+
+
+class InvitationSerializer(RefuseUnwritableFieldsMixin, serializers.ModelSerializer):
+    """An invitation as its customer's owners and admins see it (never its token)."""
+
+    customer = serializers.IntegerField(source="customer_id", min_value=1, max_value=MAX_ID,
+                                        help_text="Id of a customer you own.")
+    customer_name = serializers.CharField(source="customer.name", read_only=True)
+    email = LowercaseEmailField(max_length=254, help_text="Where the invitation is sent.")
+    role = serializers.ChoiceField(choices=MembershipRole.choices)
+    status = serializers.ChoiceField(
+        source="current_status", choices=InvitationStatus.choices, read_only=True,
+        help_text="A pending invitation past expires_at is expired.")
+    invited_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    accepted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "customer", "customer_name", "email", "role", "status", "invited_by",
+                  "expires_at", "accepted_by", "accepted_at", "revoked_at", "created_at"]
+        read_only_fields = ["expires_at", "accepted_at", "revoked_at", "created_at"]
+
+
+class AcceptInvitationSerializer(serializers.Serializer):
+    """Signed in: the token alone. Not signed in: also the new account's username and
+    password (ignored when signed in)."""
+
+    token = serializers.CharField(max_length=200, trim_whitespace=True)
+    username = serializers.CharField(max_length=150, required=False, allow_blank=True)
+    password = serializers.CharField(max_length=4096, required=False, allow_blank=True,
+                                     trim_whitespace=False, write_only=True,
+                                     style={"input_type": "password"})
+
+
+class AcceptedSerializer(serializers.Serializer):
+    customer = serializers.IntegerField()
+    customer_name = serializers.CharField()
+    role = serializers.ChoiceField(choices=MembershipRole.choices)
+    username = serializers.CharField()
+
+    @staticmethod
+    def row(membership) -> dict:
+        return {"customer": membership.customer_id, "customer_name": membership.customer.name,
+                "role": membership.role, "username": membership.user.get_username()}
