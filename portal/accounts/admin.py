@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import Count
 
-from portal.accounts import actions
+from portal.accounts import actions, lockout
 from portal.accounts.models import Customer, Invitation, Membership, Plan
 from portal.core.errors import PortalError
 
@@ -103,6 +103,14 @@ class UserAdmin(BaseUserAdmin):
     inlines = [*BaseUserAdmin.inlines, UserMembershipInline]
     list_display = ["username", "email", "first_name", "last_name", "is_staff", "is_active",
                     "last_login"]
+    actions = ["unlock_login"]
+
+    @admin.action(description="Unlock login (forget failed login attempts)")
+    def unlock_login(self, request, queryset):
+        usernames = list(queryset.values_list("username", flat=True))
+        cleared = lockout.unlock(usernames)
+        self.message_user(request, f"Unlocked {len(usernames)} user(s); "
+                                   f"{cleared} failed-login record(s) cleared.", messages.SUCCESS)
 
 
 admin.site.site_header = "Provisioning portal"

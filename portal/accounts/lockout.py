@@ -3,13 +3,14 @@
 Failures are counted per username and client address (``AXES_LOCKOUT_PARAMETERS``); after
 ``LOGIN_FAILURE_LIMIT`` of them that pair is refused for ``LOGIN_COOLOFF_MINUTES``: the API
 answers 429 in its error shape, the login pages (the customers' and the admin's) a page
-saying so, also 429. Admins unlock in the admin (Axes > Access attempts: delete) or with
-``manage.py axes_reset_username <name>`` / ``axes_reset``.
+saying so, also 429. Admins unlock in the admin (Users: "Unlock login", or Axes > Access
+attempts: delete) or with ``manage.py axes_reset_username <name>`` / ``axes_reset``.
 """
 
 import ipaddress
 
 from axes.signals import user_locked_out
+from axes.utils import reset
 from django.conf import settings
 from django.dispatch import receiver
 from django.http import HttpRequest, JsonResponse
@@ -88,3 +89,8 @@ def client_username(request: HttpRequest, credentials: dict | None = None) -> st
     source = credentials if credentials is not None else getattr(request, "data", request.POST)
     username = source.get(settings.AXES_USERNAME_FORM_FIELD) if hasattr(source, "get") else None
     return None if username is None else str(username)[:USERNAME_MAX_LENGTH]
+
+
+def unlock(usernames: list[str]) -> int:
+    """Forget the failed logins of these users, from every address; how many records went."""
+    return sum(reset(username=username) for username in usernames)

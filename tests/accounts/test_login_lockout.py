@@ -131,6 +131,16 @@ def test_deleting_the_attempt_in_the_admin_unlocks(user, settings):
     assert logged_in(customer_login("alice", PASSWORD))
 
 
+def test_the_user_admin_action_unlocks(user, settings):
+    fail_until_locked(admin_login, "alice", settings.LOGIN_FAILURE_LIMIT)
+    operator = Client()
+    operator.force_login(AdminFactory(username="operator"))
+    response = operator.post("/admin/auth/user/", {
+        "action": "unlock_login", "_selected_action": [user.pk]}, follow=True)
+    assert "Unlocked 1 user(s); 1 failed-login record(s) cleared." in response.content.decode()
+    assert logged_in(admin_login("alice", PASSWORD))
+
+
 def test_forwarded_for_is_ignored_unless_behind_the_proxy(user, settings):
     """Without the proxy a client writes X-Forwarded-For itself: a new address per guess
     must not buy new guesses."""
