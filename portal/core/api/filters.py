@@ -1,14 +1,32 @@
 import django_filters
+from django import forms
+
+MAX_ID = 2**63 - 1  # the largest id the database stores (a larger one is a 400, not a 500)
 
 
-class CustomerIdFilter(django_filters.NumberFilter):
-    """Filter by customer id without checking that the id exists.
+class IdFilter(django_filters.NumberFilter):
+    """Filter by a foreign key's id without checking that the id exists.
 
-    A ModelChoiceFilter answers 400 for an unknown id and 200 for another customer's id,
-    which tells a caller which customer ids exist; this one answers an empty page for both.
+    A ModelChoiceFilter answers 400 "Select a valid choice" for an unknown id and 200 for an
+    id the caller cannot see, which tells a caller which ids exist; this one answers an empty
+    page for both. Not a whole number in 1..2**63-1: 400.
     """
 
+    field_class = forms.IntegerField
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(**kwargs)
+
+
+class CustomerIdFilter(IdFilter):
     def __init__(self, **kwargs):
         kwargs.setdefault("field_name", "customer_id")
-        kwargs.setdefault("min_value", 1)
+        super().__init__(**kwargs)
+
+
+class NodeIdFilter(IdFilter):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("field_name", "node_id")
         super().__init__(**kwargs)

@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework import serializers
 
+from portal.core.api.writable import RefuseUnwritableFieldsMixin
 from portal.labs import actions
 from portal.labs.choices import LIVE
 from portal.labs.models import Lab, LabSession
@@ -40,7 +41,7 @@ class MomentField(serializers.DateTimeField):
 
 # --- labs ---------------------------------------------------------------------------------
 
-class LabSerializer(serializers.ModelSerializer):
+class LabSerializer(RefuseUnwritableFieldsMixin, serializers.ModelSerializer):
     server = serializers.SlugRelatedField(
         slug_field="name", queryset=Node.objects.all(),
         help_text="Name of a node whose purpose is lab_server.")

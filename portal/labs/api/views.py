@@ -8,11 +8,20 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from portal.core.api.errors import error_body
+from portal.core.api.filters import IdFilter
 from portal.core.tenancy import CustomerScopedQuerysetMixin, IsAdmin, is_admin
 from portal.labs import actions
 from portal.labs.api import serializers
 from portal.labs.choices import LIVE
 from portal.labs.models import Lab, LabSession
+
+
+class LabFilter(django_filters.FilterSet):
+    server = IdFilter(field_name="server_id", help_text="Node id.")
+
+    class Meta:
+        model = Lab
+        fields = ["enabled", "allow_concurrent_sessions", "server"]
 
 
 class LabViewSet(viewsets.ModelViewSet):
@@ -22,7 +31,7 @@ class LabViewSet(viewsets.ModelViewSet):
         live_sessions=Count("sessions", filter=Q(sessions__status__in=LIVE))).order_by("name")
     serializer_class = serializers.LabSerializer
     permission_classes = [IsAdmin]
-    filterset_fields = ["enabled", "allow_concurrent_sessions", "server"]
+    filterset_class = LabFilter
     search_fields = ["name", "description"]
     ordering_fields = ["name", "created_at"]
 
@@ -67,7 +76,7 @@ class LabViewSet(viewsets.ModelViewSet):
 
 
 class LabSessionFilter(django_filters.FilterSet):
-    lab = django_filters.NumberFilter(field_name="lab_id", min_value=1)
+    lab = IdFilter(field_name="lab_id")
     user = django_filters.CharFilter(field_name="user__username", help_text="Username.")
     live = django_filters.BooleanFilter(method="filter_live",
                                         help_text="Requested, provisioning or active.")

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from portal.core.api.writable import RefuseUnwritableFieldsMixin, refused_fields_of
 from portal.workspaces.models import Workspace, WorkspaceEvent
 
 
@@ -23,8 +24,13 @@ class WorkspaceSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class WorkspaceCreateSerializer(serializers.Serializer):
-    """Field shapes only; names, limits and capacity are checked by the create action."""
+class WorkspaceCreateSerializer(RefuseUnwritableFieldsMixin, serializers.Serializer):
+    """Field shapes only; names, limits and capacity are checked by the create action.
+
+    The portal chooses node, port, Linux user, quota and status: sending one is a 400."""
+
+    refused_fields = refused_fields_of(WorkspaceSerializer,
+                                       writable=["name", "slug", "customer", "owner"])
 
     name = serializers.CharField(max_length=1000, trim_whitespace=False,
                                  help_text="Display name (1-100 characters).")
@@ -38,7 +44,11 @@ class WorkspaceCreateSerializer(serializers.Serializer):
         help_text="Username of the owner (admins only); default: you.")
 
 
-class WorkspaceUpdateSerializer(serializers.Serializer):
+class WorkspaceUpdateSerializer(RefuseUnwritableFieldsMixin, serializers.Serializer):
+    """Only the display name changes (the subdomain stays); any other field is a 400."""
+
+    refused_fields = refused_fields_of(WorkspaceSerializer, writable=["name"])
+
     name = serializers.CharField(max_length=1000, trim_whitespace=False)
 
 

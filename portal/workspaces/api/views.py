@@ -1,3 +1,4 @@
+import django_filters
 from django.conf import settings
 from django.http import JsonResponse
 from django.utils.crypto import constant_time_compare
@@ -8,6 +9,7 @@ from rest_framework import status as http
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from portal.core.api.filters import CustomerIdFilter, NodeIdFilter
 from portal.core.tenancy import CustomerScopedQuerysetMixin, is_admin
 from portal.workspaces import actions, routing
 from portal.workspaces.api import serializers
@@ -29,6 +31,15 @@ class MayActOnWorkspace(permissions.IsAuthenticated):
         return Workspace.objects.filter(pk=workspace.pk).actionable_by(request.user).exists()
 
 
+class WorkspaceFilter(django_filters.FilterSet):
+    customer = CustomerIdFilter()
+    node = NodeIdFilter()
+
+    class Meta:
+        model = Workspace
+        fields = ["status", "customer", "node"]
+
+
 class WorkspaceViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
                        mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                        mixins.UpdateModelMixin, mixins.DestroyModelMixin,
@@ -38,7 +49,7 @@ class WorkspaceViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
     queryset = Workspace.objects.select_related("owner", "node", "current_job")
     serializer_class = serializers.WorkspaceSerializer
     permission_classes = [MayActOnWorkspace]
-    filterset_fields = ["status", "customer", "node"]
+    filterset_class = WorkspaceFilter
     search_fields = ["name", "slug"]
     ordering_fields = ["created_at", "name", "status"]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
