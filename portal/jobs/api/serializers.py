@@ -2,6 +2,7 @@ import threading
 
 from rest_framework import serializers
 
+from portal.core.api.writable import RefuseUnwritableFieldsMixin, refused_fields_of
 from portal.jobs.models import Job, JobEvent
 from portal.nodes.models import Node
 
@@ -50,8 +51,14 @@ def job_body(job: Job) -> dict:
     return serializer.to_representation(job)
 
 
-class LaunchSerializer(serializers.Serializer):
-    """What an operator may launch directly: any playbook under playbooks/."""
+class LaunchSerializer(RefuseUnwritableFieldsMixin, serializers.Serializer):
+    """What an operator may launch directly: any playbook under playbooks/.
+
+    The job's other fields (status, customer, requested_by, queue, ...) are the portal's:
+    sending one is a 400 naming it."""
+
+    refused_fields = refused_fields_of(JobSerializer, writable=[
+        "playbook", "limit", "nodes", "extra_vars", "check_mode", "timeout"])
 
     playbook = serializers.CharField(max_length=200)
     limit = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")

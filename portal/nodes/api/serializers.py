@@ -1,16 +1,17 @@
 from rest_framework import serializers
 
+from portal.core.api.writable import RefuseUnwritableFieldsMixin
 from portal.nodes.models import Credential, Node, NodeGroup
 
 
-class NodeGroupSerializer(serializers.ModelSerializer):
+class NodeGroupSerializer(RefuseUnwritableFieldsMixin, serializers.ModelSerializer):
     class Meta:
         model = NodeGroup
         fields = ["id", "name", "description", "queue", "created_at"]
         read_only_fields = ["created_at"]
 
 
-class CredentialSerializer(serializers.ModelSerializer):
+class CredentialSerializer(RefuseUnwritableFieldsMixin, serializers.ModelSerializer):
     secret = serializers.CharField(
         write_only=True, required=False, allow_blank=True, trim_whitespace=False,
         style={"input_type": "password"},
@@ -28,7 +29,7 @@ class CredentialSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class NodeSerializer(serializers.ModelSerializer):
+class NodeSerializer(RefuseUnwritableFieldsMixin, serializers.ModelSerializer):
     group = serializers.SlugRelatedField(
         slug_field="name", queryset=NodeGroup.objects.all(), required=False, allow_null=True
     )
