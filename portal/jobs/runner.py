@@ -92,13 +92,15 @@ def write_inventory(job: Job, data_dir: Path) -> Path:
     return _write_private(data_dir / "inventory" / "hosts.yml", to_yaml(inventory))
 
 
-def given_secrets(job: Job) -> dict:
-    """Every secret the run is given, for the masker: the action's sensitive variables and
-    its nodes' credentials, which a playbook can print (``debug: var=hostvars``, a key file
-    read with ``lookup``) without ever naming them."""
+def given_secrets(job: Job, data_dir: Path) -> dict:
+    """Every secret the run is given, for the masker: the action's sensitive variables, its
+    nodes' credentials and every key file written for it (a jump host's too), which a
+    playbook can print (``debug: var=hostvars``, ``lookup('file', ...)``) without naming them."""
     credentials = Credential.objects.filter(nodes__in=job.nodes.all()).distinct()
+    key_files = (path for path in (data_dir / "keys").glob("*") if path.is_file())
     return {"variables": job.secrets(),
-            "credentials": [_printable_parts(c.secret) for c in credentials]}
+            "credentials": [_printable_parts(c.secret) for c in credentials],
+            "key_files": [_printable_parts(path.read_text()) for path in key_files]}
 
 
 def _printable_parts(secret: str) -> list[str]:
@@ -233,7 +235,7 @@ def run(job: Job) -> Outcome:
     except (OSError, ssh.ControlDirError, InventoryError) as exc:
         logger.error("cannot prepare the run: %s", exc, extra={"job_id": job.pk})
         return Outcome(JobStatus.ERROR, None, f"cannot prepare the run: {exc}", {}, 0, 0)
-    sink = EventSink(job, Masker(given_secrets(job)))
+    sink = EventSink(job, Masker(given_secrets(job, data_dir)))
     fifo = EventFifo(data_dir / "events.fifo", sink.handle)
     watchdog = Watchdog(job, sink, data_dir)
     sink.start()
