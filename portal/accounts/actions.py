@@ -154,7 +154,8 @@ def _send_invitation(invitation: Invitation, link: str) -> None:
     context = {"invitation": invitation, "customer": invitation.customer, "link": link,
                "inviter": (inviter.get_full_name() or inviter.username) if inviter else None,
                "days": settings.INVITATION_DAYS}
-    subject = f"You are invited to join {invitation.customer.name} on the provisioning portal"
+    name = " ".join(invitation.customer.name.split())  # a header: no line breaks
+    subject = f"You are invited to join {name} on the provisioning portal"
     body = render_to_string("accounts/invitation_email.txt", context)
     try:
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [invitation.email])

@@ -319,3 +319,13 @@ def test_customer_filter_on_invitations_does_not_reveal_ids(user_api, owner):
     foreign = client.get(URL, {"customer": other.pk})
     assert unknown.status_code == foreign.status_code == 200
     assert unknown.json()["count"] == foreign.json()["count"] == 0
+
+
+def test_a_customer_name_with_line_breaks_still_makes_a_valid_subject(admin_api, owner):
+    _, customer = owner
+    type(customer).objects.filter(pk=customer.pk).update(name="Acme\r\nBcc: x@evil.test")
+    response = _invite(admin_api, customer)
+    assert response.status_code == 201, response.json()
+    assert mail.outbox[-1].subject == ("You are invited to join Acme Bcc: x@evil.test on the "
+                                       "provisioning portal")
+    assert mail.outbox[-1].bcc == []
