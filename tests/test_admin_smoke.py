@@ -8,6 +8,7 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
 
+from portal.accounts.models import Invitation
 from portal.jobs.models import Job, JobEvent
 from portal.labs.models import Lab, LabSession
 from portal.nodes.models import NodeGroup
@@ -37,6 +38,9 @@ def admin_client_with_data(admin_client):
         cpu_limit=1, memory_limit_mb=2048, status="running")
     WorkspaceEvent.objects.create(workspace=workspace, to_status="running", job=job)
     Group.objects.get_or_create(name="operators")
+    Invitation.objects.create(customer=membership.customer, email="invited@example.com",
+                              token_hash="0" * 64, expires_at=timezone.now() + timedelta(days=1),
+                              invited_by=membership.user)
     return admin_client
 
 
