@@ -48,6 +48,33 @@ BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", 1, minimum=1)
 if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HSTS: off until the site is HTTPS-only for good (a browser remembers it for HSTS_SECONDS).
+SECURE_HSTS_SECONDS = env.int("HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("HSTS_PRELOAD", default=False)
+# Behind the TLS proxy a plain-http request reached us past the proxy: send it to https.
+# Probes and Traefik's provider poll these over the internal network, without the proxy.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=BEHIND_TLS_PROXY)
+SECURE_REDIRECT_EXEMPT = [r"^api/health$", r"^metrics$", r"^api/traefik/config$"]
+# security.W021 (HSTS preload off): joining the browsers' preload list commits the whole
+# domain to HTTPS and is slow to undo, so it is the owner's explicit choice (HSTS_PRELOAD).
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# Content-Security-Policy (django-csp): only this origin's files; no inline code or styles
+# (pages load theirs from static files). The API docs view widens it for Swagger UI only.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -73,6 +100,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",  # outside the next one: its header is on the final answer
     "portal.core.middleware.ApiErrorShapeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -161,6 +189,8 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 METRICS_TOKEN = env.str("METRICS_TOKEN", "")
+# Without a token /metrics is open in development only; with DEBUG off it answers 403.
+METRICS_OPEN = DEBUG and not METRICS_TOKEN
 
 # --- labs ---------------------------------------------------------------------------------
 
@@ -325,6 +355,9 @@ SPECTACULAR_SETTINGS = {
         "PlanTierEnum": "portal.accounts.choices.PlanTier",
         "LabSessionStatusEnum": "portal.labs.choices.SessionStatus",
         "JobStatusEnum": "portal.jobs.choices.JobStatus",
+        # One name per choice set (check --deploy warns about generated ones).
+        "WorkspaceStatusEnum": "portal.workspaces.choices.WorkspaceStatus",
+        "QuotaBackendEnum": "portal.nodes.choices.QuotaBackend",
     },
 }
 

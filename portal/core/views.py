@@ -42,7 +42,8 @@ def health_view(request):
 
 
 def metrics_view(request):
-    """Prometheus text format; with METRICS_TOKEN set, a Bearer token is required."""
+    """Prometheus text format; with METRICS_TOKEN set, a Bearer token is required, and
+    without one the figures are shown only in development (METRICS_OPEN)."""
     from django.conf import settings
     from django.http import HttpResponse
     from django.utils.crypto import constant_time_compare
@@ -51,6 +52,9 @@ def metrics_view(request):
     from portal.jobs.metrics import JobCollector
 
     token = settings.METRICS_TOKEN
+    if not token and not settings.METRICS_OPEN:
+        return HttpResponse("metrics are off: set METRICS_TOKEN\n", status=403,
+                            content_type="text/plain")
     if token:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not constant_time_compare(given, token):

@@ -7,7 +7,8 @@ this configuration gives. Command-line options override it (e.g. ``--bind``).
 import multiprocessing
 import os
 
-bind = os.environ.get("WEB_BIND", "0.0.0.0:8000")
+# Loopback unless told otherwise: the TLS proxy in front is what faces the network.
+bind = os.environ.get("WEB_BIND", "127.0.0.1:8000")
 # Two processes per core keep the cores busy while requests wait on PostgreSQL/Redis;
 # threads because an SSE stream (/api/jobs/{id}/stream/) holds one for as long as it is open.
 workers = int(os.environ.get("WEB_CONCURRENCY", 2 * multiprocessing.cpu_count()))
