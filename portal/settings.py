@@ -298,6 +298,7 @@ AXES_RESET_ON_SUCCESS = True  # a typo now and then never adds up to a lockout
 AXES_LOCKOUT_CALLABLE = "portal.accounts.lockout.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "portal.accounts.lockout.client_ip"
 AXES_USERNAME_CALLABLE = "portal.accounts.lockout.client_username"
+AXES_VERBOSE = False  # no banner on every start (manage.py, the inventory script's stderr)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/workspaces/"
 LOGOUT_REDIRECT_URL = "login"
@@ -379,5 +380,7 @@ LOGGING = {
         "celery": {"level": LOG_LEVEL},
         # The filesystem transport has no host name and says so on every connection.
         "kombu.connection": {"level": "ERROR"},
+        # Failed logins and lockouts are warnings; axes' step-by-step notes are not.
+        "axes": {"level": "WARNING"},
     },
 }
