@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_shutdown
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
@@ -26,6 +26,15 @@ def _own_process_group(**kwargs):
     # main process only; it then shuts the pool down cleanly (warm shutdown) instead of the
     # pool processes dying mid-task.
     os.setpgrp()
+
+
+@worker_ready.connect
+def _end_what_dead_workers_left(**kwargs):
+    # A worker SIGKILLed mid-job left its run's processes and its data dir (secrets in
+    # clear) behind; a restarted worker ends them as it starts (portal.jobs.orphans).
+    from portal.jobs.orphans import clean_up_local
+
+    clean_up_local()
 
 
 @worker_shutdown.connect

@@ -222,7 +222,18 @@ TRAEFIK_CERT_RESOLVER = env.str("TRAEFIK_CERT_RESOLVER", "")
 
 PLAYBOOKS_DIR = Path(env.str("PLAYBOOKS_DIR", str(BASE_DIR / "playbooks")))
 ROLES_DIR = Path(env.str("ROLES_DIR", str(BASE_DIR / "roles")))
-JOBS_WORK_DIR = Path(env.str("JOBS_WORK_DIR", str(VAR_DIR / "jobs")))
+
+
+def default_jobs_work_dir(shm: Path = Path("/dev/shm")) -> Path:  # noqa: S108
+    # A running job's data dir holds its secrets in clear (extra vars, passwords, keys): on
+    # a tmpfs when the machine has one, they never reach a disk, nor outlive a reboot.
+    # Shared by all users: runner.work_dir() refuses a directory that is not ours alone.
+    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
+        return shm / f"portal-jobs-{os.geteuid()}"
+    return VAR_DIR / "jobs"
+
+
+JOBS_WORK_DIR = Path(env.str("JOBS_WORK_DIR", str(default_jobs_work_dir())))
 # SSH control sockets: a unix socket path must stay under 108 bytes.
 JOBS_CONTROL_DIR = env.str("JOBS_CONTROL_DIR", tempfile.gettempdir())
 JOB_TIMEOUT = env.int("JOB_TIMEOUT", 3600, minimum=1)

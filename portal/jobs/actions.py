@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from portal.core.api.parsers import nesting_exceeds
 from portal.core.errors import Conflict, PortalError
-from portal.jobs import registry, signing
+from portal.jobs import orphans, registry, signing
 from portal.jobs.choices import TERMINAL, JobStatus
 from portal.jobs.models import Job, JobEvent
 from portal.jobs.playbooks import resolve_playbook, select_nodes
@@ -288,13 +288,17 @@ def _maybe_retry(job: Job, spec) -> Job | None:
 
 
 def reap_lost(now=None) -> list[int]:
-    """Running jobs whose worker stopped beating become ``lost``; their owner compensates."""
+    """Running jobs whose worker stopped beating become ``lost``: what their run left on the
+    nodes is ended, then their owner compensates. Processes and data dirs that dead workers
+    left on this machine are removed on every call (portal.jobs.orphans)."""
+    orphans.clean_up_local()
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.JOB_LOST_AFTER)
     lost = []
     for job in Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale_before):
         if job.mark_lost(stale_before):
             logger.warning("job lost: %s", job.reason, extra={"job_id": job.pk})
+            orphans.end_remote_run(job)
             finalize(job)
             lost.append(job.pk)
     return lost
@@ -337,9 +341,20 @@ def record_outcome(job: Job, outcome) -> None:
     if status == JobStatus.LOST:
         job.refresh_from_db()  # the reaper already recorded it
         return
+    if status == JobStatus.FAILED and any(
+            counts.get("unreachable") for counts in outcome.host_summary.values()):
+        reason = host_key_refusal(job) or reason
     job.finish(status, rc=outcome.rc, reason=reason, host_summary=outcome.host_summary,
                event_count=stored, event_lag_p95_ms=outcome.event_lag_p95_ms)
     logger.info("job %s (rc %s)", status, outcome.rc, extra={"job_id": job.pk})
+
+
+def host_key_refusal(job: Job) -> str:
+    """'host key of node X changed (expected …, got …)…' when ssh refused a pinned key."""
+    from portal.nodes.hostkeys import refusal_reason
+
+    unreachable = job.events.filter(event="runner_on_unreachable")
+    return refusal_reason(unreachable.values_list("stdout", flat=True))
 
 
 def refuse(job: Job, reason: str) -> None:

@@ -13,3 +13,8 @@ class JobsConfig(AppConfig):
         registry.register(registry.ActionSpec(
             name="jobs.adhoc", description="A playbook run by an operator",
         ))
+        # The reaper's: ends what a lost job left running on its nodes (portal.jobs.orphans).
+        registry.register(registry.ActionSpec(
+            name="jobs.end_lost_run", playbook="end_lost_run.yml", timeout=300,
+            description="End the processes a lost job left on its nodes",
+        ))

@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -23,12 +24,13 @@ import yaml
 from django.conf import settings
 
 from portal.core.unsafe import Unsafe, dump_yaml, mark_unsafe
-from portal.jobs import processes, ssh
+from portal.jobs import orphans, processes, ssh
 from portal.jobs.choices import JobStatus
 from portal.jobs.events import EventSink, Masker
 from portal.jobs.fifo import EventFifo
 from portal.jobs.models import Job
 from portal.jobs.playbooks import resolve_playbook
+from portal.nodes import actions as node_actions
 from portal.nodes.choices import Connection, CredentialKind
 from portal.nodes.inventory import InventoryError, build_inventory, to_yaml
 from portal.nodes.models import Credential
@@ -80,8 +82,10 @@ def _write_private(path: Path, text: str) -> Path:
 
 def write_inventory(job: Job, data_dir: Path) -> Path:
     """The job's nodes, built by the same code as the operators' inventory script."""
-    nodes = list(job.nodes.select_related("credential", "group"))
-    inventory = build_inventory(nodes, key_dir=data_dir / "keys")
+    nodes = list(job.nodes.select_related("credential", "group", "jump_host__credential"))
+    # Trust on first use: nodes without a pinned host key get it read and pinned now.
+    node_actions.do_pin_first_contact(nodes, data_dir / "ssh", data_dir / "keys")
+    inventory = build_inventory(nodes, key_dir=data_dir / "keys", ssh_dir=data_dir / "ssh")
     if ssh.sharing():
         ssh.add_control_paths(inventory["_meta"]["hostvars"], nodes, ssh.shared_dir())
     for node in nodes:
@@ -124,13 +128,17 @@ def make_control_dir(data_dir: Path) -> Path:
 
 
 def write_ansible_cfg(data_dir: Path) -> Path:
+    # Host keys: only the pinned ones count (written by write_inventory, checked strictly;
+    # each node's HostKeyAlias and jump host come with its ansible_ssh_common_args).
     ssh_args = (
         "-o ControlMaster=auto -o ControlPersist=60s -o ServerAliveInterval=15 "
-        f"-o UserKnownHostsFile={data_dir / 'known_hosts'} -o StrictHostKeyChecking=no"
+        f"-o UserKnownHostsFile={data_dir / 'ssh' / 'known_hosts'} "
+        "-o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes "
+        "-o CheckHostIP=no -o UpdateHostKeys=no"
     )
     config = f"""[defaults]
 roles_path = {settings.ROLES_DIR}
-host_key_checking = False
+host_key_checking = True
 retry_files_enabled = False
 interpreter_python = auto_silent
 forks = {settings.JOB_FORKS}
@@ -183,10 +191,21 @@ class Watchdog:
                         extra={"job_id": self.job.pk})
 
 
-def prepare(job: Job) -> Path:
+def work_dir() -> Path:
+    """JOBS_WORK_DIR, created 0700. It may sit in a shared tmpfs (/dev/shm): refused unless
+    it is this user's own directory that no one else can write to."""
     base = Path(settings.JOBS_WORK_DIR)
     base.mkdir(mode=0o700, parents=True, exist_ok=True)
-    data_dir = Path(tempfile.mkdtemp(prefix=f"job-{job.pk}-", dir=base))
+    info = base.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise OSError(f"{base} must be a directory of this user that others cannot write to")
+    return base
+
+
+def prepare(job: Job) -> Path:
+    # The owner's token in the name tells a later worker whether the run's worker is alive.
+    prefix = f"job-{job.pk}-{orphans.owner_token()}-"
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=work_dir()))
     os.chmod(data_dir, 0o700)
     write_inventory(job, data_dir)
     write_ansible_cfg(data_dir)
@@ -265,8 +284,11 @@ def run(job: Job) -> Outcome:
 
 
 def _runner_kwargs(job: Job, data_dir: Path, sink: EventSink, watchdog: Watchdog) -> dict:
-    cmdline = ["--check"] if job.check_mode else []
+    # The tagged shell puts the run's tag in the environment of its modules on the nodes.
+    cmdline = ["-e", f"ansible_shell_type={orphans.TAGGED_SHELL}"]
+    cmdline += ["--check"] if job.check_mode else []
     envvars = {
+        **orphans.run_environment(job),
         "ANSIBLE_CONFIG": str(data_dir / "ansible.cfg"),
         "ANSIBLE_HOME": str(data_dir / "ansible-home"),
         "ANSIBLE_NOCOLOR": "1",
@@ -280,7 +302,7 @@ def _runner_kwargs(job: Job, data_dir: Path, sink: EventSink, watchdog: Watchdog
         "playbook": str(resolve_playbook(job.playbook)),
         "inventory": str(data_dir / "inventory" / "hosts.yml"),
         "limit": job.limit or None,
-        "cmdline": " ".join(cmdline) or None,
+        "cmdline": " ".join(cmdline),
         "envvars": envvars,
         "event_handler": sink.handle,
         "cancel_callback": watchdog,

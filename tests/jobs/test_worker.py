@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -14,10 +15,10 @@ from unittest import mock
 import pytest
 from django.db import connection
 
-from portal.jobs import actions
+from portal.jobs import actions, orphans
 from portal.jobs.choices import TERMINAL, JobStatus
 from portal.jobs.models import Job
-from portal.jobs.processes import descendants
+from portal.jobs.processes import carrying, descendants
 from tests.jobs.conftest import FINISHED, PLAYBOOKS
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,6 +35,7 @@ def _database_url() -> str:
 
 class Worker:
     def __init__(self, queue: str, log_path: Path, env: dict):
+        self.queue, self.env = queue, env
         self.log_path = log_path
         self.log = log_path.open("w")
         self.process = subprocess.Popen(
@@ -58,6 +60,22 @@ class Worker:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
             self.process.wait(timeout=30)
+
+    def kill_celery_only(self):
+        """SIGKILL the worker and its pool process, nothing else: the run's processes are
+        left to what the portal does about a dead worker (the OOM killer or a `kill -9` of
+        the celery processes does this; only ansible-playbook dies with them)."""
+        pool = [pid for pid in descendants(self.process.pid)
+                if _parent(pid) == self.process.pid]
+        for pid in [self.process.pid, *pool]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def restart(self) -> "Worker":
+        started = Worker(self.queue, self.log_path.with_suffix(".restarted.log"), self.env)
+        started.wait_ready()
+        return started
 
     def stop(self):
         if self.process.poll() is None:
@@ -140,6 +158,74 @@ def test_job_launched_while_broker_was_down_runs_after_it_returns(worker, local_
     assert actions.sweep_pending(older_than=timedelta(0)) == 1  # the beat task, broker back
     _wait(lambda: _status(job) in TERMINAL, 90, "the job to finish", worker.log_path)
     assert _status(job) == JobStatus.SUCCESSFUL
+
+
+def _parent(pid: int) -> int | None:
+    with contextlib.suppress(OSError):
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return None
+
+
+def _run_processes(job) -> list[int]:
+    """Processes on this machine carrying the job's run tag (every process of its run)."""
+    return sorted(pid for pid, tag in carrying(orphans.RUN_VAR).items()
+                  if tag == orphans.run_tag(job))
+
+
+def _unique_seconds() -> int:
+    return 900 + secrets.randbelow(9000)  # a `sleep N` no one else runs
+
+
+def test_sigkilled_worker_leaves_no_process_of_its_run(worker, local_node, settings):
+    seconds = _unique_seconds()
+    job = actions.launch(playbook="sleep.yml", nodes=[local_node],
+                         extra_vars={"seconds": seconds})
+    _wait(lambda: _pgrep(f"^sleep {seconds}$"), 60, "the task to start sleeping",
+          worker.log_path)
+    worker.kill_celery_only()
+    assert _pgrep(f"^sleep {seconds}$")  # what the kill alone leaves: Ansible's forks
+
+    # Every reaper run (every 10 s) ends what dead workers left on its machine.
+    def nothing_left():
+        actions.reap_lost()
+        return not _pgrep(f"^sleep {seconds}$") and not _run_processes(job)
+
+    _wait(nothing_left, settings.JOB_LOST_AFTER + 10, "the run's processes to be gone")
+    _wait(lambda: actions.reap_lost() or _status(job) == JobStatus.LOST, 30,
+          "the job to be reaped as lost")
+
+
+def test_restarted_worker_leaves_no_job_dir_and_no_secret_on_disk(worker, local_node,
+                                                                   tmp_path):
+    secret, seconds = f"pw-{uuid.uuid4().hex}", _unique_seconds()
+    work_dir = Path(worker.env["JOBS_WORK_DIR"])
+    job = actions.launch(
+        playbook="secret.yml", action="tests.recorded", nodes=[local_node],
+        extra_vars={"api_password": secret, "out_file": str(tmp_path / "out"),
+                    "sleep_seconds": seconds})
+    _wait(lambda: _pgrep(f"^sleep {seconds}$"), 60, "the task to start sleeping",
+          worker.log_path)
+    assert _files_containing(work_dir, secret)  # decrypted for the run, as it must be
+    worker.kill_celery_only()
+
+    restarted = worker.restart()
+    try:
+        assert not list(work_dir.glob("job-*"))
+        assert _files_containing(work_dir, secret) == []
+        assert not _pgrep(f"^sleep {seconds}$") and not _run_processes(job)
+    finally:
+        restarted.stop()
+
+
+def _files_containing(directory: Path, text: str) -> list[Path]:
+    found = []
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = Path(root) / name
+            with contextlib.suppress(OSError):
+                if path.is_file() and text.encode() in path.read_bytes():
+                    found.append(path)
+    return found
 
 
 def _pgrep(pattern: str) -> bool:
