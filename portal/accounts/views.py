@@ -1,6 +1,5 @@
 """Customer web UI: the page an invitation email links to."""
 
-from django.contrib import messages
 from django.contrib.auth import login
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
@@ -43,7 +42,5 @@ def accept_invitation(request, token):
                           status=error.status_code)
         if not signed_in:
             login(request, membership.user, backend=SIGNUP_BACKEND)
-        messages.success(request, f"You joined {membership.customer.name} as "
-                                  f"{membership.get_role_display().lower()}.")
-        return redirect("workspaces:dashboard")
+        return redirect("workspaces:dashboard")  # now showing the customer's workspaces
     return render(request, "accounts/invitation_accept.html", context)
