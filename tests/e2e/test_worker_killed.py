@@ -1,0 +1,85 @@
+"""A worker SIGKILLed mid-task over SSH: its task ends on the node too, and nothing of the run
+stays on this machine (portal/jobs/orphans.py), with a real worker, broker and test host."""
+
+import os
+import secrets
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+
+from portal.jobs import actions, orphans, ssh
+from portal.jobs.choices import TERMINAL, JobStatus
+from portal.jobs.models import Job
+from tests.jobs.conftest import PLAYBOOKS as TEST_PLAYBOOKS
+from tests.jobs.test_worker import Worker, _database_url, _run_processes, _status, _wait
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def playbooks(settings, tmp_path) -> Path:
+    """A long task, and the reaper's playbook that ends a lost run on its nodes."""
+    directory = tmp_path / "playbooks"
+    directory.mkdir()
+    shutil.copy(TEST_PLAYBOOKS / "sleep.yml", directory)
+    shutil.copy(Path(django_settings.BASE_DIR) / "playbooks" / orphans.END_RUN_PLAYBOOK,
+                directory)
+    settings.PLAYBOOKS_DIR = directory
+    return directory
+
+
+@pytest.fixture
+def control_dir(settings):
+    directory = Path(tempfile.mkdtemp(prefix="cp-", dir="/tmp"))  # short: socket paths
+    settings.JOBS_CONTROL_DIR = str(directory)
+    yield directory
+    ssh.stop_masters(ssh.shared_dir(), how="exit")
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def worker(settings, tmp_path, playbooks, control_dir):
+    queue = f"e2e-{uuid.uuid4().hex[:8]}"
+    settings.CELERY_TASK_DEFAULT_QUEUE = queue
+    settings.JOB_LOST_AFTER = 3
+    env = {**os.environ, "DEBUG": "true", "DATABASE_URL": _database_url(),
+           "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, "CELERY_DEFAULT_QUEUE": queue,
+           "PLAYBOOKS_DIR": str(playbooks), "JOBS_WORK_DIR": str(tmp_path / "worker-jobs"),
+           "JOBS_CONTROL_DIR": str(control_dir), "PORTAL_VAR_DIR": str(settings.VAR_DIR),
+           "JOB_HEARTBEAT_SECONDS": "0.5"}
+    started = Worker(queue, tmp_path / "worker.log", env)
+    started.wait_ready()
+    yield started
+    started.stop()
+
+
+def test_killed_workers_task_ends_on_the_node_too(test_hosts, portal_nodes, worker):
+    node = portal_nodes[0]
+    host = test_hosts[node.name]
+    seconds = 900 + secrets.randbelow(9000)  # a `sleep N` no one else runs
+
+    def sleeping_on_node() -> bool:
+        return host.run(f"pgrep -fx 'sleep {seconds}'").returncode == 0
+
+    job = actions.launch(playbook="sleep.yml", nodes=[node], extra_vars={"seconds": seconds})
+    _wait(sleeping_on_node, 90, "the task to sleep on the node", worker.log_path)
+    worker.kill_celery_only()
+    assert sleeping_on_node()  # the kill alone leaves it running there
+
+    restarted = worker.restart()  # what a supervisor does; it runs the reaper's job
+    try:
+        _wait(lambda: actions.reap_lost() or _status(job) == JobStatus.LOST, 30,
+              "the reaper to mark the job lost")
+        _wait(lambda: not sleeping_on_node(), 90, "the task to end on the node",
+              restarted.log_path)
+        ending = Job.objects.get(action=orphans.END_RUN_ACTION, target_id=str(job.pk))
+        _wait(lambda: _status(ending) in TERMINAL, 30, "the ending job to finish")
+        ending.refresh_from_db()
+        assert ending.status == JobStatus.SUCCESSFUL, ending.reason
+        assert _run_processes(job) == []  # nor anything of it on this machine
+    finally:
+        restarted.stop()
