@@ -6,7 +6,10 @@
 
 Reads the same environment as manage.py (DATABASE_URL, DEBUG, SECRET_KEY, ...). With
 PORTAL_INVENTORY_KEY_DIR set, the nodes' SSH keys are written there (0600) and used;
-without it no secret is printed (use your ssh-agent). See inventory/README.md.
+without it no secret is printed (use your ssh-agent). The nodes' pinned host keys are
+written as known_hosts (and jump hosts as ssh_config) into PORTAL_INVENTORY_SSH_DIR (default:
+the key directory, else ~/.cache/portal-inventory) and checked strictly. See
+inventory/README.md.
 """
 
 import argparse
@@ -19,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 REEXEC_MARK = "PORTAL_INVENTORY_REEXEC"
 KEY_DIR_VARIABLE = "PORTAL_INVENTORY_KEY_DIR"
+SSH_DIR_VARIABLE = "PORTAL_INVENTORY_SSH_DIR"
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -67,13 +71,21 @@ def setup_django() -> None:
 
 def inventory_data(host: str | None) -> dict:
     from portal.nodes.inventory import build_inventory
-    from portal.nodes.models import Node
 
     key_dir = os.environ.get(KEY_DIR_VARIABLE) or None
+    # Every enabled node either way: the known_hosts file written holds all of their keys.
+    inventory = build_inventory(key_dir=key_dir, ssh_dir=ssh_files_dir(key_dir))
     if host is None:
-        return build_inventory(key_dir=key_dir)
-    nodes = Node.objects.filter(enabled=True, name=host)
-    return build_inventory(nodes, key_dir=key_dir)["_meta"]["hostvars"].get(host, {})
+        return inventory
+    return inventory["_meta"]["hostvars"].get(host, {})
+
+
+def ssh_files_dir(key_dir: str | None) -> str:
+    configured = os.environ.get(SSH_DIR_VARIABLE) or key_dir
+    if configured:
+        return configured
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return str(Path(cache) / "portal-inventory")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,8 +4,10 @@ Every job used to open (and at its end close) its own SSH master per node, so a 
 paid a full SSH handshake per host: most of a lab's assign-to-active time. Masters now live
 in one private directory per worker user and are shared by later jobs to the same node,
 under a name that changes with anything that changes how a job would log in (node address,
-port, login user, credential and its secret), so a master is only reused by jobs that would
-authenticate exactly like the one that opened it.
+port, login user, credential and its secret, pinned host keys, and the same of its jump
+host), so a master is only reused by jobs that would authenticate exactly like the one that
+opened it. Changing or deleting a node or credential closes its masters at once
+(:func:`close_node_masters`, from the actions in ``portal.nodes.actions``).
 
 A master idles out ``ControlPersist`` (60 s) after its last session. The name also changes
 every ``JOB_SSH_SHARE_SECONDS``: a busy master is not reused past that window, so a key
@@ -55,14 +57,20 @@ def sharing() -> bool:
 
 def control_name(node) -> str:
     """Short (a socket path has 108 bytes at most) and keyed by how the job logs in."""
-    credential = node.credential
     window = int(time.time() // settings.JOB_SSH_SHARE_SECONDS)
-    login = "\0".join(str(part) for part in (
-        node.pk, node.address, node.ssh_port, node.login_user,
-        credential.pk if credential else "", credential.secret if credential else "", window,
-    ))
+    parts = [*_login_parts(node), window]
+    if node.jump_host_id:  # through a jump host: its login and pinned keys count too
+        parts += ["jump", *_login_parts(node.jump_host)]
+    login = "\0".join(str(part) for part in parts)
     digest = hmac.new(settings.SECRET_KEY.encode(), login.encode(), hashlib.sha256)
     return f"n{node.pk}-{digest.hexdigest()[:20]}"
+
+
+def _login_parts(node) -> list:
+    credential = node.credential
+    return [node.pk, node.address, node.ssh_port, node.login_user,
+            credential.pk if credential else "", credential.secret if credential else "",
+            node.host_keys]
 
 
 def add_control_paths(hostvars: dict, nodes, directory: Path) -> None:
@@ -81,6 +89,26 @@ def stop_masters(directory: Path, how: str = "stop") -> int:
         subprocess.run(["ssh", "-o", f"ControlPath={socket_path}", "-O", how, "portal"],
                        capture_output=True, timeout=10, check=False)
         count += 1
+    return count
+
+
+def close_node_masters(node_ids) -> int:
+    """``ssh -O exit`` every shared master to these nodes (any window): called when a node
+    or its credential changes or goes, so no job keeps using a login that no longer holds."""
+    if not sharing():
+        return 0  # per-job masters end with their job
+    directory = shared_dir()
+    count = 0
+    for pk in set(node_ids):
+        for socket_path in directory.glob(f"n{int(pk)}-*"):
+            if socket_path.is_socket():
+                with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                    subprocess.run(["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit",
+                                    "portal"], capture_output=True, timeout=10, check=False)
+                count += 1
+            socket_path.unlink(missing_ok=True)
+    if count:
+        logger.info("closed %d shared SSH masters of nodes %s", count, sorted(set(node_ids)))
     return count
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from django.db.models import QuerySet
 
 from portal.core.unsafe import Unsafe, dump_yaml
+from portal.nodes import hostkeys
 from portal.nodes.choices import Connection, CredentialKind, NodePurpose
 from portal.nodes.models import Credential, Node
 
@@ -33,25 +34,36 @@ class InventoryError(Exception):
 # --- building -------------------------------------------------------------------------------
 
 def build_inventory(nodes: Iterable[Node] | None = None,
-                    key_dir: str | Path | None = None) -> dict:
+                    key_dir: str | Path | None = None,
+                    ssh_dir: str | Path | None = None) -> dict:
     """Ansible's JSON inventory for ``nodes`` (default: every enabled node).
 
     Given nodes are used as they are (a disabled one is included); a QuerySet gets its
     credential and group joined. With ``key_dir``, each SSH node's key credential is
     written there as ``credential-<pk>`` and referenced by ``ansible_ssh_private_key_file``;
-    without it no secret is read at all.
+    without it no secret is read at all. With ``ssh_dir``, the nodes' pinned host keys are
+    written there as ``known_hosts`` (and the jump hosts as ``ssh_config``) and each SSH
+    node gets ``ansible_ssh_common_args`` that check its key strictly and route it through
+    its jump host (:mod:`portal.nodes.hostkeys`).
     """
     if nodes is None:
         nodes = Node.objects.filter(enabled=True)
     if isinstance(nodes, QuerySet):
-        nodes = nodes.select_related("credential", "group")
+        nodes = nodes.select_related("credential", "group", "jump_host__credential")
         if key_dir is None:
-            nodes = nodes.defer("credential__secret")  # never even decrypted
+            nodes = nodes.defer("credential__secret", "jump_host__credential__secret")
+    nodes = list(nodes)
     keys = KeyWriter(key_dir) if key_dir is not None else None
+    if ssh_dir is not None:
+        ssh_dir = Path(ssh_dir).expanduser().absolute()
+        write_ssh_files(nodes, ssh_dir, keys)
     hostvars: dict[str, dict] = {}
     groups: dict[str, set[str]] = {purpose_group(p): set() for p in NodePurpose.values}
     for node in sorted(nodes, key=lambda n: n.name):
         hostvars[node.name] = host_vars(node, keys)
+        if ssh_dir is not None and node.connection == Connection.SSH:
+            hostvars[node.name]["ansible_ssh_common_args"] = Unsafe(
+                hostkeys.ssh_common_args(node, ssh_dir))
         for group in node_groups(node):
             groups.setdefault(group, set()).add(node.name)
     inventory: dict = {"_meta": {"hostvars": hostvars}, "all": {"children": sorted(groups)}}
@@ -110,6 +122,36 @@ def node_groups(node: Node) -> set[str]:
     labels = node.labels if isinstance(node.labels, dict) else {}
     names.update(filter(None, (label_group(k, v) for k, v in labels.items())))
     return names
+
+
+# --- pinned host keys and jump hosts --------------------------------------------------------
+
+def write_ssh_files(nodes: Iterable[Node], ssh_dir: str | Path,
+                    keys: "KeyWriter | None" = None) -> None:
+    """``known_hosts`` and ``ssh_config`` (see :mod:`portal.nodes.hostkeys`) in ``ssh_dir``
+    (0700, files 0600); a jump host's key file comes from ``keys`` when given."""
+    ssh_dir = Path(ssh_dir).expanduser().absolute()
+    nodes = list(nodes)
+    key_paths = {}
+    jumps = {node.jump_host_id: node.jump_host for node in nodes if node.jump_host_id}
+    for jump in jumps.values():
+        credential = jump.credential if jump.credential_id else None
+        if keys is not None and credential is not None and \
+                credential.kind == CredentialKind.SSH_KEY:
+            key_paths[credential.pk] = keys.write(credential)
+    directory = KeyWriter(ssh_dir)
+    directory._prepare()  # the same checks: ours, 0700
+
+    def write(path: Path, text: str) -> None:
+        try:
+            _write_private(path, text)
+        except OSError as exc:
+            raise InventoryError(f"cannot write {path}: {exc.strerror}") from None
+
+    try:
+        hostkeys.write_ssh_files(nodes, ssh_dir, key_paths, write)
+    except hostkeys.HostKeyError as exc:
+        raise InventoryError(str(exc)) from None
 
 
 # --- SSH keys -------------------------------------------------------------------------------

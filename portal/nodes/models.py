@@ -5,7 +5,7 @@ from django.db import models
 
 from portal.core.fields import EncryptedTextField
 from portal.core.models import TimeStampedModel
-from portal.nodes import keys
+from portal.nodes import hostkeys, keys
 from portal.nodes.choices import Connection, CredentialKind, NodePurpose, QuotaBackend
 
 name_validator = RegexValidator(
@@ -117,6 +117,22 @@ class Node(TimeStampedModel):
     workspace_quota_backend = models.CharField(
         max_length=10, choices=QuotaBackend.choices, default=QuotaBackend.BTRFS,
         help_text="How the plan's disk quota is enforced on this node.")
+    # SSH host keys (portal.nodes.hostkeys): pinned on first contact or by an admin; jobs
+    # check them strictly and refuse a changed key until an admin accepts it.
+    host_keys = models.TextField(
+        blank=True,
+        help_text="Pinned SSH host keys, one per line as ssh-keyscan prints them "
+                  "('ssh-ed25519 AAAA…'). Empty: read and pinned on the first job's contact.")
+    host_keys_pinned_at = models.DateTimeField(null=True, blank=True, editable=False)
+    host_keys_pinned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, editable=False,
+        on_delete=models.SET_NULL, related_name="+",
+        help_text="Who pinned or accepted the keys (empty: first contact).")
+    host_keys_pinned_how = models.CharField(max_length=20, blank=True, editable=False)
+    jump_host = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="jumped_nodes",
+        help_text="Reach this node through that one (SSH ProxyJump-style; one hop, with the "
+                  "jump host's own pinned key and credential).")
 
     class Meta:
         ordering = ["name"]
@@ -134,6 +150,31 @@ class Node(TimeStampedModel):
             raise ValidationError({"credential": "An SSH node needs a credential to log in with."})
         if (self.workspace_port_start or 0) > (self.workspace_port_end or 0):
             raise ValidationError({"workspace_port_end": "The port range ends before it starts."})
+        try:
+            self.host_keys = hostkeys.normalize(self.host_keys)
+        except hostkeys.HostKeyError as exc:
+            raise ValidationError({"host_keys": str(exc)}) from None
+        self._clean_jump_host()
+
+    def _clean_jump_host(self):
+        jump = self.jump_host if self.jump_host_id else None
+        if jump is None:
+            return
+        if self.connection != Connection.SSH:
+            raise ValidationError({"jump_host": "Only an SSH node can use a jump host."})
+        if self.pk is not None and jump.pk == self.pk:
+            raise ValidationError({"jump_host": "A node cannot be its own jump host."})
+        if jump.connection != Connection.SSH:
+            raise ValidationError({"jump_host": "The jump host must be an SSH node."})
+        if jump.jump_host_id:
+            raise ValidationError({"jump_host": f"{jump.name} itself uses a jump host; "
+                                                "only one hop is supported."})
+        if self.pk is not None and self.jumped_nodes.exists():
+            raise ValidationError({"jump_host": "Other nodes use this node as their jump "
+                                                "host; only one hop is supported."})
+        if jump.credential_id is None or jump.credential.kind != CredentialKind.SSH_KEY:
+            raise ValidationError({"jump_host": "The jump host must log in with an SSH key "
+                                                "credential."})
 
     @property
     def routing_queue(self) -> str:

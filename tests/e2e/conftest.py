@@ -104,7 +104,9 @@ def traefik():
 
 @pytest.fixture
 def portal_nodes(test_hosts, db):
-    """The pool's hosts as portal Nodes (root over SSH with the run's key)."""
+    """The pool's hosts as portal Nodes (root over SSH with the run's key), their host keys
+    pinned the way the portal pins any node's on first contact (do_record_host_key)."""
+    from portal.nodes.actions import do_record_host_key
     from portal.nodes.models import Credential, Node
 
     credential = Credential.objects.create(
@@ -113,7 +115,7 @@ def portal_nodes(test_hosts, db):
         username="root",
         secret=Path(test_hosts.ssh_key_path).read_text(),
     )
-    return [
+    nodes = [
         Node.objects.create(
             name=host.name,
             address=host.address,
@@ -127,6 +129,9 @@ def portal_nodes(test_hosts, db):
         )
         for host in test_hosts
     ]
+    for node in nodes:
+        do_record_host_key(node)
+    return nodes
 
 
 # --- workspaces ------------------------------------------------------------------------------

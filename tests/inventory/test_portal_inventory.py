@@ -6,6 +6,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from unittest import mock
 from urllib.parse import quote
@@ -162,6 +163,7 @@ def portal_env(**extra) -> dict:
         url = f"postgres://{login}@{db['HOST']}{port}/{db['NAME']}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_INVENTORY_")}
     env.update({"DEBUG": "true", "DATABASE_URL": url, "PORTAL_VAR_DIR": str(settings.VAR_DIR),
+                "PORTAL_INVENTORY_SSH_DIR": tempfile.mkdtemp(prefix="portal-inventory-ssh-"),
                 "ANSIBLE_TRANSFORM_INVALID_GROUP_CHARS": "ignore", **extra})
     return env
 
@@ -193,8 +195,10 @@ def test_ansible_inventory_lists_the_nodes():
 
     hostvars = listed["_meta"]["hostvars"]
     assert set(hostvars) == {"ws-1", "lab-1"}
+    common_args = hostvars["ws-1"].pop("ansible_ssh_common_args")
     assert hostvars["ws-1"] == {"ansible_host": "10.1.0.5", "ansible_port": 22,
                                 "ansible_user": "root", "ansible_become": False}
+    assert "StrictHostKeyChecking=yes" in common_args  # host keys are checked (pinned)
     assert listed["site-a"]["hosts"] == ["ws-1"]
     assert listed["label_env_prod"]["hosts"] == ["ws-1"]
     assert listed["purpose_lab_server"]["hosts"] == ["lab-1"]

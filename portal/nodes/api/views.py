@@ -7,7 +7,7 @@ from portal.nodes.models import Credential, Node, NodeGroup
 
 
 class NodeViewSet(viewsets.ModelViewSet):
-    queryset = Node.objects.select_related("group", "credential")
+    queryset = Node.objects.select_related("group", "credential", "jump_host")
     serializer_class = serializers.NodeSerializer
     permission_classes = [IsOperator]
     filterset_fields = ["purpose", "enabled", "group__name"]
@@ -15,11 +15,12 @@ class NodeViewSet(viewsets.ModelViewSet):
     ordering_fields = ["name", "created_at"]
 
     def perform_create(self, serializer):
-        serializer.instance = actions.do_create_node(**serializer.validated_data)
+        serializer.instance = actions.do_create_node(by=self.request.user,
+                                                     **serializer.validated_data)
 
     def perform_update(self, serializer):
         serializer.instance = actions.do_update_node(
-            serializer.instance, **serializer.validated_data
+            serializer.instance, by=self.request.user, **serializer.validated_data
         )
 
     def perform_destroy(self, instance):
