@@ -343,18 +343,20 @@ def record_outcome(job: Job, outcome) -> None:
         return
     if status == JobStatus.FAILED and any(
             counts.get("unreachable") for counts in outcome.host_summary.values()):
-        reason = host_key_refusal(job) or reason
+        reason = host_key_refusal(job, outcome.host_summary) or reason
     job.finish(status, rc=outcome.rc, reason=reason, host_summary=outcome.host_summary,
                event_count=stored, event_lag_p95_ms=outcome.event_lag_p95_ms)
     logger.info("job %s (rc %s)", status, outcome.rc, extra={"job_id": job.pk})
 
 
-def host_key_refusal(job: Job) -> str:
+def host_key_refusal(job: Job, host_summary: dict) -> str:
     """'host key of node X changed (expected …, got …)…' when ssh refused a pinned key."""
     from portal.nodes.hostkeys import refusal_reason
 
     unreachable = job.events.filter(event="runner_on_unreachable")
-    return refusal_reason(unreachable.values_list("stdout", flat=True))
+    hosts = [host for host, counts in host_summary.items() if counts.get("unreachable")]
+    nodes = job.nodes.filter(name__in=hosts).select_related("jump_host__credential")
+    return refusal_reason(unreachable.values_list("stdout", flat=True), nodes)
 
 
 def refuse(job: Job, reason: str) -> None:

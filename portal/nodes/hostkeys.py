@@ -364,23 +364,38 @@ def _parse_quietly(text: str) -> list[HostKey]:
         return []
 
 
-def refusal_reason(messages: Iterable[str]) -> str:
+def refusal_reason(messages: Iterable[str], unreachable_nodes: Iterable = ()) -> str:
     """The job's reason when ssh refused a node's host key ('' when it did not): each node
-    named with the pinned and the offered fingerprints."""
+    named with the pinned and the offered fingerprints. A jump host's refusal is not in the
+    message (ssh sends a ProxyCommand's errors to /dev/null under ControlPersist): the jump
+    hosts of ``unreachable_nodes`` are read and compared with their pins."""
     from portal.nodes.actions import scan_host_keys
     from portal.nodes.models import Node
 
-    found = refusals(messages)
+    found = {refusal.node_id: refusal for refusal in refusals(messages)}
+    offered: dict[int, list[str]] = {}
+    for node in unreachable_nodes:
+        jump = node.jump_host if node.jump_host_id else None
+        if jump is None or jump.pk in found or not jump.host_keys:
+            continue
+        try:
+            keys = scan_host_keys(jump)
+        except Exception as exc:  # unreachable itself: not a key problem we can tell
+            logger.info("cannot read the host key of jump host %s: %s", jump.name, exc)
+            continue
+        pinned = set(_parse_quietly(jump.host_keys))
+        if not pinned & set(keys):
+            found[jump.pk] = Refusal(jump.pk, True, None)
+            offered[jump.pk] = [key.fingerprint for key in keys]
     if not found:
         return ""
-    nodes = Node.objects.select_related("credential", "jump_host__credential").in_bulk(
-        [refusal.node_id for refusal in found])
+    nodes = Node.objects.select_related("credential", "jump_host__credential").in_bulk(found)
     reasons = []
-    for refusal in found:
+    for refusal in found.values():
         node = nodes.get(refusal.node_id)
         if node is None:
             continue
-        got = [refusal.got] if refusal.got else []
+        got = [refusal.got] if refusal.got else offered.get(node.pk, [])
         if not got:
             try:  # ssh did not print it (a key of another type, or none pinned): read it
                 got = [key.fingerprint for key in scan_host_keys(node)]
