@@ -172,3 +172,27 @@ def test_a_node_only_its_jump_host_reaches(test_hosts, portal_nodes, transaction
                               f"ip route del prohibit {gateway}/32")
         assert undone.returncode == 0, undone.stderr
         actions.do_update_node(target, jump_host=None)
+
+
+def test_the_operators_inventory_checks_the_pinned_keys(test_hosts, portal_nodes,
+                                                        transactional_db, tmp_path):
+    from tests.inventory.test_portal_inventory import BIN, SCRIPT, portal_env, run
+
+    node = portal_nodes[1]
+    env = portal_env(PORTAL_INVENTORY_KEY_DIR=str(tmp_path / "keys"),
+                     ANSIBLE_HOME=str(tmp_path / "ansible-home"),
+                     ANSIBLE_SSH_ARGS="-o ControlMaster=no")  # each run connects anew
+    command = [BIN / "ansible", node.name, "-i", SCRIPT, "-m", "ansible.builtin.command",
+               "-a", "hostname"]
+    ok = run(command, env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert node.name in ok.stdout
+
+    other = portal_nodes[2]  # a key that is not this host's: refused, never logged in
+    regenerate_host_keys(test_hosts[other.name])
+    actions.do_accept_host_key(other, by=None)
+    Node.objects.filter(pk=node.pk).update(host_keys=other.host_keys)
+    refused = run(command, env)
+    assert refused.returncode != 0
+    assert "Host key for portal-node-" in refused.stdout + refused.stderr
+    assert "UNREACHABLE" in refused.stdout + refused.stderr
