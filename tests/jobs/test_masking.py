@@ -49,8 +49,11 @@ def test_data_without_secrets_is_returned_as_is():
 
 @pytest.mark.django_db(transaction=True)
 def test_playbook_printing_hostvars_and_passwords_reveals_no_secret(user_api):
+    # Not in the job, nobody connects through it (port 1): only its key file is written.
+    jump_credential = CredentialFactory()
+    jump = NodeFactory(name="jump", address="127.0.0.1", ssh_port=1, credential=jump_credential)
     password_node = NodeFactory(
-        name="pw-node", address="127.0.0.1",
+        name="pw-node", address="127.0.0.1", jump_host=jump,
         credential=CredentialFactory(kind="password", secret=LOGIN_PASSWORD))
     key_credential = CredentialFactory()
     key_node = NodeFactory(name="key-node", address="127.0.0.1", credential=key_credential)
@@ -64,8 +67,9 @@ def test_playbook_printing_hostvars_and_passwords_reveals_no_secret(user_api):
 
     stored = _stored_text(job)
     frames = _streamed_text(user_api(AdminFactory()), job)
-    secrets = [LOGIN_PASSWORD, API_PASSWORD, key_credential.secret.strip(),
-               *_key_body_lines(key_credential.secret)]
+    secrets = [LOGIN_PASSWORD, API_PASSWORD]
+    for credential in (key_credential, jump_credential):
+        secrets += [credential.secret.strip(), *_key_body_lines(credential.secret)]
     for text in (stored, frames):
         assert not _revealed(text, secrets)
         assert f"password={MASK}" in text and f"api_password={MASK}" in text
