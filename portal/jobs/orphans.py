@@ -67,7 +67,8 @@ def owner_alive(token: str) -> bool:
     pid, _, started = rest.partition(".")
     if not pid.isdigit():
         return True  # not a token of ours: leave it alone
-    return boot == _boot_id() and str(processes.start_time(int(pid))) == started
+    started_at = processes.start_time(int(pid))
+    return boot == _boot_id() and started_at is not None and str(started_at) == started
 
 
 def run_tag(job) -> str:

@@ -20,8 +20,9 @@ from tests.factories import NodeFactory
 
 
 def _dead_token() -> str:
-    child = subprocess.Popen(["true"])
+    child = subprocess.Popen(["sleep", "60"])
     token = orphans.owner_token(child.pid)
+    child.kill()
     child.wait()
     return token
 
