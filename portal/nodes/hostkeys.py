@@ -352,7 +352,7 @@ def describe_refusal(node, refusal: Refusal, got: list[str], jumped_from=None) -
     offered = ", ".join(got) or "unknown"
     if not expected:
         return (f"no host key pinned for {who} (first contact could not read it; got "
-                f"{offered}); an admin must record its key")
+                f"{offered}); the next job reads it again, or an admin accepts it")
     return (f"host key of {who} changed (expected {expected}, got {offered}); an admin must "
             "accept the new key")
 

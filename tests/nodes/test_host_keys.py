@@ -403,7 +403,7 @@ def test_no_pinned_key_of_that_type_reads_the_offered_one():
         reason = jobs.host_key_refusal(job, {"web-2": {"unreachable": 1}})
     assert reason.startswith("no host key pinned for node web-2 (first contact could not read "
                              "it; got SHA256:")
-    assert reason.endswith("an admin must record its key")
+    assert reason.endswith("the next job reads it again, or an admin accepts it")
 
 
 @pytest.mark.django_db
