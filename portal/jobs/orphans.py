@@ -93,10 +93,12 @@ def run_environment(job) -> dict[str, str]:
 
 def _orphaned_processes() -> set[int]:
     """Processes of runs whose owner is dead, and their children (a child may have dropped
-    the variable, e.g. under sudo). Shared SSH masters are spared: later jobs use them."""
+    the variable, e.g. under sudo). Shared SSH masters are spared, with their children (a
+    bastion's ``ssh -W``): later jobs use them."""
     dead = {pid for pid, token in processes.carrying(OWNER_VAR).items()
             if not owner_alive(token)}
-    return {pid for pid in processes.with_descendants(dead) if not processes.is_ssh_master(pid)}
+    masters = {pid for pid in dead if processes.is_ssh_master(pid)}
+    return processes.with_descendants(dead - masters) - processes.with_descendants(masters)
 
 
 def kill_orphaned_processes() -> int:

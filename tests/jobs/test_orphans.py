@@ -2,6 +2,7 @@
 (portal/jobs/orphans.py). The SIGKILL of a real worker is in test_worker.py."""
 
 import os
+import signal
 import subprocess
 import time
 from datetime import timedelta
@@ -12,9 +13,10 @@ import pytest
 from django.utils import timezone
 
 from portal import settings as portal_settings
-from portal.jobs import actions, orphans, runner
+from portal.jobs import actions, orphans, processes, runner
 from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job
+from portal.jobs.processes import descendants
 from portal.nodes.choices import Connection
 from tests.factories import NodeFactory
 
@@ -35,10 +37,10 @@ def test_owner_token_names_a_live_process_until_it_ends():
     assert not orphans.owner_alive(f"{boot}.{pid}.{int(started) + 1}")  # pid reused
 
 
-def _process(owner: str, argv0: str = "sleep") -> subprocess.Popen:
+def _process(owner: str, argv0: str = "sleep", child: str = "") -> subprocess.Popen:
     env = {**os.environ, orphans.OWNER_VAR: owner}
-    return subprocess.Popen(["bash", "-c", f"exec -a '{argv0}' sleep 60"], env=env,
-                            start_new_session=True)
+    script = f"{child} exec -a '{argv0}' sleep 60"
+    return subprocess.Popen(["bash", "-c", script], env=env, start_new_session=True)
 
 
 def _ended(process: subprocess.Popen) -> bool:
@@ -51,13 +53,19 @@ def _ended(process: subprocess.Popen) -> bool:
 
 def test_processes_of_dead_owners_are_killed_live_ones_and_ssh_masters_spared():
     orphan, live = _process(_dead_token()), _process(orphans.owner_token())
-    master = _process(_dead_token(), argv0="ssh: /tmp/cp/n1-abc [mux]")
-    time.sleep(0.2)  # bash has exec'd
+    # A master through a bastion has a child (ssh -W) that carries the variable too.
+    master = _process(_dead_token(), argv0="ssh: /tmp/cp/n1-abc [mux]",
+                      child="sleep 61 &")
+    time.sleep(0.3)  # bash has forked and exec'd
+    proxy = [pid for pid in descendants(master.pid)]
     try:
         assert orphans.kill_orphaned_processes() >= 1
         assert _ended(orphan)
         assert live.poll() is None and master.poll() is None
+        assert proxy and all(processes.start_time(pid) for pid in proxy)
     finally:
+        for pid in proxy:
+            os.kill(pid, signal.SIGKILL)
         for process in (orphan, live, master):
             process.kill()
             process.wait()
