@@ -57,7 +57,7 @@ def test_processes_of_dead_owners_are_killed_live_ones_and_ssh_masters_spared():
     master = _process(_dead_token(), argv0="ssh: /tmp/cp/n1-abc [mux]",
                       child="sleep 61 &")
     time.sleep(0.3)  # bash has forked and exec'd
-    proxy = [pid for pid in descendants(master.pid)]
+    proxy = descendants(master.pid)
     try:
         assert orphans.kill_orphaned_processes() >= 1
         assert _ended(orphan)
