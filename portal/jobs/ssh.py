@@ -97,7 +97,11 @@ def close_node_masters(node_ids) -> int:
     or its credential changes or goes, so no job keeps using a login that no longer holds."""
     if not sharing():
         return 0  # per-job masters end with their job
-    directory = shared_dir()
+    try:
+        directory = shared_dir()
+    except (ControlDirError, OSError) as exc:  # a web process may not own one: nothing to do
+        logger.warning("cannot close shared SSH masters: %s", exc)
+        return 0
     count = 0
     for pk in set(node_ids):
         for socket_path in directory.glob(f"n{int(pk)}-*"):
