@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our static files (air-gapped sites)
     "django_celery_beat",
     "axes",
     "portal.core",
@@ -358,8 +359,13 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Provisioning portal API",
-    "DESCRIPTION": "Customers, nodes, workspaces, labs, fleet, installers and clusters; "
+    "DESCRIPTION": "Customers, nodes, jobs, workspaces and labs; "
     "every machine change is an Ansible job.",
+    # Swagger UI from the project's own static files, not a CDN: /api/docs/ works offline and
+    # the docs page's Content-Security-Policy stays 'self' (portal.core.api.docs).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,

@@ -54,13 +54,21 @@ def test_the_styles_and_scripts_moved_out_are_served(admin_client):
     assert finders.find("portal/base.css") and finders.find("labs/my_labs.js")
 
 
-def test_api_docs_allow_swagger_ui_and_nothing_inline(admin_client):
+def test_api_docs_are_served_from_our_own_files_and_nothing_inline(admin_client):
+    """Swagger UI comes from drf-spectacular-sidecar's static files: the page works on an
+    air-gapped site and its policy names no other origin."""
+    from django.contrib.staticfiles import finders
+
     response = _get(admin_client, "/api/docs/")
     directives = policy(response)
-    assert "https://cdn.jsdelivr.net" in directives["script-src"]
+    assert "http" not in directives["script-src"]  # no CDN
     assert "unsafe" not in directives["script-src"]  # the start-up script is a file
     assert directives["frame-ancestors"] == "'none'"
-    assert not INLINE[0].search(response.content.decode())
+    html = response.content.decode()
+    assert not INLINE[0].search(html)
+    assert "cdn.jsdelivr.net" not in html
+    bundle = "drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"
+    assert f"/static/{bundle}" in html and finders.find(bundle)
     script = admin_client.get("/api/docs/?script=")
     assert script.status_code == 200 and b"SwaggerUIBundle" in script.content
 
@@ -70,7 +78,8 @@ def test_docs_policy_follows_where_swagger_ui_is_served():
 
     from portal.core.api.docs import swagger_ui_origins
 
-    assert swagger_ui_origins() == ["https://cdn.jsdelivr.net"]
-    local = {"SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR"}
-    with patched_settings(local):
-        assert swagger_ui_origins() == []
+    assert swagger_ui_origins() == []
+    cdn = {"SWAGGER_UI_DIST": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5",
+           "SWAGGER_UI_FAVICON_HREF": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/x.png"}
+    with patched_settings(cdn):
+        assert swagger_ui_origins() == ["https://cdn.jsdelivr.net"]
