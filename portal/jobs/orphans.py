@@ -41,7 +41,9 @@ logger = logging.getLogger(__name__)
 
 OWNER_VAR = "PORTAL_JOB_OWNER"
 RUN_VAR = "PORTAL_JOB_RUN"
-COLLECTIONS_DIR = Path(__file__).resolve().parent / "ansible"
+# Beside the product playbooks (Ansible finds it there for operators' runs too), not under
+# PLAYBOOKS_DIR, which may point elsewhere.
+COLLECTIONS_DIR = Path(__file__).resolve().parents[2] / "playbooks" / "collections"
 TAGGED_SHELL = "portal.runner.tagged_sh"
 END_RUN_ACTION = "jobs.end_lost_run"
 END_RUN_PLAYBOOK = "end_lost_run.yml"
