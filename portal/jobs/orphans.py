@@ -142,9 +142,13 @@ def remove_orphaned_dirs() -> int:
 
 
 def clean_up_local() -> None:
-    """At worker start and in the reaper: processes first (they may still write files)."""
-    kill_orphaned_processes()
-    remove_orphaned_dirs()
+    """At worker start and in the reaper: processes first (they may still write files).
+    Never raises: the reaper must go on to mark lost jobs, the worker must start."""
+    for step in (kill_orphaned_processes, remove_orphaned_dirs):
+        try:
+            step()
+        except Exception:
+            logger.exception("cleaning up after dead workers failed")
 
 
 # --- on the nodes ---------------------------------------------------------------------------
@@ -163,4 +167,6 @@ def end_remote_run(job):
     except PortalError as exc:  # e.g. a node disabled since: nothing to reach
         logger.warning("cannot end the lost run on its nodes: %s", exc,
                        extra={"job_id": job.pk})
-        return None
+    except Exception:  # the owner of the lost job must still be told
+        logger.exception("cannot end the lost run on its nodes", extra={"job_id": job.pk})
+    return None

@@ -153,3 +153,14 @@ def test_a_lost_local_run_needs_no_job_on_nodes(no_dispatch, local_node):
     _lost_job([local_node])
     actions.reap_lost()
     assert not Job.objects.filter(action=orphans.END_RUN_ACTION).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reaper_goes_on_when_ending_what_was_left_fails(no_dispatch, local_node):
+    remote = NodeFactory(name="remote-1", connection=Connection.SSH)
+    job = _lost_job([local_node, remote])
+    with mock.patch("portal.jobs.orphans.remove_orphaned_dirs", side_effect=OSError("busy")), \
+            mock.patch("portal.jobs.actions.launch", side_effect=RuntimeError("db down")), \
+            mock.patch("portal.jobs.actions.finalize") as finalize:
+        assert actions.reap_lost() == [job.pk]
+    finalize.assert_called_once()
