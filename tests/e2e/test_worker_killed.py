@@ -65,8 +65,14 @@ def test_killed_workers_task_ends_on_the_node_too(test_hosts, portal_nodes, work
     def sleeping_on_node() -> bool:
         return host.run(f"pgrep -fx 'sleep {seconds}'").returncode == 0
 
+    def tagged_on_node() -> list[str]:
+        """The node's processes whose environment carries the run's tag."""
+        entry = f"{orphans.RUN_VAR}={orphans.run_tag(job)}"
+        return host.run(f"grep -lszx '{entry}' /proc/[0-9]*/environ").stdout.split()
+
     job = actions.launch(playbook="sleep.yml", nodes=[node], extra_vars={"seconds": seconds})
     _wait(sleeping_on_node, 90, "the task to sleep on the node", worker.log_path)
+    assert len(tagged_on_node()) >= 2  # the module and its sleep carry the tag
     worker.kill_celery_only()
     assert sleeping_on_node()  # the kill alone leaves it running there
 
@@ -80,6 +86,7 @@ def test_killed_workers_task_ends_on_the_node_too(test_hosts, portal_nodes, work
         _wait(lambda: _status(ending) in TERMINAL, 30, "the ending job to finish")
         ending.refresh_from_db()
         assert ending.status == JobStatus.SUCCESSFUL, ending.reason
+        assert tagged_on_node() == []
         assert _run_processes(job) == []  # nor anything of it on this machine
     finally:
         restarted.stop()
