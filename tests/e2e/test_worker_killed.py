@@ -57,9 +57,21 @@ def worker(settings, tmp_path, playbooks, control_dir):
     started.stop()
 
 
-def test_killed_workers_task_ends_on_the_node_too(test_hosts, portal_nodes, worker):
+def _log_in_as_deploy_with_become(node) -> None:
+    """The task then runs as root under sudo, which resets the environment."""
+    credential = node.credential
+    credential.pk, credential.name, credential.username = None, f"{credential.name}-d", "deploy"
+    credential.save()
+    node.credential, node.become = credential, True
+    node.save()
+
+
+@pytest.mark.parametrize("become", [False, True], ids=["root", "sudo"])
+def test_killed_workers_task_ends_on_the_node_too(test_hosts, portal_nodes, worker, become):
     node = portal_nodes[0]
     host = test_hosts[node.name]
+    if become:
+        _log_in_as_deploy_with_become(node)
     seconds = 900 + secrets.randbelow(9000)  # a `sleep N` no one else runs
 
     def sleeping_on_node() -> bool:
@@ -73,6 +85,9 @@ def test_killed_workers_task_ends_on_the_node_too(test_hosts, portal_nodes, work
     job = actions.launch(playbook="sleep.yml", nodes=[node], extra_vars={"seconds": seconds})
     _wait(sleeping_on_node, 90, "the task to sleep on the node", worker.log_path)
     assert len(tagged_on_node()) >= 2  # the module and its sleep carry the tag
+    if become:  # deploy's shell runs sudo, which runs the module as root
+        assert host.run("pgrep -u deploy -f BECOME-SUCCESS").returncode == 0
+        assert host.run(f"pgrep -u root -fx 'sleep {seconds}'").returncode == 0
     worker.kill_celery_only()
     assert sleeping_on_node()  # the kill alone leaves it running there
 
