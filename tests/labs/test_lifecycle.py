@@ -160,3 +160,12 @@ def test_bad_input():
         lab.save()
         actions.do_assign(lab, user)
     assert LabSession.objects.filter(user=user).count() == 2
+
+
+def test_script_output_keeps_real_newlines_between_stdout_and_stderr(no_broker):
+    # Issue #19: the output held a literal backslash-n ("\\ncannot provision alice\n").
+    session, _ = actions.do_assign(make_lab("fail.sh"), UserFactory())
+    run_due_jobs()
+    session.refresh_from_db()
+    assert session.last_output == f"trying {session.namespace}\nno capacity left\n"
+    assert "\\n" not in session.last_output

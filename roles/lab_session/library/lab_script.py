@@ -50,6 +50,10 @@ stdout:
 stderr:
   description: Its standard error.
   type: str
+output:
+  description: Its standard output, then its standard error, on separate lines (real
+    newlines; either part may be empty).
+  type: str
 missing:
   description: True when the script was not found (nothing ran).
   type: bool
@@ -63,6 +67,13 @@ def is_regular_file(path: str) -> bool:
         return False
 
 
+def combined_output(stdout: str, stderr: str) -> str:
+    """stdout then stderr, with a line break between them only when both have text."""
+    if stdout and stderr and not stdout.endswith("\n"):
+        return f"{stdout}\n{stderr}"
+    return stdout + stderr
+
+
 def main():
     module = AnsibleModule(argument_spec={
         "script": {"type": "path", "required": True},
@@ -74,11 +85,12 @@ def main():
     params = module.params
     if not is_regular_file(params["script"]):
         module.fail_json(msg=f"lab script {params['script']} is missing on the server",
-                         missing=True, rc=None, stdout="", stderr="")
+                         missing=True, rc=None, stdout="", stderr="", output="")
     argv = ["timeout", str(params["timeout"]), params["interpreter"], params["script"],
             params["username"], params["namespace"]]
     rc, stdout, stderr = module.run_command(argv, check_rc=False)
-    module.exit_json(changed=rc == 0, rc=rc, stdout=stdout, stderr=stderr, missing=False)
+    module.exit_json(changed=rc == 0, rc=rc, stdout=stdout, stderr=stderr,
+                     output=combined_output(stdout, stderr), missing=False)
 
 
 if __name__ == "__main__":
