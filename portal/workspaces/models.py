@@ -55,7 +55,7 @@ class Workspace(TimeStampedModel):
                               related_name="workspaces")
     name = models.CharField(max_length=100)
     slug = models.CharField(max_length=40, validators=[slug_validator],
-                            help_text="Subdomain: <slug>.<WORKSPACES_DOMAIN>.")
+                            help_text="Subdomain: served at SLUG.WORKSPACES_DOMAIN.")
     node = models.ForeignKey("nodes.Node", on_delete=models.PROTECT, related_name="workspaces")
     port = models.PositiveIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1024), MaxValueValidator(65535)],
