@@ -13,6 +13,7 @@ inventory/README.md.
 """
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -60,13 +61,30 @@ def ensure_django() -> None:
 
 def setup_django() -> None:
     sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    from portal.entrypoint import load_settings_or_exit
+    module = os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    from portal.config import ConfigError
 
-    load_settings_or_exit()  # a bad setting: one line, exit 2
+    try:
+        importlib.import_module(module)
+    except ConfigError as exc:  # a bad or missing setting: one line, exit 2
+        fail_config(f"portal: configuration error: {exc}{environment_hint()}")
     import django
 
     django.setup()
+
+
+def fail_config(line: str) -> NoReturn:
+    sys.stderr.write(line + "\n")
+    raise SystemExit(2)
+
+
+def environment_hint() -> str:
+    """An operator's shell often lacks the portal's environment: say what it needs."""
+    if "DEBUG" in os.environ:
+        return ""
+    return ("; this shell lacks the portal's environment (DEBUG is unset): "
+            "for the `make run` demo `export DEBUG=true`, in production the portal's "
+            "own variables (see inventory/README.md)")
 
 
 def inventory_data(host: str | None) -> dict:

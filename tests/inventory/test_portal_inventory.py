@@ -314,3 +314,45 @@ def test_yaml_form_is_the_same_inventory(tmp_path):
     listed = json.loads(result.stdout)
     assert listed["site-a"]["hosts"] == listed["label_env_prod"]["hosts"] == ["ws-1"]
     assert listed["_meta"]["hostvars"]["ws-1"]["ansible_host"] == {"__ansible_unsafe": PAYLOAD}
+
+
+# --- an operator's fresh shell (the README's command, DEBUG unset) ---------------------------
+
+def operator_shell_env(**extra) -> dict:
+    """A fresh shell: none of the portal's settings, the repo's ansible.cfg in effect."""
+    dropped = ("DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "FIELD_ENCRYPTION_KEY",
+               "FIELD_ENCRYPTION_KEY_FILE", "ANSIBLE_CONFIG")
+    env = {k: v for k, v in os.environ.items()
+           if k not in dropped and not k.startswith(("PORTAL_INVENTORY_", "ANSIBLE_INVENTORY"))}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    return {**env, **extra}
+
+
+def test_script_without_the_portal_environment_is_one_line_saying_what_is_missing():
+    result = run([SCRIPT, "--list"], operator_shell_env())
+    assert result.returncode == 2 and result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(
+        "portal: configuration error: SECRET_KEY: required when DEBUG is off")
+    assert "export DEBUG=true" in line and "inventory/README.md" in line
+
+
+def test_readme_operator_command_fails_loudly_without_the_portal_environment():
+    """`ansible-playbook -i inventory/portal_inventory.py playbooks/ping.yml` in a fresh
+    shell: not a warning, "no hosts matched" and exit 0, but an error and a failed run."""
+    result = run(["ansible-playbook", "-i", "inventory/portal_inventory.py",
+                  "playbooks/ping.yml"], operator_shell_env())
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "portal: configuration error: SECRET_KEY: required when DEBUG is off" in output
+    assert "export DEBUG=true" in output
+    assert "no hosts matched" not in output
+
+
+def test_repo_ansible_cfg_finds_the_roles_and_keeps_the_implicit_localhost():
+    env = operator_shell_env()
+    check = run(["ansible-playbook", "--syntax-check", "-i", "localhost,",
+                 "playbooks/lab_provision.yml"], env)
+    assert check.returncode == 0, check.stdout + check.stderr
+    ping = run(["ansible", "localhost", "-m", "ansible.builtin.ping"], env)
+    assert ping.returncode == 0, ping.stdout + ping.stderr
