@@ -17,7 +17,7 @@ import logging
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 
 from portal.accounts.choices import BillingStatus
@@ -462,5 +462,7 @@ def do_rename(workspace: Workspace, name, *, by=None) -> Workspace:
             pk=workspace.customer_id).first()
         if name != workspace.name:
             check_name_free(workspace.customer, name)
-            workspace.note(f"renamed from {workspace.name!r} to {name!r}", by=by, name=name)
+            # History only: the status reason (e.g. "provisioning on …") stays.
+            workspace.note(f"renamed from {workspace.name!r} to {name!r}", by=by, name=name,
+                           status_reason=F("status_reason"))
     return workspace

@@ -82,12 +82,15 @@ class WorkspaceViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
     @extend_schema(request=serializers.WorkspaceUpdateSerializer,
                    responses={200: serializers.WorkspaceSerializer})
     def partial_update(self, request, *args, **kwargs):
-        """Rename (the display name only: the subdomain stays)."""
+        """Rename (the display name only: the subdomain stays). Partial: a body without
+        `name` changes nothing."""
         workspace = self.get_object()
-        form = serializers.WorkspaceUpdateSerializer(data=request.data)
+        form = serializers.WorkspaceUpdateSerializer(data=request.data, partial=True)
         form.is_valid(raise_exception=True)
-        return self._workspace(actions.do_rename(workspace, form.validated_data["name"],
-                                                 by=request.user))
+        if "name" in form.validated_data:
+            workspace = actions.do_rename(workspace, form.validated_data["name"],
+                                          by=request.user)
+        return self._workspace(workspace)
 
     def update(self, request, *args, **kwargs):
         if not kwargs.get("partial"):
