@@ -46,3 +46,14 @@ def test_a_rename_during_provisioning_keeps_the_status_reason(provisioning, user
     assert (provisioning.name, provisioning.status) == ("Renamed", S.PROVISIONING)
     assert provisioning.status_reason == reason
     assert provisioning.history.filter(message__startswith="renamed from 'mine'").exists()
+
+
+def test_a_number_is_no_name(provisioning, member, user_api):
+    api = user_api(provisioning.owner)
+    response = api.patch(f"{URL}{provisioning.pk}/", {"name": 123}, format="json")
+    assert response.status_code == 400, response.json()
+    assert response.json()["message"] == "name: Not a valid string."
+    response = api.post(URL, {"name": 123}, format="json")
+    assert response.status_code == 400, response.json()
+    assert response.json()["message"] == "name: Not a valid string."
+    assert list(Workspace.objects.values_list("name", flat=True)) == ["mine"]

@@ -3,7 +3,7 @@ from rest_framework import serializers
 
 from portal.accounts.choices import InvitationStatus
 from portal.accounts.models import Customer, Invitation, Membership, Plan
-from portal.core.api.fields import LowercaseEmailField
+from portal.core.api.fields import LowercaseEmailField, StrictCharField, StrictStringsMixin
 from portal.core.api.writable import RefuseUnwritableFieldsMixin
 from portal.core.tenancy import MembershipRole
 
@@ -17,7 +17,8 @@ class PlanSerializer(serializers.ModelSerializer):
                   "memory_limit_mb", "monthly_price"]
 
 
-class CustomerSerializer(RefuseUnwritableFieldsMixin, serializers.ModelSerializer):
+class CustomerSerializer(RefuseUnwritableFieldsMixin, StrictStringsMixin,
+                         serializers.ModelSerializer):
     """What members see and owners may change (name, company).
 
     Fields declared here are not covered by ``Meta.read_only_fields``: they say read_only
@@ -62,7 +63,8 @@ class CustomerAdminSerializer(CustomerSerializer):
         return value
 
 
-class MembershipSerializer(RefuseUnwritableFieldsMixin, serializers.ModelSerializer):
+class MembershipSerializer(RefuseUnwritableFieldsMixin, StrictStringsMixin,
+                           serializers.ModelSerializer):
     """Members are listed to everyone of the customer; only admins add one directly
     (owners invite: /api/invitations/)."""
 
@@ -93,7 +95,8 @@ class MeSerializer(serializers.ModelSerializer):
         ]
 
 
-class InvitationSerializer(RefuseUnwritableFieldsMixin, serializers.ModelSerializer):
+class InvitationSerializer(RefuseUnwritableFieldsMixin, StrictStringsMixin,
+                           serializers.ModelSerializer):
     """An invitation as its customer's owners and admins see it (never its token)."""
 
     customer = serializers.IntegerField(source="customer_id", min_value=1, max_value=MAX_ID,
@@ -118,10 +121,10 @@ class AcceptInvitationSerializer(serializers.Serializer):
     """Signed in: the token alone. Not signed in: also the new account's username and
     password (ignored when signed in)."""
 
-    token = serializers.CharField(max_length=200, trim_whitespace=True)
-    username = serializers.CharField(max_length=150, required=False, allow_blank=True)
-    password = serializers.CharField(max_length=4096, required=False, allow_blank=True,
-                                     trim_whitespace=False, write_only=True,
+    token = StrictCharField(max_length=200, trim_whitespace=True)
+    username = StrictCharField(max_length=150, required=False, allow_blank=True)
+    password = StrictCharField(max_length=4096, required=False, allow_blank=True,
+                               trim_whitespace=False, write_only=True,
                                      style={"input_type": "password"})
 
 

@@ -2,6 +2,7 @@ import threading
 
 from rest_framework import serializers
 
+from portal.core.api.fields import StrictCharField
 from portal.core.api.writable import RefuseUnwritableFieldsMixin, refused_fields_of
 from portal.jobs.models import Job, JobEvent
 from portal.nodes.models import Node
@@ -60,9 +61,9 @@ class LaunchSerializer(RefuseUnwritableFieldsMixin, serializers.Serializer):
     refused_fields = refused_fields_of(JobSerializer, writable=[
         "playbook", "limit", "nodes", "extra_vars", "check_mode", "timeout"])
 
-    playbook = serializers.CharField(max_length=200)
-    limit = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
-    nodes = serializers.ListField(child=serializers.CharField(max_length=63), required=False)
+    playbook = StrictCharField(max_length=200)
+    limit = StrictCharField(max_length=1000, required=False, allow_blank=True, default="")
+    nodes = serializers.ListField(child=StrictCharField(max_length=63), required=False)
 
     def validate_nodes(self, names):
         """One query for all the names (a SlugRelatedField makes one per name)."""

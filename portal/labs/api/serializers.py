@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework import serializers
 
+from portal.core.api.fields import StrictCharField, StrictStringsMixin
 from portal.core.api.writable import RefuseUnwritableFieldsMixin
 from portal.labs import actions
 from portal.labs.choices import LIVE
@@ -41,7 +42,8 @@ class MomentField(serializers.DateTimeField):
 
 # --- labs ---------------------------------------------------------------------------------
 
-class LabSerializer(RefuseUnwritableFieldsMixin, serializers.ModelSerializer):
+class LabSerializer(RefuseUnwritableFieldsMixin, StrictStringsMixin,
+                    serializers.ModelSerializer):
     server = serializers.SlugRelatedField(
         slug_field="name", queryset=Node.objects.all(),
         help_text="Name of a node whose purpose is lab_server.")
@@ -73,7 +75,7 @@ class AssignSerializer(serializers.Serializer):
     """Who gets the lab, and for which window (default: now, for the lab's duration)."""
 
     users = serializers.ListField(
-        child=serializers.CharField(max_length=150), min_length=1, max_length=1000,
+        child=StrictCharField(max_length=150), min_length=1, max_length=1000,
         help_text="Usernames.")
     duration_minutes = DurationMinutesField(required=False,
                                             help_text="Default: the lab's default duration.")

@@ -1,19 +1,22 @@
 from rest_framework import serializers
 
+from portal.core.api.fields import StrictCharField, StrictStringsMixin
 from portal.core.api.writable import RefuseUnwritableFieldsMixin
 from portal.nodes import hostkeys
 from portal.nodes.models import Credential, Node, NodeGroup
 
 
-class NodeGroupSerializer(RefuseUnwritableFieldsMixin, serializers.ModelSerializer):
+class NodeGroupSerializer(RefuseUnwritableFieldsMixin, StrictStringsMixin,
+                          serializers.ModelSerializer):
     class Meta:
         model = NodeGroup
         fields = ["id", "name", "description", "queue", "created_at"]
         read_only_fields = ["created_at"]
 
 
-class CredentialSerializer(RefuseUnwritableFieldsMixin, serializers.ModelSerializer):
-    secret = serializers.CharField(
+class CredentialSerializer(RefuseUnwritableFieldsMixin, StrictStringsMixin,
+                           serializers.ModelSerializer):
+    secret = StrictCharField(
         write_only=True, required=False, allow_blank=True, trim_whitespace=False,
         style={"input_type": "password"},
         help_text="Write-only. On update, leave out to keep the stored secret.",
@@ -30,7 +33,8 @@ class CredentialSerializer(RefuseUnwritableFieldsMixin, serializers.ModelSeriali
         return attrs
 
 
-class NodeSerializer(RefuseUnwritableFieldsMixin, serializers.ModelSerializer):
+class NodeSerializer(RefuseUnwritableFieldsMixin, StrictStringsMixin,
+                     serializers.ModelSerializer):
     group = serializers.SlugRelatedField(
         slug_field="name", queryset=NodeGroup.objects.all(), required=False, allow_null=True
     )

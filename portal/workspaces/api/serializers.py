@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from portal.core.api.fields import StrictCharField
 from portal.core.api.writable import RefuseUnwritableFieldsMixin, refused_fields_of
 from portal.workspaces.models import Workspace, WorkspaceEvent
 
@@ -32,14 +33,14 @@ class WorkspaceCreateSerializer(RefuseUnwritableFieldsMixin, serializers.Seriali
     refused_fields = refused_fields_of(WorkspaceSerializer,
                                        writable=["name", "slug", "customer", "owner"])
 
-    name = serializers.CharField(max_length=1000, trim_whitespace=False,
-                                 help_text="Display name (1-100 characters).")
-    slug = serializers.CharField(max_length=1000, required=False, allow_blank=True,
-                                 help_text="Subdomain; default: derived from the name.")
+    name = StrictCharField(max_length=1000, trim_whitespace=False,
+                           help_text="Display name (1-100 characters).")
+    slug = StrictCharField(max_length=1000, required=False, allow_blank=True,
+                           help_text="Subdomain; default: derived from the name.")
     customer = serializers.IntegerField(
         required=False, min_value=1,
         help_text="Customer id; default: your only customer. Required for admins.")
-    owner = serializers.CharField(
+    owner = StrictCharField(
         max_length=150, required=False,
         help_text="Username of the owner (admins only); default: you.")
 
@@ -49,7 +50,7 @@ class WorkspaceUpdateSerializer(RefuseUnwritableFieldsMixin, serializers.Seriali
 
     refused_fields = refused_fields_of(WorkspaceSerializer, writable=["name"])
 
-    name = serializers.CharField(max_length=1000, trim_whitespace=False)
+    name = StrictCharField(max_length=1000, trim_whitespace=False)
 
 
 class WorkspaceLogsSerializer(serializers.ModelSerializer):
