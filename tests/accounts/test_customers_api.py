@@ -89,8 +89,15 @@ def test_member_cannot_rename(user_api):
 
 
 def test_plans_are_listed_with_defaults(user_api):
-    plans = {p["tier"]: p for p in user_api().get("/api/plans/").json()}
+    plans = {p["tier"]: p for p in user_api().get("/api/plans/").json()["results"]}
     assert [plans[t]["disk_quota_gb"] for t in ("starter", "team", "enterprise")] == [10, 50, 250]
+
+
+def test_plans_are_paginated_like_every_other_list(user_api):
+    # Issue #19: /api/plans/ answered a bare list while the other lists are pages.
+    body = user_api().get("/api/plans/", {"page_size": 2}).json()
+    assert set(body) == {"count", "next", "previous", "results"}
+    assert body["count"] == 3 and len(body["results"]) == 2 and body["next"]
 
 
 def test_me(user_api, owner):

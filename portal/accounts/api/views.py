@@ -24,7 +24,6 @@ class PlanViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Plan.objects.all()
     serializer_class = serializers.PlanSerializer
     permission_classes = [ReadOnlyOrAdmin]
-    pagination_class = None
 
 
 class CustomerViewSet(CustomerScopedQuerysetMixin, viewsets.ModelViewSet):
