@@ -5,11 +5,14 @@ import time
 
 from django.conf import settings
 from django.db import close_old_connections
+from rest_framework.fields import DateTimeField
 
 from portal.jobs.choices import TERMINAL
 from portal.jobs.models import Job, JobEvent
 
 FIELDS = ("counter", "event", "host", "task", "changed", "failed", "stdout", "created")
+# ``created`` is written as the REST API writes it (DRF's DateTimeField, DATETIME_FORMAT).
+_datetime = DateTimeField()
 
 
 def _frame(event_id, kind: str, data: dict) -> str:
@@ -30,6 +33,7 @@ def job_stream(job_id: int, after: int = 0):
                       .order_by("counter").values(*FIELDS)[:500])
         for event in events:
             after = event["counter"]
+            event["created"] = _datetime.to_representation(event["created"])
             yield _frame(after, "job_event", event)
         if events:
             last_keepalive = time.monotonic()

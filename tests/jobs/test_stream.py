@@ -286,3 +286,14 @@ def test_stream_stops_when_the_job_is_deleted(staff_api, local_node):
     started = time.monotonic()
     assert list(frames) == []  # ends at once instead of polling until the max duration
     assert time.monotonic() - started < 5
+
+
+def test_stream_created_is_written_as_the_rest_api_writes_it(staff_api, local_node):
+    # Issue #19: the stream wrote "2026-01-02 03:04:05.123456+00:00" (str of a datetime),
+    # the REST API "2026-01-02T03:04:05.123456Z".
+    job = set_status(launch(nodes=[local_node]), JobStatus.SUCCESSFUL)
+    add_event(job, 1)
+    events, _ = events_and_end(iter_frames(stream(staff_api, job)))
+    rest = staff_api.get(f"/api/jobs/{job.pk}/events/").json()["results"]
+    assert events[0]["data"]["created"] == rest[0]["created"]
+    assert "T" in rest[0]["created"]
