@@ -335,9 +335,11 @@ STORAGES = {
 # --- API ----------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
+    # Token first: its WWW-Authenticate ("Token") makes an unauthenticated call a 401, not a
+    # 403. The browser's session still signs in (with CSRF checks) when no token is sent.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "portal.core.api.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "portal.core.api.pagination.Pagination",

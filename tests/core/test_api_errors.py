@@ -14,8 +14,8 @@ def _assert_shape(body, status):
 
 def test_unauthenticated(api):
     response = api.get("/api/customers/")
-    assert response.status_code in (401, 403)
-    _assert_shape(response.json(), response.status_code)
+    assert response.status_code == 401 and response["WWW-Authenticate"] == "Token"
+    _assert_shape(response.json(), 401)
     assert response.json()["errors"][0]["field"] is None
 
 
