@@ -1,6 +1,48 @@
+"""Page-number pagination with clear errors.
+
+``?page=`` that is not a page number (``abc``, ``0``, ``-1``) is a 400 naming ``page``; a
+page past the last one is a 404 that says which page is the last. Both in the API's error
+shape (DRF alone answers 404 "Invalid page." for both).
+"""
+
+from django.core.paginator import InvalidPage
+from rest_framework.exceptions import ErrorDetail, NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
+
+NOT_A_PAGE = "Not a page number: give a whole number from 1 (or 'last')."
 
 
 class Pagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_number(self, request, paginator):
+        value = super().get_page_number(request, paginator)
+        if value in self.last_page_strings:
+            return value
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = 0
+        if number < 1 or str(value).strip() != str(value):
+            raise ValidationError({self.page_query_param: [
+                ErrorDetail(NOT_A_PAGE, code="invalid_page")]})
+        return number
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.request = request
+        page_size = self.get_page_size(request)
+        if not page_size:
+            return None
+        paginator = self.django_paginator_class(queryset, page_size)
+        page_number = self.get_page_number(request, paginator)
+        try:
+            self.page = paginator.page(page_number)
+        except InvalidPage:
+            last = paginator.num_pages
+            raise NotFound({self.page_query_param: [ErrorDetail(
+                f"There is no page {page_number}: the last page is {last}.",
+                code="not_found")]}) from None
+        if paginator.num_pages > 1 and self.template is not None:
+            self.display_page_controls = True
+        return list(self.page)
