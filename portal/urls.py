@@ -7,7 +7,7 @@ from rest_framework.settings import api_settings
 from portal.accounts.api.views import me_view
 from portal.api_router import router
 from portal.core.api.docs import docs_view
-from portal.core.views import health_view, metrics_view
+from portal.core.views import health_view, home_view, metrics_view
 from portal.workspaces.api.views import traefik_config_view
 
 api_patterns = [
@@ -23,6 +23,7 @@ api_patterns = [
 ]
 
 urlpatterns = [
+    path("", home_view, name="home"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("labs/", include("portal.labs.urls")),

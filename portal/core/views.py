@@ -1,7 +1,10 @@
-"""Site-wide views: health and error pages that answer JSON under /api/."""
+"""Site-wide views: the home redirect, health, and error pages that answer JSON under /api/."""
 
+from django.contrib.auth.views import redirect_to_login
 from django.http import JsonResponse
+from django.shortcuts import redirect
 from django.views import defaults
+from django.views.decorators.http import require_safe
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import AllowAny
@@ -31,6 +34,17 @@ def server_error(request):
     if _wants_json(request):
         return JsonResponse(error_body(500, [(None, "Server error.", "error")]), status=500)
     return defaults.server_error(request)
+
+
+@require_safe
+def home_view(request):
+    """`/`: the login page for visitors; the workspaces page (where the menu leads to the
+    labs, and staff to the admin) for signed-in users; the admin for staff of no customer."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    if request.user.is_staff and not request.user.memberships.exists():
+        return redirect("admin:index")
+    return redirect("workspaces:dashboard")
 
 
 @extend_schema(summary="Health of the portal and the services it needs", responses={200: dict})
