@@ -19,6 +19,7 @@ from django.core.exceptions import (
 )
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, IntegrityError
+from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -91,7 +92,49 @@ def request_error(exc) -> tuple[int, str, str]:
     return 400, "Bad request.", "bad_request"
 
 
-def _as_drf_exception(exc):
+SHOWN_NAMES = 3  # per kind of holder, in a "still used by" message
+
+
+def _deleted_object(context) -> str:
+    """``node web-1`` for the object the view was deleting, else ``this object``."""
+    view = (context or {}).get("view")
+    kwargs = (context or {}).get("kwargs") or {}
+    try:
+        model = view.get_queryset().model
+        key = kwargs[view.lookup_url_kwarg or view.lookup_field]
+        found = model._default_manager.filter(**{view.lookup_field: key}).first()
+    except Exception:  # no view, no key, a view without a queryset: say less
+        return "this object"
+    if found is None:
+        return f"this {model._meta.verbose_name}"
+    return f"{model._meta.verbose_name} {found}"
+
+
+def protected_message(exc, context=None) -> str:
+    """What still holds an object that cannot be deleted, by kind, with a few names:
+    "node web-1 is still used by 3 workspaces (a, b, c) and 1 lab (intro): delete or move
+    them first." Every DELETE refused by a PROTECT or RESTRICT foreign key says this."""
+    held = getattr(exc, "protected_objects", None) or getattr(exc, "restricted_objects", ())
+    kinds: dict = {}
+    for obj in held:
+        kinds.setdefault(type(obj), []).append(obj)
+    parts = []
+    for model, objects in sorted(kinds.items(), key=lambda kind: kind[0]._meta.label):
+        objects.sort(key=lambda obj: obj.pk)
+        noun = (model._meta.verbose_name if len(objects) == 1
+                else model._meta.verbose_name_plural)
+        names = ", ".join(str(obj) for obj in objects[:SHOWN_NAMES])
+        more = ", …" if len(objects) > SHOWN_NAMES else ""
+        parts.append(f"{len(objects)} {noun} ({names}{more})")
+    if not parts:
+        return "This object is still in use: delete or move what refers to it first."
+    holders = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+    deleted = _deleted_object(context)
+    deleted = deleted[0].upper() + deleted[1:]
+    return f"{deleted} is still used by {holders}: delete or move them first."
+
+
+def _as_drf_exception(exc, context=None):
     if isinstance(exc, PortalError):
         return exc.status_code, [(exc.field, exc.message, exc.code)], exc.code
     if isinstance(exc, SuspiciousOperation):  # e.g. a body over DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -109,6 +152,8 @@ def _as_drf_exception(exc):
         # A value the database cannot store (out of range, bad encoding): the caller's input.
         logger.warning("data error answered as 400: %s", exc)
         return 400, [(None, "A value is out of range or cannot be stored.", "invalid")], "invalid"
+    if isinstance(exc, ProtectedError | RestrictedError):
+        return 409, [(None, protected_message(exc, context), "protected")], "protected"
     if isinstance(exc, IntegrityError):
         # A race the validators could not see (two concurrent creates): a conflict,
         # not a server error.
@@ -118,7 +163,7 @@ def _as_drf_exception(exc):
 
 
 def exception_handler(exc, context):
-    converted = _as_drf_exception(exc)
+    converted = _as_drf_exception(exc, context)
     if converted:
         status_code, errors, code = converted
         return Response(error_body(status_code, errors, code), status=status_code)
