@@ -378,6 +378,12 @@ SPECTACULAR_SETTINGS = {
         # One name per choice set (check --deploy warns about generated ones).
         "WorkspaceStatusEnum": "portal.workspaces.choices.WorkspaceStatus",
         "QuotaBackendEnum": "portal.nodes.choices.QuotaBackend",
+        "BillingStatusEnum": "portal.accounts.choices.BillingStatus",
+        "InvitationStatusEnum": "portal.accounts.choices.InvitationStatus",
+        "MembershipRoleEnum": "portal.core.tenancy.MembershipRole",
+        "NodePurposeEnum": "portal.nodes.choices.NodePurpose",
+        "NodeConnectionEnum": "portal.nodes.choices.Connection",
+        "CredentialKindEnum": "portal.nodes.choices.CredentialKind",
     },
 }
 
