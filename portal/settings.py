@@ -371,6 +371,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Descriptions come from each viewset's own docstring, never a shared base's.
+    "GET_LIB_DOC_EXCLUDES": "portal.core.api.schema.doc_excludes",
     "ENUM_NAME_OVERRIDES": {
         "PlanTierEnum": "portal.accounts.choices.PlanTier",
         "LabSessionStatusEnum": "portal.labs.choices.SessionStatus",

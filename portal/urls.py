@@ -1,12 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
-from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.settings import api_settings
 
 from portal.accounts.api.views import me_view
 from portal.api_router import router
 from portal.core.api.docs import docs_view
+from portal.core.api.token import ObtainTokenView
 from portal.core.views import health_view, home_view, metrics_view
 from portal.workspaces.api.views import traefik_config_view
 
@@ -15,7 +15,7 @@ api_patterns = [
     path("me/", me_view, name="me"),
     path("traefik/config", traefik_config_view, name="traefik-config"),
     # DRF's token view names its own parsers; use the bounded ones like every other view.
-    path("auth/token/", ObtainAuthToken.as_view(parser_classes=api_settings.DEFAULT_PARSER_CLASSES),
+    path("auth/token/", ObtainTokenView.as_view(parser_classes=api_settings.DEFAULT_PARSER_CLASSES),
          name="token"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", docs_view(url_name="api:schema"), name="docs"),

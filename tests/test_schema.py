@@ -36,3 +36,30 @@ def test_every_choice_set_has_one_stable_name():
     assert set(enums) == set(settings.SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]), (
         "every choice set is named once in ENUM_NAME_OVERRIDES")
     assert len(set(enums.values())) == len(enums), "one choice set under several names"
+
+
+INTERNAL = ("For DRF views", "queryset", "Serializer", "Mixin", "read_only_fields",
+            "``", "the create action", "checked here")
+
+
+def _schema():
+    from drf_spectacular.generators import SchemaGenerator
+
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def test_every_operation_is_described_for_api_users():
+    # Issue #19: views without a docstring showed a mixin's internal one ("For DRF views:
+    # the queryset is always narrowed…").
+    schema = _schema()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            text = operation.get("description", "")
+            assert text, f"{method.upper()} {path} has no description"
+            assert not any(word in text for word in INTERNAL), (method, path, text)
+
+
+def test_components_carry_no_internal_notes():
+    for name, component in _schema()["components"]["schemas"].items():
+        text = component.get("description", "")
+        assert not any(word in text for word in INTERNAL), (name, text)

@@ -47,7 +47,9 @@ def home_view(request):
     return redirect("workspaces:dashboard")
 
 
-@extend_schema(summary="Health of the portal and the services it needs", responses={200: dict})
+@extend_schema(summary="Health of the portal and the services it needs", responses={200: dict},
+               description="The database and broker checks: 200 when all pass, else 503. "
+                           "No sign-in needed.")
 @api_view(["GET"])
 @permission_classes([AllowAny])
 def health_view(request):

@@ -19,11 +19,11 @@ class PlanSerializer(serializers.ModelSerializer):
 
 class CustomerSerializer(RefuseUnwritableFieldsMixin, StrictStringsMixin,
                          serializers.ModelSerializer):
-    """What members see and owners may change (name, company).
+    """A customer as its members see it; owners may change `name` and `company` (sending
+    another field is a 400 naming it)."""
 
-    Fields declared here are not covered by ``Meta.read_only_fields``: they say read_only
-    themselves, and sending one is a 400 naming it (RefuseUnwritableFieldsMixin).
-    """
+    # Fields declared here are not covered by ``Meta.read_only_fields``: they say read_only
+    # themselves, and sending one is a 400 naming it (RefuseUnwritableFieldsMixin).
 
     plan = serializers.SlugRelatedField(slug_field="tier", read_only=True)
     email = LowercaseEmailField(max_length=254, read_only=True)
@@ -44,7 +44,9 @@ class CustomerSerializer(RefuseUnwritableFieldsMixin, StrictStringsMixin,
 
 
 class CustomerAdminSerializer(CustomerSerializer):
-    """Admins set everything; the unique email is checked here and again by the action."""
+    """A customer as admins see and set it: every field (the email is unique)."""
+
+    # The unique email is checked here and again by the action.
 
     plan = serializers.SlugRelatedField(slug_field="tier", queryset=Plan.objects.all())
     email = LowercaseEmailField(max_length=254)

@@ -21,12 +21,18 @@ from portal.core.tenancy import (
 
 
 class PlanViewSet(viewsets.ReadOnlyModelViewSet):
+    """Plans: what each tier includes (workspaces, disk, CPU, memory) and costs. Everyone
+    signed in reads them; admins change them in the admin."""
+
     queryset = Plan.objects.all()
     serializer_class = serializers.PlanSerializer
     permission_classes = [ReadOnlyOrAdmin]
 
 
 class CustomerViewSet(CustomerScopedQuerysetMixin, viewsets.ModelViewSet):
+    """Customers: members see their own customers; owners change `name` and `company`;
+    admins see all, create, change everything and delete. Others' customers are 404."""
+
     queryset = Customer.objects.select_related("plan").prefetch_related(
         Prefetch("memberships", queryset=Membership.objects.only("id", "user_id", "role",
                                                                  "customer_id"))
@@ -70,6 +76,10 @@ class MembershipViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
+    """Memberships: who belongs to a customer, as owner or member. Everyone of the customer
+    sees them; owners remove members (not the last owner); adding an existing account
+    directly is for admins (owners invite: /api/invitations/)."""
+
     queryset = Membership.objects.select_related("user", "customer")
     serializer_class = serializers.MembershipSerializer
     permission_classes = [CustomerObjectPermission]

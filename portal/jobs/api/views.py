@@ -50,6 +50,9 @@ class JobFilter(django_filters.FilterSet):
 
 class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
                  mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    """Jobs: every Ansible run, its status and its events. Customers see their customers'
+    jobs; operators and admins see all, launch playbooks, cancel and relaunch."""
+
     queryset = Job.objects.select_related("requested_by", "target_type").prefetch_related("nodes")
     serializer_class = serializers.JobSerializer
     filterset_class = JobFilter

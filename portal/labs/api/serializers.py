@@ -166,7 +166,7 @@ class LabSessionAdminSerializer(LabSessionSerializer):
 
 
 class ExtendSerializer(serializers.Serializer):
-    """Extend by ``minutes``, or to ``until``; neither: by the lab's default duration."""
+    """Extend by `minutes`, or to `until`; neither: by the lab's default duration."""
 
     minutes = serializers.IntegerField(required=False, min_value=1, max_value=MAX_MINUTES)
     until = MomentField(required=False)

@@ -7,6 +7,9 @@ from portal.nodes.models import Credential, Node, NodeGroup
 
 
 class NodeViewSet(viewsets.ModelViewSet):
+    """Nodes: the machines jobs run on (workspace hosts, lab servers, fleet hosts, Proxmox
+    nodes), how to reach them and their pinned host keys. Operators and admins only."""
+
     queryset = Node.objects.select_related("group", "credential", "jump_host")
     serializer_class = serializers.NodeSerializer
     permission_classes = [IsOperator]
@@ -28,6 +31,8 @@ class NodeViewSet(viewsets.ModelViewSet):
 
 
 class NodeGroupViewSet(viewsets.ModelViewSet):
+    """Node groups: nodes that share a job queue (a site). Operators and admins only."""
+
     queryset = NodeGroup.objects.all()
     serializer_class = serializers.NodeGroupSerializer
     permission_classes = [IsOperator]

@@ -26,9 +26,11 @@ class WorkspaceSerializer(serializers.ModelSerializer):
 
 
 class WorkspaceCreateSerializer(RefuseUnwritableFieldsMixin, serializers.Serializer):
-    """Field shapes only; names, limits and capacity are checked by the create action.
+    """A new workspace: its display name and, optionally, its subdomain (admins also name
+    the customer and the owner). The portal chooses node, port, Linux user, quota and
+    status: sending one is a 400."""
 
-    The portal chooses node, port, Linux user, quota and status: sending one is a 400."""
+    # Field shapes only; names, limits and capacity are checked by the create action.
 
     refused_fields = refused_fields_of(WorkspaceSerializer,
                                        writable=["name", "slug", "customer", "owner"])
