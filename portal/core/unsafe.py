@@ -15,8 +15,16 @@ class UnsafeDumper(yaml.SafeDumper):
     pass
 
 
-UnsafeDumper.add_representer(
-    Unsafe, lambda dumper, value: dumper.represent_scalar("!unsafe", str(value), style="'"))
+def _represent_unsafe(dumper, value):
+    # ansible-core 2.19 reads an empty `!unsafe ''` as None (null), which broke every check
+    # of an empty value (`code_server_package == ''`, issue #19). The empty string holds no
+    # template: it goes as a plain ''.
+    if not value:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", "", style="'")
+    return dumper.represent_scalar("!unsafe", str(value), style="'")
+
+
+UnsafeDumper.add_representer(Unsafe, _represent_unsafe)
 
 
 def mark_unsafe(value):

@@ -13,6 +13,7 @@ customer deletes it once the job is over. A pending workspace has nothing on its
 is deleted at once.
 """
 
+import contextlib
 import logging
 
 from django.conf import settings
@@ -23,9 +24,11 @@ from django.utils import timezone
 from portal.accounts.choices import BillingStatus
 from portal.accounts.models import Customer, Membership, Plan
 from portal.core.errors import Conflict, PortalError
+from portal.core.tenancy import is_admin
 from portal.jobs import actions as jobs
 from portal.jobs import registry
 from portal.jobs.choices import ACTIVE as JOB_ACTIVE
+from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job
 from portal.nodes.choices import NodePurpose
 from portal.nodes.models import Node
@@ -348,6 +351,9 @@ def do_change_plan(customer: Customer, plan: Plan, *, by=None) -> list[Job]:
 # --- delete ---------------------------------------------------------------------------------
 
 def check_deletable(workspace: Workspace) -> None:
+    if workspace.status == S.DELETING and workspace.status_reason:
+        raise Conflict(f"The workspace is already deleting ({workspace.status_reason}).",
+                       field="status", code="invalid_state")
     if workspace.status in (S.DELETING, S.DELETED):
         raise Conflict(f"The workspace is already {workspace.status}.", field="status",
                        code="invalid_state")
@@ -400,6 +406,57 @@ def launch_delete(workspaces: list[Workspace], *, by=None, action=DELETE) -> lis
     return launched
 
 
+class Forbidden(PortalError):
+    status_code = 403
+    code = "permission_denied"
+
+
+def check_force_delete(workspace: Workspace, by) -> None:
+    if not is_admin(by):
+        raise Forbidden("Only an admin may force a delete.", field="force")
+    if workspace.status == S.DELETED:
+        raise Conflict("The workspace is already deleted.", field="status",
+                       code="invalid_state")
+    job = workspace.current_job
+    if job is not None and job.status == JobStatus.RUNNING:
+        raise Conflict(f"Job {job.pk} is running on the workspace; cancel it or wait for it "
+                       "to end, then force the delete.", field="status", code="busy")
+
+
+def do_force_delete(workspace: Workspace, *, by=None) -> Workspace:
+    """An admin's way out when a node cannot be reached (or cleaned): the workspace is
+    deleted in the portal without a job, its port and name are free again, and the history
+    says what the node may still hold. A job still waiting to act on it (a retry) is
+    canceled."""
+    with transaction.atomic():
+        workspace = Workspace.objects.select_for_update(of=("self",)).select_related(
+            "node", "current_job").get(pk=workspace.pk)
+        check_force_delete(workspace, by)
+        waiting = workspace.current_job if workspace.busy else None
+        node = workspace.node
+        where = f"{node.name}:{workspace.port}" if workspace.port else node.name
+        leftovers = (f"; the node may still hold leftovers ({where}: unit "
+                     f"{workspace.unit_name}, user {workspace.linux_username}, home "
+                     f"{node.workspace_root}/{workspace.slug}): clean it by hand or with "
+                     "workspace_delete.yml" if workspace.on_node
+                     else "; nothing of it was on the node")
+        workspace.move(S.DELETED, [workspace.status], by=by, job=waiting,
+                       message=f"delete forced by {by}{leftovers}", port=None,
+                       on_node=False, route_wanted=False, current_job=None, health={},
+                       deleted_at=timezone.now())
+        if waiting is not None:
+            transaction.on_commit(lambda: _cancel_quietly(waiting, by))
+    logger.warning("workspace %s deleted by force", workspace.slug,
+                   extra={"object_id": workspace.pk})
+    return workspace
+
+
+def _cancel_quietly(job: Job, by) -> None:
+    # A job that ended meanwhile is left as it is: its handler finds no workspace to act on.
+    with contextlib.suppress(PortalError):
+        jobs.cancel(job, by=by)
+
+
 # --- the periodic tick (beat) ---------------------------------------------------------------
 
 def tick() -> dict:
@@ -415,7 +472,8 @@ def tick() -> dict:
     return {"started": started, **confirm.confirm_routes()}
 
 
-__all__ = ["LIVE", "do_change_plan", "do_create", "do_delete", "do_operate", "tick"]
+__all__ = ["LIVE", "do_change_plan", "do_create", "do_delete", "do_force_delete", "do_operate",
+           "tick"]
 
 
 # --- who creates for whom -------------------------------------------------------------------

@@ -80,7 +80,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
     list_select_related = ["customer", "owner", "node"]
     inlines = [WorkspaceEventInline]
     actions = ["start_selected", "stop_selected", "restart_selected", "check_selected",
-               "delete_selected_workspaces"]
+               "delete_selected_workspaces", "force_delete_selected"]
     readonly_fields = ["customer", "owner", "name", "slug", "node", "port", "linux_username",
                        "status", "status_reason", "status_changed_at", "job_shown", "on_node",
                        "route_wanted", "disk_quota_gb", "cpu_limit", "memory_limit_mb",
@@ -148,6 +148,22 @@ class WorkspaceAdmin(admin.ModelAdmin):
     @admin.action(description="Delete selected workspaces (from their nodes)")
     def delete_selected_workspaces(self, request, queryset):
         self._operate_batched(request, queryset, "delete")
+
+    @admin.action(description="Force delete selected workspaces (no job: for unreachable "
+                              "nodes; the node may keep leftovers)")
+    def force_delete_selected(self, request, queryset):
+        done = 0
+        for workspace in queryset.select_related("node", "current_job"):
+            try:
+                actions.do_force_delete(workspace, by=request.user)
+                done += 1
+            except PortalError as error:
+                self.message_user(request, f"{workspace.slug}: {error.message}",
+                                  messages.WARNING)
+        if done:
+            self.message_user(request, f"{done} workspace(s) deleted by force; their history "
+                                       "says what their nodes may still hold.",
+                              messages.SUCCESS)
 
     def _operate_batched(self, request, queryset, operation):
         """One job per node and customer for all selected workspaces that can do it; the

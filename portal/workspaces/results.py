@@ -39,6 +39,48 @@ def failure_reason(job: Job) -> str:
     return str(message or job.reason or f"the job ended {job.status}")[:1000]
 
 
+# --- did a run reach its node? -------------------------------------------------------------
+
+# Tasks that run on the controller: their "ok" on a host says nothing about the node.
+CONTROLLER_ACTIONS = frozenset(
+    prefix + name for prefix in ("", "ansible.builtin.", "ansible.legacy.")
+    for name in ("set_fact", "set_stats", "debug", "assert", "fail", "meta", "include_role",
+                 "include_tasks", "import_role", "import_tasks", "include_vars", "pause",
+                 "validate_argument_spec"))
+HOST_RESULT_EVENTS = ("runner_on_ok", "runner_on_failed", "runner_item_on_ok",
+                      "runner_item_on_failed", "runner_on_async_ok", "runner_on_async_failed",
+                      "runner_on_async_poll", "runner_retry")
+
+
+def unreachable(job: Job) -> bool:
+    return job.status == JobStatus.FAILED and any(
+        (counts or {}).get("unreachable") for counts in (job.host_summary or {}).values())
+
+
+def _touched_a_node(job: Job) -> bool:
+    results = job.events.filter(event__in=HOST_RESULT_EVENTS).values_list("event_data",
+                                                                          flat=True)
+    return any((data or {}).get("task_action") not in CONTROLLER_ACTIONS for data in results)
+
+
+def never_reached(job: Job) -> bool:
+    """True only when no attempt of this run (the job and the attempts it retried) did
+    anything on the node: each ended ``failed`` with its node unreachable (its events all
+    stored), and none has a result of a task that ran on a host rather than on the
+    controller. A lost, canceled or timed-out run, or one with any such result, may have
+    left something: it is rolled back as before."""
+    attempt = job
+    while attempt is not None:
+        if not unreachable(attempt) or _touched_a_node(attempt):
+            return False
+        attempt = attempt.retry_of
+    return True
+
+
+def _attempts(job: Job) -> int:
+    return job.attempt or 1
+
+
 def _item_ok(job: Job, result) -> bool:
     return job.status == JobStatus.SUCCESSFUL and bool(result) and result.get("ok") is True
 
@@ -73,7 +115,9 @@ def apply_create_result(job: Job) -> None:
             _item_failed(workspace, job, result)
         else:
             unknown.append(workspace)
-    if unknown:
+    if unknown and never_reached(job):
+        _never_reached(unknown, job)
+    elif unknown:
         _roll_back(unknown, job)
     confirm.schedule()
     _start_next_run(job)
@@ -105,6 +149,18 @@ def _host_ready(workspace: Workspace, job: Job, result: dict) -> None:
     workspace.note(f"code-server answers on {workspace.node.name}:{workspace.port}; "
                    "waiting for Traefik's route", job=job, current_job=None,
                    route_wanted=True, route_wanted_since=timezone.now(), **_host_facts(result))
+
+
+def _never_reached(workspaces: list[Workspace], job: Job) -> None:
+    """Nothing was done on the node: nothing to roll back, the port is free again."""
+    for workspace in workspaces:
+        tries = _attempts(job)
+        workspace.move(
+            S.FAILED, [S.PROVISIONING], job=job, current_job=None, on_node=False, port=None,
+            route_wanted=False,
+            message=f"node {workspace.node.name} unreachable ({tries} attempt"
+                    f"{'s' if tries != 1 else ''}: {failure_reason(job)}); nothing was done on "
+                    "it. Delete the workspace, or create it again later.")
 
 
 def _roll_back(workspaces: list[Workspace], job: Job) -> None:
@@ -141,6 +197,14 @@ def apply_delete_result(job: Job) -> None:
             workspace.move(S.DELETED, [S.DELETING], job=job, current_job=None, on_node=False,
                            port=None, deleted_at=timezone.now(), health={},
                            message=f"deleted from {workspace.node.name}")
+        elif not result and unreachable(job):
+            tries = _attempts(job)
+            workspace.move(
+                S.FAILED, [S.DELETING], job=job, current_job=None,
+                message=f"delete failed: node {workspace.node.name} unreachable ({tries} "
+                        f"attempt{'s' if tries != 1 else ''}: {failure_reason(job)}); delete "
+                        "again to retry, or an admin can force the delete (the node may then "
+                        "keep leftovers)")
         else:
             reason = (result or {}).get("message") or failure_reason(job)
             workspace.move(S.FAILED, [S.DELETING], job=job, current_job=None,
@@ -199,7 +263,15 @@ def apply_resize_result(job: Job) -> None:
 
 
 def note_waiting_for_node(job: Job, retry_job: Job) -> None:
+    from portal.workspaces import actions
+
     when = retry_job.not_before.strftime("%H:%M:%S") if retry_job.not_before else "soon"
     for workspace in job_workspaces(job):
+        if job.action == actions.DELETE:
+            workspace.note(f"node {workspace.node.name} unreachable: the delete will be "
+                           f"retried at {when} (attempt {retry_job.attempt}; "
+                           f"{job.reason or 'unreachable'})", job=retry_job,
+                           current_job=retry_job)
+            continue
         workspace.note(f"waiting for node {workspace.node.name} ({job.reason or 'unreachable'})"
                        f"; retrying at {when}", job=retry_job, current_job=retry_job)

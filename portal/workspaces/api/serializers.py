@@ -86,3 +86,9 @@ class WorkspaceEventSerializer(serializers.ModelSerializer):
         model = WorkspaceEvent
         fields = ["id", "at", "from_status", "to_status", "message", "job", "by"]
         read_only_fields = fields
+
+
+class ForceDeleteSerializer(serializers.Serializer):
+    """The query of `DELETE /api/workspaces/{id}/`: `?force=true` is an admin's forced delete."""
+
+    force = serializers.BooleanField(required=False, default=False)

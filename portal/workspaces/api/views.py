@@ -3,7 +3,7 @@ from django.conf import settings
 from django.http import JsonResponse
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.http import require_GET
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, viewsets
 from rest_framework import status as http
 from rest_framework.decorators import action
@@ -97,11 +97,21 @@ class WorkspaceViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
             return self.http_method_not_allowed(request, *args, **kwargs)
         return super().update(request, *args, **kwargs)
 
-    @extend_schema(request=None, responses={202: serializers.WorkspaceSerializer})
+    @extend_schema(request=None, responses={202: serializers.WorkspaceSerializer},
+                   parameters=[OpenApiParameter(
+                       "force", bool, required=False,
+                       description="Admins only: mark the workspace deleted without a job "
+                                   "(its node is unreachable); the node may keep leftovers, "
+                                   "recorded in the history.")])
     def destroy(self, request, *args, **kwargs):
         """Delete: the route first, then the unit, quota, user and home (202: under way;
-        409 while a job acts on it)."""
-        workspace = actions.do_delete(self.get_object(), by=request.user)
+        409 while a job acts on it). `?force=true` (admins): deleted at once, no job."""
+        force = serializers.ForceDeleteSerializer(data=request.query_params)
+        force.is_valid(raise_exception=True)
+        if force.validated_data.get("force"):
+            workspace = actions.do_force_delete(self.get_object(), by=request.user)
+        else:
+            workspace = actions.do_delete(self.get_object(), by=request.user)
         return self._workspace(workspace, http.HTTP_202_ACCEPTED)
 
     def _launch(self, request, operation):
