@@ -75,6 +75,7 @@ class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
 
     @extend_schema(request=serializers.LaunchSerializer, responses={201: serializers.JobSerializer})
     def create(self, request, *args, **kwargs):
+        """Launch a playbook under playbooks/ on nodes or a limit (operators and admins)."""
         launch = serializers.LaunchSerializer(data=request.data)
         launch.is_valid(raise_exception=True)
         data = launch.validated_data
@@ -91,6 +92,7 @@ class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
                    responses=serializers.JobEventSerializer(many=True))
     @action(detail=True, methods=["get"], filter_backends=[])
     def events(self, request, pk=None):
+        """The job's events in order, after a counter (`?after=N`)."""
         job = self.get_object()
         queryset = job.events.order_by("counter")
         after = request.query_params.get("after")
@@ -104,6 +106,7 @@ class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
     @extend_schema(request=None, responses={200: serializers.JobSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
+        """Cancel the job: its run is stopped (409 if it already ended)."""
         job = actions.cancel(self.get_object(), by=request.user)
         return Response(serializers.JobSerializer(job).data)
 
@@ -111,6 +114,7 @@ class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
                    responses={201: serializers.JobSerializer})
     @action(detail=True, methods=["post"])
     def relaunch(self, request, pk=None):
+        """Run the job again as a new job, optionally on its failed hosts only."""
         options = serializers.RelaunchSerializer(data=request.data)
         options.is_valid(raise_exception=True)
         job = actions.relaunch(self.get_object(), requested_by=request.user,
@@ -121,6 +125,8 @@ class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
     @action(detail=True, methods=["get"],
             renderer_classes=[renderers.JSONRenderer, EventStreamRenderer])
     def stream(self, request, pk=None):
+        """The job's events live as Server-Sent Events until it ends; resume with
+        `Last-Event-ID` (or `?after=N`)."""
         job = self.get_object()
         after = request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
         after = int(after) if after.isascii() and after.isdigit() else 0
