@@ -102,7 +102,10 @@ def split_secrets(spec: registry.ActionSpec, extra_vars: dict, secret_vars: dict
 def launch(*, playbook: str, action: str = ADHOC, nodes=None, limit: str = "",
            extra_vars=None, secret_vars=None, target=None, customer=None, requested_by=None,
            check_mode: bool = False, timeout: int | None = None, attempt: int = 1,
-           retry_of: Job | None = None, not_before=None, nodes_loaded: bool = False) -> Job:
+           retry_of: Job | None = None, not_before=None, nodes_loaded: bool = False,
+           enqueue: bool = True) -> Job:
+    """``enqueue=False``: the caller runs the job itself (``runplaybook``), so no worker
+    sharing the broker may claim it first."""
     spec = registry.get(action)
     if spec.playbook and spec.playbook != playbook:
         raise PortalError(f"Action {action} runs {spec.playbook}, not {playbook}.",
@@ -127,7 +130,8 @@ def launch(*, playbook: str, action: str = ADHOC, nodes=None, limit: str = "",
         Job.nodes.through.objects.bulk_create(
             [Job.nodes.through(job_id=job.pk, node_id=node.pk) for node in targets])
         job.launched_nodes = targets
-        transaction.on_commit(lambda: dispatch(job))
+        if enqueue:
+            transaction.on_commit(lambda: dispatch(job))
     logger.info("job launched: %s", playbook, extra={"job_id": job.pk})
     return job
 

@@ -19,6 +19,34 @@ def test_runs_and_records_a_job(local_node, capsys):
     assert f"job {job.pk} successful rc=0" in err
 
 
+def test_a_job_run_here_is_never_published_to_the_workers(local_node):
+    """A `make run` worker sharing the broker must not claim the job this command runs."""
+    from unittest import mock
+
+    from portal.jobs.tasks import run_job
+
+    with mock.patch.object(run_job, "apply_async") as publish:
+        call_command("runplaybook", "echo.yml", "-e", "message=alone")
+    publish.assert_not_called()
+    job = Job.objects.get()
+    assert job.status == JobStatus.SUCCESSFUL and job.worker == "manage.py"
+
+
+def test_queue_hands_the_job_to_the_workers(local_node):
+    from unittest import mock
+
+    from portal.jobs.tasks import run_job
+
+    def run_it(args, **options):
+        from portal.jobs import actions
+        actions.execute(*args, worker="test-worker")
+
+    with mock.patch.object(run_job, "apply_async", side_effect=run_it) as publish:
+        call_command("runplaybook", "echo.yml", "--queue")
+    publish.assert_called_once()
+    assert Job.objects.get().worker == "test-worker"
+
+
 def test_failed_playbook_exits_non_zero(local_node):
     with pytest.raises(CommandError, match="failed rc=2") as error:
         call_command("runplaybook", "fail.yml")

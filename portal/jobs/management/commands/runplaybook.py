@@ -54,7 +54,8 @@ class Command(BaseCommand):
     def handle(self, *args, playbook, limit, extra_vars, check, timeout, queue, **options):
         try:
             job = actions.launch(playbook=playbook, limit=limit, check_mode=check,
-                                 extra_vars=parse_extra_vars(extra_vars), timeout=timeout)
+                                 extra_vars=parse_extra_vars(extra_vars), timeout=timeout,
+                                 enqueue=queue)
         except PortalError as exc:
             raise CommandError(f"{exc.field or 'error'}: {exc.message}") from None
         self.stderr.write(f"job {job.pk}: {playbook} on {job.nodes.count()} node(s)")
