@@ -121,6 +121,10 @@ def free_slug(name: str, chosen: str | None) -> str:
 
 # --- allocation -----------------------------------------------------------------------------
 
+# Said with every refusal for want of a node: the warning logged with it tells the admins.
+TOLD_TRY_LATER = "The administrators have been told; please try again later."
+
+
 def workspace_nodes():
     return Node.objects.filter(purpose=NodePurpose.WORKSPACE_HOST, enabled=True)
 
@@ -143,7 +147,9 @@ def allocate(node: Node | None = None) -> tuple[Node, int]:
     nodes = Node.objects.filter(pk=node.pk) if node is not None else workspace_nodes()
     locked = list(nodes.select_for_update(no_key=True).order_by("pk"))
     if not locked:
-        raise Conflict("No workspace node is available.", field="node", code="no_node")
+        logger.warning("workspace create refused: no enabled workspace node")
+        raise Conflict(f"No workspace node is available. {TOLD_TRY_LATER}", field="node",
+                       code="no_node")
     load = dict(Workspace.objects.filter(node__in=locked, port__isnull=False)
                 .values("node").annotate(n=Count("id")).values_list("node", "n"))
     for candidate in sorted(locked, key=lambda n: (load.get(n.pk, 0), n.name)):
@@ -151,8 +157,9 @@ def allocate(node: Node | None = None) -> tuple[Node, int]:
         if port is not None:
             return candidate, port
     where = f"node {node.name}" if node is not None else "any workspace node"
-    raise Conflict(f"No free port on {where}: every port of the range is in use.",
-                   field="node", code="no_capacity")
+    logger.warning("workspace create refused: no free port on %s", where)
+    raise Conflict(f"No free port on {where}: every port of the range is in use. "
+                   f"{TOLD_TRY_LATER}", field="node", code="no_capacity")
 
 
 def _insert_with_free_slug(fields: dict, name: str, chosen: str | None, taken) -> Workspace:

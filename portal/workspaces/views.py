@@ -27,7 +27,9 @@ from portal.jobs.models import Job, JobEvent
 from portal.workspaces import actions
 from portal.workspaces.api.views import MayActOnWorkspace
 from portal.workspaces.choices import S
+from portal.workspaces.explain import status_help
 from portal.workspaces.models import Workspace
+from portal.workspaces.selectors import plan_usage
 
 OPERATIONS_SHOWN = ("start", "stop", "restart", "logs")
 JOB_LABELS = {actions.CREATE: "provisioning", actions.DELETE: "delete",
@@ -130,6 +132,7 @@ def card(request, workspace: Workspace, may_act: bool) -> dict:
         "status": workspace.status,
         "status_label": workspace.get_status_display(),
         "status_reason": workspace.status_reason,
+        "status_help": status_help(workspace.status, workspace.status_reason),
         "status_changed_at": workspace.status_changed_at.isoformat(),
         "running": workspace.status == S.RUNNING,
         "node": workspace.node.name,
@@ -158,6 +161,7 @@ def dashboard(request):
     customers = list(Customer.objects.visible_to(request.user).order_by("name")[:500])
     return render(request, "workspaces/dashboard.html", {
         "cards": cards,
+        "usage": plan_usage(request.user),
         "customers": customers,
         "choose_customer": request.user.is_staff or len(customers) > 1,
         "show_customer": len({c["customer"] for c in cards}) > 1 or request.user.is_staff,

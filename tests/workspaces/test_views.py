@@ -242,3 +242,91 @@ def test_the_state_is_json_with_no_secret(running, client):
     assert data["url"] == running.url and data["address"].endswith(f":{running.port}")
     assert "password" not in {key for key in data if key != "can"}
     assert running.password not in body
+
+
+# --- usage against the plan; failures explained in words (#19 customer path) -----------------
+
+def test_the_page_shows_usage_against_the_plan(running, client):
+    from portal.workspaces.selectors import plan_usage
+
+    plan = running.customer.plan
+    Workspace.objects.filter(pk=running.pk).update(quota_used_bytes=3 * 1024 ** 2)
+    [row] = plan_usage(running.owner)
+    assert row["used"] == 1 and row["limit"] == plan.workspace_limit
+    assert row["text"] == f"1 of {plan.workspace_limit} workspace" + (
+        "s" if plan.workspace_limit != 1 else "")
+    assert row["disk_quota_gb"] == plan.disk_quota_gb and row["disk_used_bytes"] == 3 * 1024 ** 2
+    client.force_login(running.owner)
+    page = client.get(PAGE).content.decode()
+    assert row["text"] in page and f"{plan.disk_quota_gb} GB disk per workspace" in page
+    assert "3.0\xa0MB used" in page
+    Workspace.objects.filter(pk=running.pk).update(status=S.DELETED, port=None)
+    assert plan_usage(running.owner)[0]["used"] == 0  # deleted ones do not count
+
+
+def test_usage_counts_only_the_users_customers(running):
+    from portal.workspaces.selectors import plan_usage
+
+    stranger = MembershipFactory()
+    assert [row["customer"] for row in plan_usage(stranger.user)] == [stranger.customer.name]
+    assert plan_usage(stranger.user)[0]["used"] == 0
+
+
+@pytest.mark.parametrize("reason, words", [
+    ("node web-1 unreachable (5 attempts: Failed to connect); nothing was done on it.",
+     "could not be reached"),
+    ("provisioning failed: assertion failed: refusing workspace items: x; rolling back",
+     "were undone"),
+    ("rollback failed: boom; delete the workspace to try again", "undoing the steps"),
+    ("Traefik did not show the route ws-x within 60 s; rolling back", "web address"),
+    ("provisioning failed: btrfs qgroup limit failed; rolling back", "disk space"),
+    ("provisioning timeout: the job ended timeout; rolling back", "took too long"),
+    ("something nobody foresaw", "Something went wrong"),
+])
+def test_a_failed_card_explains_the_failure_in_words(running, client, reason, words):
+    from portal.workspaces.explain import status_help
+
+    Workspace.objects.filter(pk=running.pk).update(status=S.FAILED, status_reason=reason)
+    assert words in status_help(S.FAILED, reason)
+    client.force_login(running.owner)
+    item = _state(client)[running.pk]
+    assert words in item["status_help"] and item["status_reason"] == reason
+    page = client.get(PAGE).content.decode()
+    assert words in page
+    assert re.search(r'<details class="ws-reason-details" data-testid="ws-reason-details"\s*>',
+                     page)  # the raw reason stays, behind a "Details" toggle
+    api = client.get(f"/api/workspaces/{running.pk}/").json()
+    assert words in api["status_help"] and api["status_reason"] == reason
+
+
+def test_a_running_workspace_needs_no_explaining(running, client):
+    client.force_login(running.owner)
+    assert _state(client)[running.pk]["status_help"] == ""
+    assert client.get(f"/api/workspaces/{running.pk}/").json()["status_help"] == ""
+
+
+def test_no_workspace_node_says_the_admins_are_told_and_to_try_later(member, client, caplog):
+    with pytest.raises(Conflict) as refused:
+        actions.do_create(member[1], member[0], "No room")
+    assert refused.value.code == "no_node"
+    assert "administrators have been told" in refused.value.message
+    assert "try again later" in refused.value.message
+    assert any(r.levelname == "WARNING" and "no enabled workspace node" in r.getMessage()
+               for r in caplog.records)
+    client.force_login(member[0])
+    response = client.post("/api/workspaces/", {"name": "No room"},
+                           content_type="application/json")
+    assert response.status_code == 409
+    assert "try again later" in json.dumps(response.json())
+
+
+def test_a_full_node_says_the_admins_are_told_and_to_try_later(member, ws_node, caplog):
+    ws_node.workspace_port_end = ws_node.workspace_port_start
+    ws_node.save()
+    actions.do_create(member[1], member[0], "One")
+    with pytest.raises(Conflict) as refused:
+        actions.do_create(member[1], member[0], "Two")
+    assert refused.value.code == "no_capacity"
+    assert "administrators have been told" in refused.value.message
+    assert any(r.levelname == "WARNING" and "no free port" in r.getMessage()
+               for r in caplog.records)

@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from portal.core.api.fields import StrictCharField
 from portal.core.api.writable import RefuseUnwritableFieldsMixin, refused_fields_of
+from portal.workspaces.explain import status_help
 from portal.workspaces.models import Workspace, WorkspaceEvent
 
 
@@ -14,15 +15,22 @@ class WorkspaceSerializer(serializers.ModelSerializer):
     current_job = serializers.PrimaryKeyRelatedField(read_only=True)
     current_job_status = serializers.CharField(source="current_job.status", read_only=True,
                                                default=None)
+    status_help = serializers.SerializerMethodField(
+        help_text="The status reason in plain words, with what to do next (empty when there "
+                  "is nothing to explain); status_reason keeps the raw reason.")
 
     class Meta:
         model = Workspace
         fields = ["id", "name", "slug", "url", "customer", "owner", "node", "port",
-                  "linux_username", "status", "status_reason", "status_changed_at", "busy",
+                  "linux_username", "status", "status_reason", "status_help",
+                  "status_changed_at", "busy",
                   "current_job", "current_job_status", "disk_quota_gb", "cpu_limit",
                   "memory_limit_mb", "quota_backend", "quota_used_bytes", "health",
                   "created_at", "updated_at", "deleted_at"]
         read_only_fields = fields
+
+    def get_status_help(self, workspace) -> str:
+        return status_help(workspace.status, workspace.status_reason)
 
 
 class WorkspaceCreateSerializer(RefuseUnwritableFieldsMixin, serializers.Serializer):
@@ -63,11 +71,17 @@ class WorkspaceLogsSerializer(serializers.ModelSerializer):
 
 
 class WorkspaceStatusSerializer(serializers.ModelSerializer):
+    status_help = serializers.SerializerMethodField(
+        help_text="The status reason in plain words, with what to do next.")
+
     class Meta:
         model = Workspace
-        fields = ["id", "status", "status_reason", "health", "quota_backend",
+        fields = ["id", "status", "status_reason", "status_help", "health", "quota_backend",
                   "quota_used_bytes", "current_job", "busy"]
         read_only_fields = fields
+
+    def get_status_help(self, workspace) -> str:
+        return status_help(workspace.status, workspace.status_reason)
 
 
 class PasswordSerializer(serializers.Serializer):

@@ -101,6 +101,8 @@
       var value = ws[field.dataset.field];
       setText(field, value === null || value === undefined || value === "" ? (field.dataset.empty || "") : String(value));
     });
+    var details = byTestId(el, "ws-reason-details");
+    if (details) details.hidden = !ws.status_reason;
     var open = byTestId(el, "ws-open");
     open.hidden = !ws.running;
     open.href = ws.url;
