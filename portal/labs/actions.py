@@ -306,6 +306,38 @@ def do_extend(session: LabSession, *, until=None, duration: timedelta | None = N
     return session
 
 
+def check_user_extend(session: LabSession, user) -> None:
+    """May this user extend their own session once (the lab's ``user_extend_minutes``)?"""
+    if session.user_id != getattr(user, "pk", None):
+        raise PortalError("Only the session's user extends it this way.", field="user",
+                          code="not_yours")
+    if not session.lab.user_extend_minutes:
+        raise Conflict(f"Lab {session.lab.name} cannot be extended by its users.",
+                       field="lab", code="extend_not_allowed")
+    if session.status != S.ACTIVE:
+        raise Conflict(f"Only an active session can be extended (this one is "
+                       f"{session.status}).", field="status")
+    if session.user_extended_at is not None:
+        raise Conflict("This session was already extended once.", field="status",
+                       code="already_extended")
+
+
+def do_user_extend(session: LabSession, user) -> LabSession:
+    """The user's one extension: claimed by a guarded update (two clicks, one extension),
+    then applied by :func:`do_extend` in the same transaction."""
+    check_user_extend(session, user)
+    with transaction.atomic():
+        claimed = LabSession.objects.filter(
+            pk=session.pk, status=S.ACTIVE, user_extended_at__isnull=True,
+        ).update(user_extended_at=timezone.now())
+        if not claimed:
+            raise Conflict("This session was already extended once.", field="status",
+                           code="already_extended")
+        session.refresh_from_db()
+        return do_extend(session, duration=timedelta(minutes=session.lab.user_extend_minutes),
+                         by=user)
+
+
 def do_end(session: LabSession, by=None) -> LabSession:
     """Expire now: stop any provisioning, run the cleanup script where needed."""
     if session.status in (S.EXPIRED, S.EXPIRING):

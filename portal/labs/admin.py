@@ -114,7 +114,9 @@ class LabAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "description", "server", "enabled"]}),
         ("Scripts", {"fields": ["provision_script_path", "cleanup_script_path"]}),
-        ("Sessions", {"fields": ["default_duration", "allow_concurrent_sessions"]}),
+        ("Sessions", {"fields": ["default_duration", "allow_concurrent_sessions",
+                                 "user_extend_minutes"]}),
+        ("Access", {"fields": ["access_instructions"]}),
     ]
 
     def get_queryset(self, request):

@@ -2,12 +2,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
 from portal.core.models import TimeStampedModel
 from portal.labs.choices import SessionStatus
+from portal.labs.instructions import validate_instructions
 
 script_path_validator = RegexValidator(
     r"^/[A-Za-z0-9._/-]+$",
@@ -31,6 +32,14 @@ class Lab(TimeStampedModel):
     allow_concurrent_sessions = models.BooleanField(
         default=False, help_text="May a user hold more than one live session of this lab?"
     )
+    access_instructions = models.TextField(
+        blank=True, validators=[validate_instructions],
+        help_text="How a user gets in, shown with an active session (plain text). "
+                  "{namespace}, {username} and {lab} are filled in; {{ for a literal brace.")
+    user_extend_minutes = models.PositiveIntegerField(
+        default=0, validators=[MaxValueValidator(60 * 24 * 31)],
+        help_text="Users may extend their active session once by this many minutes "
+                  "(0: they may not).")
 
     class Meta:
         ordering = ["name"]
@@ -75,6 +84,8 @@ class LabSession(TimeStampedModel):
     last_rc = models.IntegerField(null=True, blank=True)
     assigned_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                     on_delete=models.SET_NULL, related_name="+")
+    user_extended_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the user used their one extension.")
 
     objects = LabSessionQuerySet.as_manager()
 

@@ -423,12 +423,103 @@ def test_operating_sessions_is_for_admins(user_api, lab):
     alice = UserFactory()
     session = session_in(lab, S.FAILED, user=alice)
     client = user_api(alice)
-    for verb in ("retry", "extend", "end"):
+    for verb in ("retry", "end"):
         assert client.post(f"/api/lab-sessions/{session.pk}/{verb}/").status_code == 403
+    # extend: a user's own one extension, of an active session of a lab that allows it
+    assert client.post(f"/api/lab-sessions/{session.pk}/extend/").status_code == 409
     session.refresh_from_db()
-    assert session.status == S.FAILED
+    assert session.status == S.FAILED and session.user_extended_at is None
 
 
 def test_operating_an_unknown_session_is_404(admin_api):
     for verb in ("retry", "extend", "end"):
         assert admin_api.post(f"/api/lab-sessions/999999/{verb}/").status_code == 404
+
+
+# --- a user's own extension (once) and access instructions ---------------------------------
+
+def test_a_user_extends_their_active_session_once(user_api, lab):
+    lab.user_extend_minutes = 30
+    lab.save()
+    alice = UserFactory()
+    session = session_in(lab, S.ACTIVE, user=alice)
+    expiry = session.access_expiry
+    client = user_api(alice)
+    assert client.get(f"/api/lab-sessions/{session.pk}/").json()["can_extend"] is True
+    response = client.post(f"/api/lab-sessions/{session.pk}/extend/")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["can_extend"] is False and body["user_extended_at"]
+    assert "last_output" not in body  # the user's view, not the admin's
+    session.refresh_from_db()
+    assert session.access_expiry == expiry + timedelta(minutes=30)
+    again = client.post(f"/api/lab-sessions/{session.pk}/extend/")
+    assert again.status_code == 409 and again.json()["code"] == "already_extended"
+    session.refresh_from_db()
+    assert session.access_expiry == expiry + timedelta(minutes=30)
+
+
+def test_a_user_cannot_extend_when_the_lab_allows_none(user_api, lab):
+    alice = UserFactory()
+    session = session_in(lab, S.ACTIVE, user=alice)
+    client = user_api(alice)
+    assert client.get(f"/api/lab-sessions/{session.pk}/").json()["can_extend"] is False
+    response = client.post(f"/api/lab-sessions/{session.pk}/extend/")
+    assert response.status_code == 409 and response.json()["code"] == "extend_not_allowed"
+    assert LabSession.objects.get(pk=session.pk).access_expiry == session.access_expiry
+
+
+def test_a_user_does_not_choose_the_length_nor_extend_others(user_api, lab):
+    lab.user_extend_minutes = 30
+    lab.save()
+    alice, bob = UserFactory(), UserFactory()
+    session = session_in(lab, S.ACTIVE, user=alice)
+    response = user_api(alice).post(f"/api/lab-sessions/{session.pk}/extend/",
+                                     {"minutes": 600}, format="json")
+    assert response.status_code == 400 and error_fields(response) == ["minutes"]
+    assert user_api(bob).post(f"/api/lab-sessions/{session.pk}/extend/").status_code == 404
+    session.refresh_from_db()
+    assert session.user_extended_at is None
+
+
+def test_an_admin_extension_does_not_use_up_the_users_one(admin_api, lab):
+    lab.user_extend_minutes = 30
+    lab.save()
+    session = session_in(lab, S.ACTIVE)
+    assert admin_api.post(f"/api/lab-sessions/{session.pk}/extend/", {"minutes": 5},
+                          format="json").status_code == 200
+    assert LabSession.objects.get(pk=session.pk).user_extended_at is None
+
+
+def test_access_instructions_are_filled_in_for_an_active_session(user_api, admin_api, lab):
+    response = admin_api.patch(f"/api/labs/{lab.pk}/", {
+        "access_instructions": "kubectl -n {namespace} --user {username} ({lab}) {{x}} "
+                               "<b>{namespace}</b>", "user_extend_minutes": 15}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["user_extend_minutes"] == 15
+    alice = UserFactory(username="alice")
+    session = session_in(lab, S.ACTIVE, user=alice)
+    body = user_api(alice).get(f"/api/lab-sessions/{session.pk}/").json()
+    assert body["access_instructions"] == (
+        f"kubectl -n {session.namespace} --user alice (intro) {{x}} <b>{session.namespace}</b>")
+    assert body["user_extend_minutes"] == 15
+    LabSession.objects.filter(pk=session.pk).update(status=S.EXPIRED)
+    assert user_api(alice).get(f"/api/lab-sessions/{session.pk}/").json()[
+        "access_instructions"] == ""
+
+
+@pytest.mark.parametrize("text", ["{namespace.__class__}", "{user}", "{namespace!r}",
+                                  "{namespace:>99999}", "a { b", "{0}"])
+def test_access_instructions_with_unknown_placeholders_are_400(admin_api, lab, text):
+    response = admin_api.patch(f"/api/labs/{lab.pk}/", {"access_instructions": text},
+                               format="json")
+    assert response.status_code == 400 and error_fields(response) == ["access_instructions"]
+
+
+def test_filling_never_evaluates_more_than_plain_names():
+    from portal.labs.instructions import fill
+
+    values = {"namespace": "ns-1", "username": "{lab}", "lab": "x"}
+    assert fill("{namespace} {namespace.__class__} {username} {nope} {{", values) == \
+        "ns-1 {namespace.__class__} {lab} {nope} {"
+    assert fill("a { b", values) == "a { b"  # stored before validation: shown as written

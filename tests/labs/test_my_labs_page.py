@@ -51,3 +51,40 @@ def test_login_page_logs_in(client):
     response = client.post("/accounts/login/", {"username": "carol",
                                                 "password": "pw-for-tests-1"})
     assert response.status_code == 302 and response["Location"] == "/workspaces/"
+
+
+def test_an_active_lab_shows_how_to_get_in_escaped(client):
+    user = UserFactory(username="dana")
+    session = _session(user, SessionStatus.ACTIVE)
+    Lab.objects.filter(pk=session.lab_id).update(
+        access_instructions="ssh {username}@lab -- kubectl -n {namespace}\n<script>x</script>")
+    client.force_login(user)
+    page = client.get("/labs/").content.decode()
+    assert 'data-testid="lab-instructions"' in page
+    assert f"ssh dana@lab -- kubectl -n {session.namespace}" in page
+    assert "&lt;script&gt;x&lt;/script&gt;" in page and "<script>x" not in page
+    assert 'data-testid="lab-extend"' not in page  # the lab allows no extension
+
+
+def test_instructions_are_not_shown_before_the_session_is_active(client):
+    user = UserFactory()
+    session = _session(user, SessionStatus.REQUESTED)
+    Lab.objects.filter(pk=session.lab_id).update(access_instructions="ssh {username}@lab")
+    client.force_login(user)
+    assert 'data-testid="lab-instructions"' not in client.get("/labs/").content.decode()
+
+
+def test_the_extend_button_is_offered_once(client):
+    from portal.labs import actions
+
+    user = UserFactory()
+    session = _session(user, SessionStatus.ACTIVE)
+    Lab.objects.filter(pk=session.lab_id).update(user_extend_minutes=45)
+    client.force_login(user)
+    page = client.get("/labs/").content.decode()
+    assert 'data-testid="lab-extend"' in page and "Extend by 45 minutes" in page
+    assert f'data-url="/api/lab-sessions/{session.pk}/extend/"' in page
+    session.refresh_from_db()
+    actions.do_user_extend(session, user)
+    page = client.get("/labs/").content.decode()
+    assert 'data-testid="lab-extend"' not in page and 'data-testid="lab-extended"' in page

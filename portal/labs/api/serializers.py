@@ -6,7 +6,8 @@ from rest_framework import serializers
 
 from portal.core.api.fields import StrictCharField, StrictStringsMixin
 from portal.core.api.writable import RefuseUnwritableFieldsMixin
-from portal.labs import actions
+from portal.core.errors import PortalError
+from portal.labs import actions, instructions
 from portal.labs.choices import LIVE
 from portal.labs.models import Lab, LabSession
 from portal.nodes.choices import NodePurpose
@@ -54,7 +55,8 @@ class LabSerializer(RefuseUnwritableFieldsMixin, StrictStringsMixin,
         model = Lab
         fields = ["id", "name", "description", "server", "provision_script_path",
                   "cleanup_script_path", "default_duration_minutes", "enabled",
-                  "allow_concurrent_sessions", "live_sessions", "created_at", "updated_at"]
+                  "allow_concurrent_sessions", "access_instructions", "user_extend_minutes",
+                  "live_sessions", "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
 
     def validate_server(self, node):
@@ -144,17 +146,36 @@ class LabSessionSerializer(serializers.ModelSerializer):
     lab_name = serializers.CharField(source="lab.name", read_only=True)
     lab_description = serializers.CharField(source="lab.description", read_only=True)
     time_left_seconds = serializers.SerializerMethodField()
+    access_instructions = serializers.SerializerMethodField(
+        help_text="How to get in (the lab's instructions with namespace and username filled "
+                  "in; plain text), while the session is active; else empty.")
+    user_extend_minutes = serializers.IntegerField(
+        source="lab.user_extend_minutes", read_only=True,
+        help_text="Minutes the user's one extension adds (0: the lab allows none).")
+    can_extend = serializers.SerializerMethodField(
+        help_text="The user may extend it now: POST /api/lab-sessions/{id}/extend/.")
 
     class Meta:
         model = LabSession
         fields = ["id", "lab", "lab_name", "lab_description", "user", "namespace", "status",
                   "waiting_for_server", "access_start", "access_expiry", "time_left_seconds",
-                  "provisioned", "attempts", "next_retry_at", "last_error", "created_at",
-                  "updated_at"]
+                  "access_instructions", "user_extend_minutes", "user_extended_at",
+                  "can_extend", "provisioned", "attempts", "next_retry_at", "last_error",
+                  "created_at", "updated_at"]
         read_only_fields = fields
 
     def get_time_left_seconds(self, session) -> int:
         return int(session.time_left.total_seconds())
+
+    def get_access_instructions(self, session) -> str:
+        return instructions.for_session(session) if session.status == "active" else ""
+
+    def get_can_extend(self, session) -> bool:
+        try:
+            actions.check_user_extend(session, session.user)
+        except PortalError:
+            return False
+        return True
 
 
 class LabSessionAdminSerializer(LabSessionSerializer):

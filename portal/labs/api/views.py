@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from portal.core.api.errors import error_body
 from portal.core.api.filters import IdFilter
+from portal.core.errors import PortalError
 from portal.core.tenancy import CustomerScopedQuerysetMixin, IsAdmin, is_admin
 from portal.labs import actions
 from portal.labs.api import serializers
@@ -99,9 +100,9 @@ class LabSessionViewSet(CustomerScopedQuerysetMixin, viewsets.ReadOnlyModelViewS
     ordering_fields = ["created_at", "access_expiry", "status"]
 
     def get_permissions(self):
-        if self.action in ("retry", "extend", "end"):
+        if self.action in ("retry", "end"):
             return [IsAdmin()]
-        return super().get_permissions()
+        return super().get_permissions()  # extend: admins any way, a user once (below)
 
     def get_serializer_class(self):
         if self.action == "extend":
@@ -123,8 +124,21 @@ class LabSessionViewSet(CustomerScopedQuerysetMixin, viewsets.ReadOnlyModelViewS
                    responses={200: serializers.LabSessionAdminSerializer})
     @action(detail=True, methods=["post"], filter_backends=[])
     def extend(self, request, pk=None):
-        """Move the expiry of a live session (409 if it is not live)."""
+        """Move the expiry of a live session (409 if it is not live).
+
+        Admins extend by `minutes`, to `until`, or by the lab's default duration. A user
+        extends their own active session once, by the lab's `user_extend_minutes`, with an
+        empty body (409 if the lab allows none or it was already extended)."""
         session = self.get_object()
+        if not is_admin(request.user):
+            sent = request.data.keys() if hasattr(request.data, "keys") else ()
+            if {"minutes", "until"} & set(sent):
+                field = "minutes" if "minutes" in request.data else "until"
+                raise PortalError("Only admins choose how long; your extension is the "
+                                  f"lab's ({session.lab.user_extend_minutes} minutes).",
+                                  field=field, code="read_only")
+            session = actions.do_user_extend(session, request.user)
+            return Response(serializers.LabSessionSerializer(session).data)
         options = serializers.ExtendSerializer(data=request.data)
         options.is_valid(raise_exception=True)
         minutes = options.validated_data.get("minutes")

@@ -9,4 +9,31 @@
     });
   }
   setInterval(tick, 1000);
+
+  // "Extend by N minutes" (once): the API decides; the page reloads to show the new expiry.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest(".lab-extend");
+    if (!button) return;
+    var card = button.closest("[data-session]");
+    var error = card.querySelector(".lab-extend-error");
+    var csrf = document.querySelector("#lab-csrf [name=csrfmiddlewaretoken]").value;
+    button.disabled = true;
+    fetch(button.dataset.url, {method: "POST", credentials: "same-origin",
+                               headers: {"Accept": "application/json", "X-CSRFToken": csrf}})
+      .then(function (response) {
+        if (response.ok) { window.location.reload(); return null; }
+        return response.json().catch(function () { return {message: "Error " + response.status}; });
+      })
+      .then(function (body) {
+        if (!body) return;
+        error.textContent = body.message || "The session could not be extended.";
+        error.hidden = false;
+        button.disabled = false;
+      })
+      .catch(function () {
+        error.textContent = "The portal did not answer; try again.";
+        error.hidden = false;
+        button.disabled = false;
+      });
+  });
 })();
