@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.settings import api_settings
 
 from portal.accounts.api.views import me_view
+from portal.accounts.views import PasswordResetView
 from portal.api_router import router
 from portal.core.api.docs import docs_view
 from portal.core.api.token import ObtainTokenView
@@ -25,6 +26,7 @@ api_patterns = [
 urlpatterns = [
     path("", home_view, name="home"),
     path("admin/", admin.site.urls),
+    path("accounts/password_reset/", PasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("labs/", include("portal.labs.urls")),
     path("workspaces/", include("portal.workspaces.urls")),

@@ -1,6 +1,8 @@
 """Customer web UI: the page an invitation email links to."""
 
+from django.conf import settings
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -44,3 +46,20 @@ def accept_invitation(request, token):
             login(request, membership.user, backend=SIGNUP_BACKEND)
         return redirect("workspaces:dashboard")  # now showing the customer's workspaces
     return render(request, "accounts/invitation_accept.html", context)
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset by email; the link starts with PORTAL_URL when set (as invitations'
+    do). The answer is the same whether or not the address has an account, and a failed
+    send is logged by Django, not shown."""
+
+    email_template_name = "registration/password_reset_email.txt"
+    subject_template_name = "registration/password_reset_subject.txt"
+
+    def form_valid(self, form):
+        base = settings.PORTAL_URL or self.request.build_absolute_uri("/").rstrip("/")
+        seconds = settings.PASSWORD_RESET_TIMEOUT
+        valid_for = (f"{seconds // 86400} day{'s' if seconds // 86400 != 1 else ''}"
+                     if seconds >= 86400 else f"{max(1, seconds // 3600)} hour(s)")
+        self.extra_email_context = {"portal_url": base, "valid_for": valid_for}
+        return super().form_valid(form)
