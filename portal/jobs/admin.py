@@ -1,58 +1,121 @@
 from django.contrib import admin, messages
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 
+from portal.core.admin import ReadOnlyAdminMixin, duration_text, seconds, status_badge
 from portal.core.errors import PortalError
 from portal.jobs import actions
+from portal.jobs.choices import ACTIVE, TERMINAL
 from portal.jobs.models import Job
 
 EVENTS_SHOWN = 500
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["id", "playbook", "action", "status_badge", "rc", "queue", "requested_by",
-                    "created_at", "duration", "event_count"]
+                    "created_at", "duration_shown", "event_count"]
     list_filter = ["status", "action", "playbook", "queue", "created_at"]
     search_fields = ["id", "playbook", "limit", "reason", "worker"]
     list_select_related = ["requested_by"]
     date_hierarchy = "created_at"
+    # Jobs are launched by actions, the API or manage.py runplaybook, and change only
+    # through the actions below (list dropdown and buttons on the job's page).
     actions = ["cancel_jobs", "relaunch_jobs", "relaunch_failed_hosts"]
+    detail_actions = [("cancel_jobs", "Cancel"), ("relaunch_jobs", "Relaunch"),
+                      ("relaunch_failed_hosts", "Relaunch on failed hosts")]
     readonly_fields = ["playbook", "limit", "nodes", "extra_vars", "sensitive_names",
-                       "check_mode", "action", "target_type", "target_id", "customer",
-                       "requested_by", "queue", "status", "rc", "reason", "timeout",
-                       "idle_timeout", "created_at", "not_before", "dispatched_at", "started_at",
-                       "finished_at", "host_summary", "worker", "heartbeat_at",
-                       "cancel_requested", "event_count", "attempt", "retry_of", "stdout",
-                       "events_table"]
+                       "check_mode", "action", "target_shown", "customer",
+                       "requested_by", "queue", "status_badge", "rc", "reason", "timeout",
+                       "idle_timeout", "created_shown", "not_before_shown", "dispatched_shown",
+                       "started_shown", "finished_shown", "duration_shown", "host_summary",
+                       "worker", "heartbeat_shown", "cancel_requested", "event_count",
+                       "attempt", "retry_of", "stdout", "events_table"]
     fieldsets = [
-        (None, {"fields": ["status", "rc", "reason", "playbook", "limit", "nodes", "check_mode",
-                           "action", "target_type", "target_id", "customer", "requested_by"]}),
+        (None, {"fields": ["status_badge", "rc", "reason", "playbook", "limit", "nodes",
+                           "check_mode", "action", "target_shown", "customer",
+                           "requested_by"]}),
+        ("Timing", {"fields": ["duration_shown", "created_shown", "not_before_shown",
+                               "dispatched_shown", "started_shown", "finished_shown",
+                               "timeout", "idle_timeout"]}),
+        ("Output", {"fields": ["stdout"]}),
         ("Variables", {"fields": ["extra_vars", "sensitive_names"]}),
-        ("Timing", {"fields": ["created_at", "not_before", "dispatched_at", "started_at",
-                               "finished_at", "timeout", "idle_timeout"]}),
-        ("Execution", {"fields": ["queue", "worker", "heartbeat_at", "cancel_requested",
+        ("Execution", {"fields": ["queue", "worker", "heartbeat_shown", "cancel_requested",
                                   "host_summary", "event_count", "attempt", "retry_of"]}),
-        ("Output", {"fields": ["stdout", "events_table"]}),
+        ("Events", {"fields": ["events_table"]}),
     ]
 
-    def has_add_permission(self, request):
-        return False  # jobs are launched by actions, the API or manage.py runplaybook
+    class Media:
+        js = ["jobs/job_output.js"]
 
-    def has_change_permission(self, request, obj=None):
-        return request.method in ("GET", "HEAD") and super().has_view_permission(request, obj)
+    def detail_action_applies(self, job, name):
+        if name == "cancel_jobs":
+            return job.status in ACTIVE
+        return job.status in TERMINAL
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, job):
-        colours = {"successful": "#2e7d32", "failed": "#c62828", "error": "#c62828",
-                   "running": "#1565c0", "lost": "#6a1b9a", "timeout": "#ef6c00"}
-        return format_html('<b style="color:{}">{}</b>', colours.get(job.status, "#555"),
-                           job.status)
+        return status_badge(job.status, job.get_status_display())
+
+    @admin.display(description="duration")
+    def duration_shown(self, job):
+        return duration_text(job.duration)
+
+    @admin.display(description="created", ordering="created_at")
+    def created_shown(self, job):
+        return seconds(job.created_at)
+
+    @admin.display(description="not before")
+    def not_before_shown(self, job):
+        return seconds(job.not_before)
+
+    @admin.display(description="dispatched")
+    def dispatched_shown(self, job):
+        return seconds(job.dispatched_at)
+
+    @admin.display(description="started")
+    def started_shown(self, job):
+        return seconds(job.started_at)
+
+    @admin.display(description="finished")
+    def finished_shown(self, job):
+        return seconds(job.finished_at)
+
+    @admin.display(description="heartbeat")
+    def heartbeat_shown(self, job):
+        return seconds(job.heartbeat_at)
+
+    @admin.display(description="target")
+    def target_shown(self, job):
+        if job.target_type_id is None or not job.target_id:
+            return "—"
+        model = job.target_type.model_class()
+        label = f"{job.target_type.name} {job.target_id}"
+        if model is None or model not in self.admin_site._registry:
+            return label
+        target = model._default_manager.filter(pk=job.target_id).first()
+        try:
+            url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change",
+                          args=[job.target_id])
+        except NoReverseMatch:
+            return label
+        if target is None:
+            return f"{label} (deleted)"
+        return format_html('<a href="{}">{}: {}</a>', url, job.target_type.name, target)
 
     @admin.display(description="stdout")
     def stdout(self, job):
-        lines = job.events.order_by("counter").values_list("stdout", flat=True)[:EVENTS_SHOWN]
-        text = "\n".join(line for line in lines if line)
-        return format_html('<pre style="max-height:40em;overflow:auto">{}</pre>', text)
+        events = list(job.events.order_by("counter").values_list("counter", "stdout")
+                      [:EVENTS_SHOWN])
+        text = "\n".join(line for _, line in events if line)
+        last = events[-1][0] if events else 0
+        live = job.status not in TERMINAL and len(events) < EVENTS_SHOWN
+        return format_html(
+            '<pre class="job-output" id="job-output" data-stream="{}" data-after="{}"'
+            ' data-live="{}">{}</pre><div class="job-output-state" id="job-output-state">'
+            '{}</div>',
+            reverse("api:job-stream", args=[job.pk]), last, "1" if live else "",
+            text, "live: following the output…" if live else "")
 
     @admin.display(description=f"events (first {EVENTS_SHOWN})")
     def events_table(self, job):
@@ -63,16 +126,17 @@ class JobAdmin(admin.ModelAdmin):
         return format_html("<table><tr><th>#</th><th>event</th><th>host</th><th>task</th>"
                            "<th>changed</th><th>failed</th></tr>{}</table>", body)
 
-    @admin.action(description="Cancel selected jobs")
+    @admin.action(description="Cancel selected jobs", permissions=["operate"])
     def cancel_jobs(self, request, queryset):
         self._each(request, queryset, lambda job: actions.cancel(job, by=request.user))
 
-    @admin.action(description="Relaunch selected jobs")
+    @admin.action(description="Relaunch selected jobs", permissions=["operate"])
     def relaunch_jobs(self, request, queryset):
         self._each(request, queryset,
                    lambda job: actions.relaunch(job, requested_by=request.user))
 
-    @admin.action(description="Relaunch selected jobs on failed hosts only")
+    @admin.action(description="Relaunch selected jobs on failed hosts only",
+                  permissions=["operate"])
     def relaunch_failed_hosts(self, request, queryset):
         self._each(request, queryset, lambda job: actions.relaunch(
             job, requested_by=request.user, failed_only=True))

@@ -13,10 +13,12 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from portal.core.admin import ReadOnlyAdminMixin, status_badge
 from portal.core.errors import PortalError
 from portal.jobs.models import Job
 from portal.labs import actions
 from portal.labs.choices import LIVE
+from portal.labs.choices import SessionStatus as S
 from portal.labs.models import Lab, LabSession
 from portal.nodes.choices import NodePurpose
 from portal.nodes.models import Node
@@ -169,14 +171,19 @@ class LabAdmin(admin.ModelAdmin):
 # --- sessions: read-only, operated through actions ----------------------------------------
 
 @admin.register(LabSession)
-class LabSessionAdmin(admin.ModelAdmin):
+class LabSessionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["id", "user", "lab", "namespace", "status_shown", "time_left_shown",
                     "attempts", "last_error_short", "access_expiry"]
     list_filter = ["status", "lab", "waiting_for_server", "provisioned"]
     search_fields = ["user__username", "namespace"]
     list_select_related = ["user", "lab"]
     date_hierarchy = "created_at"
+    # Read-only (ReadOnlyAdminMixin): sessions come from "Assign to users…", the API or
+    # manage.py lab; statuses change only through these actions (also buttons on the page);
+    # no delete: "End now" cleans the server up, deleting the row would not.
     actions = ["retry_sessions", "extend_sessions", "end_sessions"]
+    detail_actions = [("retry_sessions", "Retry"), ("extend_sessions", "Extend"),
+                      ("end_sessions", "End now")]
     fieldsets = [
         (None, {"fields": ["user", "lab", "namespace", "status_shown", "provisioned",
                            "assigned_by"]}),
@@ -191,24 +198,19 @@ class LabSessionAdmin(admin.ModelAdmin):
                        "waiting_for_server", "next_retry_at", "last_error", "last_rc",
                        "last_output_shown", "jobs_shown", "created_at", "updated_at"]
 
-    def has_add_permission(self, request):
-        return False  # sessions come from "Assign to users…", the API or manage.py lab
-
-    def has_change_permission(self, request, obj=None):
-        # The detail page is read-only: statuses change only through the actions.
-        return request.method in ("GET", "HEAD") and super().has_view_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # "End now" cleans the server up; deleting the row would not
-
-    def has_operate_permission(self, request):
-        return super().has_change_permission(request)
+    def detail_action_applies(self, session, name):
+        if name == "retry_sessions":
+            return session.status == S.FAILED
+        if name == "end_sessions":
+            return session.status not in (S.EXPIRED, S.EXPIRING)
+        return session.status in LIVE
 
     @admin.display(description="status", ordering="status")
     def status_shown(self, session):
+        badge = status_badge(session.status, session.get_status_display())
         if session.waiting_for_server:
-            return format_html("{} <i>(waiting for server)</i>", session.get_status_display())
-        return session.get_status_display()
+            return format_html("{} <i>(waiting for server)</i>", badge)
+        return badge
 
     @admin.display(description="time left", ordering="access_expiry")
     def time_left_shown(self, session):
@@ -221,8 +223,7 @@ class LabSessionAdmin(admin.ModelAdmin):
 
     @admin.display(description="last output")
     def last_output_shown(self, session):
-        return format_html('<pre style="max-height:30em;overflow:auto">{}</pre>',
-                           session.last_output)
+        return format_html('<pre class="job-output">{}</pre>', session.last_output)
 
     @admin.display(description="jobs")
     def jobs_shown(self, session):

@@ -5,10 +5,13 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from portal.accounts.models import Customer
+from portal.core.admin import DetailActionsMixin, ReadOnlyAdminMixin, status_badge
 from portal.core.errors import PortalError
 from portal.nodes.choices import NodePurpose
 from portal.nodes.models import Node
 from portal.workspaces import actions
+from portal.workspaces.choices import OPERATIONS
+from portal.workspaces.choices import WorkspaceStatus as S
 from portal.workspaces.models import Workspace, WorkspaceEvent
 
 
@@ -27,6 +30,7 @@ class WorkspaceEventInline(admin.TabularInline):
     can_delete = False
     ordering = ["-at", "-id"]
     verbose_name_plural = "History (status changes and jobs)"
+    classes = ["history-inline"]  # portal/admin.css hides each row's repeated caption
 
     @admin.display(description="job")
     def job_shown(self, event):
@@ -72,8 +76,8 @@ class WorkspaceCreateForm(forms.ModelForm):
 
 
 @admin.register(Workspace)
-class WorkspaceAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "customer", "owner", "node", "port", "status",
+class WorkspaceAdmin(DetailActionsMixin, admin.ModelAdmin):
+    list_display = ["name", "slug", "customer", "owner", "node", "port", "status_shown",
                     "job_shown", "quota_backend", "created_at"]
     list_filter = ["status", "node", "quota_backend", "customer__plan"]
     search_fields = ["name", "slug", "linux_username", "customer__name", "owner__username"]
@@ -81,6 +85,15 @@ class WorkspaceAdmin(admin.ModelAdmin):
     inlines = [WorkspaceEventInline]
     actions = ["start_selected", "stop_selected", "restart_selected", "check_selected",
                "delete_selected_workspaces", "force_delete_selected"]
+    # The same actions as buttons on the workspace's page; every field there is read-only
+    # (changes are jobs), so that page has no Save button.
+    detail_actions = [("start_selected", "Start"), ("stop_selected", "Stop"),
+                      ("restart_selected", "Restart"), ("check_selected", "Check status"),
+                      ("delete_selected_workspaces", "Delete"),
+                      ("force_delete_selected", "Force delete")]
+    detail_operations = {"start_selected": "start", "stop_selected": "stop",
+                         "restart_selected": "restart", "check_selected": "status"}
+    read_only_page = True
     readonly_fields = ["customer", "owner", "name", "slug", "node", "port", "linux_username",
                        "status", "status_reason", "status_changed_at", "job_shown", "on_node",
                        "route_wanted", "disk_quota_gb", "cpu_limit", "memory_limit_mb",
@@ -95,6 +108,17 @@ class WorkspaceAdmin(admin.ModelAdmin):
                                                "quota_backend", "quota_used_bytes"]}),
         ("Times", {"fields": ["created_at", "updated_at", "deleted_at"]}),
     ]
+
+    def detail_action_applies(self, workspace, name):
+        if name in self.detail_operations:
+            return workspace.status in OPERATIONS[self.detail_operations[name]]
+        if name == "force_delete_selected":
+            return workspace.status in (S.FAILED, S.DELETING)
+        return workspace.status != S.DELETED
+
+    @admin.display(description="status", ordering="status")
+    def status_shown(self, workspace):
+        return status_badge(workspace.status, workspace.get_status_display())
 
     @admin.display(description="current job")
     def job_shown(self, workspace):
@@ -195,18 +219,11 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
 
 @admin.register(WorkspaceEvent)
-class WorkspaceEventAdmin(admin.ModelAdmin):
+class WorkspaceEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """History rows: written by the actions, never edited or deleted."""
+
     list_display = ["at", "workspace", "from_status", "to_status", "message", "job", "by"]
     list_filter = ["to_status"]
     search_fields = ["workspace__slug", "message"]
     list_select_related = ["workspace", "by"]
     readonly_fields = ["workspace", "at", "from_status", "to_status", "message", "job", "by"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

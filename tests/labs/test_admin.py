@@ -195,3 +195,84 @@ def test_end_action(admin_client, lab):
     active.refresh_from_db()
     assert active.status == S.EXPIRING
     assert jobs_of(active).last().playbook == "lab_cleanup.yml"
+
+
+# --- the session's page: no submit row, the actions as buttons, coloured status -----------
+
+def _button(session, name):
+    return reverse("admin:labs_labsession_detail_action", args=[session.pk, name])
+
+
+def _page(client, session) -> str:
+    page = client.get(reverse("admin:labs_labsession_change", args=[session.pk]))
+    assert page.status_code == 200
+    return page.content.decode()
+
+
+def test_session_page_has_no_submit_row_and_a_coloured_status(admin_client, lab):
+    html = _page(admin_client, session_in(lab, S.FAILED))
+    assert 'class="submit-row"' not in html and 'name="_save"' not in html
+    assert 'class="status-badge status-failed">Failed<' in html
+    assert " style=" not in html.split('id="content"')[1]  # CSP: colours from portal/admin.css
+    listing = admin_client.get(SESSIONS).content.decode()
+    assert 'class="status-badge status-failed"' in listing
+
+
+def test_session_page_offers_the_buttons_its_status_allows(admin_client, lab):
+    failed, active = session_in(lab, S.FAILED), session_in(lab, S.ACTIVE)
+    html = _page(admin_client, failed)
+    assert _button(failed, "retry_sessions") in html
+    assert _button(failed, "extend_sessions") not in html
+    html = _page(admin_client, active)
+    assert _button(active, "retry_sessions") not in html
+    assert _button(active, "extend_sessions") in html and _button(active, "end_sessions") in html
+    assert 'name="csrfmiddlewaretoken"' in html
+    expired = session_in(lab, S.EXPIRED)
+    assert "detail-action" not in _page(admin_client, expired)
+
+
+def test_retry_button_retries_with_a_new_job(admin_client, lab):
+    failed = session_in(lab, S.FAILED)
+    page = admin_client.post(_button(failed, "retry_sessions"), follow=True)
+    assert page.redirect_chain[-1][0] == reverse("admin:labs_labsession_change",
+                                                 args=[failed.pk])
+    assert f"Session {failed.pk}: provisioning" in " ".join(messages_of(page))
+    failed.refresh_from_db()
+    assert failed.status == S.PROVISIONING
+    assert [job.playbook for job in jobs_of(failed)] == ["lab_provision.yml"] * 2
+
+
+def test_extend_button_extends_by_the_default_duration(admin_client, lab):
+    active = session_in(lab, S.ACTIVE)
+    old = active.access_expiry
+    admin_client.post(_button(active, "extend_sessions"))
+    active.refresh_from_db()
+    assert active.access_expiry == old + lab.default_duration
+
+
+def test_end_button_ends_with_a_cleanup_job(admin_client, lab):
+    active = session_in(lab, S.ACTIVE)
+    Job.objects.update(status="successful")
+    admin_client.post(_button(active, "end_sessions"))
+    active.refresh_from_db()
+    assert active.status == S.EXPIRING
+    assert jobs_of(active).last().playbook == "lab_cleanup.yml"
+
+
+def test_a_refused_button_says_why_and_changes_nothing(admin_client, lab):
+    expired = session_in(lab, S.EXPIRED)
+    page = admin_client.post(_button(expired, "extend_sessions"), follow=True)
+    assert any("cannot be extended" in note for note in messages_of(page))
+    assert LabSession.objects.get(pk=expired.pk).status == S.EXPIRED
+
+
+def test_buttons_need_the_change_permission(client, lab):
+    from django.contrib.auth.models import Permission
+
+    viewer = UserFactory(is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_labsession"))
+    client.force_login(viewer)
+    failed = session_in(lab, S.FAILED)
+    assert "detail-action" not in _page(client, failed)
+    assert client.post(_button(failed, "retry_sessions")).status_code == 403
+    assert LabSession.objects.get(pk=failed.pk).status == S.FAILED

@@ -1,0 +1,121 @@
+"""Shared admin bases: read-only detail pages and actions as buttons on a detail page.
+
+Records that change only through actions (jobs, events, histories, lab sessions) are
+viewable, never editable: no Save or Delete button. Their list actions also appear as
+buttons on the detail page; a button posts to one URL per object that runs the very same
+list action on a queryset of that one object, so both paths share the checks and messages.
+"""
+
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+READ_ONLY_FORM = "admin/portal/change_form.html"
+
+
+def seconds(value) -> str:
+    """A time to the second in the current time zone ("—" when unset)."""
+    if value is None:
+        return "—"
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def duration_text(delta) -> str:
+    if delta is None:
+        return "—"
+    total = int(delta.total_seconds())
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{delta.total_seconds():.1f}s"
+
+
+def status_badge(value: str, label: str | None = None) -> str:
+    """A status coloured by the class portal/admin.css gives it (no inline style: CSP)."""
+    return format_html('<b class="status-badge status-{}">{}</b>', value, label or value)
+
+
+class DetailActionsMixin:
+    """``detail_actions``: (list action name, button label) pairs shown on the detail page.
+
+    ``detail_action_applies(obj, name)`` hides a button that makes no sense for the object's
+    state (the action itself still decides and says why it refuses)."""
+
+    detail_actions: list[tuple[str, str]] = []
+    change_form_template = READ_ONLY_FORM
+    read_only_page = False
+
+    def detail_action_applies(self, obj, name: str) -> bool:
+        return True
+
+    def _detail_action_url_name(self) -> str:
+        return f"{self.opts.app_label}_{self.opts.model_name}_detail_action"
+
+    def get_urls(self):
+        extra = [path("<path:object_id>/run/<str:name>/",
+                      self.admin_site.admin_view(self.detail_action_view),
+                      name=self._detail_action_url_name())]
+        return extra + super().get_urls()
+
+    def detail_action_view(self, request, object_id, name):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if name not in dict(self.detail_actions):
+            raise Http404
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404
+        available = self.get_actions(request)  # filtered by the actions' permissions
+        if name not in available:
+            raise PermissionDenied
+        func = available[name][0]
+        queryset = self.get_queryset(request).filter(pk=obj.pk)
+        response = func(self, request, queryset)
+        if response is not None:
+            return response
+        return HttpResponseRedirect(reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[obj.pk]))
+
+    def detail_buttons(self, request, obj) -> list[dict]:
+        if obj is None:
+            return []
+        available = self.get_actions(request)
+        return [{"label": label, "name": name,
+                 "url": reverse(f"admin:{self._detail_action_url_name()}",
+                                args=[obj.pk, name])}
+                for name, label in self.detail_actions
+                if name in available and self.detail_action_applies(obj, name)]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, unquote(object_id))
+        extra_context = {**(extra_context or {}), "read_only_page": self.read_only_page,
+                         "detail_buttons": self.detail_buttons(request, obj)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+class ReadOnlyAdminMixin(DetailActionsMixin):
+    """Viewable, never edited here: no add, change or delete; no submit row.
+
+    ``has_operate_permission`` is the model's real change permission, for actions
+    declared with ``permissions=["operate"]``."""
+
+    read_only_page = True
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_operate_permission(self, request):
+        return admin.ModelAdmin.has_change_permission(self, request)
