@@ -5,19 +5,22 @@ Chromium must report no CSP violation and no script error."""
 
 import re
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from portal.accounts.choices import PlanTier
+from portal.accounts.models import Plan
 from portal.labs.choices import SessionStatus
 from portal.labs.models import Lab, LabSession
 from portal.nodes.choices import Connection, NodePurpose
 from portal.workspaces.choices import WorkspaceStatus
 from portal.workspaces.models import Workspace
 from tests.core.test_csp_browser import CHROMIUM, PASSWORD, browser_page  # noqa: F401
-from tests.factories import MembershipFactory, NodeFactory, plan
+from tests.factories import MembershipFactory, NodeFactory
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -29,7 +32,11 @@ RAW = "node ws-b-1 unreachable (5 attempts: Failed to connect to the host via ss
 
 @pytest.fixture
 def customer_world(transactional_db):
-    membership = MembershipFactory(user__username="dana", customer__plan=plan("team"))
+    # A transactional test before this one may have flushed the seeded plans.
+    team, _ = Plan.objects.get_or_create(tier=PlanTier.TEAM, defaults={
+        "name": "Team", "workspace_limit": 5, "disk_quota_gb": 50, "cpu_limit": Decimal("2"),
+        "memory_limit_mb": 4096})
+    membership = MembershipFactory(user__username="dana", customer__plan=team)
     user, customer = membership.user, membership.customer
     node = NodeFactory(name="ws-b-1", purpose=NodePurpose.WORKSPACE_HOST,
                        connection=Connection.LOCAL, credential=None)
