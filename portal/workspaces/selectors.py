@@ -1,16 +1,20 @@
 """Reads for the customer pages: usage against the plan."""
 
 from django.db.models import Count, Q, Sum
+from django.template.defaultfilters import filesizeformat
 
 from portal.accounts.models import Customer
 from portal.workspaces.choices import WorkspaceStatus
 
 
 def plan_usage(user) -> list[dict]:
-    """Per customer the user sees: workspaces used of the plan's limit ("3 of 5 workspaces"),
-    the per-workspace quota of the plan, and the disk measured across its workspaces."""
+    """Per customer the user is a member of (an admin's view of every customer is the
+    admin's): workspaces used of the plan's limit ("3 of 5 workspaces"), the plan's quota
+    per workspace, and the disk measured across its workspaces."""
+    if not (user and user.is_authenticated):
+        return []
     live = ~Q(workspaces__status=WorkspaceStatus.DELETED)
-    customers = (Customer.objects.visible_to(user).select_related("plan")
+    customers = (Customer.objects.filter(memberships__user=user).select_related("plan")
                  .annotate(used=Count("workspaces", filter=live, distinct=True),
                            disk_used=Sum("workspaces__quota_used_bytes", filter=live))
                  .order_by("name")[:50])
@@ -19,6 +23,7 @@ def plan_usage(user) -> list[dict]:
         plan = customer.plan
         limit = plan.workspace_limit
         rows.append({
+            "customer_id": customer.pk,
             "customer": customer.name,
             "plan": plan.name,
             "used": customer.used,
@@ -27,5 +32,6 @@ def plan_usage(user) -> list[dict]:
             "text": f"{customer.used} of {limit} workspace{'s' if limit != 1 else ''}",
             "disk_quota_gb": plan.disk_quota_gb,
             "disk_used_bytes": customer.disk_used or 0,
+            "disk_used_text": f"{filesizeformat(customer.disk_used or 0)} used",
         })
     return rows

@@ -175,7 +175,8 @@ def dashboard(request):
 @require_GET
 def state(request):
     """The live state of every card: polled by the dashboard every ~2 s."""
-    return JsonResponse({"workspaces": _cards(request, _visible(request.user))})
+    return JsonResponse({"workspaces": _cards(request, _visible(request.user)),
+                         "usage": plan_usage(request.user)})
 
 
 @login_required

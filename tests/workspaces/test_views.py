@@ -260,8 +260,23 @@ def test_the_page_shows_usage_against_the_plan(running, client):
     page = client.get(PAGE).content.decode()
     assert row["text"] in page and f"{plan.disk_quota_gb} GB disk per workspace" in page
     assert "3.0\xa0MB used" in page
+    assert _state_usage(client) == [row]  # kept live by the poll
     Workspace.objects.filter(pk=running.pk).update(status=S.DELETED, port=None)
     assert plan_usage(running.owner)[0]["used"] == 0  # deleted ones do not count
+    assert _state_usage(client)[0]["text"].startswith("0 of ")
+
+
+def _state_usage(client) -> list:
+    return client.get(STATE).json()["usage"]
+
+
+def test_an_admin_of_no_customer_sees_no_usage(running, client):
+    from portal.workspaces.selectors import plan_usage
+
+    admin = AdminFactory()
+    assert plan_usage(admin) == []
+    client.force_login(admin)
+    assert 'data-testid="ws-usage-summary"' not in client.get(PAGE).content.decode()
 
 
 def test_usage_counts_only_the_users_customers(running):

@@ -147,6 +147,16 @@
     el.remove();
   }
 
+  // Usage against the plan ("3 of 5 workspaces"), kept live with the cards.
+  function applyUsage(row) {
+    var el = document.querySelector('[data-testid="ws-plan-usage"][data-customer="' + row.customer_id + '"]');
+    if (!el) return;
+    setText(byTestId(el, "ws-plan-count"), row.text);
+    setText(byTestId(el, "ws-plan-disk"), row.disk_used_text);
+    el.classList.toggle("ws-plan-full", row.full);
+    byTestId(el, "ws-plan-full").hidden = !row.full;
+  }
+
   function refresh() {
     if (polling) return;
     polling = true;
@@ -167,6 +177,7 @@
           if (!seen[el.dataset.workspaceId]) removeCard(el);
         });
         empty.hidden = data.workspaces.length > 0;
+        (data.usage || []).forEach(applyUsage);
         showNotice("");
       })
       .catch(function (error) { showNotice("Could not refresh the workspaces: " + error.message); })
