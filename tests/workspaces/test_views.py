@@ -345,3 +345,20 @@ def test_a_full_node_says_the_admins_are_told_and_to_try_later(member, ws_node, 
     assert "administrators have been told" in refused.value.message
     assert any(r.levelname == "WARNING" and "no free port" in r.getMessage()
                for r in caplog.records)
+
+
+@pytest.mark.parametrize("status, reason, words", [
+    (S.DELETING, "node ws-1 unreachable: the delete will be retried at 12:00:00 (attempt 2; x)",
+     "tries again by itself"),
+    (S.PROVISIONING, "waiting for node ws-1 (unreachable); retrying at 12:00:00",
+     "tries again by itself"),
+    (S.RUNNING, "stop failed: unit not found", "last operation did not work"),
+    (S.RUNNING, "running at https://a.workspaces.localhost", ""),
+    (S.STOPPED, "stopped", ""),
+])
+def test_a_workspace_that_has_not_failed_gets_no_failure_advice(status, reason, words):
+    from portal.workspaces.explain import status_help
+
+    text = status_help(status, reason)
+    assert (words in text) if words else text == ""
+    assert "Delete" not in text
