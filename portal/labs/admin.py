@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from portal.core.admin import ReadOnlyAdminMixin, status_badge
+from portal.core.admin import ReadOnlyAdminMixin, seconds, status_badge
 from portal.core.errors import PortalError
 from portal.jobs.models import Job
 from portal.labs import actions
@@ -231,11 +231,12 @@ class LabSessionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             target_type=ContentType.objects.get_for_model(LabSession),
             target_id=str(session.pk)).order_by("-created_at")[:JOBS_SHOWN]
         rows = [(reverse("admin:jobs_job_change", args=[job.pk]), job.pk, job.action,
-                 job.status, job.created_at) for job in jobs]
+                 status_badge(job.status, job.get_status_display()), seconds(job.created_at))
+                for job in jobs]
         if not rows:
             return "—"
         return format_html("<ul>{}</ul>", format_html_join(
-            "", '<li><a href="{}">job {}</a> {} <b>{}</b> {}</li>', rows))
+            "", '<li><a href="{}">job {}</a> {} {} {}</li>', rows))
 
     @admin.action(description="Retry selected failed sessions", permissions=["operate"])
     def retry_sessions(self, request, queryset):

@@ -276,3 +276,21 @@ def test_buttons_need_the_change_permission(client, lab):
     assert "detail-action" not in _page(client, failed)
     assert client.post(_button(failed, "retry_sessions")).status_code == 403
     assert LabSession.objects.get(pk=failed.pk).status == S.FAILED
+
+
+def test_admin_home_counts_active_lab_sessions(admin_client, lab):
+    session_in(lab, S.ACTIVE)
+    session_in(lab, S.ACTIVE)
+    session_in(lab, S.FAILED)
+    html = admin_client.get(reverse("admin:index")).content.decode()
+    assert 'id="number-labs"><b>2</b>' in html
+
+
+def test_session_jobs_show_coloured_statuses_and_seconds(admin_client, lab):
+    session = session_in(lab, S.PROVISIONING)
+    job = jobs_of(session).get()
+    html = _page(admin_client, session)
+    assert 'class="status-badge status-pending">Pending<' in html
+    from django.utils import timezone
+
+    assert timezone.localtime(job.created_at).strftime("%Y-%m-%d %H:%M:%S") in html

@@ -155,3 +155,14 @@ def test_workspace_history_is_read_only_without_repeated_captions(
                                         args=[event.pk]))
     assert response.status_code == 200
     assert 'class="submit-row"' not in response.content.decode()
+
+
+def test_admin_home_counts_workspaces_by_status(admin_client, member, ws_node,
+                                                django_capture_on_commit_callbacks):
+    _running(member, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        actions.do_create(member[1], member[0], "Second")
+    html = admin_client.get(reverse("admin:index")).content.decode()
+    assert 'id="number-workspaces"><b>2</b>' in html
+    assert 'status-running">1 running</a>' in html
+    assert 'status-provisioning">1 provisioning</a>' in html
