@@ -51,6 +51,8 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def detail_action_applies(self, job, name):
         if name == "cancel_jobs":
             return job.status in ACTIVE
+        if name == "relaunch_failed_hosts":
+            return job.status in TERMINAL and bool(actions.failed_hosts(job))
         return job.status in TERMINAL
 
     @admin.display(description="status", ordering="status")

@@ -90,10 +90,13 @@ def test_relaunch_button_creates_a_new_job_like_the_list_action(admin_client, ad
               host_summary={"web-1": {"failures": 1}})
     html = page(admin_client, job)
     assert button_url(job, "cancel_jobs") not in html
+    assert button_url(job, "relaunch_failed_hosts") in html
+    ok = end(launch(), JobStatus.SUCCESSFUL, finished_at=timezone.now())
+    assert button_url(ok, "relaunch_failed_hosts") not in page(admin_client, ok)
     with mock.patch(PUBLISH):
         response = admin_client.post(button_url(job, "relaunch_jobs"))
     assert response.status_code == 302
-    again = Job.objects.exclude(pk=job.pk).get()
+    again = Job.objects.exclude(pk__in=[job.pk, ok.pk]).get()
     assert (again.playbook, again.status, again.requested_by) == ("echo.yml", "pending",
                                                                   admin_user)
     with mock.patch(PUBLISH):
