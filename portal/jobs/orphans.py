@@ -16,8 +16,9 @@ in the killed worker can act any more, so:
   start and every reaper run kill those processes (freeze, then kill) and remove those dirs.
   (A cgroup would need root or a delegated hierarchy; a subreaper can be killed with the
   pool. The variable needs neither.)
-- Every module Ansible runs on a node carries ``PORTAL_JOB_RUN=<run tag>`` (the shell
-  plugin ``portal.runner.tagged_sh`` puts it in the module's environment, inside become).
+- Every module Ansible runs on a node carries ``PORTAL_JOB_RUN=<run tag>`` (the portal's
+  callback, ``callback/awx_display.py``, adds it to every module's environment, inside
+  become).
   When the reaper marks a job lost it launches a short job on the lost job's SSH nodes that
   ends the processes carrying that tag and their children (``playbooks/end_lost_run.yml``).
 """
@@ -44,7 +45,6 @@ RUN_VAR = "PORTAL_JOB_RUN"
 # Beside the product playbooks (Ansible finds it there for operators' runs too), not under
 # PLAYBOOKS_DIR, which may point elsewhere.
 COLLECTIONS_DIR = Path(__file__).resolve().parents[2] / "playbooks" / "collections"
-TAGGED_SHELL = "portal.runner.tagged_sh"
 END_RUN_ACTION = "jobs.end_lost_run"
 END_RUN_PLAYBOOK = "end_lost_run.yml"
 # job-<id>-<owner token>-<random>: the data dir of a run (runner.prepare).

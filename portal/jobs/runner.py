@@ -284,9 +284,8 @@ def run(job: Job) -> Outcome:
 
 
 def _runner_kwargs(job: Job, data_dir: Path, sink: EventSink, watchdog: Watchdog) -> dict:
-    # The tagged shell puts the run's tag in the environment of its modules on the nodes.
-    cmdline = ["-e", f"ansible_shell_type={orphans.TAGGED_SHELL}"]
-    cmdline += ["--check"] if job.check_mode else []
+    # The run's tag reaches its modules on the nodes through our callback (awx_display.py).
+    cmdline = ["--check"] if job.check_mode else []
     envvars = {
         **orphans.run_environment(job),
         "ANSIBLE_CONFIG": str(data_dir / "ansible.cfg"),

@@ -164,3 +164,19 @@ def test_reaper_goes_on_when_ending_what_was_left_fails(no_dispatch, local_node)
             mock.patch("portal.jobs.actions.finalize") as finalize:
         assert actions.reap_lost() == [job.pk]
     finalize.assert_called_once()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_module_of_a_run_carries_its_tag(no_dispatch, local_node):
+    """The tag the reaper looks for on a node is in each module's environment; the node keeps
+    its own shell type (no ansible_shell_type override)."""
+    from portal.jobs.models import JobEvent
+
+    job = actions.launch(playbook="module_env.yml", nodes=[local_node])
+    actions.execute(job.pk, job.signature, worker="test")
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCESSFUL, job.reason
+    result = JobEvent.objects.get(job=job, event="runner_on_ok")
+    lines = result.event_data["res"]["stdout_lines"]
+    assert f"{orphans.RUN_VAR}={orphans.run_tag(job)}" in lines
+    assert not any(line.startswith("ansible_shell_type") for line in lines)
