@@ -50,3 +50,13 @@ def user_api(db):
 def fast_password_hashing(settings):
     # The default PBKDF2 costs ~0.25 s per user created; tests create many.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def browser_page(live_server, monkeypatch):
+    """(page, problems) in Chromium on the live server; see tests/browser.py."""
+    from tests.browser import open_page
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop in this thread
+    with open_page(live_server.url) as opened:
+        yield opened

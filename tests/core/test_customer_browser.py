@@ -6,7 +6,6 @@ Chromium must report no CSP violation and no script error."""
 import re
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -19,13 +18,12 @@ from portal.labs.models import Lab, LabSession
 from portal.nodes.choices import Connection, NodePurpose
 from portal.workspaces.choices import WorkspaceStatus
 from portal.workspaces.models import Workspace
-from tests.core.test_csp_browser import CHROMIUM, PASSWORD, browser_page  # noqa: F401
+from tests.browser import PASSWORD, needs_chromium
 from tests.factories import MembershipFactory, NodeFactory
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"no chromium at {CHROMIUM} (`make test` installs it)"),
+    needs_chromium,
 ]
 RAW = "node ws-b-1 unreachable (5 attempts: Failed to connect to the host via ssh)"
 
@@ -57,7 +55,7 @@ def customer_world(transactional_db):
     return user, customer, session
 
 
-def test_the_customer_path_in_the_browser(browser_page, customer_world):  # noqa: F811
+def test_the_customer_path_in_the_browser(browser_page, customer_world):
     page, problems = browser_page
     user, customer, session = customer_world
     page.goto("/")

@@ -1,50 +1,25 @@
 """The admin job page in a real browser (Playwright + Debian's chromium): a real local job's
 output appears live through the SSE stream while the job runs, under the strict CSP."""
 
-import os
 import re
-from pathlib import Path
 from unittest import mock
 
 import pytest
-from django.db import connections
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from portal.jobs import actions
 from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job
+from tests.browser import PASSWORD, needs_chromium
 from tests.factories import AdminFactory
 from tests.helpers import InlineWorker
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
-PASSWORD = "pw-for-tests-1"  # tests.factories.UserFactory's
 SLOW = 60_000  # ms: a real ansible-playbook run
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"no chromium at {CHROMIUM} (`make test` installs it)"),
+    needs_chromium,
 ]
-
-
-@pytest.fixture
-def browser_page(live_server, monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop in this thread
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(base_url=live_server.url)
-        context.set_default_timeout(15_000)
-        page = context.new_page()
-        problems = []
-        page.on("console", lambda message: problems.append(message.text) if (
-            "Content Security Policy" in message.text) else None)
-        page.on("pageerror", lambda error: problems.append(str(error)))
-        yield page, problems
-        context.close()
-        browser.close()
-        connections.close_all()
 
 
 def test_job_page_shows_the_output_live_while_the_job_runs(browser_page, local_node):

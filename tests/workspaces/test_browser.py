@@ -9,7 +9,6 @@ real ones, on a ``connection=local`` workspace node. The real-machine run (code-
 Traefik on test hosts) is in tests/e2e.
 """
 
-import os
 import re
 import threading
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 from django.core.cache import cache
 from django.db import connections
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from portal.accounts.choices import DEFAULT_PLANS, PlanTier
 from portal.accounts.models import Plan
@@ -25,21 +24,17 @@ from portal.jobs.models import Job
 from portal.nodes.choices import Connection, NodePurpose
 from portal.workspaces.choices import S
 from portal.workspaces.models import Workspace
+from tests.browser import PASSWORD, needs_chromium
 from tests.factories import MembershipFactory, NodeFactory, UserFactory
 from tests.helpers import run_due_jobs
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
 PLAYBOOKS = Path(__file__).parent / "playbooks"
-PASSWORD = "pw-for-tests-1"  # tests.factories.UserFactory's
 SLOW = 60_000  # ms: a job is a real ansible-playbook run
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("no_dispatch"),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"no chromium at {CHROMIUM} (`make test` installs it)"),
+    needs_chromium,
 ]
 
 
@@ -97,24 +92,10 @@ def alice(transactional_db):
 
 
 @pytest.fixture
-def page(live_server, monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM reads are
-    # plain synchronous code, so let Django allow them.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(base_url=live_server.url)
-        context.set_default_timeout(15_000)
-        page = context.new_page()
-        errors = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        yield page
-        context.close()
-        browser.close()
-        # While Playwright's loop runs, Django keeps this thread's connections per context:
-        # close the test's own here, or PostgreSQL cannot drop the test database at the end.
-        connections.close_all()
-        assert not errors, f"JavaScript errors on the page: {errors}"
+def page(browser_page):
+    page, problems = browser_page
+    yield page
+    assert not problems, f"JavaScript errors or CSP violations on the page: {problems}"
 
 
 def test_create_run_stop_and_delete_a_workspace_in_the_browser(page, alice, worker):
