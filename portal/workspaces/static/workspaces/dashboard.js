@@ -15,7 +15,9 @@
 
   var POLL_MS = 2000;
   var MAX_STREAMS = 3; // keep HTTP/1.1 connections free for the poll and the buttons
-  var LOG_GRACE_MS = 5000;
+  // The logs are stored by the job's result handler, which then lets go of the workspace;
+  // only if it never does (a lost handler) are the logs shown as they are after this long.
+  var LOG_GRACE_MS = 60000;
   var API = root.dataset.apiUrl;
   var stateUrl = root.dataset.stateUrl;
   var cardUrl = root.dataset.cardUrl; // ".../0/card/"
@@ -360,7 +362,10 @@
     var current = ws.job ? ws.job.id : null;
     if (current === waiting.job) {
       if (ws.job.active) return;
-      waiting.endedAt = waiting.endedAt || Date.now();
+      if (!waiting.endedAt) {
+        waiting.endedAt = Date.now();
+        setText(byTestId(el, "ws-logs-status"), "The logs job ended " + ws.job.status + "; storing its result …");
+      }
       if (Date.now() - waiting.endedAt < LOG_GRACE_MS) return;
     }
     delete waitingLogs[ws.id];
