@@ -25,6 +25,7 @@ from portal.jobs import registry
 from portal.jobs.choices import ACTIVE as JOB_ACTIVE
 from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job
+from portal.jobs.selectors import failure_message
 from portal.labs.choices import LIVE, ON_SERVER, SessionStatus
 from portal.labs.models import Lab, LabSession
 from portal.nodes.choices import NodePurpose
@@ -216,13 +217,6 @@ def script_result(job: Job) -> tuple[int | None, str]:
     stats = job.events.filter(event="playbook_on_stats").values_list("event_data", flat=True)
     data = (stats.first() or {}).get("artifact_data") or {}
     return data.get("lab_session_rc"), data.get("lab_session_output", "")
-
-
-def failure_message(job: Job) -> str:
-    failed = job.events.filter(failed=True).exclude(event="playbook_on_stats").order_by(
-        "-counter").values_list("event_data", flat=True).first()
-    message = ((failed or {}).get("res") or {}).get("msg") if failed else None
-    return message or job.reason or job.status
 
 
 def apply_provision_result(job: Job) -> None:

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job
+from portal.jobs.selectors import failure_message
 from portal.workspaces import confirm
 from portal.workspaces.choices import S
 from portal.workspaces.models import Workspace
@@ -30,13 +31,6 @@ def job_workspaces(job: Job) -> list[Workspace]:
     ids = [item.get("id") for item in job.extra_vars.get("workspace_items", [])]
     return list(Workspace.objects.filter(pk__in=ids, current_job=job)
                 .select_related("node", "customer").order_by("id"))
-
-
-def failure_reason(job: Job) -> str:
-    failed = job.events.filter(failed=True).exclude(event="playbook_on_stats").order_by(
-        "-counter").values_list("event_data", flat=True).first()
-    message = ((failed or {}).get("res") or {}).get("msg") if failed else None
-    return str(message or job.reason or f"the job ended {job.status}")[:1000]
 
 
 # --- did a run reach its node? -------------------------------------------------------------
@@ -159,14 +153,14 @@ def _never_reached(workspaces: list[Workspace], job: Job) -> None:
             S.FAILED, [S.PROVISIONING], job=job, current_job=None, on_node=False, port=None,
             route_wanted=False,
             message=f"node {workspace.node.name} unreachable ({tries} attempt"
-                    f"{'s' if tries != 1 else ''}: {failure_reason(job)}); nothing was done on "
+                    f"{'s' if tries != 1 else ''}: {failure_message(job)}); nothing was done on "
                     "it. Delete the workspace, or create it again later.")
 
 
 def _roll_back(workspaces: list[Workspace], job: Job) -> None:
     from portal.workspaces import actions
 
-    reason = failure_reason(job)
+    reason = failure_message(job)
     for workspace in workspaces:
         workspace.move(S.FAILED, [S.PROVISIONING], job=job, current_job=None,
                        message=f"provisioning {job.status}: {reason}; rolling back")
@@ -183,7 +177,7 @@ def apply_rollback_result(job: Job) -> None:
             workspace.note("rolled back: nothing left on the node", job=job, current_job=None,
                            on_node=False, port=None, route_wanted=False)
         else:
-            workspace.note(f"rollback failed: {failure_reason(job)}; delete the workspace to "
+            workspace.note(f"rollback failed: {failure_message(job)}; delete the workspace to "
                            "try again", job=job, current_job=None)
 
 
@@ -202,11 +196,11 @@ def apply_delete_result(job: Job) -> None:
             workspace.move(
                 S.FAILED, [S.DELETING], job=job, current_job=None,
                 message=f"delete failed: node {workspace.node.name} unreachable ({tries} "
-                        f"attempt{'s' if tries != 1 else ''}: {failure_reason(job)}); delete "
+                        f"attempt{'s' if tries != 1 else ''}: {failure_message(job)}); delete "
                         "again to retry, or an admin can force the delete (the node may then "
                         "keep leftovers)")
         else:
-            reason = (result or {}).get("message") or failure_reason(job)
+            reason = (result or {}).get("message") or failure_message(job)
             workspace.move(S.FAILED, [S.DELETING], job=job, current_job=None,
                            message=f"delete failed: {reason}; delete again to retry")
 
@@ -225,7 +219,7 @@ def apply_control_result(job: Job) -> None:
             fields.update(recent_logs=str(result.get("logs", ""))[-20000:],
                           logs_fetched_at=timezone.now())
         if not ok:
-            reason = result.get("message") or failure_reason(job)
+            reason = result.get("message") or failure_message(job)
             if operation == "stop":
                 fields["route_wanted"] = True  # still running: route it again
             workspace.note(f"{operation} failed: {reason}", job=job, **fields)
@@ -258,7 +252,7 @@ def apply_resize_result(job: Job) -> None:
                            f"{workspace.memory_limit_mb} MB, {workspace.cpu_limit} CPU",
                            job=job, current_job=None, **_host_facts(result))
         else:
-            workspace.note(f"resize failed: {result.get('message') or failure_reason(job)}",
+            workspace.note(f"resize failed: {result.get('message') or failure_message(job)}",
                            job=job, current_job=None)
 
 
