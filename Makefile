@@ -14,7 +14,7 @@ APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Use-Pty=0
 help:
 	@echo "make run    - install, migrate, seed the demo and start web + worker + beat"
 	@echo "make test   - install (and Debian's chromium for the browser tests) and run the test suite"
-	@echo "make lint   - ruff and ansible-lint"
+	@echo "make lint   - ruff, mypy, import layers, ansible-lint, ruff format --check"
 	@echo "make bench  - speed figures (bench/results.json)"
 	@echo "make lock   - re-resolve $(LOCK) from pyproject.toml"
 
@@ -48,9 +48,14 @@ test: venv $(CHROMIUM)
 	broker=$$(mktemp -d -t portal-test-broker.XXXXXX) && trap 'rm -rf "$$broker"' EXIT && \
 		CELERY_BROKER_DIR="$${CELERY_BROKER_DIR:-$$broker}" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# mypy's Django plugin imports portal.settings: DEBUG on lets it start without secrets.
+lint: export DEBUG ?= true
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/ansible-lint --offline playbooks roles
+	$(BIN)/ruff format --check .
 
 bench: export DEBUG ?= true
 bench: venv
