@@ -2,14 +2,18 @@
 
 With nothing set, the portal runs on the embedded default: SQLite and Celery's filesystem
 transport under ``var/``, development secrets generated once into ``var/`` (DEBUG only).
+Values are read and cast by django-environ (``portal.config.Env``).
+
+Importing settings makes no directory: the folders named here are made where they are first
+needed (``portal.core.apps`` for var/ and STATIC_ROOT, the filesystem transport for the
+broker's, the runner for job dirs). Only a development secret generated on first start (DEBUG,
+no SECRET_KEY/FIELD_ENCRYPTION_KEY given) writes into var/.
 """
 
 import os
 import tempfile
 from datetime import timedelta
 from pathlib import Path
-
-import environ
 
 from portal.config import ConfigError, Env, generated_secret
 
@@ -39,8 +43,8 @@ FIELD_ENCRYPTION_KEYS = env.fernet_keys(
     "FIELD_ENCRYPTION_KEY", fallback_file=VAR_DIR / "field_encryption_key" if DEBUG else None
 )
 
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SECURE_COOKIES = env.bool("SECURE_COOKIES", default=False)
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES
 BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
@@ -136,10 +140,9 @@ TEMPLATES = [
 # --- database -----------------------------------------------------------------------------
 
 _default_database_url = f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"
-DATABASES = {"default": env.database("DATABASE_URL", _default_database_url)}
+DATABASES = {"default": env.db_url("DATABASE_URL", _default_database_url)}
 _db = DATABASES["default"]
 if _db["ENGINE"] == "django.db.backends.sqlite3":
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
     # WAL + immediate transactions: web, worker and beat share one file without
     # "database is locked" on the first write of a read transaction.
     _db["OPTIONS"] = {
@@ -159,9 +162,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", "filesystem://")
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_DEFAULT_QUEUE", "default")
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    # The folders are made by the transport (portal.core.fs_transport) when it first connects.
     _broker_dir = Path(env.str("CELERY_BROKER_DIR", str(VAR_DIR / "broker")))
-    for _sub in ("queue", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
@@ -208,6 +210,9 @@ WORKSPACE_BATCH_MAX = env.int("WORKSPACE_BATCH_MAX", 100, minimum=1)
 WORKSPACE_RETRY_MAX_ATTEMPTS = env.int("WORKSPACE_RETRY_MAX_ATTEMPTS", 5, minimum=1)
 WORKSPACE_RETRY_BASE_SECONDS = env.float("WORKSPACE_RETRY_BASE_SECONDS", 5.0)
 WORKSPACE_RETRY_MAX_SECONDS = env.float("WORKSPACE_RETRY_MAX_SECONDS", 120.0)
+# A create refused for want of a node or port emails the admins (active staff with an
+# address, or ADMINS) at most once per node group in this many minutes.
+CAPACITY_NOTICE_MINUTES = env.int("CAPACITY_NOTICE_MINUTES", 60, minimum=1)
 # How long Traefik may take to show (or drop) a workspace's route before it counts as failed.
 WORKSPACE_ROUTE_TIMEOUT = env.float("WORKSPACE_ROUTE_TIMEOUT", 60.0)
 CODE_SERVER_PACKAGE = env.str("CODE_SERVER_PACKAGE", "")  # path or URL; empty: npm
@@ -215,7 +220,7 @@ CODE_SERVER_VERSION = env.str("CODE_SERVER_VERSION", "4.100.3")
 # Traefik: the portal serves its HTTP-provider configuration and confirms routes via its API.
 TRAEFIK_PROVIDER_TOKEN = env.str("TRAEFIK_PROVIDER_TOKEN", "")
 TRAEFIK_API_URL = env.str("TRAEFIK_API_URL", "")  # empty: routes are not confirmed (dev)
-TRAEFIK_ENTRYPOINTS = env.list("TRAEFIK_ENTRYPOINTS", ["websecure"])
+TRAEFIK_ENTRYPOINTS = env.list("TRAEFIK_ENTRYPOINTS", default=["websecure"])
 TRAEFIK_TLS = env.bool("TRAEFIK_TLS", True)
 TRAEFIK_CERT_RESOLVER = env.str("TRAEFIK_CERT_RESOLVER", "")
 
@@ -261,16 +266,7 @@ JOB_PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2
 # EMAIL_URL (django-environ's email URL): smtp://user:password@host:25, smtp+tls://…:587,
 # smtp+ssl://…:465, consolemail://, filemail:///path, memorymail://, dummymail://.
 # Unset: the console in DEBUG, SMTP on localhost:25 otherwise. Secrets: EMAIL_URL_FILE.
-
-
-def _email_config(url: str) -> dict:
-    try:
-        return environ.Env.email_url_config(url)
-    except Exception as exc:  # an unknown scheme is a KeyError, a bad port a ValueError
-        raise ConfigError(f"EMAIL_URL: not an email URL ({exc!r})") from None
-
-
-_email = _email_config(env.str("EMAIL_URL", "consolemail://" if DEBUG else "smtp://localhost:25"))
+_email = env.email_url("EMAIL_URL", "consolemail://" if DEBUG else "smtp://localhost:25")
 EMAIL_BACKEND = _email["EMAIL_BACKEND"]
 EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
 EMAIL_PORT = _email.get("EMAIL_PORT") or 25
@@ -321,8 +317,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = Path(env.str("STATIC_ROOT", str(VAR_DIR / "static")))
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every start otherwise
+STATIC_ROOT = Path(env.str("STATIC_ROOT", str(VAR_DIR / "static")))  # made by portal.core.apps
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

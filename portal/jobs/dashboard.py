@@ -72,8 +72,17 @@ def outcomes_by_day(days: int = CHART_DAYS) -> list[dict]:
             for day, counts in per_day.items()]
 
 
+def creates_refused_last_day() -> int:
+    """Workspace creates refused for want of a node or port in the last 24 hours (the rows
+    portal/workspaces/notify.py records)."""
+    from portal.workspaces.notify import refusals_last_day
+
+    return refusals_last_day()
+
+
 def admin_home() -> dict:
     workspaces = workspaces_by_status()
     return {**job_numbers(), "workspaces": workspaces,
             "workspaces_total": sum(count for _, _, count in workspaces),
-            "labs_active": labs_active(), "outcomes": outcomes_by_day()}
+            "labs_active": labs_active(), "outcomes": outcomes_by_day(),
+            "creates_refused": creates_refused_last_day()}

@@ -32,7 +32,7 @@ from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job
 from portal.nodes.choices import NodePurpose
 from portal.nodes.models import Node
-from portal.workspaces import naming, routing
+from portal.workspaces import naming, notify, routing
 from portal.workspaces.choices import LIVE, OPERATIONS, S
 from portal.workspaces.models import Workspace
 
@@ -121,7 +121,7 @@ def free_slug(name: str, chosen: str | None) -> str:
 
 # --- allocation -----------------------------------------------------------------------------
 
-# Said with every refusal for want of a node: the warning logged with it tells the admins.
+# Said with every refusal for want of a node: notify.py records it and emails the admins.
 TOLD_TRY_LATER = "The administrators have been told; please try again later."
 
 
@@ -181,6 +181,7 @@ def _insert_with_free_slug(fields: dict, name: str, chosen: str | None, taken) -
 
 # --- create ---------------------------------------------------------------------------------
 
+@notify.tells_admins_when_full  # a refusal for want of room is told to the admins
 def do_create(customer: Customer, owner, name, *, slug=None, node: Node | None = None,
               by=None) -> Workspace:
     name = naming.check_name(name)

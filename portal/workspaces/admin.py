@@ -12,7 +12,7 @@ from portal.nodes.models import Node
 from portal.workspaces import actions
 from portal.workspaces.choices import OPERATIONS
 from portal.workspaces.choices import WorkspaceStatus as S
-from portal.workspaces.models import Workspace, WorkspaceEvent
+from portal.workspaces.models import CapacityRefusal, Workspace, WorkspaceEvent
 
 
 def job_link(job_id) -> str:
@@ -227,3 +227,15 @@ class WorkspaceEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["workspace__slug", "message"]
     list_select_related = ["workspace", "by"]
     readonly_fields = ["workspace", "at", "from_status", "to_status", "message", "job", "by"]
+
+
+@admin.register(CapacityRefusal)
+class CapacityRefusalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Creates refused for want of a node or port (portal/workspaces/notify.py): the admin
+    home counts the last 24 hours'; "admins told" marks the ones that were emailed."""
+
+    list_display = ["at", "code", "scope", "customer", "admins_told", "message"]
+    list_filter = ["code", "admins_told", "scope"]
+    date_hierarchy = "at"
+    list_select_related = ["customer"]
+    readonly_fields = ["at", "code", "scope", "customer", "admins_told", "message"]

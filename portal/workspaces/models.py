@@ -174,3 +174,35 @@ class WorkspaceEvent(models.Model):
 
     def __str__(self):
         return f"{self.workspace_id}: {self.from_status} → {self.to_status}"
+
+
+class CapacityRefusal(models.Model):
+    """A workspace create refused for want of a node or a free port (admins are told:
+    portal/workspaces/notify.py); the admin home counts the last 24 hours' rows."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    code = models.CharField(max_length=20, help_text="no_node or no_capacity.")
+    scope = models.CharField(max_length=200,
+                             help_text="The node group(s) that had no room.")
+    message = models.TextField()
+    customer = models.ForeignKey("accounts.Customer", null=True, blank=True,
+                                 on_delete=models.SET_NULL, related_name="+")
+    admins_told = models.BooleanField(
+        default=False, help_text="This refusal's email went out (one per scope and window).")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.code} ({self.scope})"
+
+
+class CapacityNotice(models.Model):
+    """When the admins were last emailed about a scope: claimed by a guarded update, so
+    concurrent refusals send one email per window."""
+
+    scope = models.CharField(max_length=200, unique=True)
+    last_told_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.scope}: told {self.last_told_at:%Y-%m-%d %H:%M}"
