@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import environ
 import pytest
 from cryptography.fernet import Fernet
 
@@ -21,6 +22,35 @@ def test_bool_words(raw, expected):
 def test_bool_rejects_other_words_naming_the_variable():
     with pytest.raises(ConfigError, match=r"^DEBUG: expected true/false.*'maybe'"):
         Env({"DEBUG": "maybe"}).bool("DEBUG")
+    # django-environ alone reads any unknown word as false, and "ok"/"y" as true.
+    assert environ.Env.parse_value("maybe", bool) is False
+    with pytest.raises(ConfigError, match="SECURE_COOKIES: expected true/false"):
+        Env({"SECURE_COOKIES": "ok"}).bool("SECURE_COOKIES", default=False)
+
+
+def test_reads_through_django_environ():
+    assert isinstance(Env({}), environ.Env)
+    env = Env({"N": "7", "F": "2.5", "L": " a, b ,,c", "J": '{"k": [1, 2]}', "S": "$HOME"})
+    assert env.int("N", 1) == 7 and env.float("F", 1.0) == 2.5
+    assert env.list("L", default=[]) == ["a", "b", "c"]
+    assert env.list("L", str.upper) == ["A", "B", "C"]
+    assert env.json("J") == {"k": [1, 2]}
+    assert env.str("S") == "$HOME"  # no proxied values: a secret may start with '$'
+    assert env.list("UNSET", default=["x"]) == ["x"] and env.int("UNSET", 3) == 3
+    with pytest.raises(TypeError, match="by name"):
+        env.list("L", ["x"])  # django-environ's second argument is the cast
+
+
+def test_empty_number_is_the_default_and_bad_ones_name_the_variable():
+    env = Env({"N": "", "F": " ", "BAD_F": "1e3", "BAD_J": "{oops"})
+    assert env.int("N", 5) == 5 and env.float("F", 0.5) == 0.5
+    # django-environ's float cast alone would read '1e3' as 13.0
+    with pytest.raises(ConfigError, match=r"^BAD_F: expected a number, got '1e3'"):
+        env.float("BAD_F", 1.0)
+    with pytest.raises(ConfigError, match=r"^BAD_J: expected JSON, got '\{oops'"):
+        env.json("BAD_J")
+    with pytest.raises(ConfigError, match=r"^MISSING: required but not set"):
+        env.str("MISSING")
 
 
 def test_int_rejects_text_and_minimum():
@@ -33,9 +63,11 @@ def test_int_rejects_text_and_minimum():
 def test_secret_from_file(tmp_path):
     secret_file = tmp_path / "key"
     secret_file.write_text("s3cret-from-file\n")
-    env = Env({"SECRET_KEY_FILE": str(secret_file)})
-    assert env.str("SECRET_KEY") == "s3cret-from-file"
+    env = Env({"SECRET_KEY_FILE": str(secret_file), "SECRET_KEY": "from-the-variable"})
+    assert env.str("SECRET_KEY") == "s3cret-from-file"  # the file wins, stripped
     assert env.is_set("SECRET_KEY")
+    (tmp_path / "port").write_text("2525\n")
+    assert Env({"EMAIL_TIMEOUT_FILE": str(tmp_path / "port")}).int("EMAIL_TIMEOUT", 10) == 2525
 
 
 def test_unreadable_secret_file_is_named(tmp_path):
@@ -45,11 +77,21 @@ def test_unreadable_secret_file_is_named(tmp_path):
 
 def test_database_urls():
     env = Env({"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/portal"})
-    config = env.database("DATABASE_URL", "sqlite:///x")
+    config = env.db_url("DATABASE_URL", "sqlite:///x")
     assert config["ENGINE"] == "django.db.backends.postgresql"
     assert config["NAME"] == "portal" and config["HOST"] == "127.0.0.1"
-    with pytest.raises(ConfigError, match="DATABASE_URL"):
-        Env({"DATABASE_URL": "nosuchdb://x/y"}).database("DATABASE_URL", "sqlite:///x")
+    with pytest.raises(ConfigError, match="DATABASE_URL: unsupported database URL scheme"):
+        Env({"DATABASE_URL": "nosuchdb://x/y"}).db_url("DATABASE_URL", "sqlite:///x")
+    with pytest.raises(ConfigError, match="DATABASE_URL: the URL names no database"):
+        Env({"DATABASE_URL": "postgres://host:5432/"}).db_url("DATABASE_URL", "sqlite:///x")
+
+
+def test_email_urls():
+    config = Env({"EMAIL_URL": "smtp+tls://u:p@mail.example:587"}).email_url("EMAIL_URL")
+    assert config["EMAIL_HOST"] == "mail.example" and config["EMAIL_PORT"] == 587
+    assert config["EMAIL_USE_TLS"] is True
+    with pytest.raises(ConfigError, match="EMAIL_URL: not an email URL"):
+        Env({"EMAIL_URL": "pigeon://coop"}).email_url("EMAIL_URL")
 
 
 def test_fernet_keys_validated_and_ordered():
@@ -126,8 +168,41 @@ def test_filesystem_broker_folder_from_the_environment(tmp_path):
             "print(settings.CELERY_BROKER_TRANSPORT_OPTIONS['data_folder_in'])")
     env = {"DEBUG": "1", "PORTAL_VAR_DIR": str(tmp_path / "var"),
            "CELERY_BROKER_DIR": str(tmp_path / "broker")}
-    result = _manage(env, "shell", "-c", code)
+    result = _manage(dict(env), "shell", "-c", code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == str(tmp_path / "broker" / "queue")
-    assert (tmp_path / "broker" / "processed").is_dir()
+    assert not (tmp_path / "broker").exists()  # made by the transport, not by settings
+    code = ("from portal.celery import app\n"
+            "with app.connection_for_write() as connection: connection.default_channel")
+    result = _manage(env, "shell", "-c", code)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "broker" / "queue").is_dir() and (tmp_path / "broker" / "control").is_dir()
     assert not (tmp_path / "var" / "broker").exists()
+
+
+@pytest.mark.parametrize("debug", ["true", "false"])
+def test_importing_settings_makes_no_directory(tmp_path, debug):
+    """Settings only name folders: the process that needs one makes it (see settings.py)."""
+    var = tmp_path / "does" / "not" / "exist"
+    env = {"PATH": "/usr/bin:/bin", "DEBUG": debug, "PORTAL_VAR_DIR": str(var),
+           "SECRET_KEY": "k" * 50, "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode()}
+    code = ("import portal.settings as s; "
+            "print(s.VAR_DIR, s.STATIC_ROOT, s.CELERY_BROKER_TRANSPORT_OPTIONS['data_folder_in'],"
+            " s.JOBS_WORK_DIR, s.DATABASES['default']['NAME'])")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert str(var) in result.stdout  # the defaults really point there
+    assert not (tmp_path / "does").exists()
+
+
+def test_django_setup_makes_the_embedded_defaults_folders(tmp_path):
+    var = tmp_path / "var"
+    code = "import django; django.setup()"
+    env = {"PATH": "/usr/bin:/bin", "DEBUG": "1", "PORTAL_VAR_DIR": str(var),
+           "DJANGO_SETTINGS_MODULE": "portal.settings"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert (var / "static").is_dir()
+    assert (var / "secret_key").is_file()  # DEBUG without SECRET_KEY: generated into var/
