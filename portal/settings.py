@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "portal.jobs",
     "portal.labs",
     "portal.workspaces",
+    "portal.monitoring",
 ]
 
 MIDDLEWARE = [
@@ -190,6 +191,9 @@ CELERY_BEAT_SCHEDULE = {
     "jobs-reap-lost": {"task": "jobs.reap_lost", "schedule": 10.0},
     "labs-tick": {"task": "labs.tick", "schedule": 10.0},
     "workspaces-tick": {"task": "workspaces.tick", "schedule": 5.0},
+    "monitoring-liveness": {"task": "monitoring.evaluate_liveness", "schedule": 2.0,
+                            "options": {"expires": 10}},
+    "monitoring-rollup": {"task": "monitoring.rollup_and_prune", "schedule": 60.0},
 }
 
 METRICS_TOKEN = env.str("METRICS_TOKEN", "")
@@ -224,6 +228,23 @@ TRAEFIK_API_URL = env.str("TRAEFIK_API_URL", "")  # empty: routes are not confir
 TRAEFIK_ENTRYPOINTS = env.list("TRAEFIK_ENTRYPOINTS", default=["websecure"])
 TRAEFIK_TLS = env.bool("TRAEFIK_TLS", True)
 TRAEFIK_CERT_RESOLVER = env.str("TRAEFIK_CERT_RESOLVER", "")
+
+# --- monitoring ---------------------------------------------------------------------------
+
+# Agents' heartbeats (README, "Monitoring"): a node is late once its beat is overdue by
+# LATE_SECONDS, down once it is overdue by GRACE_SECONDS (next_due_at = beat + interval + grace).
+MONITORING_HEARTBEAT_INTERVAL = env.int("MONITORING_HEARTBEAT_INTERVAL", 30, minimum=1)
+MONITORING_LATE_SECONDS = env.int("MONITORING_LATE_SECONDS", 10, minimum=0)
+MONITORING_GRACE_SECONDS = env.int("MONITORING_GRACE_SECONDS", 60, minimum=0)
+MONITORING_MAX_GAUGES = env.int("MONITORING_MAX_GAUGES", 32, minimum=0)
+# The portal's address as the nodes' agents reach it (empty: PORTAL_URL).
+MONITORING_PORTAL_URL = env.str("MONITORING_PORTAL_URL", "")
+MONITORING_RAW_RETENTION_HOURS = env.int("MONITORING_RAW_RETENTION_HOURS", 48, minimum=1)
+MONITORING_ROLLUP_RETENTION_DAYS = env.int("MONITORING_ROLLUP_RETENTION_DAYS", 90, minimum=1)
+MONITORING_RAW_QUERY_HOURS = env.int("MONITORING_RAW_QUERY_HOURS", 24, minimum=1)
+MONITORING_METRICS_MAX_HOURS = env.int("MONITORING_METRICS_MAX_HOURS", 2160, minimum=1)
+MONITORING_PRUNE_BATCH = env.int("MONITORING_PRUNE_BATCH", 10000, minimum=1)
+MONITORING_PRUNE_MAX_BATCHES = env.int("MONITORING_PRUNE_MAX_BATCHES", 100, minimum=1)
 
 # --- jobs ---------------------------------------------------------------------------------
 
@@ -382,6 +403,7 @@ SPECTACULAR_SETTINGS = {
         "NodePurposeEnum": "portal.nodes.choices.NodePurpose",
         "NodeConnectionEnum": "portal.nodes.choices.Connection",
         "CredentialKindEnum": "portal.nodes.choices.CredentialKind",
+        "LivenessStatusEnum": "portal.monitoring.choices.Liveness",
     },
 }
 

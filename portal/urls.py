@@ -20,6 +20,7 @@ api_patterns = [
          name="token"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", docs_view(url_name="api:schema"), name="docs"),
+    path("", include("portal.monitoring.api.urls")),
     path("", include(router.urls)),
 ]
 

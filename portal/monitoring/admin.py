@@ -1,0 +1,92 @@
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
+
+from portal.core.admin import ReadOnlyAdminMixin, status_badge
+from portal.core.errors import PortalError
+from portal.monitoring import actions
+from portal.monitoring.choices import Liveness
+from portal.monitoring.models import MonitoredNode
+
+
+@admin.register(MonitoredNode)
+class MonitoredNodeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Every node with its liveness and last values; installing the agent (again, which
+    rotates its token) is an action here and a button on the node's page."""
+
+    list_display = ["name", "liveness", "last_seen", "cpu", "memory", "disk", "agent"]
+    list_filter = ["liveness__status", "purpose", "group"]
+    search_fields = ["name", "address"]
+    fields = ["name", "address", "purpose", "group", "liveness", "last_seen", "next_due",
+              "cpu", "memory", "disk", "agent", "token_issued", "metrics"]
+    readonly_fields = fields
+    actions = ["install_agent"]
+    detail_actions = [("install_agent", "Install agent / rotate its token")]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("liveness", "group")
+
+    @staticmethod
+    def _row(node):
+        return getattr(node, "liveness", None)
+
+    @admin.display(description="liveness", ordering="liveness__status")
+    def liveness(self, node):
+        row = self._row(node)
+        return status_badge(row.status if row else Liveness.UNKNOWN)
+
+    @admin.display(description="last heartbeat", ordering="liveness__last_seen_at")
+    def last_seen(self, node):
+        row = self._row(node)
+        return row.last_seen_at if row and row.last_seen_at else "-"
+
+    @admin.display(description="down at")
+    def next_due(self, node):
+        row = self._row(node)
+        return row.next_due_at if row and row.next_due_at else "-"
+
+    def _percent(self, node, name):
+        row = self._row(node)
+        value = getattr(row, name, None) if row else None
+        return "-" if value is None else f"{value:.1f} %"
+
+    @admin.display(description="cpu", ordering="liveness__cpu_percent")
+    def cpu(self, node):
+        return self._percent(node, "cpu_percent")
+
+    @admin.display(description="memory", ordering="liveness__memory_percent")
+    def memory(self, node):
+        return self._percent(node, "memory_percent")
+
+    @admin.display(description="disk", ordering="liveness__disk_percent")
+    def disk(self, node):
+        return self._percent(node, "disk_percent")
+
+    @admin.display(description="agent")
+    def agent(self, node):
+        row = self._row(node)
+        return row.agent_version if row and row.agent_version else "-"
+
+    @admin.display(description="token issued")
+    def token_issued(self, node):
+        row = self._row(node)
+        return row.token_issued_at if row and row.token_issued_at else "never"
+
+    @admin.display(description="history")
+    def metrics(self, node):
+        url = reverse("api:node-metrics", kwargs={"node_id": node.pk})
+        return format_html('<a href="{}?hours=24">last 24 h (JSON)</a>', url)
+
+    @admin.action(description="Install the monitoring agent (rotates its token)",
+                  permissions=["operate"])
+    def install_agent(self, request, queryset):
+        for node in queryset.select_related("group", "credential").defer("credential__secret"):
+            try:
+                job = actions.do_install_agent(node, by=request.user)
+            except PortalError as error:
+                self.message_user(request, f"{node.name}: {error.message}", messages.ERROR)
+                continue
+            link = reverse("admin:jobs_job_change", args=[job.pk])
+            self.message_user(request, format_html(
+                '{}: agent install launched as <a href="{}">job {}</a>.', node.name, link,
+                job.pk), messages.SUCCESS)

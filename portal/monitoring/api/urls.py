@@ -1,0 +1,14 @@
+"""Monitoring's API paths under /api/ (the source fleet API's paths, no trailing slash)."""
+
+from django.urls import re_path
+
+from portal.monitoring.api.views import InstallAgentView, NodeMetricsView
+from portal.monitoring.heartbeat import heartbeat_view
+
+NODE = r"^nodes/(?P<node_id>[0-9]{1,18})"
+
+urlpatterns = [
+    re_path(NODE + r"/heartbeat/?$", heartbeat_view, name="node-heartbeat"),
+    re_path(NODE + r"/metrics/?$", NodeMetricsView.as_view(), name="node-metrics"),
+    re_path(NODE + r"/agent/?$", InstallAgentView.as_view(), name="node-agent"),
+]

@@ -1,0 +1,262 @@
+"""The heartbeat: ``PUT /api/nodes/{id}/heartbeat`` from a node's agent. A hot path.
+
+A good heartbeat is exactly two statements in one transaction: one UPDATE of the node's
+liveness row (authenticated, sequence-checked and applied in the same statement) and one
+INSERT of the sample. Only a refused heartbeat reads anything (to say why).
+
+Authentication: ``Authorization: Bearer <token>``; the token's SHA-256 (as invitations and
+lab tokens are stored) is compared with the row's in the UPDATE's WHERE clause, so the
+clear token never reaches the database and a guess costs one indexed lookup. That
+comparison is on digests of a 256-bit random token, where timing reveals nothing usable;
+the refusal path compares in Python with ``hmac.compare_digest``. Any token that is not
+this node's (another node's, a wrong one, a node that does not exist or has no agent) gets
+the same 404, so ids cannot be enumerated.
+
+Sequence numbers: a heartbeat whose ``seq`` is not above the last stored one changes
+nothing and gets 409 ``stale_seq`` with ``last_seq``; the agent never retries a 4xx (it
+sends the next beat at its next tick with ``seq`` above ``last_seq``).
+"""
+
+import hmac
+import json
+import math
+import re
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.http import JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from portal.accounts.actions import hash_token
+from portal.core.api.errors import error_body
+from portal.monitoring.choices import Liveness
+from portal.monitoring.models import NodeLiveness, Sample
+
+MAX_BODY_BYTES = 16 * 1024
+MAX_TOKEN_CHARS = 256
+SEQ_MAX = 2**63 - 1
+NUMBER_MAX = 1e15  # gauges and sizes: anything larger is a broken agent
+GAUGE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")
+AGENT_VERSION = re.compile(r"^[A-Za-z0-9._+-]{1,32}\Z")
+PERCENTS = ("cpu_percent", "memory_percent", "disk_percent")
+FIELDS = frozenset({*PERCENTS, "disk_used_gb", "load", "uptime_seconds", "agent_version",
+                    "seq", "interval_seconds", "gauges"})
+
+
+class Invalid(Exception):
+    def __init__(self, errors):
+        super().__init__(errors)
+        self.errors = errors  # [(field, message, code)]
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _number(errors, body, name, low, high, *, required=True, integer=False):
+    if name not in body:
+        if required:
+            errors.append((name, "This field is required.", "required"))
+        return None
+    value = body[name]
+    kind = "an integer" if integer else "a number"
+    if not _is_number(value) or (integer and not isinstance(value, int)):
+        errors.append((name, f"Must be {kind}.", "invalid"))
+        return None
+    if not math.isfinite(value):
+        errors.append((name, "Must be a finite number (not NaN or Infinity).", "invalid"))
+        return None
+    if not low <= value <= high:
+        errors.append((name, f"Must be between {low:g} and {high:g}.", "out_of_range"))
+        return None
+    return value
+
+
+def _load(errors, body):
+    if "load" not in body:
+        return None
+    value = body["load"]
+    if (not isinstance(value, list) or len(value) != 3
+            or not all(_is_number(v) and math.isfinite(v) and 0 <= v <= NUMBER_MAX
+                       for v in value)):
+        errors.append(("load", "Must be the three load averages [1, 5, 15 min], each a "
+                               "finite number >= 0.", "invalid"))
+        return None
+    return value
+
+
+def _gauges(errors, body):
+    if "gauges" not in body:
+        return None
+    value = body["gauges"]
+    limit = settings.MONITORING_MAX_GAUGES
+    if not isinstance(value, dict):
+        errors.append(("gauges", "Must be an object of names to numbers.", "invalid"))
+        return None
+    if len(value) > limit:
+        errors.append(("gauges", f"At most {limit} gauges.", "too_many"))
+        return None
+    for name, number in value.items():
+        if not GAUGE_NAME.match(name):
+            errors.append((f"gauges.{name[:64]}", "A gauge name is 1-63 of a-z, 0-9 and '_', "
+                                                  "starting with a letter.", "invalid"))
+        elif (not _is_number(number) or not math.isfinite(number)
+              or abs(number) > NUMBER_MAX):
+            errors.append((f"gauges.{name}", f"Must be a finite number within "
+                                             f"±{NUMBER_MAX:g}.", "invalid"))
+    return value or None
+
+
+def validate(body) -> dict:
+    """The heartbeat's values, or Invalid naming every bad field."""
+    if not isinstance(body, dict):
+        raise Invalid([(None, "The request body must be a JSON object.", "not_an_object")])
+    errors = [(name, "Unknown field.", "unknown_field") for name in body if name not in FIELDS]
+    values = {name: _number(errors, body, name, 0, 100) for name in PERCENTS}
+    values["disk_used_gb"] = _number(errors, body, "disk_used_gb", 0, NUMBER_MAX)
+    values["seq"] = _number(errors, body, "seq", 1, SEQ_MAX, integer=True)
+    values["uptime_seconds"] = _number(errors, body, "uptime_seconds", 0, SEQ_MAX,
+                                       required=False, integer=True)
+    values["interval_seconds"] = _number(errors, body, "interval_seconds", 1, 86400,
+                                         required=False, integer=True)
+    values["load"] = _load(errors, body)
+    values["gauges"] = _gauges(errors, body)
+    version = body.get("agent_version", "")
+    if not isinstance(version, str) or (version and not AGENT_VERSION.match(version)):
+        errors.append(("agent_version", "1-32 of letters, digits, '.', '_', '+' or '-'.",
+                       "invalid"))
+    values["agent_version"] = version if isinstance(version, str) else ""
+    if errors:
+        raise Invalid(errors)
+    return values
+
+
+# --- storing ------------------------------------------------------------------------------
+
+def _sql():
+    live = NodeLiveness._meta.db_table
+    sample = Sample._meta.db_table
+    # One statement authenticates (either hash), refuses a stale seq and applies the beat.
+    # A beat with the pending (rotated) token makes it the only token.
+    update = (
+        f"UPDATE {live} SET "  # noqa: S608 - the table name is the model's; values are params
+        "token_hash = CASE WHEN next_token_hash = %s THEN next_token_hash ELSE token_hash END, "
+        "next_token_hash = CASE WHEN next_token_hash = %s THEN '' ELSE next_token_hash END, "
+        "status_changed_at = CASE WHEN status = %s THEN status_changed_at ELSE %s END, "
+        "status = %s, last_seen_at = %s, last_seq = %s, interval_seconds = %s, late_at = %s, "
+        "next_due_at = %s, agent_version = %s, uptime_seconds = %s, cpu_percent = %s, "
+        "memory_percent = %s, disk_percent = %s, disk_used_gb = %s, load1 = %s "
+        "WHERE node_id = %s AND last_seq < %s AND (token_hash = %s OR next_token_hash = %s)"
+    )
+    insert = (
+        f"INSERT INTO {sample} (node_id, at, cpu_percent, memory_percent, disk_percent, "  # noqa: S608
+        "disk_used_gb, load1, gauges) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+    )
+    return update, insert
+
+
+_STATEMENTS = None
+
+
+def statements():
+    global _STATEMENTS  # built once; table names do not change at runtime
+    if _STATEMENTS is None:
+        _STATEMENTS = _sql()
+    return _STATEMENTS
+
+
+def store(node_id: int, token: str, values: dict, now=None):
+    """Apply a validated heartbeat. Returns (True, row info) or (False, refusal)."""
+    now = now or timezone.now()
+    interval = values["interval_seconds"] or settings.MONITORING_HEARTBEAT_INTERVAL
+    late_at = now + timedelta(seconds=interval + settings.MONITORING_LATE_SECONDS)
+    due_at = now + timedelta(seconds=interval + settings.MONITORING_GRACE_SECONDS)
+    digest = hash_token(token)
+    load1 = values["load"][0] if values["load"] else None
+    adapt = connection.ops.adapt_datetimefield_value
+    at = adapt(now)
+    gauges = Sample._meta.get_field("gauges").get_db_prep_save(values["gauges"], connection)
+    update, insert = statements()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(update, [
+            digest, digest, Liveness.UP, at, Liveness.UP, at, values["seq"], interval,
+            adapt(late_at), adapt(due_at), values["agent_version"], values["uptime_seconds"],
+            values["cpu_percent"], values["memory_percent"], values["disk_percent"],
+            values["disk_used_gb"], load1, node_id, values["seq"], digest, digest,
+        ])
+        if cursor.rowcount != 1:
+            return False, refusal(cursor, node_id, digest)
+        cursor.execute(insert, [
+            node_id, at, values["cpu_percent"], values["memory_percent"],
+            values["disk_percent"], values["disk_used_gb"], load1, gauges,
+        ])
+    return True, {"seq": values["seq"], "status": Liveness.UP,
+                  "next_due_at": due_at.isoformat()}
+
+
+def refusal(cursor, node_id: int, digest: str):
+    """Why the UPDATE matched nothing: ("not_found", None) or ("stale_seq", last_seq)."""
+    cursor.execute(
+        f"SELECT token_hash, next_token_hash, last_seq FROM {NodeLiveness._meta.db_table} "  # noqa: S608
+        "WHERE node_id = %s", [node_id])
+    row = cursor.fetchone()
+    known = row is not None and any(
+        stored and hmac.compare_digest(stored, digest) for stored in row[:2])
+    return ("stale_seq", row[2]) if known else ("not_found", None)
+
+
+# --- the view -----------------------------------------------------------------------------
+
+def _error(status, errors, code=None, headers=None, **extra):
+    return JsonResponse({**error_body(status, errors, code), **extra}, status=status,
+                        headers=headers)
+
+
+def bearer_token(request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_CHARS:
+        return None
+    return token
+
+
+@csrf_exempt
+def heartbeat_view(request, node_id: str):
+    """``PUT /api/nodes/{id}/heartbeat`` (documented in README, "Monitoring")."""
+    if request.method != "PUT":
+        return _error(405, [(None, "Use PUT.", "method_not_allowed")], headers={"Allow": "PUT"})
+    token = bearer_token(request)
+    if token is None:
+        return _error(401, [(None, "Send the node's agent token as 'Authorization: Bearer "
+                                   "<token>'.", "not_authenticated")],
+                      headers={"WWW-Authenticate": 'Bearer realm="api"'})
+    try:
+        length = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        length = MAX_BODY_BYTES + 1
+    if length > MAX_BODY_BYTES:
+        return _error(413, [(None, f"The body is larger than {MAX_BODY_BYTES} bytes.",
+                             "request_too_large")])
+    try:
+        values = validate(json.loads(request.body))
+    except (ValueError, RecursionError):  # JSONDecodeError, an int literal too long
+        return _error(400, [(None, "The body is not valid JSON.", "parse_error")])
+    except Invalid as invalid:
+        return _error(400, invalid.errors)
+    node = int(node_id)
+    if node > SEQ_MAX:
+        return _not_found(node)
+    stored, info = store(node, token, values)
+    if stored:
+        return JsonResponse(info)
+    reason, last_seq = info
+    if reason == "stale_seq":
+        return _error(409, [("seq", f"seq must be above {last_seq}; this heartbeat changed "
+                                    "nothing.", "stale_seq")], last_seq=last_seq)
+    return _not_found(node)
+
+
+def _not_found(node_id: int):
+    return _error(404, [(None, f"No node {node_id} for this token.", "not_found")])

@@ -1,0 +1,16 @@
+"""Beat tasks of monitoring: thin, each calls one action."""
+
+from celery import shared_task
+
+from portal.monitoring import actions
+
+
+@shared_task(name="monitoring.evaluate_liveness", ignore_result=True, time_limit=60)
+def evaluate_liveness() -> None:
+    actions.evaluate_liveness()
+
+
+@shared_task(name="monitoring.rollup_and_prune", ignore_result=True, time_limit=600)
+def rollup_and_prune() -> None:
+    actions.rollup()
+    actions.prune()
