@@ -6,25 +6,43 @@ buttons on the detail page; a button posts to one URL per object that runs the v
 list action on a queryset of that one object, so both paths share the checks and messages.
 """
 
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
-from django.urls import path, reverse
+from django.db.models import Model
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 READ_ONLY_FORM = "admin/portal/change_form.html"
 
+if TYPE_CHECKING:  # the mixins below are mixed into ModelAdmin
+    _AdminBase = admin.ModelAdmin[Any]
+else:
+    _AdminBase = object
 
-def seconds(value) -> str:
+
+def seconds(value: datetime | None) -> str:
     """A time to the second in the current time zone ("—" when unset)."""
     if value is None:
         return "—"
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
-def duration_text(delta) -> str:
+def duration_text(delta: timedelta | None) -> str:
     if delta is None:
         return "—"
     total = int(delta.total_seconds())
@@ -42,7 +60,7 @@ def status_badge(value: str, label: str | None = None) -> str:
     return format_html('<b class="status-badge status-{}">{}</b>', value, label or value)
 
 
-class DetailActionsMixin:
+class DetailActionsMixin(_AdminBase):
     """``detail_actions``: (list action name, button label) pairs shown on the detail page.
 
     ``detail_action_applies(obj, name)`` hides a button that makes no sense for the object's
@@ -52,19 +70,20 @@ class DetailActionsMixin:
     change_form_template = READ_ONLY_FORM
     read_only_page = False
 
-    def detail_action_applies(self, obj, name: str) -> bool:
+    def detail_action_applies(self, obj: Any, name: str) -> bool:
         return True
 
     def _detail_action_url_name(self) -> str:
         return f"{self.opts.app_label}_{self.opts.model_name}_detail_action"
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         extra = [path("<path:object_id>/run/<str:name>/",
                       self.admin_site.admin_view(self.detail_action_view),
                       name=self._detail_action_url_name())]
         return extra + super().get_urls()
 
-    def detail_action_view(self, request, object_id, name):
+    def detail_action_view(self, request: HttpRequest, object_id: str, name: str
+                           ) -> HttpResponseBase:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         if name not in dict(self.detail_actions):
@@ -72,7 +91,8 @@ class DetailActionsMixin:
         obj = self.get_object(request, unquote(object_id))
         if obj is None:
             raise Http404
-        available = self.get_actions(request)  # filtered by the actions' permissions
+        # filtered by the actions' permissions: (function, name, description) by name
+        available: dict[str, Any] = self.get_actions(request)
         if name not in available:
             raise PermissionDenied
         func = available[name][0]
@@ -83,7 +103,7 @@ class DetailActionsMixin:
         return HttpResponseRedirect(reverse(
             f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[obj.pk]))
 
-    def detail_buttons(self, request, obj) -> list[dict]:
+    def detail_buttons(self, request: HttpRequest, obj: Model | None) -> list[dict[str, str]]:
         if obj is None:
             return []
         available = self.get_actions(request)
@@ -93,7 +113,8 @@ class DetailActionsMixin:
                 for name, label in self.detail_actions
                 if name in available and self.detail_action_applies(obj, name)]
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
         obj = self.get_object(request, unquote(object_id))
         extra_context = {**(extra_context or {}), "read_only_page": self.read_only_page,
                          "detail_buttons": self.detail_buttons(request, obj)}
@@ -108,14 +129,14 @@ class ReadOnlyAdminMixin(DetailActionsMixin):
 
     read_only_page = True
 
-    def has_add_permission(self, request, *args):
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_operate_permission(self, request):
+    def has_operate_permission(self, request: HttpRequest) -> bool:
         return admin.ModelAdmin.has_change_permission(self, request)

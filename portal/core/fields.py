@@ -1,5 +1,7 @@
 """Model fields shared by every app."""
 
+from typing import Any
+
 from django.core import checks
 from django.db import models
 
@@ -15,25 +17,25 @@ class EncryptedTextField(models.TextField):
 
     description = "Text encrypted at rest (Fernet)"
 
-    def from_db_value(self, value, expression, connection):
+    def from_db_value(self, value: str | None, expression: Any, connection: Any) -> str | None:
         if value is None or value == "":
             return value
         return crypto.decrypt(value)
 
-    def get_prep_value(self, value):
+    def get_prep_value(self, value: Any) -> Any:
         value = super().get_prep_value(value)
         if value is None or value == "":
             return value
         return crypto.encrypt(value)
 
-    def get_lookup(self, lookup_name):
+    def get_lookup(self, lookup_name: str) -> Any:
         if lookup_name not in ("isnull",):
             raise TypeError(f"EncryptedTextField does not support the {lookup_name!r} lookup")
         return super().get_lookup(lookup_name)
 
-    def check(self, **kwargs):
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         errors = super().check(**kwargs)
-        if self.db_index or self.unique:
+        if self.db_index or self.unique:  # type: ignore[attr-defined]  # django-stubs lacks db_index
             errors.append(
                 checks.Error("EncryptedTextField cannot be indexed or unique", obj=self)
             )

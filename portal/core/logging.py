@@ -12,7 +12,7 @@ CONTEXT_KEYS = ("job_id", "object_type", "object_id", "customer_id", "node")
 
 
 class TextFormatter(logging.Formatter):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:

@@ -8,8 +8,24 @@ objects, an owner may change them. Objects outside that set are "not found" (404
 "forbidden", so their existence does not leak.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Self, cast
+
 from django.db import models
 from rest_framework import permissions
+
+if TYPE_CHECKING:  # DRF's views import the authentication, which imports this module
+    from django.contrib.auth.models import AnonymousUser, User
+    from rest_framework.generics import GenericAPIView
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
+
+    AnyUser = User | AnonymousUser | None
+    _ViewBase = GenericAPIView
+else:
+    _ViewBase = object
 
 OPERATORS_GROUP = "operators"
 
@@ -19,14 +35,14 @@ class MembershipRole(models.TextChoices):
     MEMBER = "member", "Member"
 
 
-def is_admin(user) -> bool:
+def is_admin(user: AnyUser) -> bool:
     return bool(user and user.is_authenticated and user.is_staff)
 
 
 _OPERATOR_FLAG = "_portal_is_operator"
 
 
-def is_operator(user) -> bool:
+def is_operator(user: AnyUser) -> bool:
     if not (user and user.is_authenticated):
         return False
     known = getattr(user, _OPERATOR_FLAG, None)
@@ -35,28 +51,29 @@ def is_operator(user) -> bool:
     return user.is_staff or user.groups.filter(name=OPERATORS_GROUP).exists()
 
 
-def remember_operator(user, value: bool) -> None:
+def remember_operator(user: AnyUser, value: bool) -> None:
     """For the authentication backend that loaded ``user`` for this request."""
     setattr(user, _OPERATOR_FLAG, bool(value))
 
 
 class CustomerOwnedQuerySet(models.QuerySet):
-    def _membership_filter(self, user, roles=None) -> dict:
+    def _membership_filter(self, user: AnyUser, roles: Iterable[str] | None = None
+                           ) -> dict[str, Any]:
         path = self.model.customer_path
         prefix = f"{path}__" if path else ""
-        lookup = {f"{prefix}memberships__user": user}
+        lookup: dict[str, Any] = {f"{prefix}memberships__user": user}
         if roles:
             lookup[f"{prefix}memberships__role__in"] = list(roles)
         return lookup
 
-    def visible_to(self, user):
+    def visible_to(self, user: AnyUser) -> Self:
         if not (user and user.is_authenticated):
             return self.none()
         if user.is_staff:
             return self
         return self.filter(**self._membership_filter(user))
 
-    def changeable_by(self, user):
+    def changeable_by(self, user: AnyUser) -> Self:
         if not (user and user.is_authenticated):
             return self.none()
         if user.is_staff:
@@ -64,31 +81,31 @@ class CustomerOwnedQuerySet(models.QuerySet):
         return self.filter(**self._membership_filter(user, roles=[MembershipRole.OWNER]))
 
 
-class CustomerScopedQuerysetMixin:
+class CustomerScopedQuerysetMixin(_ViewBase):
     """For DRF views: the queryset is always narrowed to what the user may see."""
 
-    def get_queryset(self):
-        return super().get_queryset().visible_to(self.request.user)
+    def get_queryset(self) -> CustomerOwnedQuerySet:
+        return cast(CustomerOwnedQuerySet, super().get_queryset()).visible_to(self.request.user)
 
 
 class IsAdmin(permissions.BasePermission):
     message = "Only portal admins may do this."
 
-    def has_permission(self, request, view):
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return is_admin(request.user)
 
 
 class IsOperator(permissions.BasePermission):
     message = "Only operators and admins may do this."
 
-    def has_permission(self, request, view):
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return is_operator(request.user)
 
 
 class ReadOnlyOrAdmin(permissions.BasePermission):
     message = "Only portal admins may change this."
 
-    def has_permission(self, request, view):
+    def has_permission(self, request: Request, view: APIView) -> bool:
         if request.method in permissions.SAFE_METHODS:
             return bool(request.user and request.user.is_authenticated)
         return is_admin(request.user)
@@ -99,10 +116,10 @@ class CustomerObjectPermission(permissions.BasePermission):
 
     message = "Only an owner of this customer or an admin may change this."
 
-    def has_permission(self, request, view):
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return bool(request.user and request.user.is_authenticated)
 
-    def has_object_permission(self, request, view, obj):
+    def has_object_permission(self, request: Request, view: APIView, obj: Any) -> bool:
         if request.method in permissions.SAFE_METHODS:
             return True  # the queryset already limited reads to visible objects
         manager = type(obj)._default_manager

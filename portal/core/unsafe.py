@@ -4,6 +4,8 @@ Everything a user or the database supplies reaches Ansible through here, so a va
 ``{{ lookup('pipe', 'id') }}`` stays a string.
 """
 
+from typing import Any
+
 import yaml
 
 
@@ -15,7 +17,7 @@ class UnsafeDumper(yaml.SafeDumper):
     pass
 
 
-def _represent_unsafe(dumper, value):
+def _represent_unsafe(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     # ansible-core 2.19 reads an empty `!unsafe ''` as None (null), which broke every check
     # of an empty value (`code_server_package == ''`, issue #19). The empty string holds no
     # template: it goes as a plain ''.
@@ -27,7 +29,7 @@ def _represent_unsafe(dumper, value):
 UnsafeDumper.add_representer(Unsafe, _represent_unsafe)
 
 
-def mark_unsafe(value):
+def mark_unsafe(value: Any) -> Any:
     """Every string inside ``value`` (dicts and lists walked) becomes :class:`Unsafe`."""
     if isinstance(value, str):
         return Unsafe(value)
@@ -38,5 +40,5 @@ def mark_unsafe(value):
     return value
 
 
-def dump_yaml(data) -> str:
+def dump_yaml(data: Any) -> str:
     return yaml.dump(data, Dumper=UnsafeDumper, sort_keys=True, allow_unicode=True)

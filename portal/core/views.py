@@ -1,13 +1,14 @@
 """Site-wide views: the home redirect, health, and error pages that answer JSON under /api/."""
 
 from django.contrib.auth.views import redirect_to_login
-from django.http import JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import redirect
 from django.views import defaults
 from django.views.decorators.http import require_safe
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from portal.core import health
@@ -16,28 +17,28 @@ from portal.core.api.errors import error_body, is_api_request, json_error, reque
 _wants_json = is_api_request
 
 
-def bad_request(request, exception=None):
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Django refused the request before any view (a body over the size limit: 413)."""
     if _wants_json(request):
         return json_error(*request_error(exception))
-    return defaults.bad_request(request, exception)
+    return defaults.bad_request(request, exception)  # type: ignore[arg-type]  # None works
 
 
-def not_found(request, exception=None):
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _wants_json(request):
         body = error_body(404, [(None, "Not found.", "not_found")])
         return JsonResponse(body, status=404)
     return defaults.page_not_found(request, exception)
 
 
-def server_error(request):
+def server_error(request: HttpRequest) -> HttpResponse:
     if _wants_json(request):
         return JsonResponse(error_body(500, [(None, "Server error.", "error")]), status=500)
     return defaults.server_error(request)
 
 
 @require_safe
-def home_view(request):
+def home_view(request: HttpRequest) -> HttpResponseBase:
     """`/`: the login page for visitors; the workspaces page (where the menu leads to the
     labs, and staff to the admin) for signed-in users; the admin for staff of no customer."""
     if not request.user.is_authenticated:
@@ -52,20 +53,19 @@ def home_view(request):
                            "No sign-in needed.")
 @api_view(["GET"])
 @permission_classes([AllowAny])
-def health_view(request):
+def health_view(request: Request) -> Response:
     report = health.check_all()
     return Response(report, status=200 if report["status"] == "ok" else 503)
 
 
-def metrics_view(request):
+def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus text format; with METRICS_TOKEN set, a Bearer token is required, and
     without one the figures are shown only in development (METRICS_OPEN)."""
     from django.conf import settings
-    from django.http import HttpResponse
     from django.utils.crypto import constant_time_compare
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    from portal.jobs.metrics import JobCollector
+    from portal.core import metrics
 
     token = settings.METRICS_TOKEN
     if not token and not settings.METRICS_OPEN:
@@ -76,6 +76,5 @@ def metrics_view(request):
         if not constant_time_compare(given, token):
             return HttpResponse("metrics token required\n", status=401,
                                 content_type="text/plain")
-    registry = CollectorRegistry()
-    registry.register(JobCollector())
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(generate_latest(metrics.scrape_registry()),
+                        content_type=CONTENT_TYPE_LATEST)

@@ -6,8 +6,12 @@ class JobsConfig(AppConfig):
     label = "jobs"
     verbose_name = "Jobs"
 
-    def ready(self):
+    def ready(self) -> None:
+        from portal.core import metrics
         from portal.jobs import registry
+        from portal.jobs.metrics import JobCollector
+
+        metrics.register(JobCollector)  # served at /metrics
 
         # Operators' ad-hoc runs (manage.py runplaybook, the jobs API): any playbook.
         registry.register(registry.ActionSpec(
