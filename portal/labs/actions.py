@@ -180,6 +180,20 @@ def do_assign_many(lab: Lab, users, **options) -> list[tuple]:
     return results
 
 
+def check_self_service(lab: Lab) -> None:
+    if not lab.self_service:
+        raise PortalError(f"Lab {lab.name} is assigned by the administrators; ask them for "
+                          "a session.", field="lab", code="not_self_service")
+
+
+def do_start_own(lab: Lab, user) -> LabSession:
+    """A signed-in user starts a self-service lab for themselves, now, for the lab's default
+    duration: the same checks and provisioning as an admin's assignment."""
+    check_self_service(lab)
+    session, _token = do_assign(lab, user, by=user)
+    return session
+
+
 def _script_vars(session: LabSession, script: str) -> dict:
     return {"lab_session_script": script, "lab_session_username": session.user.username,
             "lab_session_namespace": session.namespace}

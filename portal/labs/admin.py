@@ -109,7 +109,7 @@ ASSIGN_PAGE = engines["django"].from_string("""{% extends "admin/base_site.html"
 class LabAdmin(admin.ModelAdmin):
     list_display = ["name", "server", "enabled", "default_duration", "live_sessions",
                     "allow_concurrent_sessions"]
-    list_filter = ["enabled", "allow_concurrent_sessions", "server"]
+    list_filter = ["enabled", "allow_concurrent_sessions", "self_service", "server"]
     search_fields = ["name", "description", "server__name"]
     list_select_related = ["server"]
     actions = ["assign_to_users"]
@@ -117,7 +117,7 @@ class LabAdmin(admin.ModelAdmin):
         (None, {"fields": ["name", "description", "server", "enabled"]}),
         ("Scripts", {"fields": ["provision_script_path", "cleanup_script_path"]}),
         ("Sessions", {"fields": ["default_duration", "allow_concurrent_sessions",
-                                 "user_extend_minutes"]}),
+                                 "user_extend_minutes", "self_service"]}),
         ("Access", {"fields": ["access_instructions"]}),
     ]
 

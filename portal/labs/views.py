@@ -1,13 +1,15 @@
-"""Customer web UI: a user's labs with their time left."""
+"""Customer web UI: a user's labs with their time left, and the labs they may start."""
 
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.db.models import Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from portal.core.errors import PortalError
 from portal.labs import actions
 from portal.labs.choices import LIVE, SessionStatus
 from portal.labs.instructions import for_session
-from portal.labs.models import LabSession
+from portal.labs.models import Lab, LabSession
 
 SHOWN = LIVE | {SessionStatus.FAILED}
 
@@ -25,8 +27,23 @@ def _may_extend(session, user) -> bool:
     return True
 
 
+def self_service_labs(user):
+    """Labs the user may start now: enabled, self-service, on an enabled server, and
+    (unless concurrent sessions are allowed) without a live session of theirs."""
+    labs = Lab.objects.filter(enabled=True, self_service=True, server__enabled=True)
+    busy = LabSession.objects.filter(user=user, status__in=LIVE).values("lab")
+    return labs.exclude(Q(allow_concurrent_sessions=False) & Q(pk__in=busy)).order_by("name")
+
+
+def _duration_text(delta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    hours, minutes = divmod(minutes, 60)
+    return " ".join(part for part in (f"{hours} h" if hours else "",
+                                      f"{minutes} min" if minutes else "") if part) or "0 min"
+
+
 @login_required
-def my_labs(request):
+def my_labs(request, start_error=None, status=200):
     sessions = (LabSession.objects.filter(user=request.user, status__in=SHOWN)
                 .select_related("lab", "user").order_by("access_expiry"))
     for session in sessions:
@@ -34,4 +51,22 @@ def my_labs(request):
         session.instructions = (for_session(session) if session.status == SessionStatus.ACTIVE
                                 else "")
         session.can_extend = _may_extend(session, request.user)
-    return render(request, "labs/my_labs.html", {"sessions": sessions})
+    startable = list(self_service_labs(request.user))
+    for lab in startable:
+        lab.duration_text = _duration_text(lab.default_duration)
+    return render(request, "labs/my_labs.html", {
+        "sessions": sessions, "startable": startable, "start_error": start_error,
+    }, status=status)
+
+
+@login_required
+@require_POST
+def start_lab(request, pk):
+    """Start a self-service lab for oneself (do_start_own); the new session shows on My labs
+    while it is provisioned. A refusal is shown above the labs one may start."""
+    lab = get_object_or_404(Lab, pk=pk, enabled=True, self_service=True)
+    try:
+        actions.do_start_own(lab, request.user)
+    except PortalError as error:
+        return my_labs(request, start_error=error.message, status=error.status_code)
+    return redirect("labs:mine")

@@ -3,6 +3,8 @@ customer login that works, and the same logins again on a second run."""
 
 import re
 from io import StringIO
+from pathlib import Path
+from unittest import mock
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -12,7 +14,10 @@ from django.test import Client
 from portal.accounts.management.commands.seed_demo import base_url
 from portal.accounts.models import Customer, Membership
 from portal.jobs.models import Job
+from portal.labs.models import Lab
+from portal.nodes.choices import Connection, NodePurpose
 from portal.nodes.models import Node
+from portal.workspaces.models import Workspace
 
 LOGIN = re.compile(r"customer login (\S+) / (\S+) at (\S+)")
 ADMIN_LOGIN = re.compile(r"admin login (\S+) / (\S+) at (\S+)")
@@ -89,14 +94,14 @@ def test_printed_logins_work(monkeypatch, var_dir):
 def test_second_run_keeps_the_rows_and_prints_the_same_working_logins(monkeypatch, var_dir):
     first = seed(monkeypatch, "127.0.0.1:8765", "--no-job")
     counts = (get_user_model().objects.count(), Customer.objects.count(),
-              Membership.objects.count(), Node.objects.count())
+              Membership.objects.count(), Node.objects.count(), Lab.objects.count())
 
     second = seed(monkeypatch, "127.0.0.1:8765", "--no-job")
 
     assert LOGIN.search(second).groups() == LOGIN.search(first).groups()
     assert ADMIN_LOGIN.search(second).groups() == ADMIN_LOGIN.search(first).groups()
     assert counts == (get_user_model().objects.count(), Customer.objects.count(),
-                      Membership.objects.count(), Node.objects.count())
+                      Membership.objects.count(), Node.objects.count(), Lab.objects.count())
     username, password, _ = LOGIN.search(second).groups()
     assert logs_in(username, password) is not None
 
@@ -113,3 +118,52 @@ def test_a_new_var_dir_gives_new_logins_that_work(monkeypatch, settings, tmp_pat
     username, password, _ = LOGIN.search(output).groups()
     assert logs_in(username, password) is not None
     assert Customer.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_seeds_this_machine_as_a_lab_server_with_a_safe_self_service_lab(monkeypatch, var_dir):
+    output = seed(monkeypatch, "127.0.0.1:8765", "--no-job")
+
+    lab = Lab.objects.get()
+    server = lab.server
+    assert (server.purpose, server.connection, server.enabled) == (
+        NodePurpose.LAB_SERVER, Connection.LOCAL, True)
+    assert lab.enabled and lab.self_service and lab.user_extend_minutes > 0
+    scripts = var_dir.resolve() / "demo-lab"
+    assert lab.provision_script_path == str(scripts / "provision.sh")
+    assert lab.cleanup_script_path == str(scripts / "cleanup.sh")
+    for path in (lab.provision_script_path, lab.cleanup_script_path):
+        commands = [line for line in Path(path).read_text().splitlines()
+                    if not line.lstrip().startswith("#")]
+        assert not [line for line in commands
+                    if any(word in line for word in ("useradd", "sudo", "systemctl", "/srv"))]
+    assert "{namespace}" in lab.access_instructions
+    assert f"lab 'Demo lab' on lab server '{server.name}'" in output
+    assert "http://127.0.0.1:8765/labs/" in output
+    # The fleet node is still not a workspace host, and no workspace is made without one.
+    assert not Node.objects.filter(purpose=NodePurpose.WORKSPACE_HOST).exists()
+    assert not Workspace.objects.exists()
+    assert "sudo .venv/bin/python -m tests.hosts up 1" in output
+    assert "CODE_SERVER_PACKAGE=$(sudo .venv/bin/python -m tests.hosts code-server)" in output
+
+
+@pytest.mark.django_db
+def test_a_registered_workspace_host_gets_the_demo_workspace_once(
+        monkeypatch, var_dir, django_capture_on_commit_callbacks):
+    from tests.factories import NodeFactory
+
+    node = NodeFactory(name="t1-host1", purpose=NodePurpose.WORKSPACE_HOST,
+                       workspace_port_start=8001, workspace_port_end=8010)
+    with mock.patch("portal.jobs.actions.dispatch"), \
+            django_capture_on_commit_callbacks(execute=True):
+        first = seed(monkeypatch, "127.0.0.1:8765", "--no-job")
+        second = seed(monkeypatch, "127.0.0.1:8765", "--no-job")
+
+    workspace = Workspace.objects.get()
+    assert workspace.node == node and workspace.owner.username == "demo"
+    assert workspace.name == "Demo IDE"
+    assert workspace.current_job.playbook == "workspace_create.yml"
+    for output in (first, second):
+        assert re.search(r"workspace 'Demo IDE' on node 't1-host1': (pending|provisioning) "
+                         r"\(follow it at http://127.0.0.1:8765/workspaces/", output)
+        assert "tests.hosts up 1" not in output

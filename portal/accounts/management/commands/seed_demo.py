@@ -1,4 +1,12 @@
-"""Demo data for `make run`: an admin and a customer's owner (logins printed), a node.
+"""Demo data for `make run`: an admin and a customer's owner (logins printed), this machine
+as a fleet node and as a lab server with a demo lab the customer starts on My labs, and a
+demo workspace when a workspace host is registered.
+
+Only what is harmless on the developer's own machine runs on it (``connection=local``): the
+demo lab's scripts write under var/demo-lab/ and nowhere else. Workspaces add Linux users and
+systemd units, so this machine is never a workspace host: the output says how to add a
+disposable test host instead, and once one is registered (an enabled workspace-host node),
+the next run creates the demo workspace on it.
 
 Idempotent: a second run keeps the rows and prints the same logins again. The passwords are
 generated once into var/ (like the development secrets) and set again on every run, so the
@@ -7,9 +15,13 @@ printed login always works.
 
 import os
 import secrets
+import shutil
+from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -17,14 +29,23 @@ from portal.accounts import actions as account_actions
 from portal.accounts.choices import PlanTier
 from portal.accounts.models import Customer, Membership, Plan
 from portal.config import generated_secret
+from portal.core.errors import PortalError
 from portal.core.tenancy import MembershipRole
 from portal.jobs import actions as job_actions
+from portal.labs import actions as lab_actions
+from portal.labs.models import Lab
 from portal.nodes.choices import Connection, NodePurpose
 from portal.nodes.models import Node, NodeGroup
+from portal.workspaces import actions as workspace_actions
+from portal.workspaces.models import Workspace
 
 DEFAULT_WEB_ADDRESS = "127.0.0.1:8000"  # the Procfile's default for `make run`'s web process
 MEMBER_USERNAME = "demo"
 CUSTOMER_EMAIL = "demo@example.com"
+LAB_NAME = "Demo lab"
+LAB_SERVER = "demo-lab-server"
+LAB_SCRIPTS = Path(__file__).resolve().parents[3] / "labs" / "examples" / "demo"
+WORKSPACE_NAME = "Demo IDE"
 
 
 def base_url(address: str | None) -> str:
@@ -42,13 +63,19 @@ def base_url(address: str | None) -> str:
     return f"http://{host}:{port}"
 
 
+def demo_lab_dir() -> Path:
+    return Path(settings.VAR_DIR).resolve() / "demo-lab"
+
+
 def demo_password(name: str) -> str:
     return generated_secret(settings.VAR_DIR / name, lambda: secrets.token_urlsafe(12))
 
 
 class Command(BaseCommand):
-    help = ("Create the demo admin, customer (with an owner who can log in) and node "
-            "(idempotent) and print the logins and URLs (from WEB_ADDRESS).")
+    help = ("Create the demo admin, customer (with an owner who can log in), this machine as a "
+            "fleet node and a lab server with a demo lab, and a demo workspace when a "
+            "workspace host is registered (idempotent); print the logins and URLs (from "
+            "WEB_ADDRESS).")
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default="admin")
@@ -63,20 +90,25 @@ class Command(BaseCommand):
             member = self._member(member_password)
             customer = self._customer(member)
             node = self._node()
+            lab, lab_problem = self._lab()
         url = base_url(os.environ.get("WEB_ADDRESS"))
         self.stdout.write(self.style.SUCCESS(
             f"Demo ready: admin login {username} / {admin_password} at {url}/admin/"))
         self.stdout.write("\n".join((
             f"  customer login {member.username} / {member_password} at {url}/ "
-            f"(owner of {customer.name!r}: its workspaces and labs)",
+            f"(owner of {customer.name!r}: its workspaces, labs and members)",
             f"  API docs at {url}/api/docs/ (a token: POST /api/auth/token/ with a login)",
             f"  node {node.name!r} (group {node.group.name!r}): this machine, a fleet host "
             "(runs jobs, holds no workspaces)",
-            "  a workspace host to try: `sudo .venv/bin/python -m tests.hosts up 1` boots a "
-            "disposable one (tests/hosts/README.md);",
-            "    add it in the admin: its SSH key as a Credential, then a Node with its "
-            "address, that credential and purpose \"workspace host\"",
         )))
+        if lab is not None:
+            self.stdout.write(
+                f"  lab {lab.name!r} on lab server {lab.server.name!r} (this machine, "
+                f"connection local): start it as {member.username} on {url}/labs/ "
+                f"(its scripts only write under {demo_lab_dir()}/sessions/)")
+        else:
+            self.stdout.write(self.style.WARNING(f"  no demo lab: {lab_problem}"))
+        self._workspace_lines(customer, member, admin, url)
         if not no_job:
             job = job_actions.launch(playbook="facts.yml", nodes=[node], check_mode=True,
                                      requested_by=admin)
@@ -85,6 +117,76 @@ class Command(BaseCommand):
                 f"{url}/admin/jobs/job/{job.pk}/change/ "
                 f"or GET {url}/api/jobs/{job.pk}/events/"
             )
+
+    def _workspace_lines(self, customer, member, admin, url):
+        """The demo workspace on a registered workspace host, or how to add one."""
+        if not workspace_actions.workspace_nodes().exists():
+            self.stdout.write("\n".join((
+                "  no workspace host yet (this machine is never one: a workspace adds Linux "
+                "users and systemd units). To try workspaces on a disposable one, as root:",
+                "    sudo .venv/bin/python -m tests.hosts up 1   # boots it, prints its "
+                "address and SSH key path (tests/hosts/README.md)",
+                "    in the admin: a Credential (kind SSH key, user root, the key file's "
+                "text), then a Node with that address, credential and purpose "
+                "\"workspace host\"",
+                "    its hosts have no route out: start `make run` with "
+                "CODE_SERVER_PACKAGE=$(sudo .venv/bin/python -m tests.hosts code-server)",
+                "    then run `make run` (or manage.py seed_demo) again: it creates the "
+                "demo workspace there",
+            )))
+            return
+        workspace = Workspace.objects.live().filter(customer=customer,
+                                                    name=WORKSPACE_NAME).first()
+        if workspace is None:
+            try:
+                workspace = workspace_actions.do_create(customer, member, WORKSPACE_NAME,
+                                                        by=admin)
+            except PortalError as error:
+                self.stdout.write(self.style.WARNING(
+                    f"  no demo workspace: {error.message}"))
+                return
+            workspace.refresh_from_db()
+        self.stdout.write(
+            f"  workspace {workspace.name!r} on node {workspace.node.name!r}: "
+            f"{workspace.status} (follow it at {url}/workspaces/; served at {workspace.url})")
+
+    def _lab(self) -> tuple[Lab | None, str]:
+        """This machine as a lab server (connection local) and the demo lab, whose scripts
+        are copied into var/demo-lab/ and write only beside themselves."""
+        group = self._group()
+        server, _ = Node.objects.update_or_create(
+            name=LAB_SERVER,
+            defaults={"address": "127.0.0.1", "connection": Connection.LOCAL,
+                      "purpose": NodePurpose.LAB_SERVER, "enabled": True, "group": group,
+                      "credential": None, "labels": {"demo": True}},
+        )
+        target = demo_lab_dir()
+        target.mkdir(parents=True, exist_ok=True)
+        for script in ("provision.sh", "cleanup.sh"):
+            shutil.copyfile(LAB_SCRIPTS / script, target / script)
+            (target / script).chmod(0o755)
+        fields = {
+            "server": server,
+            "provision_script_path": str(target / "provision.sh"),
+            "cleanup_script_path": str(target / "cleanup.sh"),
+            "access_instructions": (
+                "Your lab {lab} is ready, {username}. Its files are on the portal's "
+                f"machine: open {target}/sessions/{{namespace}}/README"),
+        }
+        lab = Lab.objects.filter(name=LAB_NAME).first()
+        try:
+            if lab is None:
+                lab = lab_actions.do_create_lab(
+                    name=LAB_NAME, self_service=True, user_extend_minutes=30,
+                    default_duration=timedelta(hours=1),
+                    description="A safe demo: its scripts write a README under the portal's "
+                                "var/ directory, nothing else.", **fields)
+            else:
+                lab = lab_actions.do_update_lab(lab, **fields)
+        except (ValidationError, PortalError) as error:
+            message = getattr(error, "message", None) or "; ".join(error.messages)
+            return None, f"{message} (scripts in {target})"
+        return lab, ""
 
     def _admin(self, username, password):
         User = get_user_model()
@@ -116,10 +218,14 @@ class Command(BaseCommand):
             account_actions.do_add_member(customer, member, role=MembershipRole.OWNER)
         return customer
 
-    def _node(self):
+    def _group(self):
         group, _ = NodeGroup.objects.get_or_create(
             name="local", defaults={"description": "This machine (demo)"}
         )
+        return group
+
+    def _node(self):
+        group = self._group()
         node, _ = Node.objects.update_or_create(
             name="localhost",
             defaults={"address": "127.0.0.1", "connection": Connection.LOCAL,

@@ -10,6 +10,11 @@
   }
   setInterval(tick, 1000);
 
+  // A session being prepared: look again every few seconds until it is active or failed.
+  if (document.querySelector('[data-session][data-status="requested"], [data-session][data-status="provisioning"]')) {
+    setTimeout(function () { window.location.reload(); }, 3000);
+  }
+
   // "Extend by N minutes" (once): the API decides; the page reloads to show the new expiry.
   document.addEventListener("click", function (event) {
     var button = event.target.closest(".lab-extend");
