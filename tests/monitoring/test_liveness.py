@@ -1,0 +1,106 @@
+"""The liveness evaluator: late and down at their due times, guarded against competitors."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection, connections
+from django.utils import timezone
+
+from portal.monitoring import actions
+from portal.monitoring.choices import Liveness
+from portal.monitoring.models import NodeLiveness
+from tests.factories import NodeFactory
+
+
+def _row(status, late_in=None, due_in=None, now=None):
+    now = now or timezone.now()
+    return NodeLiveness.objects.create(
+        node=NodeFactory(), status=status,
+        late_at=now + timedelta(seconds=late_in) if late_in is not None else None,
+        next_due_at=now + timedelta(seconds=due_in) if due_in is not None else None)
+
+
+@pytest.mark.django_db
+def test_nodes_move_at_their_due_times_and_not_before():
+    now = timezone.now()
+    on_time = _row(Liveness.UP, late_in=5, due_in=50, now=now)
+    late = _row(Liveness.UP, late_in=-1, due_in=50, now=now)
+    down_from_up = _row(Liveness.UP, late_in=-60, due_in=-1, now=now)
+    down_from_late = _row(Liveness.LATE, late_in=-60, due_in=0, now=now)
+    installed_silent = _row(Liveness.UNKNOWN, due_in=-1, now=now)
+    never_due = _row(Liveness.UNKNOWN, now=now)
+    already_down = _row(Liveness.DOWN, now=now)
+    moved = actions.evaluate_liveness(now)
+    assert sorted(moved["down"]) == sorted(
+        [down_from_up.pk, down_from_late.pk, installed_silent.pk])
+    assert moved["late"] == [late.pk]
+    status = dict(NodeLiveness.objects.values_list("pk", "status"))
+    assert status[on_time.pk] == Liveness.UP
+    assert status[late.pk] == Liveness.LATE
+    assert status[down_from_up.pk] == status[down_from_late.pk] == Liveness.DOWN
+    assert status[installed_silent.pk] == Liveness.DOWN
+    assert status[never_due.pk] == Liveness.UNKNOWN
+    assert status[already_down.pk] == Liveness.DOWN
+    down = NodeLiveness.objects.get(pk=down_from_up.pk)
+    assert down.next_due_at is None and down.status_changed_at == now
+    assert actions.evaluate_liveness(now) == {"down": [], "late": []}
+
+
+@pytest.mark.django_db
+def test_a_late_node_goes_down_at_its_due_time():
+    now = timezone.now()
+    row = _row(Liveness.UP, late_in=1, due_in=3, now=now)
+    assert actions.evaluate_liveness(now + timedelta(seconds=1))["late"] == [row.pk]
+    assert actions.evaluate_liveness(now + timedelta(seconds=2.9))["down"] == []
+    assert actions.evaluate_liveness(now + timedelta(seconds=3))["down"] == [row.pk]
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'",
+                    reason="row locks under concurrency: PostgreSQL only")
+@pytest.mark.django_db(transaction=True)
+def test_two_competing_evaluators_never_both_move_a_node():
+    now = timezone.now()
+    rows = [_row(Liveness.UP, late_in=-10, due_in=-1, now=now) for _ in range(200)]
+    start = threading.Barrier(2)
+    results, errors = [], []
+
+    def evaluator():
+        try:
+            start.wait()
+            for _ in range(5):
+                results.append(actions.evaluate_liveness(now))
+        except Exception as error:  # reported below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=evaluator) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    moved = [node for result in results for node in result["down"]]
+    assert sorted(moved) == sorted(row.pk for row in rows)  # each exactly once
+    assert not any(result["late"] for result in results)
+    assert set(NodeLiveness.objects.values_list("status", flat=True)) == {Liveness.DOWN}
+
+
+@pytest.mark.django_db
+def test_the_due_index_is_partial():
+    from portal.monitoring.models import NodeLiveness as model
+
+    names = {index.name: index for index in model._meta.indexes}
+    assert names["liveness_due_idx"].condition is not None
+    assert names["liveness_late_idx"].condition is not None
+    assert connection.vendor in ("sqlite", "postgresql")
+
+
+@pytest.mark.django_db
+def test_the_beat_task_calls_the_evaluator():
+    from portal.monitoring.tasks import evaluate_liveness
+
+    row = _row(Liveness.UP, late_in=-10, due_in=-1)
+    evaluate_liveness()
+    assert NodeLiveness.objects.get(pk=row.pk).status == Liveness.DOWN
