@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from portal.core.errors import Conflict
 from portal.workspaces.models import CapacityNotice, CapacityRefusal
+from portal.workspaces.selectors import workspace_nodes
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +44,6 @@ def admin_addresses() -> list[str]:
 def scope_of(node=None) -> str:
     """The node group(s) that had no room: the asked-for node's, else those of every
     enabled workspace node ("no workspace node" when there is none)."""
-    from portal.workspaces.actions import workspace_nodes
-
     nodes = [node] if node is not None else list(workspace_nodes().select_related("group"))
     if not nodes:
         return "no workspace node"

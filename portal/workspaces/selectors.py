@@ -4,6 +4,8 @@ from django.db.models import Count, Q, Sum
 from django.template.defaultfilters import filesizeformat
 
 from portal.accounts.models import Customer
+from portal.nodes.choices import NodePurpose
+from portal.nodes.models import Node
 from portal.workspaces.choices import WorkspaceStatus
 
 
@@ -35,3 +37,8 @@ def plan_usage(user) -> list[dict]:
             "disk_used_text": f"{filesizeformat(customer.disk_used or 0)} used",
         })
     return rows
+
+
+def workspace_nodes():
+    """The nodes new workspaces may go to: the enabled workspace hosts."""
+    return Node.objects.filter(purpose=NodePurpose.WORKSPACE_HOST, enabled=True)

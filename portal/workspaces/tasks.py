@@ -1,24 +1,15 @@
-"""Celery tasks: thin. Load by id, call one action; retries and limits live here."""
+"""Celery tasks: thin. Each calls one action; nothing in the app imports this module.
 
-import time
+Route confirmation has no task of its own: the beat's tick makes one pass every 5 s
+(``CELERY_BEAT_SCHEDULE["workspaces-tick"]``), so no worker sleeps waiting for Traefik.
+"""
 
 from celery import shared_task
-from django.conf import settings
 
-from portal.workspaces import actions, confirm
+from portal.workspaces import actions
 
 
 @shared_task(name="workspaces.tick", ignore_result=True)
 def tick() -> dict:
+    """Start creates whose run never started; one pass of route confirmation."""
     return actions.tick()
-
-
-@shared_task(name="workspaces.confirm_routes", ignore_result=True)
-def confirm_routes() -> None:
-    """Poll Traefik until every published route is confirmed (or timed out)."""
-    deadline = time.monotonic() + settings.WORKSPACE_ROUTE_TIMEOUT + 5
-    while time.monotonic() < deadline:
-        confirm.confirm_routes()
-        if not confirm.pending_confirmation():
-            return
-        time.sleep(0.5)

@@ -138,8 +138,7 @@ def portal_nodes(test_hosts, db):
 
 @pytest.fixture
 def no_broker():
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"), \
-            mock.patch("portal.workspaces.tasks.confirm_routes.delay"):
+    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
         yield
 
 

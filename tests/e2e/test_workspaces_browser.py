@@ -11,7 +11,7 @@ import pytest
 from django.db import connections
 from playwright.sync_api import expect, sync_playwright
 
-from portal.workspaces import confirm
+from portal.workspaces.actions import routes
 from portal.workspaces.choices import S
 from portal.workspaces.models import Workspace
 from tests.e2e.workspace_support import DOMAIN, assert_gone_from_host, customer_with_member
@@ -48,7 +48,7 @@ def browser_page(live_server, monkeypatch):
 def test_a_customer_creates_opens_stops_and_deletes_a_workspace(stack, browser_page):
     page = browser_page
     _, user = customer_with_member()
-    with InlineWorker(tick=confirm.confirm_routes, interval=0.3):
+    with InlineWorker(tick=routes.confirm_routes, interval=0.3):
         page.goto("/workspaces/")
         page.fill("#id_username", user.username)
         page.fill("#id_password", PASSWORD)

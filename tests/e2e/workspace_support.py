@@ -6,7 +6,7 @@ import urllib.parse
 from dataclasses import dataclass
 
 from portal.accounts.models import Plan
-from portal.workspaces import confirm
+from portal.workspaces.actions import routes
 from portal.workspaces.choices import S
 from portal.workspaces.models import Workspace
 from tests.factories import MembershipFactory
@@ -52,11 +52,11 @@ def settle(timeout=600.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run_due_jobs(worker="e2e")
-        confirm.confirm_routes()
+        routes.confirm_routes()
         waiting = Workspace.objects.filter(status__in=[S.PENDING, S.PROVISIONING, S.DELETING])
         if not (waiting.exists() or Workspace.objects.filter(
                 current_job__status__in=["pending", "dispatched", "running"]).exists()
-                or confirm.pending_confirmation()):
+                or routes.pending_confirmation()):
             return
         time.sleep(0.3)
     raise AssertionError("workspaces did not settle: " + repr(list(

@@ -5,7 +5,8 @@ import pytest
 from portal.core.errors import Conflict
 from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job
-from portal.workspaces import actions, confirm
+from portal.workspaces import actions
+from portal.workspaces.actions import routes
 from portal.workspaces.choices import S
 from portal.workspaces.models import Workspace
 from tests.workspaces.helpers import finish_job
@@ -39,21 +40,17 @@ def last_job(action) -> Job:
 def test_a_provisioned_workspace_runs_once_its_route_is_confirmed(provisioning, settings,
                                                                    monkeypatch):
     settings.TRAEFIK_API_URL = "http://127.0.0.1:1/api"
-    scheduled = []
-    monkeypatch.setattr(confirm, "schedule", lambda: scheduled.append(1))
-    monkeypatch.setattr("portal.workspaces.results.confirm.schedule",
-                        lambda: scheduled.append(1))
     finish_job(provisioning.current_job, {"ide": OK})
     provisioning.refresh_from_db()
     assert provisioning.status == S.PROVISIONING and provisioning.route_wanted
-    assert provisioning.current_job is None and scheduled
+    assert provisioning.current_job is None
     assert (provisioning.quota_backend, provisioning.quota_used_bytes) == ("btrfs", 16384)
     monkeypatch.setattr("portal.workspaces.routing.live_routers", lambda: set())
-    confirm.confirm_routes()
+    routes.confirm_routes()
     provisioning.refresh_from_db()
     assert provisioning.status == S.PROVISIONING  # not yet in Traefik
     monkeypatch.setattr("portal.workspaces.routing.live_routers", lambda: {"ws-ide"})
-    assert confirm.confirm_routes()["running"] == 1
+    assert routes.confirm_routes()["running"] == 1
     provisioning.refresh_from_db()
     assert provisioning.status == S.RUNNING and "running at" in provisioning.status_reason
 
@@ -62,10 +59,9 @@ def test_a_route_traefik_never_shows_fails_the_workspace_and_rolls_it_back(
         provisioning, settings, monkeypatch):
     settings.TRAEFIK_API_URL = "http://127.0.0.1:1/api"
     settings.WORKSPACE_ROUTE_TIMEOUT = 0
-    monkeypatch.setattr("portal.workspaces.results.confirm.schedule", lambda: None)
     finish_job(provisioning.current_job, {"ide": OK})
     monkeypatch.setattr("portal.workspaces.routing.live_routers", lambda: set())
-    assert confirm.confirm_routes()["route_failed"] == 1
+    assert routes.confirm_routes()["route_failed"] == 1
     provisioning.refresh_from_db()
     assert provisioning.status == S.FAILED and "did not show the route" in \
         provisioning.status_reason
@@ -144,10 +140,10 @@ def test_delete_waits_for_traefik_to_drop_the_route(running, settings, monkeypat
     running.refresh_from_db()
     assert running.status == S.DELETING and running.current_job is None
     monkeypatch.setattr("portal.workspaces.routing.live_routers", lambda: {"ws-ide"})
-    confirm.confirm_routes()
+    routes.confirm_routes()
     assert Workspace.objects.get(pk=running.pk).current_job is None
     monkeypatch.setattr("portal.workspaces.routing.live_routers", lambda: set())
-    assert confirm.confirm_routes()["unrouted"] == 1
+    assert routes.confirm_routes()["unrouted"] == 1
     assert Workspace.objects.get(pk=running.pk).current_job.action == actions.DELETE
 
 
@@ -252,10 +248,10 @@ def test_a_delete_whose_node_was_disabled_while_unrouting_fails_clearly(
     ws_node.enabled = False
     ws_node.save()
     monkeypatch.setattr("portal.workspaces.routing.live_routers", lambda: set())
-    confirm.confirm_routes()
+    routes.confirm_routes()
     running.refresh_from_db()
     assert running.status == S.FAILED and "delete could not start" in running.status_reason
-    assert confirm.confirm_routes() == {"running": 0, "unrouted": 0, "route_failed": 0}
+    assert routes.confirm_routes() == {"running": 0, "unrouted": 0, "route_failed": 0}
 
 
 def test_an_item_whose_rollback_failed_keeps_its_port_until_deleted(provisioning):
