@@ -32,6 +32,7 @@ urlpatterns = [
     path("labs/", include("portal.labs.urls")),
     path("workspaces/", include("portal.workspaces.urls")),
     path("invitations/", include("portal.accounts.urls")),
+    path("members/", include("portal.accounts.member_urls")),
     path("api/", include((api_patterns, "api"))),
     path("metrics", metrics_view, name="metrics"),
 ]
