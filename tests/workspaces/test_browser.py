@@ -9,11 +9,13 @@ real ones, on a ``connection=local`` workspace node. The real-machine run (code-
 Traefik on test hosts) is in tests/e2e.
 """
 
+import os
 import re
 import threading
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.db import connections
 from playwright.sync_api import expect
@@ -212,3 +214,71 @@ def test_create_run_stop_and_delete_a_workspace_in_the_browser(page, alice, work
     assert list(Job.objects.order_by("id").values_list("playbook", "status")) == [
         ("workspace_create.yml", "successful"), ("workspace_control.yml", "successful"),
         ("workspace_control.yml", "successful"), ("workspace_delete.yml", "successful")]
+
+
+@pytest.fixture
+def unreachable(transactional_db):
+    """A customer whose only workspace node cannot be reached (127.0.0.1 port 1: nothing
+    listens), as in tests/workspaces/test_unreachable.py."""
+    node = NodeFactory(name="ws-down", address="127.0.0.1", ssh_port=1,
+                       purpose=NodePurpose.WORKSPACE_HOST, workspace_port_start=8001,
+                       workspace_port_end=8010)
+    team, _ = Plan.objects.get_or_create(tier=PlanTier.TEAM, defaults={
+        "name": "Team", **DEFAULT_PLANS[PlanTier.TEAM]})
+    user = UserFactory(username="uma")
+    MembershipFactory(user=user, customer__plan=team)
+    return user, node
+
+
+def test_a_failed_workspace_is_explained_and_deleted_in_the_browser(
+        page, unreachable, worker, settings):
+    """Created for real on a node that cannot be reached: the create job (the product
+    playbook, retried once) fails, the card says so in words with a Delete button, and
+    deleting it needs no job (nothing reached the node): the card goes."""
+    user, node = unreachable
+    settings.PLAYBOOKS_DIR = Path(django_settings.BASE_DIR) / "playbooks"
+    settings.WORKSPACE_RETRY_MAX_ATTEMPTS = 2
+    settings.WORKSPACE_RETRY_BASE_SECONDS = 0.1
+    settings.WORKSPACE_RETRY_MAX_SECONDS = 0.2
+
+    page.goto("/accounts/login/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"/workspaces/$"))
+    page.get_by_test_id("ws-new").click()
+    page.get_by_test_id("ws-create-name").fill("Broken IDE")
+    page.get_by_test_id("ws-create-submit").click()
+    card = page.locator('[data-testid="ws-card"][data-slug="broken-ide"]')
+    expect(card).to_be_visible()
+
+    worker.allowed.set()
+    badge = card.get_by_test_id("ws-status")
+    expect(badge).to_have_attribute("data-status", "failed", timeout=SLOW)
+    workspace = Workspace.objects.get()
+    assert workspace.node == node and not workspace.on_node
+    assert list(Job.objects.values_list("action", "status")) == [
+        ("workspaces.create", "failed"), ("workspaces.create", "failed")]  # retried once
+    help_text = card.get_by_test_id("ws-help")
+    expect(help_text).to_contain_text("could not be reached, so nothing was set up on it")
+    expect(help_text).to_contain_text("Delete the workspace and create it again later")
+    expect(card.get_by_test_id("ws-reason")).to_be_hidden()  # the raw reason: behind Details
+    card.get_by_test_id("ws-reason-details").locator("summary").click()
+    expect(card.get_by_test_id("ws-reason")).to_contain_text("node ws-down unreachable")
+    expect(card.get_by_test_id("ws-open")).to_be_hidden()
+    expect(card.get_by_test_id("ws-start")).to_be_hidden()
+    delete = card.get_by_test_id("ws-delete")
+    expect(delete).to_be_visible()
+    shots = os.environ.get("PORTAL_SCREENSHOTS")
+    if shots:
+        page.screenshot(path=os.path.join(shots, "workspace-failed.png"), full_page=True)
+
+    delete.click()
+    expect(card.get_by_test_id("ws-delete-confirm-box")).to_be_visible()
+    card.get_by_test_id("ws-delete-confirm").click()
+    expect(card).to_have_count(0, timeout=SLOW)
+    expect(page.get_by_test_id("ws-empty")).to_be_visible()
+    workspace.refresh_from_db()
+    assert workspace.status == S.DELETED and workspace.port is None
+    assert not Job.objects.filter(action="workspaces.delete").exists()  # no job was needed
+    assert Job.objects.count() == 2
