@@ -6,11 +6,15 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
-import re
 import stat
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.portal.roles.plugins.module_utils.batch import (
+    ItemError,
+    items_spec,
+    run_items,
+)
 
 DOCUMENTATION = r"""
 module: code_server_files
@@ -76,39 +80,27 @@ units_changed:
   type: bool
 """
 
-SLUG_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?")
-
-
-class ItemError(Exception):
-    """A problem of one workspace: reported for it, the others go on."""
-
-
 def main():
     module = AnsibleModule(
         argument_spec={
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "config_dir": {"type": "path", "default": "/etc/code-server"},
             "unit_dir": {"type": "path", "default": "/etc/systemd/system"},
-            "items": {
-                "type": "list",
-                "elements": "dict",
-                "required": True,
-                "options": {
-                    "slug": {"type": "str", "required": True},
-                    "owner": {"type": "str"},
-                    "config": {"type": "str", "no_log": True},
-                    "unit": {"type": "str"},
-                },
-            },
+            "items": items_spec(
+                owner={"type": "str"},
+                config={"type": "str", "no_log": True},
+                unit={"type": "str"},
+            ),
         },
         supports_check_mode=True,
     )
     params = module.params
     if params["state"] == "present" and not module.check_mode:
         ensure_directory(params["config_dir"], 0o755)
-    results = {}
-    for item in params["items"]:
-        results[item["slug"]] = run_item(module, item, params)
+    results = run_items(
+        params["items"], lambda item, result: handle_item(module, item, params, result),
+        fresh_result,
+    )
     module.exit_json(
         changed=any(r["config_changed"] or r["unit_changed"] for r in results.values()),
         units_changed=any(r["unit_changed"] for r in results.values()),
@@ -116,9 +108,8 @@ def main():
     )
 
 
-def run_item(module, item, params):
-    slug = item["slug"]
-    result = {
+def fresh_result(_item):
+    return {
         "ok": True,
         "msg": "",
         "step": "",
@@ -127,39 +118,35 @@ def run_item(module, item, params):
         "unit_changed": False,
         "unit_created": False,
     }
+
+
+def handle_item(module, item, params, result):
+    slug = item["slug"]
+    config_path = os.path.join(params["config_dir"], f"{slug}.yaml")
+    unit_path = os.path.join(params["unit_dir"], f"code-server-{slug}.service")
+    if params["state"] == "absent":
+        result["config_changed"] = remove_file(module, config_path)
+        result["unit_changed"] = remove_file(module, unit_path)
+        return
+    result["step"] = "config"
+    if item.get("owner") is None:
+        raise ItemError("owner is required")
     try:
-        if not SLUG_RE.fullmatch(slug):
-            raise ItemError(f"refusing slug {slug!r}")
-        config_path = os.path.join(params["config_dir"], f"{slug}.yaml")
-        unit_path = os.path.join(params["unit_dir"], f"code-server-{slug}.service")
-        if params["state"] == "present":
-            result["step"] = "config"
-            if item.get("owner") is None:
-                raise ItemError("owner is required")
-            try:
-                owner = pwd.getpwnam(item["owner"])
-            except KeyError:
-                raise ItemError(f"user {item['owner']} does not exist") from None
-            if item.get("config") is not None:
-                result["config_created"], result["config_changed"] = write_file(
-                    module, config_path, item["config"], (owner.pw_uid, owner.pw_gid), 0o600
-                )
-            elif not os.path.isfile(config_path):
-                raise ItemError(f"{config_path} is missing and no config was given")
-            result["step"] = "unit"
-            if item.get("unit") is not None:
-                result["unit_created"], result["unit_changed"] = write_file(
-                    module, unit_path, item["unit"], (0, 0), 0o644
-                )
-            result["step"] = ""
-        else:
-            result["config_changed"] = remove_file(module, config_path)
-            result["unit_changed"] = remove_file(module, unit_path)
-    except ItemError as error:
-        result.update(ok=False, msg=str(error))
-    except OSError as error:
-        result.update(ok=False, msg=f"{error.strerror}: {error.filename or slug}")
-    return result
+        owner = pwd.getpwnam(item["owner"])
+    except KeyError:
+        raise ItemError(f"user {item['owner']} does not exist") from None
+    if item.get("config") is not None:
+        result["config_created"], result["config_changed"] = write_file(
+            module, config_path, item["config"], (owner.pw_uid, owner.pw_gid), 0o600
+        )
+    elif not os.path.isfile(config_path):
+        raise ItemError(f"{config_path} is missing and no config was given")
+    result["step"] = "unit"
+    if item.get("unit") is not None:
+        result["unit_created"], result["unit_changed"] = write_file(
+            module, unit_path, item["unit"], (0, 0), 0o644
+        )
+    result["step"] = ""
 
 
 def ensure_directory(path, mode):

@@ -9,6 +9,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.portal.roles.plugins.module_utils.batch import items_spec
 
 DOCUMENTATION = r"""
 module: code_server_health
@@ -66,15 +67,7 @@ OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 def main():
     module = AnsibleModule(
         argument_spec={
-            "items": {
-                "type": "list",
-                "elements": "dict",
-                "required": True,
-                "options": {
-                    "slug": {"type": "str", "required": True},
-                    "url": {"type": "str", "required": True},
-                },
-            },
+            "items": items_spec(url={"type": "str", "required": True}),
             "timeout": {"type": "int", "default": 60},
             "interval": {"type": "float", "default": 0.5},
         },

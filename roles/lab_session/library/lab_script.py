@@ -38,6 +38,10 @@ options:
     description: Seconds before the script is killed (exit code 124).
     type: int
     default: 600
+  output_limit:
+    description: How many trailing characters of C(output) C(output_tail) keeps (0 keeps all).
+    type: int
+    default: 0
 """
 
 RETURN = r"""
@@ -53,6 +57,9 @@ stderr:
 output:
   description: Its standard output, then its standard error, on separate lines (real
     newlines; either part may be empty).
+  type: str
+output_tail:
+  description: The last C(output_limit) characters of C(output), what the portal is sent.
   type: str
 missing:
   description: True when the script was not found (nothing ran).
@@ -74,6 +81,11 @@ def combined_output(stdout: str, stderr: str) -> str:
     return stdout + stderr
 
 
+def tail(text: str, limit: int) -> str:
+    """The last ``limit`` characters of text (all of it for 0, as Python's ``[-0:]``)."""
+    return text[-limit:]
+
+
 def main():
     module = AnsibleModule(argument_spec={
         "script": {"type": "path", "required": True},
@@ -81,16 +93,18 @@ def main():
         "namespace": {"type": "str", "required": True},
         "interpreter": {"type": "path", "default": "/bin/bash"},
         "timeout": {"type": "int", "default": 600},
+        "output_limit": {"type": "int", "default": 0},
     })
     params = module.params
     if not is_regular_file(params["script"]):
         module.fail_json(msg=f"lab script {params['script']} is missing on the server",
-                         missing=True, rc=None, stdout="", stderr="", output="")
+                         missing=True, rc=None, stdout="", stderr="", output="", output_tail="")
     argv = ["timeout", str(params["timeout"]), params["interpreter"], params["script"],
             params["username"], params["namespace"]]
     rc, stdout, stderr = module.run_command(argv, check_rc=False)
-    module.exit_json(changed=rc == 0, rc=rc, stdout=stdout, stderr=stderr,
-                     output=combined_output(stdout, stderr), missing=False)
+    output = combined_output(stdout, stderr)
+    module.exit_json(changed=rc == 0, rc=rc, stdout=stdout, stderr=stderr, output=output,
+                     output_tail=tail(output, params["output_limit"]), missing=False)
 
 
 if __name__ == "__main__":

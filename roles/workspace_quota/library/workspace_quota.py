@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import os
 import pwd
-import re
 import shutil
 import stat
 import struct
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.portal.roles.plugins.module_utils.batch import (
+    ItemError,
+    items_spec,
+    run_items,
+    step_message,
+)
 
 DOCUMENTATION = r"""
 module: workspace_quota
@@ -86,19 +91,20 @@ workspaces:
     C(limit_bytes), C(backend) and C(msg).
   returned: always
   type: dict
+outcome:
+  description: Per slug, what the playbooks report (the role's C(workspace_quota_outcome)):
+    C(ok), C(created), C(used_bytes), C(backend) and C(message) (C(quota: <msg>) when not ok;
+    with C(state=usage) the module's message as it is, e.g. why the usage is unknown).
+  returned: always
+  type: dict
 """
 
-SLUG_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?")
 BTRFS_SUBVOLUME_INODE = 256
 # struct fsxattr (linux/fs.h): xflags, extsize, nextents, projid, cowextsize, pad[8]
 FSXATTR = struct.Struct("=IIIII8s")
 FS_IOC_FSGETXATTR = 0x801C581F
 FS_IOC_FSSETXATTR = 0x401C5820
 FS_XFLAG_PROJINHERIT = 0x00000200
-
-
-class ItemError(Exception):
-    """A problem of one workspace: reported for it, the others go on."""
 
 
 class Node:
@@ -140,17 +146,11 @@ def main():
             },
             "create": {"type": "bool", "default": True},
             "root_mode": {"type": "str", "default": "0711"},
-            "items": {
-                "type": "list",
-                "elements": "dict",
-                "required": True,
-                "options": {
-                    "slug": {"type": "str", "required": True},
-                    "owner": {"type": "str"},
-                    "limit_bytes": {"type": "int"},
-                    "project_id": {"type": "int"},
-                },
-            },
+            "items": items_spec(
+                owner={"type": "str"},
+                limit_bytes={"type": "int"},
+                project_id={"type": "int"},
+            ),
         },
         supports_check_mode=True,
     )
@@ -160,11 +160,16 @@ def main():
         module.fail_json(msg=f"root must be an absolute path without '..': {root!r}")
     node = Node(module, root, params["backend"])
     changed = prepare_root(node, params)
-    results = {}
-    for item in params["items"]:
-        results[item["slug"]] = run_item(node, item, params)
+    results = run_items(
+        params["items"], lambda item, result: handle_item(node, item, params, result),
+        lambda item: fresh_result(node, item),
+    )
     changed = changed or any(r["changed"] for r in results.values())
-    module.exit_json(changed=changed, workspaces=results)
+    module.exit_json(
+        changed=changed,
+        workspaces=results,
+        outcome={slug: outcome(result, params["state"]) for slug, result in results.items()},
+    )
 
 
 def prepare_root(node: Node, params) -> bool:
@@ -207,9 +212,8 @@ def prepare_root(node: Node, params) -> bool:
     return changed
 
 
-def run_item(node: Node, item, params):
-    slug = item["slug"]
-    result = {
+def fresh_result(node: Node, item):
+    return {
         "ok": True,
         "created": False,
         "changed": False,
@@ -218,25 +222,31 @@ def run_item(node: Node, item, params):
         "backend": node.backend,
         "msg": "",
     }
-    try:
-        if not SLUG_RE.fullmatch(slug):
-            raise ItemError(f"refusing slug {slug!r}")
-        path = os.path.join(node.root, slug)
-        if params["state"] == "present":
-            ensure_present(node, item, path, params["create"], result)
-        elif params["state"] == "absent":
-            ensure_absent(node, item, path, result)
-    except ItemError as error:
-        result.update(ok=False, msg=str(error))
-    except OSError as error:
-        result.update(ok=False, msg=f"{error.strerror}: {error.filename or slug}")
-    if result["ok"] and params["state"] != "absent" and not node.module.check_mode:
+
+
+def handle_item(node: Node, item, params, result):
+    path = os.path.join(node.root, item["slug"])
+    if params["state"] == "present":
+        ensure_present(node, item, path, params["create"], result)
+    elif params["state"] == "absent":
+        ensure_absent(node, item, path, result)
+    if params["state"] != "absent" and not node.module.check_mode and os.path.isdir(path):
         try:
-            if os.path.isdir(path):
-                result["used_bytes"] = used_bytes(node, item, path)
+            result["used_bytes"] = used_bytes(node, item, path)
         except ItemError as error:  # usage is information: the item stays ok
             result["msg"] = f"usage unknown: {error}"
-    return result
+
+
+def outcome(result, state):
+    """The item's outcome for the playbooks."""
+    message = result["msg"] if state == "usage" else step_message(result, "quota")
+    return {
+        "ok": result["ok"],
+        "created": result["created"],
+        "used_bytes": result["used_bytes"],
+        "backend": result["backend"],
+        "message": message,
+    }
 
 
 # --- present -----------------------------------------------------------------------------

@@ -10,6 +10,12 @@ import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.portal.roles.plugins.module_utils.batch import (
+    ItemError,
+    items_spec,
+    run_items,
+    step_message,
+)
 
 DOCUMENTATION = r"""
 module: workspace_user
@@ -77,14 +83,16 @@ workspaces:
     (absent, an account that is not the workspace's was left alone) and C(msg).
   returned: always
   type: dict
+outcome:
+  description: Per slug, what the playbooks report (the role's C(workspace_user_outcome)):
+    C(ok), C(created) and C(message) (C(user: <msg>) when not ok; with C(state=absent) an
+    account left alone is noted even when ok).
+  returned: always
+  type: dict
 """
 
 USERNAME_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 LOCK_EXIT_CODES = {1, 10}  # passwd / group file busy (another useradd, a package install)
-
-
-class ItemError(Exception):
-    """A problem of one workspace: reported for it, the others go on."""
 
 
 def main():
@@ -93,34 +101,42 @@ def main():
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "shell": {"type": "path", "default": "/bin/bash"},
             "uid_min": {"type": "int", "default": 1000},
-            "items": {
-                "type": "list",
-                "elements": "dict",
-                "required": True,
-                "options": {
-                    "slug": {"type": "str", "required": True},
-                    "username": {"type": "str", "required": True},
-                    "home": {"type": "path", "required": True},
-                    "comment": {"type": "str", "default": ""},
-                },
-            },
+            "items": items_spec(
+                username={"type": "str", "required": True},
+                home={"type": "path", "required": True},
+                comment={"type": "str", "default": ""},
+            ),
         },
         supports_check_mode=True,
     )
-    results = {}
-    for item in module.params["items"]:
-        result = {"ok": True, "created": False, "changed": False, "skipped": False, "msg": ""}
-        try:
-            if not USERNAME_RE.fullmatch(item["username"]) or not os.path.isabs(item["home"]):
-                raise ItemError(f"refusing username {item['username']!r} or home {item['home']!r}")
-            if module.params["state"] == "present":
-                ensure_present(module, item, result)
-            else:
-                ensure_absent(module, item, result)
-        except ItemError as error:
-            result.update(ok=False, msg=str(error))
-        results[item["slug"]] = result
-    module.exit_json(changed=any(r["changed"] for r in results.values()), workspaces=results)
+    state = module.params["state"]
+
+    def handle(item, result):
+        if not USERNAME_RE.fullmatch(item["username"]) or not os.path.isabs(item["home"]):
+            raise ItemError(f"refusing username {item['username']!r} or home {item['home']!r}")
+        if state == "present":
+            ensure_present(module, item, result)
+        else:
+            ensure_absent(module, item, result)
+
+    results = run_items(module.params["items"], handle, fresh_result)
+    module.exit_json(
+        changed=any(r["changed"] for r in results.values()),
+        workspaces=results,
+        outcome={slug: outcome(result, state) for slug, result in results.items()},
+    )
+
+
+def fresh_result(_item):
+    return {"ok": True, "created": False, "changed": False, "skipped": False, "msg": ""}
+
+
+def outcome(result, state):
+    """The item's outcome for the playbooks: an absent account's note stays when ok."""
+    message = step_message(result, "user")
+    if state == "absent" and result["ok"]:
+        message = result["msg"]
+    return {"ok": result["ok"], "created": result["created"], "message": message}
 
 
 def account(name):
