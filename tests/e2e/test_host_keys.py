@@ -5,7 +5,6 @@ that only its jump host can reach is run through it with both keys pinned."""
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from portal.nodes.models import Node
 from tests.e2e.test_hosts_smoke import assert_succeeded, run_job, stdout_of
 from tests.e2e.test_ssh_sharing import masters
 from tests.hosts.machine import pid_alive
+from tests.waiting import wait_for
 
 PLAYBOOK = "hostname.yml"
 
@@ -104,11 +104,17 @@ def test_a_changed_key_is_refused_until_an_admin_accepts_it(
 
 def _blocked_from_this_machine(host, gateway: str):
     """The host drops whatever it would send to this machine: only other hosts reach it.
-    Set after the SSH session that sets it has ended (it would hang otherwise)."""
+    Set after the SSH session that sets it has ended (it would hang otherwise): wait for
+    :func:`_unreachable_from_here` before relying on it."""
     done = host.run(f"setsid sh -c 'sleep 1; ip route add prohibit {gateway}/32' "
                     ">/dev/null 2>&1 </dev/null &")
     assert done.returncode == 0, done.stderr
-    time.sleep(2)
+
+
+def _unreachable_from_here(address: str) -> bool:
+    direct = subprocess.run(["ssh-keyscan", "-T", "3", address],
+                            capture_output=True, text=True, timeout=30, check=False)
+    return direct.stdout == ""
 
 
 def _ssh_through(jump, target, key: str, command: str) -> subprocess.CompletedProcess:
@@ -133,9 +139,8 @@ def test_a_node_only_its_jump_host_reaches(test_hosts, portal_nodes, transaction
     gateway = test_hosts.subnet.rsplit(".", 1)[0] + ".1"
     _blocked_from_this_machine(target_host, gateway)
     try:
-        direct = subprocess.run(["ssh-keyscan", "-T", "3", target.address],
-                                capture_output=True, text=True, timeout=30, check=False)
-        assert direct.stdout == "", "the target still answers this machine directly"
+        wait_for(lambda: _unreachable_from_here(target.address), 20, 0.5,
+                 "the target to stop answering this machine directly")
 
         first = run_job([target], PLAYBOOK)
         assert_succeeded(first)
@@ -153,10 +158,8 @@ def test_a_node_only_its_jump_host_reaches(test_hosts, portal_nodes, transaction
 
         # A changed credential closes the masters that use it (the jump host's too).
         actions.do_update_credential(target.credential, username="root")
-        deadline = time.monotonic() + 10
-        while any(pid_alive(pid) for pid in opened.values()) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not any(pid_alive(pid) for pid in opened.values())
+        wait_for(lambda: not any(pid_alive(pid) for pid in opened.values()), 10,
+                 message="the masters using the changed credential to close")
 
         # The jump host's own key is checked: a wrong pin on it refuses the target's job.
         wrong = next(iter(hostkeys.parse(target.host_keys))).line  # the target's, not its

@@ -6,10 +6,11 @@ import http.server
 import json
 import re
 import threading
-import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+
+from tests.waiting import wait_for
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "smoke.yml"
 SMOKE_PORT = 8080
@@ -44,14 +45,8 @@ def fetch(address, port=SMOKE_PORT, timeout=2.0) -> str:
 
 
 def wait_for_page(address, timeout=60.0) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return fetch(address)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
+    return wait_for(lambda: fetch(address), timeout, 0.3, f"a page from {address}",
+                    ignoring=(OSError,))
 
 
 def assert_succeeded(job):
@@ -170,8 +165,10 @@ def test_traefik_routes_to_a_host_through_its_http_provider(test_hosts, traefik)
 
     with provider_serving(routes_to(host.address, 8081)) as provider_url:
         proxy = traefik(provider_url)
-        wait_until(lambda: "smoke@http" in {r["name"] for r in proxy.api("/http/routers")})
-        page = wait_until(lambda: fetch_via(proxy.entry_url + "/hostname", "smoke.test"))
+        wait_for(lambda: "smoke@http" in {r["name"] for r in proxy.api("/http/routers")}, 20,
+                 0.2, "Traefik to list the smoke router", ignoring=(OSError,))
+        page = wait_for(lambda: fetch_via(proxy.entry_url + "/hostname", "smoke.test"), 20,
+                        0.2, "the page through Traefik", ignoring=(OSError,))
 
     assert page.strip() == host.name
     host.run("systemctl stop traefik-backend")
@@ -181,18 +178,3 @@ def fetch_via(url, host_header) -> str:
     request = urllib.request.Request(url, headers={"Host": host_header})  # noqa: S310 - http only
     with direct.open(request, timeout=2) as response:
         return response.read().decode()
-
-
-def wait_until(probe, timeout=20.0):
-    """probe() once it returns something truthy without raising OSError."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = probe()
-            if result:
-                return result
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout} s: {probe}")
-        time.sleep(0.2)

@@ -12,6 +12,7 @@ import pytest
 from portal.jobs import ssh
 from tests.e2e.test_hosts_smoke import assert_succeeded, run_job
 from tests.hosts.machine import pid_alive
+from tests.waiting import wait_for
 
 PLAYBOOK = "hostname.yml"
 
@@ -65,7 +66,5 @@ def test_jobs_to_one_node_share_one_master(test_hosts, portal_nodes, transaction
 
     pids = list(masters(shared).values())
     ssh.stop_shared_masters()  # what a stopping worker does
-    deadline = time.monotonic() + 10
-    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(pid_alive(pid) for pid in pids)
+    wait_for(lambda: not any(pid_alive(pid) for pid in pids), 10,
+             message="the shared masters to stop")

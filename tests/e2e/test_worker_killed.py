@@ -15,7 +15,8 @@ from portal.jobs import actions, orphans, ssh
 from portal.jobs.choices import TERMINAL, JobStatus
 from portal.jobs.models import Job
 from tests.jobs.conftest import PLAYBOOKS as TEST_PLAYBOOKS
-from tests.jobs.test_worker import Worker, _database_url, _run_processes, _status, _wait
+from tests.jobs.test_worker import Worker, _database_url, _run_processes, _status
+from tests.waiting import wait_for, with_log_tail
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -83,7 +84,8 @@ def test_killed_workers_task_ends_on_the_node_too(test_hosts, portal_nodes, work
         return host.run(f"grep -lszx '{entry}' /proc/[0-9]*/environ").stdout.split()
 
     job = actions.launch(playbook="sleep.yml", nodes=[node], extra_vars={"seconds": seconds})
-    _wait(sleeping_on_node, 90, "the task to sleep on the node", worker.log_path)
+    wait_for(sleeping_on_node, 90, 0.2,
+             with_log_tail("the task to sleep on the node", worker.log_path))
     assert len(tagged_on_node()) >= 2  # the module and its sleep carry the tag
     if become:  # deploy's shell runs sudo, which runs the module as root
         assert host.run("pgrep -u deploy -f BECOME-SUCCESS").returncode == 0
@@ -93,12 +95,12 @@ def test_killed_workers_task_ends_on_the_node_too(test_hosts, portal_nodes, work
 
     restarted = worker.restart()  # what a supervisor does; it runs the reaper's job
     try:
-        _wait(lambda: actions.reap_lost() or _status(job) == JobStatus.LOST, 30,
-              "the reaper to mark the job lost")
-        _wait(lambda: not sleeping_on_node(), 90, "the task to end on the node",
-              restarted.log_path)
+        wait_for(lambda: actions.reap_lost() or _status(job) == JobStatus.LOST, 30, 0.2,
+                 "the reaper to mark the job lost")
+        wait_for(lambda: not sleeping_on_node(), 90, 0.2,
+                 with_log_tail("the task to end on the node", restarted.log_path))
         ending = Job.objects.get(action=orphans.END_RUN_ACTION, target_id=str(job.pk))
-        _wait(lambda: _status(ending) in TERMINAL, 30, "the ending job to finish")
+        wait_for(lambda: _status(ending) in TERMINAL, 30, 0.2, "the ending job to finish")
         ending.refresh_from_db()
         assert ending.status == JobStatus.SUCCESSFUL, ending.reason
         assert tagged_on_node() == []

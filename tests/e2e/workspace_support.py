@@ -1,6 +1,8 @@
 """Workspaces on test hosts: the stack (node, Traefik, live server) and helpers."""
 
 import http.client
+import re
+import subprocess
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ from portal.workspaces.choices import S
 from portal.workspaces.models import Workspace
 from tests.factories import MembershipFactory
 from tests.helpers import run_due_jobs
+from tests.waiting import wait_for
 
 DOMAIN = "ws.e2e.test"
 TOKEN = "e2e-provider-token"
@@ -42,25 +45,48 @@ class Stack:
     def routers(self) -> set[str]:
         return {r["name"] for r in self.traefik.api("/http/routers")}
 
-    def on_host(self, command) -> str:
+    def run_on_host(self, command) -> subprocess.CompletedProcess:
+        """The command's outcome on the node. Raises if SSH could not run it (ssh exits 255
+        when it cannot connect or log in): "could not look" is never read as an answer."""
         result = self.host.run(command)
-        return result.stdout.strip() if result.returncode == 0 else ""
+        if result.returncode == 255:
+            raise HostUnreachable(f"could not run {command!r} on {self.host.name} over SSH: "
+                                  f"{result.stderr.strip()[-500:]}")
+        return result
+
+    def on_host(self, command) -> str:
+        """The output of a command that must succeed on the node (else the test fails)."""
+        result = self.run_on_host(command)
+        assert result.returncode == 0, (
+            f"{command!r} exited {result.returncode} on {self.host.name}: {result.stderr}")
+        return result.stdout.strip()
+
+    def host_says(self, command, no: tuple[int, ...] = (1,)) -> bool:
+        """A yes/no question to the node: exit 0 is yes, an exit in ``no`` (the command's own
+        "not found") is no; any other exit (a typo, a missing tool, SSH) fails the test."""
+        result = self.run_on_host(command)
+        assert result.returncode == 0 or result.returncode in no, (
+            f"{command!r} exited {result.returncode} on {self.host.name}: {result.stderr}")
+        return result.returncode == 0
+
+
+class HostUnreachable(AssertionError):
+    """A command could not be run on a test host (SSH failed)."""
 
 
 def settle(timeout=600.0):
     """Act as worker and beat until no workspace has a job or a route to wait for."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def settled() -> bool:
         run_due_jobs(worker="e2e")
         routes.confirm_routes()
         waiting = Workspace.objects.filter(status__in=[S.PENDING, S.PROVISIONING, S.DELETING])
-        if not (waiting.exists() or Workspace.objects.filter(
-                current_job__status__in=["pending", "dispatched", "running"]).exists()
-                or routes.pending_confirmation()):
-            return
-        time.sleep(0.3)
-    raise AssertionError("workspaces did not settle: " + repr(list(
-        Workspace.objects.values_list("slug", "status", "status_reason"))))
+        return not (waiting.exists() or Workspace.objects.filter(
+            current_job__status__in=["pending", "dispatched", "running"]).exists()
+            or routes.pending_confirmation())
+
+    wait_for(settled, timeout, interval=0.3, message=lambda: "workspaces to settle: " + repr(
+        list(Workspace.objects.values_list("slug", "status", "status_reason"))))
 
 
 def customer_with_member(quota_gb=1):
@@ -76,9 +102,9 @@ def fresh(workspace) -> Workspace:
 
 
 def assert_gone_from_host(stack, workspace):
-    assert stack.on_host(f"getent passwd {workspace.linux_username}") == ""
-    assert stack.on_host(f"systemctl cat {workspace.unit_name} >/dev/null 2>&1 && echo unit") \
-        == ""
-    assert stack.on_host(f"test -e /srv/workspaces/{workspace.slug} && echo there") == ""
-    assert stack.on_host(f"btrfs subvolume list /srv/workspaces | grep -w {workspace.slug}") \
-        == ""
+    # getent: 2 = no such entry; systemctl cat: 1 = no such unit; test: 1 = false
+    assert not stack.host_says(f"getent passwd {workspace.linux_username}", no=(2,))
+    assert not stack.host_says(f"systemctl cat {workspace.unit_name}")
+    assert not stack.host_says(f"test -e /srv/workspaces/{workspace.slug}")
+    subvolumes = stack.on_host("btrfs subvolume list /srv/workspaces")
+    assert not re.search(rf"(?<!\w){re.escape(workspace.slug)}(?!\w)", subvolumes), subvolumes

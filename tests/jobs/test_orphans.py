@@ -4,7 +4,6 @@
 import os
 import signal
 import subprocess
-import time
 from datetime import timedelta
 from pathlib import Path
 from unittest import mock
@@ -19,6 +18,7 @@ from portal.jobs.models import Job
 from portal.jobs.processes import descendants
 from portal.nodes.choices import Connection
 from tests.factories import NodeFactory
+from tests.waiting import wait_for
 
 
 def _dead_token() -> str:
@@ -43,6 +43,13 @@ def _process(owner: str, argv0: str = "sleep", child: str = "") -> subprocess.Po
     return subprocess.Popen(["bash", "-c", script], env=env, start_new_session=True)
 
 
+def _execed(process: subprocess.Popen) -> bool:
+    try:
+        return not Path(f"/proc/{process.pid}/cmdline").read_bytes().startswith(b"bash\0")
+    except OSError:
+        return False
+
+
 def _ended(process: subprocess.Popen) -> bool:
     try:
         process.wait(timeout=5)
@@ -56,9 +63,12 @@ def test_processes_of_dead_owners_are_killed_live_ones_and_ssh_masters_spared():
     # A master through a bastion has a child (ssh -W) that carries the variable too.
     master = _process(_dead_token(), argv0="ssh: /tmp/cp/n1-abc [mux]",
                       child="sleep 61 &")
-    time.sleep(0.3)  # bash has forked and exec'd
-    proxy = descendants(master.pid)
+    proxy: list[int] = []
     try:
+        # bash has forked the master's child and every bash has exec'd what it stands for
+        wait_for(lambda: all(_execed(p) for p in (orphan, live, master))
+                 and descendants(master.pid), 10, 0.05, "the test processes to start")
+        proxy = descendants(master.pid)
         assert orphans.kill_orphaned_processes() >= 1
         assert _ended(orphan)
         assert live.poll() is None and master.poll() is None

@@ -1,9 +1,9 @@
 """The runner on real ansible-playbook runs (local connection): events, outcomes, safety."""
 
 import os
+import secrets
 import subprocess
 import threading
-import time
 from unittest import mock
 
 import pytest
@@ -12,6 +12,7 @@ from portal.jobs import actions
 from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job, JobEvent
 from tests.jobs.conftest import FINISHED
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,12 +47,24 @@ def test_failure_records_rc_and_failed_host(local_node):
 
 
 def test_timeout_ends_the_run(local_node):
-    started = time.monotonic()
-    job = run_now(playbook="sleep.yml", nodes=[local_node], extra_vars={"seconds": 60},
-                  timeout=2)
+    seconds = 900 + secrets.randbelow(9000)  # a `sleep N` no other run on this machine has
+    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+        job = actions.launch(playbook="sleep.yml", nodes=[local_node],
+                             extra_vars={"seconds": seconds}, timeout=15)
+    worker = threading.Thread(target=actions.execute, args=(job.pk, job.signature, "w"))
+    worker.start()
+    wait_for(lambda: _sleepers(f"sleep {seconds}"), message="the playbook to start sleeping")
+    worker.join(timeout=120)
+    job.refresh_from_db()
     assert job.status == JobStatus.TIMEOUT
-    assert time.monotonic() - started < 30
-    assert not _sleepers("sleep 60")
+    assert "after the 15s job timeout" in job.reason
+    # Ended mid-task by the timeout, not run to its end: the task started and never reported,
+    # the play never finished, and the task's process is gone.
+    assert job.events.filter(event="playbook_on_task_start", task="Sleep for a while").exists()
+    assert not job.events.filter(task="Sleep for a while",
+                                 event__in=["runner_on_ok", "runner_on_failed"]).exists()
+    assert not job.events.filter(event="playbook_on_stats").exists()
+    assert not _sleepers(f"sleep {seconds}")
 
 
 def test_cancel_kills_the_process_group(local_node, settings):
@@ -61,7 +74,7 @@ def test_cancel_kills_the_process_group(local_node, settings):
                              extra_vars={"seconds": 61})
     worker = threading.Thread(target=actions.execute, args=(job.pk, job.signature, "w"))
     worker.start()
-    _wait_for(lambda: _sleepers("sleep 61"), "the playbook to start sleeping")
+    wait_for(lambda: _sleepers("sleep 61"), message="the playbook to start sleeping")
     actions.cancel(Job.objects.get(pk=job.pk))
     worker.join(timeout=30)
     job.refresh_from_db()
@@ -89,7 +102,7 @@ def test_secret_never_stored_or_visible_in_ps(local_node, tmp_path):
                                          "sleep_seconds": 10})
     worker = threading.Thread(target=actions.execute, args=(job.pk, job.signature, "w"))
     worker.start()
-    _wait_for(lambda: _sleepers("sleep 10"), "the playbook to reach the sleep")
+    wait_for(lambda: _sleepers("sleep 10"), message="the playbook to reach the sleep")
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     worker.join(timeout=60)
     job.refresh_from_db()
@@ -141,15 +154,6 @@ def test_unreachable_host_is_retried_with_backoff(db, settings):
 def _sleepers(pattern: str) -> bool:
     ps = subprocess.run(["pgrep", "-fx", pattern], capture_output=True, text=True)
     return bool(ps.stdout.strip())
-
-
-def _wait_for(condition, what: str, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_password_credential_reaches_inventory_as_unsafe_text(db, tmp_path, settings):

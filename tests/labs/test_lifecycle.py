@@ -1,5 +1,6 @@
 """Lab sessions through real job runs (local lab server): ACTIVE, FAILED, retries, expiry."""
 
+import shutil
 from datetime import timedelta
 from pathlib import Path
 from unittest import mock
@@ -19,7 +20,6 @@ from tests.helpers import run_due_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SCRIPTS = Path(__file__).parent / "scripts"
-ARGS_DIR = Path("/tmp/portal-lab-tests")
 
 
 @pytest.fixture(autouse=True)
@@ -30,28 +30,34 @@ def product_playbooks(settings, tmp_path):
     settings.LAB_RETRY_MAX_SECONDS = 1
 
 
-def make_lab(script="ok.sh", server=None, **fields) -> Lab:
+@pytest.fixture
+def scripts(tmp_path) -> Path:
+    """This test's copy of the lab scripts: ok.sh records its arguments in args/ beside it."""
+    return Path(shutil.copytree(SCRIPTS, tmp_path / "scripts"))
+
+
+def make_lab(scripts: Path, script="ok.sh", server=None, **fields) -> Lab:
     server = server or NodeFactory(name="lab-local", connection=Connection.LOCAL,
                                    credential=None, purpose=NodePurpose.LAB_SERVER)
     return Lab.objects.create(name=f"lab-{script}", server=server,
-                              provision_script_path=str(SCRIPTS / script),
-                              cleanup_script_path=str(SCRIPTS / "cleanup.sh"), **fields)
+                              provision_script_path=str(scripts / script),
+                              cleanup_script_path=str(scripts / "cleanup.sh"), **fields)
 
 
-def test_assign_runs_the_script_with_separate_arguments_and_becomes_active(no_broker):
+def test_assign_runs_the_script_with_separate_arguments_and_becomes_active(scripts, no_broker):
     user = UserFactory(username="alice.o+x@lab-1")
-    session, token = actions.do_assign(make_lab(), user)
+    session, token = actions.do_assign(make_lab(scripts), user)
     assert session.status == S.PROVISIONING and len(token) > 30 and token not in session.token_hash
     run_due_jobs()
     session.refresh_from_db()
     assert session.status == S.ACTIVE and session.provisioned and session.last_rc == 0
     assert "ready: alice.o+x@lab-1" in session.last_output
-    assert (ARGS_DIR / f"{session.namespace}.args").read_text().splitlines() == [
+    assert (scripts / "args" / f"{session.namespace}.args").read_text().splitlines() == [
         "alice.o+x@lab-1", session.namespace]
 
 
-def test_failing_script_is_failed_with_its_output_and_rc(no_broker):
-    session, _ = actions.do_assign(make_lab("fail.sh"), UserFactory())
+def test_failing_script_is_failed_with_its_output_and_rc(scripts, no_broker):
+    session, _ = actions.do_assign(make_lab(scripts, "fail.sh"), UserFactory())
     run_due_jobs()
     session.refresh_from_db()
     assert session.status == S.FAILED and session.last_rc == 7
@@ -59,17 +65,17 @@ def test_failing_script_is_failed_with_its_output_and_rc(no_broker):
     assert Job.objects.filter(action="labs.provision").count() == 1  # no retry loop
 
 
-def test_missing_script_fails_with_a_clear_reason(no_broker):
-    session, _ = actions.do_assign(make_lab("does-not-exist.sh"), UserFactory())
+def test_missing_script_fails_with_a_clear_reason(scripts, no_broker):
+    session, _ = actions.do_assign(make_lab(scripts, "does-not-exist.sh"), UserFactory())
     run_due_jobs()
     session.refresh_from_db()
     assert session.status == S.FAILED and "missing" in session.last_error
 
 
-def test_unreachable_server_waits_and_retries_with_backoff(no_broker):
+def test_unreachable_server_waits_and_retries_with_backoff(scripts, no_broker):
     server = NodeFactory(name="lab-down", address="127.0.0.1", ssh_port=1,
                          purpose=NodePurpose.LAB_SERVER)
-    session, _ = actions.do_assign(make_lab(server=server), UserFactory())
+    session, _ = actions.do_assign(make_lab(scripts, server=server), UserFactory())
     run_due_jobs(max_rounds=1)
     session.refresh_from_db()
     assert session.status == S.REQUESTED and session.waiting_for_server
@@ -78,11 +84,11 @@ def test_unreachable_server_waits_and_retries_with_backoff(no_broker):
     assert retry.attempt == 2 and retry.not_before == session.next_retry_at
 
 
-def test_retry_after_failure_and_extend_and_end(no_broker):
-    session, _ = actions.do_assign(make_lab("fail.sh"), UserFactory())
+def test_retry_after_failure_and_extend_and_end(scripts, no_broker):
+    session, _ = actions.do_assign(make_lab(scripts, "fail.sh"), UserFactory())
     run_due_jobs()
     session.refresh_from_db()
-    session.lab.provision_script_path = str(SCRIPTS / "ok.sh")
+    session.lab.provision_script_path = str(scripts / "ok.sh")
     session.lab.save()
     actions.do_retry(session)
     run_due_jobs()
@@ -96,11 +102,11 @@ def test_retry_after_failure_and_extend_and_end(no_broker):
     run_due_jobs()
     session.refresh_from_db()
     assert session.status == S.EXPIRED and not session.provisioned
-    assert not (ARGS_DIR / f"{session.namespace}.args").exists()  # cleanup ran
+    assert not (scripts / "args" / f"{session.namespace}.args").exists()  # cleanup ran
 
 
-def test_tick_expires_sessions_past_their_expiry(no_broker):
-    session, _ = actions.do_assign(make_lab(), UserFactory())
+def test_tick_expires_sessions_past_their_expiry(scripts, no_broker):
+    session, _ = actions.do_assign(make_lab(scripts), UserFactory())
     run_due_jobs()
     LabSession.objects.filter(pk=session.pk).update(
         access_start=timezone.now() - timedelta(hours=2),
@@ -111,9 +117,9 @@ def test_tick_expires_sessions_past_their_expiry(no_broker):
     assert session.status == S.EXPIRED
 
 
-def test_tick_starts_a_scheduled_session(no_broker):
+def test_tick_starts_a_scheduled_session(scripts, no_broker):
     start = timezone.now() + timedelta(minutes=5)
-    session, _ = actions.do_assign(make_lab(), UserFactory(), start=start)
+    session, _ = actions.do_assign(make_lab(scripts), UserFactory(), start=start)
     assert session.status == S.REQUESTED and not Job.objects.exists()
     assert actions.tick(now=start + timedelta(seconds=1))["started"] == 1
     run_due_jobs()
@@ -121,8 +127,8 @@ def test_tick_starts_a_scheduled_session(no_broker):
     assert session.status == S.ACTIVE
 
 
-def test_lost_provisioning_job_is_provisioned_again(no_broker):
-    session, _ = actions.do_assign(make_lab(), UserFactory())
+def test_lost_provisioning_job_is_provisioned_again(scripts, no_broker):
+    session, _ = actions.do_assign(make_lab(scripts), UserFactory())
     job = Job.objects.get()
     job.claim("dead-worker")
     Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
@@ -135,18 +141,18 @@ def test_lost_provisioning_job_is_provisioned_again(no_broker):
     assert session.status == S.ACTIVE
 
 
-def test_shell_metacharacters_in_a_username_are_refused_before_any_job():
+def test_shell_metacharacters_in_a_username_are_refused_before_any_job(scripts):
     from portal.core.errors import PortalError
 
     with pytest.raises(PortalError) as error:
-        actions.do_assign(make_lab(), UserFactory(username="bob$(id);rm -rf /"))
+        actions.do_assign(make_lab(scripts), UserFactory(username="bob$(id);rm -rf /"))
     assert error.value.field == "user" and not Job.objects.exists()
 
 
-def test_bad_input():
+def test_bad_input(scripts):
     from portal.core.errors import Conflict, PortalError
 
-    lab = make_lab()
+    lab = make_lab(scripts)
     user = UserFactory()
     with pytest.raises(PortalError) as error:
         actions.do_assign(lab, user, start=timezone.now(), expiry=timezone.now()
@@ -162,9 +168,9 @@ def test_bad_input():
     assert LabSession.objects.filter(user=user).count() == 2
 
 
-def test_script_output_keeps_real_newlines_between_stdout_and_stderr(no_broker):
+def test_script_output_keeps_real_newlines_between_stdout_and_stderr(scripts, no_broker):
     # Issue #19: the output held a literal backslash-n ("\\ncannot provision alice\n").
-    session, _ = actions.do_assign(make_lab("fail.sh"), UserFactory())
+    session, _ = actions.do_assign(make_lab(scripts, "fail.sh"), UserFactory())
     run_due_jobs()
     session.refresh_from_db()
     assert session.last_output == f"trying {session.namespace}\nno capacity left\n"

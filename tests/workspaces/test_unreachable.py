@@ -4,7 +4,6 @@ Real job runs of the product playbooks: an unreachable node is 127.0.0.1 port 1 
 listens), as in tests/labs and tests/jobs.
 """
 
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from portal.workspaces import actions
 from portal.workspaces.choices import S
 from portal.workspaces.models import Workspace
 from tests.factories import AdminFactory, MembershipFactory, NodeFactory
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,16 +53,15 @@ def down_node(db):
 
 def run_jobs(timeout: float = 60) -> None:
     """Act as the worker until no job is waiting, retries (not_before) included."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def none_waiting() -> bool:
         waiting = list(Job.objects.filter(status__in=["pending", "dispatched"]).order_by("id"))
-        if not waiting:
-            return
         for job in waiting:
             if not job.not_before or job.not_before <= timezone.now():
                 jobs.execute(job.pk, job.signature, worker="test")
-        time.sleep(0.05)
-    raise AssertionError("jobs still waiting")
+        return not waiting
+
+    wait_for(none_waiting, timeout, 0.05, "the waiting jobs (and their retries) to run")
 
 
 def on_node(member, node, name="ide") -> Workspace:

@@ -1,4 +1,4 @@
 #!/bin/bash
 set -eu
-rm -f "/tmp/portal-lab-tests/$2.args"
+rm -f "$(dirname "$0")/args/$2.args"
 echo "removed $2"

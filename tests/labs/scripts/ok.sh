@@ -1,6 +1,8 @@
 #!/bin/bash
-# Test lab script: records its arguments (one per line) under /tmp/portal-lab-tests/.
+# Test lab script: records its arguments (one per line) in args/ beside itself (the tests run
+# a copy in their own temporary folder).
 set -eu
-mkdir -p /tmp/portal-lab-tests
-printf '%s\n' "$@" > "/tmp/portal-lab-tests/$2.args"
+args_dir="$(dirname "$0")/args"
+mkdir -p "$args_dir"
+printf '%s\n' "$@" > "$args_dir/$2.args"
 echo "ready: $1 $2"
