@@ -63,7 +63,7 @@ def test_the_demo_customer_starts_the_demo_lab_and_it_provisions_for_real(var_di
     assert f"Demo lab session {session.namespace} of demo" in readme.read_text()
     assert f"lab ready: {readme.parent}" in session.last_output
     page = client.get("/labs/").content.decode()
-    assert f"open {readme}" in page  # the access instructions, filled in
+    assert f"open\n  {readme}" in page  # the access instructions, filled in
     assert 'data-testid="lab-extend"' in page
 
     actions.do_end(session)

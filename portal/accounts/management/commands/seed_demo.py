@@ -26,7 +26,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from portal.accounts import actions as account_actions
-from portal.accounts.choices import PlanTier
+from portal.accounts.choices import DEFAULT_PLANS, PlanTier
 from portal.accounts.models import Customer, Membership, Plan
 from portal.config import generated_secret
 from portal.core.errors import PortalError
@@ -170,8 +170,8 @@ class Command(BaseCommand):
             "provision_script_path": str(target / "provision.sh"),
             "cleanup_script_path": str(target / "cleanup.sh"),
             "access_instructions": (
-                "Your lab {lab} is ready, {username}. Its files are on the portal's "
-                f"machine: open {target}/sessions/{{namespace}}/README"),
+                "Your lab {lab} is ready, {username}.\nIts files are on the portal's "
+                f"machine; open\n  {target}/sessions/{{namespace}}/README"),
         }
         lab = Lab.objects.filter(name=LAB_NAME).first()
         try:
@@ -212,11 +212,17 @@ class Command(BaseCommand):
         if customer is None:
             return account_actions.do_create_customer(
                 name="Demo Co", email=CUSTOMER_EMAIL, company="Demo Co Ltd",
-                plan=Plan.objects.get(tier=PlanTier.TEAM), monthly_fee="99.00", owner=member,
+                plan=self._plan(), monthly_fee="99.00", owner=member,
             )
         if not Membership.objects.filter(customer=customer, user=member).exists():
             account_actions.do_add_member(customer, member, role=MembershipRole.OWNER)
         return customer
+
+    def _plan(self):
+        """The team plan (made by a data migration; again here if it was deleted)."""
+        plan, _ = Plan.objects.get_or_create(
+            tier=PlanTier.TEAM, defaults={"name": "Team", **DEFAULT_PLANS[PlanTier.TEAM]})
+        return plan
 
     def _group(self):
         group, _ = NodeGroup.objects.get_or_create(
