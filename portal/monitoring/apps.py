@@ -7,6 +7,9 @@ class MonitoringConfig(AppConfig):
     verbose_name = "Monitoring"
 
     def ready(self):
+        from portal.core import metrics
         from portal.monitoring import actions
+        from portal.monitoring.metrics import LivenessCollector
 
+        metrics.register(LivenessCollector)  # served at /metrics
         actions.register_job_actions()

@@ -104,3 +104,32 @@ def test_the_beat_task_calls_the_evaluator():
     row = _row(Liveness.UP, late_in=-10, due_in=-1)
     evaluate_liveness()
     assert NodeLiveness.objects.get(pk=row.pk).status == Liveness.DOWN
+
+
+@pytest.mark.django_db
+def test_metrics_count_enabled_nodes_by_liveness(client, settings):
+    settings.METRICS_OPEN = True
+    _row(Liveness.UP)
+    _row(Liveness.UP)
+    _row(Liveness.DOWN)
+    NodeFactory()  # no agent: unknown
+    NodeFactory(enabled=False)  # not counted
+    text = client.get("/metrics").content.decode()
+    assert 'portal_nodes_liveness{status="up"} 2.0' in text
+    assert 'portal_nodes_liveness{status="down"} 1.0' in text
+    assert 'portal_nodes_liveness{status="unknown"} 1.0' in text
+    assert 'portal_nodes_liveness{status="late"} 0.0' in text
+
+
+@pytest.mark.django_db
+def test_deleting_a_node_leaves_its_history_to_age_out():
+    from portal.monitoring.models import Sample
+    from portal.nodes.actions import do_delete_node
+
+    row = _row(Liveness.UP)
+    node, node_id = row.node, row.node_id
+    Sample.objects.create(node=node, at=timezone.now(), cpu_percent=1, memory_percent=1,
+                          disk_percent=1, disk_used_gb=1)
+    do_delete_node(node)
+    assert not NodeLiveness.objects.filter(pk=node_id).exists()
+    assert Sample.objects.filter(node_id=node_id).count() == 1  # pruned with its age
