@@ -5,6 +5,8 @@ membership with the token saves one query per request. The answer is kept on thi
 user object only, never across requests.
 """
 
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext_lazy as _
@@ -14,13 +16,14 @@ from portal.core.tenancy import OPERATORS_GROUP, remember_operator
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
-    def authenticate_credentials(self, key):
+    def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
         memberships = get_user_model().groups.through.objects.filter(
             user_id=OuterRef("user_id"), group__name=OPERATORS_GROUP)
+        token_model: Any = self.get_model()
         try:
-            token = (self.get_model().objects.select_related("user")
+            token = (token_model.objects.select_related("user")
                      .annotate(in_operators=Exists(memberships)).get(key=key))
-        except self.get_model().DoesNotExist:
+        except token_model.DoesNotExist:
             raise exceptions.AuthenticationFailed(_("Invalid token.")) from None
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))

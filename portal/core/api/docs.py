@@ -6,6 +6,8 @@ static files with ``'SIDECAR'``), and the page keeps a small inline ``<style>``.
 view is widened for that; every other page keeps the strict site policy.
 """
 
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from csp.decorators import csp_update
@@ -20,7 +22,7 @@ def swagger_ui_origins() -> list[str]:
     return sorted({f"{p.scheme}://{p.netloc}" for p in parts if p.scheme in ("http", "https")})
 
 
-def docs_view(url_name: str):
+def docs_view(url_name: str) -> Callable[..., Any]:
     origins = swagger_ui_origins()
     policy = {"script-src": origins, "style-src": [*origins, "'unsafe-inline'"],
               "img-src": origins}

@@ -7,7 +7,9 @@
 """
 
 import logging
+from collections.abc import Iterator, Mapping
 from http import HTTPStatus
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import (
@@ -19,8 +21,8 @@ from django.core.exceptions import (
 )
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, IntegrityError
-from django.db.models import ProtectedError, RestrictedError
-from django.http import Http404, JsonResponse
+from django.db.models import Model, ProtectedError, RestrictedError
+from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -35,7 +37,8 @@ STATUS_CODES = {400: "bad_request", 401: "not_authenticated", 403: "permission_d
                 413: "request_too_large", 415: "unsupported_media_type", 429: "throttled"}
 
 
-def _flatten(detail, field=None):
+def _flatten(detail: Any, field: str | None = None
+             ) -> Iterator[tuple[str | None, str, str]]:
     """Yield (field, message, code) from DRF's nested error details."""
     if isinstance(detail, dict):
         for key, value in detail.items():
@@ -49,7 +52,8 @@ def _flatten(detail, field=None):
         yield field, str(detail), getattr(detail, "code", None) or "invalid"
 
 
-def error_body(status_code: int, errors: list[tuple], code: str | None = None) -> dict:
+def error_body(status_code: int, errors: list[tuple[str | None, str, str]],
+               code: str | None = None) -> dict[str, Any]:
     items = [{"field": f, "message": m, "code": c} for f, m, c in errors]
     first = items[0] if items else {"field": None, "message": "Error", "code": "error"}
     message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
@@ -61,11 +65,12 @@ def error_body(status_code: int, errors: list[tuple], code: str | None = None) -
     }
 
 
-def is_api_request(request) -> bool:
+def is_api_request(request: HttpRequest) -> bool:
     return request.path == "/api" or request.path.startswith("/api/")
 
 
-def json_error(status_code: int, message: str, code: str, headers=None) -> JsonResponse:
+def json_error(status_code: int, message: str, code: str,
+               headers: Mapping[str, str] | None = None) -> JsonResponse:
     """The error shape for responses made outside DRF (Django's handlers, middleware)."""
     body = error_body(status_code, [(None, message, code)], code)
     return JsonResponse(body, status=status_code, headers=headers)
@@ -82,7 +87,7 @@ def status_message(status_code: int) -> str:
         return "Error."
 
 
-def request_error(exc) -> tuple[int, str, str]:
+def request_error(exc: Exception | None) -> tuple[int, str, str]:
     """Status, message and code for a request Django itself refused (SuspiciousOperation)."""
     if isinstance(exc, RequestDataTooBig):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -95,9 +100,9 @@ def request_error(exc) -> tuple[int, str, str]:
 SHOWN_NAMES = 3  # per kind of holder, in a "still used by" message
 
 
-def _deleted_object(context) -> str:
+def _deleted_object(context: Mapping[str, Any] | None) -> str:
     """``node web-1`` for the object the view was deleting, else ``this object``."""
-    view = (context or {}).get("view")
+    view: Any = (context or {}).get("view")
     kwargs = (context or {}).get("kwargs") or {}
     try:
         model = view.get_queryset().model
@@ -110,12 +115,12 @@ def _deleted_object(context) -> str:
     return f"{model._meta.verbose_name} {found}"
 
 
-def protected_message(exc, context=None) -> str:
+def protected_message(exc: Exception, context: Mapping[str, Any] | None = None) -> str:
     """What still holds an object that cannot be deleted, by kind, with a few names:
     "node web-1 is still used by 3 workspaces (a, b, c) and 1 lab (intro): delete or move
     them first." Every DELETE refused by a PROTECT or RESTRICT foreign key says this."""
-    held = getattr(exc, "protected_objects", None) or getattr(exc, "restricted_objects", ())
-    kinds: dict = {}
+    held = getattr(exc, "protected_objects", ()) or getattr(exc, "restricted_objects", ())
+    kinds: dict[type[Model], list[Model]] = {}
     for obj in held:
         kinds.setdefault(type(obj), []).append(obj)
     parts = []
@@ -134,14 +139,16 @@ def protected_message(exc, context=None) -> str:
     return f"{deleted} is still used by {holders}: delete or move them first."
 
 
-def _as_drf_exception(exc, context=None):
+def _as_drf_exception(exc: Exception, context: Mapping[str, Any] | None = None
+                      ) -> tuple[int, list[tuple[str | None, str, str]], str] | None:
     if isinstance(exc, PortalError):
         return exc.status_code, [(exc.field, exc.message, exc.code)], exc.code
     if isinstance(exc, SuspiciousOperation):  # e.g. a body over DATA_UPLOAD_MAX_MEMORY_SIZE
         status_code, message, code = request_error(exc)
         return status_code, [(None, message, code)], code
     if isinstance(exc, DjangoValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}
+        detail: dict[Any, list[str]] = (
+            {None: exc.messages} if not hasattr(exc, "error_dict") else exc.message_dict)
         errors = [
             (None if key in NON_FIELD_KEYS else key, message, "invalid")
             for key, messages in detail.items()
@@ -162,7 +169,7 @@ def _as_drf_exception(exc, context=None):
     return None
 
 
-def exception_handler(exc, context):
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     converted = _as_drf_exception(exc, context)
     if converted:
         status_code, errors, code = converted

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.db import models
 from rest_framework import serializers
 
@@ -6,7 +8,7 @@ class StrictCharField(serializers.CharField):
     """A CharField that takes strings only: DRF's turns ``123`` or ``1.5`` into ``"123"``,
     so ``{"name": 123}`` was stored as a name. Not a string: 400 "Not a valid string."."""
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
@@ -15,7 +17,7 @@ class StrictCharField(serializers.CharField):
 class LowercaseEmailField(serializers.EmailField):
     """Emails compare case-insensitively; normalise before the unique validators run."""
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data).strip().lower()

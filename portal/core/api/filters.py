@@ -1,3 +1,5 @@
+from typing import Any
+
 import django_filters
 from django import forms
 
@@ -14,19 +16,19 @@ class IdFilter(django_filters.NumberFilter):
 
     field_class = forms.IntegerField
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("min_value", 1)
         kwargs.setdefault("max_value", MAX_ID)
         super().__init__(**kwargs)
 
 
 class CustomerIdFilter(IdFilter):
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("field_name", "customer_id")
         super().__init__(**kwargs)
 
 
 class NodeIdFilter(IdFilter):
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("field_name", "node_id")
         super().__init__(**kwargs)

@@ -5,9 +5,14 @@ page past the last one is a 404 that says which page is the last. Both in the AP
 shape (DRF alone answers 404 "Invalid page." for both).
 """
 
-from django.core.paginator import InvalidPage
+from typing import Any
+
+from django.core.paginator import InvalidPage, Paginator
+from django.db.models import QuerySet
 from rest_framework.exceptions import ErrorDetail, NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.views import APIView
 
 NOT_A_PAGE = "Not a page number: give a whole number from 1 (or 'last')."
 
@@ -16,7 +21,7 @@ class Pagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
 
-    def get_page_number(self, request, paginator):
+    def get_page_number(self, request: Request, paginator: Paginator) -> int | str:
         value = super().get_page_number(request, paginator)
         if value in self.last_page_strings:
             return value
@@ -29,7 +34,8 @@ class Pagination(PageNumberPagination):
                 ErrorDetail(NOT_A_PAGE, code="invalid_page")]})
         return number
 
-    def paginate_queryset(self, queryset, request, view=None):
+    def paginate_queryset(self, queryset: QuerySet[Any], request: Request,
+                          view: APIView | None = None) -> list[Any] | None:
         self.request = request
         page_size = self.get_page_size(request)
         if not page_size:

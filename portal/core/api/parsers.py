@@ -6,6 +6,9 @@ deep raised RecursionError (a 500), and a value a few hundred deep parsed but th
 API takes is a JSON object a few levels deep, so bound the depth well below any of those.
 """
 
+from collections.abc import Mapping
+from typing import IO, Any
+
 from django.conf import settings
 from rest_framework import parsers, status
 from rest_framework.exceptions import APIException, ParseError
@@ -29,7 +32,7 @@ class RequestTooLarge(APIException):
     default_code = "request_too_large"
 
 
-def nesting_exceeds(value, limit: int) -> bool:
+def nesting_exceeds(value: Any, limit: int) -> bool:
     """Whether lists/dicts in ``value`` nest deeper than ``limit``; iterative, so walking a
     hostile value cannot hit the recursion limit itself."""
     stack = [(value, 1)]
@@ -44,7 +47,7 @@ def nesting_exceeds(value, limit: int) -> bool:
     return False
 
 
-def check_content_length(parser_context) -> None:
+def check_content_length(parser_context: Mapping[str, Any] | None) -> None:
     """Refuse an oversized body before reading it (Django checks ``request.body`` the same
     way, but a parser reading the stream directly would not)."""
     request = (parser_context or {}).get("request")
@@ -62,7 +65,8 @@ class JSONParser(parsers.JSONParser):
     """DRF's parser with a size and a nesting bound, and an object at the top (every
     request body of this API is one; anything else would reach views as a list or a str)."""
 
-    def parse(self, stream, media_type=None, parser_context=None):
+    def parse(self, stream: IO[Any], media_type: str | None = None,
+              parser_context: Mapping[str, Any] | None = None) -> dict[str, Any]:
         check_content_length(parser_context)
         try:
             data = super().parse(stream, media_type, parser_context)

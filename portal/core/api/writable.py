@@ -13,23 +13,31 @@ from a GET and are harmless to send back); keys that are no field of the resourc
 ignored as DRF always does.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
+
+if TYPE_CHECKING:  # mixed into serializers
+    _SerializerBase = serializers.Serializer
+else:
+    _SerializerBase = object
 
 IGNORED_FIELDS = frozenset({"id", "created_at", "updated_at"})
 REFUSED_MESSAGE = "You may not change this field."
 REFUSED_CODE = "read_only"
 
 
-def refused_fields_of(representation: type[serializers.Serializer], *, writable=()) -> frozenset:
+def refused_fields_of(representation: type[serializers.Serializer], *,
+                      writable: Iterable[str] = ()) -> frozenset[str]:
     """The fields of ``representation`` (a serializer class with ``Meta.fields``) that a plain
     input serializer taking only ``writable`` must refuse."""
-    return frozenset(representation.Meta.fields) - frozenset(writable) - IGNORED_FIELDS
+    fields: Iterable[str] = representation.Meta.fields  # type: ignore[attr-defined]
+    return frozenset(fields) - frozenset(writable) - IGNORED_FIELDS
 
 
-class RefuseUnwritableFieldsMixin:
+class RefuseUnwritableFieldsMixin(_SerializerBase):
     """Refuse (400, naming each) the resource's fields the caller may not write.
 
     ModelSerializers refuse their read-only fields; a plain ``Serializer`` that takes only
@@ -37,16 +45,16 @@ class RefuseUnwritableFieldsMixin:
     :func:`refused_fields_of`).
     """
 
-    refused_fields: frozenset | None = None
+    refused_fields: frozenset[str] | None = None
 
-    def get_refused_fields(self) -> frozenset:
+    def get_refused_fields(self) -> frozenset[str]:
         if self.refused_fields is not None:
             return self.refused_fields
         return frozenset(
             name for name, field in self.fields.items() if field.read_only
         ) - IGNORED_FIELDS
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
             refused = self.get_refused_fields()
             sent = sorted(key for key in data if key in refused)
