@@ -5,9 +5,13 @@ row exists if and only if the domain change committed, and dispatch happens on c
 broker is down the job stays ``pending`` and the sweep dispatches it later.
 """
 
+from __future__ import annotations
+
 import json
 import logging
-from datetime import timedelta
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
@@ -24,6 +28,15 @@ from portal.jobs.playbooks import resolve_playbook, select_nodes
 from portal.nodes.choices import Connection
 from portal.nodes.models import Node
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+    from django.db.models import Model
+
+    from portal.accounts.models import Customer
+    from portal.jobs.runner import Outcome
+
+    AnyUser = User | AnonymousUser | None
+
 logger = logging.getLogger(__name__)
 
 ADHOC = "jobs.adhoc"
@@ -35,7 +48,7 @@ EXTRA_VARS_MAX_BYTES = 1024 * 1024
 
 # --- checks -------------------------------------------------------------------------------
 
-def check_extra_vars(extra_vars) -> dict:
+def check_extra_vars(extra_vars: Any) -> dict[str, Any]:
     if extra_vars is None:
         return {}
     if not isinstance(extra_vars, dict):
@@ -56,7 +69,7 @@ def check_extra_vars(extra_vars) -> dict:
     return extra_vars
 
 
-def check_targets(nodes, limit: str, loaded: bool = False) -> list[Node]:
+def check_targets(nodes: Iterable[Node] | None, limit: str, loaded: bool = False) -> list[Node]:
     if nodes is None:
         nodes = Node.objects.filter(enabled=True)
     if loaded:  # rows read in this request, with group and credential: fresh enough
@@ -82,16 +95,18 @@ def check_targets(nodes, limit: str, loaded: bool = False) -> list[Node]:
     return chosen
 
 
-def routing_queue(nodes) -> str:
+def routing_queue(nodes: Iterable[Node]) -> str:
     """The nodes' queue when they agree (one site), else the default queue."""
     queues = {node.routing_queue for node in nodes}
     return queues.pop() if len(queues) == 1 else settings.CELERY_TASK_DEFAULT_QUEUE
 
 
-def split_secrets(spec: registry.ActionSpec, extra_vars: dict, secret_vars: dict | None):
+def split_secrets(spec: registry.ActionSpec, extra_vars: dict[str, Any],
+                  secret_vars: dict[str, Any] | None
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Sensitive values never land in ``extra_vars``: they are stored encrypted."""
     secrets = dict(secret_vars or {})
-    public = {}
+    public: dict[str, Any] = {}
     for name, value in extra_vars.items():
         (secrets if name in spec.sensitive_vars else public)[name] = value
     return public, secrets
@@ -99,11 +114,12 @@ def split_secrets(spec: registry.ActionSpec, extra_vars: dict, secret_vars: dict
 
 # --- launch and dispatch ------------------------------------------------------------------
 
-def launch(*, playbook: str, action: str = ADHOC, nodes=None, limit: str = "",
-           extra_vars=None, secret_vars=None, target=None, customer=None, requested_by=None,
-           check_mode: bool = False, timeout: int | None = None, attempt: int = 1,
-           retry_of: Job | None = None, not_before=None, nodes_loaded: bool = False,
-           enqueue: bool = True) -> Job:
+def launch(*, playbook: str, action: str = ADHOC, nodes: Iterable[Node] | None = None,
+           limit: str = "", extra_vars: Any = None, secret_vars: dict[str, Any] | None = None,
+           target: Model | None = None, customer: Customer | None = None,
+           requested_by: AnyUser = None, check_mode: bool = False, timeout: int | None = None,
+           attempt: int = 1, retry_of: Job | None = None, not_before: datetime | None = None,
+           nodes_loaded: bool = False, enqueue: bool = True) -> Job:
     """``enqueue=False``: the caller runs the job itself (``runplaybook``), so no worker
     sharing the broker may claim it first."""
     spec = registry.get(action)
@@ -129,7 +145,7 @@ def launch(*, playbook: str, action: str = ADHOC, nodes=None, limit: str = "",
         _insert_signed(job, [node.pk for node in targets])
         Job.nodes.through.objects.bulk_create(
             [Job.nodes.through(job_id=job.pk, node_id=node.pk) for node in targets])
-        job.launched_nodes = targets
+        job.launched_nodes = targets  # type: ignore[attr-defined]  # for the API's answer
         if enqueue:
             transaction.on_commit(lambda: dispatch(job))
     logger.info("job launched: %s", playbook, extra={"job_id": job.pk})
@@ -156,26 +172,28 @@ def _insert_signed(job: Job, node_ids: list[int]) -> None:
         Job.objects.filter(pk=job.pk).update(signature=job.signature)
 
 
-def _target_fields(target) -> dict:
+def _target_fields(target: Model | None) -> dict[str, Any]:
     if target is None:
         return {}
     return {"target_type": ContentType.objects.get_for_model(target), "target_id": str(target.pk)}
 
 
-def dispatch(job: Job | int) -> bool:
+def dispatch(job_or_id: Job | int) -> bool:
     """Publish the job to its queue; on a broker failure it stays pending for the sweep."""
     from portal.jobs.tasks import run_job
 
-    if not isinstance(job, Job):
-        job = Job.objects.filter(pk=job).first()
+    job = (job_or_id if isinstance(job_or_id, Job)
+           else Job.objects.filter(pk=job_or_id).first())
     if job is None or job.status not in (JobStatus.PENDING, JobStatus.DISPATCHED):
         return False
-    countdown = None
+    countdown: float | None = None
     if job.not_before and job.not_before > timezone.now():
         countdown = (job.not_before - timezone.now()).total_seconds()
     try:
         run_job.apply_async(
-            args=[job.pk, job.signature], queue=job.queue, countdown=countdown,
+            # Celery takes a list and None too (its stubs say a tuple and a float)
+            args=[job.pk, job.signature], queue=job.queue,  # type: ignore[arg-type]
+            countdown=countdown,  # type: ignore[arg-type]
             retry=True, retry_policy=settings.JOB_PUBLISH_RETRY,
         )
     except Exception as exc:  # any broker/transport failure: the sweep retries
@@ -206,7 +224,7 @@ def sweep_pending(older_than: timedelta | None = None) -> int:
 
 # --- cancel, relaunch ---------------------------------------------------------------------
 
-def cancel(job: Job, by=None) -> Job:
+def cancel(job: Job, by: object = None) -> Job:
     job.refresh_from_db()
     if job.is_terminal:
         raise Conflict(f"Job {job.pk} already ended ({job.status}); nothing to cancel.",
@@ -235,8 +253,8 @@ def unreachable_only(job: Job) -> list[str]:
     return sorted(host for host, counts in summary.items() if counts.get("unreachable"))
 
 
-def relaunch(job: Job, *, failed_only: bool = False, requested_by=None,
-             not_before=None, retry=False) -> Job:
+def relaunch(job: Job, *, failed_only: bool = False, requested_by: AnyUser = None,
+             not_before: datetime | None = None, retry: bool = False) -> Job:
     limit = job.limit
     if failed_only:
         hosts = failed_hosts(job)
@@ -269,7 +287,7 @@ def finalize(job: Job) -> Job | None:
     return retry_job
 
 
-def _call_handler(handler, job: Job, *args) -> None:
+def _call_handler(handler: Callable[..., Any] | None, job: Job, *args: Any) -> None:
     if handler is None:
         return
     try:
@@ -279,7 +297,7 @@ def _call_handler(handler, job: Job, *args) -> None:
         logger.exception("result handler of %s failed", job.action, extra={"job_id": job.pk})
 
 
-def _maybe_retry(job: Job, spec) -> Job | None:
+def _maybe_retry(job: Job, spec: registry.ActionSpec | None) -> Job | None:
     if spec is None or spec.retry is None or job.status != JobStatus.FAILED:
         return None
     hosts = unreachable_only(job)
@@ -291,7 +309,7 @@ def _maybe_retry(job: Job, spec) -> Job | None:
                     not_before=timezone.now() + timedelta(seconds=delay))
 
 
-def reap_lost(now=None) -> list[int]:
+def reap_lost(now: datetime | None = None) -> list[int]:
     """Running jobs whose worker stopped beating become ``lost``: what their run left on the
     nodes is ended, then their owner compensates. Processes and data dirs that dead workers
     left on this machine are removed on every call (portal.jobs.orphans)."""
@@ -302,10 +320,28 @@ def reap_lost(now=None) -> list[int]:
     for job in Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale_before):
         if job.mark_lost(stale_before):
             logger.warning("job lost: %s", job.reason, extra={"job_id": job.pk})
-            orphans.end_remote_run(job)
+            end_remote_run(job)
             finalize(job)
             lost.append(job.pk)
     return lost
+
+
+def end_remote_run(job: Job) -> Job | None:
+    """Launch the job that ends the lost ``job``'s processes on its SSH nodes (local ones
+    are handled by orphans.clean_up_local). Returns it, or None."""
+    nodes = [node for node in job.nodes.all() if node.connection == Connection.SSH]
+    if not nodes or job.action == orphans.END_RUN_ACTION:
+        return None
+    try:
+        return launch(playbook=orphans.END_RUN_PLAYBOOK, action=orphans.END_RUN_ACTION,
+                      nodes=nodes, extra_vars={"portal_job_run": orphans.run_tag(job)},
+                      target=job)
+    except PortalError as exc:  # e.g. a node disabled since: nothing to reach
+        logger.warning("cannot end the lost run on its nodes: %s", exc,
+                       extra={"job_id": job.pk})
+    except Exception:  # the owner of the lost job must still be told
+        logger.exception("cannot end the lost run on its nodes", extra={"job_id": job.pk})
+    return None
 
 
 def execute(job_id: int, signature: str, worker: str) -> Job | None:
@@ -336,7 +372,7 @@ def execute(job_id: int, signature: str, worker: str) -> Job | None:
     return job
 
 
-def record_outcome(job: Job, outcome) -> None:
+def record_outcome(job: Job, outcome: Outcome) -> None:
     status, reason = outcome.status, outcome.reason
     stored = JobEvent.objects.filter(job=job).count()
     if stored != outcome.last_counter and status != JobStatus.LOST:
@@ -353,7 +389,7 @@ def record_outcome(job: Job, outcome) -> None:
     logger.info("job %s (rc %s)", status, outcome.rc, extra={"job_id": job.pk})
 
 
-def host_key_refusal(job: Job, host_summary: dict) -> str:
+def host_key_refusal(job: Job, host_summary: dict[str, dict[str, int]]) -> str:
     """'host key of node X changed (expected …, got …)…' when ssh refused a pinned key."""
     from portal.nodes.hostkeys import refusal_reason
 

@@ -11,7 +11,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
@@ -36,7 +38,7 @@ class Masker:
     value is masked in every form a playbook's output can show it in (see ``printed_forms``).
     """
 
-    def __init__(self, secrets):
+    def __init__(self, secrets: Any) -> None:
         values = {str(v) for v in _leaves(secrets) if v not in (None, "") and len(str(v)) >= 3}
         forms = {form for value in values for form in printed_forms(value)}
         # Longest first, so a secret that contains another is masked whole.
@@ -50,7 +52,7 @@ class Masker:
                 value = value.replace(secret, MASK)
         return value
 
-    def data(self, value: dict) -> dict:
+    def data(self, value: dict[str, Any]) -> dict[str, Any]:
         if not self.values:
             return value
         raw = json.dumps(value)
@@ -78,7 +80,7 @@ def _json_escaped(text: str, ascii_only: bool = True) -> str:
     return json.dumps(text, ensure_ascii=ascii_only)[1:-1]
 
 
-def _map_strings(value, change):
+def _map_strings(value: Any, change: Callable[[str], str]) -> Any:
     if isinstance(value, str):
         return change(value)
     if isinstance(value, dict):
@@ -88,7 +90,7 @@ def _map_strings(value, change):
     return value
 
 
-def _leaves(value):
+def _leaves(value: Any) -> Iterator[Any]:
     if isinstance(value, dict):
         for item in value.values():
             yield from _leaves(item)
@@ -99,11 +101,11 @@ def _leaves(value):
         yield value
 
 
-def host_summary(stats: dict) -> dict:
+def host_summary(stats: dict[str, Any]) -> dict[str, dict[str, int]]:
     """playbook_on_stats → {host: {ok, changed, failures, unreachable, skipped, ...}}."""
     keys = {"ok": "ok", "changed": "changed", "failures": "failures", "dark": "unreachable",
             "skipped": "skipped", "rescued": "rescued", "ignored": "ignored"}
-    summary: dict[str, dict] = {}
+    summary: dict[str, dict[str, int]] = {}
     for source, target in keys.items():
         for host, count in (stats.get(source) or {}).items():
             summary.setdefault(host, dict.fromkeys(keys.values(), 0))[target] = count
@@ -113,10 +115,10 @@ def host_summary(stats: dict) -> dict:
 class EventSink:
     """Receives runner events for one job and stores them in batches."""
 
-    def __init__(self, job: Job, masker: Masker):
+    def __init__(self, job: Job, masker: Masker) -> None:
         self.job_id = job.pk
         self.masker = masker
-        self.buffer: deque = deque()
+        self.buffer: deque[tuple[Any, ...]] = deque()
         self.received = 0
         self.lines = 0
         self._numbering = threading.Lock()
@@ -124,7 +126,7 @@ class EventSink:
         self.max_counter = 0
         self.stored = 0
         self.lags_ms: list[float] = []
-        self.summary: dict = {}
+        self.summary: dict[str, dict[str, int]] = {}
         self.cancel = threading.Event()
         self.lost = threading.Event()
         self._stop = threading.Event()
@@ -134,7 +136,7 @@ class EventSink:
 
     # --- main thread: called by ansible-runner for every event ------------------------
 
-    def handle(self, event: dict) -> bool:
+    def handle(self, event: dict[str, Any]) -> bool:
         """Events come from two producers (the callback's FIFO and, for output Ansible
         printed before its callback loaded, ansible-runner's stdout parser), each numbered
         on its own: the sink numbers counters and stdout lines in arrival order."""
@@ -146,16 +148,16 @@ class EventSink:
             self.summary = host_summary(event.get("event_data") or {})
         return False  # tell ansible-runner not to write a per-event file
 
-    def _renumber(self, event: dict) -> None:
+    def _renumber(self, event: dict[str, Any]) -> None:
         lines = max(0, int(event.get("end_line") or 0) - int(event.get("start_line") or 0))
         self.received += 1
         event["counter"] = self.max_counter = self.received
         event["start_line"], event["end_line"] = self.lines, self.lines + lines
         self.lines += lines
 
-    def _row(self, event: dict) -> tuple:
-        data = event.get("event_data") or {}
-        res = data.get("res") if isinstance(data.get("res"), dict) else {}
+    def _row(self, event: dict[str, Any]) -> tuple[Any, ...]:
+        data: dict[str, Any] = event.get("event_data") or {}
+        res = data["res"] if isinstance(data.get("res"), dict) else {}
         name = event.get("event", "")
         failed = name in FAILED_EVENTS or bool(res.get("failed")) or bool(data.get("failures"))
         return (
@@ -171,10 +173,10 @@ class EventSink:
 
     # --- writer thread ----------------------------------------------------------------
 
-    def start(self):
+    def start(self) -> None:
         self._thread.start()
 
-    def _run(self):
+    def _run(self) -> None:
         flush_every = settings.JOB_EVENT_FLUSH_SECONDS
         beat_every = settings.JOB_HEARTBEAT_SECONDS
         next_beat = time.monotonic() + beat_every
@@ -191,7 +193,7 @@ class EventSink:
         finally:
             connection.close()
 
-    def _beat(self):
+    def _beat(self) -> None:
         close_old_connections()
         Job.objects.filter(pk=self.job_id, status=JobStatus.RUNNING).update(
             heartbeat_at=timezone.now()
@@ -215,7 +217,7 @@ class EventSink:
             self.stored += len(rows)
         return written
 
-    def _record_lag(self, rows) -> None:
+    def _record_lag(self, rows: list[tuple[Any, ...]]) -> None:
         stored_at = timezone.now()
         self.lags_ms.extend((stored_at - row[14]).total_seconds() * 1000 for row in rows)
 
@@ -234,7 +236,7 @@ class EventSink:
         self.flush()
 
 
-def _parse_time(value) -> datetime:
+def _parse_time(value: Any) -> datetime:
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
@@ -245,14 +247,14 @@ def _parse_time(value) -> datetime:
     return timezone.now()
 
 
-def write_rows(rows: list[tuple]) -> None:
+def write_rows(rows: list[tuple[Any, ...]]) -> None:
     if connection.vendor == "postgresql":
         _copy_rows(rows)
     else:
         _insert_rows(rows)
 
 
-def _copy_rows(rows):
+def _copy_rows(rows: list[tuple[Any, ...]]) -> None:
     table = JobEvent._meta.db_table
     statement = f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN"
     with transaction.atomic(), connection.cursor() as cursor, cursor.copy(statement) as copy:
@@ -260,7 +262,7 @@ def _copy_rows(rows):
             copy.write_row((*row[:-1], json.dumps(row[-1])))
 
 
-def _insert_rows(rows):
+def _insert_rows(rows: list[tuple[Any, ...]]) -> None:
     JobEvent.objects.bulk_create(
         [JobEvent(**dict(zip(COLUMNS, row, strict=True))) for row in rows],
         batch_size=500, ignore_conflicts=True,

@@ -12,7 +12,9 @@ import logging
 import os
 import select
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +24,7 @@ READ_SIZE = 1 << 16
 
 
 class EventFifo:
-    def __init__(self, path: Path, handle):
+    def __init__(self, path: Path, handle: Callable[[dict[str, Any]], Any]) -> None:
         os.mkfifo(path, 0o600)
         self.path, self.handle = path, handle
         self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)

@@ -4,10 +4,11 @@ Every figure comes from PostgreSQL (the one source of truth), so any number of w
 give the same answer and nothing is lost when a worker restarts.
 """
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Max, Q
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job
@@ -17,13 +18,13 @@ LAG_WINDOW = 200  # recent finished jobs that the event-lag figures cover
 
 
 class JobCollector:
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         yield self._by_status()
         yield self._durations()
         yield self._queue_depth()
         yield from self._event_lag()
 
-    def _by_status(self):
+    def _by_status(self) -> GaugeMetricFamily:
         family = GaugeMetricFamily("portal_jobs", "Jobs by status and playbook",
                                    labels=["status", "playbook"])
         rows = Job.objects.values("status", "playbook").annotate(n=Count("id")).order_by()
@@ -31,7 +32,7 @@ class JobCollector:
             family.add_metric([row["status"], row["playbook"]], row["n"])
         return family
 
-    def _durations(self):
+    def _durations(self) -> HistogramMetricFamily:
         duration = ExpressionWrapper(F("finished_at") - F("started_at"),
                                      output_field=DurationField())
         finished = Job.objects.filter(started_at__isnull=False, finished_at__isnull=False)
@@ -49,7 +50,7 @@ class JobCollector:
         family.add_metric([], buckets, sum_value=average * counts["total"])
         return family
 
-    def _queue_depth(self):
+    def _queue_depth(self) -> GaugeMetricFamily:
         family = GaugeMetricFamily("portal_job_queue_depth",
                                    "Jobs waiting for a worker (pending or dispatched)",
                                    labels=["queue"])
@@ -58,7 +59,7 @@ class JobCollector:
             family.add_metric([row["queue"]], row["n"])
         return family
 
-    def _event_lag(self):
+    def _event_lag(self) -> Iterator[GaugeMetricFamily]:
         recent = Job.objects.filter(event_lag_p95_ms__isnull=False).order_by("-finished_at")
         ids = list(recent.values_list("id", flat=True)[:LAG_WINDOW])
         figures = Job.objects.filter(id__in=ids).aggregate(

@@ -23,20 +23,25 @@ in the killed worker can act any more, so:
   ends the processes carrying that tag and their children (``playbooks/end_lost_run.yml``).
 """
 
+from __future__ import annotations
+
 import functools
 import hashlib
 import hmac
 import logging
 import os
 import re
+import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from portal.core.errors import PortalError
-from portal.jobs import processes
+from portal.jobs import processes, ssh
 from portal.jobs.choices import ACTIVE
-from portal.nodes.choices import Connection
+
+if TYPE_CHECKING:
+    from portal.jobs.models import Job
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +78,7 @@ def owner_alive(token: str) -> bool:
     return boot == _boot_id() and started_at is not None and str(started_at) == started
 
 
-def run_tag(job) -> str:
+def run_tag(job: Job) -> str:
     """Names the job's processes on its nodes. Derived (the reaper needs nothing stored) and
     keyed, so portals sharing a node never end each other's runs."""
     key = settings.SECRET_KEY.encode()
@@ -81,7 +86,7 @@ def run_tag(job) -> str:
     return f"{job.pk}-{digest[:16]}"
 
 
-def run_environment(job) -> dict[str, str]:
+def run_environment(job: Job) -> dict[str, str]:
     """What the runner adds to ansible-playbook's environment so its processes can be found."""
     collections = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "/usr/share/ansible/collections")
     return {
@@ -124,10 +129,20 @@ def _dir_orphaned(name: str, active_jobs: set[int]) -> bool:
     return int(match["job"]) not in active_jobs  # named before owners were recorded
 
 
+def cleanup(data_dir: Path) -> None:
+    """Close the job's own SSH masters (not shared ones), then remove every file the run
+    had (keys included)."""
+    record = data_dir / "control_dir"
+    if record.exists():
+        control = Path(record.read_text())
+        ssh.stop_masters(control, how="exit")
+        shutil.rmtree(control, ignore_errors=True)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
 def remove_orphaned_dirs() -> int:
     """Data dirs (decrypted secrets inside) of runs whose worker is dead."""
     from portal.jobs.models import Job
-    from portal.jobs.runner import cleanup
 
     active = set(Job.objects.filter(status__in=ACTIVE).values_list("pk", flat=True))
     removed = 0
@@ -150,23 +165,3 @@ def clean_up_local() -> None:
         except Exception:
             logger.exception("cleaning up after dead workers failed")
 
-
-# --- on the nodes ---------------------------------------------------------------------------
-
-def end_remote_run(job):
-    """Launch the job that ends the lost ``job``'s processes on its SSH nodes (local ones
-    were handled above). Returns it, or None."""
-    from portal.jobs import actions
-
-    nodes = [node for node in job.nodes.all() if node.connection == Connection.SSH]
-    if not nodes or job.action == END_RUN_ACTION:
-        return None
-    try:
-        return actions.launch(playbook=END_RUN_PLAYBOOK, action=END_RUN_ACTION, nodes=nodes,
-                              extra_vars={"portal_job_run": run_tag(job)}, target=job)
-    except PortalError as exc:  # e.g. a node disabled since: nothing to reach
-        logger.warning("cannot end the lost run on its nodes: %s", exc,
-                       extra={"job_id": job.pk})
-    except Exception:  # the owner of the lost job must still be told
-        logger.exception("cannot end the lost run on its nodes", extra={"job_id": job.pk})
-    return None

@@ -1,12 +1,19 @@
 """Which playbooks exist and which nodes a limit selects."""
 
+from __future__ import annotations
+
 import fnmatch
 import re
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from portal.core.errors import PortalError
+
+if TYPE_CHECKING:
+    from portal.nodes.models import Node
 
 PLAYBOOK_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.ya?ml$")
 
@@ -38,14 +45,14 @@ def _terms(limit: str) -> list[str]:
     return [term.strip() for term in re.split(r"[,:]", limit) if term.strip()]
 
 
-def _matches(node, pattern: str) -> bool:
-    group = node.group.name if node.group_id else ""
+def _matches(node: Node, pattern: str) -> bool:
+    group = node.group.name if node.group is not None else ""
     return fnmatch.fnmatchcase(node.name, pattern) or (
         bool(group) and fnmatch.fnmatchcase(group, pattern)
     ) or pattern == "all"
 
 
-def select_nodes(nodes, limit: str) -> list:
+def select_nodes(nodes: Iterable[Node], limit: str) -> list[Node]:
     """Ansible-style limit over node names and group names: ``web*,db-1,!db-2``."""
     nodes = list(nodes)
     if not limit:

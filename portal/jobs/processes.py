@@ -62,7 +62,7 @@ def children_running(parent: int, marker: str) -> list[int]:
     return pids
 
 
-def _signal_all(pids, sig) -> None:
+def _signal_all(pids: Iterable[int], sig: int) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)

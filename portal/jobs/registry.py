@@ -17,9 +17,12 @@ action's retry policy schedules a retry instead, ``on_retry(job, retry_job)`` ru
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 
-def _value(setting):
+def _value(setting: _T | Callable[[], _T]) -> _T:
     return setting() if callable(setting) else setting
 
 

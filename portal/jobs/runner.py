@@ -8,7 +8,6 @@ import contextlib
 import ctypes
 import logging
 import os
-import shutil
 import signal
 import stat
 import sys
@@ -16,6 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import ansible_runner
 import pexpect
@@ -29,6 +29,7 @@ from portal.jobs.choices import JobStatus
 from portal.jobs.events import EventSink, Masker
 from portal.jobs.fifo import EventFifo
 from portal.jobs.models import Job
+from portal.jobs.orphans import cleanup
 from portal.jobs.playbooks import resolve_playbook
 from portal.nodes import actions as node_actions
 from portal.nodes.choices import Connection, CredentialKind
@@ -40,7 +41,8 @@ logger = logging.getLogger(__name__)
 CALLBACK_DIR = Path(__file__).resolve().parent / "callback"
 
 
-def _spawn_pty_without_close_delay(self, args, **kwargs):
+def _spawn_pty_without_close_delay(self: pexpect.spawn, args: list[str], **kwargs: Any
+                                   ) -> ptyprocess.PtyProcess:
     """ansible-runner closes the pty only once ansible-playbook has exited, so the 0.1 s
     ptyprocess sleeps there "to let the kernel update the process status" is pure delay
     added to every job (isalive() still checks, and terminates if needed)."""
@@ -90,9 +92,10 @@ def write_inventory(job: Job, data_dir: Path) -> Path:
         ssh.add_control_paths(inventory["_meta"]["hostvars"], nodes, ssh.shared_dir())
     for node in nodes:
         # Password logins: the secret goes only into this 0600 file, and stays text.
-        if node.connection == Connection.SSH and node.credential.kind == CredentialKind.PASSWORD:
+        # (an SSH node always has a credential: Node.clean)
+        if node.connection == Connection.SSH and node.credential.kind == CredentialKind.PASSWORD:  # type: ignore[union-attr]
             hostvars = inventory["_meta"]["hostvars"][node.name]
-            hostvars["ansible_password"] = Unsafe(node.credential.secret)
+            hostvars["ansible_password"] = Unsafe(node.credential.secret)  # type: ignore[union-attr]
     return _write_private(data_dir / "inventory" / "hosts.yml", to_yaml(inventory))
 
 
@@ -217,15 +220,6 @@ def prepare(job: Job) -> Path:
     return data_dir
 
 
-def cleanup(data_dir: Path) -> None:
-    """Close the job's own SSH masters (not shared ones), then remove every file the run
-    had (keys included)."""
-    record = data_dir / "control_dir"
-    if record.exists():
-        control = Path(record.read_text())
-        ssh.stop_masters(control, how="exit")
-        shutil.rmtree(control, ignore_errors=True)
-    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 # --- parent-death signal: a SIGKILLed worker takes its ansible-playbook with it ------------
@@ -234,7 +228,7 @@ _PR_SET_PDEATHSIG = 1
 _guard_active = False
 
 
-def _set_parent_death_signal():
+def _set_parent_death_signal() -> None:
     if _guard_active:
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -311,7 +305,7 @@ def _runner_kwargs(job: Job, data_dir: Path, sink: EventSink, watchdog: Watchdog
     }
 
 
-def _reason(status: str, rc, job: Job) -> str:
+def _reason(status: str, rc: int | None, job: Job) -> str:
     if status == JobStatus.SUCCESSFUL:
         return ""
     if status == JobStatus.TIMEOUT:

@@ -16,6 +16,8 @@ running job. ``JOB_SSH_SHARE_SECONDS=0`` turns sharing off (one master per job, 
 at its end). A stopping worker asks every master to stop taking new sessions.
 """
 
+from __future__ import annotations
+
 import contextlib
 import hashlib
 import hmac
@@ -24,11 +26,16 @@ import os
 import stat
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
 from portal.nodes.choices import Connection
+
+if TYPE_CHECKING:
+    from portal.nodes.models import Node
 
 logger = logging.getLogger(__name__)
 
@@ -55,25 +62,26 @@ def sharing() -> bool:
     return settings.JOB_SSH_SHARE_SECONDS > 0
 
 
-def control_name(node) -> str:
+def control_name(node: Node) -> str:
     """Short (a socket path has 108 bytes at most) and keyed by how the job logs in."""
     window = int(time.time() // settings.JOB_SSH_SHARE_SECONDS)
     parts = [*_login_parts(node), window]
-    if node.jump_host_id:  # through a jump host: its login and pinned keys count too
+    if node.jump_host is not None:  # through a jump host: its login and pinned keys count too
         parts += ["jump", *_login_parts(node.jump_host)]
     login = "\0".join(str(part) for part in parts)
     digest = hmac.new(settings.SECRET_KEY.encode(), login.encode(), hashlib.sha256)
     return f"n{node.pk}-{digest.hexdigest()[:20]}"
 
 
-def _login_parts(node) -> list:
+def _login_parts(node: Node) -> list[Any]:
     credential = node.credential
     return [node.pk, node.address, node.ssh_port, node.login_user,
             credential.pk if credential else "", credential.secret if credential else "",
             node.host_keys]
 
 
-def add_control_paths(hostvars: dict, nodes, directory: Path) -> None:
+def add_control_paths(hostvars: dict[str, dict[str, Any]], nodes: Iterable[Node],
+                      directory: Path) -> None:
     for node in nodes:
         if node.connection == Connection.SSH:
             hostvars[node.name]["ansible_control_path"] = str(directory / control_name(node))
@@ -92,7 +100,7 @@ def stop_masters(directory: Path, how: str = "stop") -> int:
     return count
 
 
-def close_node_masters(node_ids) -> int:
+def close_node_masters(node_ids: Iterable[int]) -> int:
     """``ssh -O exit`` every shared master to these nodes (any window): called when a node
     or its credential changes or goes, so no job keeps using a login that no longer holds."""
     if not sharing():

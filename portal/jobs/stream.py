@@ -2,6 +2,8 @@
 
 import json
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -15,12 +17,12 @@ FIELDS = ("counter", "event", "host", "task", "changed", "failed", "stdout", "cr
 _datetime = DateTimeField()
 
 
-def _frame(event_id, kind: str, data: dict) -> str:
+def _frame(event_id: int | None, kind: str, data: dict[str, Any]) -> str:
     head = f"id: {event_id}\n" if event_id is not None else ""
     return f"{head}event: {kind}\ndata: {json.dumps(data, default=str)}\n\n"
 
 
-def job_stream(job_id: int, after: int = 0):
+def job_stream(job_id: int, after: int = 0) -> Iterator[str]:
     """Yield SSE frames until the job ended and every stored event was sent."""
     deadline = time.monotonic() + settings.JOB_STREAM_MAX_SECONDS
     last_keepalive = time.monotonic()

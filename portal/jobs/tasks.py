@@ -1,13 +1,13 @@
 """Celery tasks: thin. Load by id, call one action; retries and limits live here."""
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from portal.jobs import actions
 
 
 @shared_task(name="jobs.run", bind=True, acks_late=True, reject_on_worker_lost=True,
              ignore_result=True)
-def run_job(self, job_id: int, signature: str) -> None:
+def run_job(self: Task, job_id: int, signature: str) -> None:
     actions.execute(job_id, signature, worker=self.request.hostname or "worker")
 
 

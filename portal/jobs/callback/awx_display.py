@@ -20,6 +20,7 @@ import os
 import sys
 import threading
 import uuid
+from typing import Any, TextIO
 
 from ansible.plugins.shell import ShellBase
 from ansible_runner.display_callback.callback import awx_display as runner_display
@@ -54,10 +55,10 @@ def tag_module_environments(tag: str | None) -> None:
         return
     original = ShellBase.env_prefix
 
-    def env_prefix(self, **kwargs):
+    def env_prefix(self: ShellBase, **kwargs: Any) -> str:
         return original(self, **{RUN_TAG_VAR: tag, **kwargs})
 
-    env_prefix.portal_tagged = True
+    env_prefix.portal_tagged = True  # type: ignore[attr-defined]
     ShellBase.env_prefix = env_prefix
 
 
@@ -73,7 +74,7 @@ class EventStream(io.TextIOBase):
     outside any event becomes one ``verbose`` event per line, as ansible-runner does.
     """
 
-    def __init__(self, fd: int, real, flush_seconds: float = FLUSH_SECONDS):
+    def __init__(self, fd: int, real: TextIO, flush_seconds: float = FLUSH_SECONDS) -> None:
         super().__init__()
         self.fd, self.real, self.owner = fd, real, os.getpid()
         self.lock = threading.RLock()
@@ -113,11 +114,11 @@ class EventStream(io.TextIOBase):
         return self.real.fileno()
 
     @property
-    def encoding(self) -> str:
+    def encoding(self) -> str:  # type: ignore[override]  # TextIOBase's is an attribute
         return "utf-8"
 
     @property
-    def buffer(self):
+    def buffer(self) -> Any:
         return self.real.buffer
 
     # --- events -------------------------------------------------------------------------
@@ -191,14 +192,14 @@ class EventStream(io.TextIOBase):
 class FifoEventContext(runner_display.EventContext):
     """awx_display's event context, handing events to the EventStream instead of files."""
 
-    def __init__(self, stream: EventStream):
+    def __init__(self, stream: EventStream) -> None:
         super().__init__()
         self.stream = stream
 
-    def dump_begin(self, fileobj) -> None:
+    def dump_begin(self, fileobj: Any) -> None:
         self.stream.begin(self.get_begin_dict())
 
-    def dump_end(self, fileobj) -> None:
+    def dump_end(self, fileobj: Any) -> None:
         self.stream.end()
 
 

@@ -8,7 +8,10 @@ workers instead and follows it.
 
 import json
 import sys
+import threading
 import time
+from argparse import ArgumentParser
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -41,7 +44,7 @@ def parse_extra_vars(values: list[str]) -> dict:
 class Command(BaseCommand):
     help = "Run a playbook from playbooks/ against the portal's nodes, recorded as a Job."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("playbook", help="e.g. ping.yml")
         parser.add_argument("--limit", "-l", default="", help="node or group names, globs")
         parser.add_argument("--extra-vars", "-e", action="append", default=[],
@@ -51,7 +54,8 @@ class Command(BaseCommand):
         parser.add_argument("--queue", action="store_true",
                             help="dispatch to the Celery workers instead of running here")
 
-    def handle(self, *args, playbook, limit, extra_vars, check, timeout, queue, **options):
+    def handle(self, *args: Any, playbook: str, limit: str, extra_vars: list[str], check: bool,
+               timeout: int | None, queue: bool, **options: Any) -> None:
         try:
             job = actions.launch(playbook=playbook, limit=limit, check_mode=check,
                                  extra_vars=parse_extra_vars(extra_vars), timeout=timeout,
@@ -63,8 +67,6 @@ class Command(BaseCommand):
         self._report(job)
 
     def _run_here(self, job: Job) -> Job:
-        import threading
-
         done = threading.Event()
         follower = threading.Thread(target=self._print_events, args=(job.pk, done), daemon=True)
         follower.start()
@@ -75,8 +77,6 @@ class Command(BaseCommand):
         return job
 
     def _follow(self, job: Job) -> Job:
-        import threading
-
         done = threading.Event()
         follower = threading.Thread(target=self._print_events, args=(job.pk, done), daemon=True)
         follower.start()
@@ -93,7 +93,7 @@ class Command(BaseCommand):
             follower.join()
         return job
 
-    def _print_events(self, job_id: int, done) -> None:
+    def _print_events(self, job_id: int, done: threading.Event) -> None:
         from django.db import connection
 
         after, seen_hosts = 0, 0
