@@ -1,6 +1,12 @@
-"""Reads for the admin home: the numbers that matter and job outcomes over time."""
+"""Reads for the admin home: the numbers that matter and job outcomes over time.
 
+The figures of the apps built on jobs (workspaces by status, labs active, refused creates)
+come from the providers those apps register (:func:`register`): jobs imports none of them.
+"""
+
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
+from typing import Any
 
 from django.db.models import Count
 from django.db.models.functions import TruncDate
@@ -14,13 +20,14 @@ BAD = frozenset({JobStatus.FAILED, JobStatus.ERROR, JobStatus.TIMEOUT, JobStatus
                  JobStatus.REFUSED})
 CHART_DAYS = 14
 STEP = 5  # bar heights in steps of 5 % (classes h0 … h100 in portal/admin.css: no inline style)
+_PROVIDERS: list[Callable[[], dict[str, Any]]] = []
 
 
-def start_of_today():
+def start_of_today() -> datetime:
     return timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
 
 
-def job_numbers() -> dict:
+def job_numbers() -> dict[str, int]:
     today = start_of_today()
     return {
         "running": Job.objects.filter(status=JobStatus.RUNNING).count(),
@@ -29,30 +36,13 @@ def job_numbers() -> dict:
     }
 
 
-def workspaces_by_status() -> list[tuple[str, str, int]]:
-    from portal.workspaces.choices import WorkspaceStatus
-    from portal.workspaces.models import Workspace
-
-    counts = dict(Workspace.objects.exclude(status=WorkspaceStatus.DELETED)
-                  .values_list("status").annotate(n=Count("pk")))
-    return [(status.value, status.label, counts[status.value])
-            for status in WorkspaceStatus if counts.get(status.value)]
-
-
-def labs_active() -> int:
-    from portal.labs.choices import SessionStatus
-    from portal.labs.models import LabSession
-
-    return LabSession.objects.filter(status=SessionStatus.ACTIVE).count()
-
-
 def _height(count: int, top: int) -> int:
     if not count:
         return 0
     return max(STEP, round(count * 100 / top / STEP) * STEP)
 
 
-def outcomes_by_day(days: int = CHART_DAYS) -> list[dict]:
+def outcomes_by_day(days: int = CHART_DAYS) -> list[dict[str, Any]]:
     """One entry per day (oldest first): successful, bad (failed, error, timeout, lost,
     refused) and other (canceled) jobs by the day they finished, with bar heights."""
     first = timezone.localdate() - timedelta(days=days - 1)
@@ -72,17 +62,16 @@ def outcomes_by_day(days: int = CHART_DAYS) -> list[dict]:
             for day, counts in per_day.items()]
 
 
-def creates_refused_last_day() -> int:
-    """Workspace creates refused for want of a node or port in the last 24 hours (the rows
-    portal/workspaces/notify.py records)."""
-    from portal.workspaces.notify import refusals_last_day
+def register(provider: Callable[[], dict[str, Any]]) -> None:
+    """An app built on jobs adds its figures to the admin home (in its ``AppConfig.ready()``):
+    ``provider()`` returns them by name, as the template reads them. Registering twice is a
+    no-op."""
+    if provider not in _PROVIDERS:
+        _PROVIDERS.append(provider)
 
-    return refusals_last_day()
 
-
-def admin_home() -> dict:
-    workspaces = workspaces_by_status()
-    return {**job_numbers(), "workspaces": workspaces,
-            "workspaces_total": sum(count for _, _, count in workspaces),
-            "labs_active": labs_active(), "outcomes": outcomes_by_day(),
-            "creates_refused": creates_refused_last_day()}
+def admin_home() -> dict[str, Any]:
+    figures: dict[str, Any] = {**job_numbers(), "outcomes": outcomes_by_day()}
+    for provider in _PROVIDERS:
+        figures.update(provider())
+    return figures

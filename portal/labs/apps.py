@@ -7,6 +7,8 @@ class LabsConfig(AppConfig):
     verbose_name = "Labs"
 
     def ready(self):
-        from portal.labs import actions
+        from portal.jobs import dashboard as admin_home
+        from portal.labs import actions, dashboard
 
         actions.register_job_actions()
+        admin_home.register(dashboard.admin_home_figures)

@@ -7,6 +7,8 @@ class WorkspacesConfig(AppConfig):
     verbose_name = "Workspaces"
 
     def ready(self):
-        from portal.workspaces import actions
+        from portal.jobs import dashboard as admin_home
+        from portal.workspaces import actions, dashboard
 
         actions.register_job_actions()
+        admin_home.register(dashboard.admin_home_figures)
