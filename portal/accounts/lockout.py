@@ -87,7 +87,8 @@ def client_username(request: HttpRequest, credentials: dict | None = None) -> st
     """AXES_USERNAME_CALLABLE: the username tried, cut to what axes can store (the token
     view takes any length; a longer one would fail the insert instead of counting)."""
     source = credentials if credentials is not None else getattr(request, "data", request.POST)
-    username = source.get(settings.AXES_USERNAME_FORM_FIELD) if hasattr(source, "get") else None
+    field = settings.AXES_USERNAME_FORM_FIELD  # type: ignore[misc]  # django-axes' default
+    username = source.get(field) if hasattr(source, "get") else None
     return None if username is None else str(username)[:USERNAME_MAX_LENGTH]
 
 

@@ -147,7 +147,7 @@ def with_jump_hosts(nodes: Iterable) -> list:
 
 
 def known_hosts_text(nodes: Iterable) -> str:
-    lines = []
+    lines: list[str] = []
     for node in nodes:
         try:
             keys = parse(node.host_keys)

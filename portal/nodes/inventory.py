@@ -14,6 +14,7 @@ import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from django.db.models import QuerySet
 
@@ -117,7 +118,7 @@ def label_group(key: str, value) -> str | None:
 
 def node_groups(node: Node) -> set[str]:
     names = {purpose_group(node.purpose)}
-    if node.group_id:
+    if node.group is not None:
         names.add(node_group_name(node.group.name))
     labels = node.labels if isinstance(node.labels, dict) else {}
     names.update(filter(None, (label_group(k, v) for k, v in labels.items())))
@@ -133,7 +134,7 @@ def write_ssh_files(nodes: Iterable[Node], ssh_dir: str | Path,
     ssh_dir = Path(ssh_dir).expanduser().absolute()
     nodes = list(nodes)
     key_paths = {}
-    jumps = {node.jump_host_id: node.jump_host for node in nodes if node.jump_host_id}
+    jumps = {node.jump_host_id: node.jump_host for node in nodes if node.jump_host is not None}
     for jump in jumps.values():
         credential = jump.credential if jump.credential_id else None
         if keys is not None and credential is not None and \
@@ -234,7 +235,7 @@ def to_json(data: dict) -> str:
 
 def to_yaml(inventory: dict) -> str:
     """The same inventory in the YAML inventory plugin's format (e.g. a job's hosts.yml)."""
-    children = {
+    children: dict[str, dict[str, Any]] = {
         name: {"hosts": {host: {} for host in group.get("hosts", [])}}
         for name, group in inventory.items() if name not in ("_meta", "all")
     }

@@ -71,7 +71,7 @@ def check_slug(slug) -> str:
     try:
         slug_validator(slug)
     except Exception:
-        raise PortalError(slug_validator.message, field="slug", code="invalid_slug") from None
+        raise PortalError(str(slug_validator.message), field="slug", code="invalid_slug") from None
     if slug in RESERVED_SLUGS:
         raise PortalError(f"The subdomain {slug!r} is reserved.", field="slug", code="reserved")
     return slug

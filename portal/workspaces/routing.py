@@ -9,6 +9,7 @@ import json
 import logging
 import urllib.error
 import urllib.request
+from typing import Any
 
 from django.conf import settings
 
@@ -33,7 +34,7 @@ def route_host(workspace: Workspace) -> str:
 
 
 def _router(workspace: Workspace) -> dict:
-    router = {
+    router: dict[str, Any] = {
         "rule": f"Host(`{route_host(workspace)}`)",
         "service": router_name(workspace),
         "entryPoints": list(settings.TRAEFIK_ENTRYPOINTS),
