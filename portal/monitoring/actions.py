@@ -31,14 +31,19 @@ ROLLUP_MAX_BUCKETS = 288  # one day of buckets per task run; the next run contin
 
 
 def register_job_actions() -> None:
-    registry.register(registry.ActionSpec(
-        name=INSTALL_AGENT, playbook=AGENT_PLAYBOOK, sensitive_vars=("node_agent_token",),
-        on_finish=apply_install_result,
-        description="Install the monitoring agent on a node (a rerun rotates its token)",
-    ))
+    registry.register(
+        registry.ActionSpec(
+            name=INSTALL_AGENT,
+            playbook=AGENT_PLAYBOOK,
+            sensitive_vars=("node_agent_token",),
+            on_finish=apply_install_result,
+            description="Install the monitoring agent on a node (a rerun rotates its token)",
+        )
+    )
 
 
 # --- the agent: install and token rotation ------------------------------------------------
+
 
 def portal_url() -> str:
     return (settings.MONITORING_PORTAL_URL or settings.PORTAL_URL).rstrip("/")
@@ -47,16 +52,26 @@ def portal_url() -> str:
 def check_install_agent(node: Node, interval: int | None) -> int:
     interval = settings.MONITORING_HEARTBEAT_INTERVAL if interval is None else interval
     if isinstance(interval, bool) or not isinstance(interval, int) or not 5 <= interval <= 3600:
-        raise PortalError("The heartbeat interval is a whole number of seconds, 5-3600.",
-                          field="interval_seconds")
+        raise PortalError(
+            "The heartbeat interval is a whole number of seconds, 5-3600.", field="interval_seconds"
+        )
     if not portal_url():
-        raise PortalError("The agents need the portal's address: set MONITORING_PORTAL_URL "
-                          "(or PORTAL_URL).", field="portal_url", code="no_portal_url")
-    running = Job.objects.filter(action=INSTALL_AGENT, target_id=str(node.pk),
-                                 status__in=ACTIVE).values_list("pk", flat=True).first()
+        raise PortalError(
+            "The agents need the portal's address: set MONITORING_PORTAL_URL (or PORTAL_URL).",
+            field="portal_url",
+            code="no_portal_url",
+        )
+    running = (
+        Job.objects.filter(action=INSTALL_AGENT, target_id=str(node.pk), status__in=ACTIVE)
+        .values_list("pk", flat=True)
+        .first()
+    )
     if running:
-        raise Conflict(f"An agent install for {node.name} is already under way (job "
-                       f"{running}); wait for it to finish.", field="node")
+        raise Conflict(
+            f"An agent install for {node.name} is already under way (job "
+            f"{running}); wait for it to finish.",
+            field="node",
+        )
     return interval
 
 
@@ -72,10 +87,18 @@ def do_install_agent(node: Node, *, interval: int | None = None, by=None) -> Job
     liveness.token_issued_at = timezone.now()
     liveness.save(update_fields=["next_token_hash", "token_issued_at"])
     return jobs.launch(
-        playbook=AGENT_PLAYBOOK, action=INSTALL_AGENT, nodes=[node],
-        extra_vars={"node_agent_portal_url": portal_url(), "node_agent_node_id": node.pk,
-                    "node_agent_interval": interval},
-        secret_vars={"node_agent_token": token}, target=node, requested_by=by)
+        playbook=AGENT_PLAYBOOK,
+        action=INSTALL_AGENT,
+        nodes=[node],
+        extra_vars={
+            "node_agent_portal_url": portal_url(),
+            "node_agent_node_id": node.pk,
+            "node_agent_interval": interval,
+        },
+        secret_vars={"node_agent_token": token},
+        target=node,
+        requested_by=by,
+    )
 
 
 def apply_install_result(job: Job) -> None:
@@ -85,22 +108,26 @@ def apply_install_result(job: Job) -> None:
     if job.status != JobStatus.SUCCESSFUL or not job.target_id:
         return
     now = timezone.now()
-    interval = int(job.extra_vars.get("node_agent_interval") or
-                   settings.MONITORING_HEARTBEAT_INTERVAL)
+    interval = int(
+        job.extra_vars.get("node_agent_interval") or settings.MONITORING_HEARTBEAT_INTERVAL
+    )
     with transaction.atomic():
-        liveness = NodeLiveness.objects.select_for_update().filter(
-            node_id=int(job.target_id)).first()
+        liveness = (
+            NodeLiveness.objects.select_for_update().filter(node_id=int(job.target_id)).first()
+        )
         if liveness is None:
             return
         if liveness.next_token_hash:
             liveness.token_hash, liveness.next_token_hash = liveness.next_token_hash, ""
         if liveness.status == Liveness.UNKNOWN and liveness.next_due_at is None:
             liveness.next_due_at = now + timedelta(
-                seconds=interval + settings.MONITORING_GRACE_SECONDS)
+                seconds=interval + settings.MONITORING_GRACE_SECONDS
+            )
         liveness.save(update_fields=["token_hash", "next_token_hash", "next_due_at"])
 
 
 # --- liveness -----------------------------------------------------------------------------
+
 
 def _move(to: str, from_states, column: str, now: datetime, clear_due: bool) -> list[int]:
     """One guarded UPDATE: rows still in ``from_states`` whose ``column`` time has passed.
@@ -111,8 +138,10 @@ def _move(to: str, from_states, column: str, now: datetime, clear_due: bool) -> 
     marks = ", ".join(["%s"] * len(states))
     at = connection.ops.adapt_datetimefield_value(now)
     clear = ", next_due_at = NULL, late_at = NULL" if clear_due else ""
-    sql = (f"UPDATE {table} SET status = %s, status_changed_at = %s{clear} "  # noqa: S608
-           f"WHERE status IN ({marks}) AND {column} <= %s RETURNING node_id")
+    sql = (
+        f"UPDATE {table} SET status = %s, status_changed_at = %s{clear} "  # noqa: S608
+        f"WHERE status IN ({marks}) AND {column} <= %s RETURNING node_id"
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, [to, at, *states, at])
         return [row[0] for row in cursor.fetchall()]
@@ -136,6 +165,7 @@ def evaluate_liveness(now: datetime | None = None) -> dict[str, list[int]]:
 
 # --- history: rollups and pruning ---------------------------------------------------------
 
+
 def bucket_start(moment: datetime) -> datetime:
     epoch = datetime(1970, 1, 1, tzinfo=moment.tzinfo)
     return moment - (moment - epoch) % BUCKET
@@ -145,7 +175,8 @@ def _next_bucket(now: datetime) -> datetime | None:
     last = Rollup.objects.aggregate(last=Max("bucket"))["last"]
     start = last + BUCKET if last else None
     first = Sample.objects.filter(**({"at__gte": start} if start else {})).aggregate(
-        first=Min("at"))["first"]
+        first=Min("at")
+    )["first"]
     if first is None:
         return None
     return bucket_start(first)
@@ -154,18 +185,31 @@ def _next_bucket(now: datetime) -> datetime | None:
 def rollup_bucket(start: datetime) -> int:
     """Aggregate every node's samples in [start, start + 5 min) into rollups (one query,
     one INSERT; a bucket already rolled up by a competing run is left as it is)."""
-    rows = (Sample.objects.filter(at__gte=start, at__lt=start + BUCKET).values("node_id")
-            .annotate(n=Count("id"),
-                      cpu_min=Min("cpu_percent"), cpu_avg=Avg("cpu_percent"),
-                      cpu_max=Max("cpu_percent"),
-                      memory_min=Min("memory_percent"), memory_avg=Avg("memory_percent"),
-                      memory_max=Max("memory_percent"),
-                      disk_min=Min("disk_percent"), disk_avg=Avg("disk_percent"),
-                      disk_max=Max("disk_percent"), disk_used_gb_max=Max("disk_used_gb"),
-                      load1_min=Min("load1"), load1_avg=Avg("load1"), load1_max=Max("load1"))
-            .order_by())
-    rollups = [Rollup(node_id=row.pop("node_id"), bucket=start, samples=row.pop("n"), **row)
-               for row in rows]
+    rows = (
+        Sample.objects.filter(at__gte=start, at__lt=start + BUCKET)
+        .values("node_id")
+        .annotate(
+            n=Count("id"),
+            cpu_min=Min("cpu_percent"),
+            cpu_avg=Avg("cpu_percent"),
+            cpu_max=Max("cpu_percent"),
+            memory_min=Min("memory_percent"),
+            memory_avg=Avg("memory_percent"),
+            memory_max=Max("memory_percent"),
+            disk_min=Min("disk_percent"),
+            disk_avg=Avg("disk_percent"),
+            disk_max=Max("disk_percent"),
+            disk_used_gb_max=Max("disk_used_gb"),
+            load1_min=Min("load1"),
+            load1_avg=Avg("load1"),
+            load1_max=Max("load1"),
+        )
+        .order_by()
+    )
+    rollups = [
+        Rollup(node_id=row.pop("node_id"), bucket=start, samples=row.pop("n"), **row)
+        for row in rows
+    ]
     Rollup.objects.bulk_create(rollups, batch_size=1000, ignore_conflicts=True)
     return len(rollups)
 
@@ -180,16 +224,22 @@ def rollup(now: datetime | None = None, max_buckets: int = ROLLUP_MAX_BUCKETS) -
             rollup_bucket(start)
         done += 1
         following = start + BUCKET
-        start = following if Sample.objects.filter(
-            at__gte=following, at__lt=following + BUCKET).exists() else _next_bucket(now)
+        start = (
+            following
+            if Sample.objects.filter(at__gte=following, at__lt=following + BUCKET).exists()
+            else _next_bucket(now)
+        )
     return done
 
 
 def _prune(model, column: str, cutoff: datetime, batch: int, max_batches: int) -> int:
     deleted = 0
     for _ in range(max_batches):
-        ids = list(model.objects.filter(**{f"{column}__lt": cutoff})
-                   .order_by(column).values_list("id", flat=True)[:batch])
+        ids = list(
+            model.objects.filter(**{f"{column}__lt": cutoff})
+            .order_by(column)
+            .values_list("id", flat=True)[:batch]
+        )
         if not ids:
             break
         model.objects.filter(id__in=ids).delete()  # no cascades: one DELETE per batch

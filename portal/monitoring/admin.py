@@ -17,8 +17,21 @@ class MonitoredNodeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["name", "liveness", "last_seen", "cpu", "memory", "disk", "agent"]
     list_filter = ["liveness__status", "purpose", "group"]
     search_fields = ["name", "address"]
-    fields = ["name", "address", "purpose", "group", "liveness", "last_seen", "next_due",
-              "cpu", "memory", "disk", "agent", "token_issued", "metrics"]
+    fields = (
+        "name",
+        "address",
+        "purpose",
+        "group",
+        "liveness",
+        "last_seen",
+        "next_due",
+        "cpu",
+        "memory",
+        "disk",
+        "agent",
+        "token_issued",
+        "metrics",
+    )
     readonly_fields = fields
     actions = ["install_agent"]
     detail_actions = [("install_agent", "Install agent / rotate its token")]
@@ -77,8 +90,9 @@ class MonitoredNodeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         url = reverse("api:node-metrics", kwargs={"node_id": node.pk})
         return format_html('<a href="{}?hours=24">last 24 h (JSON)</a>', url)
 
-    @admin.action(description="Install the monitoring agent (rotates its token)",
-                  permissions=["operate"])
+    @admin.action(
+        description="Install the monitoring agent (rotates its token)", permissions=["operate"]
+    )
     def install_agent(self, request, queryset):
         for node in queryset.select_related("group", "credential").defer("credential__secret"):
             try:
@@ -87,6 +101,13 @@ class MonitoredNodeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 self.message_user(request, f"{node.name}: {error.message}", messages.ERROR)
                 continue
             link = reverse("admin:jobs_job_change", args=[job.pk])
-            self.message_user(request, format_html(
-                '{}: agent install launched as <a href="{}">job {}</a>.', node.name, link,
-                job.pk), messages.SUCCESS)
+            self.message_user(
+                request,
+                format_html(
+                    '{}: agent install launched as <a href="{}">job {}</a>.',
+                    node.name,
+                    link,
+                    job.pk,
+                ),
+                messages.SUCCESS,
+            )

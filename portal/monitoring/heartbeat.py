@@ -41,8 +41,18 @@ NUMBER_MAX = 1e15  # gauges and sizes: anything larger is a broken agent
 GAUGE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")
 AGENT_VERSION = re.compile(r"^[A-Za-z0-9._+-]{1,32}\Z")
 PERCENTS = ("cpu_percent", "memory_percent", "disk_percent")
-FIELDS = frozenset({*PERCENTS, "disk_used_gb", "load", "uptime_seconds", "agent_version",
-                    "seq", "interval_seconds", "gauges"})
+FIELDS = frozenset(
+    {
+        *PERCENTS,
+        "disk_used_gb",
+        "load",
+        "uptime_seconds",
+        "agent_version",
+        "seq",
+        "interval_seconds",
+        "gauges",
+    }
+)
 
 
 class Invalid(Exception):
@@ -78,11 +88,18 @@ def _load(errors, body):
     if "load" not in body:
         return None
     value = body["load"]
-    if (not isinstance(value, list) or len(value) != 3
-            or not all(_is_number(v) and math.isfinite(v) and 0 <= v <= NUMBER_MAX
-                       for v in value)):
-        errors.append(("load", "Must be the three load averages [1, 5, 15 min], each a "
-                               "finite number >= 0.", "invalid"))
+    if (
+        not isinstance(value, list)
+        or len(value) != 3
+        or not all(_is_number(v) and math.isfinite(v) and 0 <= v <= NUMBER_MAX for v in value)
+    ):
+        errors.append(
+            (
+                "load",
+                "Must be the three load averages [1, 5, 15 min], each a finite number >= 0.",
+                "invalid",
+            )
+        )
         return None
     return value
 
@@ -100,12 +117,17 @@ def _gauges(errors, body):
         return None
     for name, number in value.items():
         if not GAUGE_NAME.match(name):
-            errors.append((f"gauges.{name[:64]}", "A gauge name is 1-63 of a-z, 0-9 and '_', "
-                                                  "starting with a letter.", "invalid"))
-        elif (not _is_number(number) or not math.isfinite(number)
-              or abs(number) > NUMBER_MAX):
-            errors.append((f"gauges.{name}", f"Must be a finite number within "
-                                             f"±{NUMBER_MAX:g}.", "invalid"))
+            errors.append(
+                (
+                    f"gauges.{name[:64]}",
+                    "A gauge name is 1-63 of a-z, 0-9 and '_', starting with a letter.",
+                    "invalid",
+                )
+            )
+        elif not _is_number(number) or not math.isfinite(number) or abs(number) > NUMBER_MAX:
+            errors.append(
+                (f"gauges.{name}", f"Must be a finite number within ±{NUMBER_MAX:g}.", "invalid")
+            )
     return value or None
 
 
@@ -117,16 +139,19 @@ def validate(body) -> dict:
     values = {name: _number(errors, body, name, 0, 100) for name in PERCENTS}
     values["disk_used_gb"] = _number(errors, body, "disk_used_gb", 0, NUMBER_MAX)
     values["seq"] = _number(errors, body, "seq", 1, SEQ_MAX, integer=True)
-    values["uptime_seconds"] = _number(errors, body, "uptime_seconds", 0, SEQ_MAX,
-                                       required=False, integer=True)
-    values["interval_seconds"] = _number(errors, body, "interval_seconds", 1, 86400,
-                                         required=False, integer=True)
+    values["uptime_seconds"] = _number(
+        errors, body, "uptime_seconds", 0, SEQ_MAX, required=False, integer=True
+    )
+    values["interval_seconds"] = _number(
+        errors, body, "interval_seconds", 1, 86400, required=False, integer=True
+    )
     values["load"] = _load(errors, body)
     values["gauges"] = _gauges(errors, body)
     version = body.get("agent_version", "")
     if not isinstance(version, str) or (version and not AGENT_VERSION.match(version)):
-        errors.append(("agent_version", "1-32 of letters, digits, '.', '_', '+' or '-'.",
-                       "invalid"))
+        errors.append(
+            ("agent_version", "1-32 of letters, digits, '.', '_', '+' or '-'.", "invalid")
+        )
     values["agent_version"] = version if isinstance(version, str) else ""
     if errors:
         raise Invalid(errors)
@@ -134,6 +159,7 @@ def validate(body) -> dict:
 
 
 # --- storing ------------------------------------------------------------------------------
+
 
 def _sql():
     live = NodeLiveness._meta.db_table
@@ -180,38 +206,71 @@ def store(node_id: int, token: str, values: dict, now=None):
     gauges = Sample._meta.get_field("gauges").get_db_prep_save(values["gauges"], connection)
     update, insert = statements()
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(update, [
-            digest, digest, Liveness.UP, at, Liveness.UP, at, values["seq"], interval,
-            adapt(late_at), adapt(due_at), values["agent_version"], values["uptime_seconds"],
-            values["cpu_percent"], values["memory_percent"], values["disk_percent"],
-            values["disk_used_gb"], load1, node_id, values["seq"], digest, digest,
-        ])
+        cursor.execute(
+            update,
+            [
+                digest,
+                digest,
+                Liveness.UP,
+                at,
+                Liveness.UP,
+                at,
+                values["seq"],
+                interval,
+                adapt(late_at),
+                adapt(due_at),
+                values["agent_version"],
+                values["uptime_seconds"],
+                values["cpu_percent"],
+                values["memory_percent"],
+                values["disk_percent"],
+                values["disk_used_gb"],
+                load1,
+                node_id,
+                values["seq"],
+                digest,
+                digest,
+            ],
+        )
         if cursor.rowcount != 1:
             return False, refusal(cursor, node_id, digest)
-        cursor.execute(insert, [
-            node_id, at, values["cpu_percent"], values["memory_percent"],
-            values["disk_percent"], values["disk_used_gb"], load1, gauges,
-        ])
-    return True, {"seq": values["seq"], "status": Liveness.UP,
-                  "next_due_at": due_at.isoformat()}
+        cursor.execute(
+            insert,
+            [
+                node_id,
+                at,
+                values["cpu_percent"],
+                values["memory_percent"],
+                values["disk_percent"],
+                values["disk_used_gb"],
+                load1,
+                gauges,
+            ],
+        )
+    return True, {"seq": values["seq"], "status": Liveness.UP, "next_due_at": due_at.isoformat()}
 
 
 def refusal(cursor, node_id: int, digest: str):
     """Why the UPDATE matched nothing: ("not_found", None) or ("stale_seq", last_seq)."""
     cursor.execute(
         f"SELECT token_hash, next_token_hash, last_seq FROM {NodeLiveness._meta.db_table} "  # noqa: S608
-        "WHERE node_id = %s", [node_id])
+        "WHERE node_id = %s",
+        [node_id],
+    )
     row = cursor.fetchone()
     known = row is not None and any(
-        stored and hmac.compare_digest(stored, digest) for stored in row[:2])
+        stored and hmac.compare_digest(stored, digest) for stored in row[:2]
+    )
     return ("stale_seq", row[2]) if known else ("not_found", None)
 
 
 # --- the view -----------------------------------------------------------------------------
 
+
 def _error(status, errors, code=None, headers=None, **extra):
-    return JsonResponse({**error_body(status, errors, code), **extra}, status=status,
-                        headers=headers)
+    return JsonResponse(
+        {**error_body(status, errors, code), **extra}, status=status, headers=headers
+    )
 
 
 def bearer_token(request) -> str | None:
@@ -229,16 +288,25 @@ def heartbeat_view(request, node_id: str):
         return _error(405, [(None, "Use PUT.", "method_not_allowed")], headers={"Allow": "PUT"})
     token = bearer_token(request)
     if token is None:
-        return _error(401, [(None, "Send the node's agent token as 'Authorization: Bearer "
-                                   "<token>'.", "not_authenticated")],
-                      headers={"WWW-Authenticate": 'Bearer realm="api"'})
+        return _error(
+            401,
+            [
+                (
+                    None,
+                    "Send the node's agent token as 'Authorization: Bearer <token>'.",
+                    "not_authenticated",
+                )
+            ],
+            headers={"WWW-Authenticate": 'Bearer realm="api"'},
+        )
     try:
         length = int(request.headers.get("Content-Length") or 0)
     except ValueError:
         length = MAX_BODY_BYTES + 1
     if length > MAX_BODY_BYTES:
-        return _error(413, [(None, f"The body is larger than {MAX_BODY_BYTES} bytes.",
-                             "request_too_large")])
+        return _error(
+            413, [(None, f"The body is larger than {MAX_BODY_BYTES} bytes.", "request_too_large")]
+        )
     try:
         values = validate(json.loads(request.body))
     except (ValueError, RecursionError):  # JSONDecodeError, an int literal too long
@@ -253,8 +321,17 @@ def heartbeat_view(request, node_id: str):
         return JsonResponse(info)
     reason, last_seq = info
     if reason == "stale_seq":
-        return _error(409, [("seq", f"seq must be above {last_seq}; this heartbeat changed "
-                                    "nothing.", "stale_seq")], last_seq=last_seq)
+        return _error(
+            409,
+            [
+                (
+                    "seq",
+                    f"seq must be above {last_seq}; this heartbeat changed nothing.",
+                    "stale_seq",
+                )
+            ],
+            last_seq=last_seq,
+        )
     return _not_found(node)
 
 

@@ -12,12 +12,18 @@ from portal.nodes.models import Node
 
 class LivenessCollector:
     def collect(self) -> Iterator[Metric]:
-        family = GaugeMetricFamily("portal_nodes_liveness", "Enabled nodes by liveness "
-                                   "(nodes without an agent count as unknown)",
-                                   labels=["status"])
+        family = GaugeMetricFamily(
+            "portal_nodes_liveness",
+            "Enabled nodes by liveness (nodes without an agent count as unknown)",
+            labels=["status"],
+        )
         counts = dict.fromkeys(Liveness.values, 0)
-        rows = (NodeLiveness.objects.filter(node__enabled=True).values("status")
-                .annotate(n=Count("pk")).order_by())
+        rows = (
+            NodeLiveness.objects.filter(node__enabled=True)
+            .values("status")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
         for row in rows:
             counts[row["status"]] += row["n"]
         counts[Liveness.UNKNOWN] += Node.objects.filter(enabled=True, liveness__isnull=True).count()

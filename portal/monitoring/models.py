@@ -22,8 +22,9 @@ class NodeLiveness(models.Model):
     index over the rows that can still move, so a pass over 100k nodes reads only the due ones.
     """
 
-    node = models.OneToOneField(Node, primary_key=True, on_delete=models.CASCADE,
-                                related_name="liveness")
+    node = models.OneToOneField(
+        Node, primary_key=True, on_delete=models.CASCADE, related_name="liveness"
+    )
     # SHA-256 hex of the agent's bearer token; next_token_hash is a rotation on its way to
     # the node (accepted too; the first heartbeat with it, or the install job's success,
     # makes it the only one).
@@ -49,10 +50,14 @@ class NodeLiveness(models.Model):
         verbose_name = "node liveness"
         verbose_name_plural = "node liveness"
         indexes = [
-            models.Index(fields=["next_due_at"], name="liveness_due_idx",
-                         condition=Q(status__in=sorted(WATCHED), next_due_at__isnull=False)),
-            models.Index(fields=["late_at"], name="liveness_late_idx",
-                         condition=Q(status=Liveness.UP)),
+            models.Index(
+                fields=["next_due_at"],
+                name="liveness_due_idx",
+                condition=Q(status__in=sorted(WATCHED), next_due_at__isnull=False),
+            ),
+            models.Index(
+                fields=["late_at"], name="liveness_late_idx", condition=Q(status=Liveness.UP)
+            ),
         ]
 
     def __str__(self):
@@ -63,8 +68,9 @@ class Sample(models.Model):
     """One heartbeat's values, kept MONITORING_RAW_RETENTION_HOURS (48 h)."""
 
     id = models.BigAutoField(primary_key=True)
-    node = models.ForeignKey(Node, on_delete=models.DO_NOTHING, db_constraint=False,
-                             db_index=False, related_name="+")
+    node = models.ForeignKey(
+        Node, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
     at = models.DateTimeField()
     cpu_percent = models.FloatField()
     memory_percent = models.FloatField()
@@ -87,8 +93,9 @@ class Rollup(models.Model):
     """min/avg/max of a node's samples over one 5-minute bucket, kept 90 days."""
 
     id = models.BigAutoField(primary_key=True)
-    node = models.ForeignKey(Node, on_delete=models.DO_NOTHING, db_constraint=False,
-                             db_index=False, related_name="+")
+    node = models.ForeignKey(
+        Node, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
     bucket = models.DateTimeField(help_text="Start of the 5-minute bucket.")
     samples = models.PositiveIntegerField()
     cpu_min = models.FloatField()

@@ -45,20 +45,28 @@ def install(node):
     job.refresh_from_db()
     assert job.status == "successful", "\n".join(job.events.values_list("stdout", flat=True))
     token = job.secrets()["node_agent_token"]
-    printed = [json.dumps(e, default=str) for e in
-               JobEvent.objects.filter(job=job).values("stdout", "event_data")]
+    printed = [
+        json.dumps(e, default=str)
+        for e in JobEvent.objects.filter(job=job).values("stdout", "event_data")
+    ]
     assert not any(token in text for text in printed), "the token reached a job event"
     return token
 
 
 def beats_with(node, token_hash, after):
     row = NodeLiveness.objects.get(node=node)
-    return (row.status == Liveness.UP and row.token_hash == token_hash
-            and not row.next_token_hash and row.last_seen_at and row.last_seen_at > after)
+    return (
+        row.status == Liveness.UP
+        and row.token_hash == token_hash
+        and not row.next_token_hash
+        and row.last_seen_at
+        and row.last_seen_at > after
+    )
 
 
 def test_the_agent_beats_rotates_and_is_down_at_its_due_time(
-        test_hosts, portal_nodes, portal_on_bridge, settings, tmp_path, api):
+    test_hosts, portal_nodes, portal_on_bridge, settings, tmp_path, api
+):
     settings.PLAYBOOKS_DIR = Path(django_settings.BASE_DIR) / "playbooks"
     settings.JOBS_WORK_DIR = tmp_path / "jobs"
     settings.JOB_CONNECT_TIMEOUT = 5
@@ -80,7 +88,9 @@ def test_the_agent_beats_rotates_and_is_down_at_its_due_time(
 
     # The token: a 0600 file of the agent's user; never in the unit or a command line.
     assert host.run("stat -c '%a %U' /etc/portal-agent/token").stdout.split() == [
-        "600", "portal-agent"]
+        "600",
+        "portal-agent",
+    ]
     assert first not in host.run("systemctl cat portal-agent").stdout
     assert first not in host.run("ps -eo args").stdout
 
@@ -88,12 +98,18 @@ def test_the_agent_beats_rotates_and_is_down_at_its_due_time(
     second = install(node)
     assert second != first
     rotated = timezone.now()
-    wait_for(lambda: beats_with(node, hash_token(second), rotated), 30, TICK,
-             "heartbeats with the rotated token")
-    old = api.put(f"/api/nodes/{node.pk}/heartbeat",
-                  {"cpu_percent": 1, "memory_percent": 1, "disk_percent": 1,
-                   "disk_used_gb": 1, "seq": 2**62}, format="json",
-                  HTTP_AUTHORIZATION=f"Bearer {first}")
+    wait_for(
+        lambda: beats_with(node, hash_token(second), rotated),
+        30,
+        TICK,
+        "heartbeats with the rotated token",
+    )
+    old = api.put(
+        f"/api/nodes/{node.pk}/heartbeat",
+        {"cpu_percent": 1, "memory_percent": 1, "disk_percent": 1, "disk_used_gb": 1, "seq": 2**62},
+        format="json",
+        HTTP_AUTHORIZATION=f"Bearer {first}",
+    )
     assert old.status_code == 404
 
     # Stop the agent: late, then down at its due time (± one evaluator tick).

@@ -27,9 +27,15 @@ def test_install_issues_a_token_kept_only_as_a_hash_and_passed_as_a_secret():
     node = NodeFactory()
     job = actions.do_install_agent(node, interval=10)
     assert (job.playbook, job.action, job.target_id) == (
-        "node_agent.yml", actions.INSTALL_AGENT, str(node.pk))
-    assert job.extra_vars == {"node_agent_portal_url": "http://10.213.1.1:8000",
-                              "node_agent_node_id": node.pk, "node_agent_interval": 10}
+        "node_agent.yml",
+        actions.INSTALL_AGENT,
+        str(node.pk),
+    )
+    assert job.extra_vars == {
+        "node_agent_portal_url": "http://10.213.1.1:8000",
+        "node_agent_node_id": node.pk,
+        "node_agent_interval": 10,
+    }
     token = job.secrets()["node_agent_token"]
     assert "node_agent_token" in job.sensitive_names
     assert token not in json.dumps(job.extra_vars)
@@ -87,12 +93,12 @@ def test_without_a_portal_url_the_install_is_refused(settings):
 
 def test_the_api_launches_the_install_for_operators_only(admin_api, user_api):
     node = NodeFactory()
-    answer = admin_api.post(f"/api/nodes/{node.pk}/agent", {"interval_seconds": 15},
-                            format="json")
+    answer = admin_api.post(f"/api/nodes/{node.pk}/agent", {"interval_seconds": 15}, format="json")
     assert answer.status_code == 202, answer.content
     assert answer.json()["node"] == node.pk
-    bad = admin_api.post(f"/api/nodes/{NodeFactory().pk}/agent", {"interval_seconds": 1},
-                         format="json")
+    bad = admin_api.post(
+        f"/api/nodes/{NodeFactory().pk}/agent", {"interval_seconds": 1}, format="json"
+    )
     assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "interval_seconds"
     assert user_api().post(f"/api/nodes/{node.pk}/agent").status_code == 403
     assert admin_api.post("/api/nodes/999999/agent").status_code == 404
@@ -100,9 +106,11 @@ def test_the_api_launches_the_install_for_operators_only(admin_api, user_api):
 
 def test_the_admin_action_launches_the_install(admin_client):
     node = NodeFactory()
-    page = admin_client.post("/admin/monitoring/monitorednode/",
-                             {"action": "install_agent", "_selected_action": [node.pk]},
-                             follow=True)
+    page = admin_client.post(
+        "/admin/monitoring/monitorednode/",
+        {"action": "install_agent", "_selected_action": [node.pk]},
+        follow=True,
+    )
     assert page.status_code == 200
     assert "agent install launched" in page.content.decode()
     assert NodeLiveness.objects.get(node=node).next_token_hash

@@ -43,8 +43,13 @@ def test_the_agent_beats_and_follows_the_portals_seq(agent_module, live_server, 
     token_file = tmp_path / "token"
     token_file.write_text(token + "\n")
     os.chmod(token_file, 0o600)
-    config = {"url": live_server.url, "node_id": node.pk, "interval": 30,
-              "token_file": str(token_file), "timeout": 5}
+    config = {
+        "url": live_server.url,
+        "node_id": node.pk,
+        "interval": 30,
+        "token_file": str(token_file),
+        "timeout": 5,
+    }
     cpu = agent_module.cpu_times()
     stale = agent_module.send(config, agent_module.measure(config, cpu, cpu, 5))
     assert stale == 10**15  # 409: the agent learns where to continue

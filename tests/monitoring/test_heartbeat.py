@@ -15,18 +15,34 @@ pytestmark = pytest.mark.django_db
 
 def test_a_heartbeat_stores_a_sample_and_marks_the_node_up(agent, beat):
     node, token = agent()
-    answer = beat(node.pk, token, seq=7, load=[0.5, 0.4, 0.3], uptime_seconds=1234,
-                  agent_version="1.0.0", gauges={"api_calls": 12, "api_quota": 1000})
+    answer = beat(
+        node.pk,
+        token,
+        seq=7,
+        load=[0.5, 0.4, 0.3],
+        uptime_seconds=1234,
+        agent_version="1.0.0",
+        gauges={"api_calls": 12, "api_quota": 1000},
+    )
     assert answer.status_code == 200, answer.content
     assert answer.json()["seq"] == 7
     row = NodeLiveness.objects.get(node=node)
     assert (row.status, row.last_seq, row.agent_version, row.uptime_seconds) == (
-        Liveness.UP, 7, "1.0.0", 1234)
+        Liveness.UP,
+        7,
+        "1.0.0",
+        1234,
+    )
     assert row.cpu_percent == 25.5 and row.load1 == 0.5
     assert row.next_due_at > row.late_at > row.last_seen_at
     sample = Sample.objects.get(node=node)
-    assert (sample.cpu_percent, sample.memory_percent, sample.disk_percent,
-            sample.disk_used_gb, sample.load1) == (25.5, 45.2, 65.0, 32.5, 0.5)
+    assert (
+        sample.cpu_percent,
+        sample.memory_percent,
+        sample.disk_percent,
+        sample.disk_used_gb,
+        sample.load1,
+    ) == (25.5, 45.2, 65.0, 32.5, 0.5)
     assert sample.gauges == {"api_calls": 12, "api_quota": 1000}
 
 
@@ -89,8 +105,13 @@ def test_a_bad_value_is_a_400_naming_the_field_and_changes_nothing(agent, beat, 
 def test_nan_and_infinity_are_refused_by_name(agent, api, literal):
     node, token = agent()
     body = json.dumps({**GOOD, "seq": 1}).replace("25.5", literal)
-    answer = api.generic("PUT", f"/api/nodes/{node.pk}/heartbeat", body,
-                         content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}")
+    answer = api.generic(
+        "PUT",
+        f"/api/nodes/{node.pk}/heartbeat",
+        body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
     assert answer.status_code == 400
     assert answer.json()["errors"][0]["field"] == "cpu_percent"
 
@@ -98,8 +119,13 @@ def test_nan_and_infinity_are_refused_by_name(agent, api, literal):
 @pytest.mark.parametrize("body", ["{", "[]", "12", '"x"', "[" * 100000])
 def test_a_body_that_is_not_an_object_is_a_400(agent, api, body):
     node, token = agent()
-    answer = api.generic("PUT", f"/api/nodes/{node.pk}/heartbeat", body,
-                         content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}")
+    answer = api.generic(
+        "PUT",
+        f"/api/nodes/{node.pk}/heartbeat",
+        body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
     assert answer.status_code in (400, 413)
 
 
@@ -122,7 +148,10 @@ def test_a_replayed_or_older_seq_changes_nothing(agent, beat):
         assert answer.json()["last_seq"] == 10
     after = NodeLiveness.objects.get(node=node)
     assert (after.last_seq, after.cpu_percent, after.last_seen_at) == (
-        10, before.cpu_percent, before.last_seen_at)
+        10,
+        before.cpu_percent,
+        before.last_seen_at,
+    )
     assert Sample.objects.count() == 1
     assert beat(node.pk, token, seq=11).status_code == 200
 
@@ -135,8 +164,9 @@ def test_a_token_works_for_its_own_node_only_and_says_nothing_of_others(agent, b
     garbage = beat(node.pk, "not-the-token")
     assert wrong.status_code == unknown.status_code == garbage.status_code == 404
     assert wrong.json()["code"] == unknown.json()["code"] == "not_found"
-    assert wrong.json()["message"].replace(str(other.pk), "N") == \
-        unknown.json()["message"].replace("999999", "N")
+    assert wrong.json()["message"].replace(str(other.pk), "N") == unknown.json()["message"].replace(
+        "999999", "N"
+    )
     assert not Sample.objects.exists()
     assert beat(other.pk, other_token).status_code == 200
 
@@ -154,16 +184,19 @@ def test_a_node_without_an_agent_token_refuses_every_token(beat, agent):
 def test_without_a_bearer_token_the_answer_is_401(agent, api, header):
     node, _ = agent()
     extra = {"HTTP_AUTHORIZATION": header} if header else {}
-    answer = api.put(f"/api/nodes/{node.pk}/heartbeat", {**GOOD, "seq": 1}, format="json",
-                     **extra)
+    answer = api.put(f"/api/nodes/{node.pk}/heartbeat", {**GOOD, "seq": 1}, format="json", **extra)
     assert answer.status_code == 401
     assert answer["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_only_put(agent, api):
     node, token = agent()
-    answer = api.post(f"/api/nodes/{node.pk}/heartbeat", {**GOOD, "seq": 1}, format="json",
-                      HTTP_AUTHORIZATION=f"Bearer {token}")
+    answer = api.post(
+        f"/api/nodes/{node.pk}/heartbeat",
+        {**GOOD, "seq": 1},
+        format="json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
     assert answer.status_code == 405
 
 
@@ -185,8 +218,11 @@ def test_a_heartbeat_is_one_update_and_one_insert(agent, beat):
     with CaptureQueriesContext(connection) as queries:
         answer = beat(node.pk, token, seq=2, gauges={"api_calls": 3})
     assert answer.status_code == 200
-    statements = [q["sql"].split()[0].upper() for q in queries.captured_queries
-                  if not q["sql"].upper().startswith(("SAVEPOINT", "RELEASE", "BEGIN"))]
+    statements = [
+        q["sql"].split()[0].upper()
+        for q in queries.captured_queries
+        if not q["sql"].upper().startswith(("SAVEPOINT", "RELEASE", "BEGIN"))
+    ]
     assert statements == ["UPDATE", "INSERT"], [q["sql"] for q in queries.captured_queries]
 
 

@@ -14,10 +14,20 @@ T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 
 
 def _samples(node, start, count, step=30, cpu=lambda i: float(i)):
-    Sample.objects.bulk_create([
-        Sample(node=node, at=start + timedelta(seconds=step * i), cpu_percent=cpu(i),
-               memory_percent=50.0, disk_percent=10.0 + i, disk_used_gb=1.0 * i, load1=0.5)
-        for i in range(count)])
+    Sample.objects.bulk_create(
+        [
+            Sample(
+                node=node,
+                at=start + timedelta(seconds=step * i),
+                cpu_percent=cpu(i),
+                memory_percent=50.0,
+                disk_percent=10.0 + i,
+                disk_used_gb=1.0 * i,
+                load1=0.5,
+            )
+            for i in range(count)
+        ]
+    )
 
 
 def test_rollups_are_min_avg_max_per_node_and_5_minute_bucket():
@@ -52,9 +62,13 @@ def test_prune_keeps_48_hours_of_samples_and_90_days_of_rollups_in_batches(setti
     _samples(node, now - timedelta(hours=49), 30)  # 15 minutes, past 48 h
     _samples(node, now - timedelta(hours=47), 10)
     actions.rollup(now=now)
-    Rollup.objects.create(node=node, bucket=now - timedelta(days=91), samples=1,
-                          **{f"{m}_{k}": 1.0 for m in ("cpu", "memory", "disk")
-                             for k in ("min", "avg", "max")}, disk_used_gb_max=1.0)
+    Rollup.objects.create(
+        node=node,
+        bucket=now - timedelta(days=91),
+        samples=1,
+        **{f"{m}_{k}": 1.0 for m in ("cpu", "memory", "disk") for k in ("min", "avg", "max")},
+        disk_used_gb_max=1.0,
+    )
     result = actions.prune(now=now)
     assert result == {"samples": 30, "rollups": 1}
     assert Sample.objects.count() == 10
@@ -82,6 +96,7 @@ def test_the_beat_task_rolls_up_then_prunes():
 
 
 # --- the endpoint ---------------------------------------------------------------------------
+
 
 @pytest.fixture
 def operator_api(api):

@@ -16,9 +16,11 @@ from tests.factories import NodeFactory
 def _row(status, late_in=None, due_in=None, now=None):
     now = now or timezone.now()
     return NodeLiveness.objects.create(
-        node=NodeFactory(), status=status,
+        node=NodeFactory(),
+        status=status,
         late_at=now + timedelta(seconds=late_in) if late_in is not None else None,
-        next_due_at=now + timedelta(seconds=due_in) if due_in is not None else None)
+        next_due_at=now + timedelta(seconds=due_in) if due_in is not None else None,
+    )
 
 
 @pytest.mark.django_db
@@ -33,7 +35,8 @@ def test_nodes_move_at_their_due_times_and_not_before():
     already_down = _row(Liveness.DOWN, now=now)
     moved = actions.evaluate_liveness(now)
     assert sorted(moved["down"]) == sorted(
-        [down_from_up.pk, down_from_late.pk, installed_silent.pk])
+        [down_from_up.pk, down_from_late.pk, installed_silent.pk]
+    )
     assert moved["late"] == [late.pk]
     status = dict(NodeLiveness.objects.values_list("pk", "status"))
     assert status[on_time.pk] == Liveness.UP
@@ -56,8 +59,9 @@ def test_a_late_node_goes_down_at_its_due_time():
     assert actions.evaluate_liveness(now + timedelta(seconds=3))["down"] == [row.pk]
 
 
-@pytest.mark.skipif("connection.vendor != 'postgresql'",
-                    reason="row locks under concurrency: PostgreSQL only")
+@pytest.mark.skipif(
+    "connection.vendor != 'postgresql'", reason="row locks under concurrency: PostgreSQL only"
+)
 @pytest.mark.django_db(transaction=True)
 def test_two_competing_evaluators_never_both_move_a_node():
     now = timezone.now()
@@ -128,8 +132,14 @@ def test_deleting_a_node_leaves_its_history_to_age_out():
 
     row = _row(Liveness.UP)
     node, node_id = row.node, row.node_id
-    Sample.objects.create(node=node, at=timezone.now(), cpu_percent=1, memory_percent=1,
-                          disk_percent=1, disk_used_gb=1)
+    Sample.objects.create(
+        node=node,
+        at=timezone.now(),
+        cpu_percent=1,
+        memory_percent=1,
+        disk_percent=1,
+        disk_used_gb=1,
+    )
     do_delete_node(node)
     assert not NodeLiveness.objects.filter(pk=node_id).exists()
     assert Sample.objects.filter(node_id=node_id).count() == 1  # pruned with its age

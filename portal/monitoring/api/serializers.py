@@ -5,8 +5,11 @@ from portal.monitoring.choices import Liveness
 
 class InstallAgentSerializer(serializers.Serializer):
     interval_seconds = serializers.IntegerField(
-        required=False, min_value=5, max_value=3600,
-        help_text="Seconds between heartbeats (default MONITORING_HEARTBEAT_INTERVAL, 30).")
+        required=False,
+        min_value=5,
+        max_value=3600,
+        help_text="Seconds between heartbeats (default MONITORING_HEARTBEAT_INTERVAL, 30).",
+    )
 
 
 class InstallAgentResponseSerializer(serializers.Serializer):
@@ -21,8 +24,11 @@ class MetricPointSerializer(serializers.Serializer):
     disk_percent = serializers.FloatField()
     disk_used_gb = serializers.FloatField(help_text="GiB used (the bucket's maximum).")
     load1 = serializers.FloatField(allow_null=True)
-    gauges = serializers.DictField(child=serializers.FloatField(), required=False,
-                                   help_text="Raw points only: the agent's extra gauges.")
+    gauges = serializers.DictField(
+        child=serializers.FloatField(),
+        required=False,
+        help_text="Raw points only: the agent's extra gauges.",
+    )
     samples = serializers.IntegerField(required=False, help_text="Rollups only.")
     cpu_percent_min = serializers.FloatField(required=False, help_text="Rollups only.")
     cpu_percent_max = serializers.FloatField(required=False, help_text="Rollups only.")
@@ -30,8 +36,7 @@ class MetricPointSerializer(serializers.Serializer):
     memory_percent_max = serializers.FloatField(required=False, help_text="Rollups only.")
     disk_percent_min = serializers.FloatField(required=False, help_text="Rollups only.")
     disk_percent_max = serializers.FloatField(required=False, help_text="Rollups only.")
-    load1_max = serializers.FloatField(required=False, allow_null=True,
-                                       help_text="Rollups only.")
+    load1_max = serializers.FloatField(required=False, allow_null=True, help_text="Rollups only.")
 
 
 class MetricsSerializer(serializers.Serializer):

@@ -29,19 +29,29 @@ class NodeMetricsView(APIView):
 
     permission_classes = [IsOperator]
 
-    @extend_schema(parameters=[OpenApiParameter(
-        "hours", int, description="How far back, 1-2160 (default 24).")],
-        responses={200: serializers.MetricsSerializer})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("hours", int, description="How far back, 1-2160 (default 24).")
+        ],
+        responses={200: serializers.MetricsSerializer},
+    )
     def get(self, request, node_id: int):
         hours = _hours(request.query_params.get("hours"))
         node = get_object_or_404(Node.objects.only("pk"), pk=node_id)
-        liveness = NodeLiveness.objects.filter(node=node).only(
-            "status", "last_seen_at", "next_due_at").first()
+        liveness = (
+            NodeLiveness.objects.filter(node=node)
+            .only("status", "last_seen_at", "next_due_at")
+            .first()
+        )
         data = selectors.history(node.pk, hours)
-        body = {"node": node.pk, "hours": hours,
-                "status": liveness.status if liveness else Liveness.UNKNOWN,
-                "last_seen_at": liveness.last_seen_at if liveness else None,
-                "next_due_at": liveness.next_due_at if liveness else None, **data}
+        body = {
+            "node": node.pk,
+            "hours": hours,
+            "status": liveness.status if liveness else Liveness.UNKNOWN,
+            "last_seen_at": liveness.last_seen_at if liveness else None,
+            "next_due_at": liveness.next_due_at if liveness else None,
+            **data,
+        }
         return Response(serializers.MetricsSerializer(body).data)
 
 
@@ -51,13 +61,18 @@ class InstallAgentView(APIView):
 
     permission_classes = [IsOperator]
 
-    @extend_schema(request=serializers.InstallAgentSerializer,
-                   responses={202: serializers.InstallAgentResponseSerializer})
+    @extend_schema(
+        request=serializers.InstallAgentSerializer,
+        responses={202: serializers.InstallAgentResponseSerializer},
+    )
     def post(self, request, node_id: int):
-        node = get_object_or_404(Node.objects.select_related("group", "credential")
-                                 .defer("credential__secret"), pk=node_id)
+        node = get_object_or_404(
+            Node.objects.select_related("group", "credential").defer("credential__secret"),
+            pk=node_id,
+        )
         form = serializers.InstallAgentSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        job = actions.do_install_agent(node, interval=form.validated_data.get(
-            "interval_seconds"), by=request.user)
+        job = actions.do_install_agent(
+            node, interval=form.validated_data.get("interval_seconds"), by=request.user
+        )
         return Response({"job": job.pk, "node": node.pk}, status=status.HTTP_202_ACCEPTED)

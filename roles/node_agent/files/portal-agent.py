@@ -21,7 +21,7 @@ import urllib.request
 
 VERSION = "1.0.0"
 CONFIG = os.environ.get("PORTAL_AGENT_CONFIG", "/etc/portal-agent/agent.json")
-GIB = 1024 ** 3
+GIB = 1024**3
 
 
 def log(message):
@@ -87,9 +87,15 @@ def send(config, body):
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"the portal URL must be http(s): {config['url']!r}")
     request = urllib.request.Request(  # noqa: S310 - http(s) only, checked above
-        url, data=json.dumps(body).encode(), method="PUT",
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}",
-                 "User-Agent": f"portal-agent/{VERSION}"})
+        url,
+        data=json.dumps(body).encode(),
+        method="PUT",
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {token}",
+            "User-Agent": f"portal-agent/{VERSION}",
+        },
+    )
     try:
         with urllib.request.urlopen(request, timeout=config.get("timeout", 10)) as answer:  # noqa: S310
             answer.read()
@@ -113,8 +119,7 @@ def main():
     last_seq = 0
     before = cpu_times()
     time.sleep(min(1.0, interval))
-    log(f"portal-agent {VERSION}: node {config['node_id']} every {interval} s to "
-        f"{config['url']}")
+    log(f"portal-agent {VERSION}: node {config['node_id']} every {interval} s to {config['url']}")
     while True:
         started = time.monotonic()
         after = cpu_times()
