@@ -32,8 +32,7 @@ def check_broker() -> str:
     from portal.celery import app
 
     with app.connection_for_write() as conn:
-        # kombu's stubs say int; kombu takes seconds as a float
-        conn.ensure_connection(max_retries=1, timeout=settings.BROKER_HEALTH_TIMEOUT)  # type: ignore[arg-type]
+        conn.ensure_connection(max_retries=1, timeout=settings.BROKER_HEALTH_TIMEOUT)
         return conn.as_uri()  # without the password
 
 
