@@ -28,7 +28,8 @@ class Channel(filesystem.Channel):
         for folder in folders:
             Path(folder).mkdir(parents=True, exist_ok=True)
 
-    def _put(self, queue: str, payload: dict[str, Any], **kwargs: Any) -> None:
+    # kombu's filesystem Channel overrides the base's signature this way too
+    def _put(self, queue: str, payload: dict[str, Any], **kwargs: Any) -> None:  # type: ignore[override]
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
         temporary = final + ".tmp"  # the reader only takes names ending in .<queue>.msg
