@@ -187,6 +187,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 BROKER_HEALTH_TIMEOUT = env.float("BROKER_HEALTH_TIMEOUT", 2.0)
 CELERY_BEAT_SCHEDULE = {
+    # Rows past their status's deadline (portal.core.status) to their timeout status.
+    "core-expire-statuses": {"task": "core.expire_statuses", "schedule": 10.0},
     "jobs-sweep-pending": {"task": "jobs.sweep_pending", "schedule": 5.0},
     "jobs-reap-lost": {"task": "jobs.reap_lost", "schedule": 10.0},
     "labs-tick": {"task": "labs.tick", "schedule": 10.0},

@@ -1,20 +1,27 @@
 """Job and JobEvent: the record of every Ansible run.
 
-Status changes are model methods doing a guarded ``UPDATE … WHERE status IN (…)`` so two
-workers (or a worker and the reaper) can never both win a transition.
+Status changes are model methods over :meth:`StatusModel.move` (portal/core/status.py): a
+guarded ``UPDATE … WHERE status IN (…)`` so two workers (or a worker and the reaper) can never
+both win a transition, checked against ``Job.TRANSITIONS``.
 """
 
 import json
+from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from portal.core.fields import EncryptedTextField
+from portal.core.status import StatusModel
 from portal.core.tenancy import CustomerOwnedQuerySet
 from portal.jobs.choices import ACTIVE, TERMINAL, JobStatus
+
+S = JobStatus
 
 
 class JobQuerySet(CustomerOwnedQuerySet):
@@ -30,8 +37,17 @@ class JobQuerySet(CustomerOwnedQuerySet):
         return self.filter(status__in=ACTIVE)
 
 
-class Job(models.Model):
+class Job(StatusModel):
     customer_path = "customer"
+
+    TRANSITIONS = {  # from -> the statuses it may move to
+        S.PENDING: {S.DISPATCHED, S.RUNNING, S.CANCELED, S.REFUSED},
+        S.DISPATCHED: {S.RUNNING, S.CANCELED, S.REFUSED},
+        S.RUNNING: {S.SUCCESSFUL, S.FAILED, S.ERROR, S.CANCELED, S.TIMEOUT, S.LOST, S.REFUSED},
+    }
+    TERMINAL = TERMINAL
+    STATUS_REASON_FIELD = "reason"
+    REFRESH_AFTER_MOVE = False  # the worker's hot path: no SELECT after each move
 
     playbook = models.CharField(max_length=200, help_text="Path under playbooks/.")
     limit = models.CharField(max_length=1000, blank=True)
@@ -85,19 +101,16 @@ class Job(models.Model):
 
     objects = JobQuerySet.as_manager()
 
-    class Meta:
+    class Meta(StatusModel.Meta):
         ordering = ["-created_at", "-id"]
         indexes = [
+            *StatusModel.Meta.indexes,
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["target_type", "target_id"]),
         ]
 
     def __str__(self):
         return f"job {self.pk} {self.playbook} ({self.status})"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL
 
     @property
     def duration(self):
@@ -108,64 +121,50 @@ class Job(models.Model):
     def secrets(self) -> dict:
         return json.loads(self.secret_vars) if self.secret_vars else {}
 
-    # --- transitions (guarded updates) ------------------------------------------------
-
-    def _transition(self, to: str, allowed_from, **fields) -> bool:
-        updated = Job.objects.filter(pk=self.pk, status__in=list(allowed_from)).update(
-            status=to, **fields
-        )
-        if updated:
-            self.status = to
-            for name, value in fields.items():
-                setattr(self, name, value)
-        return bool(updated)
+    # --- transitions (guarded moves, see TRANSITIONS) ---------------------------------
 
     def mark_dispatched(self) -> bool:
-        return self._transition(
-            JobStatus.DISPATCHED, [JobStatus.PENDING], dispatched_at=timezone.now()
-        )
+        return self.move(JobStatus.DISPATCHED, [JobStatus.PENDING], dispatched_at=timezone.now())
 
     def claim(self, worker: str) -> bool:
         """Only one worker ever runs a job, however often its message is delivered."""
         now = timezone.now()
-        return self._transition(
+        return self.move(
             JobStatus.RUNNING, [JobStatus.PENDING, JobStatus.DISPATCHED],
             worker=worker, started_at=now, heartbeat_at=now,
         )
 
-    def finish(self, status: str, *, rc=None, reason="", host_summary=None,
-               event_count=None, event_lag_p95_ms=None) -> bool:
+    def finish(self, status: str, *, rc: int | None = None, reason: str = "",
+               host_summary: dict | None = None, event_count: int | None = None,
+               event_lag_p95_ms: float | None = None) -> bool:
         assert status in TERMINAL, status
-        fields = {"rc": rc, "reason": reason, "finished_at": timezone.now(),
-                  "event_lag_p95_ms": event_lag_p95_ms}
+        fields: dict[str, Any] = {"rc": rc, "finished_at": timezone.now(),
+                                  "event_lag_p95_ms": event_lag_p95_ms}
         if host_summary is not None:
             fields["host_summary"] = host_summary
         if event_count is not None:
             fields["event_count"] = event_count
-        return self._transition(status, [JobStatus.RUNNING], **fields)
+        return self.move(status, [JobStatus.RUNNING], reason=reason, **fields)
 
     def cancel_before_start(self, reason: str) -> bool:
-        return self._transition(
+        return self.move(
             JobStatus.CANCELED, [JobStatus.PENDING, JobStatus.DISPATCHED],
             reason=reason, finished_at=timezone.now(), cancel_requested=True,
         )
 
     def refuse(self, reason: str) -> bool:
-        return self._transition(
-            JobStatus.REFUSED, list(ACTIVE), reason=reason, finished_at=timezone.now()
-        )
+        return self.move(JobStatus.REFUSED, ACTIVE, reason=reason, finished_at=timezone.now())
 
-    def mark_lost(self, stale_before) -> bool:
+    def mark_lost(self, stale_before: datetime) -> bool:
         """Running, but its worker stopped beating before ``stale_before``."""
-        updated = Job.objects.filter(
-            pk=self.pk, status=JobStatus.RUNNING, heartbeat_at__lt=stale_before
-        ).update(
-            status=JobStatus.LOST, finished_at=timezone.now(),
+        lost = self.move(
+            JobStatus.LOST, [JobStatus.RUNNING], where=Q(heartbeat_at__lt=stale_before),
             reason=f"worker {self.worker or '?'} stopped reporting (killed or lost)",
+            finished_at=timezone.now(),
         )
-        if updated:
-            self.refresh_from_db()
-        return bool(updated)
+        if lost:
+            self.refresh_from_db()  # what the worker wrote last, for the owner's handler
+        return lost
 
 
 class JobEvent(models.Model):

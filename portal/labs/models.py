@@ -7,6 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from portal.core.models import TimeStampedModel
+from portal.core.status import StatusModel
 from portal.labs.choices import SessionStatus
 from portal.labs.instructions import validate_instructions
 
@@ -68,7 +69,22 @@ class LabSessionQuerySet(models.QuerySet):
 namespace_validator = RegexValidator(r"^[a-z0-9][a-z0-9-]{0,62}$", "Lower-case letters, digits, -.")
 
 
-class LabSession(TimeStampedModel):
+S = SessionStatus
+
+
+class LabSession(StatusModel, TimeStampedModel):
+    TRANSITIONS = {  # from -> the statuses it may move to
+        S.REQUESTED: {S.PROVISIONING, S.ACTIVE, S.REQUESTED, S.FAILED, S.EXPIRING, S.EXPIRED},
+        S.PROVISIONING: {S.ACTIVE, S.REQUESTED, S.FAILED, S.EXPIRING},
+        S.ACTIVE: {S.EXPIRING},
+        S.FAILED: {S.REQUESTED, S.EXPIRING},
+        # -> requested: labs.actions.note_waiting_for_server allows it for a provision retry.
+        S.EXPIRING: {S.EXPIRED, S.CLEANUP_FAILED, S.EXPIRING, S.REQUESTED},
+        S.CLEANUP_FAILED: {S.EXPIRING},
+    }
+    TERMINAL = frozenset({S.EXPIRED})
+    STATUS_REASON_FIELD = "last_error"
+
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
                              related_name="lab_sessions")
     lab = models.ForeignKey(Lab, on_delete=models.PROTECT, related_name="sessions")
@@ -93,7 +109,7 @@ class LabSession(TimeStampedModel):
 
     objects = LabSessionQuerySet.as_manager()
 
-    class Meta:
+    class Meta(StatusModel.Meta):
         ordering = ["-created_at"]
 
     def __str__(self):
@@ -106,11 +122,3 @@ class LabSession(TimeStampedModel):
     @property
     def time_left(self) -> timedelta:
         return max(timedelta(0), self.access_expiry - timezone.now())
-
-    def move(self, to: str, allowed_from, **fields) -> bool:
-        """Guarded status change: only from the listed statuses."""
-        updated = LabSession.objects.filter(pk=self.pk, status__in=list(allowed_from)).update(
-            status=to, updated_at=timezone.now(), **fields)
-        if updated:
-            self.refresh_from_db()
-        return bool(updated)

@@ -1,8 +1,9 @@
 """Workspaces: one code-server per workspace on a workspace node, and its history.
 
-Every status change goes through :meth:`Workspace.move`: a guarded ``UPDATE … WHERE status IN``
-that also records a :class:`WorkspaceEvent`, so two requests (or a request and a worker) can
-never both win a transition and the history is complete.
+Every status change goes through :meth:`Workspace.move` (:class:`portal.core.status.StatusModel`):
+a guarded ``UPDATE … WHERE status IN`` checked against ``Workspace.TRANSITIONS`` that also
+records a :class:`WorkspaceEvent`, so two requests (or a request and a worker) can never both
+win a transition and the history is complete.
 """
 
 from django.conf import settings
@@ -13,6 +14,7 @@ from django.utils import timezone
 
 from portal.core.fields import EncryptedTextField
 from portal.core.models import TimeStampedModel
+from portal.core.status import StatusModel
 from portal.core.tenancy import CustomerOwnedQuerySet, MembershipRole, is_admin
 from portal.jobs.choices import ACTIVE as JOB_ACTIVE
 from portal.workspaces.choices import QuotaBackend, WorkspaceStatus
@@ -46,8 +48,20 @@ class WorkspaceQuerySet(CustomerOwnedQuerySet):
             status__in=[S.DELETING, S.DELETED, S.FAILED])
 
 
-class Workspace(TimeStampedModel):
+class Workspace(StatusModel, TimeStampedModel):
     customer_path = "customer"
+
+    TRANSITIONS = {  # from -> the statuses it may move to
+        S.PENDING: {S.PROVISIONING, S.FAILED, S.DELETING, S.DELETED},
+        S.PROVISIONING: {S.RUNNING, S.FAILED, S.DELETED},  # deleted: forced by an admin
+        S.RUNNING: {S.STOPPED, S.DELETING, S.DELETED},
+        S.STOPPED: {S.RUNNING, S.FAILED, S.DELETING, S.DELETED},
+        S.FAILED: {S.DELETING, S.DELETED},
+        S.DELETING: {S.DELETED, S.FAILED},
+    }
+    TERMINAL = frozenset({S.DELETED})
+    STATUS_REASON_FIELD = "status_reason"
+    STATUS_CHANGED_AT_FIELD = "status_changed_at"
 
     customer = models.ForeignKey("accounts.Customer", on_delete=models.PROTECT,
                                  related_name="workspaces")
@@ -89,7 +103,7 @@ class Workspace(TimeStampedModel):
 
     objects = WorkspaceQuerySet.as_manager()
 
-    class Meta:
+    class Meta(StatusModel.Meta):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["node", "port"], condition=Q(port__isnull=False),
@@ -123,19 +137,18 @@ class Workspace(TimeStampedModel):
         scheme = "https" if settings.TRAEFIK_TLS else "http"
         return f"{scheme}://{self.slug}.{settings.WORKSPACES_DOMAIN}/"
 
-    def move(self, to: str, allowed_from, *, message: str = "", job=None, by=None,
+    def move(self, to: str, allowed_from=None, *, message: str = "", job=None, by=None,
              **fields) -> bool:
-        """Guarded status change (only from ``allowed_from``), recorded in the history."""
-        now = timezone.now()
-        updated = Workspace.objects.filter(pk=self.pk, status__in=list(allowed_from)).update(
-            status=to, status_reason=message, status_changed_at=now, updated_at=now, **fields)
-        if not updated:
-            return False
-        WorkspaceEvent.objects.create(workspace_id=self.pk, from_status=self.status,
-                                      to_status=to, message=message[:2000], job=job,
+        """Guarded status change (only from ``allowed_from``, within TRANSITIONS), recorded in
+        the history with the job and the user behind it."""
+        return super().move(to, allowed_from, reason=message, history={"job": job, "by": by},
+                            **fields)
+
+    def record_move(self, from_status: str, to: str, reason: str, *, job=None, by=None,
+                    **history) -> None:
+        WorkspaceEvent.objects.create(workspace_id=self.pk, from_status=from_status,
+                                      to_status=to, message=reason[:2000], job=job,
                                       by=by if by and by.pk else None)
-        self.refresh_from_db()
-        return True
 
     def note(self, message: str, *, job=None, by=None, **fields) -> None:
         """Record something that happened without a status change (it becomes the reason
