@@ -1,8 +1,10 @@
 """The heartbeat: ``PUT /api/nodes/{id}/heartbeat`` from a node's agent. A hot path.
 
-A good heartbeat is exactly two statements in one transaction: one UPDATE of the node's
-liveness row (authenticated, sequence-checked and applied in the same statement) and one
-INSERT of the sample. Only a refused heartbeat reads anything (to say why).
+A good heartbeat is one UPDATE of the node's liveness row (authenticated, sequence-checked
+and applied in the same statement) and one INSERT of the sample: on PostgreSQL both in one
+statement (``WITH beat AS (UPDATE … RETURNING) INSERT … SELECT … FROM beat``: one round trip,
+one commit), elsewhere two in one transaction. Only a refused heartbeat reads anything (to
+say why).
 
 Authentication: ``Authorization: Bearer <token>``; the token's SHA-256 (as invitations and
 lab tokens are stored) is compared with the row's in the UPDATE's WHERE clause, so the
@@ -160,11 +162,15 @@ def validate(body) -> dict:
 
 # --- storing ------------------------------------------------------------------------------
 
+SAMPLE_COLUMNS = (
+    "node_id, at, cpu_percent, memory_percent, disk_percent, disk_used_gb, load1, gauges"
+)
 
-def _sql():
+
+def _sql() -> dict[str, str]:
     live = NodeLiveness._meta.db_table
     sample = Sample._meta.db_table
-    # One statement authenticates (either hash), refuses a stale seq and applies the beat.
+    # One UPDATE authenticates (either hash), refuses a stale seq and applies the beat.
     # A beat with the pending (rotated) token makes it the only token.
     update = (
         f"UPDATE {live} SET "  # noqa: S608 - the table name is the model's; values are params
@@ -176,20 +182,24 @@ def _sql():
         "memory_percent = %s, disk_percent = %s, disk_used_gb = %s, load1 = %s "
         "WHERE node_id = %s AND last_seq < %s AND (token_hash = %s OR next_token_hash = %s)"
     )
-    insert = (
-        f"INSERT INTO {sample} (node_id, at, cpu_percent, memory_percent, disk_percent, "  # noqa: S608
-        "disk_used_gb, load1, gauges) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-    )
-    return update, insert
+    return {
+        "update": update,
+        "insert": f"INSERT INTO {sample} ({SAMPLE_COLUMNS}) "  # noqa: S608
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        # PostgreSQL: both in one statement, so one round trip and one commit (autocommit);
+        # the INSERT takes the row the UPDATE returned, so it happens only if that matched.
+        "both": f"WITH beat AS ({update} RETURNING node_id) "  # noqa: S608
+        f"INSERT INTO {sample} ({SAMPLE_COLUMNS}) "
+        "SELECT node_id, %s, %s, %s, %s, %s, %s, %s FROM beat",
+    }
 
 
-_STATEMENTS = None
+_STATEMENTS: dict[str, str] = {}
 
 
-def statements():
-    global _STATEMENTS  # built once; table names do not change at runtime
-    if _STATEMENTS is None:
-        _STATEMENTS = _sql()
+def statements() -> dict[str, str]:
+    if not _STATEMENTS:  # built once; table names do not change at runtime
+        _STATEMENTS.update(_sql())
     return _STATEMENTS
 
 
@@ -204,49 +214,28 @@ def store(node_id: int, token: str, values: dict, now=None):
     adapt = connection.ops.adapt_datetimefield_value
     at = adapt(now)
     gauges = Sample._meta.get_field("gauges").get_db_prep_save(values["gauges"], connection)
-    update, insert = statements()
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            update,
-            [
-                digest,
-                digest,
-                Liveness.UP,
-                at,
-                Liveness.UP,
-                at,
-                values["seq"],
-                interval,
-                adapt(late_at),
-                adapt(due_at),
-                values["agent_version"],
-                values["uptime_seconds"],
-                values["cpu_percent"],
-                values["memory_percent"],
-                values["disk_percent"],
-                values["disk_used_gb"],
-                load1,
-                node_id,
-                values["seq"],
-                digest,
-                digest,
-            ],
-        )
-        if cursor.rowcount != 1:
-            return False, refusal(cursor, node_id, digest)
-        cursor.execute(
-            insert,
-            [
-                node_id,
-                at,
-                values["cpu_percent"],
-                values["memory_percent"],
-                values["disk_percent"],
-                values["disk_used_gb"],
-                load1,
-                gauges,
-            ],
-        )
+    update_params = [
+        digest, digest, Liveness.UP, at, Liveness.UP, at, values["seq"], interval,
+        adapt(late_at), adapt(due_at), values["agent_version"], values["uptime_seconds"],
+        values["cpu_percent"], values["memory_percent"], values["disk_percent"],
+        values["disk_used_gb"], load1, node_id, values["seq"], digest, digest,
+    ]  # fmt: skip
+    sample_params = [
+        at, values["cpu_percent"], values["memory_percent"], values["disk_percent"],
+        values["disk_used_gb"], load1, gauges,
+    ]  # fmt: skip
+    sql = statements()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql["both"], update_params + sample_params)
+            if cursor.rowcount != 1:
+                return False, refusal(cursor, node_id, digest)
+    else:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql["update"], update_params)
+            if cursor.rowcount != 1:
+                return False, refusal(cursor, node_id, digest)
+            cursor.execute(sql["insert"], [node_id, *sample_params])
     return True, {"seq": values["seq"], "status": Liveness.UP, "next_due_at": due_at.isoformat()}
 
 

@@ -218,12 +218,24 @@ def test_a_heartbeat_is_one_update_and_one_insert(agent, beat):
     with CaptureQueriesContext(connection) as queries:
         answer = beat(node.pk, token, seq=2, gauges={"api_calls": 3})
     assert answer.status_code == 200
-    statements = [
-        q["sql"].split()[0].upper()
+    sql = [
+        q["sql"].upper()
         for q in queries.captured_queries
         if not q["sql"].upper().startswith(("SAVEPOINT", "RELEASE", "BEGIN"))
     ]
-    assert statements == ["UPDATE", "INSERT"], [q["sql"] for q in queries.captured_queries]
+    joined = " ".join(sql)
+    assert joined.count("UPDATE ") == 1 and joined.count("INSERT INTO ") == 1, sql
+    assert "SELECT" not in joined.replace("SELECT NODE_ID", ""), sql
+    # PostgreSQL: one statement (one round trip); elsewhere two in one transaction.
+    assert len(sql) == (1 if connection.vendor == "postgresql" else 2), sql
+
+
+def test_a_refused_heartbeat_on_a_stale_seq_stores_no_sample(agent, beat):
+    node, token = agent()
+    assert beat(node.pk, token, seq=5).status_code == 200
+    assert beat(node.pk, token, seq=5).status_code == 409
+    assert beat(node.pk, "wrong", seq=6).status_code == 404
+    assert Sample.objects.filter(node=node).count() == 1
 
 
 def test_a_down_node_that_beats_is_up_again(agent, beat):
