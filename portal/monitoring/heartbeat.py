@@ -292,7 +292,7 @@ def heartbeat_view(request, node_id: str):
         length = int(request.headers.get("Content-Length") or 0)
     except ValueError:
         length = MAX_BODY_BYTES + 1
-    if length > MAX_BODY_BYTES:
+    if length > MAX_BODY_BYTES or len(request.body) > MAX_BODY_BYTES:
         return _error(
             413, [(None, f"The body is larger than {MAX_BODY_BYTES} bytes.", "request_too_large")]
         )

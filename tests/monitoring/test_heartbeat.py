@@ -129,6 +129,13 @@ def test_a_body_that_is_not_an_object_is_a_400(agent, api, body):
     assert answer.status_code in (400, 413)
 
 
+def test_a_body_over_16_kb_is_a_413(agent, beat):
+    node, token = agent()
+    answer = beat(node.pk, token, raw={**GOOD, "seq": 1, "agent_version": "x" * 17000})
+    assert answer.status_code == 413
+    assert not Sample.objects.exists()
+
+
 def test_a_missing_required_field_is_named(agent, beat):
     node, token = agent()
     answer = beat(node.pk, token, raw={"cpu_percent": 1, "seq": 1})
