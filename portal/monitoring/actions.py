@@ -129,10 +129,22 @@ def apply_install_result(job: Job) -> None:
 # --- liveness -----------------------------------------------------------------------------
 
 
+def sources(to: str) -> set[str]:
+    """The statuses NodeLiveness.TRANSITIONS lets move to ``to``."""
+    return {str(source) for source, targets in NodeLiveness.TRANSITIONS.items() if to in targets}
+
+
 def _move(to: str, from_states, column: str, now: datetime, clear_due: bool) -> list[int]:
     """One guarded UPDATE: rows still in ``from_states`` whose ``column`` time has passed.
     Under concurrency each row moves once: a competing UPDATE waits for the row lock, then
-    re-reads the WHERE clause and skips it. Returns the node ids this call moved."""
+    re-reads the WHERE clause and skips it. Returns the node ids this call moved.
+
+    Only moves NodeLiveness.TRANSITIONS declares (the status base's table, which
+    ``manage.py check`` validates); the status_changed_at stamp is the base's
+    STATUS_CHANGED_AT_FIELD."""
+    undeclared = set(from_states) - sources(to)
+    if undeclared:
+        raise ValueError(f"NodeLiveness declares no move {sorted(undeclared)} -> {to}")
     table = NodeLiveness._meta.db_table
     states = sorted(from_states)
     marks = ", ".join(["%s"] * len(states))
@@ -152,8 +164,10 @@ def evaluate_liveness(now: datetime | None = None) -> dict[str, list[int]]:
     late), then up nodes to ``late`` once late_at has passed. A heartbeat moves a node back
     to ``up`` by itself. Safe to run from several beat processes at once.
 
-    The transitions are guarded UPDATEs written here: the shared status-machine base
-    (``portal/core/status.py``, DESIGN rule 5) had not landed when this was written."""
+    The moves are those NodeLiveness declares on the status base (portal/core/status.py),
+    applied in bulk: the base's move() is one row per UPDATE, and this pass must handle
+    every due node of 100k in one statement per move. No history row is written yet (the
+    alerts of #14 will record what a move means)."""
     now = now or timezone.now()
     with transaction.atomic():
         down = _move(Liveness.DOWN, WATCHED, "next_due_at", now, clear_due=True)

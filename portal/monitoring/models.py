@@ -9,18 +9,32 @@ retention like everyone else's.
 from django.db import models
 from django.db.models import Q
 
+from portal.core.status import StatusModel
 from portal.monitoring.choices import WATCHED, Liveness
 from portal.nodes.models import Node
 
 
-class NodeLiveness(models.Model):
+class NodeLiveness(StatusModel):
     """The one row a heartbeat updates: agent token hashes, sequence, due times, last values.
 
     ``late_at`` = last beat + interval + MONITORING_LATE_SECONDS and ``next_due_at`` = last
     beat + interval + MONITORING_GRACE_SECONDS; the evaluator (actions.evaluate_liveness)
     moves a node whose time has passed with a guarded UPDATE. Both columns have a partial
     index over the rows that can still move, so a pass over 100k nodes reads only the due ones.
+
+    The moves are declared here, on the shared status base (portal/core/status.py); they are
+    applied in bulk (a heartbeat's UPDATE, the evaluator's guarded UPDATEs over all due
+    nodes at once), not row by row, and the base's per-row deadline (``status_expires``) is
+    not used: the due times are per node and set by each heartbeat.
     """
+
+    TRANSITIONS = {
+        Liveness.UNKNOWN: {Liveness.UP, Liveness.DOWN},
+        Liveness.UP: {Liveness.UP, Liveness.LATE, Liveness.DOWN},
+        Liveness.LATE: {Liveness.UP, Liveness.DOWN},
+        Liveness.DOWN: {Liveness.UP},
+    }
+    STATUS_CHANGED_AT_FIELD = "status_changed_at"
 
     node = models.OneToOneField(
         Node, primary_key=True, on_delete=models.CASCADE, related_name="liveness"
@@ -46,10 +60,11 @@ class NodeLiveness(models.Model):
     disk_used_gb = models.FloatField(null=True, blank=True)
     load1 = models.FloatField(null=True, blank=True)
 
-    class Meta:
+    class Meta(StatusModel.Meta):
         verbose_name = "node liveness"
         verbose_name_plural = "node liveness"
         indexes = [
+            *StatusModel.Meta.indexes,
             models.Index(
                 fields=["next_due_at"],
                 name="liveness_due_idx",

@@ -143,3 +143,20 @@ def test_deleting_a_node_leaves_its_history_to_age_out():
     do_delete_node(node)
     assert not NodeLiveness.objects.filter(pk=node_id).exists()
     assert Sample.objects.filter(node_id=node_id).count() == 1  # pruned with its age
+
+
+def test_liveness_declares_its_moves_on_the_status_base():
+    from portal.core.status import StatusModel, check_machine
+
+    assert issubclass(NodeLiveness, StatusModel)
+    assert check_machine(NodeLiveness) == []
+    # A heartbeat moves any status to up; the evaluator's moves are declared.
+    assert actions.sources(Liveness.UP) == set(Liveness.values)
+    assert actions.sources(Liveness.DOWN) == {Liveness.UNKNOWN, Liveness.UP, Liveness.LATE}
+    assert actions.sources(Liveness.LATE) == {Liveness.UP}
+
+
+@pytest.mark.django_db
+def test_an_undeclared_move_is_refused():
+    with pytest.raises(ValueError, match="declares no move"):
+        actions._move(Liveness.LATE, {Liveness.DOWN}, "late_at", timezone.now(), False)
