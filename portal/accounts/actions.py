@@ -15,9 +15,11 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from portal.accounts import selectors
 from portal.accounts.choices import InvitationStatus
 from portal.accounts.models import Customer, Invitation, Membership, Plan
 from portal.core.errors import Conflict, PortalError
+from portal.core.services import editable_fields, model_update
 from portal.core.tenancy import MembershipRole
 
 logger = logging.getLogger(__name__)
@@ -28,10 +30,7 @@ def normalise_email(email: str) -> str:
 
 
 def check_customer_email_free(email: str, exclude_pk=None) -> None:
-    clash = Customer.objects.filter(email=normalise_email(email))
-    if exclude_pk is not None:
-        clash = clash.exclude(pk=exclude_pk)
-    if clash.exists():
+    if selectors.customer_email_taken(normalise_email(email), exclude_pk=exclude_pk):
         raise PortalError("A customer with this email already exists.", field="email",
                           code="unique")
 
@@ -52,24 +51,19 @@ def do_update_customer(customer: Customer, **fields) -> Customer:
     if "email" in fields:
         check_customer_email_free(fields["email"], exclude_pk=customer.pk)
         fields["email"] = normalise_email(fields["email"])
-    for name, value in fields.items():
-        setattr(customer, name, value)
-    customer.full_clean()
-    customer.save()
-    return customer
+    return model_update(customer, fields, editable_fields(Customer))[0]
 
 
 def check_can_remove_member(membership: Membership) -> None:
     if membership.role != MembershipRole.OWNER:
         return
-    owners = Membership.objects.filter(customer=membership.customer, role=MembershipRole.OWNER)
-    if owners.count() <= 1:
+    if selectors.owner_count(membership.customer) <= 1:
         raise Conflict("A customer must keep at least one owner.", field="role")
 
 
 @transaction.atomic
 def do_add_member(customer: Customer, user, role: str = MembershipRole.MEMBER) -> Membership:
-    if Membership.objects.filter(customer=customer, user=user).exists():
+    if selectors.is_member(customer, user):
         raise Conflict(f"{user} is already a member of {customer}.", field="user")
     return Membership.objects.create(customer=customer, user=user, role=role)
 
@@ -81,10 +75,10 @@ def do_remove_member(membership: Membership) -> None:
 
 
 def do_create_user(username: str, email: str = "", password: str | None = None, **extra):
-    User = get_user_model()
-    if User.objects.filter(username=username).exists():
+    if selectors.username_taken(username):
         raise Conflict(f"User {username!r} already exists.", field="username")
-    return User.objects.create_user(username=username, email=email, password=password, **extra)
+    return get_user_model().objects.create_user(username=username, email=email,
+                                                password=password, **extra)
 
 
 # --- invitations --------------------------------------------------------------------------
@@ -118,7 +112,7 @@ def invitation_link(token: str, base_url: str = "") -> str:
 def check_can_invite(user, customer_id: int) -> Customer:
     """The customer ``user`` may invite to: one they own (any, for admins). Another
     customer's id and an unknown id get the same answer."""
-    customer = Customer.objects.changeable_by(user).filter(pk=customer_id).first()
+    customer = selectors.owned_customer(user, customer_id)
     if customer is None:
         raise PortalError(f"No customer {customer_id} that you own.", field="customer",
                           code="does_not_exist")
@@ -169,8 +163,7 @@ def _send_invitation(invitation: Invitation, link: str) -> None:
 def find_invitation(token: str) -> Invitation:
     """The pending, unexpired invitation of ``token``, or the one error for every other case
     (unknown, expired, revoked, accepted). An expired one is marked so."""
-    invitation = (Invitation.objects.select_related("customer", "invited_by")
-                  .filter(token_hash=hash_token(token or "")).first())
+    invitation = selectors.invitation_by_token_hash(hash_token(token or ""))
     if invitation is None or invitation.current_status != InvitationStatus.PENDING:
         if invitation is not None and invitation.current_status == InvitationStatus.EXPIRED:
             Invitation.objects.filter(pk=invitation.pk, status=InvitationStatus.PENDING).update(
@@ -197,7 +190,7 @@ def check_new_account(username: str, password: str, email: str) -> None:
         field.clean(username, None)
     except ValidationError as exc:
         raise PortalError(" ".join(exc.messages), field="username", code="invalid") from None
-    if User.objects.filter(**{f"{User.USERNAME_FIELD}__iexact": username}).exists():
+    if selectors.username_taken(username, ignore_case=True):
         raise PortalError(USERNAME_UNAVAILABLE, field="username", code="unavailable")
     try:
         validate_password(password, User(username=username, email=email))

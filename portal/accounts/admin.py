@@ -1,9 +1,8 @@
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.db.models import Count
 
-from portal.accounts import actions, lockout
+from portal.accounts import actions, lockout, selectors
 from portal.accounts.models import Customer, Invitation, Membership, Plan
 from portal.core.errors import PortalError
 
@@ -15,11 +14,11 @@ class PlanAdmin(admin.ModelAdmin):
     search_fields = ["name", "tier"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_customers=Count("customers"))
+        return selectors.with_customer_count(super().get_queryset(request))
 
-    @admin.display(description="customers", ordering="_customers")
+    @admin.display(description="customers", ordering="customer_count")
     def customer_count(self, plan):
-        return plan._customers
+        return plan.customer_count
 
 
 class MembershipInline(admin.TabularInline):
@@ -39,11 +38,11 @@ class CustomerAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_members=Count("memberships"))
+        return selectors.with_member_count(super().get_queryset(request))
 
-    @admin.display(description="members", ordering="_members")
+    @admin.display(description="members", ordering="member_count")
     def member_count(self, customer):
-        return customer._members
+        return customer.member_count
 
 
 class UserMembershipInline(admin.TabularInline):

@@ -4,7 +4,7 @@ from django.utils.html import format_html, format_html_join
 
 from portal.core.admin import ReadOnlyAdminMixin, duration_text, seconds, status_badge
 from portal.core.errors import PortalError
-from portal.jobs import actions
+from portal.jobs import actions, selectors
 from portal.jobs.choices import ACTIVE, TERMINAL
 from portal.jobs.models import Job
 
@@ -107,8 +107,7 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="stdout")
     def stdout(self, job):
-        events = list(job.events.order_by("counter").values_list("counter", "stdout")
-                      [:EVENTS_SHOWN])
+        events = selectors.first_events(job, ("counter", "stdout"), EVENTS_SHOWN)
         text = "\n".join(line for _, line in events if line)
         last = events[-1][0] if events else 0
         live = job.status not in TERMINAL and len(events) < EVENTS_SHOWN
@@ -121,8 +120,8 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=f"events (first {EVENTS_SHOWN})")
     def events_table(self, job):
-        rows = job.events.order_by("counter").values_list(
-            "counter", "event", "host", "task", "changed", "failed")[:EVENTS_SHOWN]
+        rows = selectors.first_events(
+            job, ("counter", "event", "host", "task", "changed", "failed"), EVENTS_SHOWN)
         body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
                                 "<td>{}</td><td>{}</td></tr>", rows)
         return format_html("<table><tr><th>#</th><th>event</th><th>host</th><th>task</th>"

@@ -14,18 +14,18 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from portal.core.errors import Conflict, PortalError
+from portal.core.services import editable_fields, model_update
 from portal.jobs import actions as jobs
 from portal.jobs import registry
-from portal.jobs.choices import ACTIVE as JOB_ACTIVE
 from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job
-from portal.jobs.selectors import failure_message
+from portal.jobs.selectors import failure_message, stats_data
+from portal.labs import selectors
 from portal.labs.choices import LIVE, ON_SERVER, SessionStatus
 from portal.labs.models import Lab, LabSession
 from portal.nodes.choices import NodePurpose
@@ -94,7 +94,7 @@ def check_window(start, expiry) -> None:
 def check_no_live_session(lab: Lab, user) -> None:
     if lab.allow_concurrent_sessions:
         return
-    live = LabSession.objects.filter(lab=lab, user=user, status__in=LIVE).first()
+    live = selectors.live_session_of(lab, user)
     if live is not None:
         raise Conflict(f"{user} already has a {live.status} session of {lab.name} "
                        f"(session {live.pk}).", field="user", code="session_exists")
@@ -108,7 +108,9 @@ def check_lab_server(server) -> None:
                           f"{server.purpose}).", field="server", code="not_a_lab_server")
 
 
-def _save_lab(lab: Lab) -> Lab:
+@transaction.atomic
+def do_create_lab(**fields) -> Lab:
+    lab = Lab(**fields)
     check_lab_server(lab.server)
     lab.full_clean()
     lab.save()
@@ -116,20 +118,14 @@ def _save_lab(lab: Lab) -> Lab:
 
 
 @transaction.atomic
-def do_create_lab(**fields) -> Lab:
-    return _save_lab(Lab(**fields))
-
-
-@transaction.atomic
 def do_update_lab(lab: Lab, **fields) -> Lab:
-    for name, value in fields.items():
-        setattr(lab, name, value)
-    return _save_lab(lab)
+    check_lab_server(fields.get("server", lab.server))
+    return model_update(lab, fields, editable_fields(Lab))[0]
 
 
 @transaction.atomic
 def do_delete_lab(lab: Lab) -> None:
-    if lab.sessions.exists():
+    if selectors.has_sessions(lab):
         raise Conflict(f"Lab {lab.name} has sessions; disable it instead of deleting it.",
                        field="lab", code="in_use")
     lab.delete()
@@ -228,8 +224,7 @@ def _session(job: Job) -> LabSession | None:
 
 def script_result(job: Job) -> tuple[int | None, str]:
     """The script's rc and output, as the lab_session role reported them (set_stats)."""
-    stats = job.events.filter(event="playbook_on_stats").values_list("event_data", flat=True)
-    data = (stats.first() or {}).get("artifact_data") or {}
+    data = stats_data(job)
     return data.get("lab_session_rc"), data.get("lab_session_output", "")
 
 
@@ -282,12 +277,6 @@ def note_waiting_for_server(job: Job, retry_job: Job) -> None:
 
 
 # --- operate: retry, extend, end ----------------------------------------------------------
-
-def live_jobs(session: LabSession):
-    return Job.objects.filter(
-        target_type=ContentType.objects.get_for_model(LabSession), target_id=str(session.pk),
-        status__in=JOB_ACTIVE)
-
 
 def do_retry(session: LabSession, by=None) -> LabSession:
     if session.status != S.FAILED:
@@ -351,7 +340,7 @@ def do_end(session: LabSession, by=None) -> LabSession:
     if session.status in (S.EXPIRED, S.EXPIRING):
         raise Conflict(f"The session is already {session.status}.", field="status")
     touched_server = False
-    for job in live_jobs(session):
+    for job in selectors.active_jobs_of(session):
         touched_server |= job.status == JobStatus.RUNNING
         jobs.cancel(job, by=by)
     session.refresh_from_db()
@@ -374,24 +363,16 @@ def tick(now=None) -> dict:
     """Start sessions whose time came, expire those past their expiry, retry cleanups."""
     now = now or timezone.now()
     counts = {"started": 0, "expired": 0, "cleanup_retried": 0}
-    for session in _due_to_start(now):
+    for session in selectors.due_to_start(now):
         with transaction.atomic():
             launch_provision(session)
         counts["started"] += 1
     for session in LabSession.objects.due_for_cleanup(now).exclude(status=S.CLEANUP_FAILED):
         do_end(session)
         counts["expired"] += 1
-    retry_due = LabSession.objects.filter(status=S.CLEANUP_FAILED, next_retry_at__lte=now,
-                                          attempts__lt=settings.LAB_CLEANUP_MAX_ATTEMPTS)
-    for session in retry_due:
+    for session in selectors.cleanups_to_retry(now, settings.LAB_CLEANUP_MAX_ATTEMPTS):
         with transaction.atomic():
             if session.move(S.EXPIRING, [S.CLEANUP_FAILED]):
                 launch_cleanup(session)
                 counts["cleanup_retried"] += 1
     return counts
-
-
-def _due_to_start(now):
-    waiting = LabSession.objects.filter(status=S.REQUESTED, access_start__lte=now,
-                                        access_expiry__gt=now).select_related("lab", "user")
-    return [s for s in waiting if not live_jobs(s).exists()]

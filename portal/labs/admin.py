@@ -6,8 +6,6 @@ from django.contrib.admin import helpers
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.contrib.contenttypes.models import ContentType
-from django.db.models import Count, Q
 from django.template import engines
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -15,13 +13,13 @@ from django.utils.html import format_html, format_html_join
 
 from portal.core.admin import ReadOnlyAdminMixin, seconds, status_badge
 from portal.core.errors import PortalError
-from portal.jobs.models import Job
-from portal.labs import actions
+from portal.jobs.selectors import jobs_of
+from portal.labs import actions, selectors
 from portal.labs.choices import LIVE
 from portal.labs.choices import SessionStatus as S
 from portal.labs.models import Lab, LabSession
 from portal.nodes.choices import NodePurpose
-from portal.nodes.models import Node
+from portal.nodes.selectors import nodes_for
 
 MAX_MINUTES = 60 * 24 * 366
 JOBS_SHOWN = 50
@@ -122,17 +120,16 @@ class LabAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(
-            _live=Count("sessions", filter=Q(sessions__status__in=LIVE)))
+        return selectors.with_live_count(super().get_queryset(request))
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "server":
-            kwargs["queryset"] = Node.objects.filter(purpose=NodePurpose.LAB_SERVER)
+            kwargs["queryset"] = nodes_for(NodePurpose.LAB_SERVER)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
-    @admin.display(description="live sessions", ordering="_live")
+    @admin.display(description="live sessions", ordering="live_sessions")
     def live_sessions(self, lab):
-        return lab._live
+        return lab.live_sessions
 
     @admin.action(description="Assign to users…", permissions=["change"])
     def assign_to_users(self, request, queryset):
@@ -227,9 +224,7 @@ class LabSessionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="jobs")
     def jobs_shown(self, session):
-        jobs = Job.objects.filter(
-            target_type=ContentType.objects.get_for_model(LabSession),
-            target_id=str(session.pk)).order_by("-created_at")[:JOBS_SHOWN]
+        jobs = jobs_of(session).order_by("-created_at")[:JOBS_SHOWN]
         rows = [(reverse("admin:jobs_job_change", args=[job.pk]), job.pk, job.action,
                  status_badge(job.status, job.get_status_display()), seconds(job.created_at))
                 for job in jobs]

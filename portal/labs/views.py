@@ -1,17 +1,14 @@
 """Customer web UI: a user's labs with their time left, and the labs they may start."""
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from portal.core.errors import PortalError
-from portal.labs import actions
-from portal.labs.choices import LIVE, SessionStatus
+from portal.labs import actions, selectors
+from portal.labs.choices import SessionStatus
 from portal.labs.instructions import for_session
-from portal.labs.models import Lab, LabSession
-
-SHOWN = LIVE | {SessionStatus.FAILED}
+from portal.labs.models import Lab
 
 
 def _time_left_text(delta) -> str:
@@ -27,14 +24,6 @@ def _may_extend(session, user) -> bool:
     return True
 
 
-def self_service_labs(user):
-    """Labs the user may start now: enabled, self-service, on an enabled server, and
-    (unless concurrent sessions are allowed) without a live session of theirs."""
-    labs = Lab.objects.filter(enabled=True, self_service=True, server__enabled=True)
-    busy = LabSession.objects.filter(user=user, status__in=LIVE).values("lab")
-    return labs.exclude(Q(allow_concurrent_sessions=False) & Q(pk__in=busy)).order_by("name")
-
-
 def _duration_text(delta) -> str:
     minutes = int(delta.total_seconds() // 60)
     hours, minutes = divmod(minutes, 60)
@@ -44,14 +33,13 @@ def _duration_text(delta) -> str:
 
 @login_required
 def my_labs(request, start_error=None, status=200):
-    sessions = (LabSession.objects.filter(user=request.user, status__in=SHOWN)
-                .select_related("lab", "user").order_by("access_expiry"))
+    sessions = selectors.sessions_shown_to(request.user)
     for session in sessions:
         session.time_left_text = _time_left_text(session.time_left)
         session.instructions = (for_session(session) if session.status == SessionStatus.ACTIVE
                                 else "")
         session.can_extend = _may_extend(session, request.user)
-    startable = list(self_service_labs(request.user))
+    startable = list(selectors.self_service_labs(request.user))
     for lab in startable:
         lab.duration_text = _duration_text(lab.default_duration)
     return render(request, "labs/my_labs.html", {

@@ -10,7 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.core.errors import Conflict
-from portal.nodes import hostkeys
+from portal.core.services import editable_fields, model_update
+from portal.nodes import hostkeys, selectors
 from portal.nodes.choices import Connection
 from portal.nodes.models import Credential, Node, NodeGroup
 
@@ -19,6 +20,8 @@ logger = logging.getLogger(__name__)
 # What decides how a job logs in to a node: a change closes the node's shared SSH masters.
 CONNECTION_FIELDS = ("address", "connection", "ssh_port", "ssh_user", "credential_id",
                      "jump_host_id", "host_keys")
+# Who pinned the keys, and how: the actions' own record (not editable in a form).
+PIN_FIELDS = ("host_keys_pinned_at", "host_keys_pinned_by", "host_keys_pinned_how")
 
 
 class PinHow:
@@ -39,12 +42,6 @@ def _close_masters_on_commit(node_ids) -> None:
     ids = sorted(set(node_ids))
     if ids:
         transaction.on_commit(lambda: ssh.close_node_masters(ids))
-
-
-def _through(node_ids) -> list[int]:
-    """The nodes and those that jump through them (their masters ride on these logins)."""
-    ids = list(node_ids)
-    return ids + list(Node.objects.filter(jump_host_id__in=ids).values_list("pk", flat=True))
 
 
 def _mark_pinned(node: Node, how: str, by) -> None:
@@ -69,22 +66,23 @@ def do_add_node(node: Node, *, by=None) -> Node:
 
 @transaction.atomic
 def do_update_node(node: Node, *, by=None, **fields) -> Node:
-    """Apply ``fields`` (or changes already set on ``node``, as the admin form does)."""
-    before = Node.objects.filter(pk=node.pk).values(*CONNECTION_FIELDS).first() or {}
-    for name, value in fields.items():
-        setattr(node, name, value)
-    node.full_clean()  # normalizes host_keys
+    """Apply ``fields`` (only those that differ are written)."""
+    before = selectors.stored_values(node, CONNECTION_FIELDS)
+    # full_clean() normalizes host_keys: compared with the stored keys below.
+    node, changed = model_update(node, fields, editable_fields(Node))
+    if not changed:
+        return node
     if node.host_keys != before.get("host_keys", ""):
         _mark_pinned(node, PinHow.SET, by)
-    node.save()
+        node.save(update_fields=[*PIN_FIELDS, "updated_at"])
     if any(before.get(name) != getattr(node, name) for name in CONNECTION_FIELDS):
-        _close_masters_on_commit(_through([node.pk]))
+        _close_masters_on_commit(selectors.with_jumping_nodes([node.pk]))
     return node
 
 
 @transaction.atomic
 def do_delete_node(node: Node) -> None:
-    ids = _through([node.pk])
+    ids = selectors.with_jumping_nodes([node.pk])
     node.delete()
     _close_masters_on_commit(ids)
 
@@ -96,9 +94,7 @@ def do_create_group(**fields) -> NodeGroup:
 
 @transaction.atomic
 def do_update_group(group: NodeGroup, **fields) -> NodeGroup:
-    for name, value in fields.items():
-        setattr(group, name, value)
-    return _save_validated(group)
+    return model_update(group, fields, editable_fields(NodeGroup))[0]
 
 
 @transaction.atomic
@@ -111,15 +107,14 @@ def do_update_credential(credential: Credential, **fields) -> Credential:
     # An empty secret on update means "keep the stored one" (it is never shown back).
     if not fields.get("secret"):
         fields.pop("secret", None)
-    for name, value in fields.items():
-        setattr(credential, name, value)
-    _save_validated(credential)
-    _close_masters_on_commit(_through(credential.nodes.values_list("pk", flat=True)))
+    model_update(credential, fields, editable_fields(Credential),
+                 also_save=["hint"])  # save() derives the hint
+    _close_masters_on_commit(selectors.with_jumping_nodes(selectors.node_ids_using(credential)))
     return credential
 
 
 def check_credential_unused(credential: Credential) -> None:
-    users = list(credential.nodes.values_list("name", flat=True)[:5])
+    users = selectors.node_names_using(credential, limit=5)
     if users:
         raise Conflict(f"Credential is used by nodes: {', '.join(users)}.", field="credential")
 
@@ -127,7 +122,7 @@ def check_credential_unused(credential: Credential) -> None:
 @transaction.atomic
 def do_delete_credential(credential: Credential) -> None:
     check_credential_unused(credential)
-    ids = _through(credential.nodes.values_list("pk", flat=True))
+    ids = selectors.with_jumping_nodes(selectors.node_ids_using(credential))
     credential.delete()
     _close_masters_on_commit(ids)
 
@@ -147,7 +142,7 @@ def _pin(node: Node, keys: list[hostkeys.HostKey], how: str, by=None, *,
                               host_keys_pinned_by=by, host_keys_pinned_how=how,
                               updated_at=now) == 1
         if changed:
-            _close_masters_on_commit(_through([node.pk]))
+            _close_masters_on_commit(selectors.with_jumping_nodes([node.pk]))
     if changed:
         node.host_keys, node.host_keys_pinned_at = text, now
         node.host_keys_pinned_by, node.host_keys_pinned_how = by, how

@@ -11,6 +11,12 @@ from portal.nodes import actions, hostkeys
 from portal.nodes.models import Credential, Node, NodeGroup
 
 
+def changes_of(form, obj) -> dict:
+    """What the admin changed on ``obj`` (already applied to it by the form), for an update
+    action applied to the stored row."""
+    return {name: getattr(obj, name) for name in form.changed_data}
+
+
 @admin.register(NodeGroup)
 class NodeGroupAdmin(admin.ModelAdmin):
     list_display = ["name", "queue", "description"]
@@ -57,7 +63,8 @@ class CredentialAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:  # through the action: the nodes' shared SSH masters are closed
-            actions.do_update_credential(obj)
+            actions.do_update_credential(Credential.objects.get(pk=obj.pk),
+                                         **changes_of(form, obj))
         else:
             super().save_model(request, obj, form, change)
 
@@ -119,7 +126,8 @@ class NodeAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            actions.do_update_node(obj, by=request.user)
+            actions.do_update_node(Node.objects.get(pk=obj.pk), by=request.user,
+                                   **changes_of(form, obj))
         else:
             actions.do_add_node(obj, by=request.user)
 

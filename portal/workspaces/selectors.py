@@ -1,4 +1,4 @@
-"""Reads for the customer pages: usage against the plan."""
+"""Reads about workspaces: the customer pages (cards, usage against the plan), the API."""
 
 from django.db.models import Count, Q, Sum
 from django.template.defaultfilters import filesizeformat
@@ -7,6 +7,24 @@ from portal.accounts.models import Customer
 from portal.nodes.choices import NodePurpose
 from portal.nodes.models import Node
 from portal.workspaces.choices import WorkspaceStatus
+from portal.workspaces.models import Workspace
+
+
+def dashboard_workspaces(user):
+    """The workspaces ``user`` sees on the dashboard (not deleted), newest first."""
+    return (Workspace.objects.visible_to(user).live()
+            .select_related("customer", "owner", "node", "current_job")
+            .order_by("-created_at", "-id"))
+
+
+def actionable_ids(user, workspaces) -> set[int]:
+    """Which of ``workspaces`` ``user`` may act on (start, stop, delete, ...)."""
+    return set(Workspace.objects.filter(pk__in=[w.pk for w in workspaces])
+               .actionable_by(user).values_list("pk", flat=True))
+
+
+def may_act_on(user, workspace: Workspace) -> bool:
+    return Workspace.objects.filter(pk=workspace.pk).actionable_by(user).exists()
 
 
 def plan_usage(user) -> list[dict]:

@@ -19,28 +19,21 @@ from django.template.defaultfilters import filesizeformat
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from portal.accounts.models import Customer
+from portal.accounts.selectors import customers_to_choose
 from portal.core.errors import PortalError
 from portal.jobs.choices import ACTIVE as JOB_ACTIVE
-from portal.jobs.choices import JobStatus
-from portal.jobs.models import Job, JobEvent
-from portal.workspaces import actions
+from portal.jobs.models import Job
+from portal.jobs.selectors import tasks_in_last_success
+from portal.workspaces import actions, selectors
 from portal.workspaces.api.views import MayActOnWorkspace
 from portal.workspaces.choices import S
 from portal.workspaces.explain import status_help
 from portal.workspaces.models import Workspace
-from portal.workspaces.selectors import plan_usage
 
 OPERATIONS_SHOWN = ("start", "stop", "restart", "logs")
 JOB_LABELS = {actions.CREATE: "provisioning", actions.DELETE: "delete",
               actions.ROLLBACK: "rollback", actions.RESIZE: "resize"}
 EXPECTED_TASKS_CACHE_SECONDS = 60
-
-
-def _visible(user):
-    return (Workspace.objects.visible_to(user).live()
-            .select_related("customer", "owner", "node", "current_job")
-            .order_by("-created_at", "-id"))
 
 
 def _may_operate(workspace: Workspace, operation: str) -> bool:
@@ -77,13 +70,8 @@ def expected_tasks(job: Job) -> int | None:
     cached = cache.get(key)
     if cached is not None:
         return cached or None
-    runs = Job.objects.filter(playbook=job.playbook, action=job.action,
-                              status=JobStatus.SUCCESSFUL).exclude(pk=job.pk)
-    if operation:
-        runs = runs.filter(extra_vars__workspace_control_action=operation)
-    last = runs.order_by("-finished_at").values_list("pk", flat=True).first()
-    count = (JobEvent.objects.filter(job_id=last, event="playbook_on_task_start").count()
-             if last else 0)
+    count = (tasks_in_last_success(job, workspace_control_action=operation) if operation
+             else tasks_in_last_success(job))
     cache.set(key, count, EXPECTED_TASKS_CACHE_SECONDS)
     return count or None
 
@@ -149,19 +137,18 @@ def card(request, workspace: Workspace, may_act: bool) -> dict:
 
 def _cards(request, workspaces) -> list[dict]:
     workspaces = list(workspaces)
-    acting = set(Workspace.objects.filter(pk__in=[w.pk for w in workspaces])
-                 .actionable_by(request.user).values_list("pk", flat=True))
+    acting = selectors.actionable_ids(request.user, workspaces)
     return [card(request, workspace, workspace.pk in acting) for workspace in workspaces]
 
 
 @login_required
 @never_cache
 def dashboard(request):
-    cards = _cards(request, _visible(request.user))
-    customers = list(Customer.objects.visible_to(request.user).order_by("name")[:500])
+    cards = _cards(request, selectors.dashboard_workspaces(request.user))
+    customers = customers_to_choose(request.user)
     return render(request, "workspaces/dashboard.html", {
         "cards": cards,
-        "usage": plan_usage(request.user),
+        "usage": selectors.plan_usage(request.user),
         "customers": customers,
         "choose_customer": request.user.is_staff or len(customers) > 1,
         "show_customer": len({c["customer"] for c in cards}) > 1 or request.user.is_staff,
@@ -175,8 +162,9 @@ def dashboard(request):
 @require_GET
 def state(request):
     """The live state of every card: polled by the dashboard every ~2 s."""
-    return JsonResponse({"workspaces": _cards(request, _visible(request.user)),
-                         "usage": plan_usage(request.user)})
+    return JsonResponse({"workspaces": _cards(request,
+                                              selectors.dashboard_workspaces(request.user)),
+                         "usage": selectors.plan_usage(request.user)})
 
 
 @login_required
@@ -184,7 +172,7 @@ def state(request):
 @require_GET
 def card_fragment(request, pk: int):
     """One card's HTML, for a workspace that appeared since the page was loaded."""
-    workspace = _visible(request.user).filter(pk=pk).first()
+    workspace = selectors.dashboard_workspaces(request.user).filter(pk=pk).first()
     if workspace is None:
         raise Http404("No such workspace.")
     return render(request, "workspaces/_card.html", {

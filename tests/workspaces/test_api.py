@@ -153,9 +153,13 @@ def test_a_user_with_no_customer_is_told_to_name_one(ws_node, client_for):
 
 def test_the_provider_needs_its_token(client, settings):
     settings.TRAEFIK_PROVIDER_TOKEN = ""
-    assert client.get("/api/traefik/config").status_code == 404
+    off = client.get("/api/traefik/config")
+    assert off.status_code == 404
+    assert off.json()["code"] == "disabled" and "TRAEFIK_PROVIDER_TOKEN" in off.json()["message"]
+    assert off.json()["errors"][0]["code"] == "disabled"  # the API's one error shape
     settings.TRAEFIK_PROVIDER_TOKEN = "s3cret-token"
-    assert client.get("/api/traefik/config").status_code == 401
+    refused = client.get("/api/traefik/config")
+    assert refused.status_code == 401 and refused.json()["code"] == "not_authenticated"
     assert client.get("/api/traefik/config?token=wrong").status_code == 401
 
 

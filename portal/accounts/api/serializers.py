@@ -1,6 +1,7 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from portal.accounts import selectors
 from portal.accounts.choices import InvitationStatus
 from portal.accounts.models import Customer, Invitation, Membership, Plan
 from portal.core.api.fields import LowercaseEmailField, StrictCharField, StrictStringsMixin
@@ -55,10 +56,8 @@ class CustomerAdminSerializer(CustomerSerializer):
         read_only_fields = ["created_at"]
 
     def validate_email(self, value):
-        clash = Customer.objects.filter(email=value)
-        if self.instance is not None:
-            clash = clash.exclude(pk=self.instance.pk)
-        if clash.exists():
+        exclude_pk = self.instance.pk if self.instance is not None else None
+        if selectors.customer_email_taken(value, exclude_pk=exclude_pk):
             raise serializers.ValidationError(
                 "A customer with this email already exists.", code="unique"
             )

@@ -1,16 +1,12 @@
-import django_filters
-from django.db.models import Prefetch, Q
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action, api_view
 from rest_framework.response import Response
 
-from portal.accounts import actions
+from portal.accounts import actions, selectors
 from portal.accounts.api import serializers
-from portal.accounts.choices import InvitationStatus
-from portal.accounts.models import Customer, Invitation, Membership, Plan
-from portal.core.api.filters import CustomerIdFilter
+from portal.accounts.api.filtersets import InvitationFilter, MembershipFilter
+from portal.accounts.models import Invitation, Membership, Plan
 from portal.core.tenancy import (
     CustomerObjectPermission,
     CustomerScopedQuerysetMixin,
@@ -33,10 +29,7 @@ class CustomerViewSet(CustomerScopedQuerysetMixin, viewsets.ModelViewSet):
     """Customers: members see their own customers; owners change `name` and `company`;
     admins see all, create, change everything and delete. Others' customers are 404."""
 
-    queryset = Customer.objects.select_related("plan").prefetch_related(
-        Prefetch("memberships", queryset=Membership.objects.only("id", "user_id", "role",
-                                                                 "customer_id"))
-    )
+    queryset = selectors.customers_with_roles()
     filterset_fields = ["billing_status", "plan__tier"]
     search_fields = ["name", "email", "company"]
     ordering_fields = ["name", "created_at", "monthly_fee"]
@@ -58,14 +51,6 @@ class CustomerViewSet(CustomerScopedQuerysetMixin, viewsets.ModelViewSet):
         serializer.instance = actions.do_update_customer(
             serializer.instance, **serializer.validated_data
         )
-
-
-class MembershipFilter(django_filters.FilterSet):
-    customer = CustomerIdFilter()
-
-    class Meta:
-        model = Membership
-        fields = ["customer", "role"]
 
 
 class MembershipViewSet(
@@ -98,28 +83,6 @@ class MembershipViewSet(
 
     def perform_destroy(self, instance):
         actions.do_remove_member(instance)
-
-
-class InvitationFilter(django_filters.FilterSet):
-    customer = CustomerIdFilter()
-    status = django_filters.ChoiceFilter(choices=InvitationStatus.choices, method="filter_status",
-                                         help_text="A pending invitation past its expiry "
-                                                   "is expired.")
-    email = django_filters.CharFilter(field_name="email", lookup_expr="iexact")
-
-    class Meta:
-        model = Invitation
-        fields = ["customer", "status", "email", "role"]
-
-    def filter_status(self, queryset, name, value):
-        now = timezone.now()
-        live = Q(status=InvitationStatus.PENDING, expires_at__gt=now)
-        if value == InvitationStatus.PENDING:
-            return queryset.filter(live)
-        if value == InvitationStatus.EXPIRED:
-            return queryset.filter(Q(status=InvitationStatus.EXPIRED)
-                                   | Q(status=InvitationStatus.PENDING, expires_at__lte=now))
-        return queryset.filter(status=value)
 
 
 class InvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,

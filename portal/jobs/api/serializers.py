@@ -1,9 +1,12 @@
 import threading
+from collections.abc import Mapping
+from typing import Any
 
 from rest_framework import serializers
 
 from portal.core.api.fields import StrictCharField
 from portal.core.api.writable import RefuseUnwritableFieldsMixin, refused_fields_of
+from portal.core.errors import PortalError
 from portal.jobs.models import Job, JobEvent
 from portal.nodes.models import Node
 
@@ -92,3 +95,13 @@ class JobEventSerializer(serializers.ModelSerializer):
                   "changed", "failed", "stdout", "start_line", "end_line", "created",
                   "event_data"]
         read_only_fields = fields
+
+
+def events_after_param(query: Mapping[str, Any]) -> int | None:
+    """`?after=N` of the events list: a whole number of digits, or absent (None)."""
+    after = query.get("after")
+    if after is None:
+        return None
+    if not (after.isascii() and after.isdigit()):
+        raise PortalError("Must be a non-negative integer.", field="after")
+    return int(after)

@@ -1,6 +1,5 @@
 import json
 
-import django_filters
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -8,10 +7,10 @@ from rest_framework import mixins, renderers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from portal.core.api.filters import CustomerIdFilter
 from portal.core.tenancy import CustomerScopedQuerysetMixin, IsOperator, is_operator
-from portal.jobs import actions
+from portal.jobs import actions, selectors
 from portal.jobs.api import serializers
+from portal.jobs.api.filtersets import JobFilter
 from portal.jobs.models import Job
 from portal.jobs.stream import job_stream
 
@@ -34,18 +33,10 @@ class CanCancel(IsOperator):
     def has_object_permission(self, request, view, job):
         if is_operator(request.user):
             return True
-        return Job.objects.filter(pk=job.pk).changeable_by(request.user).exists()
+        return selectors.may_change(job, request.user)
 
     def has_permission(self, request, view):
         return bool(request.user and request.user.is_authenticated)
-
-
-class JobFilter(django_filters.FilterSet):
-    customer = CustomerIdFilter()
-
-    class Meta:
-        model = Job
-        fields = ["status", "playbook", "action", "customer", "queue"]
 
 
 class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
@@ -94,13 +85,8 @@ class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
     def events(self, request, pk=None):
         """The job's events in order, after a counter (`?after=N`)."""
         job = self.get_object()
-        queryset = job.events.order_by("counter")
-        after = request.query_params.get("after")
-        if after is not None:
-            if not (after.isascii() and after.isdigit()):
-                return Response(_bad("after", "Must be a non-negative integer."), status=400)
-            queryset = queryset.filter(counter__gt=int(after))
-        page = self.paginate_queryset(queryset)
+        after = serializers.events_after_param(request.query_params)
+        page = self.paginate_queryset(selectors.events_after(job, after))
         return self.get_paginated_response(serializers.JobEventSerializer(page, many=True).data)
 
     @extend_schema(request=None, responses={200: serializers.JobSerializer})
@@ -135,9 +121,3 @@ class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
         return response
-
-
-def _bad(field, message):
-    from portal.core.api.errors import error_body
-
-    return error_body(400, [(field, message, "invalid")])

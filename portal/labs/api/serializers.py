@@ -2,13 +2,13 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
-from rest_framework import serializers
+from rest_framework import serializers, status
 
+from portal.core.api.errors import error_body
 from portal.core.api.fields import StrictCharField, StrictStringsMixin
 from portal.core.api.writable import RefuseUnwritableFieldsMixin
 from portal.core.errors import PortalError
-from portal.labs import actions, instructions
-from portal.labs.choices import LIVE
+from portal.labs import actions, instructions, selectors
 from portal.labs.models import Lab, LabSession
 from portal.nodes.choices import NodePurpose
 from portal.nodes.models import Node
@@ -67,10 +67,7 @@ class LabSerializer(RefuseUnwritableFieldsMixin, StrictStringsMixin,
         return node
 
     def get_live_sessions(self, lab) -> int:
-        annotated = getattr(lab, "live_sessions", None)
-        if annotated is not None:
-            return annotated
-        return lab.sessions.filter(status__in=LIVE).count()
+        return selectors.live_session_count(lab)
 
 
 class AssignSerializer(serializers.Serializer):
@@ -136,6 +133,22 @@ class AssignResultSerializer(serializers.Serializer):
 class AssignResponseSerializer(serializers.Serializer):
     results = AssignResultSerializer(many=True)
 
+    @staticmethod
+    def answer(outcomes: list[tuple]) -> tuple[dict, int]:
+        """The body and status of an assignment: 201 with every user's outcome, unless
+        every user failed: then the API's error body (one error per user, under `users`)
+        with the outcomes, and the status the users share (409 when they differ)."""
+        rows = [AssignResultSerializer.row(*outcome) for outcome in outcomes]
+        errors = [outcome[3] for outcome in outcomes if outcome[3] is not None]
+        if len(errors) < len(outcomes):
+            return {"results": rows}, status.HTTP_201_CREATED
+        codes = {error.status_code for error in errors}
+        status_code = codes.pop() if len(codes) == 1 else status.HTTP_409_CONFLICT
+        body = error_body(status_code, [
+            ("users", f"{user.username}: {error.message}", error.code)
+            for user, _, _, error in outcomes])
+        return {**body, "results": rows}, status_code
+
 
 # --- sessions -----------------------------------------------------------------------------
 
@@ -196,3 +209,13 @@ class ExtendSerializer(serializers.Serializer):
         if "minutes" in attrs and "until" in attrs:
             raise serializers.ValidationError({"until": "Give minutes or until, not both."})
         return attrs
+
+
+def refuse_admin_extend_options(data, session: LabSession) -> None:
+    """A user extends their own session with an empty body: the lab decides how long.
+    Sending `minutes` or `until` (an admin's options) is a 400 naming it."""
+    sent = set(data.keys()) if hasattr(data, "keys") else set()
+    if {"minutes", "until"} & sent:
+        raise PortalError("Only admins choose how long; your extension is the lab's "
+                          f"({session.lab.user_extend_minutes} minutes).",
+                          field="minutes" if "minutes" in sent else "until", code="read_only")

@@ -1,35 +1,21 @@
 from datetime import timedelta
 
-import django_filters
-from django.db.models import Count, Q
 from drf_spectacular.utils import extend_schema
-from rest_framework import status, viewsets
+from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from portal.core.api.errors import error_body
-from portal.core.api.filters import IdFilter
-from portal.core.errors import PortalError
 from portal.core.tenancy import CustomerScopedQuerysetMixin, IsAdmin, is_admin
-from portal.labs import actions
+from portal.labs import actions, selectors
 from portal.labs.api import serializers
-from portal.labs.choices import LIVE
-from portal.labs.models import Lab, LabSession
-
-
-class LabFilter(django_filters.FilterSet):
-    server = IdFilter(field_name="server_id", help_text="Node id.")
-
-    class Meta:
-        model = Lab
-        fields = ["enabled", "allow_concurrent_sessions", "server"]
+from portal.labs.api.filtersets import LabFilter, LabSessionFilter
+from portal.labs.models import LabSession
 
 
 class LabViewSet(viewsets.ModelViewSet):
     """Labs: admins only. Assigning a lab creates sessions and launches their provisioning."""
 
-    queryset = Lab.objects.select_related("server").annotate(
-        live_sessions=Count("sessions", filter=Q(sessions__status__in=LIVE))).order_by("name")
+    queryset = selectors.labs_with_live_counts()
     serializer_class = serializers.LabSerializer
     permission_classes = [IsAdmin]
     filterset_class = LabFilter
@@ -64,30 +50,8 @@ class LabViewSet(viewsets.ModelViewSet):
         data = form.validated_data
         outcomes = actions.do_assign_many(lab, data["users"], start=data["start"],
                                           expiry=data["expiry"], by=request.user)
-        rows = [serializers.AssignResultSerializer.row(*outcome) for outcome in outcomes]
-        errors = [outcome[3] for outcome in outcomes if outcome[3] is not None]
-        if len(errors) < len(outcomes):
-            return Response({"results": rows}, status=status.HTTP_201_CREATED)
-        codes = {error.status_code for error in errors}
-        status_code = codes.pop() if len(codes) == 1 else status.HTTP_409_CONFLICT
-        body = error_body(status_code, [
-            ("users", f"{user.username}: {error.message}", error.code)
-            for user, _, _, error in outcomes])
-        return Response({**body, "results": rows}, status=status_code)
-
-
-class LabSessionFilter(django_filters.FilterSet):
-    lab = IdFilter(field_name="lab_id")
-    user = django_filters.CharFilter(field_name="user__username", help_text="Username.")
-    live = django_filters.BooleanFilter(method="filter_live",
-                                        help_text="Requested, provisioning or active.")
-
-    class Meta:
-        model = LabSession
-        fields = ["status", "lab", "user", "waiting_for_server", "live"]
-
-    def filter_live(self, queryset, name, value):
-        return queryset.filter(status__in=LIVE) if value else queryset.exclude(status__in=LIVE)
+        body, status_code = serializers.AssignResponseSerializer.answer(outcomes)
+        return Response(body, status=status_code)
 
 
 class LabSessionViewSet(CustomerScopedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
@@ -131,12 +95,7 @@ class LabSessionViewSet(CustomerScopedQuerysetMixin, viewsets.ReadOnlyModelViewS
         empty body (409 if the lab allows none or it was already extended)."""
         session = self.get_object()
         if not is_admin(request.user):
-            sent = request.data.keys() if hasattr(request.data, "keys") else ()
-            if {"minutes", "until"} & set(sent):
-                field = "minutes" if "minutes" in request.data else "until"
-                raise PortalError("Only admins choose how long; your extension is the "
-                                  f"lab's ({session.lab.user_extend_minutes} minutes).",
-                                  field=field, code="read_only")
+            serializers.refuse_admin_extend_options(request.data, session)
             session = actions.do_user_extend(session, request.user)
             return Response(serializers.LabSessionSerializer(session).data)
         options = serializers.ExtendSerializer(data=request.data)

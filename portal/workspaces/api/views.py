@@ -1,4 +1,3 @@
-import django_filters
 from django.conf import settings
 from django.http import JsonResponse
 from django.utils.crypto import constant_time_compare
@@ -9,10 +8,11 @@ from rest_framework import status as http
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from portal.core.api.filters import CustomerIdFilter, NodeIdFilter
+from portal.core.api.errors import json_error
 from portal.core.tenancy import CustomerScopedQuerysetMixin, is_admin
-from portal.workspaces import actions, routing
+from portal.workspaces import actions, routing, selectors
 from portal.workspaces.api import serializers
+from portal.workspaces.api.filtersets import WorkspaceFilter
 from portal.workspaces.models import Workspace
 
 
@@ -28,23 +28,16 @@ class MayActOnWorkspace(permissions.IsAuthenticated):
         if view.action == "password":
             self.message = "Only the workspace's owner or an admin may see its password."
             return is_admin(request.user) or workspace.owner_id == request.user.pk
-        return Workspace.objects.filter(pk=workspace.pk).actionable_by(request.user).exists()
-
-
-class WorkspaceFilter(django_filters.FilterSet):
-    customer = CustomerIdFilter()
-    node = NodeIdFilter()
-
-    class Meta:
-        model = Workspace
-        fields = ["status", "customer", "node"]
+        return selectors.may_act_on(request.user, workspace)
 
 
 class WorkspaceViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
-                       mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                       mixins.UpdateModelMixin, mixins.DestroyModelMixin,
+                       mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
                        viewsets.GenericViewSet):
-    """Workspaces: code-server IDEs. Others' workspaces are 404; every change is a job."""
+    """Workspaces: code-server IDEs. Others' workspaces are 404; every change is a job.
+
+    `create` and `partial_update` (PATCH: rename) are this class's own; there is no PUT
+    (405): a workspace is never replaced whole."""
 
     queryset = Workspace.objects.select_related("owner", "node", "current_job")
     serializer_class = serializers.WorkspaceSerializer
@@ -91,11 +84,6 @@ class WorkspaceViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
             workspace = actions.do_rename(workspace, form.validated_data["name"],
                                           by=request.user)
         return self._workspace(workspace)
-
-    def update(self, request, *args, **kwargs):
-        if not kwargs.get("partial"):
-            return self.http_method_not_allowed(request, *args, **kwargs)
-        return super().update(request, *args, **kwargs)
 
     @extend_schema(request=None, responses={202: serializers.WorkspaceSerializer},
                    parameters=[OpenApiParameter(
@@ -191,13 +179,10 @@ def traefik_config_view(request):
     """
     token = settings.TRAEFIK_PROVIDER_TOKEN
     if not token:
-        return JsonResponse({"status": 404, "code": "disabled", "message":
-                             "The Traefik provider is off: set TRAEFIK_PROVIDER_TOKEN.",
-                             "errors": []}, status=404)
+        return json_error(404, "The Traefik provider is off: set TRAEFIK_PROVIDER_TOKEN.",
+                          "disabled")
     given = (request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
              or request.GET.get("token", ""))
     if not constant_time_compare(given, token):
-        return JsonResponse({"status": 401, "code": "not_authenticated",
-                             "message": "A valid provider token is required.", "errors": []},
-                            status=401)
+        return json_error(401, "A valid provider token is required.", "not_authenticated")
     return JsonResponse(routing.traefik_configuration())
