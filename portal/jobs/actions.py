@@ -145,7 +145,7 @@ def launch(*, playbook: str, action: str = ADHOC, nodes: Iterable[Node] | None =
         _insert_signed(job, [node.pk for node in targets])
         Job.nodes.through.objects.bulk_create(
             [Job.nodes.through(job_id=job.pk, node_id=node.pk) for node in targets])
-        job.launched_nodes = targets  # type: ignore[attr-defined]  # for the API's answer
+        job.launched_nodes = targets
         if enqueue:
             transaction.on_commit(lambda: dispatch(job))
     logger.info("job launched: %s", playbook, extra={"job_id": job.pk})

@@ -5,9 +5,11 @@ guarded ``UPDATE … WHERE status IN (…)`` so two workers (or a worker and the
 both win a transition, checked against ``Job.TRANSITIONS``.
 """
 
+from __future__ import annotations
+
 import json
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Self
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
@@ -21,11 +23,15 @@ from portal.core.status import StatusModel
 from portal.core.tenancy import CustomerOwnedQuerySet
 from portal.jobs.choices import ACTIVE, TERMINAL, JobStatus
 
+if TYPE_CHECKING:
+    from portal.core.tenancy import AnyUser
+    from portal.nodes.models import Node
+
 S = JobStatus
 
 
 class JobQuerySet(CustomerOwnedQuerySet):
-    def visible_to(self, user):
+    def visible_to(self, user: AnyUser) -> Self:
         # Admins and operators see every job; customers only their own customers' jobs.
         from portal.core.tenancy import is_operator
 
@@ -33,7 +39,7 @@ class JobQuerySet(CustomerOwnedQuerySet):
             return self
         return super().visible_to(user)
 
-    def active(self):
+    def active(self) -> Self:
         return self.filter(status__in=ACTIVE)
 
 
@@ -100,6 +106,9 @@ class Job(StatusModel):
     )
 
     objects = JobQuerySet.as_manager()
+    # Set by jobs.actions.launch on the Job it returns (the nodes it chose), for the API's
+    # answer; an annotation only: no attribute on other instances.
+    launched_nodes: list[Node]
 
     class Meta(StatusModel.Meta):
         ordering = ["-created_at", "-id"]
@@ -109,16 +118,16 @@ class Job(StatusModel):
             models.Index(fields=["target_type", "target_id"]),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"job {self.pk} {self.playbook} ({self.status})"
 
     @property
-    def duration(self):
+    def duration(self) -> timedelta | None:
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
 
-    def secrets(self) -> dict:
+    def secrets(self) -> dict[str, Any]:
         return json.loads(self.secret_vars) if self.secret_vars else {}
 
     # --- transitions (guarded moves, see TRANSITIONS) ---------------------------------
@@ -135,8 +144,8 @@ class Job(StatusModel):
         )
 
     def finish(self, status: str, *, rc: int | None = None, reason: str = "",
-               host_summary: dict | None = None, event_count: int | None = None,
-               event_lag_p95_ms: float | None = None) -> bool:
+               host_summary: dict[str, dict[str, int]] | None = None,
+               event_count: int | None = None, event_lag_p95_ms: float | None = None) -> bool:
         assert status in TERMINAL, status
         fields: dict[str, Any] = {"rc": rc, "finished_at": timezone.now(),
                                   "event_lag_p95_ms": event_lag_p95_ms}
@@ -193,5 +202,5 @@ class JobEvent(models.Model):
             models.UniqueConstraint(fields=["job", "counter"], name="unique_job_event_counter"),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.job_id}#{self.counter} {self.event}"
