@@ -14,13 +14,37 @@ CUSTOMERS_TO_CHOOSE = 500  # the workspace dialog's customer list
 def customers_with_roles():
     """Customers with their plan and memberships (only what a member's role needs)."""
     return Customer.objects.select_related("plan").prefetch_related(
-        Prefetch("memberships", queryset=Membership.objects.only("id", "user_id", "role",
-                                                                 "customer_id")))
+        Prefetch(
+            "memberships", queryset=Membership.objects.only("id", "user_id", "role", "customer_id")
+        )
+    )
 
 
 def customers_to_choose(user) -> list[Customer]:
     """The customers ``user`` may pick from (every customer for admins), by name."""
     return list(Customer.objects.visible_to(user).order_by("name")[:CUSTOMERS_TO_CHOOSE])
+
+
+def memberships_of(user):
+    """The user's memberships with their customers, by customer name (the Members page)."""
+    return (
+        Membership.objects.filter(user=user).select_related("customer").order_by("customer__name")
+    )
+
+
+def members_of(customer: Customer):
+    """The customer's memberships with their users, owners first, then by username."""
+    return customer.memberships.select_related("user").order_by("-role", "user__username")
+
+
+def pending_invitations_of(customer: Customer):
+    """The customer's invitations that can still be accepted, by email."""
+    return (
+        Invitation.objects.live()
+        .filter(customer=customer)
+        .select_related("invited_by")
+        .order_by("email")
+    )
 
 
 def with_customer_count(plans):
@@ -60,8 +84,11 @@ def username_taken(username: str, *, ignore_case: bool = False) -> bool:
 
 
 def invitation_by_token_hash(token_hash: str) -> Invitation | None:
-    return (Invitation.objects.select_related("customer", "invited_by")
-            .filter(token_hash=token_hash).first())
+    return (
+        Invitation.objects.select_related("customer", "invited_by")
+        .filter(token_hash=token_hash)
+        .first()
+    )
 
 
 def invitations_in_status(invitations, status: str, now=None):
@@ -71,6 +98,8 @@ def invitations_in_status(invitations, status: str, now=None):
     if status == InvitationStatus.PENDING:
         return invitations.live(now)
     if status == InvitationStatus.EXPIRED:
-        return invitations.filter(Q(status=InvitationStatus.EXPIRED)
-                                  | Q(status=InvitationStatus.PENDING, expires_at__lte=now))
+        return invitations.filter(
+            Q(status=InvitationStatus.EXPIRED)
+            | Q(status=InvitationStatus.PENDING, expires_at__lte=now)
+        )
     return invitations.filter(status=status)

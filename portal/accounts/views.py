@@ -11,8 +11,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from portal.accounts import actions
-from portal.accounts.models import Invitation, Membership
+from portal.accounts import actions, selectors
+from portal.accounts.models import Invitation
 from portal.core.errors import PortalError
 from portal.core.tenancy import MembershipRole
 
@@ -84,19 +84,15 @@ def _sections(user, bound_form=None) -> list[dict]:
     """One section per customer the user belongs to: its members, and for an owner its
     pending invitations and an invite form (the bound one for the customer just tried)."""
     sections = []
-    memberships = (Membership.objects.filter(user=user).select_related("customer")
-                   .order_by("customer__name"))
-    for membership in memberships:
+    for membership in selectors.memberships_of(user):
         customer = membership.customer
         owner = membership.role == MembershipRole.OWNER
         section = {
             "customer": customer, "role": membership.get_role_display(), "owner": owner,
-            "members": (customer.memberships.select_related("user")
-                        .order_by("-role", "user__username")),  # owners first
+            "members": selectors.members_of(customer),
         }
         if owner:
-            section["invitations"] = (Invitation.objects.live().filter(customer=customer)
-                                      .select_related("invited_by").order_by("email"))
+            section["invitations"] = selectors.pending_invitations_of(customer)
             tried = bound_form is not None and bound_form.data.get("customer") == str(customer.pk)
             section["form"] = bound_form if tried else InviteForm(
                 initial={"customer": customer.pk})

@@ -8,12 +8,16 @@ from django.db import models
 def editable_fields(model: type[models.Model]) -> list[str]:
     """The columns forms and the API may set: concrete, editable, not the primary key (not
     ``created_at``/``updated_at``, nor fields a model marks ``editable=False``)."""
-    return [field.name for field in model._meta.concrete_fields
-            if field.editable and not field.primary_key]
+    return [
+        field.name
+        for field in model._meta.concrete_fields
+        if field.editable and not field.primary_key
+    ]
 
 
-def model_update(instance: models.Model, data: Mapping, fields: Iterable[str], *,
-                 also_save: Iterable[str] = ()) -> tuple[models.Model, bool]:
+def model_update(
+    instance: models.Model, data: Mapping, fields: Iterable[str], *, also_save: Iterable[str] = ()
+) -> tuple[models.Model, bool]:
     """Set those of ``fields`` that ``data`` gives and that differ from ``instance``, then
     ``full_clean()`` and ``save(update_fields=...)`` with only them (plus ``auto_now``
     fields such as ``updated_at``, and ``also_save``: fields the model's ``clean()`` or
@@ -28,8 +32,7 @@ def model_update(instance: models.Model, data: Mapping, fields: Iterable[str], *
     fields = list(fields)
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ValueError(f"{type(instance).__name__} cannot be updated here: "
-                         f"{', '.join(unknown)}")
+        raise ValueError(f"{type(instance).__name__} cannot be updated here: {', '.join(unknown)}")
     opts = instance._meta
     changed = []
     for name in fields:

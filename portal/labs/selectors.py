@@ -35,8 +35,11 @@ def live_or_not(sessions, *, live: bool):
 
 def sessions_shown_to(user):
     """The user's own sessions for the "My labs" page, the one ending soonest first."""
-    return (LabSession.objects.filter(user=user, status__in=SHOWN_TO_USERS)
-            .select_related("lab", "user").order_by("access_expiry"))
+    return (
+        LabSession.objects.filter(user=user, status__in=SHOWN_TO_USERS)
+        .select_related("lab", "user")
+        .order_by("access_expiry")
+    )
 
 
 def self_service_labs(user):
@@ -62,11 +65,13 @@ def active_jobs_of(session: LabSession):
 
 def due_to_start(now) -> list[LabSession]:
     """Requested sessions whose access window is open and that no job is provisioning."""
-    waiting = LabSession.objects.filter(status=SessionStatus.REQUESTED, access_start__lte=now,
-                                        access_expiry__gt=now).select_related("lab", "user")
+    waiting = LabSession.objects.filter(
+        status=SessionStatus.REQUESTED, access_start__lte=now, access_expiry__gt=now
+    ).select_related("lab", "user")
     return [session for session in waiting if not active_jobs_of(session).exists()]
 
 
 def cleanups_to_retry(now, max_attempts: int):
-    return LabSession.objects.filter(status=SessionStatus.CLEANUP_FAILED, next_retry_at__lte=now,
-                                     attempts__lt=max_attempts)
+    return LabSession.objects.filter(
+        status=SessionStatus.CLEANUP_FAILED, next_retry_at__lte=now, attempts__lt=max_attempts
+    )

@@ -7,9 +7,7 @@ from django.utils.html import format_html
 from portal.accounts.models import Customer
 from portal.core.admin import DetailActionsMixin, ReadOnlyAdminMixin, status_badge
 from portal.core.errors import PortalError
-from portal.nodes.choices import NodePurpose
-from portal.nodes.models import Node
-from portal.workspaces import actions
+from portal.workspaces import actions, selectors
 from portal.workspaces.choices import OPERATIONS
 from portal.workspaces.choices import WorkspaceStatus as S
 from portal.workspaces.models import CapacityRefusal, Workspace, WorkspaceEvent
@@ -47,7 +45,7 @@ class WorkspaceCreateForm(forms.ModelForm):
     owner = forms.ModelChoiceField(queryset=get_user_model().objects.filter(is_active=True))
     slug = forms.CharField(required=False, help_text="Blank: derived from the name.")
     node = forms.ModelChoiceField(
-        queryset=Node.objects.filter(purpose=NodePurpose.WORKSPACE_HOST, enabled=True),
+        queryset=selectors.workspace_nodes(),
         required=False, help_text="Blank: the least loaded workspace node.")
 
     requested_by = None  # set per request by WorkspaceAdmin.get_form

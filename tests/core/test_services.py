@@ -22,8 +22,9 @@ def test_changed_fields_are_validated_and_only_they_are_written():
     stamped = node.updated_at
     Node.objects.filter(pk=node.pk).update(address="10.9.9.9")  # someone else's change
     with CaptureQueriesContext(connection) as queries:
-        same, changed = model_update(node, {"ssh_port": 2222, "labels": {"rack": "a"},
-                                            "name": "n1"}, FIELDS)
+        same, changed = model_update(
+            node, {"ssh_port": 2222, "labels": {"rack": "a"}, "name": "n1"}, FIELDS
+        )
     assert same is node and changed is True
     [update] = _updates(queries.captured_queries)
     assert '"ssh_port"' in update and '"labels"' in update and '"updated_at"' in update
@@ -39,8 +40,9 @@ def test_nothing_differs_nothing_is_written():
     node = NodeFactory(ssh_port=22, labels={"a": "b"})
     stamped = node.updated_at
     with CaptureQueriesContext(connection) as queries:
-        _, changed = model_update(node, {"ssh_port": 22, "labels": {"a": "b"},
-                                         "credential": node.credential}, FIELDS)
+        _, changed = model_update(
+            node, {"ssh_port": 22, "labels": {"a": "b"}, "credential": node.credential}, FIELDS
+        )
     assert changed is False
     assert queries.captured_queries == []  # related objects compared by id: no query either
     assert Node.objects.get(pk=node.pk).updated_at == stamped
@@ -81,8 +83,14 @@ def test_a_field_outside_the_allowed_ones_is_refused_loudly():
 def test_editable_fields_leave_out_the_key_timestamps_and_what_the_model_keeps_to_itself():
     fields = editable_fields(Node)
     assert {"name", "ssh_port", "labels", "credential", "host_keys"} <= set(fields)
-    assert not {"id", "created_at", "updated_at", "host_keys_pinned_at",
-                "host_keys_pinned_by", "host_keys_pinned_how"} & set(fields)
+    assert not {
+        "id",
+        "created_at",
+        "updated_at",
+        "host_keys_pinned_at",
+        "host_keys_pinned_by",
+        "host_keys_pinned_how",
+    } & set(fields)
 
 
 @pytest.mark.django_db
@@ -96,8 +104,9 @@ def test_a_field_the_model_keeps_to_itself_cannot_be_set():
 def test_also_save_writes_what_save_derives():
     credential = CredentialFactory(kind="ssh_key")
     hint = credential.hint
-    _, changed = model_update(credential, {"kind": "password", "secret": "pw"},
-                              ["kind", "secret"], also_save=["hint"])
+    _, changed = model_update(
+        credential, {"kind": "password", "secret": "pw"}, ["kind", "secret"], also_save=["hint"]
+    )
     stored = type(credential).objects.get(pk=credential.pk)
     assert changed and stored.secret == "pw"
     assert stored.hint == "password (hidden)" != hint

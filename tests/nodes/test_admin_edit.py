@@ -23,15 +23,24 @@ def closed(settings, tmp_path):
 
 
 def node_form(node: Node, **changes) -> dict:
-    data = {"name": node.name, "address": node.address, "purpose": node.purpose,
-            "labels": json.dumps(node.labels), "connection": node.connection,
-            "ssh_port": node.ssh_port, "ssh_user": node.ssh_user,
-            "credential": node.credential_id or "", "jump_host": node.jump_host_id or "",
-            "host_keys": node.host_keys, "group": node.group_id or "", "queue": node.queue,
-            "workspace_root": node.workspace_root,
-            "workspace_quota_backend": node.workspace_quota_backend,
-            "workspace_port_start": node.workspace_port_start,
-            "workspace_port_end": node.workspace_port_end}
+    data = {
+        "name": node.name,
+        "address": node.address,
+        "purpose": node.purpose,
+        "labels": json.dumps(node.labels),
+        "connection": node.connection,
+        "ssh_port": node.ssh_port,
+        "ssh_user": node.ssh_user,
+        "credential": node.credential_id or "",
+        "jump_host": node.jump_host_id or "",
+        "host_keys": node.host_keys,
+        "group": node.group_id or "",
+        "queue": node.queue,
+        "workspace_root": node.workspace_root,
+        "workspace_quota_backend": node.workspace_quota_backend,
+        "workspace_port_start": node.workspace_port_start,
+        "workspace_port_end": node.workspace_port_end,
+    }
     if node.enabled:
         data["enabled"] = "on"
     if node.become:
@@ -41,12 +50,14 @@ def node_form(node: Node, **changes) -> dict:
 
 @pytest.mark.django_db
 def test_a_node_edited_in_the_admin_is_saved_pinned_and_its_masters_closed(
-        admin_client, admin_user, closed, django_capture_on_commit_callbacks):
+    admin_client, admin_user, closed, django_capture_on_commit_callbacks
+):
     node = NodeFactory(name="web-1", ssh_port=22)
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(f"/admin/nodes/node/{node.pk}/change/",
-                                     node_form(node, ssh_port=2222,
-                                               host_keys=f"10.0.0.9 {ED25519}"))
+        response = admin_client.post(
+            f"/admin/nodes/node/{node.pk}/change/",
+            node_form(node, ssh_port=2222, host_keys=f"10.0.0.9 {ED25519}"),
+        )
     assert response.status_code == 302, response.content
     node.refresh_from_db()
     assert node.ssh_port == 2222 and node.host_keys == ED25519  # normalized
@@ -55,8 +66,9 @@ def test_a_node_edited_in_the_admin_is_saved_pinned_and_its_masters_closed(
 
 
 @pytest.mark.django_db
-def test_an_unchanged_node_form_writes_nothing(admin_client, closed,
-                                              django_capture_on_commit_callbacks):
+def test_an_unchanged_node_form_writes_nothing(
+    admin_client, closed, django_capture_on_commit_callbacks
+):
     node = NodeFactory(name="web-2", labels={"rack": "a"})
     stamped = node.updated_at
     with django_capture_on_commit_callbacks(execute=True):
@@ -69,9 +81,10 @@ def test_an_unchanged_node_form_writes_nothing(admin_client, closed,
 @pytest.mark.django_db
 def test_a_node_form_with_a_bad_value_is_refused_naming_it(admin_client):
     node = NodeFactory(name="web-3", ssh_port=22)
-    response = admin_client.post(f"/admin/nodes/node/{node.pk}/change/",
-                                 node_form(node, workspace_port_start=9000,
-                                           workspace_port_end=8000))
+    response = admin_client.post(
+        f"/admin/nodes/node/{node.pk}/change/",
+        node_form(node, workspace_port_start=9000, workspace_port_end=8000),
+    )
     assert response.status_code == 200  # the form again, with the error
     assert "workspace_port_end" in response.context["adminform"].form.errors
     assert Node.objects.get(pk=node.pk).workspace_port_start == node.workspace_port_start
@@ -79,21 +92,25 @@ def test_a_node_form_with_a_bad_value_is_refused_naming_it(admin_client):
 
 @pytest.mark.django_db
 def test_a_credential_edited_in_the_admin_keeps_its_secret_when_left_empty(
-        admin_client, closed, django_capture_on_commit_callbacks):
+    admin_client, closed, django_capture_on_commit_callbacks
+):
     credential = CredentialFactory(name="deploy", username="")
     secret, hint = credential.secret, credential.hint
     node = NodeFactory(credential=credential)
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(f"/admin/nodes/credential/{credential.pk}/change/", {
-            "name": "deploy", "kind": credential.kind, "username": "ops", "secret": ""})
+        response = admin_client.post(
+            f"/admin/nodes/credential/{credential.pk}/change/",
+            {"name": "deploy", "kind": credential.kind, "username": "ops", "secret": ""},
+        )
     assert response.status_code == 302, response.content
     stored = Credential.objects.get(pk=credential.pk)
     assert (stored.username, stored.secret, stored.hint) == ("ops", secret, hint)
     assert {pk for call in closed.call_args_list for pk in call.args[0]} == {node.pk}
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(f"/admin/nodes/credential/{credential.pk}/change/", {
-            "name": "deploy", "kind": "password", "username": "ops", "secret": "s3cret"})
+        response = admin_client.post(
+            f"/admin/nodes/credential/{credential.pk}/change/",
+            {"name": "deploy", "kind": "password", "username": "ops", "secret": "s3cret"},
+        )
     assert response.status_code == 302, response.content
     stored = Credential.objects.get(pk=credential.pk)
-    assert (stored.kind, stored.secret, stored.hint) == ("password", "s3cret",
-                                                         "password (hidden)")
+    assert (stored.kind, stored.secret, stored.hint) == ("password", "s3cret", "password (hidden)")

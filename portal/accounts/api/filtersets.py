@@ -16,9 +16,11 @@ class MembershipFilter(django_filters.FilterSet):
 
 class InvitationFilter(django_filters.FilterSet):
     customer = CustomerIdFilter()
-    status = django_filters.ChoiceFilter(choices=InvitationStatus.choices, method="filter_status",
-                                         help_text="A pending invitation past its expiry "
-                                                   "is expired.")
+    status = django_filters.ChoiceFilter(
+        choices=InvitationStatus.choices,
+        method="filter_status",
+        help_text="A pending invitation past its expiry is expired.",
+    )
     email = django_filters.CharFilter(field_name="email", lookup_expr="iexact")
 
     class Meta:

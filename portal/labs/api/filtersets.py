@@ -16,8 +16,9 @@ class LabFilter(django_filters.FilterSet):
 class LabSessionFilter(django_filters.FilterSet):
     lab = IdFilter(field_name="lab_id")
     user = django_filters.CharFilter(field_name="user__username", help_text="Username.")
-    live = django_filters.BooleanFilter(method="filter_live",
-                                        help_text="Requested, provisioning or active.")
+    live = django_filters.BooleanFilter(
+        method="filter_live", help_text="Requested, provisioning or active."
+    )
 
     class Meta:
         model = LabSession
