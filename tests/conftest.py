@@ -46,6 +46,16 @@ def user_api(db):
     return make
 
 
+@pytest.fixture
+def broker():
+    """Celery's broker, stubbed: tasks are published to it and recorded, never sent
+    (tests/helpers.py, ``stubbed_broker``; ``broker.publish`` is the mock)."""
+    from tests.helpers import stubbed_broker
+
+    with stubbed_broker() as stub:
+        yield stub
+
+
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     # The default PBKDF2 costs ~0.25 s per user created; tests create many.

@@ -1,5 +1,9 @@
 """Helpers shared by test modules."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from unittest import mock
+
 from django.utils import timezone
 
 from portal.jobs import actions as jobs
@@ -64,3 +68,37 @@ class InlineWorker:
         self._thread.join(timeout=600)
         if self.error is not None:
             raise AssertionError(f"the inline worker failed: {self.error!r}") from self.error
+
+
+class BrokerStub:
+    """Celery's broker as a test sees it: every task published is recorded, none is sent.
+
+    ``publish`` is the mock of ``Task.apply_async`` (``.delay`` goes through it too), called
+    with the task first: ``publish.call_args.kwargs["args"]`` are the task's arguments.
+    """
+
+    def __init__(self, publish: mock.MagicMock):
+        self.publish = publish
+
+    def published(self) -> list[tuple[str, list]]:
+        """(task name, arguments) of every publication, in order."""
+        return [(call.args[0].name, list(call.kwargs.get("args") or []))
+                for call in self.publish.call_args_list]
+
+
+@contextmanager
+def stubbed_broker(side_effect=None) -> Iterator[BrokerStub]:
+    """The suite's one broker stub (the ``broker`` fixture in tests/conftest.py is this).
+
+    Jobs are published as usual (``dispatch`` marks them dispatched) but reach no broker; run
+    them with :func:`run_due_jobs`. ``side_effect`` replaces the publication: an exception is a
+    broker that is down (the job stays pending for the sweep), a function runs instead (it gets
+    the task, then apply_async's arguments).
+    """
+    publish = mock.MagicMock(name="apply_async", side_effect=side_effect)
+
+    def apply_async(task, *args, **kwargs):  # a function, so the task comes first
+        return publish(task, *args, **kwargs)
+
+    with mock.patch("celery.app.task.Task.apply_async", apply_async):  # nests, too
+        yield BrokerStub(publish)

@@ -4,7 +4,6 @@ customer login that works, and the same logins again on a second run."""
 import re
 from io import StringIO
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -18,6 +17,7 @@ from portal.labs.models import Lab
 from portal.nodes.choices import Connection, NodePurpose
 from portal.nodes.models import Node
 from portal.workspaces.models import Workspace
+from tests.helpers import stubbed_broker
 
 LOGIN = re.compile(r"customer login (\S+) / (\S+) at (\S+)")
 ADMIN_LOGIN = re.compile(r"admin login (\S+) / (\S+) at (\S+)")
@@ -154,7 +154,7 @@ def test_a_registered_workspace_host_gets_the_demo_workspace_once(
 
     node = NodeFactory(name="t1-host1", purpose=NodePurpose.WORKSPACE_HOST,
                        workspace_port_start=8001, workspace_port_end=8010)
-    with mock.patch("portal.jobs.actions.dispatch"), \
+    with stubbed_broker(), \
             django_capture_on_commit_callbacks(execute=True):
         first = seed(monkeypatch, "127.0.0.1:8765", "--no-job")
         second = seed(monkeypatch, "127.0.0.1:8765", "--no-job")

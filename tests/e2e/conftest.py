@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from unittest import mock
 
 import pytest
 
@@ -137,14 +136,8 @@ def portal_nodes(test_hosts, db):
 # --- workspaces ------------------------------------------------------------------------------
 
 @pytest.fixture
-def no_broker():
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
-        yield
-
-
-@pytest.fixture
 def stack(test_hosts, portal_nodes, volume_host, traefik, code_server_package, live_server,
-          settings, tmp_path, no_broker):
+          settings, tmp_path, broker):
     """A workspace node (the btrfs host), real Traefik fed by the portal's provider on a live
     server, code-server from the air-gapped artifact; jobs are run by the test (no broker)."""
     from django.conf import settings as django_settings

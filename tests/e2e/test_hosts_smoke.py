@@ -10,6 +10,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.helpers import stubbed_broker
 from tests.waiting import wait_for
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "smoke.yml"
@@ -20,14 +21,13 @@ direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 def run_job(nodes, playbook, limit="", **extra_vars):
     """Run a playbook on the test hosts through the portal's Job engine (as a worker would)."""
-    from unittest import mock
 
     from django.conf import settings
 
     from portal.jobs import actions
 
     settings.PLAYBOOKS_DIR = PLAYBOOK.parent
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+    with stubbed_broker():
         job = actions.launch(playbook=PLAYBOOK.name if playbook == PLAYBOOK else playbook,
                              nodes=nodes, limit=limit, extra_vars=extra_vars)
     actions.execute(job.pk, job.signature, worker="e2e")

@@ -4,7 +4,6 @@ import subprocess
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from django.conf import settings as django_settings
@@ -15,7 +14,7 @@ from portal.labs import actions
 from portal.labs.choices import SessionStatus as S
 from portal.labs.models import Lab, LabSession
 from tests.factories import UserFactory
-from tests.helpers import run_due_jobs
+from tests.helpers import run_due_jobs, stubbed_broker
 from tests.waiting import wait_for
 
 EXAMPLE = "/opt/portal-labs/example"
@@ -32,7 +31,7 @@ def lab_server(test_hosts, portal_nodes, transactional_db, settings, tmp_path):
     node.purpose = "lab_server"
     node.save()
     host = test_hosts[node.name]
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+    with stubbed_broker():
         install = jobs.launch(playbook="lab_example_install.yml", nodes=[node])
     jobs.execute(install.pk, install.signature, worker="e2e")
     install.refresh_from_db()
@@ -48,7 +47,7 @@ def make_lab(node, script="provision.sh") -> Lab:
 
 
 def assign(lab, user):
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+    with stubbed_broker():
         session, _ = actions.do_assign(lab, user)
     return session
 

@@ -6,7 +6,6 @@ import json
 import time
 from datetime import timedelta
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from django.conf import settings as django_settings
@@ -18,6 +17,7 @@ from portal.jobs.models import JobEvent
 from portal.monitoring import actions
 from portal.monitoring.choices import Liveness
 from portal.monitoring.models import NodeLiveness, Sample
+from tests.helpers import stubbed_broker
 from tests.waiting import wait_for
 
 INTERVAL = 5
@@ -39,7 +39,7 @@ def portal_on_bridge(test_hosts, transactional_db, settings):
 
 
 def install(node):
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+    with stubbed_broker():
         job = actions.do_install_agent(node, interval=INTERVAL)
     jobs.execute(job.pk, job.signature, worker="e2e")
     job.refresh_from_db()

@@ -4,7 +4,6 @@ job events appear only there; the admin home shows the numbers that matter."""
 
 import re
 from datetime import timedelta
-from unittest import mock
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -15,10 +14,10 @@ from portal.jobs import actions, dashboard
 from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job, JobEvent
 from tests.factories import NodeFactory, UserFactory
+from tests.helpers import stubbed_broker
 
 pytestmark = pytest.mark.django_db
 
-PUBLISH = "portal.jobs.tasks.run_job.apply_async"
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +26,7 @@ def a_node(db):
 
 
 def launch(**kwargs) -> Job:
-    with mock.patch(PUBLISH):
+    with stubbed_broker():
         return actions.launch(**{"playbook": "echo.yml", **kwargs})
 
 
@@ -93,13 +92,13 @@ def test_relaunch_button_creates_a_new_job_like_the_list_action(admin_client, ad
     assert button_url(job, "relaunch_failed_hosts") in html
     ok = end(launch(), JobStatus.SUCCESSFUL, finished_at=timezone.now())
     assert button_url(ok, "relaunch_failed_hosts") not in page(admin_client, ok)
-    with mock.patch(PUBLISH):
+    with stubbed_broker():
         response = admin_client.post(button_url(job, "relaunch_jobs"))
     assert response.status_code == 302
     again = Job.objects.exclude(pk__in=[job.pk, ok.pk]).get()
     assert (again.playbook, again.status, again.requested_by) == ("echo.yml", "pending",
                                                                   admin_user)
-    with mock.patch(PUBLISH):
+    with stubbed_broker():
         admin_client.post(button_url(job, "relaunch_failed_hosts"))
     assert Job.objects.filter(limit="web-1").count() == 1
 

@@ -2,7 +2,6 @@
 output appears live through the SSE stream while the job runs, under the strict CSP."""
 
 import re
-from unittest import mock
 
 import pytest
 from playwright.sync_api import expect
@@ -12,7 +11,7 @@ from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job
 from tests.browser import PASSWORD, needs_chromium
 from tests.factories import AdminFactory
-from tests.helpers import InlineWorker
+from tests.helpers import InlineWorker, stubbed_broker
 
 SLOW = 60_000  # ms: a real ansible-playbook run
 
@@ -25,7 +24,7 @@ pytestmark = [
 def test_job_page_shows_the_output_live_while_the_job_runs(browser_page, local_node):
     page, problems = browser_page
     admin = AdminFactory(username="job-admin")
-    with mock.patch("portal.jobs.actions.dispatch"):  # the inline worker below runs it
+    with stubbed_broker():  # the inline worker below runs it
         job = actions.launch(playbook="slow_lines.yml", nodes=[local_node],
                              extra_vars={"seconds": 4})
     url = f"/admin/jobs/job/{job.pk}/change/"
@@ -36,15 +35,16 @@ def test_job_page_shows_the_output_live_while_the_job_runs(browser_page, local_n
     page.fill("#id_password", PASSWORD)
     page.locator("input[type=submit]").click()
     expect(page).to_have_url(re.compile(re.escape(url) + "$"))
-    # Pending: nothing stored yet, the page follows the stream; no Save button; Cancel offered.
+    # Dispatched (to the stubbed broker), not run: nothing stored yet, the page follows the
+    # stream; no Save button; Cancel offered.
     output = page.locator("#job-output")
     expect(output).to_have_text("")
     expect(page.locator("#job-output-state")).to_contain_text("live")
     expect(page.locator(".submit-row")).to_have_count(0)
     expect(page.get_by_role("button", name="Cancel")).to_be_visible()
-    # The status colour comes from portal/admin.css (pending: orange).
+    # The status colour comes from portal/admin.css (dispatched: blue).
     expect(page.locator(".field-status_badge .status-badge")).to_have_css(
-        "color", "rgb(239, 108, 0)")
+        "color", "rgb(21, 101, 192)")
 
     with InlineWorker():
         # The first task's line arrives while the job still runs (sleeping), without a reload.

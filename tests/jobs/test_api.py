@@ -1,7 +1,6 @@
 """The jobs API (/api/jobs/): who sees and launches what, events, cancel and relaunch."""
 
 from types import SimpleNamespace
-from unittest import mock
 
 import pytest
 from django.contrib.auth.models import Group
@@ -13,19 +12,18 @@ from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job, JobEvent
 from portal.nodes.models import Node
 from tests.factories import CustomerFactory, MembershipFactory, NodeFactory, UserFactory
-from tests.helpers import playbook_span
+from tests.helpers import playbook_span, stubbed_broker
 
 pytestmark = pytest.mark.django_db
 
-PUBLISH = "portal.jobs.tasks.run_job.apply_async"
 ERROR_KEYS = {"status", "code", "message", "errors"}
 
 
 # --- helpers ------------------------------------------------------------------------------
 
 def launch(**kwargs) -> Job:
-    """A job as a domain action launches it (dispatch mocked: it stays pending)."""
-    with mock.patch(PUBLISH):
+    """A job as a domain action launches it (to the stubbed broker: nothing is sent)."""
+    with stubbed_broker():
         return actions.launch(**{"playbook": "echo.yml", **kwargs})
 
 
@@ -152,7 +150,7 @@ def test_filters_by_status_and_playbook(world, operator_api, user_api):
 
 def test_operator_launches_a_job(operator, operator_api, local_node,
                                  django_capture_on_commit_callbacks):
-    with mock.patch(PUBLISH) as publish, \
+    with stubbed_broker() as broker, \
             django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = operator_api.post("/api/jobs/", {
             "playbook": "echo.yml", "nodes": ["local-1"], "extra_vars": {"message": "hi"},
@@ -170,9 +168,9 @@ def test_operator_launches_a_job(operator, operator_api, local_node,
     assert job.check_mode and job.timeout == 120
     # Dispatch happened on commit, with the job's signature, to the nodes' queue.
     assert len(callbacks) == 1
-    publish.assert_called_once()
-    assert publish.call_args.kwargs["args"] == [job.pk, job.signature]
-    assert publish.call_args.kwargs["queue"] == job.queue == "default"
+    broker.publish.assert_called_once()
+    assert broker.publish.call_args.kwargs["args"] == [job.pk, job.signature]
+    assert broker.publish.call_args.kwargs["queue"] == job.queue == "default"
     assert job.status == JobStatus.DISPATCHED
 
 
@@ -180,7 +178,7 @@ def test_launch_with_a_limit_targets_matching_enabled_nodes(operator_api):
     for name in ("web-1", "web-2", "db-1"):
         NodeFactory(name=name)
     NodeFactory(name="web-3", enabled=False)
-    with mock.patch(PUBLISH):
+    with stubbed_broker():
         response = operator_api.post("/api/jobs/", {"playbook": "ping.yml", "limit": "web-*"},
                                      format="json")
     assert response.status_code == 201, response.json()
@@ -191,12 +189,12 @@ def test_launch_with_a_limit_targets_matching_enabled_nodes(operator_api):
 def test_only_operators_launch(world, user_api, api):
     body = {"playbook": "echo.yml", "nodes": ["local-1"]}
     before = Job.objects.count()
-    with mock.patch(PUBLISH) as publish:
+    with stubbed_broker() as broker:
         for user in (world.owner_a, world.member_a, world.outsider):
             assert_error(user_api(user).post("/api/jobs/", body, format="json"), 403, None,
                          "permission_denied")
         assert api.post("/api/jobs/", body, format="json").status_code in (401, 403)
-    publish.assert_not_called()
+    broker.publish.assert_not_called()
     assert Job.objects.count() == before
 
 
@@ -220,11 +218,11 @@ def test_bad_launch_is_400_naming_the_field_and_leaves_no_job(operator_api, loca
                                                                field,
                                                                django_capture_on_commit_callbacks):
     NodeFactory(name="keyless", credential=None)
-    with mock.patch(PUBLISH) as publish, django_capture_on_commit_callbacks(execute=True):
+    with stubbed_broker() as broker, django_capture_on_commit_callbacks(execute=True):
         response = operator_api.post("/api/jobs/", body, format="json")
     assert_error(response, 400, field)
     assert not Job.objects.exists()
-    publish.assert_not_called()
+    broker.publish.assert_not_called()
 
 
 def test_no_credential_error_is_explicit(operator_api):
@@ -296,7 +294,7 @@ def test_events_follow_job_visibility(world, user_api):
 @pytest.mark.django_db(transaction=True)
 def test_events_of_a_real_run(local_node, user_api):
     operator_api = user_api(make_operator())
-    with mock.patch(PUBLISH):
+    with stubbed_broker():
         launched = operator_api.post("/api/jobs/", {
             "playbook": "many.yml", "nodes": ["local-1"], "extra_vars": {"steps": 5},
         }, format="json")
@@ -386,7 +384,7 @@ def failed_job(local_node):
 
 def test_relaunch_failed_only_limits_to_the_failed_hosts(failed_job, operator, operator_api,
                                                          django_capture_on_commit_callbacks):
-    with mock.patch(PUBLISH) as publish, django_capture_on_commit_callbacks(execute=True):
+    with stubbed_broker() as broker, django_capture_on_commit_callbacks(execute=True):
         response = operator_api.post(f"/api/jobs/{failed_job.pk}/relaunch/",
                                      {"failed_only": True}, format="json")
     assert response.status_code == 201, response.json()
@@ -398,12 +396,12 @@ def test_relaunch_failed_only_limits_to_the_failed_hosts(failed_job, operator, o
     assert new.playbook == failed_job.playbook and new.extra_vars == {"message": "again"}
     assert new.customer == failed_job.customer and new.requested_by == operator
     assert new.status == JobStatus.DISPATCHED
-    publish.assert_called_once()
-    assert publish.call_args.kwargs["args"] == [new.pk, new.signature]
+    broker.publish.assert_called_once()
+    assert broker.publish.call_args.kwargs["args"] == [new.pk, new.signature]
 
 
 def test_relaunch_everything(failed_job, operator_api):
-    with mock.patch(PUBLISH):
+    with stubbed_broker():
         response = operator_api.post(f"/api/jobs/{failed_job.pk}/relaunch/", {}, format="json")
     assert response.status_code == 201, response.json()
     new = Job.objects.get(pk=response.json()["id"])
@@ -440,14 +438,14 @@ def test_relaunch_bad_option_is_400(failed_job, operator_api):
 def test_relaunch_after_a_real_failure(local_node, user_api):
     NodeFactory(name="ghost", address="127.0.0.1", ssh_port=1)  # nothing listens there
     operator_api = user_api(make_operator())
-    with mock.patch(PUBLISH):
+    with stubbed_broker():
         launched = operator_api.post("/api/jobs/", {"playbook": "ping.yml"}, format="json")
     assert launched.status_code == 201, launched.json()
     job = run_now(Job.objects.get(pk=launched.json()["id"]))
     assert job.status == JobStatus.FAILED, job.reason
     assert job.host_summary["ghost"]["unreachable"] == 1
     assert not job.host_summary["local-1"].get("failures")
-    with mock.patch(PUBLISH):
+    with stubbed_broker():
         response = operator_api.post(f"/api/jobs/{job.pk}/relaunch/", {"failed_only": True},
                                      format="json")
     assert response.status_code == 201, response.json()

@@ -1,7 +1,6 @@
 """A launch names what to run; the job's other fields are the portal's (400 naming them),
 and customers cannot launch at all."""
 
-from unittest import mock
 
 import pytest
 from django.contrib.auth.models import Group
@@ -9,9 +8,9 @@ from django.contrib.auth.models import Group
 from portal.core.tenancy import OPERATORS_GROUP
 from portal.jobs.models import Job
 from tests.factories import CustomerFactory, MembershipFactory, UserFactory
+from tests.helpers import stubbed_broker
 
 pytestmark = pytest.mark.django_db
-PUBLISH = "portal.jobs.tasks.run_job.apply_async"
 
 
 @pytest.fixture
@@ -27,7 +26,7 @@ def operator_api(user_api):
 ])
 def test_launch_refuses_the_portals_fields(operator_api, field, value):
     CustomerFactory()
-    with mock.patch(PUBLISH):
+    with stubbed_broker():
         response = operator_api.post("/api/jobs/", {"playbook": "ping.yml", field: value},
                                      format="json")
     assert response.status_code == 400, response.json()
@@ -36,7 +35,7 @@ def test_launch_refuses_the_portals_fields(operator_api, field, value):
 
 
 def test_customers_cannot_launch(user_api):
-    with mock.patch(PUBLISH):
+    with stubbed_broker():
         response = user_api(MembershipFactory().user).post("/api/jobs/",
                                                            {"playbook": "ping.yml"},
                                                            format="json")

@@ -1,6 +1,5 @@
 """Launch: the Job row exists iff the transaction committed; dispatch happens on commit."""
 
-from unittest import mock
 
 import pytest
 from django.db import transaction
@@ -11,48 +10,48 @@ from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job
 from portal.nodes.models import NodeGroup
 from tests.factories import NodeFactory
+from tests.helpers import stubbed_broker
 
 pytestmark = pytest.mark.django_db
 
 
 def test_launch_records_the_job_and_dispatches_on_commit(local_node,
                                                          django_capture_on_commit_callbacks):
-    with mock.patch("portal.jobs.tasks.run_job.apply_async") as publish, \
+    with stubbed_broker() as broker, \
             django_capture_on_commit_callbacks(execute=True) as callbacks:
         job = actions.launch(playbook="echo.yml", nodes=[local_node],
                              extra_vars={"message": "hi"})
-        assert publish.call_count == 0  # nothing is published before the commit
+        assert broker.publish.call_count == 0  # nothing is published before the commit
     assert len(callbacks) == 1
-    publish.assert_called_once()
-    assert publish.call_args.kwargs["args"] == [job.pk, job.signature]
-    assert publish.call_args.kwargs["queue"] == "default"
+    broker.publish.assert_called_once()
+    assert broker.publish.call_args.kwargs["args"] == [job.pk, job.signature]
+    assert broker.publish.call_args.kwargs["queue"] == "default"
     job.refresh_from_db()
     assert job.status == JobStatus.DISPATCHED and list(job.nodes.all()) == [local_node]
     assert signing.verify(job, job.signature)
 
 
 def test_rolled_back_domain_change_leaves_no_job(local_node):
-    with mock.patch("portal.jobs.tasks.run_job.apply_async") as publish, \
+    with stubbed_broker() as broker, \
             pytest.raises(RuntimeError), transaction.atomic():
         actions.launch(playbook="echo.yml", nodes=[local_node])
         raise RuntimeError("the domain change failed")
     assert not Job.objects.exists()
-    publish.assert_not_called()
+    broker.publish.assert_not_called()
 
 
 def test_broker_down_leaves_job_pending_for_the_sweep(local_node,
                                                       django_capture_on_commit_callbacks):
-    with mock.patch("portal.jobs.tasks.run_job.apply_async",
-                    side_effect=ConnectionRefusedError("broker down")), \
+    with stubbed_broker(side_effect=ConnectionRefusedError("broker down")), \
             django_capture_on_commit_callbacks(execute=True):
         job = actions.launch(playbook="echo.yml", nodes=[local_node])
     job.refresh_from_db()
     assert job.status == JobStatus.PENDING
-    with mock.patch("portal.jobs.tasks.run_job.apply_async") as publish:
+    with stubbed_broker() as broker:
         from datetime import timedelta
 
         assert actions.sweep_pending(older_than=timedelta(0)) == 1
-    publish.assert_called_once()
+    broker.publish.assert_called_once()
     job.refresh_from_db()
     assert job.status == JobStatus.DISPATCHED
 
@@ -60,7 +59,7 @@ def test_broker_down_leaves_job_pending_for_the_sweep(local_node,
 def test_queue_comes_from_the_nodes():
     group = NodeGroup.objects.create(name="site-b", queue="site-b")
     nodes = [NodeFactory(group=group), NodeFactory(group=group)]
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+    with stubbed_broker():
         job = actions.launch(playbook="echo.yml", nodes=nodes)
     assert job.queue == "site-b"
     assert actions.routing_queue([nodes[0], NodeFactory(queue="other")]) == "default"
@@ -88,7 +87,7 @@ def test_node_without_credential_is_refused():
 
 
 def test_sensitive_vars_are_stored_encrypted_not_in_extra_vars(local_node):
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+    with stubbed_broker():
         job = actions.launch(playbook="secret.yml", action="tests.recorded", nodes=[local_node],
                              extra_vars={"api_password": "pa55-word-xyz", "out_file": "/x"})
     assert job.extra_vars == {"out_file": "/x"}
@@ -102,7 +101,7 @@ def test_sensitive_vars_are_stored_encrypted_not_in_extra_vars(local_node):
 
 
 def test_altered_job_is_refused_and_recorded(local_node):
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+    with stubbed_broker():
         job = actions.launch(playbook="echo.yml", nodes=[local_node])
     Job.objects.filter(pk=job.pk).update(playbook="fail.yml")  # tampering in the database
     actions.execute(job.pk, job.signature, worker="w")
@@ -113,7 +112,7 @@ def test_altered_job_is_refused_and_recorded(local_node):
 @pytest.mark.django_db(transaction=True)
 def test_a_message_without_the_jobs_signature_is_dropped_and_the_job_still_runs(local_node):
     # Forged, or left in a shared broker by another database whose job had the same id.
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+    with stubbed_broker():
         job = actions.launch(playbook="echo.yml", nodes=[local_node])
     job.refresh_from_db()
     assert job.status == JobStatus.DISPATCHED
@@ -127,7 +126,7 @@ def test_a_message_without_the_jobs_signature_is_dropped_and_the_job_still_runs(
 
 
 def test_cancel_pending_and_409_on_finished(local_node):
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+    with stubbed_broker():
         job = actions.launch(playbook="echo.yml", nodes=[local_node])
     actions.cancel(job)
     assert job.status == JobStatus.CANCELED

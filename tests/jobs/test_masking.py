@@ -2,7 +2,6 @@
 the action's sensitive variables and its nodes' credentials, raw or escaped."""
 
 import json
-from unittest import mock
 
 import pytest
 
@@ -11,6 +10,7 @@ from portal.jobs.choices import JobStatus
 from portal.jobs.events import MASK, Masker
 from portal.jobs.models import JobEvent
 from tests.factories import AdminFactory, CredentialFactory, NodeFactory
+from tests.helpers import stubbed_broker
 from tests.jobs.test_stream import events_and_end, iter_frames, stream
 
 # A quote, a backslash and non-ASCII: Ansible prints them escaped, not as they are.
@@ -57,7 +57,7 @@ def test_playbook_printing_hostvars_and_passwords_reveals_no_secret(user_api):
         credential=CredentialFactory(kind="password", secret=LOGIN_PASSWORD))
     key_credential = CredentialFactory()
     key_node = NodeFactory(name="key-node", address="127.0.0.1", credential=key_credential)
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+    with stubbed_broker():
         job = actions.launch(playbook="print_secrets.yml", action="tests.recorded",
                              nodes=[password_node, key_node],
                              extra_vars={"api_password": API_PASSWORD})

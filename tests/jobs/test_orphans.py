@@ -127,12 +127,6 @@ def test_run_tag_is_per_job_and_keyed(settings):
     assert orphans.run_tag(first) != tag
 
 
-@pytest.fixture
-def no_dispatch():
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
-        yield
-
-
 def _lost_job(nodes) -> Job:
     job = actions.launch(playbook="sleep.yml", nodes=nodes)
     stale = timezone.now() - timedelta(hours=1)
@@ -141,7 +135,7 @@ def _lost_job(nodes) -> Job:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_reaper_ends_a_lost_run_on_its_ssh_nodes(no_dispatch, settings, tmp_path):
+def test_reaper_ends_a_lost_run_on_its_ssh_nodes(broker, settings, tmp_path):
     settings.PLAYBOOKS_DIR = tmp_path
     for name in ("sleep.yml", orphans.END_RUN_PLAYBOOK):
         source = Path(__file__).parent / "playbooks" / name
@@ -159,14 +153,14 @@ def test_reaper_ends_a_lost_run_on_its_ssh_nodes(no_dispatch, settings, tmp_path
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_lost_local_run_needs_no_job_on_nodes(no_dispatch, local_node):
+def test_a_lost_local_run_needs_no_job_on_nodes(broker, local_node):
     _lost_job([local_node])
     actions.reap_lost()
     assert not Job.objects.filter(action=orphans.END_RUN_ACTION).exists()
 
 
 @pytest.mark.django_db(transaction=True)
-def test_reaper_goes_on_when_ending_what_was_left_fails(no_dispatch, local_node):
+def test_reaper_goes_on_when_ending_what_was_left_fails(broker, local_node):
     remote = NodeFactory(name="remote-1", connection=Connection.SSH)
     job = _lost_job([local_node, remote])
     with mock.patch("portal.jobs.orphans.remove_orphaned_dirs", side_effect=OSError("busy")), \
@@ -177,7 +171,7 @@ def test_reaper_goes_on_when_ending_what_was_left_fails(no_dispatch, local_node)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_every_module_of_a_run_carries_its_tag(no_dispatch, local_node):
+def test_every_module_of_a_run_carries_its_tag(broker, local_node):
     """The tag the reaper looks for on a node is in each module's environment; the node keeps
     its own shell type (no ansible_shell_type override)."""
     from portal.jobs.models import JobEvent

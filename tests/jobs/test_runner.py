@@ -4,13 +4,13 @@ import os
 import secrets
 import subprocess
 import threading
-from unittest import mock
 
 import pytest
 
 from portal.jobs import actions
 from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job, JobEvent
+from tests.helpers import stubbed_broker
 from tests.jobs.conftest import FINISHED
 from tests.waiting import wait_for
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def run_now(**launch_kwargs) -> Job:
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+    with stubbed_broker():
         job = actions.launch(**launch_kwargs)
     actions.execute(job.pk, job.signature, worker="test-worker")
     job.refresh_from_db()
@@ -48,7 +48,7 @@ def test_failure_records_rc_and_failed_host(local_node):
 
 def test_timeout_ends_the_run(local_node):
     seconds = 900 + secrets.randbelow(9000)  # a `sleep N` no other run on this machine has
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+    with stubbed_broker():
         job = actions.launch(playbook="sleep.yml", nodes=[local_node],
                              extra_vars={"seconds": seconds}, timeout=15)
     worker = threading.Thread(target=actions.execute, args=(job.pk, job.signature, "w"))
@@ -69,7 +69,7 @@ def test_timeout_ends_the_run(local_node):
 
 def test_cancel_kills_the_process_group(local_node, settings):
     settings.JOB_HEARTBEAT_SECONDS = 0.2
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+    with stubbed_broker():
         job = actions.launch(playbook="sleep.yml", nodes=[local_node],
                              extra_vars={"seconds": 61})
     worker = threading.Thread(target=actions.execute, args=(job.pk, job.signature, "w"))
@@ -96,7 +96,7 @@ def test_unsafe_payload_stays_text(local_node, tmp_path):
 def test_secret_never_stored_or_visible_in_ps(local_node, tmp_path):
     secret = "s3cr3t-Value-4242"
     out = tmp_path / "secret.txt"
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+    with stubbed_broker():
         job = actions.launch(playbook="secret.yml", action="tests.recorded", nodes=[local_node],
                              extra_vars={"api_password": secret, "out_file": str(out),
                                          "sleep_seconds": 10})
@@ -140,7 +140,7 @@ def test_unreachable_host_is_retried_with_backoff(db, settings):
     from tests.factories import NodeFactory
 
     node = NodeFactory(name="ghost", address="127.0.0.1", ssh_port=1)  # nothing listens
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+    with stubbed_broker():
         job = actions.launch(playbook="ping.yml", action="tests.retried", nodes=[node])
         actions.execute(job.pk, job.signature, worker="w")
     job.refresh_from_db()
@@ -162,7 +162,7 @@ def test_password_credential_reaches_inventory_as_unsafe_text(db, tmp_path, sett
 
     credential = CredentialFactory(kind="password", secret="{{ lookup('pipe','id') }}")
     node = NodeFactory(name="pw-node", credential=credential)
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+    with stubbed_broker():
         job = actions.launch(playbook="ping.yml", nodes=[node])
     path = write_inventory(job, tmp_path)
     text = path.read_text()

@@ -5,6 +5,7 @@ from django.core.management import CommandError, call_command
 
 from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job
+from tests.helpers import stubbed_broker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,29 +22,21 @@ def test_runs_and_records_a_job(local_node, capsys):
 
 def test_a_job_run_here_is_never_published_to_the_workers(local_node):
     """A `make run` worker sharing the broker must not claim the job this command runs."""
-    from unittest import mock
-
-    from portal.jobs.tasks import run_job
-
-    with mock.patch.object(run_job, "apply_async") as publish:
+    with stubbed_broker() as broker:
         call_command("runplaybook", "echo.yml", "-e", "message=alone")
-    publish.assert_not_called()
+    broker.publish.assert_not_called()
     job = Job.objects.get()
     assert job.status == JobStatus.SUCCESSFUL and job.worker == "manage.py"
 
 
 def test_queue_hands_the_job_to_the_workers(local_node):
-    from unittest import mock
-
-    from portal.jobs.tasks import run_job
-
-    def run_it(args, **options):
+    def run_it(task, args, **options):  # a worker that takes the message at once
         from portal.jobs import actions
         actions.execute(*args, worker="test-worker")
 
-    with mock.patch.object(run_job, "apply_async", side_effect=run_it) as publish:
+    with stubbed_broker(side_effect=run_it) as broker:
         call_command("runplaybook", "echo.yml", "--queue")
-    publish.assert_called_once()
+    assert [name for name, _ in broker.published()] == ["jobs.run"]
     assert Job.objects.get().worker == "test-worker"
 
 

@@ -9,6 +9,7 @@ from portal.jobs import actions, ssh
 from portal.jobs.choices import JobStatus
 from portal.nodes.choices import Connection
 from tests.factories import NodeFactory
+from tests.helpers import stubbed_broker
 
 
 @pytest.fixture
@@ -73,7 +74,7 @@ def test_a_run_without_a_private_control_dir_is_an_error_not_a_stuck_job(control
     (control_dir / f"portal-ssh-{os.geteuid()}").mkdir(mode=0o755)
     os.chmod(control_dir / f"portal-ssh-{os.geteuid()}", 0o750)  # noqa: S103 - on purpose
     node = NodeFactory()
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+    with stubbed_broker():
         job = actions.launch(playbook="ping.yml", nodes=[node])
     actions.execute(job.pk, job.signature, worker="w")
     job.refresh_from_db()

@@ -3,7 +3,6 @@
 import json
 import threading
 import time
-from unittest import mock
 
 import pytest
 from django.db import connection
@@ -15,11 +14,10 @@ from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job, JobEvent
 from portal.jobs.stream import FIELDS
 from tests.factories import AdminFactory, CustomerFactory, MembershipFactory, UserFactory
-from tests.helpers import playbook_span
+from tests.helpers import playbook_span, stubbed_broker
 
 pytestmark = pytest.mark.django_db
 
-PUBLISH = "portal.jobs.tasks.run_job.apply_async"
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +35,7 @@ def staff_api(user_api):
 # --- helpers ------------------------------------------------------------------------------
 
 def launch(**kwargs) -> Job:
-    with mock.patch(PUBLISH):
+    with stubbed_broker():
         return actions.launch(**{"playbook": "echo.yml", **kwargs})
 
 

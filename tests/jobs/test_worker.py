@@ -9,7 +9,6 @@ import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from django.db import connection
@@ -18,6 +17,7 @@ from portal.jobs import actions, orphans
 from portal.jobs.choices import TERMINAL, JobStatus
 from portal.jobs.models import Job
 from portal.jobs.processes import carrying, descendants
+from tests.helpers import stubbed_broker
 from tests.jobs.conftest import FINISHED, PLAYBOOKS
 from tests.waiting import wait_for, with_log_tail
 
@@ -142,8 +142,7 @@ def test_sigkilled_worker_leaves_a_lost_job_and_its_owner_is_told(worker, local_
 
 
 def test_job_launched_while_broker_was_down_runs_after_it_returns(worker, local_node):
-    with mock.patch("portal.jobs.tasks.run_job.apply_async",
-                    side_effect=ConnectionError("broker down")):
+    with stubbed_broker(side_effect=ConnectionError("broker down")):
         job = actions.launch(playbook="echo.yml", nodes=[local_node])
     assert _status(job) == JobStatus.PENDING
     assert actions.sweep_pending(older_than=timedelta(0)) == 1  # the beat task, broker back

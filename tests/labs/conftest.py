@@ -1,18 +1,10 @@
 from datetime import timedelta
-from unittest import mock
 
 import pytest
 
 from portal.labs.models import Lab
 from portal.nodes.choices import Connection, NodePurpose
 from tests.factories import NodeFactory
-
-
-@pytest.fixture
-def no_broker():
-    """Jobs are created but not published (nothing runs)."""
-    with mock.patch("portal.jobs.tasks.run_job.apply_async") as publish:
-        yield publish
 
 
 @pytest.fixture

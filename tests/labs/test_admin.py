@@ -16,7 +16,7 @@ from portal.labs.models import LabSession
 from portal.nodes.choices import NodePurpose
 from tests.factories import NodeFactory, UserFactory
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("broker")]
 
 LABS = reverse("admin:labs_lab_changelist")
 SESSIONS = reverse("admin:labs_labsession_changelist")

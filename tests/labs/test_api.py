@@ -15,7 +15,7 @@ from portal.labs.models import Lab, LabSession
 from portal.nodes.choices import NodePurpose
 from tests.factories import NodeFactory, UserFactory
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("broker")]
 
 
 def jobs_of(session):

@@ -18,7 +18,7 @@ from portal.labs.choices import SessionStatus as S
 from portal.labs.models import LabSession
 from tests.factories import UserFactory
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("broker")]
 
 
 def lab_command(*args) -> tuple[str, str]:

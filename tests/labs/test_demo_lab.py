@@ -41,7 +41,7 @@ def demo_client() -> tuple[Client, Lab]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_demo_customer_starts_the_demo_lab_and_it_provisions_for_real(var_dir, no_broker):
+def test_the_demo_customer_starts_the_demo_lab_and_it_provisions_for_real(var_dir, broker):
     client, lab = demo_client()
     page = client.get("/labs/").content.decode()
     assert "Labs you can start" in page and 'data-testid="lab-start"' in page
@@ -76,7 +76,7 @@ def test_the_demo_customer_starts_the_demo_lab_and_it_provisions_for_real(var_di
 
 
 @pytest.mark.django_db
-def test_only_self_service_labs_can_be_started_by_their_users(lab, no_broker):
+def test_only_self_service_labs_can_be_started_by_their_users(lab, broker):
     user = UserFactory()
     client = Client()
     client.force_login(user)
@@ -89,7 +89,7 @@ def test_only_self_service_labs_can_be_started_by_their_users(lab, no_broker):
 
 
 @pytest.mark.django_db
-def test_a_second_start_is_refused_with_the_reason_on_the_page(lab, no_broker):
+def test_a_second_start_is_refused_with_the_reason_on_the_page(lab, broker):
     lab.self_service = True
     lab.default_duration = timedelta(minutes=90)
     lab.save()
@@ -111,7 +111,7 @@ def test_a_second_start_is_refused_with_the_reason_on_the_page(lab, no_broker):
 
 
 @pytest.mark.django_db
-def test_a_disabled_server_hides_the_lab(lab, no_broker):
+def test_a_disabled_server_hides_the_lab(lab, broker):
     lab.self_service = True
     lab.save()
     lab.server.enabled = False

@@ -29,7 +29,7 @@ def shot(page, name):
 
 
 @pytest.fixture
-def demo(settings, tmp_path, transactional_db, no_broker):
+def demo(settings, tmp_path, transactional_db, broker):
     settings.VAR_DIR = tmp_path / "var"
     settings.PLAYBOOKS_DIR = Path(django_settings.BASE_DIR) / "playbooks"
     settings.JOBS_WORK_DIR = tmp_path / "jobs"

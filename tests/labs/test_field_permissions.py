@@ -6,7 +6,7 @@ import pytest
 from portal.labs.models import Lab
 from tests.factories import UserFactory
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("broker")]
 
 
 def test_admin_cannot_set_the_computed_live_sessions(admin_api, lab):

@@ -3,7 +3,6 @@
 import shutil
 from datetime import timedelta
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from django.conf import settings as django_settings
@@ -16,7 +15,7 @@ from portal.labs.choices import SessionStatus as S
 from portal.labs.models import Lab, LabSession
 from portal.nodes.choices import Connection, NodePurpose
 from tests.factories import NodeFactory, UserFactory
-from tests.helpers import run_due_jobs
+from tests.helpers import run_due_jobs, stubbed_broker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -44,7 +43,7 @@ def make_lab(scripts: Path, script="ok.sh", server=None, **fields) -> Lab:
                               cleanup_script_path=str(scripts / "cleanup.sh"), **fields)
 
 
-def test_assign_runs_the_script_with_separate_arguments_and_becomes_active(scripts, no_broker):
+def test_assign_runs_the_script_with_separate_arguments_and_becomes_active(scripts, broker):
     user = UserFactory(username="alice.o+x@lab-1")
     session, token = actions.do_assign(make_lab(scripts), user)
     assert session.status == S.PROVISIONING and len(token) > 30 and token not in session.token_hash
@@ -56,7 +55,7 @@ def test_assign_runs_the_script_with_separate_arguments_and_becomes_active(scrip
         "alice.o+x@lab-1", session.namespace]
 
 
-def test_failing_script_is_failed_with_its_output_and_rc(scripts, no_broker):
+def test_failing_script_is_failed_with_its_output_and_rc(scripts, broker):
     session, _ = actions.do_assign(make_lab(scripts, "fail.sh"), UserFactory())
     run_due_jobs()
     session.refresh_from_db()
@@ -65,14 +64,14 @@ def test_failing_script_is_failed_with_its_output_and_rc(scripts, no_broker):
     assert Job.objects.filter(action="labs.provision").count() == 1  # no retry loop
 
 
-def test_missing_script_fails_with_a_clear_reason(scripts, no_broker):
+def test_missing_script_fails_with_a_clear_reason(scripts, broker):
     session, _ = actions.do_assign(make_lab(scripts, "does-not-exist.sh"), UserFactory())
     run_due_jobs()
     session.refresh_from_db()
     assert session.status == S.FAILED and "missing" in session.last_error
 
 
-def test_unreachable_server_waits_and_retries_with_backoff(scripts, no_broker):
+def test_unreachable_server_waits_and_retries_with_backoff(scripts, broker):
     server = NodeFactory(name="lab-down", address="127.0.0.1", ssh_port=1,
                          purpose=NodePurpose.LAB_SERVER)
     session, _ = actions.do_assign(make_lab(scripts, server=server), UserFactory())
@@ -84,7 +83,7 @@ def test_unreachable_server_waits_and_retries_with_backoff(scripts, no_broker):
     assert retry.attempt == 2 and retry.not_before == session.next_retry_at
 
 
-def test_retry_after_failure_and_extend_and_end(scripts, no_broker):
+def test_retry_after_failure_and_extend_and_end(scripts, broker):
     session, _ = actions.do_assign(make_lab(scripts, "fail.sh"), UserFactory())
     run_due_jobs()
     session.refresh_from_db()
@@ -105,7 +104,7 @@ def test_retry_after_failure_and_extend_and_end(scripts, no_broker):
     assert not (scripts / "args" / f"{session.namespace}.args").exists()  # cleanup ran
 
 
-def test_tick_expires_sessions_past_their_expiry(scripts, no_broker):
+def test_tick_expires_sessions_past_their_expiry(scripts, broker):
     session, _ = actions.do_assign(make_lab(scripts), UserFactory())
     run_due_jobs()
     LabSession.objects.filter(pk=session.pk).update(
@@ -117,7 +116,7 @@ def test_tick_expires_sessions_past_their_expiry(scripts, no_broker):
     assert session.status == S.EXPIRED
 
 
-def test_tick_starts_a_scheduled_session(scripts, no_broker):
+def test_tick_starts_a_scheduled_session(scripts, broker):
     start = timezone.now() + timedelta(minutes=5)
     session, _ = actions.do_assign(make_lab(scripts), UserFactory(), start=start)
     assert session.status == S.REQUESTED and not Job.objects.exists()
@@ -127,7 +126,7 @@ def test_tick_starts_a_scheduled_session(scripts, no_broker):
     assert session.status == S.ACTIVE
 
 
-def test_lost_provisioning_job_is_provisioned_again(scripts, no_broker):
+def test_lost_provisioning_job_is_provisioned_again(scripts, broker):
     session, _ = actions.do_assign(make_lab(scripts), UserFactory())
     job = Job.objects.get()
     job.claim("dead-worker")
@@ -158,7 +157,7 @@ def test_bad_input(scripts):
         actions.do_assign(lab, user, start=timezone.now(), expiry=timezone.now()
                           - timedelta(hours=1))
     assert error.value.field == "access_expiry"
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+    with stubbed_broker():
         actions.do_assign(lab, user)
         with pytest.raises(Conflict, match="already has"):
             actions.do_assign(lab, user)
@@ -168,7 +167,7 @@ def test_bad_input(scripts):
     assert LabSession.objects.filter(user=user).count() == 2
 
 
-def test_script_output_keeps_real_newlines_between_stdout_and_stderr(scripts, no_broker):
+def test_script_output_keeps_real_newlines_between_stdout_and_stderr(scripts, broker):
     # Issue #19: the output held a literal backslash-n ("\\ncannot provision alice\n").
     session, _ = actions.do_assign(make_lab(scripts, "fail.sh"), UserFactory())
     run_due_jobs()

@@ -1,7 +1,6 @@
 """Installing the agent (and rotating its token) through the job engine."""
 
 import json
-from unittest import mock
 
 import pytest
 
@@ -12,6 +11,7 @@ from portal.monitoring import actions
 from portal.monitoring.choices import Liveness
 from portal.monitoring.models import NodeLiveness
 from tests.factories import NodeFactory
+from tests.helpers import stubbed_broker
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def portal_url(settings):
     settings.MONITORING_PORTAL_URL = "http://10.213.1.1:8000/"
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+    with stubbed_broker():
         yield
 
 

@@ -22,6 +22,7 @@ from portal.nodes.choices import Connection, CredentialKind
 from portal.nodes.inventory import InventoryError, build_inventory
 from portal.nodes.models import Node
 from tests.factories import CredentialFactory, NodeFactory
+from tests.helpers import stubbed_broker
 
 ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKXHtOwUXvvCsht2G4aMwteRmzvzroKM9qdtPRZQju2c"
 ED25519_FP = "SHA256:uRwfHels7Bgq4QWheZ6YA7KjQgkkgIFlKv3hhzC1ESU"
@@ -372,7 +373,7 @@ CHANGED_MESSAGE = (
 
 
 def _launched(node) -> Job:
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+    with stubbed_broker():
         return jobs.launch(playbook="ping.yml", nodes=[node])
 
 

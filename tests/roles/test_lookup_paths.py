@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from django.conf import settings as django_settings
@@ -20,6 +19,7 @@ from portal.jobs.choices import JobStatus
 from portal.jobs.models import JobEvent
 from portal.nodes.choices import Connection
 from tests.factories import NodeFactory
+from tests.helpers import stubbed_broker
 from tests.roles.support import REPO
 
 MODULE_TASKS = {
@@ -58,7 +58,7 @@ def test_the_portal_job_runner(tmp_path, settings):
     settings.JOBS_WORK_DIR = tmp_path / "jobs"
     node = NodeFactory(name="local-1", connection=Connection.LOCAL, credential=None,
                        address="127.0.0.1")
-    with mock.patch("portal.jobs.tasks.run_job.apply_async"):
+    with stubbed_broker():
         job = actions.launch(playbook="workspace_delete.yml", nodes=[node],
                              extra_vars=extra_vars(tmp_path))
     actions.execute(job.pk, job.signature, worker="test-worker")

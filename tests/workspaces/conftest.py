@@ -1,18 +1,10 @@
-"""Workspaces without machines: jobs are recorded, not dispatched (no broker needed)."""
-
-from unittest import mock
+"""Workspaces without machines: jobs are published to the stubbed broker (the ``broker``
+fixture, tests/conftest.py) and run by the test, or not at all."""
 
 import pytest
 
 from portal.nodes.choices import Connection, NodePurpose
 from tests.factories import MembershipFactory, NodeFactory, plan
-
-
-@pytest.fixture
-def no_dispatch():
-    """Jobs stay pending: what a test checks is the rows and the job a request creates."""
-    with mock.patch("portal.jobs.actions.dispatch") as dispatch:
-        yield dispatch
 
 
 @pytest.fixture

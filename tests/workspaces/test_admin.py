@@ -9,7 +9,7 @@ from portal.workspaces.choices import S
 from portal.workspaces.models import Workspace, WorkspaceEvent
 from tests.workspaces.helpers import finish_job
 
-pytestmark = pytest.mark.usefixtures("no_dispatch")
+pytestmark = pytest.mark.usefixtures("broker")
 
 
 def test_admin_add_goes_through_the_create_action(admin_client, member, ws_node,

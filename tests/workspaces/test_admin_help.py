@@ -9,7 +9,7 @@ from django.urls import reverse
 from portal.workspaces import actions
 from portal.workspaces.models import Workspace
 
-pytestmark = pytest.mark.usefixtures("no_dispatch")
+pytestmark = pytest.mark.usefixtures("broker")
 
 
 def help_texts(page: str) -> list[str]:

@@ -35,7 +35,7 @@ SLOW = 60_000  # ms: a job is a real ansible-playbook run
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("no_dispatch"),
+    pytest.mark.usefixtures("broker"),
     needs_chromium,
 ]
 

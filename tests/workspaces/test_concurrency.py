@@ -2,7 +2,6 @@
 
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from unittest import mock
 
 import pytest
 from django.db import close_old_connections, connections
@@ -12,6 +11,7 @@ from portal.core.errors import Conflict
 from portal.workspaces import actions
 from portal.workspaces.models import Workspace
 from tests.factories import MembershipFactory, NodeFactory
+from tests.helpers import stubbed_broker
 
 CUSTOMERS = 40
 ATTEMPTS_EACH = 5
@@ -41,7 +41,7 @@ def test_200_parallel_creates_never_collide():
             close_old_connections()
             connections.close_all()
 
-    with mock.patch("portal.jobs.actions.dispatch"), ThreadPoolExecutor(16) as pool:
+    with stubbed_broker(), ThreadPoolExecutor(16) as pool:
         outcomes = Counter(pool.map(create, requests))
 
     live = Workspace.objects.live()

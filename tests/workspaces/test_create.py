@@ -11,7 +11,7 @@ from portal.workspaces.models import Workspace
 from tests.factories import MembershipFactory
 from tests.workspaces.helpers import finish_job
 
-pytestmark = pytest.mark.usefixtures("no_dispatch")
+pytestmark = pytest.mark.usefixtures("broker")
 
 
 def create(member, name="My IDE", **options):

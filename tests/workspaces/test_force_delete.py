@@ -11,7 +11,7 @@ from portal.workspaces.models import Workspace
 from tests.factories import AdminFactory
 from tests.workspaces.helpers import finish_job
 
-pytestmark = pytest.mark.usefixtures("no_dispatch")
+pytestmark = pytest.mark.usefixtures("broker")
 URL = "/api/workspaces/"
 UNREACHABLE = {"ws-node-1": {"ok": 1, "unreachable": 1}}
 

@@ -11,7 +11,7 @@ from portal.workspaces.choices import S
 from portal.workspaces.models import Workspace
 from tests.workspaces.helpers import finish_job
 
-pytestmark = pytest.mark.usefixtures("no_dispatch")
+pytestmark = pytest.mark.usefixtures("broker")
 
 OK = {"ok": True, "quota_backend": "btrfs", "quota_used_bytes": 16384,
       "active_state": "active", "healthy": True}

@@ -15,7 +15,7 @@ from portal.workspaces import actions, notify
 from portal.workspaces.models import CapacityNotice, CapacityRefusal
 from tests.factories import AdminFactory, NodeFactory
 
-pytestmark = pytest.mark.usefixtures("no_dispatch")
+pytestmark = pytest.mark.usefixtures("broker")
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from portal.workspaces import actions
 from portal.workspaces.choices import S
 from portal.workspaces.models import Workspace
 
-pytestmark = pytest.mark.usefixtures("no_dispatch")
+pytestmark = pytest.mark.usefixtures("broker")
 URL = "/api/workspaces/"
 
 

@@ -1,6 +1,5 @@
 """Route confirmation is one pass per beat tick: no task waits for Traefik."""
 
-from unittest import mock
 
 import pytest
 
@@ -8,9 +7,10 @@ from portal.jobs.models import Job
 from portal.workspaces import actions, tasks
 from portal.workspaces.choices import S
 from portal.workspaces.routing import TraefikUnavailable
+from tests.helpers import stubbed_broker
 from tests.workspaces.helpers import finish_job
 
-pytestmark = pytest.mark.usefixtures("no_dispatch")
+pytestmark = pytest.mark.usefixtures("broker")
 
 OK = {"ok": True, "active_state": "active", "healthy": True}
 
@@ -23,11 +23,11 @@ def provisioned(member, ws_node, settings, django_capture_on_commit_callbacks):
         workspace = actions.do_create(member[1], member[0], "ide")
     workspace.refresh_from_db()
     with (
-        mock.patch("celery.app.task.Task.apply_async") as enqueued,
+        stubbed_broker() as broker,
         django_capture_on_commit_callbacks(execute=True),
     ):
         finish_job(workspace.current_job, {"ide": OK})
-    assert not enqueued.called  # nothing is queued to wait for Traefik
+    assert not broker.publish.called  # nothing is queued to wait for Traefik
     workspace.refresh_from_db()
     assert workspace.status == S.PROVISIONING and workspace.route_wanted
     return workspace

@@ -37,7 +37,7 @@ def product_playbooks(settings, tmp_path):
 
 
 @pytest.fixture
-def member(no_dispatch):
+def member(broker):
     # An earlier transactional test may have flushed the plans the data migration made.
     team, _ = Plan.objects.get_or_create(tier=PlanTier.TEAM, defaults={
         "name": "Team", **DEFAULT_PLANS[PlanTier.TEAM]})

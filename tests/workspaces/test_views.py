@@ -20,7 +20,7 @@ from portal.workspaces.models import Workspace
 from tests.factories import AdminFactory, MembershipFactory, UserFactory
 from tests.workspaces.helpers import finish_job
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_dispatch", "test_settings")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("broker", "test_settings")]
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 PAGE = "/workspaces/"
 STATE = "/workspaces/state/"
