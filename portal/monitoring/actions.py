@@ -1,5 +1,5 @@
 """Writes of monitoring: the agent's install/token rotation, the liveness evaluator, rollups
-and pruning. The heartbeat itself is in heartbeat.py (a hot path, two statements)."""
+and pruning. The heartbeat itself is in heartbeat.py (a hot path: one UPDATE, one INSERT)."""
 
 import logging
 import secrets
@@ -80,8 +80,10 @@ def do_install_agent(node: Node, *, interval: int | None = None, by=None) -> Job
     """Issue a new agent token (its hash stored as the pending one) and launch the role that
     installs the agent with it. The clear token goes to the job as a sensitive variable
     (stored encrypted, masked in events) and is never kept here."""
+    NodeLiveness.objects.get_or_create(node=node)
+    # Locked before the check, so two installs of one node cannot both pass it.
+    liveness = NodeLiveness.objects.select_for_update().get(node=node)
     interval = check_install_agent(node, interval)
-    liveness, _ = NodeLiveness.objects.select_for_update().get_or_create(node=node)
     token = secrets.token_urlsafe(32)
     liveness.next_token_hash = hash_token(token)
     liveness.token_issued_at = timezone.now()

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from django.db import connection  # noqa: F401 - read by the skipif conditions
 
 from portal.accounts.actions import hash_token
 from portal.core.errors import Conflict, PortalError
@@ -118,3 +119,36 @@ def test_the_admin_action_launches_the_install(admin_client):
     assert listing.status_code == 200 and node.name in listing.content.decode()
     detail = admin_client.get(f"/admin/monitoring/monitorednode/{node.pk}/change/")
     assert detail.status_code == 200 and "rotate its token" in detail.content.decode()
+
+
+@pytest.mark.skipif(
+    "connection.vendor != 'postgresql'", reason="row locks under concurrency: PostgreSQL only"
+)
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_installs_of_one_node_launch_one_job():
+    import threading
+
+    from django.db import connections
+
+    from portal.jobs.models import Job
+
+    node = NodeFactory()
+    start = threading.Barrier(2)
+    outcomes = []
+
+    def install():
+        try:
+            start.wait()
+            outcomes.append(actions.do_install_agent(node).pk)
+        except Conflict:
+            outcomes.append("conflict")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=install) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(outcomes, key=str).count("conflict") == 1
+    assert Job.objects.filter(action=actions.INSTALL_AGENT).count() == 1
