@@ -34,11 +34,10 @@ class MayActOnWorkspace(permissions.IsAuthenticated):
 class WorkspaceViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
                        mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
                        viewsets.GenericViewSet):
-    """Workspaces: code-server IDEs. Others' workspaces are 404; every change is a job.
+    """Workspaces: code-server IDEs. Others' workspaces are 404; every change is a job."""
 
-    `create` and `partial_update` (PATCH: rename) are this class's own; there is no PUT
-    (405): a workspace is never replaced whole."""
-
+    # create and partial_update (PATCH: rename) are this class's own; there is no update,
+    # so no PUT (405): a workspace is never replaced whole.
     queryset = Workspace.objects.select_related("owner", "node", "current_job")
     serializer_class = serializers.WorkspaceSerializer
     permission_classes = [MayActOnWorkspace]
