@@ -14,7 +14,7 @@ class MonitoredNodeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every node with its liveness and last values; installing the agent (again, which
     rotates its token) is an action here and a button on the node's page."""
 
-    list_display = ["name", "liveness", "last_seen", "cpu", "memory", "disk", "agent"]
+    list_display = ["name", "liveness_status", "last_seen", "cpu", "memory", "disk", "agent"]
     list_filter = ["liveness__status", "purpose", "group"]
     search_fields = ["name", "address"]
     fields = (
@@ -22,7 +22,7 @@ class MonitoredNodeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "address",
         "purpose",
         "group",
-        "liveness",
+        "liveness_status",
         "last_seen",
         "next_due",
         "cpu",
@@ -44,7 +44,7 @@ class MonitoredNodeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return getattr(node, "liveness", None)
 
     @admin.display(description="liveness", ordering="liveness__status")
-    def liveness(self, node):
+    def liveness_status(self, node):
         row = self._row(node)
         return status_badge(row.status if row else Liveness.UNKNOWN)
 

@@ -152,3 +152,14 @@ def test_two_concurrent_installs_of_one_node_launch_one_job():
         thread.join(60)
     assert sorted(outcomes, key=str).count("conflict") == 1
     assert Job.objects.filter(action=actions.INSTALL_AGENT).count() == 1
+
+
+def test_the_admin_list_shows_each_nodes_liveness(admin_client):
+    up, silent = NodeFactory(), NodeFactory()
+    NodeLiveness.objects.create(node=up, status=Liveness.UP, cpu_percent=12.5)
+    html = admin_client.get("/admin/monitoring/monitorednode/").content.decode()
+    assert 'class="status-badge status-up"' in html and "12.5 %" in html
+    assert 'class="status-badge status-unknown"' in html  # silent: no agent yet
+    assert silent.name in html
+    down = admin_client.get("/admin/monitoring/monitorednode/?liveness__status__exact=up")
+    assert silent.name not in down.content.decode()
