@@ -1,4 +1,9 @@
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 
@@ -48,7 +53,7 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     class Media:
         js = ["jobs/job_output.js"]
 
-    def detail_action_applies(self, job, name):
+    def detail_action_applies(self, job: Job, name: str) -> bool:
         if name == "cancel_jobs":
             return job.status in ACTIVE
         if name == "relaunch_failed_hosts":
@@ -56,40 +61,40 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return job.status in TERMINAL
 
     @admin.display(description="status", ordering="status")
-    def status_badge(self, job):
+    def status_badge(self, job: Job) -> str:
         return status_badge(job.status, job.get_status_display())
 
     @admin.display(description="duration")
-    def duration_shown(self, job):
+    def duration_shown(self, job: Job) -> str:
         return duration_text(job.duration)
 
     @admin.display(description="created", ordering="created_at")
-    def created_shown(self, job):
+    def created_shown(self, job: Job) -> str:
         return seconds(job.created_at)
 
     @admin.display(description="not before")
-    def not_before_shown(self, job):
+    def not_before_shown(self, job: Job) -> str:
         return seconds(job.not_before)
 
     @admin.display(description="dispatched")
-    def dispatched_shown(self, job):
+    def dispatched_shown(self, job: Job) -> str:
         return seconds(job.dispatched_at)
 
     @admin.display(description="started")
-    def started_shown(self, job):
+    def started_shown(self, job: Job) -> str:
         return seconds(job.started_at)
 
     @admin.display(description="finished")
-    def finished_shown(self, job):
+    def finished_shown(self, job: Job) -> str:
         return seconds(job.finished_at)
 
     @admin.display(description="heartbeat")
-    def heartbeat_shown(self, job):
+    def heartbeat_shown(self, job: Job) -> str:
         return seconds(job.heartbeat_at)
 
     @admin.display(description="target")
-    def target_shown(self, job):
-        if job.target_type_id is None or not job.target_id:
+    def target_shown(self, job: Job) -> str:
+        if job.target_type is None or not job.target_id:
             return "—"
         model = job.target_type.model_class()
         label = f"{job.target_type.name} {job.target_id}"
@@ -106,7 +111,7 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return format_html('<a href="{}">{}: {}</a>', url, job.target_type.name, target)
 
     @admin.display(description="stdout")
-    def stdout(self, job):
+    def stdout(self, job: Job) -> str:
         events = selectors.first_events(job, ("counter", "stdout"), EVENTS_SHOWN)
         text = "\n".join(line for _, line in events if line)
         last = events[-1][0] if events else 0
@@ -119,7 +124,7 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             text, "live: following the output…" if live else "")
 
     @admin.display(description=f"events (first {EVENTS_SHOWN})")
-    def events_table(self, job):
+    def events_table(self, job: Job) -> str:
         rows = selectors.first_events(
             job, ("counter", "event", "host", "task", "changed", "failed"), EVENTS_SHOWN)
         body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
@@ -128,21 +133,22 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                            "<th>changed</th><th>failed</th></tr>{}</table>", body)
 
     @admin.action(description="Cancel selected jobs", permissions=["operate"])
-    def cancel_jobs(self, request, queryset):
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         self._each(request, queryset, lambda job: actions.cancel(job, by=request.user))
 
     @admin.action(description="Relaunch selected jobs", permissions=["operate"])
-    def relaunch_jobs(self, request, queryset):
+    def relaunch_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         self._each(request, queryset,
                    lambda job: actions.relaunch(job, requested_by=request.user))
 
     @admin.action(description="Relaunch selected jobs on failed hosts only",
                   permissions=["operate"])
-    def relaunch_failed_hosts(self, request, queryset):
+    def relaunch_failed_hosts(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         self._each(request, queryset, lambda job: actions.relaunch(
             job, requested_by=request.user, failed_only=True))
 
-    def _each(self, request, queryset, operation):
+    def _each(self, request: HttpRequest, queryset: QuerySet[Job],
+              operation: Callable[[Job], Any]) -> None:
         for job in queryset:
             try:
                 operation(job)

@@ -13,7 +13,8 @@ from portal.nodes.models import Node
 
 class JobSerializer(serializers.ModelSerializer):
     nodes = serializers.SerializerMethodField()
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    requested_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True)
     target = serializers.SerializerMethodField()
     duration_seconds = serializers.SerializerMethodField()
 
@@ -27,18 +28,18 @@ class JobSerializer(serializers.ModelSerializer):
                   "attempt", "retry_of"]
         read_only_fields = fields
 
-    def get_nodes(self, job) -> list[str]:
+    def get_nodes(self, job: Job) -> list[str]:
         # A job just launched carries its nodes (no query); others use the prefetch.
         nodes = getattr(job, "launched_nodes", None)
         return [node.name for node in (nodes if nodes is not None else job.nodes.all())]
 
-    def get_target(self, job) -> dict | None:
-        if not job.target_type_id:
+    def get_target(self, job: Job) -> dict | None:
+        if job.target_type is None:
             return None
         return {"type": f"{job.target_type.app_label}.{job.target_type.model}",
                 "id": job.target_id}
 
-    def get_duration_seconds(self, job) -> float | None:
+    def get_duration_seconds(self, job: Job) -> float | None:
         return job.duration.total_seconds() if job.duration else None
 
 
@@ -68,7 +69,7 @@ class LaunchSerializer(RefuseUnwritableFieldsMixin, serializers.Serializer):
     limit = StrictCharField(max_length=1000, required=False, allow_blank=True, default="")
     nodes = serializers.ListField(child=StrictCharField(max_length=63), required=False)
 
-    def validate_nodes(self, names):
+    def validate_nodes(self, names: list[str]) -> list[Node]:
         """One query for all the names (a SlugRelatedField makes one per name)."""
         found = list(Node.objects.filter(name__in=names).select_related("group", "credential")
                      .defer("credential__secret"))

@@ -1,11 +1,15 @@
 import json
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, renderers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from portal.core.tenancy import CustomerScopedQuerysetMixin, IsOperator, is_operator
 from portal.jobs import actions, selectors
@@ -19,7 +23,8 @@ class EventStreamRenderer(renderers.BaseRenderer):
     media_type = "text/event-stream"
     format = "sse"
 
-    def render(self, data, accepted_media_type=None, renderer_context=None):
+    def render(self, data: Any, accepted_media_type: str | None = None,
+               renderer_context: Mapping[str, Any] | None = None) -> Any:
         # Only error bodies (404, 403, ...) are rendered here; the stream itself is a
         # StreamingHttpResponse. Render them as JSON, not as the dict's keys.
         if isinstance(data, str | bytes):
@@ -30,12 +35,12 @@ class EventStreamRenderer(renderers.BaseRenderer):
 class CanCancel(IsOperator):
     message = "Only operators, admins or an owner of the job's customer may cancel it."
 
-    def has_object_permission(self, request, view, job):
+    def has_object_permission(self, request: Request, view: APIView, job: Job) -> bool:
         if is_operator(request.user):
             return True
         return selectors.may_change(job, request.user)
 
-    def has_permission(self, request, view):
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return bool(request.user and request.user.is_authenticated)
 
 
@@ -50,14 +55,14 @@ class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
     search_fields = ["playbook", "limit", "reason"]
     ordering_fields = ["created_at", "finished_at", "status"]
 
-    def get_permissions(self):
+    def get_permissions(self) -> Sequence[Any]:
         if self.action in ("create", "relaunch"):
             return [IsOperator()]
         if self.action == "cancel":
             return [CanCancel()]
         return super().get_permissions()
 
-    def get_serializer_class(self):
+    def get_serializer_class(self) -> type[Any]:
         return {
             "create": serializers.LaunchSerializer,
             "relaunch": serializers.RelaunchSerializer,
@@ -65,7 +70,7 @@ class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
         }.get(self.action, serializers.JobSerializer)
 
     @extend_schema(request=serializers.LaunchSerializer, responses={201: serializers.JobSerializer})
-    def create(self, request, *args, **kwargs):
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Launch a playbook under playbooks/ on nodes or a limit (operators and admins)."""
         launch = serializers.LaunchSerializer(data=request.data)
         launch.is_valid(raise_exception=True)
@@ -82,7 +87,7 @@ class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
                                                 "counter only.")],
                    responses=serializers.JobEventSerializer(many=True))
     @action(detail=True, methods=["get"], filter_backends=[])
-    def events(self, request, pk=None):
+    def events(self, request: Request, pk: str | None = None) -> Response:
         """The job's events in order, after a counter (`?after=N`)."""
         job = self.get_object()
         after = serializers.events_after_param(request.query_params)
@@ -91,7 +96,7 @@ class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
 
     @extend_schema(request=None, responses={200: serializers.JobSerializer})
     @action(detail=True, methods=["post"])
-    def cancel(self, request, pk=None):
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
         """Cancel the job: its run is stopped (409 if it already ended)."""
         job = actions.cancel(self.get_object(), by=request.user)
         return Response(serializers.JobSerializer(job).data)
@@ -99,7 +104,7 @@ class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
     @extend_schema(request=serializers.RelaunchSerializer,
                    responses={201: serializers.JobSerializer})
     @action(detail=True, methods=["post"])
-    def relaunch(self, request, pk=None):
+    def relaunch(self, request: Request, pk: str | None = None) -> Response:
         """Run the job again as a new job, optionally on its failed hosts only."""
         options = serializers.RelaunchSerializer(data=request.data)
         options.is_valid(raise_exception=True)
@@ -110,12 +115,12 @@ class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
     @extend_schema(responses={(200, "text/event-stream"): OpenApiTypes.STR})
     @action(detail=True, methods=["get"],
             renderer_classes=[renderers.JSONRenderer, EventStreamRenderer])
-    def stream(self, request, pk=None):
+    def stream(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
         """The job's events live as Server-Sent Events until it ends; resume with
         `Last-Event-ID` (or `?after=N`)."""
         job = self.get_object()
-        after = request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
-        after = int(after) if after.isascii() and after.isdigit() else 0
+        given = request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
+        after = int(given) if given.isascii() and given.isdigit() else 0
         response = StreamingHttpResponse(job_stream(job.pk, after),
                                          content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
