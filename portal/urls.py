@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.settings import api_settings
 
@@ -11,7 +11,7 @@ from portal.core.api.token import ObtainTokenView
 from portal.core.views import health_view, home_view, metrics_view
 from portal.workspaces.api.views import traefik_config_view
 
-api_patterns = [
+api_patterns: list[URLPattern | URLResolver] = [
     path("health", health_view, name="health"),
     path("me/", me_view, name="me"),
     path("traefik/config", traefik_config_view, name="traefik-config"),

@@ -4,6 +4,7 @@ import hashlib
 import logging
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -185,7 +186,7 @@ def check_new_account(username: str, password: str, email: str) -> None:
     if not password:
         raise PortalError("Choose a password to create your account.", field="password",
                           code="required")
-    field = User._meta.get_field(User.USERNAME_FIELD)
+    field: Any = User._meta.get_field(User.USERNAME_FIELD)  # a model field: has clean()
     try:
         field.clean(username, None)
     except ValidationError as exc:

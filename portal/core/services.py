@@ -1,8 +1,11 @@
 """Small write helpers the apps' actions share."""
 
 from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
 
 from django.db import models
+
+_M = TypeVar("_M", bound=models.Model)
 
 
 def editable_fields(model: type[models.Model]) -> list[str]:
@@ -16,8 +19,8 @@ def editable_fields(model: type[models.Model]) -> list[str]:
 
 
 def model_update(
-    instance: models.Model, data: Mapping, fields: Iterable[str], *, also_save: Iterable[str] = ()
-) -> tuple[models.Model, bool]:
+    instance: _M, data: Mapping[str, Any], fields: Iterable[str], *, also_save: Iterable[str] = ()
+) -> tuple[_M, bool]:
     """Set those of ``fields`` that ``data`` gives and that differ from ``instance``, then
     ``full_clean()`` and ``save(update_fields=...)`` with only them (plus ``auto_now``
     fields such as ``updated_at``, and ``also_save``: fields the model's ``clean()`` or

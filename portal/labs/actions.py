@@ -11,6 +11,7 @@ import logging
 import re
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -167,7 +168,7 @@ def do_assign_many(lab: Lab, users, **options) -> list[tuple]:
     check_lab_usable(lab)
     if options.get("expiry") is not None:
         check_window(options.get("start") or timezone.now(), options["expiry"])
-    results = []
+    results: list[tuple[Any, ...]] = []
     for user in users:
         try:
             results.append((user, *do_assign(lab, user, **options), None))
@@ -233,8 +234,8 @@ def apply_provision_result(job: Job) -> None:
     if session is None:
         return
     rc, output = script_result(job)
-    fields = {"last_rc": rc, "last_output": output[-8000:], "waiting_for_server": False,
-              "next_retry_at": None}
+    fields: dict[str, Any] = {"last_rc": rc, "last_output": output[-8000:],
+                              "waiting_for_server": False, "next_retry_at": None}
     waiting = [S.PROVISIONING, S.REQUESTED]
     if job.status == JobStatus.SUCCESSFUL:
         session.move(S.ACTIVE, waiting, provisioned=True, last_error="", **fields)
@@ -254,7 +255,8 @@ def apply_cleanup_result(job: Job) -> None:
     if session is None:
         return
     rc, output = script_result(job)
-    fields = {"last_rc": rc, "last_output": output[-8000:], "waiting_for_server": False}
+    fields: dict[str, Any] = {"last_rc": rc, "last_output": output[-8000:],
+                              "waiting_for_server": False}
     if job.status == JobStatus.SUCCESSFUL:
         session.move(S.EXPIRED, [S.EXPIRING], provisioned=False, last_error="",
                      next_retry_at=None, **fields)

@@ -180,12 +180,12 @@ class Node(TimeStampedModel):
     def routing_queue(self) -> str:
         if self.queue:
             return self.queue
-        if self.group_id and self.group.queue:
+        if self.group is not None and self.group.queue:
             return self.group.queue
         return settings.CELERY_TASK_DEFAULT_QUEUE
 
     @property
     def login_user(self) -> str:
-        if self.credential_id and self.credential.username:
+        if self.credential is not None and self.credential.username:
             return self.credential.username
         return self.ssh_user

@@ -20,10 +20,12 @@ def job_link(job_id) -> str:
                        reverse("admin:jobs_job_change", args=[job_id]), job_id)
 
 
+EVENT_FIELDS = ("at", "from_status", "to_status", "message", "job_shown", "by")
+
+
 class WorkspaceEventInline(admin.TabularInline):
     model = WorkspaceEvent
-    fields = ["at", "from_status", "to_status", "message", "job_shown", "by"]
-    readonly_fields = fields
+    fields = readonly_fields = EVENT_FIELDS
     extra = 0
     can_delete = False
     ordering = ["-at", "-id"]

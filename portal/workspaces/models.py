@@ -130,7 +130,7 @@ class Workspace(StatusModel, TimeStampedModel):
 
     @property
     def busy(self) -> bool:
-        return self.current_job_id is not None and self.current_job.status in JOB_ACTIVE
+        return self.current_job is not None and self.current_job.status in JOB_ACTIVE
 
     @property
     def url(self) -> str:

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
@@ -26,7 +28,8 @@ class CustomerSerializer(RefuseUnwritableFieldsMixin, StrictStringsMixin,
     # Fields declared here are not covered by ``Meta.read_only_fields``: they say read_only
     # themselves, and sending one is a 400 naming it (RefuseUnwritableFieldsMixin).
 
-    plan = serializers.SlugRelatedField(slug_field="tier", read_only=True)
+    plan: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="tier", read_only=True)
     email = LowercaseEmailField(max_length=254, read_only=True)
     role = serializers.SerializerMethodField()
 
@@ -79,7 +82,7 @@ class MembershipSerializer(RefuseUnwritableFieldsMixin, StrictStringsMixin,
         model = Membership
         fields = ["id", "customer", "user", "role", "created_at"]
         read_only_fields = ["created_at"]
-        validators = []  # uniqueness is the action's job (409, not 400)
+        validators: list[Any] = []  # uniqueness is the action's job (409, not 400)
 
 
 class MeSerializer(serializers.ModelSerializer):
@@ -108,8 +111,10 @@ class InvitationSerializer(RefuseUnwritableFieldsMixin, StrictStringsMixin,
     status = serializers.ChoiceField(
         source="current_status", choices=InvitationStatus.choices, read_only=True,
         help_text="A pending invitation past expires_at is expired.")
-    invited_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    accepted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    invited_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True)
+    accepted_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True)
 
     class Meta:
         model = Invitation

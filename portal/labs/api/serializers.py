@@ -1,4 +1,5 @@
 from datetime import timedelta
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
@@ -155,7 +156,8 @@ class AssignResponseSerializer(serializers.Serializer):
 class LabSessionSerializer(serializers.ModelSerializer):
     """What a user sees of their own session. Never the token or its hash."""
 
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    user: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True)
     lab_name = serializers.CharField(source="lab.name", read_only=True)
     lab_description = serializers.CharField(source="lab.description", read_only=True)
     time_left_seconds = serializers.SerializerMethodField()
@@ -192,7 +194,8 @@ class LabSessionSerializer(serializers.ModelSerializer):
 
 
 class LabSessionAdminSerializer(LabSessionSerializer):
-    assigned_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    assigned_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True)
 
     class Meta(LabSessionSerializer.Meta):
         fields = [*LabSessionSerializer.Meta.fields, "last_rc", "last_output", "assigned_by"]

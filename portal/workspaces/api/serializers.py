@@ -1,3 +1,5 @@
+from typing import Any
+
 from rest_framework import serializers
 
 from portal.core.api.fields import StrictCharField
@@ -7,12 +9,16 @@ from portal.workspaces.models import Workspace, WorkspaceEvent
 
 
 class WorkspaceSerializer(serializers.ModelSerializer):
-    customer = serializers.PrimaryKeyRelatedField(read_only=True)
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    node = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    customer: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
+        read_only=True)
+    owner: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True)
+    node: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True)
     url = serializers.CharField(read_only=True, help_text="Where the IDE answers (Traefik).")
     busy = serializers.BooleanField(read_only=True, help_text="A job is acting on it now.")
-    current_job = serializers.PrimaryKeyRelatedField(read_only=True)
+    current_job: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
+        read_only=True)
     current_job_status = serializers.CharField(source="current_job.status", read_only=True,
                                                default=None)
     status_help = serializers.SerializerMethodField(
@@ -94,7 +100,8 @@ class JobAcceptedSerializer(serializers.Serializer):
 
 
 class WorkspaceEventSerializer(serializers.ModelSerializer):
-    by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True)
 
     class Meta:
         model = WorkspaceEvent

@@ -184,7 +184,8 @@ class Command(BaseCommand):
             else:
                 lab = lab_actions.do_update_lab(lab, **fields)
         except (ValidationError, PortalError) as error:
-            message = getattr(error, "message", None) or "; ".join(error.messages)
+            message = (error.message if isinstance(error, PortalError)  # may be empty
+                       else getattr(error, "message", None) or "; ".join(error.messages))
             return None, f"{message} (scripts in {target})"
         return lab, ""
 
