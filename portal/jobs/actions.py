@@ -391,7 +391,7 @@ def record_outcome(job: Job, outcome: Outcome) -> None:
 
 def host_key_refusal(job: Job, host_summary: dict[str, dict[str, int]]) -> str:
     """'host key of node X changed (expected …, got …)…' when ssh refused a pinned key."""
-    from portal.nodes.hostkeys import refusal_reason
+    from portal.nodes.actions import refusal_reason
 
     unreachable = job.events.filter(event="runner_on_unreachable")
     hosts = [host for host, counts in host_summary.items() if counts.get("unreachable")]

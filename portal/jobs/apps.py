@@ -1,6 +1,12 @@
 from django.apps import AppConfig
 
 
+def _close_node_masters(node_ids: list[int]) -> None:
+    from portal.jobs import ssh
+
+    ssh.close_node_masters(node_ids)
+
+
 class JobsConfig(AppConfig):
     name = "portal.jobs"
     label = "jobs"
@@ -10,8 +16,11 @@ class JobsConfig(AppConfig):
         from portal.core import metrics
         from portal.jobs import registry
         from portal.jobs.metrics import JobCollector
+        from portal.nodes import actions as node_actions
 
         metrics.register(JobCollector)  # served at /metrics
+        # A node's login changed or it went: the SSH masters jobs share to it close.
+        node_actions.on_login_changed(_close_node_masters)
 
         # Operators' ad-hoc runs (manage.py runplaybook, the jobs API): any playbook.
         registry.register(registry.ActionSpec(

@@ -7,7 +7,8 @@ under a name that changes with anything that changes how a job would log in (nod
 port, login user, credential and its secret, pinned host keys, and the same of its jump
 host), so a master is only reused by jobs that would authenticate exactly like the one that
 opened it. Changing or deleting a node or credential closes its masters at once
-(:func:`close_node_masters`, from the actions in ``portal.nodes.actions``).
+(:func:`close_node_masters`, which ``portal.nodes.actions`` calls through its
+``on_login_changed`` hook).
 
 A master idles out ``ControlPersist`` (60 s) after its last session. The name also changes
 every ``JOB_SSH_SHARE_SECONDS``: a busy master is not reused past that window, so a key

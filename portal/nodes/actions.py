@@ -1,7 +1,9 @@
 """Writes to nodes, groups and credentials."""
 
+import functools
 import logging
 import tempfile
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -36,12 +38,21 @@ def _save_validated(instance):
     return instance
 
 
-def _close_masters_on_commit(node_ids) -> None:
-    from portal.jobs import ssh  # jobs builds on nodes; imported late
+# Told, on commit, the ids of nodes whose login changed or that went: portal.jobs closes
+# the SSH masters its jobs share to them (it registers in its ready(); nodes imports no jobs).
+_LOGIN_CHANGED: list[Callable[[list[int]], object]] = []
 
+
+def on_login_changed(callback: Callable[[list[int]], object]) -> None:
+    """Registering the same callback twice is a no-op."""
+    if callback not in _LOGIN_CHANGED:
+        _LOGIN_CHANGED.append(callback)
+
+
+def _close_masters_on_commit(node_ids) -> None:
     ids = sorted(set(node_ids))
-    if ids:
-        transaction.on_commit(lambda: ssh.close_node_masters(ids))
+    for callback in list(_LOGIN_CHANGED) if ids else ():
+        transaction.on_commit(functools.partial(callback, ids))
 
 
 def _mark_pinned(node: Node, how: str, by) -> None:
@@ -173,6 +184,45 @@ def scan_host_keys(node: Node) -> list[hostkeys.HostKey]:
     except (hostkeys.ScanError, hostkeys.HostKeyError) as exc:
         raise Conflict(f"cannot read the host key of {node.name}: {exc}",
                        field="host_keys") from None
+
+
+def refusal_reason(messages: Iterable[str], unreachable_nodes: Iterable[Node] = ()) -> str:
+    """The job's reason when ssh refused a node's host key ('' when it did not): each node
+    named with the pinned and the offered fingerprints. A jump host's refusal is not in the
+    message (ssh sends a ProxyCommand's errors to /dev/null under ControlPersist): the jump
+    hosts of ``unreachable_nodes`` are read and compared with their pins."""
+    found = {refusal.node_id: refusal for refusal in hostkeys.refusals(messages)}
+    offered: dict[int, list[str]] = {}
+    for down in unreachable_nodes:
+        jump = down.jump_host if down.jump_host_id else None
+        if jump is None or jump.pk in found or not jump.host_keys:
+            continue
+        try:
+            keys = scan_host_keys(jump)
+        except Exception as exc:  # unreachable itself: not a key problem we can tell
+            logger.info("cannot read the host key of jump host %s: %s", jump.name, exc)
+            continue
+        pinned = set(hostkeys.parse_quietly(jump.host_keys))
+        if not pinned & set(keys):
+            found[jump.pk] = hostkeys.Refusal(jump.pk, True, None)
+            offered[jump.pk] = [key.fingerprint for key in keys]
+    if not found:
+        return ""
+    nodes = Node.objects.select_related("credential", "jump_host__credential").in_bulk(found)
+    reasons = []
+    for refusal in found.values():
+        node = nodes.get(refusal.node_id)
+        if node is None:
+            continue
+        got = [refusal.got] if refusal.got else offered.get(node.pk, [])
+        if not got:
+            try:  # ssh did not print it (a key of another type, or none pinned): read it
+                got = [key.fingerprint for key in scan_host_keys(node)]
+            except Exception as exc:  # best effort: the refusal stands either way
+                logger.info("cannot read the offered key of %s: %s", node.name, exc)
+        jumped_from = Node.objects.filter(jump_host=node).order_by("name").first()
+        reasons.append(hostkeys.describe_refusal(node, refusal, got, jumped_from))
+    return "; ".join(reasons)
 
 
 def do_record_host_key(node: Node, *, by=None) -> Node:

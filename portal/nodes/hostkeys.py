@@ -11,7 +11,8 @@ Trust on first use: a node without a pinned key gets it read (``ssh-keyscan``, o
 its jump host with ``ssh -W``) right before its first job connects, and pinned
 (:func:`portal.nodes.actions.do_pin_first_contact`). A changed key is never accepted by a
 job: ssh refuses it before any credential is sent, the job's reason names the node and both
-fingerprints (:func:`refusal_reason`), and an admin accepts the new key explicitly.
+fingerprints (:func:`portal.nodes.actions.refusal_reason`), and an admin accepts the new key
+explicitly.
 
 A node may connect through a jump host (``Node.jump_host``, one hop): the ssh_config file
 written beside the known_hosts file has one ``Host portal-node-<id>`` block per jump host
@@ -348,7 +349,7 @@ def describe_refusal(node, refusal: Refusal, got: list[str], jumped_from=None) -
     who = f"node {node.name}"
     if jumped_from is not None:
         who += f" (jump host of {jumped_from.name})"
-    expected = ", ".join(key.fingerprint for key in _parse_quietly(node.host_keys))
+    expected = ", ".join(key.fingerprint for key in parse_quietly(node.host_keys))
     offered = ", ".join(got) or "unknown"
     if not expected:
         return (f"no host key pinned for {who} (first contact could not read it; got "
@@ -357,50 +358,9 @@ def describe_refusal(node, refusal: Refusal, got: list[str], jumped_from=None) -
             "accept the new key")
 
 
-def _parse_quietly(text: str) -> list[HostKey]:
+def parse_quietly(text: str) -> list[HostKey]:
     try:
         return parse(text)
     except HostKeyError:
         return []
 
-
-def refusal_reason(messages: Iterable[str], unreachable_nodes: Iterable = ()) -> str:
-    """The job's reason when ssh refused a node's host key ('' when it did not): each node
-    named with the pinned and the offered fingerprints. A jump host's refusal is not in the
-    message (ssh sends a ProxyCommand's errors to /dev/null under ControlPersist): the jump
-    hosts of ``unreachable_nodes`` are read and compared with their pins."""
-    from portal.nodes.actions import scan_host_keys
-    from portal.nodes.models import Node
-
-    found = {refusal.node_id: refusal for refusal in refusals(messages)}
-    offered: dict[int, list[str]] = {}
-    for node in unreachable_nodes:
-        jump = node.jump_host if node.jump_host_id else None
-        if jump is None or jump.pk in found or not jump.host_keys:
-            continue
-        try:
-            keys = scan_host_keys(jump)
-        except Exception as exc:  # unreachable itself: not a key problem we can tell
-            logger.info("cannot read the host key of jump host %s: %s", jump.name, exc)
-            continue
-        pinned = set(_parse_quietly(jump.host_keys))
-        if not pinned & set(keys):
-            found[jump.pk] = Refusal(jump.pk, True, None)
-            offered[jump.pk] = [key.fingerprint for key in keys]
-    if not found:
-        return ""
-    nodes = Node.objects.select_related("credential", "jump_host__credential").in_bulk(found)
-    reasons = []
-    for refusal in found.values():
-        node = nodes.get(refusal.node_id)
-        if node is None:
-            continue
-        got = [refusal.got] if refusal.got else offered.get(node.pk, [])
-        if not got:
-            try:  # ssh did not print it (a key of another type, or none pinned): read it
-                got = [key.fingerprint for key in scan_host_keys(node)]
-            except Exception as exc:  # best effort: the refusal stands either way
-                logger.info("cannot read the offered key of %s: %s", node.name, exc)
-        jumped_from = Node.objects.filter(jump_host=node).order_by("name").first()
-        reasons.append(describe_refusal(node, refusal, got, jumped_from))
-    return "; ".join(reasons)
