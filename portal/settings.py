@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "portal.labs",
     "portal.workspaces",
     "portal.monitoring",
+    "portal.demo",
 ]
 
 MIDDLEWARE = [

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 
-from portal.accounts.management.commands.seed_demo import base_url
+from portal.demo.management.commands.seed_demo import base_url
 from portal.accounts.models import Customer, Membership
 from portal.jobs.models import Job
 from portal.labs.models import Lab
