@@ -5,7 +5,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from django.contrib.auth import get_user_model
 
-from portal.accounts.choices import PlanTier
+from portal.accounts.choices import DEFAULT_PLANS, PlanTier
 from portal.accounts.models import Customer, Membership, Plan
 from portal.core.tenancy import MembershipRole
 from portal.nodes.choices import CredentialKind, NodePurpose
@@ -42,7 +42,11 @@ class AdminFactory(UserFactory):
 
 
 def plan(tier: str = PlanTier.STARTER) -> Plan:
-    return Plan.objects.get(tier=tier)  # created by the data migration
+    """The data migration's plan; made again after a transactional test flushed the tables
+    (which also deletes what migrations inserted), so no test depends on the order."""
+    tier = PlanTier(tier)
+    values = DEFAULT_PLANS[tier]
+    return Plan.objects.get_or_create(tier=tier.value, defaults={"name": tier.label, **values})[0]
 
 
 class CustomerFactory(factory.django.DjangoModelFactory):
