@@ -162,7 +162,8 @@ class StatusModel(models.Model):
             values[self.STATUS_CHANGED_AT_FIELD] = now
         if reason is not None and self.STATUS_REASON_FIELD:
             values[self.STATUS_REASON_FIELD] = reason
-        values["status_expires"] = self._expiry(to, allowed, now)
+        if self.TIMEOUT_STATUS:  # a model without deadlines never writes one
+            values["status_expires"] = self._expiry(to, allowed, now)
         values.update(fields)
         guard = Q(pk=self.pk, status__in=sorted(allowed))
         if where is not None:
@@ -180,7 +181,7 @@ class StatusModel(models.Model):
         return won
 
     def _expiry(self, to: str, allowed: set[str], now: datetime) -> Any:
-        timeout = self.status_timeout(to) if self.TIMEOUT_STATUS else None
+        timeout = self.status_timeout(to)
         if timeout is None:
             return None
         expires = now + timeout
