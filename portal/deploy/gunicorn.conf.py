@@ -6,13 +6,27 @@ this configuration gives. Command-line options override it (e.g. ``--bind``).
 
 import multiprocessing
 import os
+import sys
+
+from portal.config import ConfigError, Env
+
+env = Env()
+
+
+def _int(var: str, default: int) -> int:
+    """The settings' reader: a bad value is one line naming the variable, not a traceback."""
+    try:
+        return env.int(var, default=default, minimum=1)
+    except ConfigError as exc:
+        sys.exit(f"gunicorn: configuration error: {exc}")
+
 
 # Loopback unless told otherwise: the TLS proxy in front is what faces the network.
 bind = os.environ.get("WEB_BIND", "127.0.0.1:8000")
 # Two processes per core keep the cores busy while requests wait on PostgreSQL/Redis;
 # threads because an SSE stream (/api/jobs/{id}/stream/) holds one for as long as it is open.
-workers = int(os.environ.get("WEB_CONCURRENCY", 2 * multiprocessing.cpu_count()))
+workers = _int("WEB_CONCURRENCY", 2 * multiprocessing.cpu_count())
 worker_class = "gthread"
-threads = int(os.environ.get("WEB_THREADS", 4))
+threads = _int("WEB_THREADS", 4)
 keepalive = 30
 accesslog = None

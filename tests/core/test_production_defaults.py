@@ -128,3 +128,15 @@ def test_readme_documents_every_new_variable():
     for name in ("HSTS_SECONDS", "HSTS_INCLUDE_SUBDOMAINS", "HSTS_PRELOAD",
                  "SECURE_SSL_REDIRECT", "METRICS_TOKEN"):
         assert re.search(rf"^\| `{name}`|`{name}` /| / `{name}`", readme, re.M), name
+
+
+@pytest.mark.parametrize(("name", "value"), [("WEB_THREADS", "abc"), ("WEB_CONCURRENCY", "0")])
+def test_gunicorn_refuses_a_bad_number_in_one_line(name, value):
+    result = subprocess.run(
+        [sys.executable, "-c", "import runpy, sys; runpy.run_path(sys.argv[1])",
+         str(ROOT / "portal" / "deploy" / "gunicorn.conf.py")],
+        env={"PATH": "/usr/bin:/bin", name: value}, capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"gunicorn: configuration error: {name}: "
+        + ("expected an integer, got 'abc'" if value == "abc" else "must be >= 1, got 0")]

@@ -268,22 +268,22 @@ def test_stream_stops_at_its_max_duration(staff_api, local_node, settings):
     add_event(job, 1)
     started = time.monotonic()
     frames = list(iter_frames(stream(staff_api, job)))
-    elapsed = time.monotonic() - started
     events, end = events_and_end(frames)
     # No "end": the job has not ended; the browser reconnects with Last-Event-ID: 1.
     assert [e["id"] for e in events] == ["1"] and end is None
-    assert 0.3 <= elapsed < 5
+    assert time.monotonic() - started >= 0.3  # it held the stream open until its max duration
 
 
 @pytest.mark.django_db(transaction=True)
-def test_stream_stops_when_the_job_is_deleted(staff_api, local_node):
+def test_stream_stops_when_the_job_is_deleted(staff_api, local_node, monkeypatch):
     job = set_status(launch(nodes=[local_node]), JobStatus.RUNNING)
     frames = iter_frames(stream(staff_api, job))
     assert next(frames) == {"retry": "1000"}
     Job.objects.filter(pk=job.pk).delete()
-    started = time.monotonic()
-    assert list(frames) == []  # ends at once instead of polling until the max duration
-    assert time.monotonic() - started < 5
+    polls = []
+    monkeypatch.setattr(time, "sleep", polls.append)
+    assert list(frames) == []
+    assert polls == []  # it ended at once instead of polling until its max duration
 
 
 def test_stream_created_is_written_as_the_rest_api_writes_it(staff_api, local_node):
