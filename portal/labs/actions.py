@@ -272,8 +272,12 @@ def note_waiting_for_server(job: Job, retry_job: Job) -> None:
     session = _session(job)
     if session is None:
         return
-    status = S.REQUESTED if job.action == PROVISION else S.EXPIRING
-    session.move(status, [S.PROVISIONING, S.REQUESTED, S.EXPIRING], waiting_for_server=True,
+    # A provision retry never brings back a session that was ended meanwhile (expiring).
+    if job.action == PROVISION:
+        status, allowed_from = S.REQUESTED, [S.PROVISIONING, S.REQUESTED]
+    else:
+        status, allowed_from = S.EXPIRING, [S.EXPIRING]
+    session.move(status, allowed_from, waiting_for_server=True,
                  next_retry_at=retry_job.not_before, attempts=F("attempts") + 1,
                  last_error=f"waiting for server {session.lab.server.name}: {job.reason}")
 

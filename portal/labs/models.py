@@ -78,8 +78,7 @@ class LabSession(StatusModel, TimeStampedModel):
         S.PROVISIONING: {S.ACTIVE, S.REQUESTED, S.FAILED, S.EXPIRING},
         S.ACTIVE: {S.EXPIRING},
         S.FAILED: {S.REQUESTED, S.EXPIRING},
-        # -> requested: labs.actions.note_waiting_for_server allows it for a provision retry.
-        S.EXPIRING: {S.EXPIRED, S.CLEANUP_FAILED, S.EXPIRING, S.REQUESTED},
+        S.EXPIRING: {S.EXPIRED, S.CLEANUP_FAILED, S.EXPIRING},
         S.CLEANUP_FAILED: {S.EXPIRING},
     }
     TERMINAL = frozenset({S.EXPIRED})

@@ -83,6 +83,17 @@ def test_unreachable_server_waits_and_retries_with_backoff(scripts, broker):
     assert retry.attempt == 2 and retry.not_before == session.next_retry_at
 
 
+def test_a_provision_retry_never_brings_back_a_session_ended_meanwhile(scripts, broker):
+    server = NodeFactory(name="lab-down", address="127.0.0.1", ssh_port=1,
+                         purpose=NodePurpose.LAB_SERVER)
+    session, _ = actions.do_assign(make_lab(scripts, server=server), UserFactory())
+    provision = Job.objects.get(action="labs.provision")
+    LabSession.objects.filter(pk=session.pk).update(status=S.EXPIRING)  # ended while it ran
+    actions.note_waiting_for_server(provision, provision)
+    session.refresh_from_db()
+    assert session.status == S.EXPIRING and not session.waiting_for_server
+
+
 def test_retry_after_failure_and_extend_and_end(scripts, broker):
     session, _ = actions.do_assign(make_lab(scripts, "fail.sh"), UserFactory())
     run_due_jobs()
