@@ -47,15 +47,24 @@ def _target(name: str) -> tuple[str, float | None]:
 
 
 def machine() -> dict:
-    info = {"cores": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version()}
+    info = {
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
     try:
         meminfo = Path("/proc/meminfo").read_text().split("\n")
         total = next(line for line in meminfo if line.startswith("MemTotal:"))
         info["memory_mb"] = int(total.split()[1]) // 1024
         cpu = Path("/proc/cpuinfo").read_text()
-        info["cpu_model"] = next((line.split(":", 1)[1].strip() for line in cpu.splitlines()
-                                  if line.startswith("model name")), "")
+        info["cpu_model"] = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in cpu.splitlines()
+                if line.startswith("model name")
+            ),
+            "",
+        )
     except (OSError, StopIteration):
         pass
     return info
@@ -63,8 +72,17 @@ def machine() -> dict:
 
 def versions() -> dict:
     found = {}
-    for name in ("Django", "djangorestframework", "celery", "kombu", "ansible-core",
-                 "ansible-runner", "psycopg", "redis", "gunicorn"):
+    for name in (
+        "Django",
+        "djangorestframework",
+        "celery",
+        "kombu",
+        "ansible-core",
+        "ansible-runner",
+        "psycopg",
+        "redis",
+        "gunicorn",
+    ):
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -79,8 +97,9 @@ def versions() -> dict:
     try:
         import redis
 
-        found["redis_server"] = redis.Redis.from_url(REDIS_URL, socket_timeout=5).info(
-            "server")["redis_version"]
+        found["redis_server"] = redis.Redis.from_url(REDIS_URL, socket_timeout=5).info("server")[
+            "redis_version"
+        ]
     except Exception as exc:
         found["redis_server"] = f"unavailable: {exc}"
     return found
@@ -97,8 +116,10 @@ def _single_run_lock():
     except OSError:
         handle.seek(0)
         holder = handle.read().strip() or "?"
-        sys.stderr.write(f"bench: another bench is running (pid {holder}); it owns the "
-                         "portal_bench database and Redis db 10 until it ends. Not started.\n")
+        sys.stderr.write(
+            f"bench: another bench is running (pid {holder}); it owns the "
+            "portal_bench database and Redis db 10 until it ends. Not started.\n"
+        )
         return None
     handle.seek(0)
     handle.truncate()
@@ -140,8 +161,17 @@ def run_suite(kind: str, work: Path, figures, budget: float, quick: bool) -> dic
     stack_work.mkdir(parents=True)
     out = stack_work / "result.json"
     env = stack_env(kind, stack_work)
-    argv = [sys.executable, "-m", "bench.suite", "--figures", ",".join(figures),
-            "--budget", str(budget), "--out", str(out)] + (["--quick"] if quick else [])
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.suite",
+        "--figures",
+        ",".join(figures),
+        "--budget",
+        str(budget),
+        "--out",
+        str(out),
+    ] + (["--quick"] if quick else [])
     suite = procs.Service(f"suite-{kind}", argv, env, None)
     try:
         # The suite keeps its own deadline (budget - 15 s) and then stops its services; this
@@ -152,17 +182,26 @@ def run_suite(kind: str, work: Path, figures, budget: float, quick: bool) -> dic
     finally:
         suite.stop(grace=10)
     if not out.exists():
-        return {"figures": {}, "details": {}, "seconds": {"total": round(budget, 1)},
-                "errors": {f"suite_{kind}": f"no result (rc {suite.process.returncode}); "
-                                            f"logs in {stack_work / 'logs'}"}}
+        return {
+            "figures": {},
+            "details": {},
+            "seconds": {"total": round(budget, 1)},
+            "errors": {
+                f"suite_{kind}": f"no result (rc {suite.process.returncode}); "
+                f"logs in {stack_work / 'logs'}"
+            },
+        }
     return json.loads(out.read_text())
 
 
 def split_skipped(errors: dict) -> tuple[dict, dict]:
     """(errors, skipped): the embedded default's figures are a comparison, measured in the
     time the production stack's leave; one that does not fit is skipped, not a failure."""
-    skipped = {name: text for name, text in errors.items()
-               if name.endswith("_sqlite") and text.startswith(("out of time", "no time left"))}
+    skipped = {
+        name: text
+        for name, text in errors.items()
+        if name.endswith("_sqlite") and text.startswith(("out of time", "no time left"))
+    }
     return {k: v for k, v in errors.items() if k not in skipped}, skipped
 
 
@@ -179,14 +218,22 @@ def judge(name: str, value) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--budget", type=float, default=580.0,
-                        help="hard limit for the whole bench, seconds (default 580)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=580.0,
+        help="hard limit for the whole bench, seconds (default 580)",
+    )
     parser.add_argument("--only", default="", help="comma-separated figures (default: all)")
     parser.add_argument("--no-sqlite", action="store_true", help="skip the embedded default")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="default bench/results.json for a full run, "
-                             "bench/results-partial.json with --only/--quick/--no-sqlite")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="default bench/results.json for a full run, "
+        "bench/results-partial.json with --only/--quick/--no-sqlite",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work dir and its logs")
     args = parser.parse_args(argv)
     if args.out is None:  # a partial run never replaces the full run's figures
@@ -237,9 +284,13 @@ def main(argv=None) -> int:
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "versions": versions(),
-        "settings": {"debug": False, "database": "PostgreSQL (portal_bench)",
-                     "broker": "Redis db 10", "web": web_settings(),
-                     "quick": args.quick},
+        "settings": {
+            "debug": False,
+            "database": "PostgreSQL (portal_bench)",
+            "broker": "Redis db 10",
+            "web": web_settings(),
+            "quick": args.quick,
+        },
         "figures": {name: judge(name, value) for name, value in results["figures"].items()},
         "details": results["details"],
         "errors": results["errors"],

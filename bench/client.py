@@ -53,8 +53,9 @@ class Api:
     def launch(self, playbook: str, nodes: list[str], **extra) -> tuple[dict, float, float]:
         """POST /api/jobs/; returns (job, wall time sent, wall time the response returned)."""
         sent = time.time()
-        status, job = self.request("POST", "/api/jobs/",
-                                   {"playbook": playbook, "nodes": nodes, **extra})
+        status, job = self.request(
+            "POST", "/api/jobs/", {"playbook": playbook, "nodes": nodes, **extra}
+        )
         returned = time.time()
         if status != 201:
             raise ApiError(f"launch {playbook} -> {status}: {job}")
@@ -74,8 +75,11 @@ def read_stream(port: int, token: str, job_id: int, deadline: float) -> dict:
     arrivals: list[tuple[int, float, float]] = []
     end = None
     try:
-        conn.request("GET", f"/api/jobs/{job_id}/stream/",
-                     headers={"Authorization": f"Token {token}", "Accept": "text/event-stream"})
+        conn.request(
+            "GET",
+            f"/api/jobs/{job_id}/stream/",
+            headers={"Authorization": f"Token {token}", "Accept": "text/event-stream"},
+        )
         response = conn.getresponse()
         if response.status != 200:
             raise ApiError(f"stream {job_id} -> {response.status}: {response.read()[:300]}")

@@ -79,8 +79,7 @@ class Context:
                 continue
             service.stop(grace=1)
             count = sum(1 for text in self.incidents if name in text)
-            fresh = Service(f"{name}-restart{count}", service.argv, service.env,
-                            service.log_dir)
+            fresh = Service(f"{name}-restart{count}", service.argv, service.env, service.log_dir)
             self.services[name] = fresh
             wait_worker(fresh)
 
@@ -115,5 +114,7 @@ def check_complete(job, expected_events: int | None = None) -> None:
         raise RuntimeError(f"job {job.pk} ended {job.status}: {job.reason}")
     stored = job.events.count()
     if stored != job.event_count or (expected_events and stored != expected_events):
-        raise RuntimeError(f"job {job.pk}: {stored} events stored, job says {job.event_count}, "
-                           f"expected {expected_events}")
+        raise RuntimeError(
+            f"job {job.pk}: {stored} events stored, job says {job.event_count}, "
+            f"expected {expected_events}"
+        )

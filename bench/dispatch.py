@@ -22,8 +22,11 @@ def _wait_started(ctx, job_id: int, timeout: float = 20.0):
     deadline = min(time.monotonic() + timeout, ctx.deadline)
     while time.monotonic() < deadline:
         ctx.check_workers()
-        row = Job.objects.filter(pk=job_id).values_list("started_at", "created_at",
-                                                        "dispatched_at").first()
+        row = (
+            Job.objects.filter(pk=job_id)
+            .values_list("started_at", "created_at", "dispatched_at")
+            .first()
+        )
         if row and row[0] is not None:
             return row
         time.sleep(0.01)
@@ -43,8 +46,14 @@ def _wait_free_slot(ctx, queue: str, concurrency: int, timeout: float = 60.0) ->
     raise TimeoutError(f"no free worker process on {queue} after {timeout:.0f}s")
 
 
-def measure(ctx, launches: int = 200, rounds: int = 4, concurrency: int = 2,
-            label: str = "dispatch_latency_p95", minimum: int = 1) -> dict:
+def measure(
+    ctx,
+    launches: int = 200,
+    rounds: int = 4,
+    concurrency: int = 2,
+    label: str = "dispatch_latency_p95",
+    minimum: int = 1,
+) -> dict:
     api = ctx.api()
     node, queue = ctx.fixtures.dispatch_node, ctx.fixtures.dispatch_queue
     per_round = max(1, launches // rounds)
@@ -83,13 +92,17 @@ def measure(ctx, launches: int = 200, rounds: int = 4, concurrency: int = 2,
         api.close()
     return {
         "figures": {label: (round(stats.median(round_p95), 1), "ms")},
-        "details": {label: {
-            "method": "started_at - client time the launch returned; median of per-round p95",
-            "stack": ctx.stack, "launches": len(from_return), "rounds": len(round_p95),
-            "round_p95_ms": [round(v, 1) for v in round_p95],
-            "all_from_return_ms": stats.summary(from_return),
-            "all_from_request_sent_ms": stats.summary(from_send),
-            "created_to_dispatched_ms": stats.summary(publish),
-            "worker_concurrency": concurrency,
-        }},
+        "details": {
+            label: {
+                "method": "started_at - client time the launch returned; median of per-round p95",
+                "stack": ctx.stack,
+                "launches": len(from_return),
+                "rounds": len(round_p95),
+                "round_p95_ms": [round(v, 1) for v in round_p95],
+                "all_from_return_ms": stats.summary(from_return),
+                "all_from_request_sent_ms": stats.summary(from_send),
+                "created_to_dispatched_ms": stats.summary(publish),
+                "worker_concurrency": concurrency,
+            }
+        },
     }

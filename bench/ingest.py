@@ -38,8 +38,14 @@ def _stream(events: list[dict], copies: int) -> list[dict]:
 def _fresh_job():
     from portal.jobs.models import Job
 
-    return Job.objects.create(playbook="tasks50.yml", queue="bench-ingest", timeout=3600,
-                              idle_timeout=900, action="jobs.adhoc", status="running")
+    return Job.objects.create(
+        playbook="tasks50.yml",
+        queue="bench-ingest",
+        timeout=3600,
+        idle_timeout=900,
+        action="jobs.adhoc",
+        status="running",
+    )
 
 
 def _stored(job) -> int:
@@ -60,7 +66,7 @@ def _write_fifo(path: Path, data: bytes) -> None:
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view[:1 << 16]):]
+            view = view[os.write(fd, view[: 1 << 16]) :]
     finally:
         os.close(fd)
 
@@ -85,8 +91,10 @@ def run_live(stream, data: bytes) -> float:
         sink.close()
         elapsed = time.perf_counter() - started
     if not fifo.complete or _stored(job) != len(stream):
-        raise RuntimeError(f"ingest stored {_stored(job)} of {len(stream)} events "
-                           f"({fifo.problem() if not fifo.complete else 'stream complete'})")
+        raise RuntimeError(
+            f"ingest stored {_stored(job)} of {len(stream)} events "
+            f"({fifo.problem() if not fifo.complete else 'stream complete'})"
+        )
     return elapsed
 
 
@@ -129,8 +137,10 @@ def measure(ctx, runs: int = 7) -> dict:
         "details": {
             "event_ingest_rate": {
                 "method": "recorded stream as JSON lines through the event FIFO: reader "
-                          "thread -> EventSink.handle -> writer thread (COPY)",
-                "events_per_run": len(stream), "recorded_events": len(events), "runs": len(live),
+                "thread -> EventSink.handle -> writer thread (COPY)",
+                "events_per_run": len(stream),
+                "recorded_events": len(events),
+                "runs": len(live),
                 "live_events_per_s": stats.summary(live),
                 "sequential_events_per_s": stats.summary(sequential),
                 "convert_only_events_per_s": stats.summary(convert),

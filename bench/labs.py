@@ -22,18 +22,27 @@ EXAMPLE = "/opt/portal-labs/example"
 def _lab_server(host, key_path):
     from portal.nodes.models import Credential, Node
 
-    credential = Credential.objects.create(name=f"bench-lab-{host.name}", kind="ssh_key",
-                                           secret=Path(key_path).read_text())
-    return Node.objects.create(name=f"bench-lab-{host.name}", address=host.address,
-                               ssh_port=host.ssh_port,
-                               ssh_user="root", purpose="lab_server", credential=credential)
+    credential = Credential.objects.create(
+        name=f"bench-lab-{host.name}", kind="ssh_key", secret=Path(key_path).read_text()
+    )
+    return Node.objects.create(
+        name=f"bench-lab-{host.name}",
+        address=host.address,
+        ssh_port=host.ssh_port,
+        ssh_user="root",
+        purpose="lab_server",
+        credential=credential,
+    )
 
 
 def _install_example(node):
     from portal.jobs import actions as jobs
 
-    job = jobs.launch(playbook="lab_example_install.yml", nodes=[node], extra_vars={
-        "lab_example_source_dir": str(ROOT / "portal" / "labs" / "examples")})
+    job = jobs.launch(
+        playbook="lab_example_install.yml",
+        nodes=[node],
+        extra_vars={"lab_example_source_dir": str(ROOT / "portal" / "labs" / "examples")},
+    )
     job = wait_job(job.pk, timeout=120)
     if job.status != "successful":
         raise RuntimeError(f"installing the example lab failed: {job.reason}")
@@ -66,9 +75,12 @@ def measure(ctx, assignments: int = 10, minimum: int = 5) -> dict:
         host = pool[0]
         node = _lab_server(host, pool.ssh_key_path)
         _install_example(node)
-        lab = Lab.objects.create(name="bench-example", server=node,
-                                 provision_script_path=f"{EXAMPLE}/provision.sh",
-                                 cleanup_script_path=f"{EXAMPLE}/cleanup.sh")
+        lab = Lab.objects.create(
+            name="bench-example",
+            server=node,
+            provision_script_path=f"{EXAMPLE}/provision.sh",
+            cleanup_script_path=f"{EXAMPLE}/cleanup.sh",
+        )
         for index in range(assignments):
             # one assignment now and, for the first five, a plain run of it afterwards
             seconds = 2 * timings[-1] / 1000 if timings else 10.0
@@ -83,14 +95,18 @@ def measure(ctx, assignments: int = 10, minimum: int = 5) -> dict:
         plain = _plain_runs(node, lab, runs=min(5, len(timings)))
     return {
         "figures": {"lab_assign_to_active_p50": (round(stats.median(timings), 1), "ms")},
-        "details": {"lab_assign_to_active_p50": {
-            "method": "do_assign -> session active (real worker, SSH to one nspawn test "
-                      "host, example lab); median over sequential assignments",
-            "assignments": len(timings), "ms": stats.summary(timings),
-            "plain_ansible_playbook_ms": stats.summary(plain),
-            "plain_method": "the same lab_provision.yml, inventory, ansible.cfg and kind of "
-                            "extra vars run by plain ansible-playbook on the same host (a "
-                            "fresh namespace each): Ansible's own floor for this figure"}},
+        "details": {
+            "lab_assign_to_active_p50": {
+                "method": "do_assign -> session active (real worker, SSH to one nspawn test "
+                "host, example lab); median over sequential assignments",
+                "assignments": len(timings),
+                "ms": stats.summary(timings),
+                "plain_ansible_playbook_ms": stats.summary(plain),
+                "plain_method": "the same lab_provision.yml, inventory, ansible.cfg and kind of "
+                "extra vars run by plain ansible-playbook on the same host (a "
+                "fresh namespace each): Ansible's own floor for this figure",
+            }
+        },
     }
 
 
@@ -100,10 +116,15 @@ def _plain_runs(node, lab, runs: int) -> list[float]:
 
     timings = []
     for index in range(runs):
-        baseline = Baseline([node.name], playbook="lab_provision.yml", extra_vars={
-            "lab_session_script": lab.provision_script_path,
-            "lab_session_username": f"bench-plain-{index}",
-            "lab_session_namespace": f"bench-plain-{index}"})
+        baseline = Baseline(
+            [node.name],
+            playbook="lab_provision.yml",
+            extra_vars={
+                "lab_session_script": lab.provision_script_path,
+                "lab_session_username": f"bench-plain-{index}",
+                "lab_session_namespace": f"bench-plain-{index}",
+            },
+        )
         try:
             elapsed, _ = baseline.run()
         finally:

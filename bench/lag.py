@@ -52,16 +52,18 @@ class RssSampler(threading.Thread):
         self.join(timeout=5)
 
 
-def watch_job(ctx, playbook: str, nodes: list[str], expected: int | None = None,
-              rss_root: int | None = None) -> dict:
+def watch_job(
+    ctx, playbook: str, nodes: list[str], expected: int | None = None, rss_root: int | None = None
+) -> dict:
     api = ctx.api()
     sampler = RssSampler(rss_root) if rss_root else None
     try:
         if sampler:
             sampler.start()
         job, _, _ = api.launch(playbook, nodes)
-        stream = read_stream(ctx.port, ctx.fixtures.token, job["id"],
-                             time.time() + max(1.0, min(120.0, ctx.left())))
+        stream = read_stream(
+            ctx.port, ctx.fixtures.token, job["id"], time.time() + max(1.0, min(120.0, ctx.left()))
+        )
         row = wait_job(job["id"])
     finally:
         if sampler:
@@ -70,8 +72,10 @@ def watch_job(ctx, playbook: str, nodes: list[str], expected: int | None = None,
     check_complete(row, expected)
     arrivals = stream["arrivals"]
     if len(arrivals) != row.event_count or stream["end"] != row.status:
-        raise RuntimeError(f"stream of job {row.pk}: {len(arrivals)} of {row.event_count} "
-                           f"events, end {stream['end']!r}")
+        raise RuntimeError(
+            f"stream of job {row.pk}: {len(arrivals)} of {row.event_count} "
+            f"events, end {stream['end']!r}"
+        )
     lags = [(arrived - created) * 1000 for _, created, arrived in arrivals]
     return {"lags": lags, "events": len(lags), "job": row, "sampler": sampler}
 
@@ -86,8 +90,7 @@ def measure(ctx, light_runs: int = 3, heavy_runs: int = 2) -> dict:
     try:
         for i in range(max(light_runs, heavy_runs)):
             if i < heavy_runs and ctx.another(len(heavy), 1, 40, "event lag 50x20 / worker rss"):
-                run = watch_job(ctx, "tasks50.yml", heavy_nodes, expected=2053,
-                                rss_root=worker_pid)
+                run = watch_job(ctx, "tasks50.yml", heavy_nodes, expected=2053, rss_root=worker_pid)
                 heavy.append(stats.percentile(run["lags"], 95))
                 heavy_events = run["events"]
                 sampler = run["sampler"]
@@ -108,20 +111,27 @@ def measure(ctx, light_runs: int = 3, heavy_runs: int = 2) -> dict:
         figures["event_lag_p95"] = (round(stats.median(light), 1), "ms")
         details["event_lag_p95"] = {
             "method": "SSE frame arrival - event created; median of per-run p95",
-            "playbook": "trickle.yml", "hosts": len(light_nodes), "runs": len(light),
-            "events_per_run": light_events, "run_p95_ms": [round(v, 1) for v in light],
+            "playbook": "trickle.yml",
+            "hosts": len(light_nodes),
+            "runs": len(light),
+            "events_per_run": light_events,
+            "run_p95_ms": [round(v, 1) for v in light],
             "engine_stored_lag_p95_ms": stored,
         }
     if heavy:
         figures["event_lag_p95_50x20"] = (round(stats.median(heavy), 1), "ms")
         details["event_lag_p95_50x20"] = {
-            "method": "as event_lag_p95, on the 50 x 20 job", "runs": len(heavy),
-            "events_per_run": heavy_events, "run_p95_ms": [round(v, 1) for v in heavy]}
+            "method": "as event_lag_p95, on the 50 x 20 job",
+            "runs": len(heavy),
+            "events_per_run": heavy_events,
+            "run_p95_ms": [round(v, 1) for v in heavy],
+        }
         figures["worker_rss_mb"] = (round(stats.median(worker_kb) / 1024, 1), "MB")
         details["worker_rss_mb"] = {
             "method": "peak summed VmRSS of the Celery worker processes (main + pool) during "
-                      "the 50 x 20 job, sampled every 100 ms; median over runs",
-            "runs": len(worker_kb), "worker_concurrency": 1,
+            "the 50 x 20 job, sampled every 100 ms; median over runs",
+            "runs": len(worker_kb),
+            "worker_concurrency": 1,
             "peak_worker_mb": [round(v / 1024, 1) for v in worker_kb],
             "peak_pool_process_mb": [round(v / 1024, 1) for v in pool_kb],
             "peak_ansible_tree_mb": [round(v / 1024, 1) for v in ansible_kb],

@@ -73,13 +73,18 @@ def measure(ctx, rounds: int = 3, count: int = 400, max_seconds: float = 6.0) ->
         serial, serial_n, serial_lat = _round(ctx, 1, count // 2, max_seconds)
     return {
         "figures": {"launch_rate": (round(stats.median(rates), 1), "/s")},
-        "details": {"launch_rate": {
-            "method": f"{CLIENTS} keep-alive clients, single launches, median over rounds",
-            "stack": ctx.stack, "rounds": len(rates),
-            "round_rates": [round(r, 1) for r in rates], "launches_per_round": done,
-            "request_ms": stats.summary(latencies),
-            "serial_one_client_rate": round(serial, 1), "serial_launches": serial_n,
-            "serial_request_ms": stats.summary(serial_lat),
-            "web": web_settings(),
-        }},
+        "details": {
+            "launch_rate": {
+                "method": f"{CLIENTS} keep-alive clients, single launches, median over rounds",
+                "stack": ctx.stack,
+                "rounds": len(rates),
+                "round_rates": [round(r, 1) for r in rates],
+                "launches_per_round": done,
+                "request_ms": stats.summary(latencies),
+                "serial_one_client_rate": round(serial, 1),
+                "serial_launches": serial_n,
+                "serial_request_ms": stats.summary(serial_lat),
+                "web": web_settings(),
+            }
+        },
     }

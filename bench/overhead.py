@@ -35,9 +35,14 @@ class Baseline:
         from portal.jobs.models import Job
         from portal.nodes.models import Node
 
-        job = Job.objects.create(playbook=playbook, queue="bench-baseline", timeout=3600,
-                                 idle_timeout=900, action="jobs.adhoc",
-                                 extra_vars=extra_vars or {})
+        job = Job.objects.create(
+            playbook=playbook,
+            queue="bench-baseline",
+            timeout=3600,
+            idle_timeout=900,
+            action="jobs.adhoc",
+            extra_vars=extra_vars or {},
+        )
         job.nodes.set(Node.objects.filter(name__in=nodes))
         self.job = job
         self.data_dir = runner.prepare(job)
@@ -45,13 +50,18 @@ class Baseline:
         kwargs = runner._runner_kwargs(job, self.data_dir, stub, stub)
         # Everything the runner sets but its event transport: plain Ansible, default output.
         transport = ("ANSIBLE_CALLBACK_PLUGINS", "PORTAL_EVENT_FIFO")
-        self.env = {**os.environ, **{k: v for k, v in kwargs["envvars"].items()
-                                     if k not in transport}}
+        self.env = {
+            **os.environ,
+            **{k: v for k, v in kwargs["envvars"].items() if k not in transport},
+        }
         variables = self.data_dir / "env" / "extravars"  # as ansible-runner passes them
-        self.argv = [str(Path(sys.executable).parent / "ansible-playbook"),
-                     "-i", kwargs["inventory"],
-                     *(["-e", f"@{variables}"] if variables.exists() else []),
-                     kwargs["playbook"]]
+        self.argv = [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            kwargs["inventory"],
+            *(["-e", f"@{variables}"] if variables.exists() else []),
+            kwargs["playbook"],
+        ]
         self.log = self.data_dir / "plain.log"
 
     def run(self, playbook: str | None = None) -> tuple[float, float]:
@@ -60,8 +70,9 @@ class Baseline:
         cpu_before = _children_cpu()
         started = time.time()
         with self.log.open("w") as out:
-            rc = subprocess.run(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                timeout=300, check=False).returncode
+            rc = subprocess.run(
+                argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, timeout=300, check=False
+            ).returncode
         elapsed = time.time() - started
         if rc != 0:
             raise RuntimeError(f"plain ansible-playbook rc {rc}: {self.log.read_text()[-2000:]}")
@@ -96,9 +107,13 @@ def _worker_cpu(worker_pid: int) -> float:
     return sum(_tree_cpu(p) for p in pids)
 
 
-def run_portal(api, nodes: list[str], playbook: str = PLAYBOOK,
-               expected: int | None = EXPECTED_EVENTS,
-               worker_pid: int | None = None) -> tuple[float, object, float | None]:
+def run_portal(
+    api,
+    nodes: list[str],
+    playbook: str = PLAYBOOK,
+    expected: int | None = EXPECTED_EVENTS,
+    worker_pid: int | None = None,
+) -> tuple[float, object, float | None]:
     """Wall seconds (request sent -> finished_at), the Job, the worker's CPU seconds."""
     cpu_before = _worker_cpu(worker_pid) if worker_pid else None
     job, sent, _ = api.launch(playbook, nodes)
@@ -153,21 +168,28 @@ def measure(ctx, pairs: int = 5, minimum: int = 2, label: str = "job_overhead_ra
         api.close()
     return {
         "figures": {label: (round(stats.median(ratios), 3), "x")},
-        "details": {label: {
-            "method": "median of per-pair (portal job wall / plain ansible-playbook wall), "
-                      "pairs alternate AB/BA",
-            "stack": ctx.stack, "pairs": len(ratios), "hosts": len(nodes), "tasks": 50,
-            "ratios": [round(r, 3) for r in ratios],
-            "plain_seconds": stats.summary(plain), "portal_seconds": stats.summary(portal),
-            "cpu_ratio_median": stats.rounded(stats.median(cpu_ratios)),
-            "cpu_ratios": [stats.rounded(r) for r in cpu_ratios],
-            "cpu_ratio_method": "CPU seconds of the worker (main + pool process + the "
-                                "ansible-playbook tree it ran) / CPU seconds of plain "
-                                "ansible-playbook and its forks; less sensitive to other load",
-            "portal_phases_median_seconds": {
-                key: stats.rounded(stats.median([p[key] for p in phases]))
-                for key in (phases[0] if phases else {})},
-        }},
+        "details": {
+            label: {
+                "method": "median of per-pair (portal job wall / plain ansible-playbook wall), "
+                "pairs alternate AB/BA",
+                "stack": ctx.stack,
+                "pairs": len(ratios),
+                "hosts": len(nodes),
+                "tasks": 50,
+                "ratios": [round(r, 3) for r in ratios],
+                "plain_seconds": stats.summary(plain),
+                "portal_seconds": stats.summary(portal),
+                "cpu_ratio_median": stats.rounded(stats.median(cpu_ratios)),
+                "cpu_ratios": [stats.rounded(r) for r in cpu_ratios],
+                "cpu_ratio_method": "CPU seconds of the worker (main + pool process + the "
+                "ansible-playbook tree it ran) / CPU seconds of plain "
+                "ansible-playbook and its forks; less sensitive to other load",
+                "portal_phases_median_seconds": {
+                    key: stats.rounded(stats.median([p[key] for p in phases]))
+                    for key in (phases[0] if phases else {})
+                },
+            }
+        },
     }
 
 

@@ -30,8 +30,9 @@ def free_port() -> int:
 
 def cmdline(pid: int) -> str:
     try:
-        return (PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(
-            errors="replace")
+        return (
+            (PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
     except OSError:
         return ""
 
@@ -58,8 +59,13 @@ class Service:
         self.log_path = log_dir / f"{name}.log" if log_dir else None
         self._log = self.log_path.open("w") if self.log_path else None
         self.process = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=self._log,
-            stderr=subprocess.STDOUT if self._log else None, start_new_session=True)
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT if self._log else None,
+            start_new_session=True,
+        )
         _started.append(self)
 
     @property
@@ -79,14 +85,15 @@ class Service:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():
-                raise RuntimeError(f"{self.name} exited (rc {self.process.returncode}) "
-                                   f"before {what}:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"{self.name} exited (rc {self.process.returncode}) "
+                    f"before {what}:\n{self.log_tail()}"
+                )
             with contextlib.suppress(Exception):
                 if condition():
                     return
             time.sleep(0.1)
-        raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}:\n"
-                           f"{self.log_tail()}")
+        raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}:\n{self.log_tail()}")
 
     def remember_children(self) -> None:
         self.known_children = set(descendants(self.pid))

@@ -25,9 +25,12 @@ def static_inventory(hosts: int, python: str = "{{ ansible_playbook_python }}") 
     """Local-connection hosts, as the portal's inventory builder writes them."""
     lines = ["all:", "  hosts:"]
     for i in range(1, hosts + 1):
-        lines += [f"    bench-{i:02d}:", "      ansible_host: 127.0.0.1",
-                  "      ansible_connection: local",
-                  f"      ansible_python_interpreter: '{python}'"]
+        lines += [
+            f"    bench-{i:02d}:",
+            "      ansible_host: 127.0.0.1",
+            "      ansible_connection: local",
+            f"      ansible_python_interpreter: '{python}'",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -46,14 +49,22 @@ def record(out: Path = EVENTS_FILE, playbook: str = "tasks50.yml", hosts: int = 
         (work / "inventory" / "hosts.yml").write_text(static_inventory(hosts))
         (work / "ansible.cfg").write_text(
             "[defaults]\nhost_key_checking = False\nretry_files_enabled = False\n"
-            f"interpreter_python = auto_silent\nforks = {hosts}\nlocal_tmp = {work / 'tmp'}\n")
+            f"interpreter_python = auto_silent\nforks = {hosts}\nlocal_tmp = {work / 'tmp'}\n"
+        )
         result = ansible_runner.run(
-            private_data_dir=str(work), playbook=str(PLAYBOOKS / playbook),
-            inventory=str(work / "inventory" / "hosts.yml"), quiet=True, ident="run",
-            envvars={"ANSIBLE_CONFIG": str(work / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-                     "ANSIBLE_HOME": str(work / "ansible-home"),
-                     "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"},
-            event_handler=handler, suppress_env_files=True,
+            private_data_dir=str(work),
+            playbook=str(PLAYBOOKS / playbook),
+            inventory=str(work / "inventory" / "hosts.yml"),
+            quiet=True,
+            ident="run",
+            envvars={
+                "ANSIBLE_CONFIG": str(work / "ansible.cfg"),
+                "ANSIBLE_NOCOLOR": "1",
+                "ANSIBLE_HOME": str(work / "ansible-home"),
+                "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+            },
+            event_handler=handler,
+            suppress_env_files=True,
             settings={"suppress_ansible_output": True, "pexpect_timeout": 0.2},
         )
         if result.status != "successful":

@@ -23,9 +23,23 @@ HEAVY_HOSTS = 20
 BIN = Path(sys.executable).parent
 
 # Portal settings the bench decides; an inherited value would change what is measured.
-_INHERITED_OUT = ("DATABASE_", "CELERY_", "JOB_", "WORKER_", "WEB_", "PORTAL_", "PLAYBOOKS_DIR",
-                  "ROLES_DIR", "STATIC_ROOT", "SECRET_KEY", "FIELD_ENCRYPTION_KEY", "DEBUG",
-                  "LOG_", "API_PAGE_SIZE", "DJANGO_SETTINGS_MODULE")
+_INHERITED_OUT = (
+    "DATABASE_",
+    "CELERY_",
+    "JOB_",
+    "WORKER_",
+    "WEB_",
+    "PORTAL_",
+    "PLAYBOOKS_DIR",
+    "ROLES_DIR",
+    "STATIC_ROOT",
+    "SECRET_KEY",
+    "FIELD_ENCRYPTION_KEY",
+    "DEBUG",
+    "LOG_",
+    "API_PAGE_SIZE",
+    "DJANGO_SETTINGS_MODULE",
+)
 
 
 def stack_env(kind: str, work: Path) -> dict:
@@ -33,23 +47,25 @@ def stack_env(kind: str, work: Path) -> dict:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_OUT)}
     queue = f"bench-{uuid.uuid4().hex[:8]}"
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "DEBUG": "false",
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "PORTAL_VAR_DIR": str(work / "var"),
-        "STATIC_ROOT": str(work / "static"),
-        "PLAYBOOKS_DIR": str(PLAYBOOKS),
-        "JOBS_WORK_DIR": str(work / "jobs"),
-        "CELERY_DEFAULT_QUEUE": queue,
-        "JOB_FORKS": str(HEAVY_HOSTS),
-        "JOB_TIMEOUT": "300",
-        "LOG_LEVEL": "info",
-        "PYTHONUNBUFFERED": "1",
-        "BENCH_STACK": kind,
-        "BENCH_WORK": str(work),
-    })
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "DEBUG": "false",
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+            "PORTAL_VAR_DIR": str(work / "var"),
+            "STATIC_ROOT": str(work / "static"),
+            "PLAYBOOKS_DIR": str(PLAYBOOKS),
+            "JOBS_WORK_DIR": str(work / "jobs"),
+            "CELERY_DEFAULT_QUEUE": queue,
+            "JOB_FORKS": str(HEAVY_HOSTS),
+            "JOB_TIMEOUT": "300",
+            "LOG_LEVEL": "info",
+            "PYTHONUNBUFFERED": "1",
+            "BENCH_STACK": kind,
+            "BENCH_WORK": str(work),
+        }
+    )
     if kind == "postgres":
         env["DATABASE_URL"] = f"{PG_SERVER}/{PG_DATABASE}"
         env["CELERY_BROKER_URL"] = REDIS_URL
@@ -105,14 +121,25 @@ def create_fixtures() -> Fixtures:
     dispatch_queue, parked_queue = f"{default_queue}-dispatch", f"{default_queue}-parked"
 
     def node(name, queue=""):
-        Node.objects.create(name=name, address="127.0.0.1", connection=Connection.LOCAL,
-                            purpose=NodePurpose.WORKSPACE_HOST, queue=queue)
+        Node.objects.create(
+            name=name,
+            address="127.0.0.1",
+            connection=Connection.LOCAL,
+            purpose=NodePurpose.WORKSPACE_HOST,
+            queue=queue,
+        )
         return name
 
     heavy = [node(f"bench-{i:02d}") for i in range(1, HEAVY_HOSTS + 1)]
-    return Fixtures(token, heavy, node("bench-dispatch", dispatch_queue),
-                    node("bench-parked", parked_queue), default_queue, dispatch_queue,
-                    parked_queue)
+    return Fixtures(
+        token,
+        heavy,
+        node("bench-dispatch", dispatch_queue),
+        node("bench-parked", parked_queue),
+        default_queue,
+        dispatch_queue,
+        parked_queue,
+    )
 
 
 GUNICORN_CONF = ROOT / "portal" / "deploy" / "gunicorn.conf.py"
@@ -121,9 +148,21 @@ GUNICORN_CONF = ROOT / "portal" / "deploy" / "gunicorn.conf.py"
 def start_web(env: dict, log_dir: Path) -> tuple[Service, int]:
     """gunicorn with the production configuration file, on a free loopback port."""
     port = free_port()
-    web = Service("web", [str(BIN / "gunicorn"), "-c", str(GUNICORN_CONF), "portal.wsgi",
-                          "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
-                  env, log_dir)
+    web = Service(
+        "web",
+        [
+            str(BIN / "gunicorn"),
+            "-c",
+            str(GUNICORN_CONF),
+            "portal.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        env,
+        log_dir,
+    )
     return web, port
 
 
@@ -150,14 +189,36 @@ def wait_web(web: Service, port: int, timeout: float = 60) -> None:
 
 
 def start_worker(env: dict, log_dir: Path, name: str, queue: str, concurrency: int) -> Service:
-    return Service(name, [sys.executable, "-m", "celery", "-A", "portal", "worker",
-                          "--queues", queue, "--concurrency", str(concurrency),
-                          "--hostname", f"{name}@%h", "--loglevel", "info",
-                          "--without-gossip", "--without-mingle", "--without-heartbeat"],
-                   env, log_dir)
+    return Service(
+        name,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "--queues",
+            queue,
+            "--concurrency",
+            str(concurrency),
+            "--hostname",
+            f"{name}@%h",
+            "--loglevel",
+            "info",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        env,
+        log_dir,
+    )
 
 
 def wait_worker(worker: Service, timeout: float = 60) -> None:
-    worker.wait_for(lambda: "ready." in worker.log_path.read_text(errors="replace"), timeout,
-                    f"{worker.name} to be ready")
+    worker.wait_for(
+        lambda: "ready." in worker.log_path.read_text(errors="replace"),
+        timeout,
+        f"{worker.name} to be ready",
+    )
     worker.remember_children()  # the pool processes

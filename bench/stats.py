@@ -21,8 +21,13 @@ def summary(values) -> dict:
     values = [v for v in values if v is not None]
     if not values:
         return {"n": 0}
-    return {"n": len(values), "min": round(min(values), 4), "median": round(median(values), 4),
-            "p95": round(percentile(values, 95), 4), "max": round(max(values), 4)}
+    return {
+        "n": len(values),
+        "min": round(min(values), 4),
+        "median": round(median(values), 4),
+        "p95": round(percentile(values, 95), 4),
+        "max": round(max(values), 4),
+    }
 
 
 def rounded(value, digits=3):

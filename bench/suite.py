@@ -19,15 +19,28 @@ from bench.context import Context, OutOfTime, WorkerDied
 
 DISPATCH_CONCURRENCY = 4
 # The engine's figures first, the lab and workspace figures (one test host each) last.
-ORDER = ("event_ingest_rate", "launch_rate", "event_lag_p95", "dispatch_latency_p95",
-         "job_overhead_ratio", "lab_assign_to_active_p50", "workspace_batch_speedup")
+ORDER = (
+    "event_ingest_rate",
+    "launch_rate",
+    "event_lag_p95",
+    "dispatch_latency_p95",
+    "job_overhead_ratio",
+    "lab_assign_to_active_p50",
+    "workspace_batch_speedup",
+)
 # About what each figure takes in a full run on a 2-core machine, seconds (the workspace
 # figure's fixed part, warm-up + batch, is most of it and cannot shrink). Each figure gets
 # this share of the time left and repeats only while its share lasts (Context.another): on
 # a slower machine every figure is measured with fewer repetitions, none is left out.
-WEIGHTS = {"event_ingest_rate": 10, "launch_rate": 15, "event_lag_p95": 60,
-           "dispatch_latency_p95": 90, "job_overhead_ratio": 150,
-           "lab_assign_to_active_p50": 30, "workspace_batch_speedup": 300}
+WEIGHTS = {
+    "event_ingest_rate": 10,
+    "launch_rate": 15,
+    "event_lag_p95": 60,
+    "dispatch_latency_p95": 90,
+    "job_overhead_ratio": 150,
+    "lab_assign_to_active_p50": 30,
+    "workspace_batch_speedup": 300,
+}
 
 
 def log(message: str) -> None:
@@ -40,28 +53,39 @@ def _measure(name: str, ctx: Context) -> dict:
     quick = ctx.quick
     if name == "event_ingest_rate":
         from bench import ingest
+
         return ingest.measure(ctx, runs=3 if quick else 7)
     if name == "launch_rate":
         from bench import launches
+
         return launches.measure(ctx, rounds=2 if quick else 3)
     if name == "dispatch_latency_p95":
         from bench import dispatch
+
         full = ctx.stack == "postgres" and not quick  # the embedded default: a comparison
-        return dispatch.measure(ctx, launches=200 if full else 20, rounds=4 if full else 2,
-                                concurrency=DISPATCH_CONCURRENCY)
+        return dispatch.measure(
+            ctx,
+            launches=200 if full else 20,
+            rounds=4 if full else 2,
+            concurrency=DISPATCH_CONCURRENCY,
+        )
     if name == "job_overhead_ratio":
         from bench import overhead
+
         # The embedded default's ratio is a comparison: one pair is enough when time is short.
         pairs = 2 if quick else (7 if ctx.stack == "postgres" else 2)
         return overhead.measure(ctx, pairs=pairs, minimum=2 if ctx.stack == "postgres" else 1)
     if name == "event_lag_p95":
         from bench import lag
+
         return lag.measure(ctx, light_runs=2 if quick else 3, heavy_runs=1 if quick else 2)
     if name == "workspace_batch_speedup":
         from bench import workspaces
+
         return workspaces.measure(ctx, count=20 if quick else 100, singles=2 if quick else 4)
     if name == "lab_assign_to_active_p50":
         from bench import labs
+
         return labs.measure(ctx, assignments=5 if quick else 10)
     raise ValueError(f"unknown figure {name}")
 
@@ -85,6 +109,7 @@ def setup(figures: list[str], budget_end: float, quick: bool) -> Context:
     call_command("migrate", verbosity=0, interactive=False)
     fixtures = stack.create_fixtures()
     from django.db import connection
+
     connection.close()  # the services fork nothing from us, but keep the bench's use fresh
 
     services = {}
@@ -93,13 +118,22 @@ def setup(figures: list[str], budget_end: float, quick: bool) -> Context:
     services["worker"] = stack.start_worker(env, log_dir, "worker", fixtures.default_queue, 1)
     if "dispatch_latency_p95" in figures:
         services["dispatch-worker"] = stack.start_worker(
-            env, log_dir, "dispatch-worker", fixtures.dispatch_queue, DISPATCH_CONCURRENCY)
+            env, log_dir, "dispatch-worker", fixtures.dispatch_queue, DISPATCH_CONCURRENCY
+        )
     stack.wait_web(web, port)
     for name, service in services.items():
         if name != "web":
             stack.wait_worker(service)
-    return Context(stack=env["BENCH_STACK"], env=env, work=work, fixtures=fixtures, port=port,
-                   deadline=budget_end, services=services, quick=quick)
+    return Context(
+        stack=env["BENCH_STACK"],
+        env=env,
+        work=work,
+        fixtures=fixtures,
+        port=port,
+        deadline=budget_end,
+        services=services,
+        quick=quick,
+    )
 
 
 def main(argv=None) -> int:

@@ -28,21 +28,35 @@ BATCH_SECONDS_EACH = 1.25  # a batched workspace: 0.95 s measured, 1.22 s on a s
 def _node(host, key_path):
     from portal.nodes.models import Credential, Node
 
-    credential = Credential.objects.create(name=f"bench-ws-{host.name}", kind="ssh_key",
-                                           secret=Path(key_path).read_text())
+    credential = Credential.objects.create(
+        name=f"bench-ws-{host.name}", kind="ssh_key", secret=Path(key_path).read_text()
+    )
     return Node.objects.create(
-        name=f"bench-ws-{host.name}", address=host.address, ssh_port=host.ssh_port,
+        name=f"bench-ws-{host.name}",
+        address=host.address,
+        ssh_port=host.ssh_port,
         ssh_user="root",
-        purpose="workspace_host", credential=credential, queue=QUEUE,
-        workspace_root="/srv/workspaces", workspace_quota_backend="btrfs",
-        workspace_port_start=8001, workspace_port_end=8300)
+        purpose="workspace_host",
+        credential=credential,
+        queue=QUEUE,
+        workspace_root="/srv/workspaces",
+        workspace_quota_backend="btrfs",
+        workspace_port_start=8001,
+        workspace_port_end=8300,
+    )
 
 
 def _customer(count: int):
     from portal.accounts.models import Customer, Membership, Plan
 
-    plan = Plan.objects.create(tier="bench-ws", name="Bench", workspace_limit=count + 50,
-                               disk_quota_gb=1, cpu_limit=1, memory_limit_mb=512)
+    plan = Plan.objects.create(
+        tier="bench-ws",
+        name="Bench",
+        workspace_limit=count + 50,
+        disk_quota_gb=1,
+        cpu_limit=1,
+        memory_limit_mb=512,
+    )
     customer = Customer.objects.create(name="Bench", email="bench-ws@example.com", plan=plan)
     from django.contrib.auth import get_user_model
 
@@ -59,7 +73,8 @@ def _wait_settled(ids: list[int], ctx: Context, timeout: float) -> dict:
         statuses = dict(Workspace.objects.filter(pk__in=ids).values_list("pk", "status"))
         if all(status in ("running", "failed", "deleted") for status in statuses.values()):
             failed = Workspace.objects.filter(pk__in=ids, status="failed").values_list(
-                "slug", "status_reason")[:3]
+                "slug", "status_reason"
+            )[:3]
             if failed:
                 raise RuntimeError(f"workspaces failed: {list(failed)}")
             return statuses
@@ -123,12 +138,16 @@ def measure(ctx: Context, count: int = 100, singles: int = 5) -> dict:
     serial = stats.median(one_each) * count
     return {
         "figures": {"workspace_batch_speedup": (round(serial / batched, 2), "x")},
-        "details": {"workspace_batch_speedup": {
-            "method": f"{count} creates committed together -> one workspace_create.yml run, "
-                      f"until all running; vs median of sequential single-workspace runs x "
-                      f"{count} (SSH to one nspawn test host, btrfs quotas, real code-server)",
-            "count": count, "batched_s": round(batched, 2),
-            "single_s": stats.summary(one_each), "serial_estimate_s": round(serial, 1),
-            "per_workspace_batched_s": round(batched / count, 3)}},
+        "details": {
+            "workspace_batch_speedup": {
+                "method": f"{count} creates committed together -> one workspace_create.yml run, "
+                f"until all running; vs median of sequential single-workspace runs x "
+                f"{count} (SSH to one nspawn test host, btrfs quotas, real code-server)",
+                "count": count,
+                "batched_s": round(batched, 2),
+                "single_s": stats.summary(one_each),
+                "serial_estimate_s": round(serial, 1),
+                "per_workspace_batched_s": round(batched / count, 3),
+            }
+        },
     }
-

@@ -53,8 +53,10 @@ def ensure_django() -> None:
     else:
         return
     if os.environ.get(REEXEC_MARK) or not VENV_PYTHON.exists():
-        fail(f"Django is not importable by {sys.executable} and {VENV_PYTHON} cannot help "
-             "(run `make venv`, or run this script with the project's python)")
+        fail(
+            f"Django is not importable by {sys.executable} and {VENV_PYTHON} cannot help "
+            "(run `make venv`, or run this script with the project's python)"
+        )
     os.environ[REEXEC_MARK] = "1"
     os.execv(VENV_PYTHON, [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])  # noqa: S606
 
@@ -82,9 +84,11 @@ def environment_hint() -> str:
     """An operator's shell often lacks the portal's environment: say what it needs."""
     if "DEBUG" in os.environ:
         return ""
-    return ("; this shell lacks the portal's environment (DEBUG is unset): "
-            "for the `make run` demo `export DEBUG=true`, in production the portal's "
-            "own variables (see inventory/README.md)")
+    return (
+        "; this shell lacks the portal's environment (DEBUG is unset): "
+        "for the `make run` demo `export DEBUG=true`, in production the portal's "
+        "own variables (see inventory/README.md)"
+    )
 
 
 def inventory_data(host: str | None) -> dict:
@@ -118,8 +122,10 @@ def main(argv: list[str] | None = None) -> None:
         try:
             data = inventory_data(None if args.list else args.host)
         except DatabaseError as exc:
-            fail(f"cannot read nodes from the database: {first_line(exc)} "
-                 "(is DATABASE_URL right and the database migrated?)")
+            fail(
+                f"cannot read nodes from the database: {first_line(exc)} "
+                "(is DATABASE_URL right and the database migrated?)"
+            )
         except InventoryError as exc:
             fail(str(exc))
     except SystemExit:

@@ -63,14 +63,14 @@ class Env(environ.Env):
 
     def __init__(self, environ_: Mapping[str, str] | None = None):
         super().__init__()
-        self.ENVIRON = FileAwareMapping(os.environ if environ_ is None else environ_,
-                                        cache=False)
+        self.ENVIRON = FileAwareMapping(os.environ if environ_ is None else environ_, cache=False)
 
     def is_set(self, var: str) -> bool:
         return bool(self.ENVIRON.env.get(var) or self.ENVIRON.env.get(f"{var}_FILE"))
 
-    def get_value(self, var: str, cast: Any = None, default: Any = NOTSET,
-                  parse_default: bool = False) -> Any:
+    def get_value(
+        self, var: str, cast: Any = None, default: Any = NOTSET, parse_default: bool = False
+    ) -> Any:
         """django-environ's lookup, with errors that name the variable and no proxies."""
         try:
             value = self.ENVIRON[var]
@@ -129,8 +129,12 @@ class Env(environ.Env):
             raise ConfigError(f"{var}: expected one of {', '.join(choices)}, got {value!r}")
         return value
 
-    def db_url(self, var: str = environ.Env.DEFAULT_DATABASE_ENV, default: Any = NOTSET,
-               engine: str | None = None) -> dict:
+    def db_url(
+        self,
+        var: str = environ.Env.DEFAULT_DATABASE_ENV,
+        default: Any = NOTSET,
+        engine: str | None = None,
+    ) -> dict:
         url = self.str(var, default)
         scheme = url.partition("://")[0]
         if scheme not in SUPPORTED_DATABASES:
@@ -148,8 +152,12 @@ class Env(environ.Env):
 
     db = db_url
 
-    def email_url(self, var: str = environ.Env.DEFAULT_EMAIL_ENV, default: Any = NOTSET,
-                  backend: str | None = None) -> dict:
+    def email_url(
+        self,
+        var: str = environ.Env.DEFAULT_EMAIL_ENV,
+        default: Any = NOTSET,
+        backend: str | None = None,
+    ) -> dict:
         url = self.str(var, default)
         try:
             return self.email_url_config(url, backend=backend)

@@ -43,8 +43,7 @@ FIELD_ENCRYPTION_KEYS = env.fernet_keys(
     "FIELD_ENCRYPTION_KEY", fallback_file=VAR_DIR / "field_encryption_key" if DEBUG else None
 )
 
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS",
-                         default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SECURE_COOKIES = env.bool("SECURE_COOKIES", default=False)
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES
@@ -194,8 +193,11 @@ CELERY_BEAT_SCHEDULE = {
     "jobs-reap-lost": {"task": "jobs.reap_lost", "schedule": 10.0},
     "labs-tick": {"task": "labs.tick", "schedule": 10.0},
     "workspaces-tick": {"task": "workspaces.tick", "schedule": 5.0},
-    "monitoring-liveness": {"task": "monitoring.evaluate_liveness", "schedule": 2.0,
-                            "options": {"expires": 10}},
+    "monitoring-liveness": {
+        "task": "monitoring.evaluate_liveness",
+        "schedule": 2.0,
+        "options": {"expires": 10},
+    },
     "monitoring-rollup": {"task": "monitoring.rollup_and_prune", "schedule": 60.0},
 }
 
@@ -283,8 +285,12 @@ JOB_SSH_SHARE_SECONDS = env.int("JOB_SSH_SHARE_SECONDS", 300, minimum=0)
 JOB_POLL_SECONDS = env.float("JOB_POLL_SECONDS", 0.2)
 JOB_STREAM_POLL_SECONDS = env.float("JOB_STREAM_POLL_SECONDS", 0.1)
 JOB_STREAM_MAX_SECONDS = env.int("JOB_STREAM_MAX_SECONDS", 3600, minimum=1)
-JOB_PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
-                     "interval_max": 0.5}
+JOB_PUBLISH_RETRY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 
 # --- email and invitations ----------------------------------------------------------------
 

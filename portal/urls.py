@@ -16,8 +16,11 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("me/", me_view, name="me"),
     path("traefik/config", traefik_config_view, name="traefik-config"),
     # DRF's token view names its own parsers; use the bounded ones like every other view.
-    path("auth/token/", ObtainTokenView.as_view(parser_classes=api_settings.DEFAULT_PARSER_CLASSES),
-         name="token"),
+    path(
+        "auth/token/",
+        ObtainTokenView.as_view(parser_classes=api_settings.DEFAULT_PARSER_CLASSES),
+        name="token",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", docs_view(url_name="api:schema"), name="docs"),
     path("", include("portal.monitoring.api.urls")),

@@ -14,11 +14,18 @@ from django.db import connections
 from playwright.sync_api import sync_playwright
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 PASSWORD = "pw-for-tests-1"  # tests.factories.UserFactory's
 needs_chromium = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason=f"no chromium at {CHROMIUM} (`make test` installs it)")
+    not Path(CHROMIUM).exists(), reason=f"no chromium at {CHROMIUM} (`make test` installs it)"
+)
 
 
 @contextlib.contextmanager
@@ -29,8 +36,14 @@ def open_page(base_url: str):
         context.set_default_timeout(15_000)
         page = context.new_page()
         problems: list[str] = []
-        page.on("console", lambda message: problems.append(message.text) if (
-            "Content Security Policy" in message.text) else None)
+        page.on(
+            "console",
+            lambda message: (
+                problems.append(message.text)
+                if ("Content Security Policy" in message.text)
+                else None
+            ),
+        )
         page.on("pageerror", lambda error: problems.append(str(error)))
         try:
             yield page, problems

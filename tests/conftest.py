@@ -43,6 +43,7 @@ def user_api(db):
         client = _client()
         client.force_authenticate(user or UserFactory())
         return client
+
     return make
 
 

@@ -15,7 +15,8 @@ from portal.nodes.models import Credential, Node
 def make_private_key() -> str:
     key = ed25519.Ed25519PrivateKey.generate()
     return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
         serialization.NoEncryption(),
     ).decode()
 

@@ -26,7 +26,7 @@ def playbook_span(names: list[str]) -> list[str]:
     callback (a warning before the callback loads, say) reaches the sink from the terminal as
     a ``verbose`` event, numbered in arrival order among the callback's events."""
     kept = [i for i, name in enumerate(names) if name != "verbose"]
-    return names[kept[0]:kept[-1] + 1] if kept else []
+    return names[kept[0] : kept[-1] + 1] if kept else []
 
 
 class InlineWorker:
@@ -82,8 +82,10 @@ class BrokerStub:
 
     def published(self) -> list[tuple[str, list]]:
         """(task name, arguments) of every publication, in order."""
-        return [(call.args[0].name, list(call.kwargs.get("args") or []))
-                for call in self.publish.call_args_list]
+        return [
+            (call.args[0].name, list(call.kwargs.get("args") or []))
+            for call in self.publish.call_args_list
+        ]
 
 
 @contextmanager

@@ -22,33 +22,80 @@ pytestmark = pytest.mark.django_db
 def admin_client_with_data(admin_client):
     MembershipFactory(customer=CustomerFactory())
     node = NodeFactory(group=NodeGroup.objects.create(name="site-a"))
-    job = Job.objects.create(playbook="ping.yml", action="jobs.adhoc", queue="default",
-                             timeout=60, idle_timeout=60, status="failed", rc=2)
+    job = Job.objects.create(
+        playbook="ping.yml",
+        action="jobs.adhoc",
+        queue="default",
+        timeout=60,
+        idle_timeout=60,
+        status="failed",
+        rc=2,
+    )
     job.nodes.add(node)
-    JobEvent.objects.create(job=job, counter=1, event="runner_on_failed", host=node.name,
-                            task="Ping", failed=True, stdout="fatal: [x]", created=job.created_at)
-    lab = Lab.objects.create(name="Intro", server=node, provision_script_path="/p.sh",
-                             cleanup_script_path="/c.sh")
-    LabSession.objects.create(user=UserFactory(), lab=lab, namespace="user-1-abcd",
-                              access_expiry=timezone.now() + timedelta(hours=1), token_hash="x")
+    JobEvent.objects.create(
+        job=job,
+        counter=1,
+        event="runner_on_failed",
+        host=node.name,
+        task="Ping",
+        failed=True,
+        stdout="fatal: [x]",
+        created=job.created_at,
+    )
+    lab = Lab.objects.create(
+        name="Intro", server=node, provision_script_path="/p.sh", cleanup_script_path="/c.sh"
+    )
+    LabSession.objects.create(
+        user=UserFactory(),
+        lab=lab,
+        namespace="user-1-abcd",
+        access_expiry=timezone.now() + timedelta(hours=1),
+        token_hash="x",
+    )
     membership = MembershipFactory()
     workspace = Workspace.objects.create(
-        customer=membership.customer, owner=membership.user, name="IDE", slug="ide",
-        node=node, port=8001, linux_username="ws-ide", password="x" * 24, disk_quota_gb=10,
-        cpu_limit=1, memory_limit_mb=2048, status="running")
+        customer=membership.customer,
+        owner=membership.user,
+        name="IDE",
+        slug="ide",
+        node=node,
+        port=8001,
+        linux_username="ws-ide",
+        password="x" * 24,
+        disk_quota_gb=10,
+        cpu_limit=1,
+        memory_limit_mb=2048,
+        status="running",
+    )
     WorkspaceEvent.objects.create(workspace=workspace, to_status="running", job=job)
-    CapacityRefusal.objects.create(code="no_capacity", scope="site-a",
-                                   message="no free port on site-a",
-                                   customer=membership.customer)
+    CapacityRefusal.objects.create(
+        code="no_capacity",
+        scope="site-a",
+        message="no free port on site-a",
+        customer=membership.customer,
+    )
     Group.objects.get_or_create(name="operators")
-    Invitation.objects.create(customer=membership.customer, email="invited@example.com",
-                              token_hash="0" * 64, expires_at=timezone.now() + timedelta(days=1),
-                              invited_by=membership.user)
+    Invitation.objects.create(
+        customer=membership.customer,
+        email="invited@example.com",
+        token_hash="0" * 64,
+        expires_at=timezone.now() + timedelta(days=1),
+        invited_by=membership.user,
+    )
     return admin_client
 
 
-PORTAL_APPS = {"accounts", "nodes", "jobs", "workspaces", "labs", "fleet", "catalogue",
-               "clusters", "auth"}
+PORTAL_APPS = {
+    "accounts",
+    "nodes",
+    "jobs",
+    "workspaces",
+    "labs",
+    "fleet",
+    "catalogue",
+    "clusters",
+    "auth",
+}
 
 
 def _registered():
@@ -60,8 +107,11 @@ def _portal_models():
 
 
 def _model_admin(app, model):
-    return next(model_admin for model_class, model_admin in admin.site._registry.items()
-                if (model_class._meta.app_label, model_class._meta.model_name) == (app, model))
+    return next(
+        model_admin
+        for model_class, model_admin in admin.site._registry.items()
+        if (model_class._meta.app_label, model_class._meta.model_name) == (app, model)
+    )
 
 
 @pytest.mark.parametrize(("app", "model"), _registered())
@@ -104,10 +154,17 @@ def test_admin_duplicate_customer_email_is_a_form_error(admin_client):
     CustomerFactory(email="dup@example.com")
     from portal.accounts.models import Plan
 
-    response = admin_client.post(reverse("admin:accounts_customer_add"), {
-        "name": "Dup", "email": "DUP@example.com", "plan": Plan.objects.first().pk,
-        "billing_status": "active", "monthly_fee": "0",
-        "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0",
-    })
+    response = admin_client.post(
+        reverse("admin:accounts_customer_add"),
+        {
+            "name": "Dup",
+            "email": "DUP@example.com",
+            "plan": Plan.objects.first().pk,
+            "billing_status": "active",
+            "monthly_fee": "0",
+            "memberships-TOTAL_FORMS": "0",
+            "memberships-INITIAL_FORMS": "0",
+        },
+    )
     assert response.status_code == 200
     assert "already exists" in response.content.decode()

@@ -41,8 +41,12 @@ def token(db, keep_test_connection):
 
 
 @schema.parametrize()
-@settings(max_examples=15, deadline=None, derandomize=True, database=None,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 def test_no_server_errors(case, token):
-    case.call_and_validate(headers={"Authorization": f"Token {token}"},
-                           checks=[not_a_server_error])
+    case.call_and_validate(headers={"Authorization": f"Token {token}"}, checks=[not_a_server_error])

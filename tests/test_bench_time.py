@@ -11,8 +11,9 @@ from bench.suite import ORDER, WEIGHTS, share
 
 def context(seconds_left: float, share_left: float) -> Context:
     now = time.monotonic()
-    ctx = Context(stack="postgres", env={}, work=None, fixtures=None, port=0,
-                  deadline=now + seconds_left)
+    ctx = Context(
+        stack="postgres", env={}, work=None, fixtures=None, port=0, deadline=now + seconds_left
+    )
     ctx.figure_end = now + share_left
     return ctx
 

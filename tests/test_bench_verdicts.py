@@ -6,7 +6,11 @@ from bench.__main__ import judge, split_skipped
 
 def test_a_figure_is_judged_against_its_target():
     assert judge("job_overhead_ratio", (1.12, "x")) == {
-        "value": 1.12, "unit": "x", "target": "<= 1.1", "met": False}
+        "value": 1.12,
+        "unit": "x",
+        "target": "<= 1.1",
+        "met": False,
+    }
     assert judge("launch_rate", (250.0, "/s"))["met"] is True
 
 
@@ -21,10 +25,12 @@ def test_the_embedded_defaults_figures_are_reported_without_a_verdict():
 
 
 def test_a_comparison_that_did_not_fit_in_time_is_skipped_not_failed():
-    errors = {"job_overhead_ratio_sqlite": "out of time: 3s left, 39s needed",
-              "suite_sqlite": "no time left",
-              "dispatch_latency_p95_sqlite": "RuntimeError: worker died",
-              "workspace_batch_speedup": "out of time: 3s left, 30s needed"}
+    errors = {
+        "job_overhead_ratio_sqlite": "out of time: 3s left, 39s needed",
+        "suite_sqlite": "no time left",
+        "dispatch_latency_p95_sqlite": "RuntimeError: worker died",
+        "workspace_batch_speedup": "out of time: 3s left, 30s needed",
+    }
     failed, skipped = split_skipped(errors)
     assert set(skipped) == {"job_overhead_ratio_sqlite", "suite_sqlite"}
     assert set(failed) == {"dispatch_latency_p95_sqlite", "workspace_batch_speedup"}

@@ -14,8 +14,10 @@ def test_records_every_task_published_and_sends_nothing(broker):
 
 
 def test_a_broker_that_is_down_raises_and_stubs_nest(broker):
-    with stubbed_broker(side_effect=ConnectionError("broker down")) as down, \
-            pytest.raises(ConnectionError):
+    with (
+        stubbed_broker(side_effect=ConnectionError("broker down")) as down,
+        pytest.raises(ConnectionError),
+    ):
         run_job.apply_async(args=[1, "sig"])
     assert down.published() == [("jobs.run", [1, "sig"])]
     run_job.apply_async(args=[2, "sig"])  # the outer stub is back

@@ -30,16 +30,28 @@ def test_every_choice_set_has_one_stable_name():
     schema = SchemaGenerator().get_schema(request=None, public=True)
     text = yaml.safe_dump(schema)
     components = schema["components"]["schemas"]
-    enums = {name: tuple(body["enum"]) for name, body in components.items()
-             if name.endswith("Enum") and name not in ("BlankEnum", "NullEnum")}
+    enums = {
+        name: tuple(body["enum"])
+        for name, body in components.items()
+        if name.endswith("Enum") and name not in ("BlankEnum", "NullEnum")
+    }
     assert not re.search(r"[A-Za-z]\d+Enum\b", text), "a generated (hashed) enum name"
     assert set(enums) == set(settings.SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]), (
-        "every choice set is named once in ENUM_NAME_OVERRIDES")
+        "every choice set is named once in ENUM_NAME_OVERRIDES"
+    )
     assert len(set(enums.values())) == len(enums), "one choice set under several names"
 
 
-INTERNAL = ("For DRF views", "queryset", "Serializer", "Mixin", "read_only_fields",
-            "``", "the create action", "checked here")
+INTERNAL = (
+    "For DRF views",
+    "queryset",
+    "Serializer",
+    "Mixin",
+    "read_only_fields",
+    "``",
+    "the create action",
+    "checked here",
+)
 
 
 def _schema():

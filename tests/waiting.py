@@ -10,9 +10,14 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.1,
-             message: str | Callable[[], str] = "the condition", *,
-             ignoring: tuple[type[BaseException], ...] = ()) -> T:
+def wait_for(
+    predicate: Callable[[], T],
+    timeout: float = 30.0,
+    interval: float = 0.1,
+    message: str | Callable[[], str] = "the condition",
+    *,
+    ignoring: tuple[type[BaseException], ...] = (),
+) -> T:
     """Call ``predicate`` every ``interval`` seconds until it returns something truthy, and
     return that. After ``timeout`` seconds, raise ``AssertionError`` naming ``message`` (a
     callable is asked then, e.g. for a log's tail). Exceptions of the ``ignoring`` types count
@@ -29,8 +34,9 @@ def wait_for(predicate: Callable[[], T], timeout: float = 30.0, interval: float 
                 return result
         if time.monotonic() >= deadline:
             what = message() if callable(message) else message
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}") \
-                from last_error
+            raise AssertionError(
+                f"timed out after {timeout:g} s waiting for {what}"
+            ) from last_error
         time.sleep(interval)
 
 

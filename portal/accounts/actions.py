@@ -32,8 +32,9 @@ def normalise_email(email: str) -> str:
 
 def check_customer_email_free(email: str, exclude_pk=None) -> None:
     if selectors.customer_email_taken(normalise_email(email), exclude_pk=exclude_pk):
-        raise PortalError("A customer with this email already exists.", field="email",
-                          code="unique")
+        raise PortalError(
+            "A customer with this email already exists.", field="email", code="unique"
+        )
 
 
 @transaction.atomic
@@ -78,8 +79,9 @@ def do_remove_member(membership: Membership) -> None:
 def do_create_user(username: str, email: str = "", password: str | None = None, **extra):
     if selectors.username_taken(username):
         raise Conflict(f"User {username!r} already exists.", field="username")
-    return get_user_model().objects.create_user(username=username, email=email,
-                                                password=password, **extra)
+    return get_user_model().objects.create_user(
+        username=username, email=email, password=password, **extra
+    )
 
 
 # --- invitations --------------------------------------------------------------------------
@@ -89,8 +91,10 @@ def do_create_user(username: str, email: str = "", password: str | None = None, 
 # themselves; otherwise by creating an account. Nothing here tells the inviter whether the
 # address has an account: the invitation, the email and the answers are the same either way.
 
-INVALID_INVITATION = ("This invitation is not valid: it may have expired, been revoked or "
-                      "already been used. Ask for a new one.")
+INVALID_INVITATION = (
+    "This invitation is not valid: it may have expired, been revoked or "
+    "already been used. Ask for a new one."
+)
 USERNAME_UNAVAILABLE = "This username is not available; choose another."
 
 
@@ -115,14 +119,21 @@ def check_can_invite(user, customer_id: int) -> Customer:
     customer's id and an unknown id get the same answer."""
     customer = selectors.owned_customer(user, customer_id)
     if customer is None:
-        raise PortalError(f"No customer {customer_id} that you own.", field="customer",
-                          code="does_not_exist")
+        raise PortalError(
+            f"No customer {customer_id} that you own.", field="customer", code="does_not_exist"
+        )
     return customer
 
 
 @transaction.atomic
-def do_invite(customer: Customer, email: str, role: str = MembershipRole.MEMBER, *,
-              by=None, base_url: str = "") -> Invitation:
+def do_invite(
+    customer: Customer,
+    email: str,
+    role: str = MembershipRole.MEMBER,
+    *,
+    by=None,
+    base_url: str = "",
+) -> Invitation:
     """Create the invitation and send its email (both or neither: a failed send rolls back).
 
     A pending invitation of the same address to the same customer is revoked: the newest
@@ -132,13 +143,17 @@ def do_invite(customer: Customer, email: str, role: str = MembershipRole.MEMBER,
         raise PortalError(f"Unknown role {role!r}.", field="role", code="invalid_choice")
     email = normalise_email(email)
     now = timezone.now()
-    Invitation.objects.filter(customer=customer, email=email,
-                              status=InvitationStatus.PENDING).update(
-        status=InvitationStatus.REVOKED, revoked_at=now, updated_at=now)
+    Invitation.objects.filter(
+        customer=customer, email=email, status=InvitationStatus.PENDING
+    ).update(status=InvitationStatus.REVOKED, revoked_at=now, updated_at=now)
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
-        customer=customer, email=email, role=role, token_hash=hash_token(token),
-        expires_at=now + timedelta(days=settings.INVITATION_DAYS), invited_by=by,
+        customer=customer,
+        email=email,
+        role=role,
+        token_hash=hash_token(token),
+        expires_at=now + timedelta(days=settings.INVITATION_DAYS),
+        invited_by=by,
     )
     _send_invitation(invitation, invitation_link(token, base_url))
     return invitation
@@ -146,19 +161,23 @@ def do_invite(customer: Customer, email: str, role: str = MembershipRole.MEMBER,
 
 def _send_invitation(invitation: Invitation, link: str) -> None:
     inviter = invitation.invited_by
-    context = {"invitation": invitation, "customer": invitation.customer, "link": link,
-               "inviter": (inviter.get_full_name() or inviter.username) if inviter else None,
-               "days": settings.INVITATION_DAYS}
+    context = {
+        "invitation": invitation,
+        "customer": invitation.customer,
+        "link": link,
+        "inviter": (inviter.get_full_name() or inviter.username) if inviter else None,
+        "days": settings.INVITATION_DAYS,
+    }
     name = " ".join(invitation.customer.name.split())  # a header: no line breaks
     subject = f"You are invited to join {name} on the provisioning portal"
     body = render_to_string("accounts/invitation_email.txt", context)
     try:
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [invitation.email])
     except Exception as exc:  # SMTP down, refused, timed out: say so, keep nothing
-        logger.warning("invitation email to customer %s failed: %s", invitation.customer_id,
-                       exc)
-        raise EmailUnavailable("The invitation email could not be sent; nothing was saved. "
-                               "Try again later.") from exc
+        logger.warning("invitation email to customer %s failed: %s", invitation.customer_id, exc)
+        raise EmailUnavailable(
+            "The invitation email could not be sent; nothing was saved. Try again later."
+        ) from exc
 
 
 def find_invitation(token: str) -> Invitation:
@@ -168,7 +187,8 @@ def find_invitation(token: str) -> Invitation:
     if invitation is None or invitation.current_status != InvitationStatus.PENDING:
         if invitation is not None and invitation.current_status == InvitationStatus.EXPIRED:
             Invitation.objects.filter(pk=invitation.pk, status=InvitationStatus.PENDING).update(
-                status=InvitationStatus.EXPIRED, updated_at=timezone.now())
+                status=InvitationStatus.EXPIRED, updated_at=timezone.now()
+            )
         raise PortalError(INVALID_INVITATION, field="token", code="invalid_token")
     return invitation
 
@@ -181,11 +201,13 @@ def check_new_account(username: str, password: str, email: str) -> None:
     """
     User = get_user_model()
     if not username:
-        raise PortalError("Choose a username to create your account.", field="username",
-                          code="required")
+        raise PortalError(
+            "Choose a username to create your account.", field="username", code="required"
+        )
     if not password:
-        raise PortalError("Choose a password to create your account.", field="password",
-                          code="required")
+        raise PortalError(
+            "Choose a password to create your account.", field="password", code="required"
+        )
     field: Any = User._meta.get_field(User.USERNAME_FIELD)  # a model field: has clean()
     try:
         field.clean(username, None)
@@ -199,8 +221,9 @@ def check_new_account(username: str, password: str, email: str) -> None:
         raise PortalError(" ".join(exc.messages), field="password", code="invalid") from None
 
 
-def do_accept_invitation(token: str, user=None, *, username: str = "",
-                         password: str = "") -> Membership:
+def do_accept_invitation(
+    token: str, user=None, *, username: str = "", password: str = ""
+) -> Membership:
     """Accept as ``user`` (signed in), or create the account ``username``/``password`` and
     accept as it. Already a member: the membership stays, raised to owner if invited so."""
     invitation = find_invitation(token)
@@ -209,19 +232,27 @@ def do_accept_invitation(token: str, user=None, *, username: str = "",
     with transaction.atomic():
         if user is None or not user.is_authenticated:
             user = get_user_model().objects.create_user(
-                username=username, email=invitation.email, password=password)
+                username=username, email=invitation.email, password=password
+            )
         now = timezone.now()
         won = Invitation.objects.filter(
-            pk=invitation.pk, status=InvitationStatus.PENDING, expires_at__gt=now,
-        ).update(status=InvitationStatus.ACCEPTED, accepted_by=user, accepted_at=now,
-                 updated_at=now)
+            pk=invitation.pk,
+            status=InvitationStatus.PENDING,
+            expires_at__gt=now,
+        ).update(
+            status=InvitationStatus.ACCEPTED, accepted_by=user, accepted_at=now, updated_at=now
+        )
         if not won:  # accepted or revoked a moment ago
             raise PortalError(INVALID_INVITATION, field="token", code="invalid_token")
-        membership = (Membership.objects.select_for_update()
-                      .filter(customer=invitation.customer, user=user).first())
+        membership = (
+            Membership.objects.select_for_update()
+            .filter(customer=invitation.customer, user=user)
+            .first()
+        )
         if membership is None:
-            membership = Membership.objects.create(customer=invitation.customer, user=user,
-                                                   role=invitation.role)
+            membership = Membership.objects.create(
+                customer=invitation.customer, user=user, role=invitation.role
+            )
         elif invitation.role == MembershipRole.OWNER and membership.role != MembershipRole.OWNER:
             membership.role = MembershipRole.OWNER
             membership.save(update_fields=["role", "updated_at"])
@@ -231,8 +262,11 @@ def do_accept_invitation(token: str, user=None, *, username: str = "",
 def check_can_revoke(invitation: Invitation) -> None:
     status = invitation.current_status
     if status != InvitationStatus.PENDING:
-        raise Conflict(f"Only a pending invitation can be revoked; this one is {status}.",
-                       field="status", code="not_pending")
+        raise Conflict(
+            f"Only a pending invitation can be revoked; this one is {status}.",
+            field="status",
+            code="not_pending",
+        )
 
 
 @transaction.atomic
@@ -240,7 +274,9 @@ def do_revoke_invitation(invitation: Invitation, *, by=None) -> Invitation:
     check_can_revoke(invitation)
     now = timezone.now()
     won = Invitation.objects.filter(
-        pk=invitation.pk, status=InvitationStatus.PENDING, expires_at__gt=now,
+        pk=invitation.pk,
+        status=InvitationStatus.PENDING,
+        expires_at__gt=now,
     ).update(status=InvitationStatus.REVOKED, revoked_at=now, updated_at=now)
     invitation.refresh_from_db()
     if not won:

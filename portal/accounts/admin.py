@@ -9,8 +9,16 @@ from portal.core.errors import PortalError
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
-    list_display = ["name", "tier", "workspace_limit", "disk_quota_gb", "cpu_limit",
-                    "memory_limit_mb", "monthly_price", "customer_count"]
+    list_display = [
+        "name",
+        "tier",
+        "workspace_limit",
+        "disk_quota_gb",
+        "cpu_limit",
+        "memory_limit_mb",
+        "monthly_price",
+        "customer_count",
+    ]
     search_fields = ["name", "tier"]
 
     def get_queryset(self, request):
@@ -29,8 +37,16 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = ["name", "email", "company", "plan", "billing_status", "monthly_fee",
-                    "member_count", "created_at"]
+    list_display = [
+        "name",
+        "email",
+        "company",
+        "plan",
+        "billing_status",
+        "monthly_fee",
+        "member_count",
+        "created_at",
+    ]
     list_filter = ["plan__tier", "billing_status", "created_at"]
     search_fields = ["name", "email", "company"]
     list_select_related = ["plan"]
@@ -57,13 +73,33 @@ class InvitationAdmin(admin.ModelAdmin):
     """Invitations are sent from the API (owners, admins); here they are listed and revoked.
     The token is never shown: only its hash is stored."""
 
-    list_display = ["email", "customer", "role", "status_now", "invited_by", "created_at",
-                    "expires_at", "accepted_by", "accepted_at"]
+    list_display = [
+        "email",
+        "customer",
+        "role",
+        "status_now",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "accepted_by",
+        "accepted_at",
+    ]
     list_filter = ["status", "role", "created_at"]
     search_fields = ["email", "customer__name", "invited_by__username", "accepted_by__username"]
     list_select_related = ["customer", "invited_by", "accepted_by"]
-    readonly_fields = ["customer", "email", "role", "status", "invited_by", "expires_at",
-                       "accepted_by", "accepted_at", "revoked_at", "created_at", "updated_at"]
+    readonly_fields = [
+        "customer",
+        "email",
+        "role",
+        "status",
+        "invited_by",
+        "expires_at",
+        "accepted_by",
+        "accepted_at",
+        "revoked_at",
+        "created_at",
+        "updated_at",
+    ]
     exclude = ["token_hash"]
     actions = ["revoke"]
     date_hierarchy = "created_at"
@@ -100,16 +136,26 @@ admin.site.unregister(User)
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     inlines = [*BaseUserAdmin.inlines, UserMembershipInline]
-    list_display = ["username", "email", "first_name", "last_name", "is_staff", "is_active",
-                    "last_login"]
+    list_display = [
+        "username",
+        "email",
+        "first_name",
+        "last_name",
+        "is_staff",
+        "is_active",
+        "last_login",
+    ]
     actions = ["unlock_login"]
 
     @admin.action(description="Unlock login (forget failed login attempts)")
     def unlock_login(self, request, queryset):
         usernames = list(queryset.values_list("username", flat=True))
         cleared = lockout.unlock(usernames)
-        self.message_user(request, f"Unlocked {len(usernames)} user(s); "
-                                   f"{cleared} failed-login record(s) cleared.", messages.SUCCESS)
+        self.message_user(
+            request,
+            f"Unlocked {len(usernames)} user(s); {cleared} failed-login record(s) cleared.",
+            messages.SUCCESS,
+        )
 
 
 admin.site.site_header = "Provisioning portal"

@@ -21,7 +21,9 @@ class Plan(TimeStampedModel):
         validators=[MinValueValidator(1)], help_text="Disk quota per workspace, in GB."
     )
     cpu_limit = models.DecimalField(
-        max_digits=5, decimal_places=2, validators=[MinValueValidator(Decimal("0.1"))],
+        max_digits=5,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal("0.1"))],
         help_text="CPU cores per workspace (systemd CPUQuota).",
     )
     memory_limit_mb = models.PositiveIntegerField(
@@ -40,16 +42,21 @@ class Customer(TimeStampedModel):
     customer_path = ""  # see portal.core.tenancy
 
     name = models.CharField(max_length=200)
-    email = models.EmailField(unique=True, error_messages={
-        "unique": "A customer with this email already exists.",
-    })
+    email = models.EmailField(
+        unique=True,
+        error_messages={
+            "unique": "A customer with this email already exists.",
+        },
+    )
     company = models.CharField(max_length=200, blank=True)
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="customers")
     billing_status = models.CharField(
         max_length=20, choices=BillingStatus.choices, default=BillingStatus.ACTIVE, db_index=True
     )
     monthly_fee = models.DecimalField(
-        max_digits=10, decimal_places=2, default=Decimal("0"),
+        max_digits=10,
+        decimal_places=2,
+        default=Decimal("0"),
         validators=[MinValueValidator(Decimal("0"))],
     )
     members: "models.ManyToManyField[Any, Any]" = models.ManyToManyField(
@@ -100,8 +107,7 @@ class Membership(TimeStampedModel):
 class InvitationQuerySet(CustomerOwnedQuerySet):
     def live(self, now=None):
         """Pending and not yet expired: the only invitations that can be accepted."""
-        return self.filter(status=InvitationStatus.PENDING,
-                           expires_at__gt=now or timezone.now())
+        return self.filter(status=InvitationStatus.PENDING, expires_at__gt=now or timezone.now())
 
 
 class Invitation(TimeStampedModel):
@@ -120,13 +126,19 @@ class Invitation(TimeStampedModel):
         max_length=20, choices=MembershipRole.choices, default=MembershipRole.MEMBER
     )
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
-    status = models.CharField(max_length=20, choices=InvitationStatus.choices,
-                              default=InvitationStatus.PENDING, db_index=True)
+    status = models.CharField(
+        max_length=20,
+        choices=InvitationStatus.choices,
+        default=InvitationStatus.PENDING,
+        db_index=True,
+    )
     expires_at = models.DateTimeField()
-    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
-                                   null=True, blank=True, related_name="+")
-    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
-                                    null=True, blank=True, related_name="+")
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     accepted_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 

@@ -28,8 +28,12 @@ def accept_invitation(request, token):
     try:
         invitation = actions.find_invitation(token)
     except PortalError as error:
-        return render(request, "accounts/invitation_accept.html",
-                      {"invitation": None, "invalid_message": error.message}, status=404)
+        return render(
+            request,
+            "accounts/invitation_accept.html",
+            {"invitation": None, "invalid_message": error.message},
+            status=404,
+        )
     context = {"invitation": invitation, "errors": [], "username": ""}
     if request.method == "POST":
         signed_in = request.user.is_authenticated
@@ -41,12 +45,13 @@ def accept_invitation(request, token):
             return render(request, "accounts/invitation_accept.html", context, status=400)
         try:
             membership = actions.do_accept_invitation(
-                token, request.user if signed_in else None, username=username,
-                password=password)
+                token, request.user if signed_in else None, username=username, password=password
+            )
         except PortalError as error:
             context["errors"].append(error.message)
-            return render(request, "accounts/invitation_accept.html", context,
-                          status=error.status_code)
+            return render(
+                request, "accounts/invitation_accept.html", context, status=error.status_code
+            )
         if not signed_in:
             login(request, membership.user, backend=SIGNUP_BACKEND)
         return redirect("workspaces:dashboard")  # now showing the customer's workspaces
@@ -64,13 +69,17 @@ class PasswordResetView(auth_views.PasswordResetView):
     def form_valid(self, form):
         base = settings.PORTAL_URL or self.request.build_absolute_uri("/").rstrip("/")
         seconds = settings.PASSWORD_RESET_TIMEOUT
-        valid_for = (f"{seconds // 86400} day{'s' if seconds // 86400 != 1 else ''}"
-                     if seconds >= 86400 else f"{max(1, seconds // 3600)} hour(s)")
+        valid_for = (
+            f"{seconds // 86400} day{'s' if seconds // 86400 != 1 else ''}"
+            if seconds >= 86400
+            else f"{max(1, seconds // 3600)} hour(s)"
+        )
         self.extra_email_context = {"portal_url": base, "valid_for": valid_for}
         return super().form_valid(form)
 
 
 # --- members: who belongs to the user's customers; owners invite and revoke ---------------
+
 
 class InviteForm(forms.Form):
     """The owner's invite form; the action (do_invite) still decides."""
@@ -88,14 +97,15 @@ def _sections(user, bound_form=None) -> list[dict]:
         customer = membership.customer
         owner = membership.role == MembershipRole.OWNER
         section = {
-            "customer": customer, "role": membership.get_role_display(), "owner": owner,
+            "customer": customer,
+            "role": membership.get_role_display(),
+            "owner": owner,
             "members": selectors.members_of(customer),
         }
         if owner:
             section["invitations"] = selectors.pending_invitations_of(customer)
             tried = bound_form is not None and bound_form.data.get("customer") == str(customer.pk)
-            section["form"] = bound_form if tried else InviteForm(
-                initial={"customer": customer.pk})
+            section["form"] = bound_form if tried else InviteForm(initial={"customer": customer.pk})
         sections.append(section)
     return sections
 
@@ -113,27 +123,44 @@ def members(request):
             data = form.cleaned_data
             try:
                 customer = actions.check_can_invite(request.user, data["customer"])
-                invitation = actions.do_invite(customer, data["email"], data["role"],
-                                               by=request.user,
-                                               base_url=request.build_absolute_uri("/"))
+                invitation = actions.do_invite(
+                    customer,
+                    data["email"],
+                    data["role"],
+                    by=request.user,
+                    base_url=request.build_absolute_uri("/"),
+                )
             except PortalError as error:
                 field = error.field if error.field in ("email", "role") else None
                 form.add_error(field, error.message)
                 status = error.status_code
             else:
-                messages.success(request, f"Invitation sent to {invitation.email} "
-                                          f"({invitation.get_role_display().lower()}).")
+                messages.success(
+                    request,
+                    f"Invitation sent to {invitation.email} "
+                    f"({invitation.get_role_display().lower()}).",
+                )
                 return redirect("members:list")
         else:
             status = 400
     sections = _sections(request.user, form)
     # Refused for a customer the user does not own: no form of theirs to show it next to.
     shown = any(section.get("form") is form for section in sections)
-    page_errors = ([error for errors in form.errors.values() for error in errors]
-                   if form is not None and not shown else [])
-    return render(request, "accounts/members.html",
-                  {"sections": sections, "page_errors": page_errors,
-                   "invitation_days": settings.INVITATION_DAYS}, status=status)
+    page_errors = (
+        [error for errors in form.errors.values() for error in errors]
+        if form is not None and not shown
+        else []
+    )
+    return render(
+        request,
+        "accounts/members.html",
+        {
+            "sections": sections,
+            "page_errors": page_errors,
+            "invitation_days": settings.INVITATION_DAYS,
+        },
+        status=status,
+    )
 
 
 @login_required

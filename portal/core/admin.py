@@ -77,13 +77,18 @@ class DetailActionsMixin(_AdminBase):
         return f"{self.opts.app_label}_{self.opts.model_name}_detail_action"
 
     def get_urls(self) -> list[URLPattern]:
-        extra = [path("<path:object_id>/run/<str:name>/",
-                      self.admin_site.admin_view(self.detail_action_view),
-                      name=self._detail_action_url_name())]
+        extra = [
+            path(
+                "<path:object_id>/run/<str:name>/",
+                self.admin_site.admin_view(self.detail_action_view),
+                name=self._detail_action_url_name(),
+            )
+        ]
         return extra + super().get_urls()
 
-    def detail_action_view(self, request: HttpRequest, object_id: str, name: str
-                           ) -> HttpResponseBase:
+    def detail_action_view(
+        self, request: HttpRequest, object_id: str, name: str
+    ) -> HttpResponseBase:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         if name not in dict(self.detail_actions):
@@ -100,24 +105,37 @@ class DetailActionsMixin(_AdminBase):
         response = func(self, request, queryset)
         if response is not None:
             return response
-        return HttpResponseRedirect(reverse(
-            f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[obj.pk]))
+        return HttpResponseRedirect(
+            reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[obj.pk])
+        )
 
     def detail_buttons(self, request: HttpRequest, obj: Model | None) -> list[dict[str, str]]:
         if obj is None:
             return []
         available = self.get_actions(request)
-        return [{"label": label, "name": name,
-                 "url": reverse(f"admin:{self._detail_action_url_name()}",
-                                args=[obj.pk, name])}
-                for name, label in self.detail_actions
-                if name in available and self.detail_action_applies(obj, name)]
+        return [
+            {
+                "label": label,
+                "name": name,
+                "url": reverse(f"admin:{self._detail_action_url_name()}", args=[obj.pk, name]),
+            }
+            for name, label in self.detail_actions
+            if name in available and self.detail_action_applies(obj, name)
+        ]
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
-                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         obj = self.get_object(request, unquote(object_id))
-        extra_context = {**(extra_context or {}), "read_only_page": self.read_only_page,
-                         "detail_buttons": self.detail_buttons(request, obj)}
+        extra_context = {
+            **(extra_context or {}),
+            "read_only_page": self.read_only_page,
+            "detail_buttons": self.detail_buttons(request, obj),
+        }
         return super().change_view(request, object_id, form_url, extra_context)
 
 

@@ -36,7 +36,5 @@ class EncryptedTextField(models.TextField):
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         errors = super().check(**kwargs)
         if self.db_index or self.unique:  # type: ignore[attr-defined]  # django-stubs lacks db_index
-            errors.append(
-                checks.Error("EncryptedTextField cannot be indexed or unique", obj=self)
-            )
+            errors.append(checks.Error("EncryptedTextField cannot be indexed or unique", obj=self))
         return errors

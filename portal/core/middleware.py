@@ -78,7 +78,8 @@ class ApiErrorShapeMiddleware:
             return response
         headers = {name: response[name] for name in KEPT_HEADERS if response.has_header(name)}
         status_code = response.status_code
-        shaped = json_error(status_code, _message(response), status_code_name(status_code),
-                            headers=headers)
+        shaped = json_error(
+            status_code, _message(response), status_code_name(status_code), headers=headers
+        )
         shaped.cookies = response.cookies
         return shaped

@@ -57,8 +57,9 @@ def remember_operator(user: AnyUser, value: bool) -> None:
 
 
 class CustomerOwnedQuerySet(models.QuerySet):
-    def _membership_filter(self, user: AnyUser, roles: Iterable[str] | None = None
-                           ) -> dict[str, Any]:
+    def _membership_filter(
+        self, user: AnyUser, roles: Iterable[str] | None = None
+    ) -> dict[str, Any]:
         path = self.model.customer_path
         prefix = f"{path}__" if path else ""
         lookup: dict[str, Any] = {f"{prefix}memberships__user": user}

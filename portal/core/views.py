@@ -48,9 +48,11 @@ def home_view(request: HttpRequest) -> HttpResponseBase:
     return redirect("workspaces:dashboard")
 
 
-@extend_schema(summary="Health of the portal and the services it needs", responses={200: dict},
-               description="The database and broker checks: 200 when all pass, else 503. "
-                           "No sign-in needed.")
+@extend_schema(
+    summary="Health of the portal and the services it needs",
+    responses={200: dict},
+    description="The database and broker checks: 200 when all pass, else 503. No sign-in needed.",
+)
 @api_view(["GET"])
 @permission_classes([AllowAny])
 def health_view(request: Request) -> Response:
@@ -69,12 +71,13 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
 
     token = settings.METRICS_TOKEN
     if not token and not settings.METRICS_OPEN:
-        return HttpResponse("metrics are off: set METRICS_TOKEN\n", status=403,
-                            content_type="text/plain")
+        return HttpResponse(
+            "metrics are off: set METRICS_TOKEN\n", status=403, content_type="text/plain"
+        )
     if token:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not constant_time_compare(given, token):
-            return HttpResponse("metrics token required\n", status=401,
-                                content_type="text/plain")
-    return HttpResponse(generate_latest(metrics.scrape_registry()),
-                        content_type=CONTENT_TYPE_LATEST)
+            return HttpResponse("metrics token required\n", status=401, content_type="text/plain")
+    return HttpResponse(
+        generate_latest(metrics.scrape_registry()), content_type=CONTENT_TYPE_LATEST
+    )

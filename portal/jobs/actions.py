@@ -48,6 +48,7 @@ EXTRA_VARS_MAX_BYTES = 1024 * 1024
 
 # --- checks -------------------------------------------------------------------------------
 
+
 def check_extra_vars(extra_vars: Any) -> dict[str, Any]:
     if extra_vars is None:
         return {}
@@ -57,15 +58,19 @@ def check_extra_vars(extra_vars: Any) -> dict[str, Any]:
     if bad:
         raise PortalError(f"Not a variable name: {bad[0]!r}.", field="extra_vars")
     if nesting_exceeds(extra_vars, EXTRA_VARS_MAX_DEPTH):
-        raise PortalError(f"Extra vars nest too deeply (more than {EXTRA_VARS_MAX_DEPTH} "
-                          "levels).", field="extra_vars")
+        raise PortalError(
+            f"Extra vars nest too deeply (more than {EXTRA_VARS_MAX_DEPTH} levels).",
+            field="extra_vars",
+        )
     try:
         size = len(json.dumps(extra_vars))
     except (TypeError, ValueError):
         raise PortalError("Extra vars must be JSON values.", field="extra_vars") from None
     if size > EXTRA_VARS_MAX_BYTES:
-        raise PortalError(f"Extra vars are too large (at most {EXTRA_VARS_MAX_BYTES} bytes "
-                          "as JSON).", field="extra_vars")
+        raise PortalError(
+            f"Extra vars are too large (at most {EXTRA_VARS_MAX_BYTES} bytes as JSON).",
+            field="extra_vars",
+        )
     return extra_vars
 
 
@@ -78,20 +83,25 @@ def check_targets(nodes: Iterable[Node] | None, limit: str, loaded: bool = False
         if not isinstance(nodes, QuerySet):
             nodes = Node.objects.filter(pk__in=[node.pk for node in nodes])
         # Fresh rows (enabled, credential may have changed); secrets are not needed to launch.
-        candidates = list(nodes.select_related("group", "credential")
-                          .defer("credential__secret"))
+        candidates = list(nodes.select_related("group", "credential").defer("credential__secret"))
     chosen = select_nodes(candidates, limit)
     if not chosen:
         field = "limit" if limit else "nodes"
-        raise PortalError(f"The limit {limit!r} matches no enabled node." if limit
-                          else "No target node.", field=field, code="no_hosts")
+        raise PortalError(
+            f"The limit {limit!r} matches no enabled node." if limit else "No target node.",
+            field=field,
+            code="no_hosts",
+        )
     disabled = [n.name for n in chosen if not n.enabled]
     if disabled:
         raise PortalError(f"Node {disabled[0]} is disabled.", field="nodes")
     keyless = [n.name for n in chosen if n.connection == Connection.SSH and not n.credential_id]
     if keyless:
-        raise PortalError(f"Node {keyless[0]} has no credential to log in with.",
-                          field="nodes", code="no_credential")
+        raise PortalError(
+            f"Node {keyless[0]} has no credential to log in with.",
+            field="nodes",
+            code="no_credential",
+        )
     return chosen
 
 
@@ -101,9 +111,9 @@ def routing_queue(nodes: Iterable[Node]) -> str:
     return queues.pop() if len(queues) == 1 else settings.CELERY_TASK_DEFAULT_QUEUE
 
 
-def split_secrets(spec: registry.ActionSpec, extra_vars: dict[str, Any],
-                  secret_vars: dict[str, Any] | None
-                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_secrets(
+    spec: registry.ActionSpec, extra_vars: dict[str, Any], secret_vars: dict[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Sensitive values never land in ``extra_vars``: they are stored encrypted."""
     secrets = dict(secret_vars or {})
     public: dict[str, Any] = {}
@@ -114,37 +124,60 @@ def split_secrets(spec: registry.ActionSpec, extra_vars: dict[str, Any],
 
 # --- launch and dispatch ------------------------------------------------------------------
 
-def launch(*, playbook: str, action: str = ADHOC, nodes: Iterable[Node] | None = None,
-           limit: str = "", extra_vars: Any = None, secret_vars: dict[str, Any] | None = None,
-           target: Model | None = None, customer: Customer | None = None,
-           requested_by: AnyUser = None, check_mode: bool = False, timeout: int | None = None,
-           attempt: int = 1, retry_of: Job | None = None, not_before: datetime | None = None,
-           nodes_loaded: bool = False, enqueue: bool = True) -> Job:
+
+def launch(
+    *,
+    playbook: str,
+    action: str = ADHOC,
+    nodes: Iterable[Node] | None = None,
+    limit: str = "",
+    extra_vars: Any = None,
+    secret_vars: dict[str, Any] | None = None,
+    target: Model | None = None,
+    customer: Customer | None = None,
+    requested_by: AnyUser = None,
+    check_mode: bool = False,
+    timeout: int | None = None,
+    attempt: int = 1,
+    retry_of: Job | None = None,
+    not_before: datetime | None = None,
+    nodes_loaded: bool = False,
+    enqueue: bool = True,
+) -> Job:
     """``enqueue=False``: the caller runs the job itself (``runplaybook``), so no worker
     sharing the broker may claim it first."""
     spec = registry.get(action)
     if spec.playbook and spec.playbook != playbook:
-        raise PortalError(f"Action {action} runs {spec.playbook}, not {playbook}.",
-                          field="playbook")
+        raise PortalError(
+            f"Action {action} runs {spec.playbook}, not {playbook}.", field="playbook"
+        )
     resolve_playbook(playbook)
     extra_vars, secrets = split_secrets(spec, check_extra_vars(extra_vars), secret_vars)
     targets = check_targets(nodes, limit, loaded=nodes_loaded)
     with transaction.atomic():
         job = Job(
-            pk=reserve_job_id(), playbook=playbook, limit=limit, extra_vars=extra_vars,
+            pk=reserve_job_id(),
+            playbook=playbook,
+            limit=limit,
+            extra_vars=extra_vars,
             secret_vars=json.dumps(secrets) if secrets else "",
             sensitive_names=sorted(set(spec.sensitive_vars) | set(secrets)),
-            check_mode=check_mode, action=action, customer=customer,
+            check_mode=check_mode,
+            action=action,
+            customer=customer,
             requested_by=requested_by if requested_by and requested_by.pk else None,
             queue=routing_queue(targets),
             timeout=timeout or spec.timeout or settings.JOB_TIMEOUT,
             idle_timeout=settings.JOB_IDLE_TIMEOUT,
-            attempt=attempt, retry_of=retry_of, not_before=not_before,
+            attempt=attempt,
+            retry_of=retry_of,
+            not_before=not_before,
             **_target_fields(target),
         )
         _insert_signed(job, [node.pk for node in targets])
         Job.nodes.through.objects.bulk_create(
-            [Job.nodes.through(job_id=job.pk, node_id=node.pk) for node in targets])
+            [Job.nodes.through(job_id=job.pk, node_id=node.pk) for node in targets]
+        )
         job.launched_nodes = targets
         if enqueue:
             transaction.on_commit(lambda: dispatch(job))
@@ -182,8 +215,7 @@ def dispatch(job_or_id: Job | int) -> bool:
     """Publish the job to its queue; on a broker failure it stays pending for the sweep."""
     from portal.jobs.tasks import run_job
 
-    job = (job_or_id if isinstance(job_or_id, Job)
-           else Job.objects.filter(pk=job_or_id).first())
+    job = job_or_id if isinstance(job_or_id, Job) else Job.objects.filter(pk=job_or_id).first()
     if job is None or job.status not in (JobStatus.PENDING, JobStatus.DISPATCHED):
         return False
     countdown: float | None = None
@@ -192,9 +224,11 @@ def dispatch(job_or_id: Job | int) -> bool:
     try:
         run_job.apply_async(
             # Celery takes a list and None too (its stubs say a tuple and a float)
-            args=[job.pk, job.signature], queue=job.queue,  # type: ignore[arg-type]
+            args=[job.pk, job.signature],  # type: ignore[arg-type]
+            queue=job.queue,
             countdown=countdown,  # type: ignore[arg-type]
-            retry=True, retry_policy=settings.JOB_PUBLISH_RETRY,
+            retry=True,
+            retry_policy=settings.JOB_PUBLISH_RETRY,
         )
     except Exception as exc:  # any broker/transport failure: the sweep retries
         logger.warning("dispatch failed, job stays pending: %s", exc, extra={"job_id": job.pk})
@@ -214,7 +248,8 @@ def sweep_pending(older_than: timedelta | None = None) -> int:
     pending_cutoff = now - older_than
     dispatched_cutoff = now - timedelta(seconds=settings.JOB_REDISPATCH_AFTER)
     stuck = Q(status=JobStatus.PENDING, created_at__lt=pending_cutoff) | Q(
-        status=JobStatus.DISPATCHED, dispatched_at__lt=dispatched_cutoff)
+        status=JobStatus.DISPATCHED, dispatched_at__lt=dispatched_cutoff
+    )
     due = Job.objects.filter(stuck).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
     count = 0
     for job_id in due.values_list("pk", flat=True)[:500]:
@@ -224,11 +259,15 @@ def sweep_pending(older_than: timedelta | None = None) -> int:
 
 # --- cancel, relaunch ---------------------------------------------------------------------
 
+
 def cancel(job: Job, by: object = None) -> Job:
     job.refresh_from_db()
     if job.is_terminal:
-        raise Conflict(f"Job {job.pk} already ended ({job.status}); nothing to cancel.",
-                       field="status", code="already_finished")
+        raise Conflict(
+            f"Job {job.pk} already ended ({job.status}); nothing to cancel.",
+            field="status",
+            code="already_finished",
+        )
     who = f" by {by}" if by else ""
     if job.cancel_before_start(f"canceled{who} before it started"):
         finalize(job)
@@ -240,7 +279,8 @@ def cancel(job: Job, by: object = None) -> Job:
 
 def failed_hosts(job: Job) -> list[str]:
     return sorted(
-        host for host, counts in job.host_summary.items()
+        host
+        for host, counts in job.host_summary.items()
         if counts.get("failures") or counts.get("unreachable")
     )
 
@@ -253,8 +293,14 @@ def unreachable_only(job: Job) -> list[str]:
     return sorted(host for host, counts in summary.items() if counts.get("unreachable"))
 
 
-def relaunch(job: Job, *, failed_only: bool = False, requested_by: AnyUser = None,
-             not_before: datetime | None = None, retry: bool = False) -> Job:
+def relaunch(
+    job: Job,
+    *,
+    failed_only: bool = False,
+    requested_by: AnyUser = None,
+    not_before: datetime | None = None,
+    retry: bool = False,
+) -> Job:
     limit = job.limit
     if failed_only:
         hosts = failed_hosts(job)
@@ -262,16 +308,25 @@ def relaunch(job: Job, *, failed_only: bool = False, requested_by: AnyUser = Non
             raise Conflict("No failed or unreachable hosts to relaunch.", field="hosts")
         limit = ",".join(hosts)
     return launch(
-        playbook=job.playbook, action=job.action, nodes=list(job.nodes.all()), limit=limit,
-        extra_vars=job.extra_vars, secret_vars=job.secrets(), target=job.target,
-        customer=job.customer, requested_by=requested_by or job.requested_by,
-        check_mode=job.check_mode, timeout=job.timeout,
-        attempt=job.attempt + 1 if retry else 1, retry_of=job if retry else None,
+        playbook=job.playbook,
+        action=job.action,
+        nodes=list(job.nodes.all()),
+        limit=limit,
+        extra_vars=job.extra_vars,
+        secret_vars=job.secrets(),
+        target=job.target,
+        customer=job.customer,
+        requested_by=requested_by or job.requested_by,
+        check_mode=job.check_mode,
+        timeout=job.timeout,
+        attempt=job.attempt + 1 if retry else 1,
+        retry_of=job if retry else None,
         not_before=not_before,
     )
 
 
 # --- finish: result handlers, retries, reaper ---------------------------------------------
+
 
 def finalize(job: Job) -> Job | None:
     """After a terminal status: retry unreachable hosts if the action asks, else hand the
@@ -305,8 +360,9 @@ def _maybe_retry(job: Job, spec: registry.ActionSpec | None) -> Job | None:
         return None
     delay = spec.retry.delay(job.attempt)
     logger.info("retrying unreachable hosts %s in %.0fs", hosts, delay, extra={"job_id": job.pk})
-    return relaunch(job, failed_only=True, retry=True,
-                    not_before=timezone.now() + timedelta(seconds=delay))
+    return relaunch(
+        job, failed_only=True, retry=True, not_before=timezone.now() + timedelta(seconds=delay)
+    )
 
 
 def reap_lost(now: datetime | None = None) -> list[int]:
@@ -333,12 +389,15 @@ def end_remote_run(job: Job) -> Job | None:
     if not nodes or job.action == orphans.END_RUN_ACTION:
         return None
     try:
-        return launch(playbook=orphans.END_RUN_PLAYBOOK, action=orphans.END_RUN_ACTION,
-                      nodes=nodes, extra_vars={"portal_job_run": orphans.run_tag(job)},
-                      target=job)
+        return launch(
+            playbook=orphans.END_RUN_PLAYBOOK,
+            action=orphans.END_RUN_ACTION,
+            nodes=nodes,
+            extra_vars={"portal_job_run": orphans.run_tag(job)},
+            target=job,
+        )
     except PortalError as exc:  # e.g. a node disabled since: nothing to reach
-        logger.warning("cannot end the lost run on its nodes: %s", exc,
-                       extra={"job_id": job.pk})
+        logger.warning("cannot end the lost run on its nodes: %s", exc, extra={"job_id": job.pk})
     except Exception:  # the owner of the lost job must still be told
         logger.exception("cannot end the lost run on its nodes", extra={"job_id": job.pk})
     return None
@@ -355,15 +414,17 @@ def execute(job_id: int, signature: str, worker: str) -> Job | None:
     if not signing.carries(job, signature):
         # Stale (another database behind the same broker) or forged: the job's own message
         # still runs it, so the job is left alone.
-        logger.error("message without the job's launch signature dropped",
-                     extra={"job_id": job.pk})
+        logger.error("message without the job's launch signature dropped", extra={"job_id": job.pk})
         return None
     if not signing.verify(job, signature):
         refuse(job, "launch signature does not verify: the job was altered in the database")
         return job
     if not job.claim(worker):
-        logger.info("job already claimed or ended (%s); duplicate message dropped", job.status,
-                    extra={"job_id": job.pk})
+        logger.info(
+            "job already claimed or ended (%s); duplicate message dropped",
+            job.status,
+            extra={"job_id": job.pk},
+        )
         return None
     logger.info("job running on %s", worker, extra={"job_id": job.pk})
     outcome = runner.run(job)
@@ -382,10 +443,17 @@ def record_outcome(job: Job, outcome: Outcome) -> None:
         job.refresh_from_db()  # the reaper already recorded it
         return
     if status == JobStatus.FAILED and any(
-            counts.get("unreachable") for counts in outcome.host_summary.values()):
+        counts.get("unreachable") for counts in outcome.host_summary.values()
+    ):
         reason = host_key_refusal(job, outcome.host_summary) or reason
-    job.finish(status, rc=outcome.rc, reason=reason, host_summary=outcome.host_summary,
-               event_count=stored, event_lag_p95_ms=outcome.event_lag_p95_ms)
+    job.finish(
+        status,
+        rc=outcome.rc,
+        reason=reason,
+        host_summary=outcome.host_summary,
+        event_count=stored,
+        event_lag_p95_ms=outcome.event_lag_p95_ms,
+    )
     logger.info("job %s (rc %s)", status, outcome.rc, extra={"job_id": job.pk})
 
 
@@ -405,5 +473,16 @@ def refuse(job: Job, reason: str) -> None:
         finalize(job)
 
 
-__all__ = ["ADHOC", "TERMINAL", "cancel", "dispatch", "execute", "finalize", "launch",
-           "reap_lost", "refuse", "relaunch", "sweep_pending"]
+__all__ = [
+    "ADHOC",
+    "TERMINAL",
+    "cancel",
+    "dispatch",
+    "execute",
+    "finalize",
+    "launch",
+    "reap_lost",
+    "refuse",
+    "relaunch",
+    "sweep_pending",
+]

@@ -18,8 +18,18 @@ EVENTS_SHOWN = 500
 
 @admin.register(Job)
 class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "playbook", "action", "status_badge", "rc", "queue", "requested_by",
-                    "created_at", "duration_shown", "event_count"]
+    list_display = [
+        "id",
+        "playbook",
+        "action",
+        "status_badge",
+        "rc",
+        "queue",
+        "requested_by",
+        "created_at",
+        "duration_shown",
+        "event_count",
+    ]
     list_filter = ["status", "action", "playbook", "queue", "created_at"]
     search_fields = ["id", "playbook", "limit", "reason", "worker"]
     list_select_related = ["requested_by"]
@@ -27,26 +37,95 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     # Jobs are launched by actions, the API or manage.py runplaybook, and change only
     # through the actions below (list dropdown and buttons on the job's page).
     actions = ["cancel_jobs", "relaunch_jobs", "relaunch_failed_hosts"]
-    detail_actions = [("cancel_jobs", "Cancel"), ("relaunch_jobs", "Relaunch"),
-                      ("relaunch_failed_hosts", "Relaunch on failed hosts")]
-    readonly_fields = ["playbook", "limit", "nodes", "extra_vars", "sensitive_names",
-                       "check_mode", "action", "target_shown", "customer",
-                       "requested_by", "queue", "status_badge", "rc", "reason", "timeout",
-                       "idle_timeout", "created_shown", "not_before_shown", "dispatched_shown",
-                       "started_shown", "finished_shown", "duration_shown", "host_summary",
-                       "worker", "heartbeat_shown", "cancel_requested", "event_count",
-                       "attempt", "retry_of", "stdout", "events_table"]
+    detail_actions = [
+        ("cancel_jobs", "Cancel"),
+        ("relaunch_jobs", "Relaunch"),
+        ("relaunch_failed_hosts", "Relaunch on failed hosts"),
+    ]
+    readonly_fields = [
+        "playbook",
+        "limit",
+        "nodes",
+        "extra_vars",
+        "sensitive_names",
+        "check_mode",
+        "action",
+        "target_shown",
+        "customer",
+        "requested_by",
+        "queue",
+        "status_badge",
+        "rc",
+        "reason",
+        "timeout",
+        "idle_timeout",
+        "created_shown",
+        "not_before_shown",
+        "dispatched_shown",
+        "started_shown",
+        "finished_shown",
+        "duration_shown",
+        "host_summary",
+        "worker",
+        "heartbeat_shown",
+        "cancel_requested",
+        "event_count",
+        "attempt",
+        "retry_of",
+        "stdout",
+        "events_table",
+    ]
     fieldsets = [
-        (None, {"fields": ["status_badge", "rc", "reason", "playbook", "limit", "nodes",
-                           "check_mode", "action", "target_shown", "customer",
-                           "requested_by"]}),
-        ("Timing", {"fields": ["duration_shown", "created_shown", "not_before_shown",
-                               "dispatched_shown", "started_shown", "finished_shown",
-                               "timeout", "idle_timeout"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "status_badge",
+                    "rc",
+                    "reason",
+                    "playbook",
+                    "limit",
+                    "nodes",
+                    "check_mode",
+                    "action",
+                    "target_shown",
+                    "customer",
+                    "requested_by",
+                ]
+            },
+        ),
+        (
+            "Timing",
+            {
+                "fields": [
+                    "duration_shown",
+                    "created_shown",
+                    "not_before_shown",
+                    "dispatched_shown",
+                    "started_shown",
+                    "finished_shown",
+                    "timeout",
+                    "idle_timeout",
+                ]
+            },
+        ),
         ("Output", {"fields": ["stdout"]}),
         ("Variables", {"fields": ["extra_vars", "sensitive_names"]}),
-        ("Execution", {"fields": ["queue", "worker", "heartbeat_shown", "cancel_requested",
-                                  "host_summary", "event_count", "attempt", "retry_of"]}),
+        (
+            "Execution",
+            {
+                "fields": [
+                    "queue",
+                    "worker",
+                    "heartbeat_shown",
+                    "cancel_requested",
+                    "host_summary",
+                    "event_count",
+                    "attempt",
+                    "retry_of",
+                ]
+            },
+        ),
         ("Events", {"fields": ["events_table"]}),
     ]
 
@@ -102,8 +181,10 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return label
         target = model._default_manager.filter(pk=job.target_id).first()
         try:
-            url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change",
-                          args=[job.target_id])
+            url = reverse(
+                f"admin:{model._meta.app_label}_{model._meta.model_name}_change",
+                args=[job.target_id],
+            )
         except NoReverseMatch:
             return label
         if target is None:
@@ -119,18 +200,27 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return format_html(
             '<pre class="job-output" id="job-output" data-stream="{}" data-after="{}"'
             ' data-live="{}">{}</pre><div class="job-output-state" id="job-output-state">'
-            '{}</div>',
-            reverse("api:job-stream", args=[job.pk]), last, "1" if live else "",
-            text, "live: following the output…" if live else "")
+            "{}</div>",
+            reverse("api:job-stream", args=[job.pk]),
+            last,
+            "1" if live else "",
+            text,
+            "live: following the output…" if live else "",
+        )
 
     @admin.display(description=f"events (first {EVENTS_SHOWN})")
     def events_table(self, job: Job) -> str:
         rows = selectors.first_events(
-            job, ("counter", "event", "host", "task", "changed", "failed"), EVENTS_SHOWN)
-        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
-                                "<td>{}</td><td>{}</td></tr>", rows)
-        return format_html("<table><tr><th>#</th><th>event</th><th>host</th><th>task</th>"
-                           "<th>changed</th><th>failed</th></tr>{}</table>", body)
+            job, ("counter", "event", "host", "task", "changed", "failed"), EVENTS_SHOWN
+        )
+        body = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows
+        )
+        return format_html(
+            "<table><tr><th>#</th><th>event</th><th>host</th><th>task</th>"
+            "<th>changed</th><th>failed</th></tr>{}</table>",
+            body,
+        )
 
     @admin.action(description="Cancel selected jobs", permissions=["operate"])
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
@@ -138,17 +228,21 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Relaunch selected jobs", permissions=["operate"])
     def relaunch_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self._each(request, queryset,
-                   lambda job: actions.relaunch(job, requested_by=request.user))
+        self._each(request, queryset, lambda job: actions.relaunch(job, requested_by=request.user))
 
-    @admin.action(description="Relaunch selected jobs on failed hosts only",
-                  permissions=["operate"])
+    @admin.action(
+        description="Relaunch selected jobs on failed hosts only", permissions=["operate"]
+    )
     def relaunch_failed_hosts(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self._each(request, queryset, lambda job: actions.relaunch(
-            job, requested_by=request.user, failed_only=True))
+        self._each(
+            request,
+            queryset,
+            lambda job: actions.relaunch(job, requested_by=request.user, failed_only=True),
+        )
 
-    def _each(self, request: HttpRequest, queryset: QuerySet[Job],
-              operation: Callable[[Job], Any]) -> None:
+    def _each(
+        self, request: HttpRequest, queryset: QuerySet[Job], operation: Callable[[Job], Any]
+    ) -> None:
         for job in queryset:
             try:
                 operation(job)

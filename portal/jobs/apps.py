@@ -23,11 +23,18 @@ class JobsConfig(AppConfig):
         node_actions.on_login_changed(_close_node_masters)
 
         # Operators' ad-hoc runs (manage.py runplaybook, the jobs API): any playbook.
-        registry.register(registry.ActionSpec(
-            name="jobs.adhoc", description="A playbook run by an operator",
-        ))
+        registry.register(
+            registry.ActionSpec(
+                name="jobs.adhoc",
+                description="A playbook run by an operator",
+            )
+        )
         # The reaper's: ends what a lost job left running on its nodes (portal.jobs.orphans).
-        registry.register(registry.ActionSpec(
-            name="jobs.end_lost_run", playbook="end_lost_run.yml", timeout=300,
-            description="End the processes a lost job left on its nodes",
-        ))
+        registry.register(
+            registry.ActionSpec(
+                name="jobs.end_lost_run",
+                playbook="end_lost_run.yml",
+                timeout=300,
+                description="End the processes a lost job left on its nodes",
+            )
+        )

@@ -14,8 +14,15 @@ class JobStatus(models.TextChoices):
     REFUSED = "refused", "Refused"
 
 
-TERMINAL = frozenset({
-    JobStatus.SUCCESSFUL, JobStatus.FAILED, JobStatus.ERROR, JobStatus.CANCELED,
-    JobStatus.TIMEOUT, JobStatus.LOST, JobStatus.REFUSED,
-})
+TERMINAL = frozenset(
+    {
+        JobStatus.SUCCESSFUL,
+        JobStatus.FAILED,
+        JobStatus.ERROR,
+        JobStatus.CANCELED,
+        JobStatus.TIMEOUT,
+        JobStatus.LOST,
+        JobStatus.REFUSED,
+    }
+)
 ACTIVE = frozenset({JobStatus.PENDING, JobStatus.DISPATCHED, JobStatus.RUNNING})

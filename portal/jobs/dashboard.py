@@ -16,8 +16,9 @@ from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job
 
 QUEUED = (JobStatus.PENDING, JobStatus.DISPATCHED)
-BAD = frozenset({JobStatus.FAILED, JobStatus.ERROR, JobStatus.TIMEOUT, JobStatus.LOST,
-                 JobStatus.REFUSED})
+BAD = frozenset(
+    {JobStatus.FAILED, JobStatus.ERROR, JobStatus.TIMEOUT, JobStatus.LOST, JobStatus.REFUSED}
+)
 CHART_DAYS = 14
 STEP = 5  # bar heights in steps of 5 % (classes h0 … h100 in portal/admin.css: no inline style)
 _PROVIDERS: list[Callable[[], dict[str, Any]]] = []
@@ -47,9 +48,12 @@ def outcomes_by_day(days: int = CHART_DAYS) -> list[dict[str, Any]]:
     refused) and other (canceled) jobs by the day they finished, with bar heights."""
     first = timezone.localdate() - timedelta(days=days - 1)
     since = timezone.make_aware(datetime.combine(first, time.min))
-    rows = (Job.objects.filter(finished_at__gte=since)
-            .annotate(day=TruncDate("finished_at", tzinfo=timezone.get_current_timezone()))
-            .values_list("day", "status").annotate(n=Count("pk")))
+    rows = (
+        Job.objects.filter(finished_at__gte=since)
+        .annotate(day=TruncDate("finished_at", tzinfo=timezone.get_current_timezone()))
+        .values_list("day", "status")
+        .annotate(n=Count("pk"))
+    )
     per_day = {first + timedelta(days=i): {"ok": 0, "bad": 0, "other": 0} for i in range(days)}
     for day, status, n in rows:
         if day not in per_day:
@@ -57,9 +61,15 @@ def outcomes_by_day(days: int = CHART_DAYS) -> list[dict[str, Any]]:
         kind = "ok" if status == JobStatus.SUCCESSFUL else "bad" if status in BAD else "other"
         per_day[day][kind] += n
     top = max([sum(c.values()) for c in per_day.values()] + [1])
-    return [{"day": day, **counts, "total": sum(counts.values()),
-             **{f"{kind}_height": _height(counts[kind], top) for kind in counts}}
-            for day, counts in per_day.items()]
+    return [
+        {
+            "day": day,
+            **counts,
+            "total": sum(counts.values()),
+            **{f"{kind}_height": _height(counts[kind], top) for kind in counts},
+        }
+        for day, counts in per_day.items()
+    ]
 
 
 def register(provider: Callable[[], dict[str, Any]]) -> None:

@@ -25,10 +25,27 @@ from portal.jobs.models import Job, JobEvent
 logger = logging.getLogger(__name__)
 
 MASK = "********"
-FAILED_EVENTS = frozenset({"runner_on_failed", "runner_on_unreachable", "runner_item_on_failed",
-                           "runner_on_async_failed"})
-COLUMNS = ("job_id", "counter", "event", "uuid", "parent_uuid", "host", "task", "play", "role",
-           "changed", "failed", "stdout", "start_line", "end_line", "created", "event_data")
+FAILED_EVENTS = frozenset(
+    {"runner_on_failed", "runner_on_unreachable", "runner_item_on_failed", "runner_on_async_failed"}
+)
+COLUMNS = (
+    "job_id",
+    "counter",
+    "event",
+    "uuid",
+    "parent_uuid",
+    "host",
+    "task",
+    "play",
+    "role",
+    "changed",
+    "failed",
+    "stdout",
+    "start_line",
+    "end_line",
+    "created",
+    "event_data",
+)
 
 
 class Masker:
@@ -103,8 +120,15 @@ def _leaves(value: Any) -> Iterator[Any]:
 
 def host_summary(stats: dict[str, Any]) -> dict[str, dict[str, int]]:
     """playbook_on_stats → {host: {ok, changed, failures, unreachable, skipped, ...}}."""
-    keys = {"ok": "ok", "changed": "changed", "failures": "failures", "dark": "unreachable",
-            "skipped": "skipped", "rescued": "rescued", "ignored": "ignored"}
+    keys = {
+        "ok": "ok",
+        "changed": "changed",
+        "failures": "failures",
+        "dark": "unreachable",
+        "skipped": "skipped",
+        "rescued": "rescued",
+        "ignored": "ignored",
+    }
     summary: dict[str, dict[str, int]] = {}
     for source, target in keys.items():
         for host, count in (stats.get(source) or {}).items():
@@ -130,8 +154,7 @@ class EventSink:
         self.cancel = threading.Event()
         self.lost = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"job-{job.pk}-events",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"job-{job.pk}-events", daemon=True)
         self._write_error: Exception | None = None
 
     # --- main thread: called by ansible-runner for every event ------------------------
@@ -161,12 +184,20 @@ class EventSink:
         name = event.get("event", "")
         failed = name in FAILED_EVENTS or bool(res.get("failed")) or bool(data.get("failures"))
         return (
-            self.job_id, int(event.get("counter") or 0), name, event.get("uuid") or "",
-            event.get("parent_uuid") or "", str(data.get("host") or "")[:255],
-            str(data.get("task") or "")[:1024], str(data.get("play") or "")[:1024],
-            str(data.get("role") or "")[:1024], bool(res.get("changed")), failed,
+            self.job_id,
+            int(event.get("counter") or 0),
+            name,
+            event.get("uuid") or "",
+            event.get("parent_uuid") or "",
+            str(data.get("host") or "")[:255],
+            str(data.get("task") or "")[:1024],
+            str(data.get("play") or "")[:1024],
+            str(data.get("role") or "")[:1024],
+            bool(res.get("changed")),
+            failed,
             self.masker.text((event.get("stdout") or "").replace("\r\n", "\n")),
-            int(event.get("start_line") or 0), int(event.get("end_line") or 0),
+            int(event.get("start_line") or 0),
+            int(event.get("end_line") or 0),
             _parse_time(event.get("created")),
             self.masker.data(data),
         )
@@ -198,8 +229,9 @@ class EventSink:
         Job.objects.filter(pk=self.job_id, status=JobStatus.RUNNING).update(
             heartbeat_at=timezone.now()
         )
-        status, cancel = Job.objects.filter(pk=self.job_id).values_list(
-            "status", "cancel_requested").get()
+        status, cancel = (
+            Job.objects.filter(pk=self.job_id).values_list("status", "cancel_requested").get()
+        )
         if status != JobStatus.RUNNING:
             self.lost.set()  # reaped or ended elsewhere: stop spending the machine's time
             self.cancel.set()
@@ -265,5 +297,6 @@ def _copy_rows(rows: list[tuple[Any, ...]]) -> None:
 def _insert_rows(rows: list[tuple[Any, ...]]) -> None:
     JobEvent.objects.bulk_create(
         [JobEvent(**dict(zip(COLUMNS, row, strict=True))) for row in rows],
-        batch_size=500, ignore_conflicts=True,
+        batch_size=500,
+        ignore_conflicts=True,
     )

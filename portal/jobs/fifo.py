@@ -35,8 +35,9 @@ class EventFifo:
         self.error: Exception | None = None
         self._partial = b""
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"events-{path.parent.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"events-{path.parent.name}", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()

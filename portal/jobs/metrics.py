@@ -25,35 +25,42 @@ class JobCollector:
         yield from self._event_lag()
 
     def _by_status(self) -> GaugeMetricFamily:
-        family = GaugeMetricFamily("portal_jobs", "Jobs by status and playbook",
-                                   labels=["status", "playbook"])
+        family = GaugeMetricFamily(
+            "portal_jobs", "Jobs by status and playbook", labels=["status", "playbook"]
+        )
         rows = Job.objects.values("status", "playbook").annotate(n=Count("id")).order_by()
         for row in rows:
             family.add_metric([row["status"], row["playbook"]], row["n"])
         return family
 
     def _durations(self) -> HistogramMetricFamily:
-        duration = ExpressionWrapper(F("finished_at") - F("started_at"),
-                                     output_field=DurationField())
+        duration = ExpressionWrapper(
+            F("finished_at") - F("started_at"), output_field=DurationField()
+        )
         finished = Job.objects.filter(started_at__isnull=False, finished_at__isnull=False)
         counts = finished.annotate(d=duration).aggregate(
             total=Count("id"),
             seconds=Avg("d"),
-            **{f"le_{b}": Count("id", filter=Q(d__lte=timedelta(seconds=b)))
-               for b in DURATION_BUCKETS},
+            **{
+                f"le_{b}": Count("id", filter=Q(d__lte=timedelta(seconds=b)))
+                for b in DURATION_BUCKETS
+            },
         )
         buckets = [(str(b), counts[f"le_{b}"]) for b in DURATION_BUCKETS]
         buckets.append(("+Inf", counts["total"]))
         average = counts["seconds"].total_seconds() if counts["seconds"] else 0.0
-        family = HistogramMetricFamily("portal_job_duration_seconds",
-                                       "Run time of finished jobs (started to finished)")
+        family = HistogramMetricFamily(
+            "portal_job_duration_seconds", "Run time of finished jobs (started to finished)"
+        )
         family.add_metric([], buckets, sum_value=average * counts["total"])
         return family
 
     def _queue_depth(self) -> GaugeMetricFamily:
-        family = GaugeMetricFamily("portal_job_queue_depth",
-                                   "Jobs waiting for a worker (pending or dispatched)",
-                                   labels=["queue"])
+        family = GaugeMetricFamily(
+            "portal_job_queue_depth",
+            "Jobs waiting for a worker (pending or dispatched)",
+            labels=["queue"],
+        )
         waiting = Job.objects.filter(status__in=[JobStatus.PENDING, JobStatus.DISPATCHED])
         for row in waiting.values("queue").annotate(n=Count("id")).order_by():
             family.add_metric([row["queue"]], row["n"])
@@ -63,13 +70,17 @@ class JobCollector:
         recent = Job.objects.filter(event_lag_p95_ms__isnull=False).order_by("-finished_at")
         ids = list(recent.values_list("id", flat=True)[:LAG_WINDOW])
         figures = Job.objects.filter(id__in=ids).aggregate(
-            worst=Max("event_lag_p95_ms"), mean=Avg("event_lag_p95_ms"))
-        worst = GaugeMetricFamily("portal_job_event_lag_p95_seconds_max",
-                                  "Worst per-job p95 of event created -> stored, recent jobs")
+            worst=Max("event_lag_p95_ms"), mean=Avg("event_lag_p95_ms")
+        )
+        worst = GaugeMetricFamily(
+            "portal_job_event_lag_p95_seconds_max",
+            "Worst per-job p95 of event created -> stored, recent jobs",
+        )
         worst.add_metric([], (figures["worst"] or 0) / 1000)
-        mean = GaugeMetricFamily("portal_job_event_lag_p95_seconds_mean",
-                                 "Mean per-job p95 of event created -> stored, recent jobs")
+        mean = GaugeMetricFamily(
+            "portal_job_event_lag_p95_seconds_mean",
+            "Mean per-job p95 of event created -> stored, recent jobs",
+        )
         mean.add_metric([], (figures["mean"] or 0) / 1000)
         yield worst
         yield mean
-

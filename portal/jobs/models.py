@@ -71,7 +71,10 @@ class Job(StatusModel):
         "accounts.Customer", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
     )
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="jobs",
     )
 
@@ -139,16 +142,29 @@ class Job(StatusModel):
         """Only one worker ever runs a job, however often its message is delivered."""
         now = timezone.now()
         return self.move(
-            JobStatus.RUNNING, [JobStatus.PENDING, JobStatus.DISPATCHED],
-            worker=worker, started_at=now, heartbeat_at=now,
+            JobStatus.RUNNING,
+            [JobStatus.PENDING, JobStatus.DISPATCHED],
+            worker=worker,
+            started_at=now,
+            heartbeat_at=now,
         )
 
-    def finish(self, status: str, *, rc: int | None = None, reason: str = "",
-               host_summary: dict[str, dict[str, int]] | None = None,
-               event_count: int | None = None, event_lag_p95_ms: float | None = None) -> bool:
+    def finish(
+        self,
+        status: str,
+        *,
+        rc: int | None = None,
+        reason: str = "",
+        host_summary: dict[str, dict[str, int]] | None = None,
+        event_count: int | None = None,
+        event_lag_p95_ms: float | None = None,
+    ) -> bool:
         assert status in TERMINAL, status
-        fields: dict[str, Any] = {"rc": rc, "finished_at": timezone.now(),
-                                  "event_lag_p95_ms": event_lag_p95_ms}
+        fields: dict[str, Any] = {
+            "rc": rc,
+            "finished_at": timezone.now(),
+            "event_lag_p95_ms": event_lag_p95_ms,
+        }
         if host_summary is not None:
             fields["host_summary"] = host_summary
         if event_count is not None:
@@ -157,8 +173,11 @@ class Job(StatusModel):
 
     def cancel_before_start(self, reason: str) -> bool:
         return self.move(
-            JobStatus.CANCELED, [JobStatus.PENDING, JobStatus.DISPATCHED],
-            reason=reason, finished_at=timezone.now(), cancel_requested=True,
+            JobStatus.CANCELED,
+            [JobStatus.PENDING, JobStatus.DISPATCHED],
+            reason=reason,
+            finished_at=timezone.now(),
+            cancel_requested=True,
         )
 
     def refuse(self, reason: str) -> bool:
@@ -167,7 +186,9 @@ class Job(StatusModel):
     def mark_lost(self, stale_before: datetime) -> bool:
         """Running, but its worker stopped beating before ``stale_before``."""
         lost = self.move(
-            JobStatus.LOST, [JobStatus.RUNNING], where=Q(heartbeat_at__lt=stale_before),
+            JobStatus.LOST,
+            [JobStatus.RUNNING],
+            where=Q(heartbeat_at__lt=stale_before),
             reason=f"worker {self.worker or '?'} stopped reporting (killed or lost)",
             finished_at=timezone.now(),
         )

@@ -58,6 +58,7 @@ DATA_DIR_NAME = re.compile(r"^job-(?P<job>\d+)-(?:(?P<owner>[0-9a-f]{8}\.\d+\.\d
 
 # --- who runs what --------------------------------------------------------------------------
 
+
 @functools.cache
 def _boot_id() -> str:
     return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
@@ -98,12 +99,12 @@ def run_environment(job: Job) -> dict[str, str]:
 
 # --- local: processes and data dirs of dead workers -----------------------------------------
 
+
 def _orphaned_processes() -> set[int]:
     """Processes of runs whose owner is dead, and their children (a child may have dropped
     the variable, e.g. under sudo). Shared SSH masters are spared, with their children (a
     bastion's ``ssh -W``): later jobs use them."""
-    dead = {pid for pid, token in processes.carrying(OWNER_VAR).items()
-            if not owner_alive(token)}
+    dead = {pid for pid, token in processes.carrying(OWNER_VAR).items() if not owner_alive(token)}
     masters = {pid for pid in dead if processes.is_ssh_master(pid)}
     return processes.with_descendants(dead - masters) - processes.with_descendants(masters)
 
@@ -164,4 +165,3 @@ def clean_up_local() -> None:
             step()
         except Exception:
             logger.exception("cleaning up after dead workers failed")
-

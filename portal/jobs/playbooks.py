@@ -30,14 +30,16 @@ def available_playbooks() -> list[str]:
 def resolve_playbook(name: str) -> Path:
     """The playbook's path, refusing anything outside playbooks/ (no ``../``)."""
     if not isinstance(name, str) or not PLAYBOOK_NAME.match(name) or ".." in name.split("/"):
-        raise PortalError(f"{name!r} is not a playbook name (e.g. 'ping.yml').",
-                          field="playbook")
+        raise PortalError(f"{name!r} is not a playbook name (e.g. 'ping.yml').", field="playbook")
     root = playbooks_dir().resolve()
     path = (root / name).resolve()
     if root not in path.parents or not path.is_file():
         known = ", ".join(available_playbooks()) or "none"
-        raise PortalError(f"Unknown playbook {name!r} (known: {known}).", field="playbook",
-                          code="unknown_playbook")
+        raise PortalError(
+            f"Unknown playbook {name!r} (known: {known}).",
+            field="playbook",
+            code="unknown_playbook",
+        )
     return path
 
 
@@ -47,9 +49,11 @@ def _terms(limit: str) -> list[str]:
 
 def _matches(node: Node, pattern: str) -> bool:
     group = node.group.name if node.group is not None else ""
-    return fnmatch.fnmatchcase(node.name, pattern) or (
-        bool(group) and fnmatch.fnmatchcase(group, pattern)
-    ) or pattern == "all"
+    return (
+        fnmatch.fnmatchcase(node.name, pattern)
+        or (bool(group) and fnmatch.fnmatchcase(group, pattern))
+        or pattern == "all"
+    )
 
 
 def select_nodes(nodes: Iterable[Node], limit: str) -> list[Node]:

@@ -41,8 +41,9 @@ logger = logging.getLogger(__name__)
 CALLBACK_DIR = Path(__file__).resolve().parent / "callback"
 
 
-def _spawn_pty_without_close_delay(self: pexpect.spawn, args: list[str], **kwargs: Any
-                                   ) -> ptyprocess.PtyProcess:
+def _spawn_pty_without_close_delay(
+    self: pexpect.spawn, args: list[str], **kwargs: Any
+) -> ptyprocess.PtyProcess:
     """ansible-runner closes the pty only once ansible-playbook has exited, so the 0.1 s
     ptyprocess sleeps there "to let the kernel update the process status" is pure delay
     added to every job (isalive() still checks, and terminates if needed)."""
@@ -73,6 +74,7 @@ class Outcome:
 
 
 # --- the private data dir ------------------------------------------------------------------
+
 
 def _write_private(path: Path, text: str) -> Path:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -105,9 +107,11 @@ def given_secrets(job: Job, data_dir: Path) -> dict:
     playbook can print (``debug: var=hostvars``, ``lookup('file', ...)``) without naming them."""
     credentials = Credential.objects.filter(nodes__in=job.nodes.all()).distinct()
     key_files = (path for path in (data_dir / "keys").glob("*") if path.is_file())
-    return {"variables": job.secrets(),
-            "credentials": [_printable_parts(c.secret) for c in credentials],
-            "key_files": [_printable_parts(path.read_text()) for path in key_files]}
+    return {
+        "variables": job.secrets(),
+        "credentials": [_printable_parts(c.secret) for c in credentials],
+        "key_files": [_printable_parts(path.read_text()) for path in key_files],
+    }
 
 
 def _printable_parts(secret: str) -> list[str]:
@@ -115,8 +119,11 @@ def _printable_parts(secret: str) -> list[str]:
     part, or re-indented, is masked too. Armor lines are no secret, and a short last line
     ("Q==") would mask unrelated output."""
     lines = (line.strip() for line in secret.splitlines()[1:])
-    return [secret, secret.strip(),
-            *(line for line in lines if len(line) >= 16 and not line.startswith("-----"))]
+    return [
+        secret,
+        secret.strip(),
+        *(line for line in lines if len(line) >= 16 and not line.startswith("-----")),
+    ]
 
 
 def make_control_dir(data_dir: Path) -> Path:
@@ -146,7 +153,7 @@ retry_files_enabled = False
 interpreter_python = auto_silent
 forks = {settings.JOB_FORKS}
 timeout = {settings.JOB_CONNECT_TIMEOUT}
-local_tmp = {data_dir / 'tmp'}
+local_tmp = {data_dir / "tmp"}
 
 [ssh_connection]
 pipelining = True
@@ -190,8 +197,12 @@ class Watchdog:
     def _kill(self) -> None:
         for pid in processes.children_running(os.getpid(), self.marker):
             count = processes.kill_tree(pid)
-            logger.info("ended run (%s): killed %d processes", self.ended_by, count,
-                        extra={"job_id": self.job.pk})
+            logger.info(
+                "ended run (%s): killed %d processes",
+                self.ended_by,
+                count,
+                extra={"job_id": self.job.pk},
+            )
 
 
 def work_dir() -> Path:
@@ -220,8 +231,6 @@ def prepare(job: Job) -> Path:
     return data_dir
 
 
-
-
 # --- parent-death signal: a SIGKILLed worker takes its ansible-playbook with it ------------
 
 _PR_SET_PDEATHSIG = 1
@@ -239,6 +248,7 @@ if sys.platform.startswith("linux"):
 
 
 # --- run -----------------------------------------------------------------------------------
+
 
 def run(job: Job) -> Outcome:
     """Run a claimed job to the end. Never raises for Ansible's own failures."""
@@ -273,8 +283,9 @@ def run(job: Job) -> Outcome:
         status, reason = JobStatus.ERROR, f"events incomplete: {fifo.problem()}"
     if sink.lost.is_set():
         status, reason = JobStatus.LOST, "job was taken away from this worker (reaped as lost)"
-    return Outcome(status, rc, reason, sink.summary, sink.stored, sink.max_counter,
-                   sink.lag_p95_ms())
+    return Outcome(
+        status, rc, reason, sink.summary, sink.stored, sink.max_counter, sink.lag_p95_ms()
+    )
 
 
 def _runner_kwargs(job: Job, data_dir: Path, sink: EventSink, watchdog: Watchdog) -> dict:

@@ -11,16 +11,22 @@ from portal.jobs.models import Job, JobEvent
 
 def failure_message(job: Job) -> str:
     """The last failed task's message, else the job's own reason, else its status."""
-    failed = job.events.filter(failed=True).exclude(event="playbook_on_stats").order_by(
-        "-counter").values_list("event_data", flat=True).first()
+    failed = (
+        job.events.filter(failed=True)
+        .exclude(event="playbook_on_stats")
+        .order_by("-counter")
+        .values_list("event_data", flat=True)
+        .first()
+    )
     message = ((failed or {}).get("res") or {}).get("msg") if failed else None
     return str(message or job.reason or f"the job ended {job.status}")[:1000]
 
 
 def jobs_of(target: Model) -> QuerySet[Job]:
     """The jobs launched for ``target`` (a workspace, a lab session, ...)."""
-    return Job.objects.filter(target_type=ContentType.objects.get_for_model(type(target)),
-                              target_id=str(target.pk))
+    return Job.objects.filter(
+        target_type=ContentType.objects.get_for_model(type(target)), target_id=str(target.pk)
+    )
 
 
 def stats_data(job: Job) -> dict[str, Any]:
@@ -43,8 +49,9 @@ def first_events(job: Job, fields: tuple[str, ...], limit: int) -> list[tuple[An
 def tasks_in_last_success(job: Job, **extra_vars: object) -> int:
     """How many tasks the last successful run of the same playbook and action started
     (other than ``job``; with these extra vars, when given); 0 when none ran."""
-    runs = Job.objects.filter(playbook=job.playbook, action=job.action,
-                              status=JobStatus.SUCCESSFUL).exclude(pk=job.pk)
+    runs = Job.objects.filter(
+        playbook=job.playbook, action=job.action, status=JobStatus.SUCCESSFUL
+    ).exclude(pk=job.pk)
     if extra_vars:
         runs = runs.filter(**{f"extra_vars__{name}": value for name, value in extra_vars.items()})
     last = runs.order_by("-finished_at").values_list("pk", flat=True).first()

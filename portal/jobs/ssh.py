@@ -54,8 +54,9 @@ def shared_dir() -> Path:
         path.mkdir(mode=0o700)
     info = path.lstat()
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
-        raise ControlDirError(f"SSH control directory {path} must be a directory of this "
-                              "user with mode 0700")
+        raise ControlDirError(
+            f"SSH control directory {path} must be a directory of this user with mode 0700"
+        )
     return path
 
 
@@ -76,13 +77,20 @@ def control_name(node: Node) -> str:
 
 def _login_parts(node: Node) -> list[Any]:
     credential = node.credential
-    return [node.pk, node.address, node.ssh_port, node.login_user,
-            credential.pk if credential else "", credential.secret if credential else "",
-            node.host_keys]
+    return [
+        node.pk,
+        node.address,
+        node.ssh_port,
+        node.login_user,
+        credential.pk if credential else "",
+        credential.secret if credential else "",
+        node.host_keys,
+    ]
 
 
-def add_control_paths(hostvars: dict[str, dict[str, Any]], nodes: Iterable[Node],
-                      directory: Path) -> None:
+def add_control_paths(
+    hostvars: dict[str, dict[str, Any]], nodes: Iterable[Node], directory: Path
+) -> None:
     for node in nodes:
         if node.connection == Connection.SSH:
             hostvars[node.name]["ansible_control_path"] = str(directory / control_name(node))
@@ -95,8 +103,12 @@ def stop_masters(directory: Path, how: str = "stop") -> int:
     for socket_path in directory.glob("*"):
         if not socket_path.is_socket():
             continue
-        subprocess.run(["ssh", "-o", f"ControlPath={socket_path}", "-O", how, "portal"],
-                       capture_output=True, timeout=10, check=False)
+        subprocess.run(
+            ["ssh", "-o", f"ControlPath={socket_path}", "-O", how, "portal"],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
         count += 1
     return count
 
@@ -116,8 +128,12 @@ def close_node_masters(node_ids: Iterable[int]) -> int:
         for socket_path in directory.glob(f"n{int(pk)}-*"):
             if socket_path.is_socket():
                 with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-                    subprocess.run(["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit",
-                                    "portal"], capture_output=True, timeout=10, check=False)
+                    subprocess.run(
+                        ["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "portal"],
+                        capture_output=True,
+                        timeout=10,
+                        check=False,
+                    )
                 count += 1
             socket_path.unlink(missing_ok=True)
     if count:

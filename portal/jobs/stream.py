@@ -31,8 +31,11 @@ def job_stream(job_id: int, after: int = 0) -> Iterator[str]:
         status = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
         if status is None:
             return  # the job was deleted: stop polling (a reconnect then gets a 404)
-        events = list(JobEvent.objects.filter(job_id=job_id, counter__gt=after)
-                      .order_by("counter").values(*FIELDS)[:500])
+        events = list(
+            JobEvent.objects.filter(job_id=job_id, counter__gt=after)
+            .order_by("counter")
+            .values(*FIELDS)[:500]
+        )
         for event in events:
             after = event["counter"]
             event["created"] = _datetime.to_representation(event["created"])

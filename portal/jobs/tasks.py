@@ -5,8 +5,9 @@ from celery import Task, shared_task
 from portal.jobs import actions
 
 
-@shared_task(name="jobs.run", bind=True, acks_late=True, reject_on_worker_lost=True,
-             ignore_result=True)
+@shared_task(
+    name="jobs.run", bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True
+)
 def run_job(self: Task, job_id: int, signature: str) -> None:
     actions.execute(job_id, signature, worker=self.request.hostname or "worker")
 

@@ -44,19 +44,30 @@ def register_job_actions() -> None:
         base_delay=lambda: settings.LAB_RETRY_BASE_SECONDS,
         max_delay=lambda: settings.LAB_RETRY_MAX_SECONDS,
     )
-    registry.register(registry.ActionSpec(
-        name=PROVISION, playbook="lab_provision.yml", retry=retry,
-        on_finish=apply_provision_result, on_retry=note_waiting_for_server,
-        description="Run a lab's provision script for a session",
-    ))
-    registry.register(registry.ActionSpec(
-        name=CLEANUP, playbook="lab_cleanup.yml", retry=retry,
-        on_finish=apply_cleanup_result, on_retry=note_waiting_for_server,
-        description="Run a lab's cleanup script for a session",
-    ))
+    registry.register(
+        registry.ActionSpec(
+            name=PROVISION,
+            playbook="lab_provision.yml",
+            retry=retry,
+            on_finish=apply_provision_result,
+            on_retry=note_waiting_for_server,
+            description="Run a lab's provision script for a session",
+        )
+    )
+    registry.register(
+        registry.ActionSpec(
+            name=CLEANUP,
+            playbook="lab_cleanup.yml",
+            retry=retry,
+            on_finish=apply_cleanup_result,
+            on_retry=note_waiting_for_server,
+            description="Run a lab's cleanup script for a session",
+        )
+    )
 
 
 # --- checks -------------------------------------------------------------------------------
+
 
 def new_namespace(user) -> str:
     return f"user-{user.pk}-{secrets.token_hex(4)}"
@@ -81,8 +92,11 @@ def check_username(user) -> None:
     """Django's own username alphabet: anything else is refused before it nears a server
     (the role passes arguments as argv and asserts the same alphabet again)."""
     if not SAFE_USERNAME.match(user.username):
-        raise PortalError(f"Username {user.username!r} has characters a lab script cannot "
-                          "receive (allowed: letters, digits, @ . + - _).", field="user")
+        raise PortalError(
+            f"Username {user.username!r} has characters a lab script cannot "
+            "receive (allowed: letters, digits, @ . + - _).",
+            field="user",
+        )
 
 
 def check_window(start, expiry) -> None:
@@ -97,16 +111,23 @@ def check_no_live_session(lab: Lab, user) -> None:
         return
     live = selectors.live_session_of(lab, user)
     if live is not None:
-        raise Conflict(f"{user} already has a {live.status} session of {lab.name} "
-                       f"(session {live.pk}).", field="user", code="session_exists")
+        raise Conflict(
+            f"{user} already has a {live.status} session of {lab.name} (session {live.pk}).",
+            field="user",
+            code="session_exists",
+        )
 
 
 # --- labs ---------------------------------------------------------------------------------
 
+
 def check_lab_server(server) -> None:
     if server.purpose != NodePurpose.LAB_SERVER:
-        raise PortalError(f"Node {server.name} is not a lab server (its purpose is "
-                          f"{server.purpose}).", field="server", code="not_a_lab_server")
+        raise PortalError(
+            f"Node {server.name} is not a lab server (its purpose is {server.purpose}).",
+            field="server",
+            code="not_a_lab_server",
+        )
 
 
 @transaction.atomic
@@ -127,15 +148,20 @@ def do_update_lab(lab: Lab, **fields) -> Lab:
 @transaction.atomic
 def do_delete_lab(lab: Lab) -> None:
     if selectors.has_sessions(lab):
-        raise Conflict(f"Lab {lab.name} has sessions; disable it instead of deleting it.",
-                       field="lab", code="in_use")
+        raise Conflict(
+            f"Lab {lab.name} has sessions; disable it instead of deleting it.",
+            field="lab",
+            code="in_use",
+        )
     lab.delete()
 
 
 # --- assign and provision -----------------------------------------------------------------
 
-def do_assign(lab: Lab, user, *, start=None, expiry=None, duration: timedelta | None = None,
-              by=None) -> tuple[LabSession, str]:
+
+def do_assign(
+    lab: Lab, user, *, start=None, expiry=None, duration: timedelta | None = None, by=None
+) -> tuple[LabSession, str]:
     """Create the session and launch provisioning now (or when ``start`` comes).
 
     Returns the session and its token; only the token's hash is stored.
@@ -151,8 +177,13 @@ def do_assign(lab: Lab, user, *, start=None, expiry=None, duration: timedelta | 
         check_no_live_session(lab, user)
         token, token_hash = new_token()
         session = LabSession.objects.create(
-            lab=lab, user=user, namespace=new_namespace(user), access_start=start,
-            access_expiry=expiry, token_hash=token_hash, assigned_by=by,
+            lab=lab,
+            user=user,
+            namespace=new_namespace(user),
+            access_start=start,
+            access_expiry=expiry,
+            token_hash=token_hash,
+            assigned_by=by,
         )
         if start <= timezone.now():
             launch_provision(session, by=by)
@@ -179,8 +210,11 @@ def do_assign_many(lab: Lab, users, **options) -> list[tuple]:
 
 def check_self_service(lab: Lab) -> None:
     if not lab.self_service:
-        raise PortalError(f"Lab {lab.name} is assigned by the administrators; ask them for "
-                          "a session.", field="lab", code="not_self_service")
+        raise PortalError(
+            f"Lab {lab.name} is assigned by the administrators; ask them for a session.",
+            field="lab",
+            code="not_self_service",
+        )
 
 
 def do_start_own(lab: Lab, user) -> LabSession:
@@ -192,31 +226,46 @@ def do_start_own(lab: Lab, user) -> LabSession:
 
 
 def _script_vars(session: LabSession, script: str) -> dict:
-    return {"lab_session_script": script, "lab_session_username": session.user.username,
-            "lab_session_namespace": session.namespace}
+    return {
+        "lab_session_script": script,
+        "lab_session_username": session.user.username,
+        "lab_session_namespace": session.namespace,
+    }
 
 
 def launch_provision(session: LabSession, by=None) -> Job:
     # Only the caller that moves the session launches: two clicks make one job.
-    if not session.move(S.PROVISIONING, [S.REQUESTED], attempts=F("attempts") + 1,
-                        waiting_for_server=False, next_retry_at=None):
+    if not session.move(
+        S.PROVISIONING,
+        [S.REQUESTED],
+        attempts=F("attempts") + 1,
+        waiting_for_server=False,
+        next_retry_at=None,
+    ):
         raise Conflict(f"Session {session.pk} is already being provisioned.", field="status")
     return jobs.launch(
-        playbook="lab_provision.yml", action=PROVISION, nodes=[session.lab.server],
+        playbook="lab_provision.yml",
+        action=PROVISION,
+        nodes=[session.lab.server],
         extra_vars=_script_vars(session, session.lab.provision_script_path),
-        target=session, requested_by=by,
+        target=session,
+        requested_by=by,
     )
 
 
 def launch_cleanup(session: LabSession, by=None) -> Job:
     return jobs.launch(
-        playbook="lab_cleanup.yml", action=CLEANUP, nodes=[session.lab.server],
+        playbook="lab_cleanup.yml",
+        action=CLEANUP,
+        nodes=[session.lab.server],
         extra_vars=_script_vars(session, session.lab.cleanup_script_path),
-        target=session, requested_by=by,
+        target=session,
+        requested_by=by,
     )
 
 
 # --- results from the job engine ----------------------------------------------------------
+
 
 def _session(job: Job) -> LabSession | None:
     session = job.target
@@ -234,8 +283,12 @@ def apply_provision_result(job: Job) -> None:
     if session is None:
         return
     rc, output = script_result(job)
-    fields: dict[str, Any] = {"last_rc": rc, "last_output": output[-8000:],
-                              "waiting_for_server": False, "next_retry_at": None}
+    fields: dict[str, Any] = {
+        "last_rc": rc,
+        "last_output": output[-8000:],
+        "waiting_for_server": False,
+        "next_retry_at": None,
+    }
     waiting = [S.PROVISIONING, S.REQUESTED]
     if job.status == JobStatus.SUCCESSFUL:
         session.move(S.ACTIVE, waiting, provisioned=True, last_error="", **fields)
@@ -243,8 +296,9 @@ def apply_provision_result(job: Job) -> None:
         session.move(S.REQUESTED, waiting, last_error="provisioning was canceled", **fields)
     elif job.status == JobStatus.LOST or jobs.unreachable_only(job):
         # Not the script's failure: the tick provisions it again.
-        session.move(S.REQUESTED, waiting, last_error=f"not provisioned yet: {job.reason}",
-                     **fields)
+        session.move(
+            S.REQUESTED, waiting, last_error=f"not provisioned yet: {job.reason}", **fields
+        )
     else:
         reason = f"provision script exited {rc}" if rc else failure_message(job)
         session.move(S.FAILED, waiting, last_error=reason, **fields)
@@ -255,17 +309,27 @@ def apply_cleanup_result(job: Job) -> None:
     if session is None:
         return
     rc, output = script_result(job)
-    fields: dict[str, Any] = {"last_rc": rc, "last_output": output[-8000:],
-                              "waiting_for_server": False}
+    fields: dict[str, Any] = {
+        "last_rc": rc,
+        "last_output": output[-8000:],
+        "waiting_for_server": False,
+    }
     if job.status == JobStatus.SUCCESSFUL:
-        session.move(S.EXPIRED, [S.EXPIRING], provisioned=False, last_error="",
-                     next_retry_at=None, **fields)
+        session.move(
+            S.EXPIRED, [S.EXPIRING], provisioned=False, last_error="", next_retry_at=None, **fields
+        )
         return
     reason = f"cleanup script exited {rc}" if rc else failure_message(job)
     delay = settings.LAB_RETRY_BASE_SECONDS * 2 ** min(session.attempts, 10)
-    session.move(S.CLEANUP_FAILED, [S.EXPIRING], last_error=reason, attempts=F("attempts") + 1,
-                 next_retry_at=timezone.now() + timedelta(
-                     seconds=min(delay, settings.LAB_RETRY_MAX_SECONDS)), **fields)
+    session.move(
+        S.CLEANUP_FAILED,
+        [S.EXPIRING],
+        last_error=reason,
+        attempts=F("attempts") + 1,
+        next_retry_at=timezone.now()
+        + timedelta(seconds=min(delay, settings.LAB_RETRY_MAX_SECONDS)),
+        **fields,
+    )
 
 
 def note_waiting_for_server(job: Job, retry_job: Job) -> None:
@@ -277,17 +341,24 @@ def note_waiting_for_server(job: Job, retry_job: Job) -> None:
         status, allowed_from = S.REQUESTED, [S.PROVISIONING, S.REQUESTED]
     else:
         status, allowed_from = S.EXPIRING, [S.EXPIRING]
-    session.move(status, allowed_from, waiting_for_server=True,
-                 next_retry_at=retry_job.not_before, attempts=F("attempts") + 1,
-                 last_error=f"waiting for server {session.lab.server.name}: {job.reason}")
+    session.move(
+        status,
+        allowed_from,
+        waiting_for_server=True,
+        next_retry_at=retry_job.not_before,
+        attempts=F("attempts") + 1,
+        last_error=f"waiting for server {session.lab.server.name}: {job.reason}",
+    )
 
 
 # --- operate: retry, extend, end ----------------------------------------------------------
 
+
 def do_retry(session: LabSession, by=None) -> LabSession:
     if session.status != S.FAILED:
-        raise Conflict(f"Only a failed session can be retried (this one is {session.status}).",
-                       field="status")
+        raise Conflict(
+            f"Only a failed session can be retried (this one is {session.status}).", field="status"
+        )
     with transaction.atomic():
         if not session.move(S.REQUESTED, [S.FAILED], last_error=""):
             raise Conflict("The session was already retried.", field="status")
@@ -295,8 +366,9 @@ def do_retry(session: LabSession, by=None) -> LabSession:
     return session
 
 
-def do_extend(session: LabSession, *, until=None, duration: timedelta | None = None,
-              by=None) -> LabSession:
+def do_extend(
+    session: LabSession, *, until=None, duration: timedelta | None = None, by=None
+) -> LabSession:
     if session.status not in LIVE:
         raise Conflict(f"A {session.status} session cannot be extended.", field="status")
     new_expiry = until or session.access_expiry + (duration or session.lab.default_duration)
@@ -304,25 +376,31 @@ def do_extend(session: LabSession, *, until=None, duration: timedelta | None = N
         raise PortalError("The new expiry must be in the future.", field="access_expiry")
     LabSession.objects.filter(pk=session.pk).update(access_expiry=new_expiry)
     session.refresh_from_db()
-    logger.info("lab session extended to %s by %s", new_expiry, by,
-                extra={"object_id": session.pk})
+    logger.info("lab session extended to %s by %s", new_expiry, by, extra={"object_id": session.pk})
     return session
 
 
 def check_user_extend(session: LabSession, user) -> None:
     """May this user extend their own session once (the lab's ``user_extend_minutes``)?"""
     if session.user_id != getattr(user, "pk", None):
-        raise PortalError("Only the session's user extends it this way.", field="user",
-                          code="not_yours")
+        raise PortalError(
+            "Only the session's user extends it this way.", field="user", code="not_yours"
+        )
     if not session.lab.user_extend_minutes:
-        raise Conflict(f"Lab {session.lab.name} cannot be extended by its users.",
-                       field="lab", code="extend_not_allowed")
+        raise Conflict(
+            f"Lab {session.lab.name} cannot be extended by its users.",
+            field="lab",
+            code="extend_not_allowed",
+        )
     if session.status != S.ACTIVE:
-        raise Conflict(f"Only an active session can be extended (this one is "
-                       f"{session.status}).", field="status")
+        raise Conflict(
+            f"Only an active session can be extended (this one is {session.status}).",
+            field="status",
+        )
     if session.user_extended_at is not None:
-        raise Conflict("This session was already extended once.", field="status",
-                       code="already_extended")
+        raise Conflict(
+            "This session was already extended once.", field="status", code="already_extended"
+        )
 
 
 def do_user_extend(session: LabSession, user) -> LabSession:
@@ -331,14 +409,18 @@ def do_user_extend(session: LabSession, user) -> LabSession:
     check_user_extend(session, user)
     with transaction.atomic():
         claimed = LabSession.objects.filter(
-            pk=session.pk, status=S.ACTIVE, user_extended_at__isnull=True,
+            pk=session.pk,
+            status=S.ACTIVE,
+            user_extended_at__isnull=True,
         ).update(user_extended_at=timezone.now())
         if not claimed:
-            raise Conflict("This session was already extended once.", field="status",
-                           code="already_extended")
+            raise Conflict(
+                "This session was already extended once.", field="status", code="already_extended"
+            )
         session.refresh_from_db()
-        return do_extend(session, duration=timedelta(minutes=session.lab.user_extend_minutes),
-                         by=user)
+        return do_extend(
+            session, duration=timedelta(minutes=session.lab.user_extend_minutes), by=user
+        )
 
 
 def do_end(session: LabSession, by=None) -> LabSession:
@@ -354,8 +436,9 @@ def do_end(session: LabSession, by=None) -> LabSession:
     with transaction.atomic():
         expiry = min(now, session.access_expiry)
         if touched_server or session.provisioned or session.status in ON_SERVER:
-            if not session.move(S.EXPIRING, [session.status], next_retry_at=None,
-                                access_expiry=expiry):
+            if not session.move(
+                S.EXPIRING, [session.status], next_retry_at=None, access_expiry=expiry
+            ):
                 raise Conflict("The session changed meanwhile; try again.", field="status")
             launch_cleanup(session, by=by)
         else:  # never reached the server: nothing to clean up
@@ -364,6 +447,7 @@ def do_end(session: LabSession, by=None) -> LabSession:
 
 
 # --- the periodic tick (beat) -------------------------------------------------------------
+
 
 def tick(now=None) -> dict:
     """Start sessions whose time came, expire those past their expiry, retry cleanups."""

@@ -31,22 +31,32 @@ def format_time_left(left: timedelta) -> str:
         return "—"
     days, minutes = divmod(minutes, 60 * 24)
     hours, minutes = divmod(minutes, 60)
-    return " ".join(f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m"))
-                    if n) or "<1m"
+    return (
+        " ".join(f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n)
+        or "<1m"
+    )
 
 
 # --- assign: the intermediate page of the "Assign to users…" action -----------------------
 
+
 class AssignForm(forms.Form):
     users = forms.ModelMultipleChoiceField(
         queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
-        required=False, widget=FilteredSelectMultiple("users", is_stacked=False))
+        required=False,
+        widget=FilteredSelectMultiple("users", is_stacked=False),
+    )
     group = forms.ModelChoiceField(
-        queryset=Group.objects.order_by("name"), required=False,
-        help_text="Every active member of this group (together with the users above).")
+        queryset=Group.objects.order_by("name"),
+        required=False,
+        help_text="Every active member of this group (together with the users above).",
+    )
     duration_minutes = forms.IntegerField(
-        min_value=1, max_value=MAX_MINUTES, required=False,
-        help_text="Blank: each lab's default duration.")
+        min_value=1,
+        max_value=MAX_MINUTES,
+        required=False,
+        help_text="Blank: each lab's default duration.",
+    )
 
     def clean(self):
         data = super().clean()
@@ -105,8 +115,14 @@ ASSIGN_PAGE = engines["django"].from_string("""{% extends "admin/base_site.html"
 
 @admin.register(Lab)
 class LabAdmin(admin.ModelAdmin):
-    list_display = ["name", "server", "enabled", "default_duration", "live_sessions",
-                    "allow_concurrent_sessions"]
+    list_display = [
+        "name",
+        "server",
+        "enabled",
+        "default_duration",
+        "live_sessions",
+        "allow_concurrent_sessions",
+    ]
     list_filter = ["enabled", "allow_concurrent_sessions", "self_service", "server"]
     search_fields = ["name", "description", "server__name"]
     list_select_related = ["server"]
@@ -114,8 +130,17 @@ class LabAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "description", "server", "enabled"]}),
         ("Scripts", {"fields": ["provision_script_path", "cleanup_script_path"]}),
-        ("Sessions", {"fields": ["default_duration", "allow_concurrent_sessions",
-                                 "user_extend_minutes", "self_service"]}),
+        (
+            "Sessions",
+            {
+                "fields": [
+                    "default_duration",
+                    "allow_concurrent_sessions",
+                    "user_extend_minutes",
+                    "self_service",
+                ]
+            },
+        ),
         ("Access", {"fields": ["access_instructions"]}),
     ]
 
@@ -136,8 +161,11 @@ class LabAdmin(admin.ModelAdmin):
         form = AssignForm(request.POST if "apply" in request.POST else None)
         context = {
             **self.admin_site.each_context(request),
-            "opts": self.model._meta, "title": "Assign labs to users", "queryset": queryset,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME, "form": form,
+            "opts": self.model._meta,
+            "title": "Assign labs to users",
+            "queryset": queryset,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "form": form,
             "media": self.media + form.media,
         }
         if form.is_bound and form.is_valid():
@@ -151,26 +179,43 @@ class LabAdmin(admin.ModelAdmin):
         for lab in labs:
             duration = timedelta(minutes=minutes) if minutes else None
             for user, session, token, error in actions.do_assign_many(
-                    lab, users, duration=duration, by=request.user):
+                lab, users, duration=duration, by=request.user
+            ):
                 failed += error is not None
-                rows.append({
-                    "lab": lab.name, "user": user.username, "session": session, "token": token,
-                    "error": error and error.message,
-                    "session_url": session and reverse("admin:labs_labsession_change",
-                                                       args=[session.pk]),
-                })
+                rows.append(
+                    {
+                        "lab": lab.name,
+                        "user": user.username,
+                        "session": session,
+                        "token": token,
+                        "error": error and error.message,
+                        "session_url": session
+                        and reverse("admin:labs_labsession_change", args=[session.pk]),
+                    }
+                )
         level = messages.WARNING if failed else messages.SUCCESS
-        self.message_user(request, f"{len(rows) - failed} session(s) assigned, {failed} refused.",
-                          level)
+        self.message_user(
+            request, f"{len(rows) - failed} session(s) assigned, {failed} refused.", level
+        )
         return rows
 
 
 # --- sessions: read-only, operated through actions ----------------------------------------
 
+
 @admin.register(LabSession)
 class LabSessionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "user", "lab", "namespace", "status_shown", "time_left_shown",
-                    "attempts", "last_error_short", "access_expiry"]
+    list_display = [
+        "id",
+        "user",
+        "lab",
+        "namespace",
+        "status_shown",
+        "time_left_shown",
+        "attempts",
+        "last_error_short",
+        "access_expiry",
+    ]
     list_filter = ["status", "lab", "waiting_for_server", "provisioned"]
     search_fields = ["user__username", "namespace"]
     list_select_related = ["user", "lab"]
@@ -179,21 +224,53 @@ class LabSessionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     # manage.py lab; statuses change only through these actions (also buttons on the page);
     # no delete: "End now" cleans the server up, deleting the row would not.
     actions = ["retry_sessions", "extend_sessions", "end_sessions"]
-    detail_actions = [("retry_sessions", "Retry"), ("extend_sessions", "Extend"),
-                      ("end_sessions", "End now")]
+    detail_actions = [
+        ("retry_sessions", "Retry"),
+        ("extend_sessions", "Extend"),
+        ("end_sessions", "End now"),
+    ]
     fieldsets = [
-        (None, {"fields": ["user", "lab", "namespace", "status_shown", "provisioned",
-                           "assigned_by"]}),
+        (
+            None,
+            {"fields": ["user", "lab", "namespace", "status_shown", "provisioned", "assigned_by"]},
+        ),
         ("Access", {"fields": ["access_start", "access_expiry", "time_left_shown"]}),
-        ("Provisioning", {"fields": ["attempts", "waiting_for_server", "next_retry_at",
-                                     "last_error", "last_rc", "last_output_shown",
-                                     "jobs_shown"]}),
+        (
+            "Provisioning",
+            {
+                "fields": [
+                    "attempts",
+                    "waiting_for_server",
+                    "next_retry_at",
+                    "last_error",
+                    "last_rc",
+                    "last_output_shown",
+                    "jobs_shown",
+                ]
+            },
+        ),
         ("Record", {"fields": ["created_at", "updated_at"]}),
     ]
-    readonly_fields = ["user", "lab", "namespace", "status_shown", "provisioned", "assigned_by",
-                       "access_start", "access_expiry", "time_left_shown", "attempts",
-                       "waiting_for_server", "next_retry_at", "last_error", "last_rc",
-                       "last_output_shown", "jobs_shown", "created_at", "updated_at"]
+    readonly_fields = [
+        "user",
+        "lab",
+        "namespace",
+        "status_shown",
+        "provisioned",
+        "assigned_by",
+        "access_start",
+        "access_expiry",
+        "time_left_shown",
+        "attempts",
+        "waiting_for_server",
+        "next_retry_at",
+        "last_error",
+        "last_rc",
+        "last_output_shown",
+        "jobs_shown",
+        "created_at",
+        "updated_at",
+    ]
 
     def detail_action_applies(self, session, name):
         if name == "retry_sessions":
@@ -225,20 +302,30 @@ class LabSessionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="jobs")
     def jobs_shown(self, session):
         jobs = jobs_of(session).order_by("-created_at")[:JOBS_SHOWN]
-        rows = [(reverse("admin:jobs_job_change", args=[job.pk]), job.pk, job.action,
-                 status_badge(job.status, job.get_status_display()), seconds(job.created_at))
-                for job in jobs]
+        rows = [
+            (
+                reverse("admin:jobs_job_change", args=[job.pk]),
+                job.pk,
+                job.action,
+                status_badge(job.status, job.get_status_display()),
+                seconds(job.created_at),
+            )
+            for job in jobs
+        ]
         if not rows:
             return "—"
-        return format_html("<ul>{}</ul>", format_html_join(
-            "", '<li><a href="{}">job {}</a> {} {} {}</li>', rows))
+        return format_html(
+            "<ul>{}</ul>", format_html_join("", '<li><a href="{}">job {}</a> {} {} {}</li>', rows)
+        )
 
     @admin.action(description="Retry selected failed sessions", permissions=["operate"])
     def retry_sessions(self, request, queryset):
         self._each(request, queryset, lambda s: actions.do_retry(s, by=request.user))
 
-    @admin.action(description="Extend selected sessions by their lab's default duration",
-                  permissions=["operate"])
+    @admin.action(
+        description="Extend selected sessions by their lab's default duration",
+        permissions=["operate"],
+    )
     def extend_sessions(self, request, queryset):
         self._each(request, queryset, lambda s: actions.do_extend(s, by=request.user))
 
@@ -251,9 +338,11 @@ class LabSessionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             try:
                 operation(session)
             except PortalError as exc:
-                self.message_user(request, f"Session {session.pk}: {exc.message}",
-                                  messages.WARNING)
+                self.message_user(request, f"Session {session.pk}: {exc.message}", messages.WARNING)
             else:
                 self.message_user(
-                    request, f"Session {session.pk}: {session.get_status_display().lower()}, "
-                    f"expires {session.access_expiry:%Y-%m-%d %H:%M %Z}.", messages.SUCCESS)
+                    request,
+                    f"Session {session.pk}: {session.get_status_display().lower()}, "
+                    f"expires {session.access_expiry:%Y-%m-%d %H:%M %Z}.",
+                    messages.SUCCESS,
+                )

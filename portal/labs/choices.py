@@ -14,5 +14,11 @@ class SessionStatus(models.TextChoices):
 # A user holds at most one of these per lab (unless the lab allows more).
 LIVE = frozenset({SessionStatus.REQUESTED, SessionStatus.PROVISIONING, SessionStatus.ACTIVE})
 # The lab server may hold the session's user and namespace: cleanup must run.
-ON_SERVER = frozenset({SessionStatus.ACTIVE, SessionStatus.FAILED, SessionStatus.CLEANUP_FAILED,
-                       SessionStatus.PROVISIONING})
+ON_SERVER = frozenset(
+    {
+        SessionStatus.ACTIVE,
+        SessionStatus.FAILED,
+        SessionStatus.CLEANUP_FAILED,
+        SessionStatus.PROVISIONING,
+    }
+)

@@ -33,30 +33,45 @@ def fill(text: str, values: dict[str, str]) -> str:
         if name in values and not spec and conversion is None:
             out.append(str(values[name]))
         else:
-            out.append("{" + name + (f"!{conversion}" if conversion else "")
-                       + (f":{spec}" if spec else "") + "}")
+            out.append(
+                "{"
+                + name
+                + (f"!{conversion}" if conversion else "")
+                + (f":{spec}" if spec else "")
+                + "}"
+            )
     return "".join(out)
 
 
 def for_session(session) -> str:
-    return fill(session.lab.access_instructions, {
-        "namespace": session.namespace,
-        "username": session.user.get_username(),
-        "lab": session.lab.name,
-    })
+    return fill(
+        session.lab.access_instructions,
+        {
+            "namespace": session.namespace,
+            "username": session.user.get_username(),
+            "lab": session.lab.name,
+        },
+    )
 
 
 def validate_instructions(text: str) -> None:
     """Only the known placeholders, written plainly ("{namespace}"); "{{" for a brace."""
     pieces = _pieces(text or "")
     if pieces is None:
-        raise ValidationError('Unbalanced brace: write "{{" or "}}" for a literal brace.',
-                              code="invalid")
-    wrong = sorted({name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "")
-                    for _, name, spec, conv in pieces
-                    if name is not None and (name not in PLACEHOLDERS or spec or conv)})
+        raise ValidationError(
+            'Unbalanced brace: write "{{" or "}}" for a literal brace.', code="invalid"
+        )
+    wrong = sorted(
+        {
+            name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "")
+            for _, name, spec, conv in pieces
+            if name is not None and (name not in PLACEHOLDERS or spec or conv)
+        }
+    )
     if wrong:
         raise ValidationError(
             f"Unknown placeholder{'s' if len(wrong) > 1 else ''} "
             f"{', '.join('{' + w + '}' for w in wrong)}; use "
-            f"{', '.join('{' + p + '}' for p in PLACEHOLDERS)}.", code="invalid")
+            f"{', '.join('{' + p + '}' for p in PLACEHOLDERS)}.",
+            code="invalid",
+        )

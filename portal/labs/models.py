@@ -21,7 +21,9 @@ class Lab(TimeStampedModel):
     name = models.CharField(max_length=100, unique=True)
     description = models.TextField(blank=True)
     server = models.ForeignKey(
-        "nodes.Node", on_delete=models.PROTECT, related_name="labs",
+        "nodes.Node",
+        on_delete=models.PROTECT,
+        related_name="labs",
         help_text="The lab server the scripts run on.",
     )
     provision_script_path = models.CharField(max_length=500, validators=[script_path_validator])
@@ -34,17 +36,22 @@ class Lab(TimeStampedModel):
         default=False, help_text="May a user hold more than one live session of this lab?"
     )
     access_instructions = models.TextField(
-        blank=True, validators=[validate_instructions],
+        blank=True,
+        validators=[validate_instructions],
         help_text="How a user gets in, shown with an active session (plain text). "
-                  "{namespace}, {username} and {lab} are filled in; {{ for a literal brace.")
+        "{namespace}, {username} and {lab} are filled in; {{ for a literal brace.",
+    )
     self_service = models.BooleanField(
         default=False,
         help_text="Signed-in users may start a session themselves on My labs (for the lab's "
-                  "default duration); otherwise only admins assign it.")
+        "default duration); otherwise only admins assign it.",
+    )
     user_extend_minutes = models.PositiveIntegerField(
-        default=0, validators=[MaxValueValidator(60 * 24 * 31)],
+        default=0,
+        validators=[MaxValueValidator(60 * 24 * 31)],
         help_text="Users may extend their active session once by this many minutes "
-                  "(0: they may not).")
+        "(0: they may not).",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -63,7 +70,8 @@ class LabSessionQuerySet(models.QuerySet):
 
     def due_for_cleanup(self, now=None):
         return self.filter(access_expiry__lte=now or timezone.now()).exclude(
-            status__in=[SessionStatus.EXPIRED, SessionStatus.EXPIRING])
+            status__in=[SessionStatus.EXPIRED, SessionStatus.EXPIRING]
+        )
 
 
 namespace_validator = RegexValidator(r"^[a-z0-9][a-z0-9-]{0,62}$", "Lower-case letters, digits, -.")
@@ -84,27 +92,32 @@ class LabSession(StatusModel, TimeStampedModel):
     TERMINAL = frozenset({S.EXPIRED})
     STATUS_REASON_FIELD = "last_error"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
-                             related_name="lab_sessions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lab_sessions"
+    )
     lab = models.ForeignKey(Lab, on_delete=models.PROTECT, related_name="sessions")
     namespace = models.CharField(max_length=63, unique=True, validators=[namespace_validator])
     access_start = models.DateTimeField(default=timezone.now)
     access_expiry = models.DateTimeField(db_index=True)
-    status = models.CharField(max_length=20, choices=SessionStatus.choices,
-                              default=SessionStatus.REQUESTED, db_index=True)
+    status = models.CharField(
+        max_length=20, choices=SessionStatus.choices, default=SessionStatus.REQUESTED, db_index=True
+    )
     provisioned = models.BooleanField(default=False)
-    token_hash = models.CharField(max_length=128, editable=False,
-                                  help_text="SHA-256 of the session token (shown once).")
+    token_hash = models.CharField(
+        max_length=128, editable=False, help_text="SHA-256 of the session token (shown once)."
+    )
     attempts = models.PositiveIntegerField(default=0)
     waiting_for_server = models.BooleanField(default=False)
     next_retry_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     last_output = models.TextField(blank=True)
     last_rc = models.IntegerField(null=True, blank=True)
-    assigned_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                    on_delete=models.SET_NULL, related_name="+")
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     user_extended_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the user used their one extension.")
+        null=True, blank=True, help_text="When the user used their one extension."
+    )
 
     objects = LabSessionQuerySet.as_manager()
 

@@ -27,8 +27,14 @@ def _may_extend(session, user) -> bool:
 def _duration_text(delta) -> str:
     minutes = int(delta.total_seconds() // 60)
     hours, minutes = divmod(minutes, 60)
-    return " ".join(part for part in (f"{hours} h" if hours else "",
-                                      f"{minutes} min" if minutes else "") if part) or "0 min"
+    return (
+        " ".join(
+            part
+            for part in (f"{hours} h" if hours else "", f"{minutes} min" if minutes else "")
+            if part
+        )
+        or "0 min"
+    )
 
 
 @login_required
@@ -36,15 +42,23 @@ def my_labs(request, start_error=None, status=200):
     sessions = selectors.sessions_shown_to(request.user)
     for session in sessions:
         session.time_left_text = _time_left_text(session.time_left)
-        session.instructions = (for_session(session) if session.status == SessionStatus.ACTIVE
-                                else "")
+        session.instructions = (
+            for_session(session) if session.status == SessionStatus.ACTIVE else ""
+        )
         session.can_extend = _may_extend(session, request.user)
     startable = list(selectors.self_service_labs(request.user))
     for lab in startable:
         lab.duration_text = _duration_text(lab.default_duration)
-    return render(request, "labs/my_labs.html", {
-        "sessions": sessions, "startable": startable, "start_error": start_error,
-    }, status=status)
+    return render(
+        request,
+        "labs/my_labs.html",
+        {
+            "sessions": sessions,
+            "startable": startable,
+            "start_error": start_error,
+        },
+        status=status,
+    )
 
 
 @login_required

@@ -20,16 +20,23 @@ from portal.nodes.models import Credential, Node, NodeGroup
 logger = logging.getLogger(__name__)
 
 # What decides how a job logs in to a node: a change closes the node's shared SSH masters.
-CONNECTION_FIELDS = ("address", "connection", "ssh_port", "ssh_user", "credential_id",
-                     "jump_host_id", "host_keys")
+CONNECTION_FIELDS = (
+    "address",
+    "connection",
+    "ssh_port",
+    "ssh_user",
+    "credential_id",
+    "jump_host_id",
+    "host_keys",
+)
 # Who pinned the keys, and how: the actions' own record (not editable in a form).
 PIN_FIELDS = ("host_keys_pinned_at", "host_keys_pinned_by", "host_keys_pinned_how")
 
 
 class PinHow:
     FIRST_CONTACT = "first_contact"  # read by the portal before the first job connected
-    SET = "set"                      # typed in or cleared by an admin/operator
-    ACCEPTED = "accepted"            # an admin accepted the key the node offers now
+    SET = "set"  # typed in or cleared by an admin/operator
+    ACCEPTED = "accepted"  # an admin accepted the key the node offers now
 
 
 def _save_validated(instance):
@@ -118,8 +125,9 @@ def do_update_credential(credential: Credential, **fields) -> Credential:
     # An empty secret on update means "keep the stored one" (it is never shown back).
     if not fields.get("secret"):
         fields.pop("secret", None)
-    model_update(credential, fields, editable_fields(Credential),
-                 also_save=["hint"])  # save() derives the hint
+    model_update(
+        credential, fields, editable_fields(Credential), also_save=["hint"]
+    )  # save() derives the hint
     _close_masters_on_commit(selectors.with_jumping_nodes(selectors.node_ids_using(credential)))
     return credential
 
@@ -140,8 +148,10 @@ def do_delete_credential(credential: Credential) -> None:
 
 # --- host keys ------------------------------------------------------------------------------
 
-def _pin(node: Node, keys: list[hostkeys.HostKey], how: str, by=None, *,
-         only_if_unpinned: bool = False) -> bool:
+
+def _pin(
+    node: Node, keys: list[hostkeys.HostKey], how: str, by=None, *, only_if_unpinned: bool = False
+) -> bool:
     """Store the keys (a guarded UPDATE: first contact never overwrites a pin)."""
     text = "\n".join(sorted(key.line for key in keys))
     rows = Node.objects.filter(pk=node.pk)
@@ -149,26 +159,44 @@ def _pin(node: Node, keys: list[hostkeys.HostKey], how: str, by=None, *,
         rows = rows.filter(host_keys="")
     now = timezone.now()
     with transaction.atomic():
-        changed = rows.update(host_keys=text, host_keys_pinned_at=now,
-                              host_keys_pinned_by=by, host_keys_pinned_how=how,
-                              updated_at=now) == 1
+        changed = (
+            rows.update(
+                host_keys=text,
+                host_keys_pinned_at=now,
+                host_keys_pinned_by=by,
+                host_keys_pinned_how=how,
+                updated_at=now,
+            )
+            == 1
+        )
         if changed:
             _close_masters_on_commit(selectors.with_jumping_nodes([node.pk]))
     if changed:
         node.host_keys, node.host_keys_pinned_at = text, now
         node.host_keys_pinned_by, node.host_keys_pinned_how = by, how
-        logger.info("host keys of node %s pinned (%s): %s", node.name, how,
-                    ", ".join(key.fingerprint for key in keys))
+        logger.info(
+            "host keys of node %s pinned (%s): %s",
+            node.name,
+            how,
+            ", ".join(key.fingerprint for key in keys),
+        )
     else:
-        node.refresh_from_db(fields=["host_keys", "host_keys_pinned_at", "host_keys_pinned_by",
-                                     "host_keys_pinned_how"])
+        node.refresh_from_db(
+            fields=[
+                "host_keys",
+                "host_keys_pinned_at",
+                "host_keys_pinned_by",
+                "host_keys_pinned_how",
+            ]
+        )
     return changed
 
 
 def check_ssh_node(node: Node) -> None:
     if node.connection != Connection.SSH:
-        raise Conflict(f"Node {node.name} is not reached over SSH: it has no host key.",
-                       field="connection")
+        raise Conflict(
+            f"Node {node.name} is not reached over SSH: it has no host key.", field="connection"
+        )
 
 
 def scan_host_keys(node: Node) -> list[hostkeys.HostKey]:
@@ -182,8 +210,9 @@ def scan_host_keys(node: Node) -> list[hostkeys.HostKey]:
             _write_jump_files([node], ssh_dir)
             return hostkeys.scan(node, ssh_dir)
     except (hostkeys.ScanError, hostkeys.HostKeyError) as exc:
-        raise Conflict(f"cannot read the host key of {node.name}: {exc}",
-                       field="host_keys") from None
+        raise Conflict(
+            f"cannot read the host key of {node.name}: {exc}", field="host_keys"
+        ) from None
 
 
 def refusal_reason(messages: Iterable[str], unreachable_nodes: Iterable[Node] = ()) -> str:
@@ -229,8 +258,13 @@ def do_record_host_key(node: Node, *, by=None) -> Node:
     """Trust on first use: read and pin the node's keys if none are pinned yet (a pinned key
     is left as it is: changing it is :func:`do_accept_host_key`)."""
     if not node.host_keys:
-        _pin(node, scan_host_keys(node), PinHow.FIRST_CONTACT if by is None else PinHow.SET,
-             by, only_if_unpinned=True)
+        _pin(
+            node,
+            scan_host_keys(node),
+            PinHow.FIRST_CONTACT if by is None else PinHow.SET,
+            by,
+            only_if_unpinned=True,
+        )
     return node
 
 

@@ -28,7 +28,8 @@ class CredentialForm(forms.ModelForm):
 
     secret = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 6, "autocomplete": "off"}),
-        required=False, strip=False,
+        required=False,
+        strip=False,
         help_text="Paste a private key or password. Leave empty to keep the stored secret.",
     )
 
@@ -63,8 +64,7 @@ class CredentialAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:  # through the action: the nodes' shared SSH masters are closed
-            actions.do_update_credential(Credential.objects.get(pk=obj.pk),
-                                         **changes_of(form, obj))
+            actions.do_update_credential(Credential.objects.get(pk=obj.pk), **changes_of(form, obj))
         else:
             super().save_model(request, obj, form, change)
 
@@ -78,29 +78,64 @@ class CredentialAdmin(admin.ModelAdmin):
 
 @admin.register(Node)
 class NodeAdmin(admin.ModelAdmin):
-    list_display = ["name", "address", "ssh_port", "purpose", "enabled", "group",
-                    "queue_shown", "credential", "jump_host", "host_key_shown"]
+    list_display = [
+        "name",
+        "address",
+        "ssh_port",
+        "purpose",
+        "enabled",
+        "group",
+        "queue_shown",
+        "credential",
+        "jump_host",
+        "host_key_shown",
+    ]
     list_filter = ["purpose", "enabled", "group", "become"]
     search_fields = ["name", "address", "queue"]
     list_select_related = ["group", "credential", "jump_host"]
     list_editable = ["enabled"]
     autocomplete_fields = ["group", "credential", "jump_host"]
-    readonly_fields = ["host_key_fingerprints", "host_keys_pinned_at", "host_keys_pinned_by",
-                       "host_keys_pinned_how"]
+    readonly_fields = [
+        "host_key_fingerprints",
+        "host_keys_pinned_at",
+        "host_keys_pinned_by",
+        "host_keys_pinned_how",
+    ]
     fieldsets = [
         (None, {"fields": ["name", "address", "purpose", "enabled", "labels"]}),
-        ("Connection", {"fields": ["connection", "ssh_port", "ssh_user", "become",
-                                   "credential", "jump_host"]}),
-        ("Host keys", {"fields": ["host_key_fingerprints", "host_keys", "host_keys_pinned_at",
-                                  "host_keys_pinned_by", "host_keys_pinned_how"],
-                       "description": "Jobs check the node's SSH host key against these "
-                                      "pinned keys and refuse a changed one. Empty: read "
-                                      "and pinned when the first job connects. After a "
-                                      "reinstall or key rotation, use “Accept new host "
-                                      "key”."}),
+        (
+            "Connection",
+            {"fields": ["connection", "ssh_port", "ssh_user", "become", "credential", "jump_host"]},
+        ),
+        (
+            "Host keys",
+            {
+                "fields": [
+                    "host_key_fingerprints",
+                    "host_keys",
+                    "host_keys_pinned_at",
+                    "host_keys_pinned_by",
+                    "host_keys_pinned_how",
+                ],
+                "description": "Jobs check the node's SSH host key against these "
+                "pinned keys and refuse a changed one. Empty: read "
+                "and pinned when the first job connects. After a "
+                "reinstall or key rotation, use “Accept new host "
+                "key”.",
+            },
+        ),
         ("Routing", {"fields": ["group", "queue"]}),
-        ("Workspace hosting", {"fields": ["workspace_root", "workspace_quota_backend",
-                                          "workspace_port_start", "workspace_port_end"]}),
+        (
+            "Workspace hosting",
+            {
+                "fields": [
+                    "workspace_root",
+                    "workspace_quota_backend",
+                    "workspace_port_start",
+                    "workspace_port_end",
+                ]
+            },
+        ),
     ]
     actions = ["accept_new_host_key"]
     change_form_template = "admin/nodes/node/change_form.html"
@@ -126,8 +161,9 @@ class NodeAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            actions.do_update_node(Node.objects.get(pk=obj.pk), by=request.user,
-                                   **changes_of(form, obj))
+            actions.do_update_node(
+                Node.objects.get(pk=obj.pk), by=request.user, **changes_of(form, obj)
+            )
         else:
             actions.do_add_node(obj, by=request.user)
 
@@ -140,8 +176,9 @@ class NodeAdmin(admin.ModelAdmin):
 
     # --- accept a new host key: list action and a button on the node's page ---------------
 
-    @admin.action(description="Accept new host key (read it now and pin it)",
-                  permissions=["change"])
+    @admin.action(
+        description="Accept new host key (read it now and pin it)", permissions=["change"]
+    )
     def accept_new_host_key(self, request, queryset):
         for node in queryset.select_related("credential", "jump_host__credential"):
             self._accept(request, node)
@@ -152,20 +189,29 @@ class NodeAdmin(admin.ModelAdmin):
         except PortalError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return
-        self.message_user(request, f"{node.name}: host key accepted and pinned: "
-                          + ", ".join(hostkeys.fingerprints(node.host_keys)), messages.SUCCESS)
+        self.message_user(
+            request,
+            f"{node.name}: host key accepted and pinned: "
+            + ", ".join(hostkeys.fingerprints(node.host_keys)),
+            messages.SUCCESS,
+        )
 
     def get_urls(self):
-        extra = [path("<path:object_id>/accept-host-key/",
-                      self.admin_site.admin_view(self.accept_host_key_view),
-                      name="nodes_node_accept_host_key")]
+        extra = [
+            path(
+                "<path:object_id>/accept-host-key/",
+                self.admin_site.admin_view(self.accept_host_key_view),
+                name="nodes_node_accept_host_key",
+            )
+        ]
         return extra + super().get_urls()
 
     def accept_host_key_view(self, request, object_id):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        node = get_object_or_404(Node.objects.select_related("credential", "jump_host"),
-                                 pk=object_id)
+        node = get_object_or_404(
+            Node.objects.select_related("credential", "jump_host"), pk=object_id
+        )
         if not self.has_change_permission(request, node):
             raise PermissionDenied
         self._accept(request, node)

@@ -40,12 +40,22 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 KEY_TYPES = (
-    "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
-    "ssh-rsa", "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-rsa",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
 )
 # What a probe through a jump host asks for, one connection each (ssh-keyscan asks for all).
-PROBE_ALGORITHMS = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
-                    "ecdsa-sha2-nistp521", "rsa-sha2-512")
+PROBE_ALGORITHMS = (
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "rsa-sha2-512",
+)
 KNOWN_HOSTS = "known_hosts"
 SSH_CONFIG = "ssh_config"
 # Safe in an ssh_config line and on a command line: no spaces, quotes, '%' or leading '-'.
@@ -79,6 +89,7 @@ class HostKey:
 
 # --- parsing and showing ----------------------------------------------------------------------
 
+
 def parse(text: str) -> list[HostKey]:
     """Keys from ``ssh-ed25519 AAAA…`` lines, or known_hosts / ssh-keyscan lines (the host
     names before the type are dropped). Comments and blank lines are skipped; duplicates
@@ -95,7 +106,8 @@ def parse(text: str) -> list[HostKey]:
         if index is None or len(fields) < index + 2:
             raise HostKeyError(
                 f"line {number}: not a host key (expected e.g. 'ssh-ed25519 AAAA…', as "
-                "ssh-keyscan prints it)")
+                "ssh-keyscan prints it)"
+            )
         key = HostKey(fields[index], fields[index + 1])
         try:
             blob = base64.b64decode(key.blob, validate=True)
@@ -112,7 +124,7 @@ def _blob_has_type(blob: bytes, key_type: str) -> bool:
     if len(blob) < 4:
         return False
     size = int.from_bytes(blob[:4], "big")
-    return blob[4:4 + size] == key_type.encode()
+    return blob[4 : 4 + size] == key_type.encode()
 
 
 def normalize(text: str) -> str:
@@ -129,6 +141,7 @@ def fingerprints(text: str) -> list[str]:
 
 
 # --- known_hosts and ssh_config for a set of nodes -------------------------------------------
+
 
 def alias(node) -> str:
     """The name a node's keys are pinned under (``HostKeyAlias``) and its ssh_config Host."""
@@ -169,8 +182,11 @@ def check_connectable(node) -> None:
 def strict_options(known_hosts: Path, node) -> list[str]:
     """ssh ``-o`` options that check ``node``'s key against its pinned keys only."""
     return [
-        f"UserKnownHostsFile={known_hosts}", "GlobalKnownHostsFile=/dev/null",
-        "StrictHostKeyChecking=yes", f"HostKeyAlias={alias(node)}", "CheckHostIP=no",
+        f"UserKnownHostsFile={known_hosts}",
+        "GlobalKnownHostsFile=/dev/null",
+        "StrictHostKeyChecking=yes",
+        f"HostKeyAlias={alias(node)}",
+        "CheckHostIP=no",
         "UpdateHostKeys=no",
     ]
 
@@ -210,20 +226,26 @@ def ssh_config_text(jump_hosts: Iterable, ssh_dir: Path, key_paths: dict[int, Pa
             "  ServerAliveInterval 15",
             "  ControlMaster no",
             "  ControlPath none",
-            *(f"  {option.replace('=', ' ', 1)}" for option in
-              (f"UserKnownHostsFile={_config_value(ssh_dir / KNOWN_HOSTS)}",
-               *strict_options(ssh_dir / KNOWN_HOSTS, jump)[1:])),
+            *(
+                f"  {option.replace('=', ' ', 1)}"
+                for option in (
+                    f"UserKnownHostsFile={_config_value(ssh_dir / KNOWN_HOSTS)}",
+                    *strict_options(ssh_dir / KNOWN_HOSTS, jump)[1:],
+                )
+            ),
         ]
         key = key_paths.get(jump.credential_id)
         if key is not None:
-            lines += [f"  IdentityFile {_config_value(key)}", "  IdentitiesOnly yes",
-                      "  IdentityAgent none"]
+            lines += [
+                f"  IdentityFile {_config_value(key)}",
+                "  IdentitiesOnly yes",
+                "  IdentityAgent none",
+            ]
         blocks.append("\n".join(lines) + "\n")
     return "\n".join(blocks)
 
 
-def write_ssh_files(nodes: Iterable, ssh_dir: Path, key_paths: dict[int, Path],
-                    write) -> None:
+def write_ssh_files(nodes: Iterable, ssh_dir: Path, key_paths: dict[int, Path], write) -> None:
     """known_hosts (every node and jump host) and ssh_config (the jump hosts) in
     ``ssh_dir``; ``write(path, text)`` writes a private file."""
     nodes = with_jump_hosts(nodes)
@@ -233,6 +255,7 @@ def write_ssh_files(nodes: Iterable, ssh_dir: Path, key_paths: dict[int, Path],
 
 
 # --- reading a node's keys (first contact, accepting a new key) ------------------------------
+
 
 class ScanError(RuntimeError):
     pass
@@ -256,11 +279,20 @@ def scan(node, ssh_dir: Path | None = None) -> list[HostKey]:
 
 def _keyscan(node) -> list[HostKey]:
     timeout = int(settings.JOB_CONNECT_TIMEOUT)
-    command = ["ssh-keyscan", "-T", str(timeout), "-p", str(int(node.ssh_port)),
-               "-t", "rsa,ecdsa,ed25519", node.address]
+    command = [
+        "ssh-keyscan",
+        "-T",
+        str(timeout),
+        "-p",
+        str(int(node.ssh_port)),
+        "-t",
+        "rsa,ecdsa,ed25519",
+        node.address,
+    ]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout * 3 + 5,
-                              check=False)
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout * 3 + 5, check=False
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ScanError(f"ssh-keyscan {node.address}: {exc}") from None
     try:
@@ -269,16 +301,21 @@ def _keyscan(node) -> list[HostKey]:
         raise ScanError(f"ssh-keyscan {node.address}: {exc}") from None
     if not keys:
         problem = " ".join(line for line in done.stderr.splitlines() if not line.startswith("#"))
-        raise ScanError(f"no answer from {node.address} port {node.ssh_port}"
-                        + (f": {problem.strip()}" if problem.strip() else ""))
+        raise ScanError(
+            f"no answer from {node.address} port {node.ssh_port}"
+            + (f": {problem.strip()}" if problem.strip() else "")
+        )
     return keys
 
 
 def _probe_through(node, ssh_dir: Path) -> list[HostKey]:
-    with tempfile.TemporaryDirectory(prefix="probe-", dir=ssh_dir) as scratch, \
-            ThreadPoolExecutor(len(PROBE_ALGORITHMS)) as pool:
-        outputs = list(pool.map(lambda alg: _probe_one(node, ssh_dir, Path(scratch), alg),
-                                PROBE_ALGORITHMS))
+    with (
+        tempfile.TemporaryDirectory(prefix="probe-", dir=ssh_dir) as scratch,
+        ThreadPoolExecutor(len(PROBE_ALGORITHMS)) as pool,
+    ):
+        outputs = list(
+            pool.map(lambda alg: _probe_one(node, ssh_dir, Path(scratch), alg), PROBE_ALGORITHMS)
+        )
     keys, problems = [], []
     for text, problem in outputs:
         if problem:
@@ -287,8 +324,10 @@ def _probe_through(node, ssh_dir: Path) -> list[HostKey]:
             if key not in keys:
                 keys.append(key)
     if not keys:
-        raise ScanError(f"no host key from {node.address} port {node.ssh_port} through jump "
-                        f"host {node.jump_host.name}: {problems[0] if problems else 'no answer'}")
+        raise ScanError(
+            f"no host key from {node.address} port {node.ssh_port} through jump "
+            f"host {node.jump_host.name}: {problems[0] if problems else 'no answer'}"
+        )
     return keys
 
 
@@ -298,19 +337,46 @@ def _probe_one(node, ssh_dir: Path, scratch: Path, algorithm: str) -> tuple[str,
     known = scratch / f"{algorithm}.known"
     timeout = int(settings.JOB_CONNECT_TIMEOUT)
     options = [
-        "BatchMode=yes", f"ConnectTimeout={timeout}", "StrictHostKeyChecking=accept-new",
-        f"UserKnownHostsFile={known}", "GlobalKnownHostsFile=/dev/null",
-        "HostKeyAlias=probe", f"HostKeyAlgorithms={algorithm}", "CheckHostIP=no",
-        "UpdateHostKeys=no", "PubkeyAuthentication=no", "PasswordAuthentication=no",
-        "KbdInteractiveAuthentication=no", "GSSAPIAuthentication=no",
-        "HostbasedAuthentication=no", "IdentityAgent=none", "ControlMaster=no",
-        "ControlPath=none", f"ProxyCommand={proxy_command(ssh_dir, node.jump_host)}",
+        "BatchMode=yes",
+        f"ConnectTimeout={timeout}",
+        "StrictHostKeyChecking=accept-new",
+        f"UserKnownHostsFile={known}",
+        "GlobalKnownHostsFile=/dev/null",
+        "HostKeyAlias=probe",
+        f"HostKeyAlgorithms={algorithm}",
+        "CheckHostIP=no",
+        "UpdateHostKeys=no",
+        "PubkeyAuthentication=no",
+        "PasswordAuthentication=no",
+        "KbdInteractiveAuthentication=no",
+        "GSSAPIAuthentication=no",
+        "HostbasedAuthentication=no",
+        "IdentityAgent=none",
+        "ControlMaster=no",
+        "ControlPath=none",
+        f"ProxyCommand={proxy_command(ssh_dir, node.jump_host)}",
     ]
-    command = ["ssh", "-F", "none", *(a for o in options for a in ("-o", o)),
-               "-p", str(int(node.ssh_port)), "-l", node.login_user, node.address, "true"]
+    command = [
+        "ssh",
+        "-F",
+        "none",
+        *(a for o in options for a in ("-o", o)),
+        "-p",
+        str(int(node.ssh_port)),
+        "-l",
+        node.login_user,
+        node.address,
+        "true",
+    ]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout * 2 + 5,
-                              check=False, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout * 2 + 5,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return "", str(exc)
     text = known.read_text() if known.exists() else ""
@@ -338,8 +404,9 @@ def refusals(messages: Iterable[str]) -> list[Refusal]:
     for message in messages:
         for match in _CHANGED.finditer(message):
             sent = _SENT.search(message)
-            found[int(match.group(2))] = Refusal(int(match.group(2)), True,
-                                                 sent.group(1) if sent else None)
+            found[int(match.group(2))] = Refusal(
+                int(match.group(2)), True, sent.group(1) if sent else None
+            )
         for match in _UNKNOWN.finditer(message):
             found.setdefault(int(match.group(3)), Refusal(int(match.group(3)), False, None))
     return list(found.values())
@@ -352,10 +419,14 @@ def describe_refusal(node, refusal: Refusal, got: list[str], jumped_from=None) -
     expected = ", ".join(key.fingerprint for key in parse_quietly(node.host_keys))
     offered = ", ".join(got) or "unknown"
     if not expected:
-        return (f"no host key pinned for {who} (first contact could not read it; got "
-                f"{offered}); the next job reads it again, or an admin accepts it")
-    return (f"host key of {who} changed (expected {expected}, got {offered}); an admin must "
-            "accept the new key")
+        return (
+            f"no host key pinned for {who} (first contact could not read it; got "
+            f"{offered}); the next job reads it again, or an admin accepts it"
+        )
+    return (
+        f"host key of {who} changed (expected {expected}, got {offered}); an admin must "
+        "accept the new key"
+    )
 
 
 def parse_quietly(text: str) -> list[HostKey]:
@@ -363,4 +434,3 @@ def parse_quietly(text: str) -> list[HostKey]:
         return parse(text)
     except HostKeyError:
         return []
-

@@ -34,9 +34,12 @@ class InventoryError(Exception):
 
 # --- building -------------------------------------------------------------------------------
 
-def build_inventory(nodes: Iterable[Node] | None = None,
-                    key_dir: str | Path | None = None,
-                    ssh_dir: str | Path | None = None) -> dict:
+
+def build_inventory(
+    nodes: Iterable[Node] | None = None,
+    key_dir: str | Path | None = None,
+    ssh_dir: str | Path | None = None,
+) -> dict:
     """Ansible's JSON inventory for ``nodes`` (default: every enabled node).
 
     Given nodes are used as they are (a disabled one is included); a QuerySet gets its
@@ -64,7 +67,8 @@ def build_inventory(nodes: Iterable[Node] | None = None,
         hostvars[node.name] = host_vars(node, keys)
         if ssh_dir is not None and node.connection == Connection.SSH:
             hostvars[node.name]["ansible_ssh_common_args"] = Unsafe(
-                hostkeys.ssh_common_args(node, ssh_dir))
+                hostkeys.ssh_common_args(node, ssh_dir)
+            )
         for group in node_groups(node):
             groups.setdefault(group, set()).add(node.name)
     inventory: dict = {"_meta": {"hostvars": hostvars}, "all": {"children": sorted(groups)}}
@@ -92,6 +96,7 @@ def host_vars(node: Node, keys: "KeyWriter | None" = None) -> dict:
 
 
 # --- group names ----------------------------------------------------------------------------
+
 
 def group_name(text: str) -> str:
     """``text`` as a valid Ansible group name part: anything but [A-Za-z0-9_] becomes '_'."""
@@ -127,8 +132,10 @@ def node_groups(node: Node) -> set[str]:
 
 # --- pinned host keys and jump hosts --------------------------------------------------------
 
-def write_ssh_files(nodes: Iterable[Node], ssh_dir: str | Path,
-                    keys: "KeyWriter | None" = None) -> None:
+
+def write_ssh_files(
+    nodes: Iterable[Node], ssh_dir: str | Path, keys: "KeyWriter | None" = None
+) -> None:
     """``known_hosts`` and ``ssh_config`` (see :mod:`portal.nodes.hostkeys`) in ``ssh_dir``
     (0700, files 0600); a jump host's key file comes from ``keys`` when given."""
     ssh_dir = Path(ssh_dir).expanduser().absolute()
@@ -137,8 +144,11 @@ def write_ssh_files(nodes: Iterable[Node], ssh_dir: str | Path,
     jumps = {node.jump_host_id: node.jump_host for node in nodes if node.jump_host is not None}
     for jump in jumps.values():
         credential = jump.credential if jump.credential_id else None
-        if keys is not None and credential is not None and \
-                credential.kind == CredentialKind.SSH_KEY:
+        if (
+            keys is not None
+            and credential is not None
+            and credential.kind == CredentialKind.SSH_KEY
+        ):
             key_paths[credential.pk] = keys.write(credential)
     directory = KeyWriter(ssh_dir)
     directory._prepare()  # the same checks: ours, 0700
@@ -156,6 +166,7 @@ def write_ssh_files(nodes: Iterable[Node], ssh_dir: str | Path,
 
 
 # --- SSH keys -------------------------------------------------------------------------------
+
 
 class KeyWriter:
     """Writes credentials' private keys into one private directory, each key once."""
@@ -186,7 +197,8 @@ class KeyWriter:
             pass
         except OSError as exc:
             raise InventoryError(
-                f"cannot create key directory {self.directory}: {exc.strerror}") from None
+                f"cannot create key directory {self.directory}: {exc.strerror}"
+            ) from None
         info = os.stat(self.directory)
         if not stat.S_ISDIR(info.st_mode):
             raise InventoryError(f"key directory {self.directory} is not a directory")
@@ -195,7 +207,8 @@ class KeyWriter:
         if info.st_mode & 0o077:
             raise InventoryError(
                 f"key directory {self.directory} is open to other users "
-                f"(mode {stat.S_IMODE(info.st_mode):04o}); chmod 700 it or use a new directory")
+                f"(mode {stat.S_IMODE(info.st_mode):04o}); chmod 700 it or use a new directory"
+            )
         self._ready = True
 
 
@@ -212,6 +225,7 @@ def _write_private(path: Path, text: str) -> None:
 
 
 # --- serializers ----------------------------------------------------------------------------
+
 
 def _could_be_template(text: str) -> bool:
     return "{" in text or "#" in text
@@ -237,7 +251,8 @@ def to_yaml(inventory: dict) -> str:
     """The same inventory in the YAML inventory plugin's format (e.g. a job's hosts.yml)."""
     children: dict[str, dict[str, Any]] = {
         name: {"hosts": {host: {} for host in group.get("hosts", [])}}
-        for name, group in inventory.items() if name not in ("_meta", "all")
+        for name, group in inventory.items()
+        if name not in ("_meta", "all")
     }
     data = {"all": {"hosts": inventory["_meta"]["hostvars"], "children": children}}
     return dump_yaml(data)

@@ -26,8 +26,10 @@ def load_private_key(text: str):
 
 def fingerprint(text: str) -> str:
     """``SHA256:…`` like ``ssh-keygen -lf``: safe to show, identifies the key."""
-    public = load_private_key(text).public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    public = (
+        load_private_key(text)
+        .public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     )
     blob = base64.b64decode(public.split()[1])
     digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
@@ -35,6 +37,9 @@ def fingerprint(text: str) -> str:
 
 
 def public_key(text: str) -> str:
-    return load_private_key(text).public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    ).decode()
+    return (
+        load_private_key(text)
+        .public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )

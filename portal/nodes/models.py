@@ -15,9 +15,7 @@ name_validator = RegexValidator(
 workspace_root_validator = RegexValidator(
     r"^/[A-Za-z0-9._/-]+$", "An absolute path (letters, digits, '.', '_', '-', '/')."
 )
-queue_validator = RegexValidator(
-    r"^[A-Za-z0-9._-]*$", "Use letters, digits, '.', '_' or '-' only."
-)
+queue_validator = RegexValidator(r"^[A-Za-z0-9._-]*$", "Use letters, digits, '.', '_' or '-' only.")
 
 
 class NodeGroup(TimeStampedModel):
@@ -26,7 +24,9 @@ class NodeGroup(TimeStampedModel):
     name = models.CharField(max_length=63, unique=True, validators=[name_validator])
     description = models.TextField(blank=True)
     queue = models.CharField(
-        max_length=100, blank=True, validators=[queue_validator],
+        max_length=100,
+        blank=True,
+        validators=[queue_validator],
         help_text="Celery queue for jobs on these nodes (blank: the default queue).",
     )
 
@@ -41,14 +41,17 @@ class Credential(TimeStampedModel):
     """How the portal logs in to nodes. The secret is encrypted and never shown back."""
 
     name = models.CharField(max_length=100, unique=True)
-    kind = models.CharField(max_length=20, choices=CredentialKind.choices,
-                            default=CredentialKind.SSH_KEY)
+    kind = models.CharField(
+        max_length=20, choices=CredentialKind.choices, default=CredentialKind.SSH_KEY
+    )
     username = models.CharField(
         max_length=64, blank=True, help_text="Overrides the node's SSH user when set."
     )
     secret = EncryptedTextField(help_text="SSH private key or password; stored encrypted.")
     hint = models.CharField(
-        max_length=120, blank=True, editable=False,
+        max_length=120,
+        blank=True,
+        editable=False,
         help_text="Key fingerprint, safe to show; the secret itself is never shown.",
     )
 
@@ -84,7 +87,9 @@ class Node(TimeStampedModel):
     name = models.CharField(max_length=63, unique=True, validators=[name_validator])
     address = models.CharField(max_length=255, help_text="IP address or DNS name for SSH.")
     connection = models.CharField(
-        max_length=10, choices=Connection.choices, default=Connection.SSH,
+        max_length=10,
+        choices=Connection.choices,
+        default=Connection.SSH,
         help_text="'local' runs on the worker machine itself (demo, benchmarks).",
     )
     ssh_port = models.PositiveIntegerField(
@@ -99,7 +104,9 @@ class Node(TimeStampedModel):
         NodeGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="nodes"
     )
     queue = models.CharField(
-        max_length=100, blank=True, validators=[queue_validator],
+        max_length=100,
+        blank=True,
+        validators=[queue_validator],
         help_text="Celery queue for this node's jobs (blank: its group's, else the default).",
     )
     credential = models.ForeignKey(
@@ -108,31 +115,50 @@ class Node(TimeStampedModel):
     # Workspace hosting (purpose workspace_host): where homes live, how quotas are kept, and
     # the ports code-server instances may bind.
     workspace_port_start = models.PositiveIntegerField(
-        default=8001, validators=[MinValueValidator(1024), MaxValueValidator(65535)])
+        default=8001, validators=[MinValueValidator(1024), MaxValueValidator(65535)]
+    )
     workspace_port_end = models.PositiveIntegerField(
-        default=8100, validators=[MinValueValidator(1024), MaxValueValidator(65535)])
+        default=8100, validators=[MinValueValidator(1024), MaxValueValidator(65535)]
+    )
     workspace_root = models.CharField(
-        max_length=200, default="/srv/workspaces", validators=[workspace_root_validator],
-        help_text="Directory holding the workspaces' homes (btrfs: a btrfs filesystem).")
+        max_length=200,
+        default="/srv/workspaces",
+        validators=[workspace_root_validator],
+        help_text="Directory holding the workspaces' homes (btrfs: a btrfs filesystem).",
+    )
     workspace_quota_backend = models.CharField(
-        max_length=10, choices=QuotaBackend.choices, default=QuotaBackend.BTRFS,
-        help_text="How the plan's disk quota is enforced on this node.")
+        max_length=10,
+        choices=QuotaBackend.choices,
+        default=QuotaBackend.BTRFS,
+        help_text="How the plan's disk quota is enforced on this node.",
+    )
     # SSH host keys (portal.nodes.hostkeys): pinned on first contact or by an admin; jobs
     # check them strictly and refuse a changed key until an admin accepts it.
     host_keys = models.TextField(
         blank=True,
         help_text="Pinned SSH host keys, one per line as ssh-keyscan prints them "
-                  "('ssh-ed25519 AAAA…'). Empty: read and pinned on the first job's contact.")
+        "('ssh-ed25519 AAAA…'). Empty: read and pinned on the first job's contact.",
+    )
     host_keys_pinned_at = models.DateTimeField(null=True, blank=True, editable=False)
     host_keys_pinned_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, editable=False,
-        on_delete=models.SET_NULL, related_name="+",
-        help_text="Who pinned or accepted the keys (empty: first contact).")
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who pinned or accepted the keys (empty: first contact).",
+    )
     host_keys_pinned_how = models.CharField(max_length=20, blank=True, editable=False)
     jump_host = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="jumped_nodes",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="jumped_nodes",
         help_text="Reach this node through that one (SSH ProxyJump-style; one hop, with the "
-                  "jump host's own pinned key and credential).")
+        "jump host's own pinned key and credential).",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -167,14 +193,20 @@ class Node(TimeStampedModel):
         if jump.connection != Connection.SSH:
             raise ValidationError({"jump_host": "The jump host must be an SSH node."})
         if jump.jump_host_id:
-            raise ValidationError({"jump_host": f"{jump.name} itself uses a jump host; "
-                                                "only one hop is supported."})
+            raise ValidationError(
+                {"jump_host": f"{jump.name} itself uses a jump host; only one hop is supported."}
+            )
         if self.pk is not None and self.jumped_nodes.exists():
-            raise ValidationError({"jump_host": "Other nodes use this node as their jump "
-                                                "host; only one hop is supported."})
+            raise ValidationError(
+                {
+                    "jump_host": "Other nodes use this node as their jump "
+                    "host; only one hop is supported."
+                }
+            )
         if jump.credential_id is None or jump.credential.kind != CredentialKind.SSH_KEY:
-            raise ValidationError({"jump_host": "The jump host must log in with an SSH key "
-                                                "credential."})
+            raise ValidationError(
+                {"jump_host": "The jump host must log in with an SSH key credential."}
+            )
 
     @property
     def routing_queue(self) -> str:

@@ -16,8 +16,9 @@ from portal.workspaces.models import CapacityRefusal, Workspace, WorkspaceEvent
 def job_link(job_id) -> str:
     if not job_id:
         return "—"
-    return format_html('<a href="{}">job {}</a>',
-                       reverse("admin:jobs_job_change", args=[job_id]), job_id)
+    return format_html(
+        '<a href="{}">job {}</a>', reverse("admin:jobs_job_change", args=[job_id]), job_id
+    )
 
 
 EVENT_FIELDS = ("at", "from_status", "to_status", "message", "job_shown", "by")
@@ -48,7 +49,9 @@ class WorkspaceCreateForm(forms.ModelForm):
     slug = forms.CharField(required=False, help_text="Blank: derived from the name.")
     node = forms.ModelChoiceField(
         queryset=selectors.workspace_nodes(),
-        required=False, help_text="Blank: the least loaded workspace node.")
+        required=False,
+        help_text="Blank: the least loaded workspace node.",
+    )
 
     requested_by = None  # set per request by WorkspaceAdmin.get_form
 
@@ -64,11 +67,17 @@ class WorkspaceCreateForm(forms.ModelForm):
             return data
         try:
             self.created = actions.do_create(
-                data["customer"], data["owner"], data["name"], slug=data.get("slug") or None,
-                node=data.get("node"), by=self.requested_by)
+                data["customer"],
+                data["owner"],
+                data["name"],
+                slug=data.get("slug") or None,
+                node=data.get("node"),
+                by=self.requested_by,
+            )
         except PortalError as error:
-            raise forms.ValidationError({error.field if error.field in self.fields
-                                         else None: error.message}) from None
+            raise forms.ValidationError(
+                {error.field if error.field in self.fields else None: error.message}
+            ) from None
         return data
 
     def _post_clean(self):
@@ -77,35 +86,116 @@ class WorkspaceCreateForm(forms.ModelForm):
 
 @admin.register(Workspace)
 class WorkspaceAdmin(DetailActionsMixin, admin.ModelAdmin):
-    list_display = ["name", "slug", "customer", "owner", "node", "port", "status_shown",
-                    "job_shown", "quota_backend", "created_at"]
+    list_display = [
+        "name",
+        "slug",
+        "customer",
+        "owner",
+        "node",
+        "port",
+        "status_shown",
+        "job_shown",
+        "quota_backend",
+        "created_at",
+    ]
     list_filter = ["status", "node", "quota_backend", "customer__plan"]
     search_fields = ["name", "slug", "linux_username", "customer__name", "owner__username"]
     list_select_related = ["customer", "owner", "node"]
     inlines = [WorkspaceEventInline]
-    actions = ["start_selected", "stop_selected", "restart_selected", "check_selected",
-               "delete_selected_workspaces", "force_delete_selected"]
+    actions = [
+        "start_selected",
+        "stop_selected",
+        "restart_selected",
+        "check_selected",
+        "delete_selected_workspaces",
+        "force_delete_selected",
+    ]
     # The same actions as buttons on the workspace's page; every field there is read-only
     # (changes are jobs), so that page has no Save button.
-    detail_actions = [("start_selected", "Start"), ("stop_selected", "Stop"),
-                      ("restart_selected", "Restart"), ("check_selected", "Check status"),
-                      ("delete_selected_workspaces", "Delete"),
-                      ("force_delete_selected", "Force delete")]
-    detail_operations = {"start_selected": "start", "stop_selected": "stop",
-                         "restart_selected": "restart", "check_selected": "status"}
+    detail_actions = [
+        ("start_selected", "Start"),
+        ("stop_selected", "Stop"),
+        ("restart_selected", "Restart"),
+        ("check_selected", "Check status"),
+        ("delete_selected_workspaces", "Delete"),
+        ("force_delete_selected", "Force delete"),
+    ]
+    detail_operations = {
+        "start_selected": "start",
+        "stop_selected": "stop",
+        "restart_selected": "restart",
+        "check_selected": "status",
+    }
     read_only_page = True
-    readonly_fields = ["customer", "owner", "name", "slug", "node", "port", "linux_username",
-                       "status", "status_reason", "status_changed_at", "job_shown", "on_node",
-                       "route_wanted", "disk_quota_gb", "cpu_limit", "memory_limit_mb",
-                       "quota_backend", "quota_used_bytes", "health", "recent_logs",
-                       "logs_fetched_at", "created_at", "updated_at", "deleted_at"]
+    readonly_fields = [
+        "customer",
+        "owner",
+        "name",
+        "slug",
+        "node",
+        "port",
+        "linux_username",
+        "status",
+        "status_reason",
+        "status_changed_at",
+        "job_shown",
+        "on_node",
+        "route_wanted",
+        "disk_quota_gb",
+        "cpu_limit",
+        "memory_limit_mb",
+        "quota_backend",
+        "quota_used_bytes",
+        "health",
+        "recent_logs",
+        "logs_fetched_at",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+    ]
     fieldsets = [
-        (None, {"fields": ["name", "slug", "customer", "owner", "status", "status_reason",
-                           "status_changed_at", "job_shown"]}),
-        ("Machine", {"fields": ["node", "port", "linux_username", "on_node", "route_wanted",
-                                "health", "recent_logs", "logs_fetched_at"]}),
-        ("Limits (from the plan)", {"fields": ["disk_quota_gb", "cpu_limit", "memory_limit_mb",
-                                               "quota_backend", "quota_used_bytes"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "name",
+                    "slug",
+                    "customer",
+                    "owner",
+                    "status",
+                    "status_reason",
+                    "status_changed_at",
+                    "job_shown",
+                ]
+            },
+        ),
+        (
+            "Machine",
+            {
+                "fields": [
+                    "node",
+                    "port",
+                    "linux_username",
+                    "on_node",
+                    "route_wanted",
+                    "health",
+                    "recent_logs",
+                    "logs_fetched_at",
+                ]
+            },
+        ),
+        (
+            "Limits (from the plan)",
+            {
+                "fields": [
+                    "disk_quota_gb",
+                    "cpu_limit",
+                    "memory_limit_mb",
+                    "quota_backend",
+                    "quota_used_bytes",
+                ]
+            },
+        ),
         ("Times", {"fields": ["created_at", "updated_at", "deleted_at"]}),
     ]
 
@@ -137,8 +227,9 @@ class WorkspaceAdmin(DetailActionsMixin, admin.ModelAdmin):
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
-            kwargs["form"] = type("WorkspaceCreateForm", (WorkspaceCreateForm,),
-                                  {"requested_by": request.user})
+            kwargs["form"] = type(
+                "WorkspaceCreateForm", (WorkspaceCreateForm,), {"requested_by": request.user}
+            )
         return super().get_form(request, obj, **kwargs)
 
     def save_model(self, request, obj, form, change):
@@ -173,8 +264,10 @@ class WorkspaceAdmin(DetailActionsMixin, admin.ModelAdmin):
     def delete_selected_workspaces(self, request, queryset):
         self._operate_batched(request, queryset, "delete")
 
-    @admin.action(description="Force delete selected workspaces (no job: for unreachable "
-                              "nodes; the node may keep leftovers)")
+    @admin.action(
+        description="Force delete selected workspaces (no job: for unreachable "
+        "nodes; the node may keep leftovers)"
+    )
     def force_delete_selected(self, request, queryset):
         done = 0
         for workspace in queryset.select_related("node", "current_job"):
@@ -182,12 +275,14 @@ class WorkspaceAdmin(DetailActionsMixin, admin.ModelAdmin):
                 actions.do_force_delete(workspace, by=request.user)
                 done += 1
             except PortalError as error:
-                self.message_user(request, f"{workspace.slug}: {error.message}",
-                                  messages.WARNING)
+                self.message_user(request, f"{workspace.slug}: {error.message}", messages.WARNING)
         if done:
-            self.message_user(request, f"{done} workspace(s) deleted by force; their history "
-                                       "says what their nodes may still hold.",
-                              messages.SUCCESS)
+            self.message_user(
+                request,
+                f"{done} workspace(s) deleted by force; their history "
+                "says what their nodes may still hold.",
+                messages.SUCCESS,
+            )
 
     def _operate_batched(self, request, queryset, operation):
         """One job per node and customer for all selected workspaces that can do it; the
@@ -206,12 +301,16 @@ class WorkspaceAdmin(DetailActionsMixin, admin.ModelAdmin):
             try:
                 if operation == "delete":
                     actions.do_delete_many(ready, by=request.user)
-                    self.message_user(request, f"delete: {len(ready)} workspace(s) under way.",
-                                      messages.SUCCESS)
+                    self.message_user(
+                        request, f"delete: {len(ready)} workspace(s) under way.", messages.SUCCESS
+                    )
                 else:
                     launched = actions.do_operate(ready, operation, by=request.user)
-                    self.message_user(request, f"{operation}: {len(ready)} workspace(s) in "
-                                               f"{len(launched)} job(s).", messages.SUCCESS)
+                    self.message_user(
+                        request,
+                        f"{operation}: {len(ready)} workspace(s) in {len(launched)} job(s).",
+                        messages.SUCCESS,
+                    )
             except PortalError as error:
                 self.message_user(request, error.message, messages.ERROR)
         for reason in refused:

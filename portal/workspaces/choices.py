@@ -26,4 +26,3 @@ OPERATIONS = {
     "logs": frozenset({S.RUNNING, S.STOPPED}),
     "resize": frozenset({S.RUNNING, S.STOPPED}),
 }
-

@@ -39,13 +39,15 @@ class WorkspaceQuerySet(CustomerOwnedQuerySet):
         if is_admin(user):
             return self
         return self.filter(
-            Q(owner=user) | Q(customer__memberships__user=user,
-                              customer__memberships__role=MembershipRole.OWNER)).distinct()
+            Q(owner=user)
+            | Q(customer__memberships__user=user, customer__memberships__role=MembershipRole.OWNER)
+        ).distinct()
 
     def routed(self):
         """What Traefik should route: workspaces whose code-server is (being) served."""
         return self.filter(route_wanted=True, port__isnull=False).exclude(
-            status__in=[S.DELETING, S.DELETED, S.FAILED])
+            status__in=[S.DELETING, S.DELETED, S.FAILED]
+        )
 
 
 class Workspace(StatusModel, TimeStampedModel):
@@ -63,38 +65,54 @@ class Workspace(StatusModel, TimeStampedModel):
     STATUS_REASON_FIELD = "status_reason"
     STATUS_CHANGED_AT_FIELD = "status_changed_at"
 
-    customer = models.ForeignKey("accounts.Customer", on_delete=models.PROTECT,
-                                 related_name="workspaces")
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
-                              related_name="workspaces")
+    customer = models.ForeignKey(
+        "accounts.Customer", on_delete=models.PROTECT, related_name="workspaces"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="workspaces"
+    )
     name = models.CharField(max_length=100)
-    slug = models.CharField(max_length=40, validators=[slug_validator],
-                            help_text="Subdomain: served at SLUG.WORKSPACES_DOMAIN.")
+    slug = models.CharField(
+        max_length=40,
+        validators=[slug_validator],
+        help_text="Subdomain: served at SLUG.WORKSPACES_DOMAIN.",
+    )
     node = models.ForeignKey("nodes.Node", on_delete=models.PROTECT, related_name="workspaces")
     port = models.PositiveIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1024), MaxValueValidator(65535)],
-        help_text="Held from create until the workspace is gone from its node.")
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1024), MaxValueValidator(65535)],
+        help_text="Held from create until the workspace is gone from its node.",
+    )
     linux_username = models.CharField(max_length=32, validators=[username_validator])
     password = EncryptedTextField(editable=False)
 
     disk_quota_gb = models.PositiveIntegerField()
     cpu_limit = models.DecimalField(max_digits=5, decimal_places=2)
     memory_limit_mb = models.PositiveIntegerField()
-    quota_backend = models.CharField(max_length=10, choices=QuotaBackend.choices, blank=True,
-                                     help_text="The backend that enforced the quota.")
+    quota_backend = models.CharField(
+        max_length=10,
+        choices=QuotaBackend.choices,
+        blank=True,
+        help_text="The backend that enforced the quota.",
+    )
     quota_used_bytes = models.BigIntegerField(null=True, blank=True)
 
-    status = models.CharField(max_length=20, choices=S.choices, default=S.PENDING,
-                              db_index=True)
+    status = models.CharField(max_length=20, choices=S.choices, default=S.PENDING, db_index=True)
     status_reason = models.TextField(blank=True)
     status_changed_at = models.DateTimeField(default=timezone.now)
-    current_job = models.ForeignKey("jobs.Job", null=True, blank=True,
-                                    on_delete=models.SET_NULL, related_name="+",
-                                    help_text="The job acting on the workspace now.")
-    on_node = models.BooleanField(default=False,
-                                  help_text="Something of it may exist on the node.")
-    route_wanted = models.BooleanField(default=False,
-                                       help_text="Published to Traefik's HTTP provider.")
+    current_job = models.ForeignKey(
+        "jobs.Job",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The job acting on the workspace now.",
+    )
+    on_node = models.BooleanField(default=False, help_text="Something of it may exist on the node.")
+    route_wanted = models.BooleanField(
+        default=False, help_text="Published to Traefik's HTTP provider."
+    )
     route_wanted_since = models.DateTimeField(null=True, blank=True)
     health = models.JSONField(default=dict, blank=True)
     recent_logs = models.TextField(blank=True)
@@ -106,19 +124,29 @@ class Workspace(StatusModel, TimeStampedModel):
     class Meta(StatusModel.Meta):
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["node", "port"], condition=Q(port__isnull=False),
-                                    name="unique_workspace_port_per_node",
-                                    violation_error_message="This port is taken on the node."),
-            models.UniqueConstraint(fields=["slug"], condition=~Q(status="deleted"),
-                                    name="unique_live_workspace_slug",
-                                    violation_error_message="This subdomain is taken."),
-            models.UniqueConstraint(fields=["node", "linux_username"],
-                                    condition=~Q(status="deleted"),
-                                    name="unique_live_workspace_user_per_node"),
-            models.UniqueConstraint(fields=["customer", "name"], condition=~Q(status="deleted"),
-                                    name="unique_live_workspace_name_per_customer",
-                                    violation_error_message="You already have a workspace "
-                                                            "with this name."),
+            models.UniqueConstraint(
+                fields=["node", "port"],
+                condition=Q(port__isnull=False),
+                name="unique_workspace_port_per_node",
+                violation_error_message="This port is taken on the node.",
+            ),
+            models.UniqueConstraint(
+                fields=["slug"],
+                condition=~Q(status="deleted"),
+                name="unique_live_workspace_slug",
+                violation_error_message="This subdomain is taken.",
+            ),
+            models.UniqueConstraint(
+                fields=["node", "linux_username"],
+                condition=~Q(status="deleted"),
+                name="unique_live_workspace_user_per_node",
+            ),
+            models.UniqueConstraint(
+                fields=["customer", "name"],
+                condition=~Q(status="deleted"),
+                name="unique_live_workspace_name_per_customer",
+                violation_error_message="You already have a workspace with this name.",
+            ),
         ]
 
     def __str__(self):
@@ -137,27 +165,40 @@ class Workspace(StatusModel, TimeStampedModel):
         scheme = "https" if settings.TRAEFIK_TLS else "http"
         return f"{scheme}://{self.slug}.{settings.WORKSPACES_DOMAIN}/"
 
-    def move(self, to: str, allowed_from=None, *, message: str = "", job=None, by=None,
-             **fields) -> bool:
+    def move(
+        self, to: str, allowed_from=None, *, message: str = "", job=None, by=None, **fields
+    ) -> bool:
         """Guarded status change (only from ``allowed_from``, within TRANSITIONS), recorded in
         the history with the job and the user behind it."""
-        return super().move(to, allowed_from, reason=message, history={"job": job, "by": by},
-                            **fields)
+        return super().move(
+            to, allowed_from, reason=message, history={"job": job, "by": by}, **fields
+        )
 
-    def record_move(self, from_status: str, to: str, reason: str, *, job=None, by=None,
-                    **history) -> None:
-        WorkspaceEvent.objects.create(workspace_id=self.pk, from_status=from_status,
-                                      to_status=to, message=reason[:2000], job=job,
-                                      by=by if by and by.pk else None)
+    def record_move(
+        self, from_status: str, to: str, reason: str, *, job=None, by=None, **history
+    ) -> None:
+        WorkspaceEvent.objects.create(
+            workspace_id=self.pk,
+            from_status=from_status,
+            to_status=to,
+            message=reason[:2000],
+            job=job,
+            by=by if by and by.pk else None,
+        )
 
     def note(self, message: str, *, job=None, by=None, **fields) -> None:
         """Record something that happened without a status change (it becomes the reason
         shown with the status)."""
         fields.setdefault("status_reason", message)
         Workspace.objects.filter(pk=self.pk).update(updated_at=timezone.now(), **fields)
-        WorkspaceEvent.objects.create(workspace_id=self.pk, from_status=self.status,
-                                      to_status=self.status, message=message[:2000], job=job,
-                                      by=by if by and by.pk else None)
+        WorkspaceEvent.objects.create(
+            workspace_id=self.pk,
+            from_status=self.status,
+            to_status=self.status,
+            message=message[:2000],
+            job=job,
+            by=by if by and by.pk else None,
+        )
         self.refresh_from_db()
 
 
@@ -175,10 +216,16 @@ class WorkspaceEvent(models.Model):
     from_status = models.CharField(max_length=20, choices=S.choices, blank=True)
     to_status = models.CharField(max_length=20, choices=S.choices)
     message = models.TextField(blank=True)
-    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL,
-                            related_name="workspace_events")
-    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                           on_delete=models.SET_NULL, related_name="+")
+    job = models.ForeignKey(
+        "jobs.Job",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="workspace_events",
+    )
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     objects = WorkspaceEventQuerySet.as_manager()
 
@@ -195,13 +242,14 @@ class CapacityRefusal(models.Model):
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     code = models.CharField(max_length=20, help_text="no_node or no_capacity.")
-    scope = models.CharField(max_length=200,
-                             help_text="The node group(s) that had no room.")
+    scope = models.CharField(max_length=200, help_text="The node group(s) that had no room.")
     message = models.TextField()
-    customer = models.ForeignKey("accounts.Customer", null=True, blank=True,
-                                 on_delete=models.SET_NULL, related_name="+")
+    customer = models.ForeignKey(
+        "accounts.Customer", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     admins_told = models.BooleanField(
-        default=False, help_text="This refusal's email went out (one per scope and window).")
+        default=False, help_text="This refusal's email went out (one per scope and window)."
+    )
 
     class Meta:
         ordering = ["-at", "-id"]

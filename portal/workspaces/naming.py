@@ -33,13 +33,14 @@ def check_name(name) -> str:
     if not name:
         raise PortalError("The name may not be blank.", field="name")
     if len(name) > NAME_MAX:
-        raise PortalError(f"The name may have at most {NAME_MAX} characters "
-                          f"(it has {len(name)}).", field="name")
-    bad = next((c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn")),
-               None)
+        raise PortalError(
+            f"The name may have at most {NAME_MAX} characters (it has {len(name)}).", field="name"
+        )
+    bad = next((c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn")), None)
     if bad is not None:
-        raise PortalError(f"The name contains a control or invisible character "
-                          f"(U+{ord(bad):04X}).", field="name")
+        raise PortalError(
+            f"The name contains a control or invisible character (U+{ord(bad):04X}).", field="name"
+        )
     return name
 
 
@@ -53,7 +54,7 @@ def shorten(base: str, limit: int, source: str) -> str:
     if len(base) <= limit:
         return base
     suffix = _hash_suffix(source)
-    return f"{base[:limit - len(suffix) - 1].rstrip('-_')}-{suffix}"
+    return f"{base[: limit - len(suffix) - 1].rstrip('-_')}-{suffix}"
 
 
 def slug_from_name(name: str) -> str:
@@ -84,7 +85,7 @@ def username_for(slug: str, taken) -> str:
     while candidate in taken:
         counter += 1
         tail = f"-{counter}"
-        candidate = base[:USERNAME_MAX - len(tail)] + tail
+        candidate = base[: USERNAME_MAX - len(tail)] + tail
     return candidate
 
 

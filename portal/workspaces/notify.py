@@ -36,8 +36,13 @@ def admin_addresses() -> list[str]:
     configured = [address for _, address in settings.ADMINS]
     if configured:
         return configured
-    staff = (get_user_model().objects.filter(is_staff=True, is_active=True)
-             .exclude(email="").order_by("pk").values_list("email", flat=True))
+    staff = (
+        get_user_model()
+        .objects.filter(is_staff=True, is_active=True)
+        .exclude(email="")
+        .order_by("pk")
+        .values_list("email", flat=True)
+    )
     return list(dict.fromkeys(staff))
 
 
@@ -57,7 +62,8 @@ def claim(scope: str, now=None) -> bool:
     now = now or timezone.now()
     window = timedelta(minutes=settings.CAPACITY_NOTICE_MINUTES)
     if CapacityNotice.objects.filter(scope=scope, last_told_at__lte=now - window).update(
-            last_told_at=now):
+        last_told_at=now
+    ):
         return True
     try:
         with transaction.atomic():
@@ -73,38 +79,49 @@ def refused(refusal: Conflict, *, customer=None, node=None) -> CapacityRefusal:
     scope = scope_of(node)
     now = timezone.now()
     row = CapacityRefusal.objects.create(
-        at=now, code=refusal.code, scope=scope, message=refusal.message,
-        customer=customer if customer is not None and customer.pk else None)
-    logger.warning("workspace create refused (%s) for %s: %s", refusal.code, scope,
-                   refusal.message)
+        at=now,
+        code=refusal.code,
+        scope=scope,
+        message=refusal.message,
+        customer=customer if customer is not None and customer.pk else None,
+    )
+    logger.warning("workspace create refused (%s) for %s: %s", refusal.code, scope, refusal.message)
     if not claim(scope, now):
         return row
     since = now - timedelta(hours=24)
     count = CapacityRefusal.objects.filter(scope=scope, at__gte=since).count()
     base = settings.PORTAL_URL or ""
-    body = "\n".join((
-        "A customer could not create a workspace:",
-        "",
-        f"  {refusal.message}",
-        "",
-        f"Node group: {scope}",
-        f"Customer: {customer.name if customer is not None else '-'}",
-        f"Creates refused for this group in the last 24 hours: {count}",
-        "",
-        "Add or enable a workspace node, or widen a node's port range, in the admin:",
-        f"  {base}/admin/nodes/node/",
-        "",
-        f"You get at most one such email per node group every "
-        f"{settings.CAPACITY_NOTICE_MINUTES} minutes; the admin home counts every refusal.",
-    ))
+    body = "\n".join(
+        (
+            "A customer could not create a workspace:",
+            "",
+            f"  {refusal.message}",
+            "",
+            f"Node group: {scope}",
+            f"Customer: {customer.name if customer is not None else '-'}",
+            f"Creates refused for this group in the last 24 hours: {count}",
+            "",
+            "Add or enable a workspace node, or widen a node's port range, in the admin:",
+            f"  {base}/admin/nodes/node/",
+            "",
+            f"You get at most one such email per node group every "
+            f"{settings.CAPACITY_NOTICE_MINUTES} minutes; the admin home counts every refusal.",
+        )
+    )
     recipients = admin_addresses()
     if not recipients:
-        logger.warning("no admin to tell about the refused create (no ADMINS, no staff "
-                       "user with an email address)")
+        logger.warning(
+            "no admin to tell about the refused create (no ADMINS, no staff "
+            "user with an email address)"
+        )
         return row
     try:
-        send_mail(f"[portal] Workspace creates refused: no room in {scope}", body,
-                  settings.SERVER_EMAIL, recipients)
+        send_mail(
+            f"[portal] Workspace creates refused: no room in {scope}",
+            body,
+            settings.SERVER_EMAIL,
+            recipients,
+        )
     except Exception as exc:  # SMTP down: the refusal is recorded; say so in the log
         logger.warning("could not email the admins about the refused create: %s", exc)
         return row
@@ -115,7 +132,8 @@ def refused(refusal: Conflict, *, customer=None, node=None) -> CapacityRefusal:
 
 def refusals_last_day(now=None) -> int:
     return CapacityRefusal.objects.filter(
-        at__gte=(now or timezone.now()) - timedelta(hours=24)).count()
+        at__gte=(now or timezone.now()) - timedelta(hours=24)
+    ).count()
 
 
 def tells_admins_when_full(create):

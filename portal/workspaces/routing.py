@@ -40,8 +40,11 @@ def _router(workspace: Workspace) -> dict:
         "entryPoints": list(settings.TRAEFIK_ENTRYPOINTS),
     }
     if settings.TRAEFIK_TLS:
-        router["tls"] = ({"certResolver": settings.TRAEFIK_CERT_RESOLVER}
-                         if settings.TRAEFIK_CERT_RESOLVER else {})
+        router["tls"] = (
+            {"certResolver": settings.TRAEFIK_CERT_RESOLVER}
+            if settings.TRAEFIK_CERT_RESOLVER
+            else {}
+        )
     return router
 
 
@@ -72,7 +75,11 @@ def live_routers() -> set[str]:
         with _direct.open(url, timeout=5) as response:
             routers = json.load(response)
     except (OSError, ValueError, urllib.error.URLError) as error:
-        raise TraefikUnavailable(f"Traefik's API at {settings.TRAEFIK_API_URL} did not "
-                                 f"answer: {error}") from None
-    return {router["name"].split("@")[0] for router in routers
-            if router.get("provider") == "http" and router.get("status") == "enabled"}
+        raise TraefikUnavailable(
+            f"Traefik's API at {settings.TRAEFIK_API_URL} did not answer: {error}"
+        ) from None
+    return {
+        router["name"].split("@")[0]
+        for router in routers
+        if router.get("provider") == "http" and router.get("status") == "enabled"
+    }

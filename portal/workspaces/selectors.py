@@ -12,15 +12,21 @@ from portal.workspaces.models import Workspace
 
 def dashboard_workspaces(user):
     """The workspaces ``user`` sees on the dashboard (not deleted), newest first."""
-    return (Workspace.objects.visible_to(user).live()
-            .select_related("customer", "owner", "node", "current_job")
-            .order_by("-created_at", "-id"))
+    return (
+        Workspace.objects.visible_to(user)
+        .live()
+        .select_related("customer", "owner", "node", "current_job")
+        .order_by("-created_at", "-id")
+    )
 
 
 def actionable_ids(user, workspaces) -> set[int]:
     """Which of ``workspaces`` ``user`` may act on (start, stop, delete, ...)."""
-    return set(Workspace.objects.filter(pk__in=[w.pk for w in workspaces])
-               .actionable_by(user).values_list("pk", flat=True))
+    return set(
+        Workspace.objects.filter(pk__in=[w.pk for w in workspaces])
+        .actionable_by(user)
+        .values_list("pk", flat=True)
+    )
 
 
 def may_act_on(user, workspace: Workspace) -> bool:
@@ -34,26 +40,33 @@ def plan_usage(user) -> list[dict]:
     if not (user and user.is_authenticated):
         return []
     live = ~Q(workspaces__status=WorkspaceStatus.DELETED)
-    customers = (Customer.objects.filter(memberships__user=user).select_related("plan")
-                 .annotate(used=Count("workspaces", filter=live, distinct=True),
-                           disk_used=Sum("workspaces__quota_used_bytes", filter=live))
-                 .order_by("name")[:50])
+    customers = (
+        Customer.objects.filter(memberships__user=user)
+        .select_related("plan")
+        .annotate(
+            used=Count("workspaces", filter=live, distinct=True),
+            disk_used=Sum("workspaces__quota_used_bytes", filter=live),
+        )
+        .order_by("name")[:50]
+    )
     rows = []
     for customer in customers:
         plan = customer.plan
         limit = plan.workspace_limit
-        rows.append({
-            "customer_id": customer.pk,
-            "customer": customer.name,
-            "plan": plan.name,
-            "used": customer.used,
-            "limit": limit,
-            "full": customer.used >= limit,
-            "text": f"{customer.used} of {limit} workspace{'s' if limit != 1 else ''}",
-            "disk_quota_gb": plan.disk_quota_gb,
-            "disk_used_bytes": customer.disk_used or 0,
-            "disk_used_text": f"{filesizeformat(customer.disk_used or 0)} used",
-        })
+        rows.append(
+            {
+                "customer_id": customer.pk,
+                "customer": customer.name,
+                "plan": plan.name,
+                "used": customer.used,
+                "limit": limit,
+                "full": customer.used >= limit,
+                "text": f"{customer.used} of {limit} workspace{'s' if limit != 1 else ''}",
+                "disk_quota_gb": plan.disk_quota_gb,
+                "disk_used_bytes": customer.disk_used or 0,
+                "disk_used_text": f"{filesizeformat(customer.disk_used or 0)} used",
+            }
+        )
     return rows
 
 

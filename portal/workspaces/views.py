@@ -31,8 +31,12 @@ from portal.workspaces.explain import status_help
 from portal.workspaces.models import Workspace
 
 OPERATIONS_SHOWN = ("start", "stop", "restart", "logs")
-JOB_LABELS = {actions.CREATE: "provisioning", actions.DELETE: "delete",
-              actions.ROLLBACK: "rollback", actions.RESIZE: "resize"}
+JOB_LABELS = {
+    actions.CREATE: "provisioning",
+    actions.DELETE: "delete",
+    actions.ROLLBACK: "rollback",
+    actions.RESIZE: "resize",
+}
 EXPECTED_TASKS_CACHE_SECONDS = 60
 
 
@@ -46,8 +50,7 @@ def _may_operate(workspace: Workspace, operation: str) -> bool:
 
 def _may_delete(workspace: Workspace) -> bool:
     # The refusals of actions.do_delete (tests/workspaces/test_views.py keeps them in step).
-    return not workspace.busy and workspace.status not in (S.PROVISIONING, S.DELETING,
-                                                           S.DELETED)
+    return not workspace.busy and workspace.status not in (S.PROVISIONING, S.DELETING, S.DELETED)
 
 
 def _may_see_password(request, workspace: Workspace) -> bool:
@@ -58,8 +61,9 @@ def _may_see_password(request, workspace: Workspace) -> bool:
 
 
 def job_label(job: Job) -> str:
-    return (job.extra_vars.get("workspace_control_action")
-            or JOB_LABELS.get(job.action, job.action.rsplit(".", 1)[-1]))
+    return job.extra_vars.get("workspace_control_action") or JOB_LABELS.get(
+        job.action, job.action.rsplit(".", 1)[-1]
+    )
 
 
 def expected_tasks(job: Job) -> int | None:
@@ -70,8 +74,11 @@ def expected_tasks(job: Job) -> int | None:
     cached = cache.get(key)
     if cached is not None:
         return cached or None
-    count = (tasks_in_last_success(job, workspace_control_action=operation) if operation
-             else tasks_in_last_success(job))
+    count = (
+        tasks_in_last_success(job, workspace_control_action=operation)
+        if operation
+        else tasks_in_last_success(job)
+    )
     cache.set(key, count, EXPECTED_TASKS_CACHE_SECONDS)
     return count or None
 
@@ -81,13 +88,20 @@ def _job(workspace: Workspace) -> dict | None:
     if job is None:
         return None
     active = job.status in JOB_ACTIVE
-    return {"id": job.pk, "status": job.status, "label": job_label(job), "active": active,
-            "expected_tasks": expected_tasks(job) if active else None}
+    return {
+        "id": job.pk,
+        "status": job.status,
+        "label": job_label(job),
+        "active": active,
+        "expected_tasks": expected_tasks(job) if active else None,
+    }
 
 
 def _limits(workspace: Workspace) -> str:
-    return (f"{workspace.disk_quota_gb} GB disk · {workspace.cpu_limit.normalize():f} CPU · "
-            f"{workspace.memory_limit_mb} MB memory")
+    return (
+        f"{workspace.disk_quota_gb} GB disk · {workspace.cpu_limit.normalize():f} CPU · "
+        f"{workspace.memory_limit_mb} MB memory"
+    )
 
 
 def _usage(workspace: Workspace) -> str:
@@ -146,15 +160,19 @@ def _cards(request, workspaces) -> list[dict]:
 def dashboard(request):
     cards = _cards(request, selectors.dashboard_workspaces(request.user))
     customers = customers_to_choose(request.user)
-    return render(request, "workspaces/dashboard.html", {
-        "cards": cards,
-        "usage": selectors.plan_usage(request.user),
-        "customers": customers,
-        "choose_customer": request.user.is_staff or len(customers) > 1,
-        "show_customer": len({c["customer"] for c in cards}) > 1 or request.user.is_staff,
-        "choose_owner": request.user.is_staff,
-        "domain": settings.WORKSPACES_DOMAIN,
-    })
+    return render(
+        request,
+        "workspaces/dashboard.html",
+        {
+            "cards": cards,
+            "usage": selectors.plan_usage(request.user),
+            "customers": customers,
+            "choose_customer": request.user.is_staff or len(customers) > 1,
+            "show_customer": len({c["customer"] for c in cards}) > 1 or request.user.is_staff,
+            "choose_owner": request.user.is_staff,
+            "domain": settings.WORKSPACES_DOMAIN,
+        },
+    )
 
 
 @login_required
@@ -162,9 +180,12 @@ def dashboard(request):
 @require_GET
 def state(request):
     """The live state of every card: polled by the dashboard every ~2 s."""
-    return JsonResponse({"workspaces": _cards(request,
-                                              selectors.dashboard_workspaces(request.user)),
-                         "usage": selectors.plan_usage(request.user)})
+    return JsonResponse(
+        {
+            "workspaces": _cards(request, selectors.dashboard_workspaces(request.user)),
+            "usage": selectors.plan_usage(request.user),
+        }
+    )
 
 
 @login_required
@@ -175,7 +196,11 @@ def card_fragment(request, pk: int):
     workspace = selectors.dashboard_workspaces(request.user).filter(pk=pk).first()
     if workspace is None:
         raise Http404("No such workspace.")
-    return render(request, "workspaces/_card.html", {
-        "card": _cards(request, [workspace])[0],
-        "show_customer": request.GET.get("customer") == "1",
-    })
+    return render(
+        request,
+        "workspaces/_card.html",
+        {
+            "card": _cards(request, [workspace])[0],
+            "show_customer": request.GET.get("customer") == "1",
+        },
+    )

@@ -24,8 +24,14 @@ REFUSED = [
 
 def _stored(customer):
     customer = Customer.objects.select_related("plan").get(pk=customer.pk)
-    return (customer.name, customer.email, customer.plan.tier, customer.billing_status,
-            str(customer.monthly_fee), customer.company)
+    return (
+        customer.name,
+        customer.email,
+        customer.plan.tier,
+        customer.billing_status,
+        str(customer.monthly_fee),
+        customer.company,
+    )
 
 
 @pytest.fixture
@@ -42,8 +48,9 @@ def test_owner_cannot_change(user_api, paying_owner, method, field, value, read)
     user, customer = paying_owner
     before = _stored(customer)
     body = {"name": "Renamed", field: value}
-    response = getattr(user_api(user), method)(f"/api/customers/{customer.pk}/", body,
-                                               format="json")
+    response = getattr(user_api(user), method)(
+        f"/api/customers/{customer.pk}/", body, format="json"
+    )
     assert response.status_code == 400, response.json()
     error = response.json()["errors"][0]
     assert error["field"] == field and error["code"] == "read_only"
@@ -53,8 +60,9 @@ def test_owner_cannot_change(user_api, paying_owner, method, field, value, read)
 
 def test_owner_changes_name_and_company(user_api, paying_owner):
     user, customer = paying_owner
-    response = user_api(user).patch(f"/api/customers/{customer.pk}/",
-                                    {"name": "New name", "company": "New Co"}, format="json")
+    response = user_api(user).patch(
+        f"/api/customers/{customer.pk}/", {"name": "New name", "company": "New Co"}, format="json"
+    )
     assert response.status_code == 200, response.json()
     customer.refresh_from_db()
     assert (customer.name, customer.company) == ("New name", "New Co")
@@ -66,17 +74,20 @@ def test_owner_may_send_back_id_and_created_at(user_api, paying_owner):
     user, customer = paying_owner
     client = user_api(user)
     current = client.get(f"/api/customers/{customer.pk}/").json()
-    response = client.patch(f"/api/customers/{customer.pk}/",
-                            {"id": current["id"], "created_at": current["created_at"],
-                             "name": "Same"}, format="json")
+    response = client.patch(
+        f"/api/customers/{customer.pk}/",
+        {"id": current["id"], "created_at": current["created_at"], "name": "Same"},
+        format="json",
+    )
     assert response.status_code == 200, response.json()
 
 
 def test_member_cannot_change_anything(user_api):
     member = MembershipFactory(role=MembershipRole.MEMBER)
     before = _stored(member.customer)
-    response = user_api(member.user).patch(f"/api/customers/{member.customer.pk}/",
-                                           {"plan": "enterprise"}, format="json")
+    response = user_api(member.user).patch(
+        f"/api/customers/{member.customer.pk}/", {"plan": "enterprise"}, format="json"
+    )
     assert response.status_code == 403
     assert _stored(member.customer) == before
 
@@ -85,8 +96,14 @@ def test_admin_changes_plan_email_and_billing(admin_api, paying_owner):
     _, customer = paying_owner
     response = admin_api.patch(
         f"/api/customers/{customer.pk}/",
-        {"plan": "enterprise", "email": "New@Example.test", "billing_status": "overdue",
-         "monthly_fee": "499.00"}, format="json")
+        {
+            "plan": "enterprise",
+            "email": "New@Example.test",
+            "billing_status": "overdue",
+            "monthly_fee": "499.00",
+        },
+        format="json",
+    )
     assert response.status_code == 200, response.json()
     customer.refresh_from_db()
     assert customer.plan.tier == "enterprise" and customer.email == "new@example.test"
@@ -95,6 +112,5 @@ def test_admin_changes_plan_email_and_billing(admin_api, paying_owner):
 
 def test_admin_cannot_set_the_computed_role(admin_api, owner):
     _, customer = owner
-    response = admin_api.patch(f"/api/customers/{customer.pk}/", {"role": "owner"},
-                               format="json")
+    response = admin_api.patch(f"/api/customers/{customer.pk}/", {"role": "owner"}, format="json")
     assert response.status_code == 400 and response.json()["errors"][0]["field"] == "role"

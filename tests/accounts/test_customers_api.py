@@ -8,8 +8,14 @@ pytestmark = pytest.mark.django_db
 
 
 def _new_customer(**overrides):
-    return {"name": "Acme", "email": "ops@acme.test", "company": "Acme Inc",
-            "plan": "team", "monthly_fee": "99.00", **overrides}
+    return {
+        "name": "Acme",
+        "email": "ops@acme.test",
+        "company": "Acme Inc",
+        "plan": "team",
+        "monthly_fee": "99.00",
+        **overrides,
+    }
 
 
 def test_admin_creates_customer(admin_api):
@@ -22,8 +28,9 @@ def test_admin_creates_customer(admin_api):
 
 def test_duplicate_email_is_400_naming_email_even_with_other_case(admin_api):
     CustomerFactory(email="ops@acme.test")
-    response = admin_api.post("/api/customers/", _new_customer(email="OPS@Acme.test"),
-                              format="json")
+    response = admin_api.post(
+        "/api/customers/", _new_customer(email="OPS@Acme.test"), format="json"
+    )
     assert response.status_code == 400
     error = response.json()["errors"][0]
     assert error["field"] == "email" and "already exists" in error["message"]
@@ -50,8 +57,9 @@ def test_members_see_only_their_customers(user_api):
     assert [c["id"] for c in listing["results"]] == [mine.customer.pk]
     assert listing["results"][0]["role"] == "member"
     assert client.get(f"/api/customers/{other.pk}/").status_code == 404
-    assert client.patch(f"/api/customers/{other.pk}/", {"name": "x"},
-                        format="json").status_code == 404
+    assert (
+        client.patch(f"/api/customers/{other.pk}/", {"name": "x"}, format="json").status_code == 404
+    )
 
 
 def test_customers_cannot_create_or_delete(user_api, owner):
@@ -67,14 +75,14 @@ def test_owner_renames_but_cannot_change_billing(user_api, owner):
     client = user_api(user)
     response = client.patch(
         f"/api/customers/{customer.pk}/",
-        {"name": "Renamed", "billing_status": "inactive", "monthly_fee": "0"}, format="json",
+        {"name": "Renamed", "billing_status": "inactive", "monthly_fee": "0"},
+        format="json",
     )
     assert response.status_code == 400
     assert {e["field"] for e in response.json()["errors"]} == {"billing_status", "monthly_fee"}
     customer.refresh_from_db()
     assert customer.name != "Renamed" and customer.billing_status == "active"
-    response = client.patch(f"/api/customers/{customer.pk}/", {"name": "Renamed"},
-                            format="json")
+    response = client.patch(f"/api/customers/{customer.pk}/", {"name": "Renamed"}, format="json")
     assert response.status_code == 200
     customer.refresh_from_db()
     assert customer.name == "Renamed"
@@ -109,8 +117,7 @@ def test_me(user_api, owner):
     ]
 
 
-def test_admin_adds_member_directly_and_owner_cannot_remove_last_owner(user_api, owner,
-                                                                       admin_api):
+def test_admin_adds_member_directly_and_owner_cannot_remove_last_owner(user_api, owner, admin_api):
     from tests.factories import UserFactory
 
     user, customer = owner
@@ -133,12 +140,12 @@ def test_owners_and_members_cannot_add_members_directly(user_api, owner):
     member = MembershipFactory(role=MembershipRole.MEMBER)
     other = CustomerFactory()
     stranger = UserFactory()
-    for client_user, target in ((user, customer), (member.user, member.customer),
-                                (user, other)):
+    for client_user, target in ((user, customer), (member.user, member.customer), (user, other)):
         response = user_api(client_user).post(
             "/api/memberships/",
             {"customer": target.pk, "user": stranger.username, "role": "member"},
-            format="json")
+            format="json",
+        )
         assert response.status_code == 403, response.json()
         assert "admin" in response.json()["message"]
     assert not Membership.objects.filter(user=stranger).exists()

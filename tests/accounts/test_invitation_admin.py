@@ -15,8 +15,12 @@ pytestmark = pytest.mark.django_db
 
 def _invitation(email, **fields):
     return Invitation.objects.create(
-        customer=CustomerFactory(), email=email, token_hash=email.ljust(64, "0")[:64],
-        expires_at=timezone.now() + timedelta(days=1), **fields)
+        customer=CustomerFactory(),
+        email=email,
+        token_hash=email.ljust(64, "0")[:64],
+        expires_at=timezone.now() + timedelta(days=1),
+        **fields,
+    )
 
 
 def test_admin_lists_and_revokes(admin_client):
@@ -28,8 +32,11 @@ def test_admin_lists_and_revokes(admin_client):
     assert pending.token_hash not in text
     detail = admin_client.get(reverse("admin:accounts_invitation_change", args=[pending.pk]))
     assert detail.status_code == 200 and pending.token_hash not in detail.content.decode()
-    response = admin_client.post(reverse("admin:accounts_invitation_changelist"), {
-        "action": "revoke", "_selected_action": [pending.pk, used.pk]}, follow=True)
+    response = admin_client.post(
+        reverse("admin:accounts_invitation_changelist"),
+        {"action": "revoke", "_selected_action": [pending.pk, used.pk]},
+        follow=True,
+    )
     assert response.status_code == 200
     text = response.content.decode()
     assert "Revoked 1 invitation" in text and "only a pending invitation" in text.lower()

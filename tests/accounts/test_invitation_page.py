@@ -30,9 +30,14 @@ def test_the_email_links_to_the_page(client, token):
 
 
 def test_a_new_person_signs_up_and_is_signed_in(client, token):
-    response = client.post(f"/invitations/{token}/", {
-        "username": "newbie", "password": "a-long-passphrase-42",
-        "password2": "a-long-passphrase-42"})
+    response = client.post(
+        f"/invitations/{token}/",
+        {
+            "username": "newbie",
+            "password": "a-long-passphrase-42",
+            "password2": "a-long-passphrase-42",
+        },
+    )
     assert response.status_code == 302 and response["Location"] == "/workspaces/"
     membership = Membership.objects.get(user__username="newbie")
     assert membership.customer == Invitation.objects.get().customer
@@ -41,11 +46,14 @@ def test_a_new_person_signs_up_and_is_signed_in(client, token):
 
 
 def test_signup_errors_are_shown_and_keep_the_invitation(client, token):
-    differ = client.post(f"/invitations/{token}/", {
-        "username": "newbie", "password": "a-long-passphrase-42", "password2": "other"})
+    differ = client.post(
+        f"/invitations/{token}/",
+        {"username": "newbie", "password": "a-long-passphrase-42", "password2": "other"},
+    )
     assert differ.status_code == 400 and "differ" in differ.content.decode()
-    weak = client.post(f"/invitations/{token}/", {
-        "username": "newbie", "password": "123", "password2": "123"})
+    weak = client.post(
+        f"/invitations/{token}/", {"username": "newbie", "password": "123", "password2": "123"}
+    )
     assert weak.status_code == 400 and "too short" in weak.content.decode()
     assert not Membership.objects.filter(user__username="newbie").exists()
     assert Invitation.objects.get().status == InvitationStatus.PENDING
@@ -67,6 +75,15 @@ def test_an_invalid_link_says_so_without_details(client, token):
         page = client.get(path)
         assert page.status_code == 404
         assert "not valid" in page.content.decode()
-        assert client.post(path, {"username": "x", "password": "a-long-passphrase-42",
-                                  "password2": "a-long-passphrase-42"}).status_code == 404
+        assert (
+            client.post(
+                path,
+                {
+                    "username": "x",
+                    "password": "a-long-passphrase-42",
+                    "password2": "a-long-passphrase-42",
+                },
+            ).status_code
+            == 404
+        )
     assert not Membership.objects.filter(user__username="x").exists()

@@ -17,19 +17,28 @@ MESSAGE = "Too many failed logins; try again in 15 minutes."
 
 
 def api_login(username, password, ip=ATTACKER, **headers):
-    return Client().post("/api/auth/token/", {"username": username, "password": password},
-                         content_type="application/json", REMOTE_ADDR=ip, **headers)
+    return Client().post(
+        "/api/auth/token/",
+        {"username": username, "password": password},
+        content_type="application/json",
+        REMOTE_ADDR=ip,
+        **headers,
+    )
 
 
 def admin_login(username, password, ip=ATTACKER, **headers):
-    return Client().post("/admin/login/?next=/admin/",
-                         {"username": username, "password": password}, REMOTE_ADDR=ip,
-                         **headers)
+    return Client().post(
+        "/admin/login/?next=/admin/",
+        {"username": username, "password": password},
+        REMOTE_ADDR=ip,
+        **headers,
+    )
 
 
 def customer_login(username, password, ip=ATTACKER, **headers):
-    return Client().post("/accounts/login/", {"username": username, "password": password},
-                         REMOTE_ADDR=ip, **headers)
+    return Client().post(
+        "/accounts/login/", {"username": username, "password": password}, REMOTE_ADDR=ip, **headers
+    )
 
 
 def logged_in(response) -> bool:
@@ -72,7 +81,9 @@ def test_api_lockout_is_the_documented_error_shape(user, settings):
     response = api_login("alice", PASSWORD)
     assert response.status_code == 429
     assert response.json() == {
-        "status": 429, "code": "locked_out", "message": MESSAGE,
+        "status": 429,
+        "code": "locked_out",
+        "message": MESSAGE,
         "errors": [{"field": None, "message": MESSAGE, "code": "locked_out"}],
     }
 
@@ -110,10 +121,13 @@ def test_a_session_login_resets_the_count(user, settings):
     assert customer_login("alice", "wrong-password").status_code == 200  # counted from zero
 
 
-@pytest.mark.parametrize("reset", [
-    lambda: call_command("axes_reset_username", "alice"),
-    lambda: call_command("axes_reset"),
-])
+@pytest.mark.parametrize(
+    "reset",
+    [
+        lambda: call_command("axes_reset_username", "alice"),
+        lambda: call_command("axes_reset"),
+    ],
+)
 def test_admin_command_unlocks(reset, user, settings):
     fail_until_locked(api_login, "alice", settings.LOGIN_FAILURE_LIMIT)
     reset()
@@ -125,8 +139,10 @@ def test_deleting_the_attempt_in_the_admin_unlocks(user, settings):
     operator = Client()
     operator.force_login(AdminFactory(username="operator"))
     attempt = AccessAttempt.objects.get(username="alice")
-    response = operator.post("/admin/axes/accessattempt/", {
-        "action": "delete_selected", "_selected_action": [attempt.pk], "post": "yes"})
+    response = operator.post(
+        "/admin/axes/accessattempt/",
+        {"action": "delete_selected", "_selected_action": [attempt.pk], "post": "yes"},
+    )
     assert response.status_code == 302
     assert logged_in(customer_login("alice", PASSWORD))
 
@@ -135,8 +151,9 @@ def test_the_user_admin_action_unlocks(user, settings):
     fail_until_locked(admin_login, "alice", settings.LOGIN_FAILURE_LIMIT)
     operator = Client()
     operator.force_login(AdminFactory(username="operator"))
-    response = operator.post("/admin/auth/user/", {
-        "action": "unlock_login", "_selected_action": [user.pk]}, follow=True)
+    response = operator.post(
+        "/admin/auth/user/", {"action": "unlock_login", "_selected_action": [user.pk]}, follow=True
+    )
     assert "Unlocked 1 user(s); 1 failed-login record(s) cleared." in response.content.decode()
     assert logged_in(admin_login("alice", PASSWORD))
 
@@ -155,8 +172,12 @@ def test_behind_the_proxy_the_client_is_the_address_it_appended(user, settings):
     proxy = "127.0.0.1"
     for attempt in range(settings.LOGIN_FAILURE_LIMIT):
         # What the client sent itself stays on the left of the address the proxy appends.
-        api_login("alice", "wrong-password", ip=proxy,
-                  HTTP_X_FORWARDED_FOR=f"10.0.0.{attempt}, {ATTACKER}")
+        api_login(
+            "alice",
+            "wrong-password",
+            ip=proxy,
+            HTTP_X_FORWARDED_FOR=f"10.0.0.{attempt}, {ATTACKER}",
+        )
     assert AccessAttempt.objects.get().ip_address == ATTACKER
     locked = api_login("alice", PASSWORD, ip=proxy, HTTP_X_FORWARDED_FOR=ATTACKER)
     assert locked.status_code == 429

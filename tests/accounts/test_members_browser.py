@@ -28,12 +28,19 @@ def shot(page, name):
 @pytest.fixture
 def team(transactional_db, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    owner = MembershipFactory(user__username="olga", user__email="olga@example.com",
-                              user__first_name="Olga", user__last_name="Owner",
-                              customer__name="Acme Labs").user
+    owner = MembershipFactory(
+        user__username="olga",
+        user__email="olga@example.com",
+        user__first_name="Olga",
+        user__last_name="Owner",
+        customer__name="Acme Labs",
+    ).user
     customer = owner.memberships.get().customer
-    member = MembershipFactory(customer=customer, role=MembershipRole.MEMBER,
-                               user=UserFactory(username="mo", email="mo@example.com")).user
+    member = MembershipFactory(
+        customer=customer,
+        role=MembershipRole.MEMBER,
+        user=UserFactory(username="mo", email="mo@example.com"),
+    ).user
     return owner, member, customer
 
 
@@ -54,9 +61,9 @@ def test_an_owner_invites_and_revokes_on_the_members_page(browser_page, team):
     section = page.get_by_test_id("members-customer")
     expect(section.get_by_role("heading", name="Acme Labs")).to_be_visible()
     expect(section.locator('[data-testid="member"][data-username="olga"]')).to_contain_text(
-        "Olga Owner (you)")
-    expect(section.locator('[data-testid="member"][data-username="mo"]')).to_contain_text(
-        "Member")
+        "Olga Owner (you)"
+    )
+    expect(section.locator('[data-testid="member"][data-username="mo"]')).to_contain_text("Member")
     expect(section.get_by_test_id("invitations-empty")).to_be_visible()
     shot(page, "members-empty")
 
@@ -76,7 +83,8 @@ def test_an_owner_invites_and_revokes_on_the_members_page(browser_page, team):
     section.get_by_test_id("invite-submit").click()
     expect(page).to_have_url(re.compile(r"/members/$"))
     expect(page.get_by_test_id("members-message")).to_have_text(
-        "Invitation sent to pat@example.com (owner).")
+        "Invitation sent to pat@example.com (owner)."
+    )
     row = page.locator('[data-testid="invitation"][data-email="pat@example.com"]')
     expect(row).to_contain_text("Owner")
     expect(row).to_contain_text("olga")
@@ -89,7 +97,8 @@ def test_an_owner_invites_and_revokes_on_the_members_page(browser_page, team):
     # Revoke it: gone from the list, and its link no longer works.
     row.get_by_test_id("invitation-revoke").click()
     expect(page.get_by_test_id("members-message")).to_have_text(
-        "Invitation to pat@example.com revoked.")
+        "Invitation to pat@example.com revoked."
+    )
     expect(page.get_by_test_id("invitation")).to_have_count(0)
     expect(page.get_by_test_id("invitations-empty")).to_be_visible()
     invitation.refresh_from_db()
@@ -102,7 +111,6 @@ def test_an_owner_invites_and_revokes_on_the_members_page(browser_page, team):
     expect(page.locator('[data-testid="member"][data-username="olga"]')).to_be_visible()
     expect(page.get_by_test_id("invite-form")).to_have_count(0)
     expect(page.get_by_test_id("invitations-list")).to_have_count(0)
-    expect(page.get_by_test_id("members-customer")).to_contain_text(
-        "its owners invite new members")
+    expect(page.get_by_test_id("members-customer")).to_contain_text("its owners invite new members")
     shot(page, "members-as-member")
     assert not problems, f"JavaScript errors or CSP violations on the page: {problems}"

@@ -33,8 +33,11 @@ def client_of(user) -> Client:
 @pytest.fixture
 def team(owner):
     user, customer = owner
-    member = MembershipFactory(customer=customer, role=MembershipRole.MEMBER,
-                               user=UserFactory(username="bob", email="bob@example.com")).user
+    member = MembershipFactory(
+        customer=customer,
+        role=MembershipRole.MEMBER,
+        user=UserFactory(username="bob", email="bob@example.com"),
+    ).user
     return user, member, customer
 
 
@@ -61,12 +64,16 @@ def test_a_member_sees_the_members_only(team):
 def test_an_owner_invites_and_sees_the_invitation_pending(team):
     owner, _, customer = team
     client = client_of(owner)
-    response = client.post(URL, {"customer": customer.pk, "email": "New@Example.com",
-                                 "role": "owner"})
+    response = client.post(
+        URL, {"customer": customer.pk, "email": "New@Example.com", "role": "owner"}
+    )
     assert response.status_code == 302 and response.url == URL
     invitation = Invitation.objects.get()
     assert (invitation.email, invitation.role, invitation.invited_by) == (
-        "new@example.com", "owner", owner)
+        "new@example.com",
+        "owner",
+        owner,
+    )
     assert mail.outbox[-1].to == ["new@example.com"]
     assert re.search(r"http://testserver/invitations/[\w-]+/", mail.outbox[-1].body)
     page = client.get(URL).content.decode()
@@ -74,15 +81,17 @@ def test_an_owner_invites_and_sees_the_invitation_pending(team):
     assert 'data-email="new@example.com"' in page
 
 
-@pytest.mark.parametrize(("email", "role", "field", "words"), [
-    ("not an address", "member", "email", "valid email"),
-    ("", "member", "email", "required"),
-    ("x@example.com", "superuser", "role", "valid choice"),
-])
+@pytest.mark.parametrize(
+    ("email", "role", "field", "words"),
+    [
+        ("not an address", "member", "email", "valid email"),
+        ("", "member", "email", "required"),
+        ("x@example.com", "superuser", "role", "valid choice"),
+    ],
+)
 def test_bad_input_is_shown_next_to_its_field(team, email, role, field, words):
     owner, _, customer = team
-    response = client_of(owner).post(URL, {"customer": customer.pk, "email": email,
-                                           "role": role})
+    response = client_of(owner).post(URL, {"customer": customer.pk, "email": email, "role": role})
     assert response.status_code == 400
     page = response.content.decode()
     error = re.search(rf'data-testid="invite-error-{field}">([^<]*)<', page)
@@ -93,8 +102,9 @@ def test_bad_input_is_shown_next_to_its_field(team, email, role, field, words):
 
 def test_a_member_cannot_invite_through_the_page(team):
     _, member, customer = team
-    response = client_of(member).post(URL, {"customer": customer.pk,
-                                            "email": "x@example.com", "role": "member"})
+    response = client_of(member).post(
+        URL, {"customer": customer.pk, "email": "x@example.com", "role": "member"}
+    )
     assert response.status_code == 400
     assert f"No customer {customer.pk} that you own" in response.content.decode()
     assert not Invitation.objects.exists() and not mail.outbox
@@ -103,8 +113,9 @@ def test_a_member_cannot_invite_through_the_page(team):
 def test_another_customers_id_is_refused(team):
     owner, _, _ = team
     other = CustomerFactory()
-    response = client_of(owner).post(URL, {"customer": other.pk, "email": "x@example.com",
-                                           "role": "member"})
+    response = client_of(owner).post(
+        URL, {"customer": other.pk, "email": "x@example.com", "role": "member"}
+    )
     assert response.status_code == 400 and not Invitation.objects.exists()
 
 

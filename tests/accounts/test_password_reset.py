@@ -33,9 +33,11 @@ def test_a_user_resets_their_password_by_email(client):
     assert link.startswith("http://testserver/accounts/reset/")
     form = client.get(link, follow=True)
     assert 'data-testid="password-reset-confirm-form"' in form.content.decode()
-    done = client.post(form.redirect_chain[-1][0], {
-        "new_password1": "a-brand-new-passphrase-7", "new_password2": "a-brand-new-passphrase-7"},
-        follow=True)
+    done = client.post(
+        form.redirect_chain[-1][0],
+        {"new_password1": "a-brand-new-passphrase-7", "new_password2": "a-brand-new-passphrase-7"},
+        follow=True,
+    )
     assert 'data-testid="password-reset-complete"' in done.content.decode()
     user.refresh_from_db()
     assert user.check_password("a-brand-new-passphrase-7")
@@ -74,8 +76,15 @@ class BrokenBackend:
         raise OSError("SMTP is down")
 
 
-@pytest.mark.parametrize("path", [RESET, "/accounts/password_reset/done/",
-                                  "/accounts/reset/MQ/bad-token/", "/accounts/reset/done/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        RESET,
+        "/accounts/password_reset/done/",
+        "/accounts/reset/MQ/bad-token/",
+        "/accounts/reset/done/",
+    ],
+)
 def test_the_reset_pages_have_the_strict_policy_and_no_inline_code(client, path):
     response = client.get(path, follow=True)
     assert response.status_code == 200

@@ -10,8 +10,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 
-from portal.demo.management.commands.seed_demo import base_url
 from portal.accounts.models import Customer, Membership
+from portal.demo.management.commands.seed_demo import base_url
 from portal.jobs.models import Job
 from portal.labs.models import Lab
 from portal.nodes.choices import Connection, NodePurpose
@@ -45,16 +45,19 @@ def logs_in(username, password) -> Client | None:
     return client if response.status_code == 302 else None
 
 
-@pytest.mark.parametrize(("address", "url"), [
-    (None, "http://127.0.0.1:8000"),
-    ("", "http://127.0.0.1:8000"),
-    ("127.0.0.1:8765", "http://127.0.0.1:8765"),
-    ("0.0.0.0:9000", "http://127.0.0.1:9000"),
-    ("8001", "http://127.0.0.1:8001"),
-    ("portal.test:8080", "http://portal.test:8080"),
-    ("[::]:8000", "http://[::1]:8000"),
-    ("[::1]:8002", "http://[::1]:8002"),
-])
+@pytest.mark.parametrize(
+    ("address", "url"),
+    [
+        (None, "http://127.0.0.1:8000"),
+        ("", "http://127.0.0.1:8000"),
+        ("127.0.0.1:8765", "http://127.0.0.1:8765"),
+        ("0.0.0.0:9000", "http://127.0.0.1:9000"),
+        ("8001", "http://127.0.0.1:8001"),
+        ("portal.test:8080", "http://portal.test:8080"),
+        ("[::]:8000", "http://[::1]:8000"),
+        ("[::1]:8002", "http://[::1]:8002"),
+    ],
+)
 def test_base_url_follows_the_runserver_address(address, url):
     assert base_url(address) == url
 
@@ -93,15 +96,25 @@ def test_printed_logins_work(monkeypatch, var_dir):
 @pytest.mark.django_db
 def test_second_run_keeps_the_rows_and_prints_the_same_working_logins(monkeypatch, var_dir):
     first = seed(monkeypatch, "127.0.0.1:8765", "--no-job")
-    counts = (get_user_model().objects.count(), Customer.objects.count(),
-              Membership.objects.count(), Node.objects.count(), Lab.objects.count())
+    counts = (
+        get_user_model().objects.count(),
+        Customer.objects.count(),
+        Membership.objects.count(),
+        Node.objects.count(),
+        Lab.objects.count(),
+    )
 
     second = seed(monkeypatch, "127.0.0.1:8765", "--no-job")
 
     assert LOGIN.search(second).groups() == LOGIN.search(first).groups()
     assert ADMIN_LOGIN.search(second).groups() == ADMIN_LOGIN.search(first).groups()
-    assert counts == (get_user_model().objects.count(), Customer.objects.count(),
-                      Membership.objects.count(), Node.objects.count(), Lab.objects.count())
+    assert counts == (
+        get_user_model().objects.count(),
+        Customer.objects.count(),
+        Membership.objects.count(),
+        Node.objects.count(),
+        Lab.objects.count(),
+    )
     username, password, _ = LOGIN.search(second).groups()
     assert logs_in(username, password) is not None
 
@@ -127,16 +140,25 @@ def test_seeds_this_machine_as_a_lab_server_with_a_safe_self_service_lab(monkeyp
     lab = Lab.objects.get()
     server = lab.server
     assert (server.purpose, server.connection, server.enabled) == (
-        NodePurpose.LAB_SERVER, Connection.LOCAL, True)
+        NodePurpose.LAB_SERVER,
+        Connection.LOCAL,
+        True,
+    )
     assert lab.enabled and lab.self_service and lab.user_extend_minutes > 0
     scripts = var_dir.resolve() / "demo-lab"
     assert lab.provision_script_path == str(scripts / "provision.sh")
     assert lab.cleanup_script_path == str(scripts / "cleanup.sh")
     for path in (lab.provision_script_path, lab.cleanup_script_path):
-        commands = [line for line in Path(path).read_text().splitlines()
-                    if not line.lstrip().startswith("#")]
-        assert not [line for line in commands
-                    if any(word in line for word in ("useradd", "sudo", "systemctl", "/srv"))]
+        commands = [
+            line
+            for line in Path(path).read_text().splitlines()
+            if not line.lstrip().startswith("#")
+        ]
+        assert not [
+            line
+            for line in commands
+            if any(word in line for word in ("useradd", "sudo", "systemctl", "/srv"))
+        ]
     assert "{namespace}" in lab.access_instructions
     assert f"lab 'Demo lab' on lab server '{server.name}'" in output
     assert "http://127.0.0.1:8765/labs/" in output
@@ -149,13 +171,17 @@ def test_seeds_this_machine_as_a_lab_server_with_a_safe_self_service_lab(monkeyp
 
 @pytest.mark.django_db
 def test_a_registered_workspace_host_gets_the_demo_workspace_once(
-        monkeypatch, var_dir, django_capture_on_commit_callbacks):
+    monkeypatch, var_dir, django_capture_on_commit_callbacks
+):
     from tests.factories import NodeFactory
 
-    node = NodeFactory(name="t1-host1", purpose=NodePurpose.WORKSPACE_HOST,
-                       workspace_port_start=8001, workspace_port_end=8010)
-    with stubbed_broker(), \
-            django_capture_on_commit_callbacks(execute=True):
+    node = NodeFactory(
+        name="t1-host1",
+        purpose=NodePurpose.WORKSPACE_HOST,
+        workspace_port_start=8001,
+        workspace_port_end=8010,
+    )
+    with stubbed_broker(), django_capture_on_commit_callbacks(execute=True):
         first = seed(monkeypatch, "127.0.0.1:8765", "--no-job")
         second = seed(monkeypatch, "127.0.0.1:8765", "--no-job")
 
@@ -164,6 +190,9 @@ def test_a_registered_workspace_host_gets_the_demo_workspace_once(
     assert workspace.name == "Demo IDE"
     assert workspace.current_job.playbook == "workspace_create.yml"
     for output in (first, second):
-        assert re.search(r"workspace 'Demo IDE' on node 't1-host1': (pending|provisioning) "
-                         r"\(follow it at http://127.0.0.1:8765/workspaces/", output)
+        assert re.search(
+            r"workspace 'Demo IDE' on node 't1-host1': (pending|provisioning) "
+            r"\(follow it at http://127.0.0.1:8765/workspaces/",
+            output,
+        )
         assert "tests.hosts up 1" not in output

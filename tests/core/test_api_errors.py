@@ -20,8 +20,9 @@ def test_unauthenticated(api):
 
 
 def test_validation_names_the_field(admin_api):
-    response = admin_api.post("/api/customers/", {"name": "", "email": "not-an-email",
-                                                  "plan": "starter"}, format="json")
+    response = admin_api.post(
+        "/api/customers/", {"name": "", "email": "not-an-email", "plan": "starter"}, format="json"
+    )
     assert response.status_code == 400
     body = response.json()
     _assert_shape(body, 400)

@@ -9,8 +9,10 @@ from tests.factories import CustomerFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("method, url", [("get", "/api/customers/"), ("post", "/api/nodes/"),
-                                         ("get", "/api/jobs/1/stream/")])
+@pytest.mark.parametrize(
+    "method, url",
+    [("get", "/api/customers/"), ("post", "/api/nodes/"), ("get", "/api/jobs/1/stream/")],
+)
 def test_no_credentials_is_a_401_with_a_token_challenge(api, method, url):
     response = getattr(api, method)(url, format="json")
     assert response.status_code == 401
@@ -50,7 +52,8 @@ def test_the_browser_session_reads_and_writes_with_its_csrf_token():
     assert refused.status_code == 403 and "CSRF" in refused.json()["message"]
     browser.get("/admin/")  # sets the csrftoken cookie
     token = browser.cookies["csrftoken"].value
-    response = browser.patch(url, {"name": "Renamed"}, content_type="application/json",
-                             headers={"X-CSRFToken": token})
+    response = browser.patch(
+        url, {"name": "Renamed"}, content_type="application/json", headers={"X-CSRFToken": token}
+    )
     assert response.status_code == 200, response.json()
     assert response.json()["name"] == "Renamed"

@@ -13,8 +13,10 @@ from portal.config import ConfigError, Env, generated_secret
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("1", True), ("yes", True), ("ON", True),
-                                               ("0", False), ("no", False), ("", False)])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("1", True), ("yes", True), ("ON", True), ("0", False), ("no", False), ("", False)],
+)
 def test_bool_words(raw, expected):
     assert Env({"DEBUG": raw}).bool("DEBUG") is expected
 
@@ -115,18 +117,25 @@ def test_generated_secret_is_created_once_private(tmp_path):
 def _manage(env: dict, *args) -> subprocess.CompletedProcess:
     base = {"PATH": "/usr/bin:/bin", "PORTAL_VAR_DIR": env.pop("PORTAL_VAR_DIR")}
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env},
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"DEBUG": "maybe"}, "DEBUG: expected true/false"),
-    ({}, "SECRET_KEY: required when DEBUG is off"),
-    ({"SECRET_KEY": "x" * 40}, "FIELD_ENCRYPTION_KEY: required when DEBUG is off"),
-    ({"DEBUG": "1", "DATABASE_URL": "bogus://"}, "DATABASE_URL"),
-    ({"DEBUG": "1", "LOG_FORMAT": "xml"}, "LOG_FORMAT: expected one of text, json"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DEBUG": "maybe"}, "DEBUG: expected true/false"),
+        ({}, "SECRET_KEY: required when DEBUG is off"),
+        ({"SECRET_KEY": "x" * 40}, "FIELD_ENCRYPTION_KEY: required when DEBUG is off"),
+        ({"DEBUG": "1", "DATABASE_URL": "bogus://"}, "DATABASE_URL"),
+        ({"DEBUG": "1", "LOG_FORMAT": "xml"}, "LOG_FORMAT: expected one of text, json"),
+    ],
+)
 def test_bad_environment_stops_startup_with_one_line(tmp_path, env, message):
     result = _manage({**env, "PORTAL_VAR_DIR": str(tmp_path)}, "check")
     assert result.returncode == 2
@@ -136,16 +145,21 @@ def test_bad_environment_stops_startup_with_one_line(tmp_path, env, message):
 
 
 def test_debug_off_with_real_secrets_starts(tmp_path):
-    env = {"SECRET_KEY": "k" * 50, "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-           "PORTAL_VAR_DIR": str(tmp_path)}
+    env = {
+        "SECRET_KEY": "k" * 50,
+        "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "PORTAL_VAR_DIR": str(tmp_path),
+    }
     result = _manage(env, "check")
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "secret_key").exists()  # no dev secret made in production mode
 
 
 def test_json_logs(tmp_path):
-    code = ("import logging; logging.getLogger('portal.test').warning("
-            "'job started', extra={'job_id': 42})")
+    code = (
+        "import logging; logging.getLogger('portal.test').warning("
+        "'job started', extra={'job_id': 42})"
+    )
     env = {"DEBUG": "1", "LOG_FORMAT": "json", "PORTAL_VAR_DIR": str(tmp_path)}
     result = _manage(env, "shell", "-c", code)
     import json
@@ -156,24 +170,33 @@ def test_json_logs(tmp_path):
 
 
 def test_text_logs_show_context(tmp_path):
-    code = ("import logging; logging.getLogger('portal.test').warning("
-            "'job started', extra={'job_id': 42})")
+    code = (
+        "import logging; logging.getLogger('portal.test').warning("
+        "'job started', extra={'job_id': 42})"
+    )
     result = _manage({"DEBUG": "1", "PORTAL_VAR_DIR": str(tmp_path)}, "shell", "-c", code)
     assert "WARNING portal.test: job started [job_id=42]" in result.stderr
 
 
 def test_filesystem_broker_folder_from_the_environment(tmp_path):
     # `make test` gives each run its own folder this way, apart from a `make run` worker's.
-    code = ("from django.conf import settings; "
-            "print(settings.CELERY_BROKER_TRANSPORT_OPTIONS['data_folder_in'])")
-    env = {"DEBUG": "1", "PORTAL_VAR_DIR": str(tmp_path / "var"),
-           "CELERY_BROKER_DIR": str(tmp_path / "broker")}
+    code = (
+        "from django.conf import settings; "
+        "print(settings.CELERY_BROKER_TRANSPORT_OPTIONS['data_folder_in'])"
+    )
+    env = {
+        "DEBUG": "1",
+        "PORTAL_VAR_DIR": str(tmp_path / "var"),
+        "CELERY_BROKER_DIR": str(tmp_path / "broker"),
+    }
     result = _manage(dict(env), "shell", "-c", code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == str(tmp_path / "broker" / "queue")
     assert not (tmp_path / "broker").exists()  # made by the transport, not by settings
-    code = ("from portal.celery import app\n"
-            "with app.connection_for_write() as connection: connection.default_channel")
+    code = (
+        "from portal.celery import app\n"
+        "with app.connection_for_write() as connection: connection.default_channel"
+    )
     result = _manage(env, "shell", "-c", code)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "broker" / "queue").is_dir() and (tmp_path / "broker" / "control").is_dir()
@@ -184,13 +207,21 @@ def test_filesystem_broker_folder_from_the_environment(tmp_path):
 def test_importing_settings_makes_no_directory(tmp_path, debug):
     """Settings only name folders: the process that needs one makes it (see settings.py)."""
     var = tmp_path / "does" / "not" / "exist"
-    env = {"PATH": "/usr/bin:/bin", "DEBUG": debug, "PORTAL_VAR_DIR": str(var),
-           "SECRET_KEY": "k" * 50, "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode()}
-    code = ("import portal.settings as s; "
-            "print(s.VAR_DIR, s.STATIC_ROOT, s.CELERY_BROKER_TRANSPORT_OPTIONS['data_folder_in'],"
-            " s.JOBS_WORK_DIR, s.DATABASES['default']['NAME'])")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DEBUG": debug,
+        "PORTAL_VAR_DIR": str(var),
+        "SECRET_KEY": "k" * 50,
+        "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+    }
+    code = (
+        "import portal.settings as s; "
+        "print(s.VAR_DIR, s.STATIC_ROOT, s.CELERY_BROKER_TRANSPORT_OPTIONS['data_folder_in'],"
+        " s.JOBS_WORK_DIR, s.DATABASES['default']['NAME'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert str(var) in result.stdout  # the defaults really point there
     assert not (tmp_path / "does").exists()
@@ -199,10 +230,15 @@ def test_importing_settings_makes_no_directory(tmp_path, debug):
 def test_django_setup_makes_the_embedded_defaults_folders(tmp_path):
     var = tmp_path / "var"
     code = "import django; django.setup()"
-    env = {"PATH": "/usr/bin:/bin", "DEBUG": "1", "PORTAL_VAR_DIR": str(var),
-           "DJANGO_SETTINGS_MODULE": "portal.settings"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DEBUG": "1",
+        "PORTAL_VAR_DIR": str(var),
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert (var / "static").is_dir()
     assert (var / "secret_key").is_file()  # DEBUG without SECRET_KEY: generated into var/

@@ -7,8 +7,14 @@ import pytest
 
 pytestmark = pytest.mark.django_db
 
-STRICT = {"default-src": "'self'", "script-src": "'self'", "style-src": "'self'",
-          "object-src": "'none'", "frame-ancestors": "'none'", "form-action": "'self'"}
+STRICT = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "object-src": "'none'",
+    "frame-ancestors": "'none'",
+    "form-action": "'self'",
+}
 OWN_PAGES = ["/accounts/login/", "/workspaces/", "/labs/"]
 ADMIN_PAGES = ["/admin/", "/admin/nodes/node/", "/admin/nodes/node/add/", "/admin/jobs/job/"]
 INLINE = [
@@ -40,8 +46,10 @@ def test_every_page_has_the_strict_policy(admin_client, path):
 
 @pytest.mark.parametrize("path", OWN_PAGES)
 def test_own_pages_have_no_inline_code_or_style(admin_client, client, path):
-    for html in (_get(admin_client, path).content.decode(), client.get("/accounts/login/")
-                 .content.decode()):
+    for html in (
+        _get(admin_client, path).content.decode(),
+        client.get("/accounts/login/").content.decode(),
+    ):
         for pattern in INLINE:
             assert not pattern.search(html), (path, pattern.pattern)
 
@@ -79,7 +87,9 @@ def test_docs_policy_follows_where_swagger_ui_is_served():
     from portal.core.api.docs import swagger_ui_origins
 
     assert swagger_ui_origins() == []
-    cdn = {"SWAGGER_UI_DIST": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5",
-           "SWAGGER_UI_FAVICON_HREF": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/x.png"}
+    cdn = {
+        "SWAGGER_UI_DIST": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5",
+        "SWAGGER_UI_FAVICON_HREF": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/x.png",
+    }
     with patched_settings(cdn):
         assert swagger_ui_origins() == ["https://cdn.jsdelivr.net"]

@@ -9,8 +9,15 @@ from playwright.sync_api import expect
 from tests.browser import PASSWORD, needs_chromium
 from tests.factories import AdminFactory
 
-PAGES = ["/labs/", "/admin/", "/admin/nodes/node/", "/admin/nodes/node/add/",
-         "/admin/jobs/job/", "/admin/auth/user/", "/admin/django_celery_beat/periodictask/"]
+PAGES = [
+    "/labs/",
+    "/admin/",
+    "/admin/nodes/node/",
+    "/admin/nodes/node/add/",
+    "/admin/jobs/job/",
+    "/admin/auth/user/",
+    "/admin/django_celery_beat/periodictask/",
+]
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -40,6 +47,7 @@ def test_pages_work_under_the_policy(browser_page):
     # Swagger UI renders from our own static files (this machine has no route to a CDN).
     page.goto("/api/docs/")
     expect(page.locator(".swagger-ui .information-container")).to_contain_text(
-        "Provisioning portal API")
+        "Provisioning portal API"
+    )
     expect(page.locator(".opblock-tag").first).to_be_visible()
     assert not problems, problems

@@ -31,27 +31,57 @@ RAW = "node ws-b-1 unreachable (5 attempts: Failed to connect to the host via ss
 @pytest.fixture
 def customer_world(transactional_db):
     # A transactional test before this one may have flushed the seeded plans.
-    team, _ = Plan.objects.get_or_create(tier=PlanTier.TEAM, defaults={
-        "name": "Team", "workspace_limit": 5, "disk_quota_gb": 50, "cpu_limit": Decimal("2"),
-        "memory_limit_mb": 4096})
+    team, _ = Plan.objects.get_or_create(
+        tier=PlanTier.TEAM,
+        defaults={
+            "name": "Team",
+            "workspace_limit": 5,
+            "disk_quota_gb": 50,
+            "cpu_limit": Decimal("2"),
+            "memory_limit_mb": 4096,
+        },
+    )
     membership = MembershipFactory(user__username="dana", customer__plan=team)
     user, customer = membership.user, membership.customer
-    node = NodeFactory(name="ws-b-1", purpose=NodePurpose.WORKSPACE_HOST,
-                       connection=Connection.LOCAL, credential=None)
+    node = NodeFactory(
+        name="ws-b-1",
+        purpose=NodePurpose.WORKSPACE_HOST,
+        connection=Connection.LOCAL,
+        credential=None,
+    )
     Workspace.objects.create(
-        customer=customer, owner=user, name="Broken one", slug="broken-one", node=node,
-        linux_username="ws-broken-one", password="x" * 24, status=WorkspaceStatus.FAILED,
-        status_reason=RAW, disk_quota_gb=customer.plan.disk_quota_gb,
-        cpu_limit=customer.plan.cpu_limit, memory_limit_mb=customer.plan.memory_limit_mb)
-    server = NodeFactory(name="lab-b-1", purpose=NodePurpose.LAB_SERVER,
-                         connection=Connection.LOCAL, credential=None)
+        customer=customer,
+        owner=user,
+        name="Broken one",
+        slug="broken-one",
+        node=node,
+        linux_username="ws-broken-one",
+        password="x" * 24,
+        status=WorkspaceStatus.FAILED,
+        status_reason=RAW,
+        disk_quota_gb=customer.plan.disk_quota_gb,
+        cpu_limit=customer.plan.cpu_limit,
+        memory_limit_mb=customer.plan.memory_limit_mb,
+    )
+    server = NodeFactory(
+        name="lab-b-1", purpose=NodePurpose.LAB_SERVER, connection=Connection.LOCAL, credential=None
+    )
     lab = Lab.objects.create(
-        name="k8s intro", server=server, provision_script_path="/p.sh",
-        cleanup_script_path="/c.sh", user_extend_minutes=30,
-        access_instructions="ssh {username}@lab.example.com\nkubectl -n {namespace} get pods")
+        name="k8s intro",
+        server=server,
+        provision_script_path="/p.sh",
+        cleanup_script_path="/c.sh",
+        user_extend_minutes=30,
+        access_instructions="ssh {username}@lab.example.com\nkubectl -n {namespace} get pods",
+    )
     session = LabSession.objects.create(
-        user=user, lab=lab, namespace="user-9-abc", status=SessionStatus.ACTIVE,
-        access_expiry=timezone.now() + timedelta(hours=1), token_hash="x")
+        user=user,
+        lab=lab,
+        namespace="user-9-abc",
+        status=SessionStatus.ACTIVE,
+        access_expiry=timezone.now() + timedelta(hours=1),
+        token_hash="x",
+    )
     return user, customer, session
 
 
@@ -80,8 +110,7 @@ def test_the_customer_path_in_the_browser(browser_page, customer_world):
 
     page.get_by_test_id("nav-labs").click()
     instructions = page.get_by_test_id("lab-instructions")
-    expect(instructions).to_have_text(
-        "ssh dana@lab.example.com\nkubectl -n user-9-abc get pods")
+    expect(instructions).to_have_text("ssh dana@lab.example.com\nkubectl -n user-9-abc get pods")
     expiry = session.access_expiry
     page.get_by_test_id("lab-extend").click()
     expect(page.get_by_test_id("lab-extended")).to_be_visible()

@@ -14,10 +14,15 @@ def test_filesystem_scheme_uses_the_atomic_transport(settings):
 
 
 def test_messages_round_trip_and_leave_no_temporary_files(tmp_path):
-    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path),
-               "control_folder": str(tmp_path / "control"), "store_processed": False}
-    with Connection("filesystem://", transport=fs_transport.Transport,
-                    transport_options=options) as connection:
+    options = {
+        "data_folder_in": str(tmp_path),
+        "data_folder_out": str(tmp_path),
+        "control_folder": str(tmp_path / "control"),
+        "store_processed": False,
+    }
+    with Connection(
+        "filesystem://", transport=fs_transport.Transport, transport_options=options
+    ) as connection:
         queue = connection.SimpleQueue("atomic-test")
         for number in range(50):
             queue.put({"n": number})

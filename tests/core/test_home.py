@@ -49,8 +49,10 @@ def test_staff_who_is_a_member_gets_the_customer_pages_with_a_link_to_the_admin(
 
 def test_login_from_home_lands_on_the_workspaces():
     user = MembershipFactory().user
-    response = Client().post("/accounts/login/?next=/", {"username": user.username,
-                                                         "password": PASSWORD, "next": "/"},
-                             follow=True)
+    response = Client().post(
+        "/accounts/login/?next=/",
+        {"username": user.username, "password": PASSWORD, "next": "/"},
+        follow=True,
+    )
     assert response.redirect_chain[-1] == ("/workspaces/", 302)
     assert response.status_code == 200

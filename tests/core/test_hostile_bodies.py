@@ -44,8 +44,11 @@ def objects(db):
     """One row behind each {id} the write operations name (others answer 404)."""
     from tests.factories import CredentialFactory, MembershipFactory, NodeFactory
 
-    return {"customers": MembershipFactory().customer.pk, "nodes": NodeFactory().pk,
-            "credentials": CredentialFactory().pk}
+    return {
+        "customers": MembershipFactory().customer.pk,
+        "nodes": NodeFactory().pk,
+        "credentials": CredentialFactory().pk,
+    }
 
 
 def _url(path: str, objects: dict) -> str:
@@ -131,12 +134,19 @@ def test_extra_vars_bounds_hold_outside_the_api():
 
 
 @pytest.mark.parametrize("size", [5 * MB, 20 * MB])
-@pytest.mark.parametrize(("who", "url"), [("anonymous", "/api/auth/token/"),
-                                          ("admin", "/api/customers/"),
-                                          ("admin", "/api/jobs/"),
-                                          ("admin", "/api/no-such-thing/")])
-@pytest.mark.parametrize("content_type", ["application/json", "multipart/form-data; boundary=x",
-                                          "application/x-www-form-urlencoded"])
+@pytest.mark.parametrize(
+    ("who", "url"),
+    [
+        ("anonymous", "/api/auth/token/"),
+        ("admin", "/api/customers/"),
+        ("admin", "/api/jobs/"),
+        ("admin", "/api/no-such-thing/"),
+    ],
+)
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded"],
+)
 def test_huge_bodies(api, admin_user, who, url, size, content_type):
     if who == "admin":
         api.force_authenticate(admin_user)
@@ -144,9 +154,16 @@ def test_huge_bodies(api, admin_user, who, url, size, content_type):
     assert body["code"] == "request_too_large"
 
 
-@pytest.mark.parametrize("path", ["/api/no-such-thing", "/api/no-such-thing/",
-                                  "/api/customers/not-a-number/", "/api/%ff%fe/",
-                                  "/api/customers/999999/cancel/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/no-such-thing",
+        "/api/no-such-thing/",
+        "/api/customers/not-a-number/",
+        "/api/%ff%fe/",
+        "/api/customers/999999/cancel/",
+    ],
+)
 @pytest.mark.parametrize("method", ["get", "post", "delete"])
 def test_unknown_api_paths(admin_api, path, method):
     response = getattr(admin_api, method)(path)
@@ -165,9 +182,18 @@ def test_a_method_a_plain_django_view_does_not_take(api):
     assert body["code"] == "method_not_allowed" and response["Allow"] == "GET"
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "text/html",
-                                          "application/octet-stream", "application/json-x",
-                                          "nonsense", "application/json; charset=nope"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/xml",
+        "text/html",
+        "application/octet-stream",
+        "application/json-x",
+        "nonsense",
+        "application/json; charset=nope",
+    ],
+)
 @pytest.mark.parametrize("who", ["anonymous", "admin"])
 def test_wrong_content_types(api, admin_user, who, content_type):
     if who == "admin":
@@ -176,10 +202,13 @@ def test_wrong_content_types(api, admin_user, who, content_type):
         assert_error_shape(_send(api, "post", url, b'{"name": "x"}', content_type))
 
 
-@pytest.mark.parametrize("payload", [b'{"name": "\xff\xfe"}', b"\xff\xfe\xfd", b'{"\xc3": 1}',
-                                     b"\xef\xbb\xbf{}"])
-@pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded",
-                                          "multipart/form-data; boundary=x"])
+@pytest.mark.parametrize(
+    "payload", [b'{"name": "\xff\xfe"}', b"\xff\xfe\xfd", b'{"\xc3": 1}', b"\xef\xbb\xbf{}"]
+)
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],
+)
 def test_invalid_utf8(admin_api, payload, content_type):
     for url in ("/api/auth/token/", "/api/customers/", "/api/jobs/"):
         response = _send(admin_api, "post", url, payload, content_type)
@@ -198,8 +227,9 @@ def test_plain_text_errors_from_other_middleware_are_shaped(rf):
     from portal.core.middleware import ApiErrorShapeMiddleware
 
     def locked(request):
-        response = HttpResponse("Account locked: too many login attempts.", status=429,
-                                content_type="text/plain")
+        response = HttpResponse(
+            "Account locked: too many login attempts.", status=429, content_type="text/plain"
+        )
         response["Retry-After"] = "60"
         return response
 

@@ -28,18 +28,25 @@ def readme_production_env() -> dict:
 
 
 def _manage(env: dict, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT,
-                          env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture
 def production_env(tmp_path):
     """The README's environment, its secret files written with fresh secrets."""
     env = readme_production_env()
-    secrets = {"SECRET_KEY_FILE": token_urlsafe(50),
-               "FIELD_ENCRYPTION_KEY_FILE": Fernet.generate_key().decode(),
-               "METRICS_TOKEN_FILE": "metrics-token-for-tests"}
+    secrets = {
+        "SECRET_KEY_FILE": token_urlsafe(50),
+        "FIELD_ENCRYPTION_KEY_FILE": Fernet.generate_key().decode(),
+        "METRICS_TOKEN_FILE": "metrics-token-for-tests",
+    }
     for name, value in secrets.items():
         assert name in env, f"README's production example no longer sets {name}"
         env[name] = str(tmp_path / name.lower())
@@ -56,17 +63,23 @@ def test_check_deploy_passes_with_the_readmes_production_environment(production_
 
 def _settings(env: dict, *names) -> list[str]:
     code = "from django.conf import settings; " + "; ".join(
-        f"print(repr(settings.{name}))" for name in names)
+        f"print(repr(settings.{name}))" for name in names
+    )
     result = _manage(env, "shell", "-c", code)
     assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-len(names):]
+    return result.stdout.strip().splitlines()[-len(names) :]
 
 
 def test_hsts_and_redirect_come_from_the_environment(production_env):
     env = {**production_env, "HSTS_SECONDS": "60", "HSTS_PRELOAD": "yes"}
-    assert _settings(env, "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS",
-                     "SECURE_HSTS_PRELOAD", "SECURE_SSL_REDIRECT", "METRICS_OPEN") == [
-        "60", "True", "True", "True", "False"]
+    assert _settings(
+        env,
+        "SECURE_HSTS_SECONDS",
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+        "SECURE_HSTS_PRELOAD",
+        "SECURE_SSL_REDIRECT",
+        "METRICS_OPEN",
+    ) == ["60", "True", "True", "True", "False"]
     plain = {**production_env, "BEHIND_TLS_PROXY": "false"}
     del plain["HSTS_SECONDS"], plain["HSTS_INCLUDE_SUBDOMAINS"]
     assert _settings(plain, "SECURE_HSTS_SECONDS", "SECURE_SSL_REDIRECT") == ["0", "False"]
@@ -76,7 +89,8 @@ def test_a_bad_hsts_value_is_a_one_line_error(production_env):
     result = _manage({**production_env, "HSTS_SECONDS": "a year"}, "check")
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "portal: configuration error: HSTS_SECONDS: expected an integer, got 'a year'")
+        "portal: configuration error: HSTS_SECONDS: expected an integer, got 'a year'"
+    )
 
 
 @pytest.mark.django_db
@@ -113,8 +127,9 @@ def test_metrics_open_only_in_development(production_env):
     assert _settings(development, "METRICS_OPEN") == ["True"]
 
 
-@pytest.mark.parametrize(("environ", "bind"), [({}, "127.0.0.1:8000"),
-                                               ({"WEB_BIND": "0.0.0.0:9000"}, "0.0.0.0:9000")])
+@pytest.mark.parametrize(
+    ("environ", "bind"), [({}, "127.0.0.1:8000"), ({"WEB_BIND": "0.0.0.0:9000"}, "0.0.0.0:9000")]
+)
 def test_gunicorn_binds_loopback_unless_configured(monkeypatch, environ, bind):
     monkeypatch.delenv("WEB_BIND", raising=False)
     for name, value in environ.items():
@@ -125,18 +140,32 @@ def test_gunicorn_binds_loopback_unless_configured(monkeypatch, environ, bind):
 
 def test_readme_documents_every_new_variable():
     readme = (ROOT / "README.md").read_text()
-    for name in ("HSTS_SECONDS", "HSTS_INCLUDE_SUBDOMAINS", "HSTS_PRELOAD",
-                 "SECURE_SSL_REDIRECT", "METRICS_TOKEN"):
+    for name in (
+        "HSTS_SECONDS",
+        "HSTS_INCLUDE_SUBDOMAINS",
+        "HSTS_PRELOAD",
+        "SECURE_SSL_REDIRECT",
+        "METRICS_TOKEN",
+    ):
         assert re.search(rf"^\| `{name}`|`{name}` /| / `{name}`", readme, re.M), name
 
 
 @pytest.mark.parametrize(("name", "value"), [("WEB_THREADS", "abc"), ("WEB_CONCURRENCY", "0")])
 def test_gunicorn_refuses_a_bad_number_in_one_line(name, value):
     result = subprocess.run(
-        [sys.executable, "-c", "import runpy, sys; runpy.run_path(sys.argv[1])",
-         str(ROOT / "portal" / "deploy" / "gunicorn.conf.py")],
-        env={"PATH": "/usr/bin:/bin", name: value}, capture_output=True, text=True, check=False)
+        [
+            sys.executable,
+            "-c",
+            "import runpy, sys; runpy.run_path(sys.argv[1])",
+            str(ROOT / "portal" / "deploy" / "gunicorn.conf.py"),
+        ],
+        env={"PATH": "/usr/bin:/bin", name: value},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"gunicorn: configuration error: {name}: "
-        + ("expected an integer, got 'abc'" if value == "abc" else "must be >= 1, got 0")]
+        + ("expected an integer, got 'abc'" if value == "abc" else "must be >= 1, got 0")
+    ]

@@ -16,9 +16,17 @@ pytestmark = pytest.mark.django_db
 
 def _workspace(node, customer, owner, n):
     return Workspace.objects.create(
-        customer=customer, owner=owner, name=f"ws {n}", slug=f"ws-{n}", node=node,
-        port=8000 + n, linux_username=f"ws{n}", disk_quota_gb=10, cpu_limit=1,
-        memory_limit_mb=512)
+        customer=customer,
+        owner=owner,
+        name=f"ws {n}",
+        slug=f"ws-{n}",
+        node=node,
+        port=8000 + n,
+        linux_username=f"ws{n}",
+        disk_quota_gb=10,
+        cpu_limit=1,
+        memory_limit_mb=512,
+    )
 
 
 def test_deleting_a_node_in_use_names_what_holds_it(admin_api):
@@ -26,8 +34,9 @@ def test_deleting_a_node_in_use_names_what_holds_it(admin_api):
     customer, owner = CustomerFactory(), UserFactory()
     for n in range(1, 5):
         _workspace(node, customer, owner, n)
-    Lab.objects.create(name="intro", server=node, provision_script_path="/p.sh",
-                       cleanup_script_path="/c.sh")
+    Lab.objects.create(
+        name="intro", server=node, provision_script_path="/p.sh", cleanup_script_path="/c.sh"
+    )
     response = admin_api.delete(f"/api/nodes/{node.pk}/")
     assert response.status_code == 409, response.json()
     body = response.json()
@@ -42,5 +51,6 @@ def test_deleting_a_node_in_use_names_what_holds_it(admin_api):
 def test_the_message_is_built_for_any_protected_delete():
     customers = [CustomerFactory(name=name) for name in ("Acme", "Bolt")]
     message = protected_message(ProtectedError("refused", set(customers)))
-    assert message == ("This object is still used by 2 customers (Acme, Bolt): "
-                       "delete or move them first.")
+    assert message == (
+        "This object is still used by 2 customers (Acme, Bolt): delete or move them first."
+    )

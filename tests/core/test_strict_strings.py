@@ -31,11 +31,14 @@ def _name_is_refused(response):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("url, payload", [
-    ("/api/customers/", {"email": "n@example.com", "plan": "starter"}),
-    ("/api/node-groups/", {}),
-    ("/api/nodes/", {"address": "10.0.0.9"}),
-])
+@pytest.mark.parametrize(
+    "url, payload",
+    [
+        ("/api/customers/", {"email": "n@example.com", "plan": "starter"}),
+        ("/api/node-groups/", {}),
+        ("/api/nodes/", {"address": "10.0.0.9"}),
+    ],
+)
 def test_admin_creates_refuse_a_number_as_name(admin_api, url, payload):
     before = (NodeGroup.objects.count(), Node.objects.count())
     _name_is_refused(admin_api.post(url, {**payload, "name": 123}, format="json"))
@@ -45,15 +48,23 @@ def test_admin_creates_refuse_a_number_as_name(admin_api, url, payload):
 @pytest.mark.django_db
 def test_a_lab_refuses_a_number_as_name(admin_api):
     server = NodeFactory(name="lab-1", purpose=NodePurpose.LAB_SERVER)
-    _name_is_refused(admin_api.post("/api/labs/", {
-        "name": 123, "server": server.name, "provision_script_path": "/opt/p.sh",
-        "cleanup_script_path": "/opt/c.sh"}, format="json"))
+    _name_is_refused(
+        admin_api.post(
+            "/api/labs/",
+            {
+                "name": 123,
+                "server": server.name,
+                "provision_script_path": "/opt/p.sh",
+                "cleanup_script_path": "/opt/c.sh",
+            },
+            format="json",
+        )
+    )
 
 
 def test_an_owner_renaming_a_customer_to_a_number_is_refused(owner, user_api):
     user, customer = owner
-    response = user_api(user).patch(f"/api/customers/{customer.pk}/", {"name": 123},
-                                    format="json")
+    response = user_api(user).patch(f"/api/customers/{customer.pk}/", {"name": 123}, format="json")
     _name_is_refused(response)
     customer.refresh_from_db()
     assert customer.name != "123"

@@ -135,9 +135,19 @@ def portal_nodes(test_hosts, db):
 
 # --- workspaces ------------------------------------------------------------------------------
 
+
 @pytest.fixture
-def stack(test_hosts, portal_nodes, volume_host, traefik, code_server_package, live_server,
-          settings, tmp_path, broker):
+def stack(
+    test_hosts,
+    portal_nodes,
+    volume_host,
+    traefik,
+    code_server_package,
+    live_server,
+    settings,
+    tmp_path,
+    broker,
+):
     """A workspace node (the btrfs host), real Traefik fed by the portal's provider on a live
     server, code-server from the air-gapped artifact; jobs are run by the test (no broker)."""
     from django.conf import settings as django_settings
@@ -153,8 +163,7 @@ def stack(test_hosts, portal_nodes, volume_host, traefik, code_server_package, l
     settings.TRAEFIK_ENTRYPOINTS = ["web"]
     settings.TRAEFIK_TLS = False
     settings.WORKSPACE_ROUTE_TIMEOUT = 30
-    proxy = traefik(f"{live_server.url}/api/traefik/config?token={TOKEN}",
-                    poll_interval="500ms")
+    proxy = traefik(f"{live_server.url}/api/traefik/config?token={TOKEN}", poll_interval="500ms")
     settings.TRAEFIK_API_URL = proxy.api_url
     node = next(n for n in portal_nodes if n.name == volume_host.name)
     node.workspace_quota_backend = "btrfs"

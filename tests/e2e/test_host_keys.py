@@ -51,8 +51,9 @@ def pinned_fingerprints(node) -> set[str]:
     return {key.fingerprint for key in hostkeys.parse(node.host_keys)}
 
 
-def test_first_contact_pins_the_key_the_host_offers(test_hosts, portal_nodes,
-                                                    transactional_db, jobs_settings):
+def test_first_contact_pins_the_key_the_host_offers(
+    test_hosts, portal_nodes, transactional_db, jobs_settings
+):
     node = portal_nodes[1]
     host = test_hosts[node.name]
     Node.objects.filter(pk=node.pk).update(host_keys="", host_keys_pinned_how="")
@@ -69,8 +70,8 @@ def test_first_contact_pins_the_key_the_host_offers(test_hosts, portal_nodes,
 
 
 def test_a_changed_key_is_refused_until_an_admin_accepts_it(
-        test_hosts, portal_nodes, transactional_db, jobs_settings, admin_client,
-        admin_user):
+    test_hosts, portal_nodes, transactional_db, jobs_settings, admin_client, admin_user
+):
     node = portal_nodes[2]
     host = test_hosts[node.name]
     before = pinned_fingerprints(node)
@@ -106,29 +107,47 @@ def _blocked_from_this_machine(host, gateway: str):
     """The host drops whatever it would send to this machine: only other hosts reach it.
     Set after the SSH session that sets it has ended (it would hang otherwise): wait for
     :func:`_unreachable_from_here` before relying on it."""
-    done = host.run(f"setsid sh -c 'sleep 1; ip route add prohibit {gateway}/32' "
-                    ">/dev/null 2>&1 </dev/null &")
+    done = host.run(
+        f"setsid sh -c 'sleep 1; ip route add prohibit {gateway}/32' >/dev/null 2>&1 </dev/null &"
+    )
     assert done.returncode == 0, done.stderr
 
 
 def _unreachable_from_here(address: str) -> bool:
-    direct = subprocess.run(["ssh-keyscan", "-T", "3", address],
-                            capture_output=True, text=True, timeout=30, check=False)
+    direct = subprocess.run(
+        ["ssh-keyscan", "-T", "3", address], capture_output=True, text=True, timeout=30, check=False
+    )
     return direct.stdout == ""
 
 
 def _ssh_through(jump, target, key: str, command: str) -> subprocess.CompletedProcess:
-    options = ["-i", str(key), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-               "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-               "-o", "ConnectTimeout=5"]
+    options = [
+        "-i",
+        str(key),
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "ConnectTimeout=5",
+    ]
     proxy = " ".join(["ssh", *options, "-W", "%h:%p", f"root@{jump.address}"])
-    return subprocess.run(["ssh", *options, "-o", f"ProxyCommand={proxy}",
-                           f"root@{target.address}", command],
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        ["ssh", *options, "-o", f"ProxyCommand={proxy}", f"root@{target.address}", command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
-def test_a_node_only_its_jump_host_reaches(test_hosts, portal_nodes, transactional_db,
-                                           jobs_settings):
+def test_a_node_only_its_jump_host_reaches(
+    test_hosts, portal_nodes, transactional_db, jobs_settings
+):
     bastion, target = portal_nodes[0], portal_nodes[2]
     bastion_host, target_host = test_hosts[bastion.name], test_hosts[target.name]
     regenerate_host_keys(target_host)  # the base image gives every host the same keys
@@ -139,8 +158,12 @@ def test_a_node_only_its_jump_host_reaches(test_hosts, portal_nodes, transaction
     gateway = test_hosts.subnet.rsplit(".", 1)[0] + ".1"
     _blocked_from_this_machine(target_host, gateway)
     try:
-        wait_for(lambda: _unreachable_from_here(target.address), 20, 0.5,
-                 "the target to stop answering this machine directly")
+        wait_for(
+            lambda: _unreachable_from_here(target.address),
+            20,
+            0.5,
+            "the target to stop answering this machine directly",
+        )
 
         first = run_job([target], PLAYBOOK)
         assert_succeeded(first)
@@ -150,43 +173,64 @@ def test_a_node_only_its_jump_host_reaches(test_hosts, portal_nodes, transaction
 
         # Shared masters work through the jump host: the second job rides the first's.
         shared = ssh.shared_dir()
-        opened = {name: pid for name, pid in masters(shared).items()
-                  if name.startswith(f"n{target.pk}-")}
+        opened = {
+            name: pid for name, pid in masters(shared).items() if name.startswith(f"n{target.pk}-")
+        }
         assert len(opened) == 1
         assert_succeeded(run_job([target], PLAYBOOK))
         assert {n: p for n, p in masters(shared).items() if n in opened} == opened
 
         # A changed credential closes the masters that use it (the jump host's too).
         actions.do_update_credential(target.credential, username="root")
-        wait_for(lambda: not any(pid_alive(pid) for pid in opened.values()), 10,
-                 message="the masters using the changed credential to close")
+        wait_for(
+            lambda: not any(pid_alive(pid) for pid in opened.values()),
+            10,
+            message="the masters using the changed credential to close",
+        )
 
         # The jump host's own key is checked: a wrong pin on it refuses the target's job.
         wrong = next(iter(hostkeys.parse(target.host_keys))).line  # the target's, not its
         Node.objects.filter(pk=bastion.pk).update(host_keys=wrong)
         refused = run_job([target], PLAYBOOK)
         assert refused.status == "failed", refused.reason
-        assert f"host key of node {bastion.name} (jump host of {target.name}) changed" in \
-            refused.reason, refused.reason
+        assert (
+            f"host key of node {bastion.name} (jump host of {target.name}) changed"
+            in refused.reason
+        ), refused.reason
         actions.do_accept_host_key(Node.objects.get(pk=bastion.pk), by=None)
         assert_succeeded(run_job([target], PLAYBOOK))
     finally:
-        undone = _ssh_through(bastion_host, target_host, test_hosts.ssh_key_path,
-                              f"ip route del prohibit {gateway}/32")
+        undone = _ssh_through(
+            bastion_host,
+            target_host,
+            test_hosts.ssh_key_path,
+            f"ip route del prohibit {gateway}/32",
+        )
         assert undone.returncode == 0, undone.stderr
         actions.do_update_node(target, jump_host=None)
 
 
-def test_the_operators_inventory_checks_the_pinned_keys(test_hosts, portal_nodes,
-                                                        transactional_db, tmp_path):
+def test_the_operators_inventory_checks_the_pinned_keys(
+    test_hosts, portal_nodes, transactional_db, tmp_path
+):
     from tests.inventory.test_portal_inventory import BIN, SCRIPT, portal_env, run
 
     node = portal_nodes[1]
-    env = portal_env(PORTAL_INVENTORY_KEY_DIR=str(tmp_path / "keys"),
-                     ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-                     ANSIBLE_SSH_ARGS="-o ControlMaster=no")  # each run connects anew
-    command = [BIN / "ansible", node.name, "-i", SCRIPT, "-m", "ansible.builtin.command",
-               "-a", "hostname"]
+    env = portal_env(
+        PORTAL_INVENTORY_KEY_DIR=str(tmp_path / "keys"),
+        ANSIBLE_HOME=str(tmp_path / "ansible-home"),
+        ANSIBLE_SSH_ARGS="-o ControlMaster=no",
+    )  # each run connects anew
+    command = [
+        BIN / "ansible",
+        node.name,
+        "-i",
+        SCRIPT,
+        "-m",
+        "ansible.builtin.command",
+        "-a",
+        "hostname",
+    ]
     ok = run(command, env)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert node.name in ok.stdout

@@ -28,8 +28,12 @@ def run_job(nodes, playbook, limit="", **extra_vars):
 
     settings.PLAYBOOKS_DIR = PLAYBOOK.parent
     with stubbed_broker():
-        job = actions.launch(playbook=PLAYBOOK.name if playbook == PLAYBOOK else playbook,
-                             nodes=nodes, limit=limit, extra_vars=extra_vars)
+        job = actions.launch(
+            playbook=PLAYBOOK.name if playbook == PLAYBOOK else playbook,
+            nodes=nodes,
+            limit=limit,
+            extra_vars=extra_vars,
+        )
     actions.execute(job.pk, job.signature, worker="e2e")
     job.refresh_from_db()
     return job
@@ -45,8 +49,9 @@ def fetch(address, port=SMOKE_PORT, timeout=2.0) -> str:
 
 
 def wait_for_page(address, timeout=60.0) -> str:
-    return wait_for(lambda: fetch(address), timeout, 0.3, f"a page from {address}",
-                    ignoring=(OSError,))
+    return wait_for(
+        lambda: fetch(address), timeout, 0.3, f"a page from {address}", ignoring=(OSError,)
+    )
 
 
 def assert_succeeded(job):
@@ -63,7 +68,8 @@ def test_hosts_boot_with_systemd(test_hosts):
 
 
 def test_portal_job_serves_each_host_name_and_rerun_changes_nothing(
-        test_hosts, portal_nodes, transactional_db):
+    test_hosts, portal_nodes, transactional_db
+):
     first = run_job(portal_nodes, PLAYBOOK)
     assert_succeeded(first)
     assert first.event_count == first.events.count() > 0
@@ -74,7 +80,8 @@ def test_portal_job_serves_each_host_name_and_rerun_changes_nothing(
     assert_succeeded(second)
     assert set(second.host_summary) == {h.name for h in test_hosts}
     assert {h: c["changed"] for h, c in second.host_summary.items()} == {
-        h.name: 0 for h in test_hosts}
+        h.name: 0 for h in test_hosts
+    }
 
 
 def test_reboot_brings_the_unit_back(test_hosts, portal_nodes, transactional_db):
@@ -165,10 +172,20 @@ def test_traefik_routes_to_a_host_through_its_http_provider(test_hosts, traefik)
 
     with provider_serving(routes_to(host.address, 8081)) as provider_url:
         proxy = traefik(provider_url)
-        wait_for(lambda: "smoke@http" in {r["name"] for r in proxy.api("/http/routers")}, 20,
-                 0.2, "Traefik to list the smoke router", ignoring=(OSError,))
-        page = wait_for(lambda: fetch_via(proxy.entry_url + "/hostname", "smoke.test"), 20,
-                        0.2, "the page through Traefik", ignoring=(OSError,))
+        wait_for(
+            lambda: "smoke@http" in {r["name"] for r in proxy.api("/http/routers")},
+            20,
+            0.2,
+            "Traefik to list the smoke router",
+            ignoring=(OSError,),
+        )
+        page = wait_for(
+            lambda: fetch_via(proxy.entry_url + "/hostname", "smoke.test"),
+            20,
+            0.2,
+            "the page through Traefik",
+            ignoring=(OSError,),
+        )
 
     assert page.strip() == host.name
     host.run("systemctl stop traefik-backend")

@@ -36,14 +36,18 @@ def lab_server(test_hosts, portal_nodes, transactional_db, settings, tmp_path):
     jobs.execute(install.pk, install.signature, worker="e2e")
     install.refresh_from_db()
     assert install.status == "successful", "\n".join(
-        install.events.values_list("stdout", flat=True))
+        install.events.values_list("stdout", flat=True)
+    )
     return node, host
 
 
 def make_lab(node, script="provision.sh") -> Lab:
-    return Lab.objects.create(name=f"example-{script}", server=node,
-                              provision_script_path=f"{EXAMPLE}/{script}",
-                              cleanup_script_path=f"{EXAMPLE}/cleanup.sh")
+    return Lab.objects.create(
+        name=f"example-{script}",
+        server=node,
+        provision_script_path=f"{EXAMPLE}/{script}",
+        cleanup_script_path=f"{EXAMPLE}/cleanup.sh",
+    )
 
 
 def assign(lab, user):
@@ -99,8 +103,12 @@ def test_server_down_waits_then_provisions_when_it_is_back(lab_server):
         session.refresh_from_db()
         return session.status == S.ACTIVE
 
-    wait_for(provisioned, 60, interval=0.5,
-             message=lambda: f"the session to be provisioned: {session.last_error}")
+    wait_for(
+        provisioned,
+        60,
+        interval=0.5,
+        message=lambda: f"the session to be provisioned: {session.last_error}",
+    )
     assert host.run(f"id -u {session.namespace}").returncode == 0
 
 
@@ -110,7 +118,8 @@ def test_expiry_runs_cleanup_on_the_server(lab_server):
     run_due_jobs()
     LabSession.objects.filter(pk=session.pk).update(
         access_start=timezone.now() - timedelta(hours=1),
-        access_expiry=timezone.now() - timedelta(seconds=1))
+        access_expiry=timezone.now() - timedelta(seconds=1),
+    )
     assert actions.tick()["expired"] == 1
     run_due_jobs()
     session.refresh_from_db()

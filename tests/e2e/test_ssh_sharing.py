@@ -43,8 +43,7 @@ def masters(directory: Path) -> dict[str, int]:
     return found
 
 
-def test_jobs_to_one_node_share_one_master(test_hosts, portal_nodes, transactional_db,
-                                           control_dir):
+def test_jobs_to_one_node_share_one_master(test_hosts, portal_nodes, transactional_db, control_dir):
     node = portal_nodes[0]
     now = time.time()  # both jobs in one window, even if the clock crosses into the next
     with mock.patch("portal.jobs.ssh.time.time", return_value=now):
@@ -66,5 +65,6 @@ def test_jobs_to_one_node_share_one_master(test_hosts, portal_nodes, transaction
 
     pids = list(masters(shared).values())
     ssh.stop_shared_masters()  # what a stopping worker does
-    wait_for(lambda: not any(pid_alive(pid) for pid in pids), 10,
-             message="the shared masters to stop")
+    wait_for(
+        lambda: not any(pid_alive(pid) for pid in pids), 10, message="the shared masters to stop"
+    )

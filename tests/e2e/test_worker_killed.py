@@ -27,8 +27,7 @@ def playbooks(settings, tmp_path) -> Path:
     directory = tmp_path / "playbooks"
     directory.mkdir()
     shutil.copy(TEST_PLAYBOOKS / "sleep.yml", directory)
-    shutil.copy(Path(django_settings.BASE_DIR) / "playbooks" / orphans.END_RUN_PLAYBOOK,
-                directory)
+    shutil.copy(Path(django_settings.BASE_DIR) / "playbooks" / orphans.END_RUN_PLAYBOOK, directory)
     settings.PLAYBOOKS_DIR = directory
     return directory
 
@@ -47,11 +46,18 @@ def worker(settings, tmp_path, playbooks, control_dir):
     queue = f"e2e-{uuid.uuid4().hex[:8]}"
     settings.CELERY_TASK_DEFAULT_QUEUE = queue
     settings.JOB_LOST_AFTER = 3
-    env = {**os.environ, "DEBUG": "true", "DATABASE_URL": _database_url(),
-           "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, "CELERY_DEFAULT_QUEUE": queue,
-           "PLAYBOOKS_DIR": str(playbooks), "JOBS_WORK_DIR": str(tmp_path / "worker-jobs"),
-           "JOBS_CONTROL_DIR": str(control_dir), "PORTAL_VAR_DIR": str(settings.VAR_DIR),
-           "JOB_HEARTBEAT_SECONDS": "0.5"}
+    env = {
+        **os.environ,
+        "DEBUG": "true",
+        "DATABASE_URL": _database_url(),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_DEFAULT_QUEUE": queue,
+        "PLAYBOOKS_DIR": str(playbooks),
+        "JOBS_WORK_DIR": str(tmp_path / "worker-jobs"),
+        "JOBS_CONTROL_DIR": str(control_dir),
+        "PORTAL_VAR_DIR": str(settings.VAR_DIR),
+        "JOB_HEARTBEAT_SECONDS": "0.5",
+    }
     started = Worker(queue, tmp_path / "worker.log", env)
     started.wait_ready()
     yield started
@@ -84,8 +90,9 @@ def test_killed_workers_task_ends_on_the_node_too(test_hosts, portal_nodes, work
         return host.run(f"grep -lszx '{entry}' /proc/[0-9]*/environ").stdout.split()
 
     job = actions.launch(playbook="sleep.yml", nodes=[node], extra_vars={"seconds": seconds})
-    wait_for(sleeping_on_node, 90, 0.2,
-             with_log_tail("the task to sleep on the node", worker.log_path))
+    wait_for(
+        sleeping_on_node, 90, 0.2, with_log_tail("the task to sleep on the node", worker.log_path)
+    )
     assert len(tagged_on_node()) >= 2  # the module and its sleep carry the tag
     if become:  # deploy's shell runs sudo, which runs the module as root
         assert host.run("pgrep -u deploy -f BECOME-SUCCESS").returncode == 0
@@ -95,10 +102,18 @@ def test_killed_workers_task_ends_on_the_node_too(test_hosts, portal_nodes, work
 
     restarted = worker.restart()  # what a supervisor does; it runs the reaper's job
     try:
-        wait_for(lambda: actions.reap_lost() or _status(job) == JobStatus.LOST, 30, 0.2,
-                 "the reaper to mark the job lost")
-        wait_for(lambda: not sleeping_on_node(), 90, 0.2,
-                 with_log_tail("the task to end on the node", restarted.log_path))
+        wait_for(
+            lambda: actions.reap_lost() or _status(job) == JobStatus.LOST,
+            30,
+            0.2,
+            "the reaper to mark the job lost",
+        )
+        wait_for(
+            lambda: not sleeping_on_node(),
+            90,
+            0.2,
+            with_log_tail("the task to end on the node", restarted.log_path),
+        )
         ending = Job.objects.get(action=orphans.END_RUN_ACTION, target_id=str(job.pk))
         wait_for(lambda: _status(ending) in TERMINAL, 30, 0.2, "the ending job to finish")
         ending.refresh_from_db()

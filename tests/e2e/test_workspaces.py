@@ -18,10 +18,11 @@ def test_two_customers_workspaces_from_create_to_delete(stack, api):
     wb = actions.do_create(customer_b, bob, "Bob's IDE")
     settle()
     wa, wb = fresh(wa), fresh(wb)
-    assert (wa.status, wb.status) == (S.RUNNING, S.RUNNING), (wa.status_reason,
-                                                              wb.status_reason)
-    assert wa.quota_backend == "btrfs" and {f"ws-{wa.slug}@http", f"ws-{wb.slug}@http"} <= \
-        stack.routers()
+    assert (wa.status, wb.status) == (S.RUNNING, S.RUNNING), (wa.status_reason, wb.status_reason)
+    assert (
+        wa.quota_backend == "btrfs"
+        and {f"ws-{wa.slug}@http", f"ws-{wb.slug}@http"} <= stack.routers()
+    )
 
     # Each IDE answers through Traefik, and only with its own password.
     for mine, other in ((wa, wb), (wb, wa)):
@@ -41,7 +42,8 @@ def test_two_customers_workspaces_from_create_to_delete(stack, api):
     # Writing past the 1 GB quota fails on the host.
     write = stack.host.run(
         f"runuser -u {wa.linux_username} -- dd if=/dev/zero of=/srv/workspaces/{wa.slug}/big "
-        "bs=1M count=1200 conv=fsync")
+        "bs=1M count=1200 conv=fsync"
+    )
     assert write.returncode != 0 and "quota exceeded" in write.stderr.lower(), write.stderr
     stack.host.run(f"rm -f /srv/workspaces/{wa.slug}/big")
 
@@ -58,8 +60,13 @@ def test_two_customers_workspaces_from_create_to_delete(stack, api):
     assert wa.status == S.STOPPED
     assert stack.on_host(f"systemctl is-active {wa.unit_name} || true") in ("inactive", "failed")
     # The route is unpublished when the stop is asked for; Traefik drops it on its next poll.
-    wait_for(lambda: f"ws-{wa.slug}@http" not in stack.routers(), 20, 0.2,
-             "Traefik to drop the stopped workspace's route", ignoring=(OSError,))
+    wait_for(
+        lambda: f"ws-{wa.slug}@http" not in stack.routers(),
+        20,
+        0.2,
+        "Traefik to drop the stopped workspace's route",
+        ignoring=(OSError,),
+    )
     actions.do_operate([wa], "start")
     settle()
     wa = fresh(wa)

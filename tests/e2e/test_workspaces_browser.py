@@ -18,10 +18,16 @@ from tests.e2e.workspace_support import DOMAIN, assert_gone_from_host, customer_
 from tests.helpers import InlineWorker
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync",
-                 # Workspace subdomains lead to Traefik on loopback, nowhere else.
-                 f"--host-resolver-rules=MAP *.{DOMAIN} 127.0.0.1"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    # Workspace subdomains lead to Traefik on loopback, nowhere else.
+    f"--host-resolver-rules=MAP *.{DOMAIN} 127.0.0.1",
+]
 PASSWORD = "pw-for-tests-1"  # tests.factories.UserFactory's
 MACHINE = 300_000  # ms: a create is a real playbook run over SSH
 
@@ -80,7 +86,9 @@ def test_a_customer_creates_opens_stops_and_deletes_a_workspace(stack, browser_p
         card.get_by_test_id("ws-stop").click()
         expect(badge).to_have_attribute("data-status", "stopped", timeout=MACHINE)
         assert stack.on_host(f"systemctl is-active {workspace.unit_name} || true") in (
-            "inactive", "failed")
+            "inactive",
+            "failed",
+        )
 
         card.get_by_test_id("ws-delete").click()
         card.get_by_test_id("ws-delete-confirm").click()

@@ -27,11 +27,14 @@ class Stack:
 
     def request(self, workspace, method, path, body=None, headers=None):
         """An HTTP request to the workspace's subdomain through Traefik (no redirects)."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.traefik.entry_port,
-                                                timeout=10)
+        connection = http.client.HTTPConnection("127.0.0.1", self.traefik.entry_port, timeout=10)
         try:
-            connection.request(method, path, body=body, headers={
-                "Host": f"{workspace.slug}.{DOMAIN}", **(headers or {})})
+            connection.request(
+                method,
+                path,
+                body=body,
+                headers={"Host": f"{workspace.slug}.{DOMAIN}", **(headers or {})},
+            )
             response = connection.getresponse()
             return response.status, dict(response.getheaders()), response.read()
         finally:
@@ -39,8 +42,9 @@ class Stack:
 
     def login(self, workspace, password):
         form = urllib.parse.urlencode({"password": password})
-        return self.request(workspace, "POST", "/login", form, {
-            "Content-Type": "application/x-www-form-urlencoded"})
+        return self.request(
+            workspace, "POST", "/login", form, {"Content-Type": "application/x-www-form-urlencoded"}
+        )
 
     def routers(self) -> set[str]:
         return {r["name"] for r in self.traefik.api("/http/routers")}
@@ -50,15 +54,18 @@ class Stack:
         when it cannot connect or log in): "could not look" is never read as an answer."""
         result = self.host.run(command)
         if result.returncode == 255:
-            raise HostUnreachable(f"could not run {command!r} on {self.host.name} over SSH: "
-                                  f"{result.stderr.strip()[-500:]}")
+            raise HostUnreachable(
+                f"could not run {command!r} on {self.host.name} over SSH: "
+                f"{result.stderr.strip()[-500:]}"
+            )
         return result
 
     def on_host(self, command) -> str:
         """The output of a command that must succeed on the node (else the test fails)."""
         result = self.run_on_host(command)
         assert result.returncode == 0, (
-            f"{command!r} exited {result.returncode} on {self.host.name}: {result.stderr}")
+            f"{command!r} exited {result.returncode} on {self.host.name}: {result.stderr}"
+        )
         return result.stdout.strip()
 
     def host_says(self, command, no: tuple[int, ...] = (1,)) -> bool:
@@ -66,7 +73,8 @@ class Stack:
         "not found") is no; any other exit (a typo, a missing tool, SSH) fails the test."""
         result = self.run_on_host(command)
         assert result.returncode == 0 or result.returncode in no, (
-            f"{command!r} exited {result.returncode} on {self.host.name}: {result.stderr}")
+            f"{command!r} exited {result.returncode} on {self.host.name}: {result.stderr}"
+        )
         return result.returncode == 0
 
 
@@ -81,18 +89,34 @@ def settle(timeout=600.0):
         run_due_jobs(worker="e2e")
         routes.confirm_routes()
         waiting = Workspace.objects.filter(status__in=[S.PENDING, S.PROVISIONING, S.DELETING])
-        return not (waiting.exists() or Workspace.objects.filter(
-            current_job__status__in=["pending", "dispatched", "running"]).exists()
-            or routes.pending_confirmation())
+        return not (
+            waiting.exists()
+            or Workspace.objects.filter(
+                current_job__status__in=["pending", "dispatched", "running"]
+            ).exists()
+            or routes.pending_confirmation()
+        )
 
-    wait_for(settled, timeout, interval=0.3, message=lambda: "workspaces to settle: " + repr(
-        list(Workspace.objects.values_list("slug", "status", "status_reason"))))
+    wait_for(
+        settled,
+        timeout,
+        interval=0.3,
+        message=lambda: (
+            "workspaces to settle: "
+            + repr(list(Workspace.objects.values_list("slug", "status", "status_reason")))
+        ),
+    )
 
 
 def customer_with_member(quota_gb=1):
-    plan = Plan.objects.create(tier=f"e2e-{quota_gb}-{time.monotonic_ns()}", name="E2E",
-                               workspace_limit=3, disk_quota_gb=quota_gb, cpu_limit=1,
-                               memory_limit_mb=1024)
+    plan = Plan.objects.create(
+        tier=f"e2e-{quota_gb}-{time.monotonic_ns()}",
+        name="E2E",
+        workspace_limit=3,
+        disk_quota_gb=quota_gb,
+        cpu_limit=1,
+        memory_limit_mb=1024,
+    )
     membership = MembershipFactory(customer__plan=plan)
     return membership.customer, membership.user
 

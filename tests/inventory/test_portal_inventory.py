@@ -32,32 +32,59 @@ def local_node(name="local-1", **fields):
 
 
 def password_credential():
-    return CredentialFactory(kind=CredentialKind.PASSWORD, secret="pw-secret-do-not-leak",
-                             username="ops")
+    return CredentialFactory(
+        kind=CredentialKind.PASSWORD, secret="pw-secret-do-not-leak", username="ops"
+    )
 
 
 # --- build_inventory ------------------------------------------------------------------------
 
+
 @pytest.mark.django_db
 def test_groups_and_hostvars():
     site = NodeGroup.objects.create(name="site-a")
-    NodeFactory(name="ws-1", address="10.1.0.5", ssh_port=2222, ssh_user="deploy",
-                become=True, group=site, labels={"env": "prod", "gpu": True, "rack.row": "b-3"},
-                credential=CredentialFactory(username="portal"))
-    NodeFactory(name="lab-1", address="lab-1.example.net", purpose=NodePurpose.LAB_SERVER,
-                labels={"tier": 2}, ssh_user="root")
+    NodeFactory(
+        name="ws-1",
+        address="10.1.0.5",
+        ssh_port=2222,
+        ssh_user="deploy",
+        become=True,
+        group=site,
+        labels={"env": "prod", "gpu": True, "rack.row": "b-3"},
+        credential=CredentialFactory(username="portal"),
+    )
+    NodeFactory(
+        name="lab-1",
+        address="lab-1.example.net",
+        purpose=NodePurpose.LAB_SERVER,
+        labels={"tier": 2},
+        ssh_user="root",
+    )
     local_node(group=site)
 
     inventory = build_inventory()
 
     assert inventory["_meta"]["hostvars"] == {
-        "ws-1": {"ansible_host": "10.1.0.5", "ansible_port": 2222, "ansible_user": "portal",
-                 "ansible_become": True},
-        "lab-1": {"ansible_host": "lab-1.example.net", "ansible_port": 22,
-                  "ansible_user": "root", "ansible_become": False},
-        "local-1": {"ansible_host": "127.0.0.1", "ansible_port": 22, "ansible_user": "root",
-                    "ansible_become": False, "ansible_connection": "local",
-                    "ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+        "ws-1": {
+            "ansible_host": "10.1.0.5",
+            "ansible_port": 2222,
+            "ansible_user": "portal",
+            "ansible_become": True,
+        },
+        "lab-1": {
+            "ansible_host": "lab-1.example.net",
+            "ansible_port": 22,
+            "ansible_user": "root",
+            "ansible_become": False,
+        },
+        "local-1": {
+            "ansible_host": "127.0.0.1",
+            "ansible_port": 22,
+            "ansible_user": "root",
+            "ansible_become": False,
+            "ansible_connection": "local",
+            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+        },
     }
     groups = {name: g["hosts"] for name, g in inventory.items() if name not in ("_meta", "all")}
     assert groups == {
@@ -97,8 +124,9 @@ def test_no_secret_without_key_dir(tmp_path):
     key = CredentialFactory()
     NodeFactory(name="keyed", credential=key)
     NodeFactory(name="passworded", credential=password_credential())
-    with mock.patch("portal.core.fields.crypto.decrypt",
-                    side_effect=AssertionError("secret decrypted")):
+    with mock.patch(
+        "portal.core.fields.crypto.decrypt", side_effect=AssertionError("secret decrypted")
+    ):
         text = to_json(build_inventory())
     assert "ansible_ssh_private_key_file" not in text and "ansible_password" not in text
     assert "pw-secret-do-not-leak" not in text and "PRIVATE KEY" not in text
@@ -148,6 +176,7 @@ def test_database_strings_are_never_templates():
 
 # --- the script and static files with real Ansible ------------------------------------------
 
+
 def portal_env(**extra) -> dict:
     """The environment for a child process that must see this test's database."""
     from django.db import connection
@@ -162,15 +191,30 @@ def portal_env(**extra) -> dict:
         port = f":{db['PORT']}" if db["PORT"] else ""
         url = f"postgres://{login}@{db['HOST']}{port}/{db['NAME']}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_INVENTORY_")}
-    env.update({"DEBUG": "true", "DATABASE_URL": url, "PORTAL_VAR_DIR": str(settings.VAR_DIR),
-                "PORTAL_INVENTORY_SSH_DIR": tempfile.mkdtemp(prefix="portal-inventory-ssh-"),
-                "ANSIBLE_TRANSFORM_INVALID_GROUP_CHARS": "ignore", **extra})
+    env.update(
+        {
+            "DEBUG": "true",
+            "DATABASE_URL": url,
+            "PORTAL_VAR_DIR": str(settings.VAR_DIR),
+            "PORTAL_INVENTORY_SSH_DIR": tempfile.mkdtemp(prefix="portal-inventory-ssh-"),
+            "ANSIBLE_TRANSFORM_INVALID_GROUP_CHARS": "ignore",
+            **extra,
+        }
+    )
     return env
 
 
 def run(command, env, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([str(c) for c in command], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, check=False, **kwargs)
+    return subprocess.run(
+        [str(c) for c in command],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        **kwargs,
+    )
 
 
 def ansible_inventory(env, *args) -> dict:
@@ -196,8 +240,12 @@ def test_ansible_inventory_lists_the_nodes():
     hostvars = listed["_meta"]["hostvars"]
     assert set(hostvars) == {"ws-1", "lab-1"}
     common_args = hostvars["ws-1"].pop("ansible_ssh_common_args")
-    assert hostvars["ws-1"] == {"ansible_host": "10.1.0.5", "ansible_port": 22,
-                                "ansible_user": "root", "ansible_become": False}
+    assert hostvars["ws-1"] == {
+        "ansible_host": "10.1.0.5",
+        "ansible_port": 22,
+        "ansible_user": "root",
+        "ansible_become": False,
+    }
     assert "StrictHostKeyChecking=yes" in common_args  # host keys are checked (pinned)
     assert listed["site-a"]["hosts"] == ["ws-1"]
     assert listed["label_env_prod"]["hosts"] == ["ws-1"]
@@ -230,8 +278,19 @@ def test_ansible_playbook_runs_directly_with_unsafe_values_as_text():
     assert ping.returncode == 0, ping.stdout + ping.stderr
     assert "local-1" in ping.stdout and "ws-1" not in ping.stdout
 
-    debug = run([BIN / "ansible", "local-1", "-i", SCRIPT, "-m", "ansible.builtin.debug",
-                 "-a", "var=ansible_host"], env)
+    debug = run(
+        [
+            BIN / "ansible",
+            "local-1",
+            "-i",
+            SCRIPT,
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            "var=ansible_host",
+        ],
+        env,
+    )
     assert debug.returncode == 0, debug.stdout + debug.stderr
     assert PAYLOAD in debug.stdout and "uid=" not in debug.stdout
 
@@ -251,12 +310,16 @@ def test_host_option():
 
 def python_without_django() -> str | None:
     venv_bin = str(BIN)
-    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
-                           if p and Path(p).resolve() != Path(venv_bin).resolve())
+    path = os.pathsep.join(
+        p
+        for p in os.environ.get("PATH", "").split(os.pathsep)
+        if p and Path(p).resolve() != Path(venv_bin).resolve()
+    )
     for candidate in (shutil.which("python3", path=path), "/usr/bin/python3"):
         if candidate and Path(candidate).exists():
-            probe = subprocess.run([candidate, "-c", "import django"], capture_output=True,
-                                   check=False)
+            probe = subprocess.run(
+                [candidate, "-c", "import django"], capture_output=True, check=False
+            )
             if probe.returncode != 0:
                 return candidate
     return None
@@ -273,10 +336,13 @@ def test_reruns_itself_with_the_venv_python():
     assert list(json.loads(result.stdout)["_meta"]["hostvars"]) == ["ws-1"]
 
 
-@pytest.mark.parametrize(("database_url", "expected"), [
-    ("postgres://portal@127.0.0.1:1/portal", "Connection refused"),
-    ("sqlite:///{tmp}/empty.sqlite3", "no such table"),
-])
+@pytest.mark.parametrize(
+    ("database_url", "expected"),
+    [
+        ("postgres://portal@127.0.0.1:1/portal", "Connection refused"),
+        ("sqlite:///{tmp}/empty.sqlite3", "no such table"),
+    ],
+)
 def test_database_problem_is_one_line(tmp_path, database_url, expected):
     env = portal_env(DATABASE_URL=database_url.format(tmp=tmp_path))
     result = run([sys.executable, SCRIPT, "--list"], env)
@@ -289,8 +355,8 @@ def test_configuration_problem_is_one_line():
     result = run([sys.executable, SCRIPT, "--list"], portal_env(DEBUG="maybe"))
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip().splitlines() == [
-        "portal: configuration error: DEBUG: expected true/false (1/0, yes/no, on/off), "
-        "got 'maybe'"]
+        "portal: configuration error: DEBUG: expected true/false (1/0, yes/no, on/off), got 'maybe'"
+    ]
 
 
 def test_example_inventory_is_accepted():
@@ -318,12 +384,22 @@ def test_yaml_form_is_the_same_inventory(tmp_path):
 
 # --- an operator's fresh shell (the README's command, DEBUG unset) ---------------------------
 
+
 def operator_shell_env(**extra) -> dict:
     """A fresh shell: none of the portal's settings, the repo's ansible.cfg in effect."""
-    dropped = ("DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "FIELD_ENCRYPTION_KEY",
-               "FIELD_ENCRYPTION_KEY_FILE", "ANSIBLE_CONFIG")
-    env = {k: v for k, v in os.environ.items()
-           if k not in dropped and not k.startswith(("PORTAL_INVENTORY_", "ANSIBLE_INVENTORY"))}
+    dropped = (
+        "DEBUG",
+        "SECRET_KEY",
+        "SECRET_KEY_FILE",
+        "FIELD_ENCRYPTION_KEY",
+        "FIELD_ENCRYPTION_KEY_FILE",
+        "ANSIBLE_CONFIG",
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in dropped and not k.startswith(("PORTAL_INVENTORY_", "ANSIBLE_INVENTORY"))
+    }
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     return {**env, **extra}
 
@@ -332,16 +408,17 @@ def test_script_without_the_portal_environment_is_one_line_saying_what_is_missin
     result = run([SCRIPT, "--list"], operator_shell_env())
     assert result.returncode == 2 and result.stdout == ""
     [line] = result.stderr.strip().splitlines()
-    assert line.startswith(
-        "portal: configuration error: SECRET_KEY: required when DEBUG is off")
+    assert line.startswith("portal: configuration error: SECRET_KEY: required when DEBUG is off")
     assert "export DEBUG=true" in line and "inventory/README.md" in line
 
 
 def test_readme_operator_command_fails_loudly_without_the_portal_environment():
     """`ansible-playbook -i inventory/portal_inventory.py playbooks/ping.yml` in a fresh
     shell: not a warning, "no hosts matched" and exit 0, but an error and a failed run."""
-    result = run(["ansible-playbook", "-i", "inventory/portal_inventory.py",
-                  "playbooks/ping.yml"], operator_shell_env())
+    result = run(
+        ["ansible-playbook", "-i", "inventory/portal_inventory.py", "playbooks/ping.yml"],
+        operator_shell_env(),
+    )
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert "portal: configuration error: SECRET_KEY: required when DEBUG is off" in output
@@ -351,8 +428,10 @@ def test_readme_operator_command_fails_loudly_without_the_portal_environment():
 
 def test_repo_ansible_cfg_finds_the_roles_and_keeps_the_implicit_localhost():
     env = operator_shell_env()
-    check = run(["ansible-playbook", "--syntax-check", "-i", "localhost,",
-                 "playbooks/lab_provision.yml"], env)
+    check = run(
+        ["ansible-playbook", "--syntax-check", "-i", "localhost,", "playbooks/lab_provision.yml"],
+        env,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     ping = run(["ansible", "localhost", "-m", "ansible.builtin.ping"], env)
     assert ping.returncode == 0, ping.stdout + ping.stderr

@@ -14,13 +14,20 @@ def record_finish(job):
     FINISHED.append((job.pk, job.status))
 
 
-registry.register(registry.ActionSpec(
-    name="tests.recorded", on_finish=record_finish, sensitive_vars=("api_password",),
-))
-registry.register(registry.ActionSpec(
-    name="tests.retried", on_finish=record_finish,
-    retry=registry.RetryPolicy(max_attempts=3, base_delay=1, max_delay=2),
-))
+registry.register(
+    registry.ActionSpec(
+        name="tests.recorded",
+        on_finish=record_finish,
+        sensitive_vars=("api_password",),
+    )
+)
+registry.register(
+    registry.ActionSpec(
+        name="tests.retried",
+        on_finish=record_finish,
+        retry=registry.RetryPolicy(max_attempts=3, base_delay=1, max_delay=2),
+    )
+)
 
 
 @pytest.fixture(autouse=True)
@@ -32,5 +39,6 @@ def test_playbooks(settings, tmp_path):
 
 @pytest.fixture
 def local_node(db):
-    return NodeFactory(name="local-1", connection=Connection.LOCAL, credential=None,
-                       address="127.0.0.1")
+    return NodeFactory(
+        name="local-1", connection=Connection.LOCAL, credential=None, address="127.0.0.1"
+    )

@@ -19,7 +19,6 @@ from tests.helpers import stubbed_broker
 pytestmark = pytest.mark.django_db
 
 
-
 @pytest.fixture(autouse=True)
 def a_node(db):
     return NodeFactory(name="node-0")
@@ -48,6 +47,7 @@ def button_url(job, name):
 
 # --- read-only ----------------------------------------------------------------------------
 
+
 def test_job_page_has_no_submit_row_and_no_delete(admin_client):
     job = launch()
     html = page(admin_client, job)
@@ -55,8 +55,9 @@ def test_job_page_has_no_submit_row_and_no_delete(admin_client):
     assert 'name="_save"' not in html and 'name="_continue"' not in html
     assert "deletelink" not in html
     # A POST to the change page changes nothing: the page is view-only.
-    response = admin_client.post(reverse("admin:jobs_job_change", args=[job.pk]),
-                                 {"playbook": "other.yml"})
+    response = admin_client.post(
+        reverse("admin:jobs_job_change", args=[job.pk]), {"playbook": "other.yml"}
+    )
     assert response.status_code == 403
     assert Job.objects.get(pk=job.pk).playbook == "echo.yml"
 
@@ -69,6 +70,7 @@ def test_job_events_have_no_admin_page_of_their_own():
 
 
 # --- buttons ------------------------------------------------------------------------------
+
 
 def test_pending_job_offers_cancel_and_the_button_cancels_it(admin_client):
     job = launch()
@@ -85,8 +87,12 @@ def test_pending_job_offers_cancel_and_the_button_cancels_it(admin_client):
 
 def test_relaunch_button_creates_a_new_job_like_the_list_action(admin_client, admin_user):
     node = NodeFactory(name="web-1")
-    job = end(launch(nodes=[node]), JobStatus.FAILED, finished_at=timezone.now(),
-              host_summary={"web-1": {"failures": 1}})
+    job = end(
+        launch(nodes=[node]),
+        JobStatus.FAILED,
+        finished_at=timezone.now(),
+        host_summary={"web-1": {"failures": 1}},
+    )
     html = page(admin_client, job)
     assert button_url(job, "cancel_jobs") not in html
     assert button_url(job, "relaunch_failed_hosts") in html
@@ -96,8 +102,7 @@ def test_relaunch_button_creates_a_new_job_like_the_list_action(admin_client, ad
         response = admin_client.post(button_url(job, "relaunch_jobs"))
     assert response.status_code == 302
     again = Job.objects.exclude(pk__in=[job.pk, ok.pk]).get()
-    assert (again.playbook, again.status, again.requested_by) == ("echo.yml", "pending",
-                                                                  admin_user)
+    assert (again.playbook, again.status, again.requested_by) == ("echo.yml", "pending", admin_user)
     with stubbed_broker():
         admin_client.post(button_url(job, "relaunch_failed_hosts"))
     assert Job.objects.filter(limit="web-1").count() == 1
@@ -125,11 +130,16 @@ def test_buttons_need_post_a_known_action_and_the_change_permission(client, admi
 
 # --- what the page shows ------------------------------------------------------------------
 
+
 def test_job_page_shows_duration_seconds_and_target_link(admin_client):
     node = NodeFactory(name="web-1")
     started = timezone.now().replace(microsecond=0) - timedelta(minutes=2, seconds=5)
-    job = end(launch(nodes=[node], target=node), JobStatus.SUCCESSFUL, started_at=started,
-              finished_at=started + timedelta(minutes=2, seconds=5))
+    job = end(
+        launch(nodes=[node], target=node),
+        JobStatus.SUCCESSFUL,
+        started_at=started,
+        finished_at=started + timedelta(minutes=2, seconds=5),
+    )
     html = page(admin_client, job)
     assert "2m 05s" in html
     assert timezone.localtime(started).strftime("%Y-%m-%d %H:%M:%S") in html
@@ -140,8 +150,14 @@ def test_job_page_shows_duration_seconds_and_target_link(admin_client):
 
 def test_finished_job_shows_its_output_without_following_it(admin_client):
     job = launch()
-    JobEvent.objects.create(job=job, counter=1, event="runner_on_ok", host="h",
-                            stdout="ok: [h] <b>", created=timezone.now())
+    JobEvent.objects.create(
+        job=job,
+        counter=1,
+        event="runner_on_ok",
+        host="h",
+        stdout="ok: [h] <b>",
+        created=timezone.now(),
+    )
     end(job, JobStatus.SUCCESSFUL, finished_at=timezone.now())
     html = page(admin_client, job)
     assert "ok: [h] &lt;b&gt;" in html
@@ -150,8 +166,9 @@ def test_finished_job_shows_its_output_without_following_it(admin_client):
 
 def test_running_job_page_follows_the_api_stream_with_a_static_script(admin_client):
     job = end(launch(), JobStatus.RUNNING, started_at=timezone.now())
-    JobEvent.objects.create(job=job, counter=3, event="runner_on_ok", host="h",
-                            stdout="ok: [h]", created=timezone.now())
+    JobEvent.objects.create(
+        job=job, counter=3, event="runner_on_ok", host="h", stdout="ok: [h]", created=timezone.now()
+    )
     html = page(admin_client, job)
     assert f'data-stream="/api/jobs/{job.pk}/stream/"' in html
     assert 'data-after="3"' in html and 'data-live="1"' in html
@@ -168,6 +185,7 @@ def test_job_changelist_colours_statuses_without_inline_style(admin_client):
 
 
 # --- admin home ---------------------------------------------------------------------------
+
 
 def test_admin_home_shows_the_numbers(admin_client):
     launch()  # pending

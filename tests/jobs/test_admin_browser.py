@@ -25,8 +25,9 @@ def test_job_page_shows_the_output_live_while_the_job_runs(browser_page, local_n
     page, problems = browser_page
     admin = AdminFactory(username="job-admin")
     with stubbed_broker():  # the inline worker below runs it
-        job = actions.launch(playbook="slow_lines.yml", nodes=[local_node],
-                             extra_vars={"seconds": 4})
+        job = actions.launch(
+            playbook="slow_lines.yml", nodes=[local_node], extra_vars={"seconds": 4}
+        )
     url = f"/admin/jobs/job/{job.pk}/change/"
 
     page.goto(url)
@@ -44,7 +45,8 @@ def test_job_page_shows_the_output_live_while_the_job_runs(browser_page, local_n
     expect(page.get_by_role("button", name="Cancel")).to_be_visible()
     # The status colour comes from portal/admin.css (dispatched: blue).
     expect(page.locator(".field-status_badge .status-badge")).to_have_css(
-        "color", "rgb(21, 101, 192)")
+        "color", "rgb(21, 101, 192)"
+    )
 
     with InlineWorker():
         # The first task's line arrives while the job still runs (sleeping), without a reload.
@@ -52,8 +54,9 @@ def test_job_page_shows_the_output_live_while_the_job_runs(browser_page, local_n
         assert Job.objects.get(pk=job.pk).status == JobStatus.RUNNING
         expect(output).not_to_contain_text("last-line-marker")
         expect(output).to_contain_text("last-line-marker", timeout=SLOW)
-        expect(page.locator("#job-output-state")).to_contain_text("finished: successful",
-                                                                  timeout=SLOW)
+        expect(page.locator("#job-output-state")).to_contain_text(
+            "finished: successful", timeout=SLOW
+        )
     assert page.url.endswith(url)  # the same page, never reloaded
 
     # Reloaded, the ended job shows its duration and Relaunch instead of Cancel.

@@ -21,6 +21,7 @@ ERROR_KEYS = {"status", "code", "message", "errors"}
 
 # --- helpers ------------------------------------------------------------------------------
 
+
 def launch(**kwargs) -> Job:
     """A job as a domain action launches it (to the stubbed broker: nothing is sent)."""
     with stubbed_broker():
@@ -67,6 +68,7 @@ def run_now(job: Job) -> Job:
 
 # --- fixtures -----------------------------------------------------------------------------
 
+
 @pytest.fixture(autouse=True)
 def fast_passwords(settings):
     # The factories set a password; the default hasher costs ~0.25 s per user.
@@ -100,6 +102,7 @@ def world(local_node):
 
 
 # --- list and detail ----------------------------------------------------------------------
+
 
 def test_operators_and_admins_see_every_job(world, operator_api, admin_api):
     every = sorted([world.job_a.pk, world.job_b.pk, world.adhoc.pk])
@@ -136,10 +139,12 @@ def test_detail_shows_the_run(world, operator_api):
 def test_filters_by_status_and_playbook(world, operator_api, user_api):
     assert ids(operator_api.get("/api/jobs/?status=failed")) == [world.job_b.pk]
     assert ids(operator_api.get("/api/jobs/?status=pending")) == sorted(
-        [world.job_a.pk, world.adhoc.pk])
+        [world.job_a.pk, world.adhoc.pk]
+    )
     assert ids(operator_api.get("/api/jobs/?playbook=fail.yml")) == [world.job_b.pk]
     assert ids(operator_api.get("/api/jobs/?playbook=echo.yml&status=pending")) == sorted(
-        [world.job_a.pk, world.adhoc.pk])
+        [world.job_a.pk, world.adhoc.pk]
+    )
     assert ids(operator_api.get("/api/jobs/?playbook=nope.yml")) == []
     # Filters narrow what a member may see; they never widen it.
     assert ids(user_api(world.member_a).get("/api/jobs/?status=failed")) == []
@@ -148,14 +153,22 @@ def test_filters_by_status_and_playbook(world, operator_api, user_api):
 
 # --- launch -------------------------------------------------------------------------------
 
-def test_operator_launches_a_job(operator, operator_api, local_node,
-                                 django_capture_on_commit_callbacks):
-    with stubbed_broker() as broker, \
-            django_capture_on_commit_callbacks(execute=True) as callbacks:
-        response = operator_api.post("/api/jobs/", {
-            "playbook": "echo.yml", "nodes": ["local-1"], "extra_vars": {"message": "hi"},
-            "check_mode": True, "timeout": 120,
-        }, format="json")
+
+def test_operator_launches_a_job(
+    operator, operator_api, local_node, django_capture_on_commit_callbacks
+):
+    with stubbed_broker() as broker, django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = operator_api.post(
+            "/api/jobs/",
+            {
+                "playbook": "echo.yml",
+                "nodes": ["local-1"],
+                "extra_vars": {"message": "hi"},
+                "check_mode": True,
+                "timeout": 120,
+            },
+            format="json",
+        )
     assert response.status_code == 201, response.json()
     job = Job.objects.get()
     body = response.json()
@@ -179,8 +192,9 @@ def test_launch_with_a_limit_targets_matching_enabled_nodes(operator_api):
         NodeFactory(name=name)
     NodeFactory(name="web-3", enabled=False)
     with stubbed_broker():
-        response = operator_api.post("/api/jobs/", {"playbook": "ping.yml", "limit": "web-*"},
-                                     format="json")
+        response = operator_api.post(
+            "/api/jobs/", {"playbook": "ping.yml", "limit": "web-*"}, format="json"
+        )
     assert response.status_code == 201, response.json()
     assert sorted(response.json()["nodes"]) == ["web-1", "web-2"]
     assert Job.objects.get().limit == "web-*"
@@ -191,32 +205,52 @@ def test_only_operators_launch(world, user_api, api):
     before = Job.objects.count()
     with stubbed_broker() as broker:
         for user in (world.owner_a, world.member_a, world.outsider):
-            assert_error(user_api(user).post("/api/jobs/", body, format="json"), 403, None,
-                         "permission_denied")
+            assert_error(
+                user_api(user).post("/api/jobs/", body, format="json"),
+                403,
+                None,
+                "permission_denied",
+            )
         assert api.post("/api/jobs/", body, format="json").status_code in (401, 403)
     broker.publish.assert_not_called()
     assert Job.objects.count() == before
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"nodes": ["local-1"]}, "playbook"),
-    ({"playbook": "nope.yml", "nodes": ["local-1"]}, "playbook"),
-    ({"playbook": "../../etc/passwd.yml", "nodes": ["local-1"]}, "playbook"),
-    ({"playbook": "echo.yml", "limit": "no-such-node"}, "limit"),
-    ({"playbook": "echo.yml", "nodes": ["local-1"], "limit": "other-*"}, "limit"),
-    ({"playbook": "echo.yml", "nodes": ["local-1"], "extra_vars": ["a", "list"]}, "extra_vars"),
-    ({"playbook": "echo.yml", "nodes": ["local-1"], "extra_vars": "text"}, "extra_vars"),
-    ({"playbook": "echo.yml", "nodes": ["local-1"], "extra_vars": {"bad name": 1}},
-     "extra_vars"),
-    ({"playbook": "echo.yml", "nodes": ["keyless"]}, "nodes"),
-    ({"playbook": "echo.yml", "nodes": ["no-such-node"]}, "nodes"),
-    ({"playbook": "echo.yml", "nodes": ["local-1"], "timeout": 0}, "timeout"),
-], ids=["missing-playbook", "unknown-playbook", "path-traversal", "limit-no-match",
-        "limit-outside-nodes", "vars-list", "vars-string", "vars-bad-name", "no-credential",
-        "unknown-node", "zero-timeout"])
-def test_bad_launch_is_400_naming_the_field_and_leaves_no_job(operator_api, local_node, body,
-                                                               field,
-                                                               django_capture_on_commit_callbacks):
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"nodes": ["local-1"]}, "playbook"),
+        ({"playbook": "nope.yml", "nodes": ["local-1"]}, "playbook"),
+        ({"playbook": "../../etc/passwd.yml", "nodes": ["local-1"]}, "playbook"),
+        ({"playbook": "echo.yml", "limit": "no-such-node"}, "limit"),
+        ({"playbook": "echo.yml", "nodes": ["local-1"], "limit": "other-*"}, "limit"),
+        ({"playbook": "echo.yml", "nodes": ["local-1"], "extra_vars": ["a", "list"]}, "extra_vars"),
+        ({"playbook": "echo.yml", "nodes": ["local-1"], "extra_vars": "text"}, "extra_vars"),
+        (
+            {"playbook": "echo.yml", "nodes": ["local-1"], "extra_vars": {"bad name": 1}},
+            "extra_vars",
+        ),
+        ({"playbook": "echo.yml", "nodes": ["keyless"]}, "nodes"),
+        ({"playbook": "echo.yml", "nodes": ["no-such-node"]}, "nodes"),
+        ({"playbook": "echo.yml", "nodes": ["local-1"], "timeout": 0}, "timeout"),
+    ],
+    ids=[
+        "missing-playbook",
+        "unknown-playbook",
+        "path-traversal",
+        "limit-no-match",
+        "limit-outside-nodes",
+        "vars-list",
+        "vars-string",
+        "vars-bad-name",
+        "no-credential",
+        "unknown-node",
+        "zero-timeout",
+    ],
+)
+def test_bad_launch_is_400_naming_the_field_and_leaves_no_job(
+    operator_api, local_node, body, field, django_capture_on_commit_callbacks
+):
     NodeFactory(name="keyless", credential=None)
     with stubbed_broker() as broker, django_capture_on_commit_callbacks(execute=True):
         response = operator_api.post("/api/jobs/", body, format="json")
@@ -227,18 +261,27 @@ def test_bad_launch_is_400_naming_the_field_and_leaves_no_job(operator_api, loca
 
 def test_no_credential_error_is_explicit(operator_api):
     NodeFactory(name="keyless", credential=None)
-    response = operator_api.post("/api/jobs/", {"playbook": "echo.yml", "nodes": ["keyless"]},
-                                 format="json")
+    response = operator_api.post(
+        "/api/jobs/", {"playbook": "echo.yml", "nodes": ["keyless"]}, format="json"
+    )
     body = assert_error(response, 400, "nodes", "no_credential")
     assert "keyless" in body["errors"][0]["message"]
 
 
 # --- events -------------------------------------------------------------------------------
 
+
 def add_events(job: Job, counters) -> None:
     JobEvent.objects.bulk_create(
-        JobEvent(job=job, counter=n, event="runner_on_ok", host="local-1", task=f"step {n}",
-                 stdout=f"ok {n}", created=timezone.now())
+        JobEvent(
+            job=job,
+            counter=n,
+            event="runner_on_ok",
+            host="local-1",
+            task=f"step {n}",
+            stdout=f"ok {n}",
+            created=timezone.now(),
+        )
         for n in counters
     )
 
@@ -295,9 +338,15 @@ def test_events_follow_job_visibility(world, user_api):
 def test_events_of_a_real_run(local_node, user_api):
     operator_api = user_api(make_operator())
     with stubbed_broker():
-        launched = operator_api.post("/api/jobs/", {
-            "playbook": "many.yml", "nodes": ["local-1"], "extra_vars": {"steps": 5},
-        }, format="json")
+        launched = operator_api.post(
+            "/api/jobs/",
+            {
+                "playbook": "many.yml",
+                "nodes": ["local-1"],
+                "extra_vars": {"steps": 5},
+            },
+            format="json",
+        )
     assert launched.status_code == 201, launched.json()
     job = run_now(Job.objects.get(pk=launched.json()["id"]))
     assert job.status == JobStatus.SUCCESSFUL, job.reason
@@ -322,6 +371,7 @@ def test_events_of_a_real_run(local_node, user_api):
 
 
 # --- cancel -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("status", [JobStatus.PENDING, JobStatus.DISPATCHED])
 def test_cancel_a_job_that_has_not_started(world, operator, operator_api, status):
@@ -368,25 +418,37 @@ def test_only_an_owner_of_the_jobs_customer_may_cancel(world, user_api):
 
 # --- relaunch -----------------------------------------------------------------------------
 
+
 @pytest.fixture
 def failed_job(local_node):
     """A job over three nodes: one failed, one unreachable, one fine."""
     NodeFactory(name="remote-1")
     NodeFactory(name="remote-2")
-    job = launch(playbook="ping.yml", nodes=list(Node.objects.all()),
-                 extra_vars={"message": "again"}, customer=CustomerFactory())
-    return end(job, JobStatus.FAILED, rc=2, host_summary={
-        "local-1": {"ok": 0, "failures": 1, "unreachable": 0},
-        "remote-1": {"ok": 0, "failures": 0, "unreachable": 1},
-        "remote-2": {"ok": 1, "failures": 0, "unreachable": 0},
-    })
+    job = launch(
+        playbook="ping.yml",
+        nodes=list(Node.objects.all()),
+        extra_vars={"message": "again"},
+        customer=CustomerFactory(),
+    )
+    return end(
+        job,
+        JobStatus.FAILED,
+        rc=2,
+        host_summary={
+            "local-1": {"ok": 0, "failures": 1, "unreachable": 0},
+            "remote-1": {"ok": 0, "failures": 0, "unreachable": 1},
+            "remote-2": {"ok": 1, "failures": 0, "unreachable": 0},
+        },
+    )
 
 
-def test_relaunch_failed_only_limits_to_the_failed_hosts(failed_job, operator, operator_api,
-                                                         django_capture_on_commit_callbacks):
+def test_relaunch_failed_only_limits_to_the_failed_hosts(
+    failed_job, operator, operator_api, django_capture_on_commit_callbacks
+):
     with stubbed_broker() as broker, django_capture_on_commit_callbacks(execute=True):
-        response = operator_api.post(f"/api/jobs/{failed_job.pk}/relaunch/",
-                                     {"failed_only": True}, format="json")
+        response = operator_api.post(
+            f"/api/jobs/{failed_job.pk}/relaunch/", {"failed_only": True}, format="json"
+        )
     assert response.status_code == 201, response.json()
     new = Job.objects.get(pk=response.json()["id"])
     assert new.pk != failed_job.pk
@@ -409,11 +471,15 @@ def test_relaunch_everything(failed_job, operator_api):
 
 
 def test_relaunch_failed_only_without_failed_hosts_is_409(world, operator_api):
-    job = end(world.adhoc, JobStatus.SUCCESSFUL,
-              host_summary={"local-1": {"ok": 1, "failures": 0, "unreachable": 0}})
+    job = end(
+        world.adhoc,
+        JobStatus.SUCCESSFUL,
+        host_summary={"local-1": {"ok": 1, "failures": 0, "unreachable": 0}},
+    )
     before = Job.objects.count()
-    response = operator_api.post(f"/api/jobs/{job.pk}/relaunch/", {"failed_only": True},
-                                 format="json")
+    response = operator_api.post(
+        f"/api/jobs/{job.pk}/relaunch/", {"failed_only": True}, format="json"
+    )
     assert_error(response, 409, "hosts", "conflict")
     assert Job.objects.count() == before
 
@@ -421,16 +487,21 @@ def test_relaunch_failed_only_without_failed_hosts_is_409(world, operator_api):
 def test_relaunch_is_for_operators_only(world, failed_job, user_api):
     owner = MembershipFactory(customer=failed_job.customer).user
     before = Job.objects.count()
-    assert_error(user_api(owner).post(f"/api/jobs/{failed_job.pk}/relaunch/",
-                                      {"failed_only": True}, format="json"), 403, None)
-    assert_error(user_api(world.owner_a).post(f"/api/jobs/{world.job_a.pk}/relaunch/"), 403,
-                 None)
+    assert_error(
+        user_api(owner).post(
+            f"/api/jobs/{failed_job.pk}/relaunch/", {"failed_only": True}, format="json"
+        ),
+        403,
+        None,
+    )
+    assert_error(user_api(world.owner_a).post(f"/api/jobs/{world.job_a.pk}/relaunch/"), 403, None)
     assert Job.objects.count() == before
 
 
 def test_relaunch_bad_option_is_400(failed_job, operator_api):
-    response = operator_api.post(f"/api/jobs/{failed_job.pk}/relaunch/",
-                                 {"failed_only": "perhaps"}, format="json")
+    response = operator_api.post(
+        f"/api/jobs/{failed_job.pk}/relaunch/", {"failed_only": "perhaps"}, format="json"
+    )
     assert_error(response, 400, "failed_only")
 
 
@@ -446,7 +517,8 @@ def test_relaunch_after_a_real_failure(local_node, user_api):
     assert job.host_summary["ghost"]["unreachable"] == 1
     assert not job.host_summary["local-1"].get("failures")
     with stubbed_broker():
-        response = operator_api.post(f"/api/jobs/{job.pk}/relaunch/", {"failed_only": True},
-                                     format="json")
+        response = operator_api.post(
+            f"/api/jobs/{job.pk}/relaunch/", {"failed_only": True}, format="json"
+        )
     assert response.status_code == 201, response.json()
     assert response.json()["limit"] == "ghost" and response.json()["nodes"] == ["ghost"]

@@ -14,8 +14,16 @@ def test_workspaces_and_labs_register_their_figures():
     assert workspaces_dashboard.admin_home_figures in dashboard._PROVIDERS
     assert labs_dashboard.admin_home_figures in dashboard._PROVIDERS
     figures = dashboard.admin_home()
-    assert {"running", "failed_today", "queue_depth", "outcomes", "workspaces",
-            "workspaces_total", "creates_refused", "labs_active"} <= set(figures)
+    assert {
+        "running",
+        "failed_today",
+        "queue_depth",
+        "outcomes",
+        "workspaces",
+        "workspaces_total",
+        "creates_refused",
+        "labs_active",
+    } <= set(figures)
     assert figures["workspaces_total"] == 0 and figures["labs_active"] == 0
 
 

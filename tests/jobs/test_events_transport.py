@@ -56,8 +56,11 @@ def test_every_event_comes_over_the_fifo_and_no_event_files(local_node, fifos):
 
 def test_stdout_lines_and_counters_are_contiguous(local_node):
     job = run_now(playbook="many.yml", nodes=[local_node], extra_vars={"steps": 5})
-    events = list(job.events.order_by("counter").values("counter", "start_line", "end_line",
-                                                        "stdout", "event", "task"))
+    events = list(
+        job.events.order_by("counter").values(
+            "counter", "start_line", "end_line", "stdout", "event", "task"
+        )
+    )
     assert [e["counter"] for e in events] == list(range(1, len(events) + 1))
     for before, after in itertools.pairwise(events):
         assert after["start_line"] == before["end_line"]
@@ -97,11 +100,13 @@ def test_a_lost_event_makes_the_job_an_error(local_node, monkeypatch):
 
 # --- the callback's stream, without Ansible ---------------------------------------------------
 
+
 @pytest.fixture
 def stream_module(monkeypatch):
     monkeypatch.delenv("PORTAL_EVENT_FIFO", raising=False)
     monkeypatch.syspath_prepend(str(runner.CALLBACK_DIR))
     import awx_display  # the plugin file, imported as Ansible would
+
     yield awx_display
     sys.modules.pop("awx_display", None)
 
@@ -120,10 +125,18 @@ def test_stream_groups_text_by_event_and_announces_the_count(stream_module):
     stream.write("trailing\n")
     stream.close()
     events = _sent(read_fd)
-    assert [e.get("event") for e in events[:-1]] == ["verbose", "verbose", "runner_on_ok",
-                                                     "verbose"]
-    assert [e.get("stdout") for e in events[:-1]] == ["before the callback", "half a ",
-                                                      "ok: [h]", "trailing"]
+    assert [e.get("event") for e in events[:-1]] == [
+        "verbose",
+        "verbose",
+        "runner_on_ok",
+        "verbose",
+    ]
+    assert [e.get("stdout") for e in events[:-1]] == [
+        "before the callback",
+        "half a ",
+        "ok: [h]",
+        "trailing",
+    ]
     assert events[2]["start_line"] == 1 and events[2]["end_line"] == 2
     assert events[-1] == {stream_module.END_KEY: 4}
 
@@ -133,8 +146,9 @@ def test_an_unreadable_event_line_is_an_error_and_the_rest_is_still_read(tmp_pat
     fifo = fifo_module.EventFifo(tmp_path / "events.fifo", handled.append)
     fifo.start()
     writer = os.open(tmp_path / "events.fifo", os.O_WRONLY)
-    os.write(writer, b'{"event": "verbose"}\nnot json\n{"event": "verbose"}\n'
-                     b'{"portal_stream_end": 3}\n')
+    os.write(
+        writer, b'{"event": "verbose"}\nnot json\n{"event": "verbose"}\n{"portal_stream_end": 3}\n'
+    )
     os.close(writer)
     fifo.close()
     assert len(handled) == 2 and not fifo.complete

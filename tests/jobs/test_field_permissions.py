@@ -1,7 +1,6 @@
 """A launch names what to run; the job's other fields are the portal's (400 naming them),
 and customers cannot launch at all."""
 
-
 import pytest
 from django.contrib.auth.models import Group
 
@@ -20,15 +19,25 @@ def operator_api(user_api):
     return user_api(user)
 
 
-@pytest.mark.parametrize("field, value", [
-    ("status", "successful"), ("customer", 1), ("requested_by", "root"), ("queue", "other"),
-    ("action", "workspace.create"), ("rc", 0), ("worker", "w1"), ("sensitive_names", []),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("status", "successful"),
+        ("customer", 1),
+        ("requested_by", "root"),
+        ("queue", "other"),
+        ("action", "workspace.create"),
+        ("rc", 0),
+        ("worker", "w1"),
+        ("sensitive_names", []),
+    ],
+)
 def test_launch_refuses_the_portals_fields(operator_api, field, value):
     CustomerFactory()
     with stubbed_broker():
-        response = operator_api.post("/api/jobs/", {"playbook": "ping.yml", field: value},
-                                     format="json")
+        response = operator_api.post(
+            "/api/jobs/", {"playbook": "ping.yml", field: value}, format="json"
+        )
     assert response.status_code == 400, response.json()
     assert response.json()["errors"][0]["field"] == field
     assert not Job.objects.exists()
@@ -36,7 +45,7 @@ def test_launch_refuses_the_portals_fields(operator_api, field, value):
 
 def test_customers_cannot_launch(user_api):
     with stubbed_broker():
-        response = user_api(MembershipFactory().user).post("/api/jobs/",
-                                                           {"playbook": "ping.yml"},
-                                                           format="json")
+        response = user_api(MembershipFactory().user).post(
+            "/api/jobs/", {"playbook": "ping.yml"}, format="json"
+        )
     assert response.status_code == 403 and not Job.objects.exists()

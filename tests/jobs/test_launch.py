@@ -1,6 +1,5 @@
 """Launch: the Job row exists iff the transaction committed; dispatch happens on commit."""
 
-
 import pytest
 from django.db import transaction
 
@@ -15,12 +14,11 @@ from tests.helpers import stubbed_broker
 pytestmark = pytest.mark.django_db
 
 
-def test_launch_records_the_job_and_dispatches_on_commit(local_node,
-                                                         django_capture_on_commit_callbacks):
-    with stubbed_broker() as broker, \
-            django_capture_on_commit_callbacks(execute=True) as callbacks:
-        job = actions.launch(playbook="echo.yml", nodes=[local_node],
-                             extra_vars={"message": "hi"})
+def test_launch_records_the_job_and_dispatches_on_commit(
+    local_node, django_capture_on_commit_callbacks
+):
+    with stubbed_broker() as broker, django_capture_on_commit_callbacks(execute=True) as callbacks:
+        job = actions.launch(playbook="echo.yml", nodes=[local_node], extra_vars={"message": "hi"})
         assert broker.publish.call_count == 0  # nothing is published before the commit
     assert len(callbacks) == 1
     broker.publish.assert_called_once()
@@ -32,18 +30,20 @@ def test_launch_records_the_job_and_dispatches_on_commit(local_node,
 
 
 def test_rolled_back_domain_change_leaves_no_job(local_node):
-    with stubbed_broker() as broker, \
-            pytest.raises(RuntimeError), transaction.atomic():
+    with stubbed_broker() as broker, pytest.raises(RuntimeError), transaction.atomic():
         actions.launch(playbook="echo.yml", nodes=[local_node])
         raise RuntimeError("the domain change failed")
     assert not Job.objects.exists()
     broker.publish.assert_not_called()
 
 
-def test_broker_down_leaves_job_pending_for_the_sweep(local_node,
-                                                      django_capture_on_commit_callbacks):
-    with stubbed_broker(side_effect=ConnectionRefusedError("broker down")), \
-            django_capture_on_commit_callbacks(execute=True):
+def test_broker_down_leaves_job_pending_for_the_sweep(
+    local_node, django_capture_on_commit_callbacks
+):
+    with (
+        stubbed_broker(side_effect=ConnectionRefusedError("broker down")),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         job = actions.launch(playbook="echo.yml", nodes=[local_node])
     job.refresh_from_db()
     assert job.status == JobStatus.PENDING
@@ -65,13 +65,16 @@ def test_queue_comes_from_the_nodes():
     assert actions.routing_queue([nodes[0], NodeFactory(queue="other")]) == "default"
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [
-    ({"playbook": "nope.yml"}, "playbook"),
-    ({"playbook": "../../etc/passwd.yml"}, "playbook"),
-    ({"playbook": "echo.yml", "limit": "no-such-node"}, "limit"),
-    ({"playbook": "echo.yml", "extra_vars": ["a", "list"]}, "extra_vars"),
-    ({"playbook": "echo.yml", "extra_vars": {"bad name": 1}}, "extra_vars"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"playbook": "nope.yml"}, "playbook"),
+        ({"playbook": "../../etc/passwd.yml"}, "playbook"),
+        ({"playbook": "echo.yml", "limit": "no-such-node"}, "limit"),
+        ({"playbook": "echo.yml", "extra_vars": ["a", "list"]}, "extra_vars"),
+        ({"playbook": "echo.yml", "extra_vars": {"bad name": 1}}, "extra_vars"),
+    ],
+)
 def test_bad_input_is_refused_and_leaves_no_row(local_node, kwargs, field):
     with pytest.raises(PortalError) as error:
         actions.launch(nodes=[local_node], **kwargs)
@@ -88,8 +91,12 @@ def test_node_without_credential_is_refused():
 
 def test_sensitive_vars_are_stored_encrypted_not_in_extra_vars(local_node):
     with stubbed_broker():
-        job = actions.launch(playbook="secret.yml", action="tests.recorded", nodes=[local_node],
-                             extra_vars={"api_password": "pa55-word-xyz", "out_file": "/x"})
+        job = actions.launch(
+            playbook="secret.yml",
+            action="tests.recorded",
+            nodes=[local_node],
+            extra_vars={"api_password": "pa55-word-xyz", "out_file": "/x"},
+        )
     assert job.extra_vars == {"out_file": "/x"}
     assert job.secrets() == {"api_password": "pa55-word-xyz"}
     assert job.sensitive_names == ["api_password"]

@@ -20,21 +20,30 @@ API_PASSWORD = "api-'sec\"ret'\\-7777"
 
 # --- the masker -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("printed", [
-    LOGIN_PASSWORD,
-    json.dumps(LOGIN_PASSWORD),
-    json.dumps(LOGIN_PASSWORD, ensure_ascii=False),
-    json.dumps(json.dumps(LOGIN_PASSWORD)),
-    repr(LOGIN_PASSWORD),
-])
+
+@pytest.mark.parametrize(
+    "printed",
+    [
+        LOGIN_PASSWORD,
+        json.dumps(LOGIN_PASSWORD),
+        json.dumps(LOGIN_PASSWORD, ensure_ascii=False),
+        json.dumps(json.dumps(LOGIN_PASSWORD)),
+        repr(LOGIN_PASSWORD),
+    ],
+)
 def test_text_masks_every_printed_form(printed):
     masked = Masker({"password": LOGIN_PASSWORD}).text(f"before {printed} after")
     assert "4242" not in masked and MASK in masked
 
 
 def test_data_masks_nested_and_escaped_values():
-    data = {"res": {"msg": f"pw={LOGIN_PASSWORD}", "stdout": json.dumps({"pw": LOGIN_PASSWORD}),
-                    "list": [repr(LOGIN_PASSWORD)]}}
+    data = {
+        "res": {
+            "msg": f"pw={LOGIN_PASSWORD}",
+            "stdout": json.dumps({"pw": LOGIN_PASSWORD}),
+            "list": [repr(LOGIN_PASSWORD)],
+        }
+    }
     masked = Masker([LOGIN_PASSWORD]).data(data)
     assert "4242" not in json.dumps(masked, ensure_ascii=False)
     assert masked["res"]["msg"] == f"pw={MASK}"
@@ -47,20 +56,27 @@ def test_data_without_secrets_is_returned_as_is():
 
 # --- a real run of a playbook that prints them ------------------------------------------------
 
+
 @pytest.mark.django_db(transaction=True)
 def test_playbook_printing_hostvars_and_passwords_reveals_no_secret(user_api):
     # Not in the job, nobody connects through it (port 1): only its key file is written.
     jump_credential = CredentialFactory()
     jump = NodeFactory(name="jump", address="127.0.0.1", ssh_port=1, credential=jump_credential)
     password_node = NodeFactory(
-        name="pw-node", address="127.0.0.1", jump_host=jump,
-        credential=CredentialFactory(kind="password", secret=LOGIN_PASSWORD))
+        name="pw-node",
+        address="127.0.0.1",
+        jump_host=jump,
+        credential=CredentialFactory(kind="password", secret=LOGIN_PASSWORD),
+    )
     key_credential = CredentialFactory()
     key_node = NodeFactory(name="key-node", address="127.0.0.1", credential=key_credential)
     with stubbed_broker():
-        job = actions.launch(playbook="print_secrets.yml", action="tests.recorded",
-                             nodes=[password_node, key_node],
-                             extra_vars={"api_password": API_PASSWORD})
+        job = actions.launch(
+            playbook="print_secrets.yml",
+            action="tests.recorded",
+            nodes=[password_node, key_node],
+            extra_vars={"api_password": API_PASSWORD},
+        )
     actions.execute(job.pk, job.signature, worker="test-worker")
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCESSFUL, _stored_text(job)[-3000:]
@@ -93,7 +109,9 @@ def _key_body_lines(key: str) -> list[str]:
 
 def _revealed(text: str, secrets: list[str]) -> list[str]:
     """Secrets found in ``text``, raw or JSON-escaped (as stored JSON shows them)."""
-    forms = {(secret, form) for secret in secrets
-             for form in (secret, json.dumps(secret)[1:-1],
-                          json.dumps(secret, ensure_ascii=False)[1:-1])}
+    forms = {
+        (secret, form)
+        for secret in secrets
+        for form in (secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1])
+    }
     return sorted({secret for secret, form in forms if form in text})

@@ -10,8 +10,7 @@ def _samples(client):
     response = client.get("/metrics")
     assert response.status_code == 200
     families = text_string_to_metric_families(response.content.decode())
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families
-            for s in f.samples}
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples}
 
 
 def test_metrics_after_a_run(client, local_node):
@@ -22,7 +21,8 @@ def test_metrics_after_a_run(client, local_node):
     assert samples[("portal_job_duration_seconds_bucket", (("le", "+Inf"),))] == 1
     assert job.event_lag_p95_ms is not None
     assert samples[("portal_job_event_lag_p95_seconds_max", ())] == pytest.approx(
-        job.event_lag_p95_ms / 1000)
+        job.event_lag_p95_ms / 1000
+    )
 
 
 def test_metrics_token(client, settings):

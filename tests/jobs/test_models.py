@@ -12,8 +12,14 @@ pytestmark = pytest.mark.django_db
 
 
 def _job(**fields):
-    return Job.objects.create(playbook="ping.yml", action="jobs.adhoc", queue="default",
-                              timeout=60, idle_timeout=60, **fields)
+    return Job.objects.create(
+        playbook="ping.yml",
+        action="jobs.adhoc",
+        queue="default",
+        timeout=60,
+        idle_timeout=60,
+        **fields,
+    )
 
 
 def test_claim_is_won_once():

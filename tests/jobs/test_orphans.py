@@ -61,13 +61,16 @@ def _ended(process: subprocess.Popen) -> bool:
 def test_processes_of_dead_owners_are_killed_live_ones_and_ssh_masters_spared():
     orphan, live = _process(_dead_token()), _process(orphans.owner_token())
     # A master through a bastion has a child (ssh -W) that carries the variable too.
-    master = _process(_dead_token(), argv0="ssh: /tmp/cp/n1-abc [mux]",
-                      child="sleep 61 &")
+    master = _process(_dead_token(), argv0="ssh: /tmp/cp/n1-abc [mux]", child="sleep 61 &")
     proxy: list[int] = []
     try:
         # bash has forked the master's child and every bash has exec'd what it stands for
-        wait_for(lambda: all(_execed(p) for p in (orphan, live, master))
-                 and descendants(master.pid), 10, 0.05, "the test processes to start")
+        wait_for(
+            lambda: all(_execed(p) for p in (orphan, live, master)) and descendants(master.pid),
+            10,
+            0.05,
+            "the test processes to start",
+        )
         proxy = descendants(master.pid)
         assert orphans.kill_orphaned_processes() >= 1
         assert _ended(orphan)
@@ -85,8 +88,9 @@ def test_processes_of_dead_owners_are_killed_live_ones_and_ssh_masters_spared():
 def test_data_dirs_of_dead_owners_are_removed_running_ones_kept(settings, tmp_path):
     settings.JOBS_WORK_DIR = tmp_path / "jobs"
     settings.VAR_DIR = tmp_path / "var"
-    running = Job.objects.create(playbook="ping.yml", queue="q", timeout=1, idle_timeout=1,
-                                 status=JobStatus.RUNNING)
+    running = Job.objects.create(
+        playbook="ping.yml", queue="q", timeout=1, idle_timeout=1, status=JobStatus.RUNNING
+    )
     names = {
         "dead": f"job-1-{_dead_token()}-abc",
         "live": f"job-2-{orphans.owner_token()}-abc",
@@ -115,8 +119,9 @@ def test_job_dirs_default_to_a_tmpfs_when_there_is_one(tmp_path):
     shm.mkdir()
     expected = shm / f"portal-jobs-{os.geteuid()}"
     assert portal_settings.default_jobs_work_dir(shm) == expected
-    assert portal_settings.default_jobs_work_dir(tmp_path / "none") == \
-        portal_settings.VAR_DIR / "jobs"
+    assert (
+        portal_settings.default_jobs_work_dir(tmp_path / "none") == portal_settings.VAR_DIR / "jobs"
+    )
 
 
 def test_run_tag_is_per_job_and_keyed(settings):
@@ -163,9 +168,11 @@ def test_a_lost_local_run_needs_no_job_on_nodes(broker, local_node):
 def test_reaper_goes_on_when_ending_what_was_left_fails(broker, local_node):
     remote = NodeFactory(name="remote-1", connection=Connection.SSH)
     job = _lost_job([local_node, remote])
-    with mock.patch("portal.jobs.orphans.remove_orphaned_dirs", side_effect=OSError("busy")), \
-            mock.patch("portal.jobs.actions.launch", side_effect=RuntimeError("db down")), \
-            mock.patch("portal.jobs.actions.finalize") as finalize:
+    with (
+        mock.patch("portal.jobs.orphans.remove_orphaned_dirs", side_effect=OSError("busy")),
+        mock.patch("portal.jobs.actions.launch", side_effect=RuntimeError("db down")),
+        mock.patch("portal.jobs.actions.finalize") as finalize,
+    ):
         assert actions.reap_lost() == [job.pk]
     finalize.assert_called_once()
 

@@ -49,8 +49,9 @@ def test_failure_records_rc_and_failed_host(local_node):
 def test_timeout_ends_the_run(local_node):
     seconds = 900 + secrets.randbelow(9000)  # a `sleep N` no other run on this machine has
     with stubbed_broker():
-        job = actions.launch(playbook="sleep.yml", nodes=[local_node],
-                             extra_vars={"seconds": seconds}, timeout=15)
+        job = actions.launch(
+            playbook="sleep.yml", nodes=[local_node], extra_vars={"seconds": seconds}, timeout=15
+        )
     worker = threading.Thread(target=actions.execute, args=(job.pk, job.signature, "w"))
     worker.start()
     wait_for(lambda: _sleepers(f"sleep {seconds}"), message="the playbook to start sleeping")
@@ -61,8 +62,9 @@ def test_timeout_ends_the_run(local_node):
     # Ended mid-task by the timeout, not run to its end: the task started and never reported,
     # the play never finished, and the task's process is gone.
     assert job.events.filter(event="playbook_on_task_start", task="Sleep for a while").exists()
-    assert not job.events.filter(task="Sleep for a while",
-                                 event__in=["runner_on_ok", "runner_on_failed"]).exists()
+    assert not job.events.filter(
+        task="Sleep for a while", event__in=["runner_on_ok", "runner_on_failed"]
+    ).exists()
     assert not job.events.filter(event="playbook_on_stats").exists()
     assert not _sleepers(f"sleep {seconds}")
 
@@ -70,8 +72,7 @@ def test_timeout_ends_the_run(local_node):
 def test_cancel_kills_the_process_group(local_node, settings):
     settings.JOB_HEARTBEAT_SECONDS = 0.2
     with stubbed_broker():
-        job = actions.launch(playbook="sleep.yml", nodes=[local_node],
-                             extra_vars={"seconds": 61})
+        job = actions.launch(playbook="sleep.yml", nodes=[local_node], extra_vars={"seconds": 61})
     worker = threading.Thread(target=actions.execute, args=(job.pk, job.signature, "w"))
     worker.start()
     wait_for(lambda: _sleepers("sleep 61"), message="the playbook to start sleeping")
@@ -85,8 +86,11 @@ def test_cancel_kills_the_process_group(local_node, settings):
 def test_unsafe_payload_stays_text(local_node, tmp_path):
     payload = "{{ lookup('pipe', 'id') }}"
     out = tmp_path / "out.txt"
-    job = run_now(playbook="echo.yml", nodes=[local_node],
-                  extra_vars={"message": payload, "out_file": str(out)})
+    job = run_now(
+        playbook="echo.yml",
+        nodes=[local_node],
+        extra_vars={"message": payload, "out_file": str(out)},
+    )
     assert job.status == JobStatus.SUCCESSFUL, job.reason
     assert out.read_text() == payload
     stdout = "".join(job.events.values_list("stdout", flat=True))
@@ -97,9 +101,12 @@ def test_secret_never_stored_or_visible_in_ps(local_node, tmp_path):
     secret = "s3cr3t-Value-4242"
     out = tmp_path / "secret.txt"
     with stubbed_broker():
-        job = actions.launch(playbook="secret.yml", action="tests.recorded", nodes=[local_node],
-                             extra_vars={"api_password": secret, "out_file": str(out),
-                                         "sleep_seconds": 10})
+        job = actions.launch(
+            playbook="secret.yml",
+            action="tests.recorded",
+            nodes=[local_node],
+            extra_vars={"api_password": secret, "out_file": str(out), "sleep_seconds": 10},
+        )
     worker = threading.Thread(target=actions.execute, args=(job.pk, job.signature, "w"))
     worker.start()
     wait_for(lambda: _sleepers("sleep 10"), message="the playbook to reach the sleep")
@@ -109,8 +116,7 @@ def test_secret_never_stored_or_visible_in_ps(local_node, tmp_path):
     assert job.status == JobStatus.SUCCESSFUL, job.reason
     assert out.read_text() == secret  # the secret did reach the task
     assert secret not in ps
-    stored = [str(v) for v in JobEvent.objects.filter(job=job).values_list("stdout",
-                                                                          "event_data")]
+    stored = [str(v) for v in JobEvent.objects.filter(job=job).values_list("stdout", "event_data")]
     assert stored and not any(secret in row for row in stored)
     assert any("pw=********" in row for row in stored)  # a careless debug is masked
     from django.db import connection
@@ -121,8 +127,9 @@ def test_secret_never_stored_or_visible_in_ps(local_node, tmp_path):
 
 
 @pytest.mark.parametrize("share_seconds", [300, 0])
-def test_private_data_dir_and_control_dir_are_removed(local_node, settings, tmp_path,
-                                                     share_seconds):
+def test_private_data_dir_and_control_dir_are_removed(
+    local_node, settings, tmp_path, share_seconds
+):
     settings.JOBS_CONTROL_DIR = str(tmp_path / "control")
     settings.JOB_SSH_SHARE_SECONDS = share_seconds
     (tmp_path / "control").mkdir()
@@ -131,8 +138,7 @@ def test_private_data_dir_and_control_dir_are_removed(local_node, settings, tmp_
     assert list(settings.JOBS_WORK_DIR.iterdir()) == []
     # only the shared masters' directory stays (empty: a local node needs no SSH)
     left = list((tmp_path / "control").iterdir())
-    assert left == ([tmp_path / "control" / f"portal-ssh-{os.geteuid()}"] if share_seconds
-                    else [])
+    assert left == ([tmp_path / "control" / f"portal-ssh-{os.geteuid()}"] if share_seconds else [])
     assert all(not any(path.iterdir()) for path in left)
 
 

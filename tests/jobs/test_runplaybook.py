@@ -32,6 +32,7 @@ def test_a_job_run_here_is_never_published_to_the_workers(local_node):
 def test_queue_hands_the_job_to_the_workers(local_node):
     def run_it(task, args, **options):  # a worker that takes the message at once
         from portal.jobs import actions
+
         actions.execute(*args, worker="test-worker")
 
     with stubbed_broker(side_effect=run_it) as broker:
@@ -47,12 +48,15 @@ def test_failed_playbook_exits_non_zero(local_node):
     assert Job.objects.get().status == JobStatus.FAILED
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["nope.yml"], "playbook: Unknown playbook"),
-    (["echo.yml", "--limit", "zzz"], "limit: The limit 'zzz' matches no enabled node"),
-    (["echo.yml", "-e", "[1, 2]"], "use NAME=VALUE or a JSON object"),
-    (["echo.yml", "-e", "{bad json"], "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nope.yml"], "playbook: Unknown playbook"),
+        (["echo.yml", "--limit", "zzz"], "limit: The limit 'zzz' matches no enabled node"),
+        (["echo.yml", "-e", "[1, 2]"], "use NAME=VALUE or a JSON object"),
+        (["echo.yml", "-e", "{bad json"], "not valid JSON"),
+    ],
+)
 def test_bad_input_is_a_clear_error_and_no_job(local_node, args, message):
     with pytest.raises(CommandError, match=message.replace("[", r"\[")):
         call_command("runplaybook", *args)

@@ -19,7 +19,6 @@ from tests.helpers import playbook_span, stubbed_broker
 pytestmark = pytest.mark.django_db
 
 
-
 @pytest.fixture(autouse=True)
 def fast_stream(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -34,6 +33,7 @@ def staff_api(user_api):
 
 # --- helpers ------------------------------------------------------------------------------
 
+
 def launch(**kwargs) -> Job:
     with stubbed_broker():
         return actions.launch(**{"playbook": "echo.yml", **kwargs})
@@ -46,8 +46,13 @@ def set_status(job: Job, status: str) -> Job:
 
 
 def add_event(job: Job, counter: int, **fields) -> JobEvent:
-    values = {"event": "runner_on_ok", "host": "local-1", "stdout": f"ok {counter}",
-              "created": timezone.now(), **fields}
+    values = {
+        "event": "runner_on_ok",
+        "host": "local-1",
+        "stdout": f"ok {counter}",
+        "created": timezone.now(),
+        **fields,
+    }
     return JobEvent.objects.create(job=job, counter=counter, **values)
 
 
@@ -94,6 +99,7 @@ def stream(client, job: Job, **extra):
 
 # --- finished jobs ------------------------------------------------------------------------
 
+
 @pytest.mark.django_db(transaction=True)
 def test_stream_of_a_finished_real_run(local_node, staff_api):
     job = launch(nodes=[local_node], extra_vars={"message": "hello-stream"})
@@ -108,7 +114,8 @@ def test_stream_of_a_finished_real_run(local_node, staff_api):
     assert all(set(e["data"]) == set(FIELDS) for e in events)
     names = playbook_span([e["data"]["event"] for e in events])
     assert names[0] == "playbook_on_start" and names[-1] == "playbook_on_stats", [
-        (e["data"]["event"], e["data"]["stdout"]) for e in events]
+        (e["data"]["event"], e["data"]["stdout"]) for e in events
+    ]
     assert any("message=hello-stream" in e["data"]["stdout"] for e in events)
     assert end == {"event": "end", "data": {"status": "successful"}}  # no id: not resumable
 
@@ -170,6 +177,7 @@ def test_stream_pages_through_many_events(staff_api, local_node):
 
 # --- who may stream -----------------------------------------------------------------------
 
+
 def test_stream_follows_job_visibility(user_api, local_node):
     customer, other = CustomerFactory(), CustomerFactory()
     job = set_status(launch(nodes=[local_node], customer=customer), JobStatus.SUCCESSFUL)
@@ -196,6 +204,7 @@ def test_stream_needs_a_login(api, local_node):
 
 
 # --- live jobs (the stream polls: transactional database, other connections write) --------
+
 
 @pytest.mark.django_db(transaction=True)
 def test_events_added_while_streaming_appear_then_the_stream_ends(staff_api, local_node):

@@ -39,16 +39,39 @@ class Worker:
         self.log_path = log_path
         self.log = log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "portal", "worker", "--queues", queue,
-             "--concurrency", "1", "--hostname", f"{queue}@%h", "--loglevel", "info",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                "--queues",
+                queue,
+                "--concurrency",
+                "1",
+                "--hostname",
+                f"{queue}@%h",
+                "--loglevel",
+                "info",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
     def wait_ready(self, timeout=60):
-        wait_for(lambda: "ready." in self.log_path.read_text(), timeout, 0.2,
-                 with_log_tail("the worker to start", self.log_path))
+        wait_for(
+            lambda: "ready." in self.log_path.read_text(),
+            timeout,
+            0.2,
+            with_log_tail("the worker to start", self.log_path),
+        )
 
     def kill(self, sig=signal.SIGKILL):
         """Signal the worker and its pool processes (they run in process groups of their
@@ -65,8 +88,7 @@ class Worker:
         """SIGKILL the worker and its pool process, nothing else: the run's processes are
         left to what the portal does about a dead worker (the OOM killer or a `kill -9` of
         the celery processes does this; only ansible-playbook dies with them)."""
-        pool = [pid for pid in descendants(self.process.pid)
-                if _parent(pid) == self.process.pid]
+        pool = [pid for pid in descendants(self.process.pid) if _parent(pid) == self.process.pid]
         for pid in [self.process.pid, *pool]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -92,10 +114,17 @@ def worker(settings, tmp_path):
     queue = f"test-{uuid.uuid4().hex[:8]}"
     settings.CELERY_TASK_DEFAULT_QUEUE = queue
     settings.JOB_LOST_AFTER = 3
-    env = {**os.environ, "DEBUG": "true", "DATABASE_URL": _database_url(),
-           "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, "CELERY_DEFAULT_QUEUE": queue,
-           "PLAYBOOKS_DIR": str(PLAYBOOKS), "JOBS_WORK_DIR": str(tmp_path / "worker-jobs"),
-           "PORTAL_VAR_DIR": str(settings.VAR_DIR), "JOB_HEARTBEAT_SECONDS": "0.5"}
+    env = {
+        **os.environ,
+        "DEBUG": "true",
+        "DATABASE_URL": _database_url(),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_DEFAULT_QUEUE": queue,
+        "PLAYBOOKS_DIR": str(PLAYBOOKS),
+        "JOBS_WORK_DIR": str(tmp_path / "worker-jobs"),
+        "PORTAL_VAR_DIR": str(settings.VAR_DIR),
+        "JOB_HEARTBEAT_SECONDS": "0.5",
+    }
     started = Worker(queue, tmp_path / "worker.log", env)
     started.wait_ready()
     yield started
@@ -108,8 +137,12 @@ def _status(job) -> str:
 
 def test_worker_runs_a_dispatched_job(worker, local_node):
     job = actions.launch(playbook="many.yml", nodes=[local_node], extra_vars={"steps": 10})
-    wait_for(lambda: _status(job) in TERMINAL, 90, 0.2,
-             with_log_tail("the job to finish", worker.log_path))
+    wait_for(
+        lambda: _status(job) in TERMINAL,
+        90,
+        0.2,
+        with_log_tail("the job to finish", worker.log_path),
+    )
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCESSFUL, job.reason
     assert job.worker.startswith(settings_queue(job)) and job.dispatched_at
@@ -121,10 +154,18 @@ def settings_queue(job) -> str:
 
 
 def test_sigkilled_worker_leaves_a_lost_job_and_its_owner_is_told(worker, local_node):
-    job = actions.launch(playbook="sleep.yml", action="tests.recorded", nodes=[local_node],
-                         extra_vars={"seconds": 97})
-    wait_for(lambda: _status(job) == JobStatus.RUNNING, 60, 0.2,
-             with_log_tail("the job to run", worker.log_path))
+    job = actions.launch(
+        playbook="sleep.yml",
+        action="tests.recorded",
+        nodes=[local_node],
+        extra_vars={"seconds": 97},
+    )
+    wait_for(
+        lambda: _status(job) == JobStatus.RUNNING,
+        60,
+        0.2,
+        with_log_tail("the job to run", worker.log_path),
+    )
     # The task's own process is forked by then, so the kill below sees the whole tree.
     wait_for(lambda: _pgrep("sleep 97"), 30, 0.2, "the task to start sleeping")
     worker.kill(signal.SIGKILL)
@@ -146,8 +187,12 @@ def test_job_launched_while_broker_was_down_runs_after_it_returns(worker, local_
         job = actions.launch(playbook="echo.yml", nodes=[local_node])
     assert _status(job) == JobStatus.PENDING
     assert actions.sweep_pending(older_than=timedelta(0)) == 1  # the beat task, broker back
-    wait_for(lambda: _status(job) in TERMINAL, 90, 0.2,
-             with_log_tail("the job to finish", worker.log_path))
+    wait_for(
+        lambda: _status(job) in TERMINAL,
+        90,
+        0.2,
+        with_log_tail("the job to finish", worker.log_path),
+    )
     assert _status(job) == JobStatus.SUCCESSFUL
 
 
@@ -159,8 +204,9 @@ def _parent(pid: int) -> int | None:
 
 def _run_processes(job) -> list[int]:
     """Processes on this machine carrying the job's run tag (every process of its run)."""
-    return sorted(pid for pid, tag in carrying(orphans.RUN_VAR).items()
-                  if tag == orphans.run_tag(job))
+    return sorted(
+        pid for pid, tag in carrying(orphans.RUN_VAR).items() if tag == orphans.run_tag(job)
+    )
 
 
 def _unique_seconds() -> int:
@@ -169,10 +215,13 @@ def _unique_seconds() -> int:
 
 def test_sigkilled_worker_leaves_no_process_of_its_run(worker, local_node, settings):
     seconds = _unique_seconds()
-    job = actions.launch(playbook="sleep.yml", nodes=[local_node],
-                         extra_vars={"seconds": seconds})
-    wait_for(lambda: _pgrep(f"^sleep {seconds}$"), 60, 0.2,
-             with_log_tail("the task to start sleeping", worker.log_path))
+    job = actions.launch(playbook="sleep.yml", nodes=[local_node], extra_vars={"seconds": seconds})
+    wait_for(
+        lambda: _pgrep(f"^sleep {seconds}$"),
+        60,
+        0.2,
+        with_log_tail("the task to start sleeping", worker.log_path),
+    )
     worker.kill_celery_only()
     assert _pgrep(f"^sleep {seconds}$")  # what the kill alone leaves: Ansible's forks
 
@@ -182,20 +231,33 @@ def test_sigkilled_worker_leaves_no_process_of_its_run(worker, local_node, setti
         return not _pgrep(f"^sleep {seconds}$") and not _run_processes(job)
 
     wait_for(nothing_left, settings.JOB_LOST_AFTER + 10, 0.2, "the run's processes to be gone")
-    wait_for(lambda: actions.reap_lost() or _status(job) == JobStatus.LOST, 30, 0.2,
-             "the job to be reaped as lost")
+    wait_for(
+        lambda: actions.reap_lost() or _status(job) == JobStatus.LOST,
+        30,
+        0.2,
+        "the job to be reaped as lost",
+    )
 
 
-def test_restarted_worker_leaves_no_job_dir_and_no_secret_on_disk(worker, local_node,
-                                                                   tmp_path):
+def test_restarted_worker_leaves_no_job_dir_and_no_secret_on_disk(worker, local_node, tmp_path):
     secret, seconds = f"pw-{uuid.uuid4().hex}", _unique_seconds()
     work_dir = Path(worker.env["JOBS_WORK_DIR"])
     job = actions.launch(
-        playbook="secret.yml", action="tests.recorded", nodes=[local_node],
-        extra_vars={"api_password": secret, "out_file": str(tmp_path / "out"),
-                    "sleep_seconds": seconds})
-    wait_for(lambda: _pgrep(f"^sleep {seconds}$"), 60, 0.2,
-             with_log_tail("the task to start sleeping", worker.log_path))
+        playbook="secret.yml",
+        action="tests.recorded",
+        nodes=[local_node],
+        extra_vars={
+            "api_password": secret,
+            "out_file": str(tmp_path / "out"),
+            "sleep_seconds": seconds,
+        },
+    )
+    wait_for(
+        lambda: _pgrep(f"^sleep {seconds}$"),
+        60,
+        0.2,
+        with_log_tail("the task to start sleeping", worker.log_path),
+    )
     assert _files_containing(work_dir, secret)  # decrypted for the run, as it must be
     worker.kill_celery_only()
 

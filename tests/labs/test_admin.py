@@ -23,8 +23,9 @@ SESSIONS = reverse("admin:labs_labsession_changelist")
 
 
 def jobs_of(session):
-    return Job.objects.filter(target_type=ContentType.objects.get_for_model(LabSession),
-                              target_id=str(session.pk)).order_by("id")
+    return Job.objects.filter(
+        target_type=ContentType.objects.get_for_model(LabSession), target_id=str(session.pk)
+    ).order_by("id")
 
 
 def session_in(lab, status, user=None, **fields):
@@ -40,6 +41,7 @@ def messages_of(response) -> list[str]:
 
 # --- labs ---------------------------------------------------------------------------------
 
+
 def test_lab_changelist_shows_live_sessions(admin_client, lab):
     actions.do_assign(lab, UserFactory())
     session_in(lab, S.EXPIRED)
@@ -53,8 +55,7 @@ def test_lab_changelist_shows_live_sessions(admin_client, lab):
 
 def test_lab_add_and_change_pages_offer_only_lab_servers(admin_client, lab):
     NodeFactory(name="ws-1", purpose=NodePurpose.WORKSPACE_HOST)
-    for url in (reverse("admin:labs_lab_add"),
-                reverse("admin:labs_lab_change", args=[lab.pk])):
+    for url in (reverse("admin:labs_lab_add"), reverse("admin:labs_lab_change", args=[lab.pk])):
         page = admin_client.get(url)
         assert page.status_code == 200
         choices = [str(c[1]) for c in page.context["adminform"].form.fields["server"].choices]
@@ -75,10 +76,17 @@ def test_assign_to_users_and_a_group(admin_client, lab):
     alice, bob, carol = (UserFactory(username=n) for n in ("alice", "bob", "carol"))
     group = Group.objects.create(name="class-1")
     group.user_set.add(bob, carol)
-    page = admin_client.post(LABS, {
-        "action": "assign_to_users", "_selected_action": [lab.pk], "apply": "1",
-        "users": [alice.pk, bob.pk], "group": group.pk, "duration_minutes": "45",
-    })
+    page = admin_client.post(
+        LABS,
+        {
+            "action": "assign_to_users",
+            "_selected_action": [lab.pk],
+            "apply": "1",
+            "users": [alice.pk, bob.pk],
+            "group": group.pk,
+            "duration_minutes": "45",
+        },
+    )
     assert page.status_code == 200
     sessions = LabSession.objects.order_by("user__username")
     assert [s.user.username for s in sessions] == ["alice", "bob", "carol"]
@@ -91,17 +99,23 @@ def test_assign_to_users_and_a_group(admin_client, lab):
         assert session.namespace in html
     tokens = re.findall(r"<code>([\w-]{30,})</code>", html)
     assert sorted(hashlib.sha256(t.encode()).hexdigest() for t in tokens) == sorted(
-        s.token_hash for s in sessions)
+        s.token_hash for s in sessions
+    )
     assert "3 session(s) assigned, 0 refused." in messages_of(page)
 
 
 def test_assign_reports_refused_users(admin_client, lab):
     alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
     actions.do_assign(lab, alice)
-    page = admin_client.post(LABS, {
-        "action": "assign_to_users", "_selected_action": [lab.pk], "apply": "1",
-        "users": [alice.pk, bob.pk],
-    })
+    page = admin_client.post(
+        LABS,
+        {
+            "action": "assign_to_users",
+            "_selected_action": [lab.pk],
+            "apply": "1",
+            "users": [alice.pk, bob.pk],
+        },
+    )
     assert page.status_code == 200
     assert "already has a provisioning session" in page.content.decode()
     assert "1 session(s) assigned, 1 refused." in messages_of(page)
@@ -111,8 +125,9 @@ def test_assign_reports_refused_users(admin_client, lab):
 
 @pytest.mark.parametrize("data", [{}, {"duration_minutes": "0"}, {"users": ["999999"]}])
 def test_assign_form_errors_show_the_form_again(admin_client, lab, data):
-    page = admin_client.post(LABS, {"action": "assign_to_users", "_selected_action": [lab.pk],
-                                    "apply": "1", **data})
+    page = admin_client.post(
+        LABS, {"action": "assign_to_users", "_selected_action": [lab.pk], "apply": "1", **data}
+    )
     assert page.status_code == 200
     assert page.context["form"].errors
     assert not LabSession.objects.exists()
@@ -120,17 +135,26 @@ def test_assign_form_errors_show_the_form_again(admin_client, lab, data):
 
 # --- sessions -----------------------------------------------------------------------------
 
+
 def test_session_changelist_with_filters_and_search(admin_client, lab):
-    waiting = session_in(lab, S.REQUESTED, waiting_for_server=True,
-                         last_error="waiting for server lab-local: unreachable")
+    waiting = session_in(
+        lab,
+        S.REQUESTED,
+        waiting_for_server=True,
+        last_error="waiting for server lab-local: unreachable",
+    )
     session_in(lab, S.FAILED, last_error="provision script exited 3")
     page = admin_client.get(SESSIONS)
     assert page.status_code == 200
     html = page.content.decode()
     assert "(waiting for server)" in html and "provision script exited 3" in html
-    for params in ({"status__exact": "failed"}, {"waiting_for_server__exact": "1"},
-                   {"lab__id__exact": lab.pk}, {"q": waiting.namespace},
-                   {"q": waiting.user.username}):
+    for params in (
+        {"status__exact": "failed"},
+        {"waiting_for_server__exact": "1"},
+        {"lab__id__exact": lab.pk},
+        {"q": waiting.namespace},
+        {"q": waiting.user.username},
+    ):
         assert admin_client.get(SESSIONS, params).status_code == 200
     result = admin_client.get(SESSIONS, {"waiting_for_server__exact": "1"})
     assert list(result.context["cl"].result_list) == [waiting]
@@ -152,13 +176,16 @@ def test_session_detail_is_read_only_with_output_and_jobs(admin_client, lab):
     session.refresh_from_db()
     assert session.status == S.FAILED
     assert admin_client.get(reverse("admin:labs_labsession_add")).status_code == 403
-    assert admin_client.get(reverse("admin:labs_labsession_delete",
-                                    args=[session.pk])).status_code == 403
+    assert (
+        admin_client.get(reverse("admin:labs_labsession_delete", args=[session.pk])).status_code
+        == 403
+    )
 
 
 def _act(client, action, *sessions):
-    return client.post(SESSIONS, {"action": action,
-                                  "_selected_action": [s.pk for s in sessions]}, follow=True)
+    return client.post(
+        SESSIONS, {"action": action, "_selected_action": [s.pk for s in sessions]}, follow=True
+    )
 
 
 def test_retry_action(admin_client, lab):
@@ -199,6 +226,7 @@ def test_end_action(admin_client, lab):
 
 # --- the session's page: no submit row, the actions as buttons, coloured status -----------
 
+
 def _button(session, name):
     return reverse("admin:labs_labsession_detail_action", args=[session.pk, name])
 
@@ -234,8 +262,7 @@ def test_session_page_offers_the_buttons_its_status_allows(admin_client, lab):
 def test_retry_button_retries_with_a_new_job(admin_client, lab):
     failed = session_in(lab, S.FAILED)
     page = admin_client.post(_button(failed, "retry_sessions"), follow=True)
-    assert page.redirect_chain[-1][0] == reverse("admin:labs_labsession_change",
-                                                 args=[failed.pk])
+    assert page.redirect_chain[-1][0] == reverse("admin:labs_labsession_change", args=[failed.pk])
     assert f"Session {failed.pk}: provisioning" in " ".join(messages_of(page))
     failed.refresh_from_db()
     assert failed.status == S.PROVISIONING

@@ -19,8 +19,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("broker")]
 
 
 def jobs_of(session):
-    return Job.objects.filter(target_type=ContentType.objects.get_for_model(LabSession),
-                              target_id=str(session.pk)).order_by("id")
+    return Job.objects.filter(
+        target_type=ContentType.objects.get_for_model(LabSession), target_id=str(session.pk)
+    ).order_by("id")
 
 
 def assign(client, lab, body):
@@ -40,11 +41,16 @@ def session_in(lab, status, user=None):
 
 # --- labs ---------------------------------------------------------------------------------
 
+
 def _new_lab(server, **overrides):
-    return {"name": "k8s-basics", "server": server.name,
-            "provision_script_path": "/opt/labs/k8s/provision.sh",
-            "cleanup_script_path": "/opt/labs/k8s/cleanup.sh",
-            "default_duration_minutes": 90, **overrides}
+    return {
+        "name": "k8s-basics",
+        "server": server.name,
+        "provision_script_path": "/opt/labs/k8s/provision.sh",
+        "cleanup_script_path": "/opt/labs/k8s/cleanup.sh",
+        "default_duration_minutes": 90,
+        **overrides,
+    }
 
 
 def test_admin_creates_a_lab(admin_api, lab_server):
@@ -62,21 +68,24 @@ def test_server_must_be_a_lab_server(admin_api):
     assert response.status_code == 400
     assert error_fields(response) == ["server"]
     assert "not a lab server" in response.json()["message"]
-    response = admin_api.post("/api/labs/", {**_new_lab(workspace_host), "server": "nope"},
-                              format="json")
+    response = admin_api.post(
+        "/api/labs/", {**_new_lab(workspace_host), "server": "nope"}, format="json"
+    )
     assert response.status_code == 400 and error_fields(response) == ["server"]
     assert not Lab.objects.exists()
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("provision_script_path", "relative/path.sh"),
-    ("cleanup_script_path", "/opt/x.sh; rm -rf /"),
-    ("default_duration_minutes", 0),
-    ("name", ""),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("provision_script_path", "relative/path.sh"),
+        ("cleanup_script_path", "/opt/x.sh; rm -rf /"),
+        ("default_duration_minutes", 0),
+        ("name", ""),
+    ],
+)
 def test_bad_lab_fields_are_400_naming_the_field(admin_api, lab_server, field, value):
-    response = admin_api.post("/api/labs/", _new_lab(lab_server, **{field: value}),
-                              format="json")
+    response = admin_api.post("/api/labs/", _new_lab(lab_server, **{field: value}), format="json")
     assert response.status_code == 400
     assert field in error_fields(response)
 
@@ -118,6 +127,7 @@ def test_lab_list_counts_live_sessions(admin_api, lab):
 
 # --- assign -------------------------------------------------------------------------------
 
+
 def test_assign_one_user_creates_the_session_and_the_provision_job(admin_api, admin_user, lab):
     alice = UserFactory(username="alice")
     response = assign(admin_api, lab, {"users": ["alice"], "duration_minutes": 30})
@@ -133,9 +143,11 @@ def test_assign_one_user_creates_the_session_and_the_provision_job(admin_api, ad
     assert job.playbook == "lab_provision.yml" and job.action == "labs.provision"
     assert job.target == session and list(job.nodes.all()) == [lab.server]
     assert job.requested_by == admin_user
-    assert job.extra_vars == {"lab_session_script": "/opt/labs/intro/provision.sh",
-                              "lab_session_username": "alice",
-                              "lab_session_namespace": session.namespace}
+    assert job.extra_vars == {
+        "lab_session_script": "/opt/labs/intro/provision.sh",
+        "lab_session_username": "alice",
+        "lab_session_namespace": session.namespace,
+    }
 
 
 def test_assign_several_users_at_once(admin_api, lab):
@@ -189,19 +201,26 @@ def test_concurrent_sessions_when_the_lab_allows_them(admin_api, lab):
     assert LabSession.objects.filter(status__in=[S.PROVISIONING]).count() == 2
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"access_start": "2030-01-02T10:00:00Z", "access_expiry": "2030-01-02T09:00:00Z"},
-     "access_expiry"),
-    ({"access_start": "2030-01-02T10:00:00Z", "access_expiry": "2030-01-02T10:00:00Z"},
-     "access_expiry"),
-    ({"access_expiry": "2020-01-01T00:00:00Z"}, "access_expiry"),
-    ({"access_expiry": "not a date"}, "access_expiry"),
-    ({"access_start": "9999-12-31T23:00:00Z"}, "access_start"),
-    ({"duration_minutes": 0}, "duration_minutes"),
-    ({"duration_minutes": "ten"}, "duration_minutes"),
-    ({"duration_minutes": 10**12}, "duration_minutes"),
-    ({"duration_minutes": 10, "access_expiry": "2030-01-02T09:00:00Z"}, "duration_minutes"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            {"access_start": "2030-01-02T10:00:00Z", "access_expiry": "2030-01-02T09:00:00Z"},
+            "access_expiry",
+        ),
+        (
+            {"access_start": "2030-01-02T10:00:00Z", "access_expiry": "2030-01-02T10:00:00Z"},
+            "access_expiry",
+        ),
+        ({"access_expiry": "2020-01-01T00:00:00Z"}, "access_expiry"),
+        ({"access_expiry": "not a date"}, "access_expiry"),
+        ({"access_start": "9999-12-31T23:00:00Z"}, "access_start"),
+        ({"duration_minutes": 0}, "duration_minutes"),
+        ({"duration_minutes": "ten"}, "duration_minutes"),
+        ({"duration_minutes": 10**12}, "duration_minutes"),
+        ({"duration_minutes": 10, "access_expiry": "2030-01-02T09:00:00Z"}, "duration_minutes"),
+    ],
+)
 def test_bad_windows_are_400_and_create_nothing(admin_api, lab, body, field):
     UserFactory(username="alice")
     response = assign(admin_api, lab, {"users": ["alice"], **body})
@@ -246,8 +265,15 @@ def test_disabled_lab_is_409(admin_api, lab):
 def test_future_start_waits_for_the_tick(admin_api, lab):
     UserFactory(username="alice")
     start = timezone.now() + timedelta(days=1)
-    response = assign(admin_api, lab, {"users": ["alice"], "access_start": start.isoformat(),
-                                       "access_expiry": (start + timedelta(hours=1)).isoformat()})
+    response = assign(
+        admin_api,
+        lab,
+        {
+            "users": ["alice"],
+            "access_start": start.isoformat(),
+            "access_expiry": (start + timedelta(hours=1)).isoformat(),
+        },
+    )
     assert response.status_code == 201
     session = LabSession.objects.get()
     assert session.status == S.REQUESTED and session.access_start == start
@@ -264,8 +290,9 @@ def test_a_username_reaches_the_job_as_a_plain_extra_var(admin_api, lab):
     assert job.limit == ""  # nothing user-supplied in the host pattern
 
 
-@pytest.mark.parametrize("name", ["bob$(id)", "bob;rm -rf /", "`touch /tmp/x`",
-                                  "{{ lookup('pipe','id') }}", "bob\nroot"])
+@pytest.mark.parametrize(
+    "name", ["bob$(id)", "bob;rm -rf /", "`touch /tmp/x`", "{{ lookup('pipe','id') }}", "bob\nroot"]
+)
 def test_shell_metacharacters_in_a_username_never_reach_a_job(admin_api, lab, name):
     from django.contrib.auth import get_user_model
 
@@ -286,6 +313,7 @@ def test_shell_metacharacters_in_a_username_never_reach_a_job(admin_api, lab, na
 
 
 # --- sessions: reads ----------------------------------------------------------------------
+
 
 def test_users_see_only_their_own_sessions(user_api, lab):
     alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
@@ -334,6 +362,7 @@ def test_admin_sees_all_and_filters(admin_api, lab):
 
 # --- sessions: retry, extend, end ---------------------------------------------------------
 
+
 def test_retry_a_failed_session_launches_provisioning_again(admin_api, lab):
     session = session_in(lab, S.FAILED)
     response = admin_api.post(f"/api/lab-sessions/{session.pk}/retry/")
@@ -353,14 +382,16 @@ def test_retry_is_409_unless_failed(admin_api, lab, status):
 def test_extend_by_minutes_and_until(admin_api, lab):
     session = session_in(lab, S.ACTIVE)
     expiry = session.access_expiry
-    response = admin_api.post(f"/api/lab-sessions/{session.pk}/extend/", {"minutes": 60},
-                              format="json")
+    response = admin_api.post(
+        f"/api/lab-sessions/{session.pk}/extend/", {"minutes": 60}, format="json"
+    )
     assert response.status_code == 200, response.json()
     session.refresh_from_db()
     assert session.access_expiry == expiry + timedelta(minutes=60)
     until = timezone.now() + timedelta(days=3)
-    response = admin_api.post(f"/api/lab-sessions/{session.pk}/extend/",
-                              {"until": until.isoformat()}, format="json")
+    response = admin_api.post(
+        f"/api/lab-sessions/{session.pk}/extend/", {"until": until.isoformat()}, format="json"
+    )
     assert response.status_code == 200
     session.refresh_from_db()
     assert session.access_expiry == until
@@ -370,16 +401,19 @@ def test_extend_by_minutes_and_until(admin_api, lab):
     assert session.access_expiry == until + lab.default_duration
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"minutes": 0}, "minutes"),
-    ({"minutes": -5}, "minutes"),
-    ({"minutes": "x"}, "minutes"),
-    ({"minutes": 10**9}, "minutes"),
-    ({"until": "2001-01-01T00:00:00Z"}, "access_expiry"),
-    ({"until": "yesterday"}, "until"),
-    ({"until": "9999-12-31T23:59:59Z"}, "until"),
-    ({"minutes": 5, "until": "2040-01-01T00:00:00Z"}, "until"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"minutes": 0}, "minutes"),
+        ({"minutes": -5}, "minutes"),
+        ({"minutes": "x"}, "minutes"),
+        ({"minutes": 10**9}, "minutes"),
+        ({"until": "2001-01-01T00:00:00Z"}, "access_expiry"),
+        ({"until": "yesterday"}, "until"),
+        ({"until": "9999-12-31T23:59:59Z"}, "until"),
+        ({"minutes": 5, "until": "2040-01-01T00:00:00Z"}, "until"),
+    ],
+)
 def test_extend_bad_values_are_400(admin_api, lab, body, field):
     session = session_in(lab, S.ACTIVE)
     response = admin_api.post(f"/api/lab-sessions/{session.pk}/extend/", body, format="json")
@@ -391,8 +425,9 @@ def test_extend_bad_values_are_400(admin_api, lab, body, field):
 @pytest.mark.parametrize("status", [S.EXPIRED, S.EXPIRING, S.FAILED, S.CLEANUP_FAILED])
 def test_extend_is_409_when_not_live(admin_api, lab, status):
     session = session_in(lab, status)
-    response = admin_api.post(f"/api/lab-sessions/{session.pk}/extend/", {"minutes": 5},
-                              format="json")
+    response = admin_api.post(
+        f"/api/lab-sessions/{session.pk}/extend/", {"minutes": 5}, format="json"
+    )
     assert response.status_code == 409
 
 
@@ -438,6 +473,7 @@ def test_operating_an_unknown_session_is_404(admin_api):
 
 # --- a user's own extension (once) and access instructions ---------------------------------
 
+
 def test_a_user_extends_their_active_session_once(user_api, lab):
     lab.user_extend_minutes = 30
     lab.save()
@@ -474,8 +510,9 @@ def test_a_user_does_not_choose_the_length_nor_extend_others(user_api, lab):
     lab.save()
     alice, bob = UserFactory(), UserFactory()
     session = session_in(lab, S.ACTIVE, user=alice)
-    response = user_api(alice).post(f"/api/lab-sessions/{session.pk}/extend/",
-                                     {"minutes": 600}, format="json")
+    response = user_api(alice).post(
+        f"/api/lab-sessions/{session.pk}/extend/", {"minutes": 600}, format="json"
+    )
     assert response.status_code == 400 and error_fields(response) == ["minutes"]
     assert user_api(bob).post(f"/api/lab-sessions/{session.pk}/extend/").status_code == 404
     session.refresh_from_db()
@@ -486,33 +523,46 @@ def test_an_admin_extension_does_not_use_up_the_users_one(admin_api, lab):
     lab.user_extend_minutes = 30
     lab.save()
     session = session_in(lab, S.ACTIVE)
-    assert admin_api.post(f"/api/lab-sessions/{session.pk}/extend/", {"minutes": 5},
-                          format="json").status_code == 200
+    assert (
+        admin_api.post(
+            f"/api/lab-sessions/{session.pk}/extend/", {"minutes": 5}, format="json"
+        ).status_code
+        == 200
+    )
     assert LabSession.objects.get(pk=session.pk).user_extended_at is None
 
 
 def test_access_instructions_are_filled_in_for_an_active_session(user_api, admin_api, lab):
-    response = admin_api.patch(f"/api/labs/{lab.pk}/", {
-        "access_instructions": "kubectl -n {namespace} --user {username} ({lab}) {{x}} "
-                               "<b>{namespace}</b>", "user_extend_minutes": 15}, format="json")
+    response = admin_api.patch(
+        f"/api/labs/{lab.pk}/",
+        {
+            "access_instructions": "kubectl -n {namespace} --user {username} ({lab}) {{x}} "
+            "<b>{namespace}</b>",
+            "user_extend_minutes": 15,
+        },
+        format="json",
+    )
     assert response.status_code == 200, response.json()
     assert response.json()["user_extend_minutes"] == 15
     alice = UserFactory(username="alice")
     session = session_in(lab, S.ACTIVE, user=alice)
     body = user_api(alice).get(f"/api/lab-sessions/{session.pk}/").json()
     assert body["access_instructions"] == (
-        f"kubectl -n {session.namespace} --user alice (intro) {{x}} <b>{session.namespace}</b>")
+        f"kubectl -n {session.namespace} --user alice (intro) {{x}} <b>{session.namespace}</b>"
+    )
     assert body["user_extend_minutes"] == 15
     LabSession.objects.filter(pk=session.pk).update(status=S.EXPIRED)
-    assert user_api(alice).get(f"/api/lab-sessions/{session.pk}/").json()[
-        "access_instructions"] == ""
+    assert (
+        user_api(alice).get(f"/api/lab-sessions/{session.pk}/").json()["access_instructions"] == ""
+    )
 
 
-@pytest.mark.parametrize("text", ["{namespace.__class__}", "{user}", "{namespace!r}",
-                                  "{namespace:>99999}", "a { b", "{0}"])
+@pytest.mark.parametrize(
+    "text",
+    ["{namespace.__class__}", "{user}", "{namespace!r}", "{namespace:>99999}", "a { b", "{0}"],
+)
 def test_access_instructions_with_unknown_placeholders_are_400(admin_api, lab, text):
-    response = admin_api.patch(f"/api/labs/{lab.pk}/", {"access_instructions": text},
-                               format="json")
+    response = admin_api.patch(f"/api/labs/{lab.pk}/", {"access_instructions": text}, format="json")
     assert response.status_code == 400 and error_fields(response) == ["access_instructions"]
 
 
@@ -520,6 +570,8 @@ def test_filling_never_evaluates_more_than_plain_names():
     from portal.labs.instructions import fill
 
     values = {"namespace": "ns-1", "username": "{lab}", "lab": "x"}
-    assert fill("{namespace} {namespace.__class__} {username} {nope} {{", values) == \
-        "ns-1 {namespace.__class__} {lab} {nope} {"
+    assert (
+        fill("{namespace} {namespace.__class__} {username} {nope} {{", values)
+        == "ns-1 {namespace.__class__} {lab} {nope} {"
+    )
     assert fill("a { b", values) == "a { b"  # stored before validation: shown as written

@@ -28,8 +28,9 @@ def lab_command(*args) -> tuple[str, str]:
 
 
 def jobs_of(session):
-    return Job.objects.filter(target_type=ContentType.objects.get_for_model(LabSession),
-                              target_id=str(session.pk)).order_by("id")
+    return Job.objects.filter(
+        target_type=ContentType.objects.get_for_model(LabSession), target_id=str(session.pk)
+    ).order_by("id")
 
 
 def session_in(lab, status, user=None):
@@ -53,9 +54,11 @@ def test_assign_prints_one_line_per_user(lab):
         assert session.access_expiry - session.access_start == timedelta(minutes=30)
         job = jobs_of(session).get()
         assert job.playbook == "lab_provision.yml" and job.action == "labs.provision"
-        assert job.extra_vars == {"lab_session_script": "/opt/labs/intro/provision.sh",
-                                  "lab_session_username": username,
-                                  "lab_session_namespace": namespace}
+        assert job.extra_vars == {
+            "lab_session_script": "/opt/labs/intro/provision.sh",
+            "lab_session_username": username,
+            "lab_session_namespace": namespace,
+        }
 
 
 def test_assign_reports_conflicts_and_fails(lab):
@@ -76,18 +79,21 @@ def test_assign_uses_the_default_duration(lab):
     assert session.access_expiry - session.access_start == lab.default_duration
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("assign", "nope", "alice"), "unknown lab 'nope'"),
-    (("assign", "intro", "alice", "ghost"), "unknown or inactive user(s): 'ghost'"),
-    (("assign", "intro", "alice", "--minutes", "0"), "--minutes 0: must be between"),
-    (("assign", "intro", "alice", "--minutes", "ten"), "not a whole number"),
-    (("retry", "999999"), "unknown session 999999"),
-    (("expire-now", "999999"), "unknown session 999999"),
-    (("retry", "abc"), "invalid int value"),
-    (("list", "--status", "bogus"), "invalid choice"),
-    (("list", "--lab", "nope"), "unknown lab 'nope'"),
-    (("frobnicate",), "invalid choice"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("assign", "nope", "alice"), "unknown lab 'nope'"),
+        (("assign", "intro", "alice", "ghost"), "unknown or inactive user(s): 'ghost'"),
+        (("assign", "intro", "alice", "--minutes", "0"), "--minutes 0: must be between"),
+        (("assign", "intro", "alice", "--minutes", "ten"), "not a whole number"),
+        (("retry", "999999"), "unknown session 999999"),
+        (("expire-now", "999999"), "unknown session 999999"),
+        (("retry", "abc"), "invalid int value"),
+        (("list", "--status", "bogus"), "invalid choice"),
+        (("list", "--lab", "nope"), "unknown lab 'nope'"),
+        (("frobnicate",), "invalid choice"),
+    ],
+)
 def test_errors_are_command_errors(lab, args, message):
     UserFactory(username="alice")
     with pytest.raises(CommandError) as error:
@@ -141,7 +147,11 @@ def test_from_the_shell_an_error_is_one_line_and_a_nonzero_exit():
     manage = Path(settings.BASE_DIR) / "manage.py"
     result = subprocess.run(  # fails while parsing arguments: no database is touched
         [sys.executable, str(manage), "lab", "retry", "not-a-number"],
-        capture_output=True, text=True, timeout=120, check=False)
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "invalid int value" in result.stderr

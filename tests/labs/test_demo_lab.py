@@ -35,8 +35,10 @@ def demo_client() -> tuple[Client, Lab]:
     call_command("seed_demo", "--no-job", stdout=out)
     username, password = re.search(r"customer login (\S+) / (\S+)", out.getvalue()).groups()
     client = Client()
-    assert client.post("/accounts/login/", {"username": username,
-                                            "password": password}).status_code == 302
+    assert (
+        client.post("/accounts/login/", {"username": username, "password": password}).status_code
+        == 302
+    )
     return client, Lab.objects.get(name="Demo lab")
 
 
@@ -72,7 +74,10 @@ def test_the_demo_customer_starts_the_demo_lab_and_it_provisions_for_real(var_di
     assert session.status == S.EXPIRED and not readme.parent.exists()
     # Nothing outside var/ was touched: only the session's directory came and went.
     assert sorted(p.name for p in (var_dir / "demo-lab").iterdir()) == [
-        "cleanup.sh", "provision.sh", "sessions"]
+        "cleanup.sh",
+        "provision.sh",
+        "sessions",
+    ]
 
 
 @pytest.mark.django_db

@@ -24,8 +24,9 @@ SLOW = 60_000  # ms: a real ansible-playbook run
 
 def shot(page, name):
     if os.environ.get("PORTAL_SCREENSHOTS"):
-        page.screenshot(path=os.path.join(os.environ["PORTAL_SCREENSHOTS"], f"{name}.png"),
-                        full_page=True)
+        page.screenshot(
+            path=os.path.join(os.environ["PORTAL_SCREENSHOTS"], f"{name}.png"), full_page=True
+        )
 
 
 @pytest.fixture
@@ -61,7 +62,8 @@ def test_the_demo_customer_starts_the_demo_lab_in_the_browser(browser_page, demo
 
     with InlineWorker():  # the page reloads itself until the session is active
         expect(page.get_by_test_id("lab-session")).to_have_attribute(
-            "data-status", "active", timeout=SLOW)
+            "data-status", "active", timeout=SLOW
+        )
     session = LabSession.objects.get()
     assert session.status == SessionStatus.ACTIVE
     instructions = page.get_by_test_id("lab-instructions")

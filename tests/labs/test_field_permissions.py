@@ -10,8 +10,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("broker")]
 
 
 def test_admin_cannot_set_the_computed_live_sessions(admin_api, lab):
-    response = admin_api.patch(f"/api/labs/{lab.pk}/", {"live_sessions": 5, "enabled": False},
-                               format="json")
+    response = admin_api.patch(
+        f"/api/labs/{lab.pk}/", {"live_sessions": 5, "enabled": False}, format="json"
+    )
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "live_sessions"
     assert Lab.objects.get(pk=lab.pk).enabled
@@ -19,8 +20,9 @@ def test_admin_cannot_set_the_computed_live_sessions(admin_api, lab):
 
 def test_users_cannot_write_labs_or_sessions(user_api, lab):
     client = user_api(UserFactory())
-    assert client.patch(f"/api/labs/{lab.pk}/", {"enabled": False},
-                        format="json").status_code == 403
+    assert (
+        client.patch(f"/api/labs/{lab.pk}/", {"enabled": False}, format="json").status_code == 403
+    )
     assert client.post("/api/lab-sessions/", {"lab": lab.pk}, format="json").status_code == 405
 
 

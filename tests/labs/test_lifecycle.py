@@ -36,11 +36,19 @@ def scripts(tmp_path) -> Path:
 
 
 def make_lab(scripts: Path, script="ok.sh", server=None, **fields) -> Lab:
-    server = server or NodeFactory(name="lab-local", connection=Connection.LOCAL,
-                                   credential=None, purpose=NodePurpose.LAB_SERVER)
-    return Lab.objects.create(name=f"lab-{script}", server=server,
-                              provision_script_path=str(scripts / script),
-                              cleanup_script_path=str(scripts / "cleanup.sh"), **fields)
+    server = server or NodeFactory(
+        name="lab-local",
+        connection=Connection.LOCAL,
+        credential=None,
+        purpose=NodePurpose.LAB_SERVER,
+    )
+    return Lab.objects.create(
+        name=f"lab-{script}",
+        server=server,
+        provision_script_path=str(scripts / script),
+        cleanup_script_path=str(scripts / "cleanup.sh"),
+        **fields,
+    )
 
 
 def test_assign_runs_the_script_with_separate_arguments_and_becomes_active(scripts, broker):
@@ -52,7 +60,9 @@ def test_assign_runs_the_script_with_separate_arguments_and_becomes_active(scrip
     assert session.status == S.ACTIVE and session.provisioned and session.last_rc == 0
     assert "ready: alice.o+x@lab-1" in session.last_output
     assert (scripts / "args" / f"{session.namespace}.args").read_text().splitlines() == [
-        "alice.o+x@lab-1", session.namespace]
+        "alice.o+x@lab-1",
+        session.namespace,
+    ]
 
 
 def test_failing_script_is_failed_with_its_output_and_rc(scripts, broker):
@@ -72,8 +82,9 @@ def test_missing_script_fails_with_a_clear_reason(scripts, broker):
 
 
 def test_unreachable_server_waits_and_retries_with_backoff(scripts, broker):
-    server = NodeFactory(name="lab-down", address="127.0.0.1", ssh_port=1,
-                         purpose=NodePurpose.LAB_SERVER)
+    server = NodeFactory(
+        name="lab-down", address="127.0.0.1", ssh_port=1, purpose=NodePurpose.LAB_SERVER
+    )
     session, _ = actions.do_assign(make_lab(scripts, server=server), UserFactory())
     run_due_jobs(max_rounds=1)
     session.refresh_from_db()
@@ -84,8 +95,9 @@ def test_unreachable_server_waits_and_retries_with_backoff(scripts, broker):
 
 
 def test_a_provision_retry_never_brings_back_a_session_ended_meanwhile(scripts, broker):
-    server = NodeFactory(name="lab-down", address="127.0.0.1", ssh_port=1,
-                         purpose=NodePurpose.LAB_SERVER)
+    server = NodeFactory(
+        name="lab-down", address="127.0.0.1", ssh_port=1, purpose=NodePurpose.LAB_SERVER
+    )
     session, _ = actions.do_assign(make_lab(scripts, server=server), UserFactory())
     provision = Job.objects.get(action="labs.provision")
     LabSession.objects.filter(pk=session.pk).update(status=S.EXPIRING)  # ended while it ran
@@ -120,7 +132,8 @@ def test_tick_expires_sessions_past_their_expiry(scripts, broker):
     run_due_jobs()
     LabSession.objects.filter(pk=session.pk).update(
         access_start=timezone.now() - timedelta(hours=2),
-        access_expiry=timezone.now() - timedelta(seconds=1))
+        access_expiry=timezone.now() - timedelta(seconds=1),
+    )
     assert actions.tick()["expired"] == 1
     run_due_jobs()
     session.refresh_from_db()
@@ -165,8 +178,9 @@ def test_bad_input(scripts):
     lab = make_lab(scripts)
     user = UserFactory()
     with pytest.raises(PortalError) as error:
-        actions.do_assign(lab, user, start=timezone.now(), expiry=timezone.now()
-                          - timedelta(hours=1))
+        actions.do_assign(
+            lab, user, start=timezone.now(), expiry=timezone.now() - timedelta(hours=1)
+        )
     assert error.value.field == "access_expiry"
     with stubbed_broker():
         actions.do_assign(lab, user)

@@ -12,13 +12,24 @@ pytestmark = pytest.mark.django_db
 
 
 def _session(user, status, hours=2, name="Intro to k8s"):
-    server = NodeFactory(connection=Connection.LOCAL, credential=None,
-                         purpose=NodePurpose.LAB_SERVER)
-    lab = Lab.objects.create(name=name, server=server, provision_script_path="/p.sh",
-                             cleanup_script_path="/c.sh", description="Pods and services")
+    server = NodeFactory(
+        connection=Connection.LOCAL, credential=None, purpose=NodePurpose.LAB_SERVER
+    )
+    lab = Lab.objects.create(
+        name=name,
+        server=server,
+        provision_script_path="/p.sh",
+        cleanup_script_path="/c.sh",
+        description="Pods and services",
+    )
     return LabSession.objects.create(
-        user=user, lab=lab, namespace=f"user-{user.pk}-{status[:4]}", status=status,
-        access_expiry=timezone.now() + timedelta(hours=hours), token_hash="x")
+        user=user,
+        lab=lab,
+        namespace=f"user-{user.pk}-{status[:4]}",
+        status=status,
+        access_expiry=timezone.now() + timedelta(hours=hours),
+        token_hash="x",
+    )
 
 
 def test_login_required(client):
@@ -48,8 +59,7 @@ def test_waiting_for_server_is_shown(client):
 
 def test_login_page_logs_in(client):
     UserFactory(username="carol")
-    response = client.post("/accounts/login/", {"username": "carol",
-                                                "password": "pw-for-tests-1"})
+    response = client.post("/accounts/login/", {"username": "carol", "password": "pw-for-tests-1"})
     assert response.status_code == 302 and response["Location"] == "/workspaces/"
 
 
@@ -57,7 +67,8 @@ def test_an_active_lab_shows_how_to_get_in_escaped(client):
     user = UserFactory(username="dana")
     session = _session(user, SessionStatus.ACTIVE)
     Lab.objects.filter(pk=session.lab_id).update(
-        access_instructions="ssh {username}@lab -- kubectl -n {namespace}\n<script>x</script>")
+        access_instructions="ssh {username}@lab -- kubectl -n {namespace}\n<script>x</script>"
+    )
     client.force_login(user)
     page = client.get("/labs/").content.decode()
     assert 'data-testid="lab-instructions"' in page

@@ -8,8 +8,9 @@ pytestmark = pytest.mark.django_db
 
 def test_secret_is_write_only_and_fingerprinted(admin_api):
     key = make_private_key()
-    response = admin_api.post("/api/credentials/", {"name": "k1", "kind": "ssh_key",
-                                                    "secret": key}, format="json")
+    response = admin_api.post(
+        "/api/credentials/", {"name": "k1", "kind": "ssh_key", "secret": key}, format="json"
+    )
     assert response.status_code == 201, response.json()
     body = response.json()
     assert "secret" not in body and body["hint"].startswith("SHA256:")
@@ -19,9 +20,11 @@ def test_secret_is_write_only_and_fingerprinted(admin_api):
 
 
 def test_invalid_key_is_400_on_secret(admin_api):
-    response = admin_api.post("/api/credentials/", {"name": "bad", "kind": "ssh_key",
-                                                    "secret": "-----BEGIN nonsense"},
-                              format="json")
+    response = admin_api.post(
+        "/api/credentials/",
+        {"name": "bad", "kind": "ssh_key", "secret": "-----BEGIN nonsense"},
+        format="json",
+    )
     assert response.status_code == 400
     error = response.json()["errors"][0]
     assert error["field"] == "secret" and "private key" in error["message"]
@@ -30,8 +33,9 @@ def test_invalid_key_is_400_on_secret(admin_api):
 def test_update_without_secret_keeps_it(admin_api):
     credential = CredentialFactory(name="keep")
     original = credential.secret
-    response = admin_api.patch(f"/api/credentials/{credential.pk}/", {"username": "deploy"},
-                               format="json")
+    response = admin_api.patch(
+        f"/api/credentials/{credential.pk}/", {"username": "deploy"}, format="json"
+    )
     assert response.status_code == 200, response.json()
     credential.refresh_from_db()
     assert credential.secret == original and credential.username == "deploy"

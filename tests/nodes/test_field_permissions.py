@@ -20,8 +20,9 @@ def operator_api(user_api):
 
 def test_routing_queue_is_computed_not_written(operator_api):
     node = NodeFactory(queue="")
-    response = operator_api.patch(f"/api/nodes/{node.pk}/",
-                                  {"routing_queue": "elsewhere", "queue": "q2"}, format="json")
+    response = operator_api.patch(
+        f"/api/nodes/{node.pk}/", {"routing_queue": "elsewhere", "queue": "q2"}, format="json"
+    )
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "routing_queue"
     assert Node.objects.get(pk=node.pk).queue == ""
@@ -30,8 +31,9 @@ def test_routing_queue_is_computed_not_written(operator_api):
 def test_credential_hint_is_computed_not_written(admin_api):
     credential = CredentialFactory()
     hint = credential.hint
-    response = admin_api.patch(f"/api/credentials/{credential.pk}/", {"hint": "forged"},
-                               format="json")
+    response = admin_api.patch(
+        f"/api/credentials/{credential.pk}/", {"hint": "forged"}, format="json"
+    )
     assert response.status_code == 400 and response.json()["errors"][0]["field"] == "hint"
     assert Credential.objects.get(pk=credential.pk).hint == hint
 

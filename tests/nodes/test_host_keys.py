@@ -26,8 +26,10 @@ from tests.helpers import stubbed_broker
 
 ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKXHtOwUXvvCsht2G4aMwteRmzvzroKM9qdtPRZQju2c"
 ED25519_FP = "SHA256:uRwfHels7Bgq4QWheZ6YA7KjQgkkgIFlKv3hhzC1ESU"
-ECDSA = ("ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBP0oZx8rwBXmR7"
-         "1BIJzoGDLr8Edd+9JrdJQmpMH0fztNjnt3wtfGzTX2S+t730kra2BjDE0AhoGssE3pnatb3xk=")
+ECDSA = (
+    "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBP0oZx8rwBXmR7"
+    "1BIJzoGDLr8Edd+9JrdJQmpMH0fztNjnt3wtfGzTX2S+t730kra2BjDE0AhoGssE3pnatb3xk="
+)
 OTHER = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFzfEQ0Wa8a7vvvJm4WqKYdKRhB4Q+XmHbV5nAWHOGW9"
 
 
@@ -37,32 +39,40 @@ def keys(*lines):
 
 # --- parsing and fingerprints ----------------------------------------------------------------
 
+
 def test_parse_takes_keyscan_known_hosts_and_bare_lines():
-    text = (f"# 10.0.0.1:22 SSH-2.0-OpenSSH_9.2\n10.0.0.1 {ED25519}\n"
-            f"[10.0.0.1]:2222,host {ECDSA} comment\n\n{ED25519}\n")
+    text = (
+        f"# 10.0.0.1:22 SSH-2.0-OpenSSH_9.2\n10.0.0.1 {ED25519}\n"
+        f"[10.0.0.1]:2222,host {ECDSA} comment\n\n{ED25519}\n"
+    )
     parsed = hostkeys.parse(text)
     assert [key.line for key in parsed] == [ED25519, ECDSA]
     assert hostkeys.normalize(text) == "\n".join(sorted([ED25519, ECDSA]))
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ("hello world", "not a host key"),
-    ("ssh-ed25519", "not a host key"),
-    ("ssh-ed25519 not*base64", "not valid base64"),
-    (f"ssh-rsa {ED25519.split()[1]}", "not a ssh-rsa key"),
-    (f"@cert-authority * {ED25519}", "not supported"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("hello world", "not a host key"),
+        ("ssh-ed25519", "not a host key"),
+        ("ssh-ed25519 not*base64", "not valid base64"),
+        (f"ssh-rsa {ED25519.split()[1]}", "not a ssh-rsa key"),
+        (f"@cert-authority * {ED25519}", "not supported"),
+    ],
+)
 def test_parse_refuses_what_is_not_a_key(text, problem):
     with pytest.raises(hostkeys.HostKeyError, match=problem):
         hostkeys.parse(text)
 
 
 def test_fingerprint_is_what_ssh_keygen_shows(tmp_path):
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", tmp_path / "k"],
-                   check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", tmp_path / "k"], check=True
+    )
     public = (tmp_path / "k.pub").read_text()
-    shown = subprocess.run(["ssh-keygen", "-lf", tmp_path / "k.pub"], capture_output=True,
-                           text=True, check=True).stdout.split()[1]
+    shown = subprocess.run(
+        ["ssh-keygen", "-lf", tmp_path / "k.pub"], capture_output=True, text=True, check=True
+    ).stdout.split()[1]
     assert hostkeys.parse(public)[0].fingerprint == shown
     assert hostkeys.fingerprints(ED25519) == [f"ED25519 {ED25519_FP}"]
 
@@ -79,6 +89,7 @@ def test_the_model_normalizes_and_validates_host_keys():
 
 
 # --- jump hosts ------------------------------------------------------------------------------
+
 
 @pytest.mark.django_db
 def test_jump_host_rules():
@@ -102,29 +113,41 @@ def test_jump_host_rules():
     beyond.jump_host = local
     with pytest.raises(ValidationError, match="must be an SSH node"):
         beyond.full_clean()
-    beyond.jump_host = NodeFactory(name="pw", credential=CredentialFactory(
-        kind=CredentialKind.PASSWORD, secret="pw"))
+    beyond.jump_host = NodeFactory(
+        name="pw", credential=CredentialFactory(kind=CredentialKind.PASSWORD, secret="pw")
+    )
     with pytest.raises(ValidationError, match="SSH key credential"):
         beyond.full_clean()
 
 
 # --- the files a job (or the operators' inventory) gets --------------------------------------
 
+
 @pytest.mark.django_db
 def test_inventory_with_ssh_dir_pins_every_node_and_routes_through_the_jump_host(tmp_path):
-    bastion = NodeFactory(name="bastion", address="10.1.0.1", ssh_port=2200,
-                          host_keys=ED25519, credential=CredentialFactory(username="jump"))
-    target = NodeFactory(name="target", address="10.2.0.5", host_keys=f"{ED25519}\n{ECDSA}",
-                         jump_host=bastion)
+    bastion = NodeFactory(
+        name="bastion",
+        address="10.1.0.1",
+        ssh_port=2200,
+        host_keys=ED25519,
+        credential=CredentialFactory(username="jump"),
+    )
+    target = NodeFactory(
+        name="target", address="10.2.0.5", host_keys=f"{ED25519}\n{ECDSA}", jump_host=bastion
+    )
     NodeFactory(name="local", connection=Connection.LOCAL, credential=None)
     ssh_dir = tmp_path / "ssh"
 
     inventory = build_inventory(key_dir=tmp_path / "keys", ssh_dir=ssh_dir)
 
     known = (ssh_dir / "known_hosts").read_text().splitlines()
-    assert sorted(known) == sorted([f"portal-node-{bastion.pk} {ED25519}",
-                                    f"portal-node-{target.pk} {ECDSA}",
-                                    f"portal-node-{target.pk} {ED25519}"])
+    assert sorted(known) == sorted(
+        [
+            f"portal-node-{bastion.pk} {ED25519}",
+            f"portal-node-{target.pk} {ECDSA}",
+            f"portal-node-{target.pk} {ED25519}",
+        ]
+    )
     assert stat.S_IMODE(ssh_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE((ssh_dir / "known_hosts").stat().st_mode) == 0o600
     hostvars = inventory["_meta"]["hostvars"]
@@ -136,22 +159,34 @@ def test_inventory_with_ssh_dir_pins_every_node_and_routes_through_the_jump_host
     assert options["UserKnownHostsFile"] == str(ssh_dir / "known_hosts")
     assert options["GlobalKnownHostsFile"] == "/dev/null"
     assert options["ProxyCommand"] == (
-        f"ssh -F {ssh_dir / 'ssh_config'} -W %h:%p portal-node-{bastion.pk}")
+        f"ssh -F {ssh_dir / 'ssh_config'} -W %h:%p portal-node-{bastion.pk}"
+    )
     bastion_args = str(hostvars["bastion"]["ansible_ssh_common_args"])
     assert "ProxyCommand" not in bastion_args and "StrictHostKeyChecking=yes" in bastion_args
 
     config = (ssh_dir / "ssh_config").read_text()
     key_file = tmp_path / "keys" / f"credential-{bastion.credential_id}"
-    for line in (f"Host portal-node-{bastion.pk}", "HostName 10.1.0.1", "Port 2200",
-                 "User jump", "StrictHostKeyChecking yes", f"HostKeyAlias portal-node-{bastion.pk}",
-                 f"UserKnownHostsFile {ssh_dir / 'known_hosts'}", f"IdentityFile {key_file}",
-                 "IdentitiesOnly yes", "BatchMode yes"):
+    for line in (
+        f"Host portal-node-{bastion.pk}",
+        "HostName 10.1.0.1",
+        "Port 2200",
+        "User jump",
+        "StrictHostKeyChecking yes",
+        f"HostKeyAlias portal-node-{bastion.pk}",
+        f"UserKnownHostsFile {ssh_dir / 'known_hosts'}",
+        f"IdentityFile {key_file}",
+        "IdentitiesOnly yes",
+        "BatchMode yes",
+    ):
         assert f"  {line}\n" in config or config.startswith(line + "\n"), line
     assert key_file.exists()
     # ssh itself accepts the file (and resolves the jump host from it)
-    parsed = subprocess.run(["ssh", "-G", "-F", ssh_dir / "ssh_config",
-                             f"portal-node-{bastion.pk}"], capture_output=True, text=True,
-                            check=True).stdout
+    parsed = subprocess.run(
+        ["ssh", "-G", "-F", ssh_dir / "ssh_config", f"portal-node-{bastion.pk}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "hostname 10.1.0.1" in parsed and "stricthostkeychecking true" in parsed
 
 
@@ -197,6 +232,7 @@ def test_write_inventory_pins_first_contact_then_writes_the_pins(tmp_path, setti
 
 # --- actions ---------------------------------------------------------------------------------
 
+
 @pytest.mark.django_db
 def test_first_contact_pins_once_and_never_overwrites():
     node = NodeFactory(host_keys="")
@@ -204,11 +240,15 @@ def test_first_contact_pins_once_and_never_overwrites():
         actions.do_record_host_key(node)
     node.refresh_from_db()
     assert (node.host_keys, node.host_keys_pinned_how, node.host_keys_pinned_by) == (
-        ED25519, "first_contact", None)
+        ED25519,
+        "first_contact",
+        None,
+    )
     with mock.patch.object(hostkeys, "scan", return_value=keys(OTHER)) as scan:
         actions.do_record_host_key(node)
-        assert actions.do_pin_first_contact([node], Path("/nonexistent"),
-                                            Path("/nonexistent")) == {}
+        assert (
+            actions.do_pin_first_contact([node], Path("/nonexistent"), Path("/nonexistent")) == {}
+        )
     scan.assert_not_called()
     node.refresh_from_db()
     assert node.host_keys == ED25519
@@ -259,8 +299,10 @@ def test_accept_replaces_the_pin_and_records_who(admin_user):
 @pytest.mark.django_db
 def test_accept_says_why_when_the_key_cannot_be_read():
     node = NodeFactory(name="gone", host_keys=ED25519)
-    with mock.patch.object(hostkeys, "scan", side_effect=hostkeys.ScanError("no answer")), \
-            pytest.raises(Conflict, match="cannot read the host key of gone: no answer"):
+    with (
+        mock.patch.object(hostkeys, "scan", side_effect=hostkeys.ScanError("no answer")),
+        pytest.raises(Conflict, match="cannot read the host key of gone: no answer"),
+    ):
         actions.do_accept_host_key(node, by=None)
     local = NodeFactory(name="here", connection=Connection.LOCAL, credential=None)
     with pytest.raises(Conflict, match="not reached over SSH"):
@@ -269,11 +311,19 @@ def test_accept_says_why_when_the_key_cannot_be_read():
 
 @pytest.mark.django_db
 def test_keys_set_by_hand_record_who_set_them(admin_user):
-    node = actions.do_create_node(by=admin_user, name="n1", address="10.0.0.9",
-                                  purpose="fleet_host", credential=CredentialFactory(),
-                                  host_keys=f"10.0.0.9 {ED25519}")
+    node = actions.do_create_node(
+        by=admin_user,
+        name="n1",
+        address="10.0.0.9",
+        purpose="fleet_host",
+        credential=CredentialFactory(),
+        host_keys=f"10.0.0.9 {ED25519}",
+    )
     assert (node.host_keys, node.host_keys_pinned_how, node.host_keys_pinned_by) == (
-        ED25519, "set", admin_user)
+        ED25519,
+        "set",
+        admin_user,
+    )
     actions.do_update_node(node, by=None, labels={"a": "b"})
     node.refresh_from_db()
     assert node.host_keys_pinned_by == admin_user  # untouched keys keep their record
@@ -283,6 +333,7 @@ def test_keys_set_by_hand_record_who_set_them(admin_user):
 
 
 # --- shared masters are closed when their node or credential changes ----------------------------
+
 
 @pytest.fixture
 def closed(settings, tmp_path):
@@ -297,8 +348,7 @@ def _closed_ids(close) -> set[int]:
 
 
 @pytest.mark.django_db
-def test_changing_how_a_node_logs_in_closes_its_masters(closed,
-                                                       django_capture_on_commit_callbacks):
+def test_changing_how_a_node_logs_in_closes_its_masters(closed, django_capture_on_commit_callbacks):
     bastion = NodeFactory(name="bastion")
     target = NodeFactory(name="target", jump_host=bastion)
     with django_capture_on_commit_callbacks(execute=True):
@@ -338,8 +388,7 @@ def test_close_node_masters_exits_and_removes_that_nodes_sockets(settings, tmp_p
     try:
         with mock.patch.object(ssh.subprocess, "run") as run:
             assert ssh.close_node_masters([7]) == 2
-        exits = sorted(Path(call.args[0][2].split("=", 1)[1]).name
-                       for call in run.call_args_list)
+        exits = sorted(Path(call.args[0][2].split("=", 1)[1]).name for call in run.call_args_list)
         assert exits == ["n7-aaa", "n7-bbb"]
         assert sorted(os.listdir(shared)) == ["n70-ccc", "n8-ddd"]
     finally:
@@ -364,12 +413,13 @@ def test_a_master_name_changes_with_the_pin_and_the_jump_host(settings):
 
 CHANGED_MESSAGE = (
     'fatal: [web-1]: UNREACHABLE! => {"changed": false, "msg": "Failed to connect to the host '
-    'via ssh: @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\\r\\n@    WARNING: '
-    'REMOTE HOST IDENTIFICATION HAS CHANGED!     @\\r\\n... The fingerprint for the ED25519 '
-    'key sent by the remote host is\\nSHA256:a7YpAJq2gOqu4xbMLz1FP8/OhkRHre5vJCH6pOQb7hQ.\\r\\n'
-    'Please contact your system administrator.\\r\\nHost key for portal-node-{pk} has '
+    "via ssh: @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\\r\\n@    WARNING: "
+    "REMOTE HOST IDENTIFICATION HAS CHANGED!     @\\r\\n... The fingerprint for the ED25519 "
+    "key sent by the remote host is\\nSHA256:a7YpAJq2gOqu4xbMLz1FP8/OhkRHre5vJCH6pOQb7hQ.\\r\\n"
+    "Please contact your system administrator.\\r\\nHost key for portal-node-{pk} has "
     'changed and you have requested strict checking.\\r\\nHost key verification failed.", '
-    '"unreachable": true}')
+    '"unreachable": true}'
+)
 
 
 def _launched(node) -> Job:
@@ -379,8 +429,14 @@ def _launched(node) -> Job:
 
 def _job_with_unreachable_event(node, stdout) -> Job:
     job = _launched(node)
-    JobEvent.objects.create(job=job, counter=1, event="runner_on_unreachable", host=node.name,
-                            stdout=stdout, created="2026-01-01T00:00:00Z")
+    JobEvent.objects.create(
+        job=job,
+        counter=1,
+        event="runner_on_unreachable",
+        host=node.name,
+        stdout=stdout,
+        created="2026-01-01T00:00:00Z",
+    )
     return job
 
 
@@ -391,19 +447,23 @@ def test_a_changed_key_gives_the_job_a_clear_reason():
     reason = jobs.host_key_refusal(job, {"web-1": {"unreachable": 1}})
     assert reason == (
         f"host key of node web-1 changed (expected {ED25519_FP}, got "
-        "SHA256:a7YpAJq2gOqu4xbMLz1FP8/OhkRHre5vJCH6pOQb7hQ); an admin must accept the new key")
+        "SHA256:a7YpAJq2gOqu4xbMLz1FP8/OhkRHre5vJCH6pOQb7hQ); an admin must accept the new key"
+    )
 
 
 @pytest.mark.django_db
 def test_no_pinned_key_of_that_type_reads_the_offered_one():
     node = NodeFactory(name="web-2", host_keys="")
-    message = (f"Failed to connect: No ED25519 host key is known for portal-node-{node.pk} "
-               "and you have requested strict checking.")
+    message = (
+        f"Failed to connect: No ED25519 host key is known for portal-node-{node.pk} "
+        "and you have requested strict checking."
+    )
     job = _job_with_unreachable_event(node, message)
     with mock.patch.object(hostkeys, "scan", return_value=keys(OTHER)):
         reason = jobs.host_key_refusal(job, {"web-2": {"unreachable": 1}})
-    assert reason.startswith("no host key pinned for node web-2 (first contact could not read "
-                             "it; got SHA256:")
+    assert reason.startswith(
+        "no host key pinned for node web-2 (first contact could not read it; got SHA256:"
+    )
     assert reason.endswith("the next job reads it again, or an admin accepts it")
 
 
@@ -414,8 +474,10 @@ def test_a_jump_hosts_changed_key_is_found_by_reading_it():
     job = _job_with_unreachable_event(target, "kex_exchange_identification: Connection closed")
     with mock.patch.object(hostkeys, "scan", return_value=keys(ECDSA)):
         reason = jobs.host_key_refusal(job, {"target": {"unreachable": 1}})
-    assert reason.startswith(f"host key of node bastion (jump host of target) changed "
-                             f"(expected {ED25519_FP}, got SHA256:")
+    assert reason.startswith(
+        f"host key of node bastion (jump host of target) changed "
+        f"(expected {ED25519_FP}, got SHA256:"
+    )
     with mock.patch.object(hostkeys, "scan", return_value=keys(ED25519)):  # the same key
         assert jobs.host_key_refusal(job, {"target": {"unreachable": 1}}) == ""
 
@@ -429,6 +491,7 @@ def test_an_ordinary_unreachable_host_keeps_its_reason():
 
 # --- the admin --------------------------------------------------------------------------------
 
+
 @pytest.mark.django_db
 def test_admin_shows_fingerprints_and_accepts_a_new_key(admin_client, admin_user):
     node = NodeFactory(name="web-4", host_keys=ED25519)
@@ -440,15 +503,17 @@ def test_admin_shows_fingerprints_and_accepts_a_new_key(admin_client, admin_user
 
     assert admin_client.get(f"/admin/nodes/node/{node.pk}/accept-host-key/").status_code == 405
     with mock.patch.object(hostkeys, "scan", return_value=keys(OTHER)):
-        response = admin_client.post(f"/admin/nodes/node/{node.pk}/accept-host-key/",
-                                     follow=True)
+        response = admin_client.post(f"/admin/nodes/node/{node.pk}/accept-host-key/", follow=True)
     assert b"host key accepted and pinned" in response.content
     node.refresh_from_db()
     assert node.host_keys == OTHER and node.host_keys_pinned_by == admin_user
 
     with mock.patch.object(hostkeys, "scan", return_value=keys(ED25519)):
-        response = admin_client.post("/admin/nodes/node/", {
-            "action": "accept_new_host_key", "_selected_action": [node.pk]}, follow=True)
+        response = admin_client.post(
+            "/admin/nodes/node/",
+            {"action": "accept_new_host_key", "_selected_action": [node.pk]},
+            follow=True,
+        )
     node.refresh_from_db()
     assert node.host_keys == ED25519 and node.host_keys_pinned_how == "accepted"
 
@@ -457,8 +522,9 @@ def test_admin_shows_fingerprints_and_accepts_a_new_key(admin_client, admin_user
 def test_the_api_shows_fingerprints_and_takes_a_jump_host(admin_client):
     bastion = NodeFactory(name="bastion", host_keys=ED25519)
     node = NodeFactory(name="web-5")
-    response = admin_client.patch(f"/api/nodes/{node.pk}/", {"jump_host": "bastion"},
-                                  content_type="application/json")
+    response = admin_client.patch(
+        f"/api/nodes/{node.pk}/", {"jump_host": "bastion"}, content_type="application/json"
+    )
     assert response.status_code == 200, response.json()
     assert response.json()["jump_host"] == "bastion"
     shown = admin_client.get(f"/api/nodes/{bastion.pk}/").json()

@@ -14,8 +14,7 @@ def fresh(_item):
 def test_items_spec_requires_a_slug_and_adds_the_options():
     spec = batch.items_spec(owner={"type": "str"})
     assert spec["type"] == "list" and spec["elements"] == "dict" and spec["required"]
-    assert spec["options"] == {"slug": {"type": "str", "required": True},
-                               "owner": {"type": "str"}}
+    assert spec["options"] == {"slug": {"type": "str", "required": True}, "owner": {"type": "str"}}
 
 
 def test_one_failing_item_does_not_stop_the_others():
@@ -27,7 +26,8 @@ def test_one_failing_item_does_not_stop_the_others():
         result["done"] = True
 
     results = batch.run_items(
-        [{"slug": "a"}, {"slug": "bad-one"}, {"slug": "no-file"}, {"slug": "z"}], handle, fresh)
+        [{"slug": "a"}, {"slug": "bad-one"}, {"slug": "no-file"}, {"slug": "z"}], handle, fresh
+    )
     assert results == {
         "a": {"ok": True, "msg": "", "done": True},
         "bad-one": {"ok": False, "msg": "it broke", "done": False},

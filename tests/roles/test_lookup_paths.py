@@ -31,24 +31,44 @@ MODULE_TASKS = {
 
 
 def extra_vars(tmp_path):
-    return {"workspace_items": [], "workspace_root": str(tmp_path / "workspaces"),
-            "workspace_quota_backend": "none"}
+    return {
+        "workspace_items": [],
+        "workspace_root": str(tmp_path / "workspaces"),
+        "workspace_quota_backend": "none",
+    }
 
 
 def test_ansible_playbook_from_the_repository(tmp_path):
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith("ANSIBLE_")}
-    env.update(PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}",
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), ANSIBLE_SHOW_CUSTOM_STATS="1",
-               ANSIBLE_NOCOLOR="1")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}",
+        ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
+        ANSIBLE_SHOW_CUSTOM_STATS="1",
+        ANSIBLE_NOCOLOR="1",
+    )
     run = subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "-c", "local", "playbooks/workspace_delete.yml",
-         "-e", json.dumps(extra_vars(tmp_path))],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+        [
+            "ansible-playbook",
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "playbooks/workspace_delete.yml",
+            "-e",
+            json.dumps(extra_vars(tmp_path)),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     for name in MODULE_TASKS:
-        assert re.search(rf"TASK \[{re.escape(name)}\] \**\nok: \[localhost\]", run.stdout), \
+        assert re.search(rf"TASK \[{re.escape(name)}\] \**\nok: \[localhost\]", run.stdout), (
             run.stdout
+        )
     assert '\tRUN: { "workspace_results": {}}' in run.stdout, run.stdout
 
 
@@ -56,14 +76,17 @@ def test_ansible_playbook_from_the_repository(tmp_path):
 def test_the_portal_job_runner(tmp_path, settings):
     settings.PLAYBOOKS_DIR = Path(django_settings.BASE_DIR) / "playbooks"
     settings.JOBS_WORK_DIR = tmp_path / "jobs"
-    node = NodeFactory(name="local-1", connection=Connection.LOCAL, credential=None,
-                       address="127.0.0.1")
+    node = NodeFactory(
+        name="local-1", connection=Connection.LOCAL, credential=None, address="127.0.0.1"
+    )
     with stubbed_broker():
-        job = actions.launch(playbook="workspace_delete.yml", nodes=[node],
-                             extra_vars=extra_vars(tmp_path))
+        job = actions.launch(
+            playbook="workspace_delete.yml", nodes=[node], extra_vars=extra_vars(tmp_path)
+        )
     actions.execute(job.pk, job.signature, worker="test-worker")
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCESSFUL, job.status_reason
-    done = set(JobEvent.objects.filter(job=job, event="runner_on_ok")
-               .values_list("task", flat=True))
+    done = set(
+        JobEvent.objects.filter(job=job, event="runner_on_ok").values_list("task", flat=True)
+    )
     assert {name.split(" : ", 1)[1] for name in MODULE_TASKS} <= done

@@ -9,9 +9,15 @@ from tests.factories import MembershipFactory, NodeFactory, plan
 
 @pytest.fixture
 def ws_node(db):
-    return NodeFactory(name="ws-node-1", address="10.9.0.2", purpose=NodePurpose.WORKSPACE_HOST,
-                       connection=Connection.LOCAL, credential=None, workspace_port_start=8001,
-                       workspace_port_end=8100)
+    return NodeFactory(
+        name="ws-node-1",
+        address="10.9.0.2",
+        purpose=NodePurpose.WORKSPACE_HOST,
+        connection=Connection.LOCAL,
+        credential=None,
+        workspace_port_start=8001,
+        workspace_port_end=8100,
+    )
 
 
 @pytest.fixture

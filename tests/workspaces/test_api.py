@@ -39,16 +39,19 @@ def test_a_member_creates_a_workspace_for_themselves(member, ws_node, client_for
     assert body["url"].startswith("https://notebook.")
 
 
-@pytest.mark.parametrize("payload, field", [
-    ({}, "name"),
-    ({"name": ""}, "name"),
-    ({"name": "x" * 101}, "name"),
-    ({"name": "ok", "slug": "Not A Slug!"}, "slug"),
-    ({"name": "bidi\u202e"}, "name"),
-    ({"name": "ok", "customer": 999999}, "customer"),
-    ({"name": "ok", "owner": "someone"}, "owner"),
-    ({"name": ["list"]}, "name"),
-])
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "x" * 101}, "name"),
+        ({"name": "ok", "slug": "Not A Slug!"}, "slug"),
+        ({"name": "bidi\u202e"}, "name"),
+        ({"name": "ok", "customer": 999999}, "customer"),
+        ({"name": "ok", "owner": "someone"}, "owner"),
+        ({"name": ["list"]}, "name"),
+    ],
+)
 def test_bad_input_is_a_400_naming_the_field(member, ws_node, client_for, payload, field):
     response = client_for(member[0]).post(URL, payload, format="json")
     assert response.status_code == 400, response.json()
@@ -63,8 +66,9 @@ def test_plan_limit_over_the_api_is_a_409(member, ws_node, client_for):
     assert api.post(URL, {"name": "a"}, format="json").status_code == 201
     response = api.post(URL, {"name": "b"}, format="json")
     assert response.status_code == 409
-    assert response.json()["code"] == "plan_limit" and response.json()["errors"][0]["field"] == \
-        "plan"
+    assert (
+        response.json()["code"] == "plan_limit" and response.json()["errors"][0]["field"] == "plan"
+    )
 
 
 def test_other_customers_get_404_everywhere(mine, client_for):
@@ -92,18 +96,17 @@ def test_a_plain_member_sees_but_cannot_act_and_cannot_see_the_password(mine, cl
     assert api.get(detail + "password/").status_code == 403
 
 
-def test_the_customers_owner_acts_but_only_the_owner_and_admins_see_the_password(
-        mine, client_for):
+def test_the_customers_owner_acts_but_only_the_owner_and_admins_see_the_password(mine, client_for):
     boss = MembershipFactory(customer=mine.customer, role=MembershipRole.OWNER).user
     api = client_for(boss)
     detail = f"{URL}{mine.pk}/"
     assert api.get(detail + "password/").status_code == 403
     response = api.post(detail + "stop/")
     assert response.status_code == 202 and response.json()["job"]
-    assert client_for(mine.owner).get(detail + "password/").json() == {
-        "password": mine.password}
+    assert client_for(mine.owner).get(detail + "password/").json() == {"password": mine.password}
     assert client_for(AdminFactory()).get(detail + "password/").json() == {
-        "password": mine.password}
+        "password": mine.password
+    }
 
 
 def test_operations_answer_202_with_the_job_and_409_when_busy_or_wrong_state(mine, client_for):
@@ -139,8 +142,9 @@ def test_admin_creates_for_a_member_and_must_name_them(member, ws_node, client_f
     api = client_for(AdminFactory())
     response = api.post(URL, {"name": "x", "customer": member[1].pk}, format="json")
     assert response.status_code == 400 and response.json()["errors"][0]["field"] == "owner"
-    response = api.post(URL, {"name": "x", "customer": member[1].pk,
-                              "owner": member[0].username}, format="json")
+    response = api.post(
+        URL, {"name": "x", "customer": member[1].pk, "owner": member[0].username}, format="json"
+    )
     assert response.status_code == 201 and response.json()["owner"] == member[0].username
 
 
@@ -150,6 +154,7 @@ def test_a_user_with_no_customer_is_told_to_name_one(ws_node, client_for):
 
 
 # --- Traefik's HTTP provider -----------------------------------------------------------------
+
 
 def test_the_provider_needs_its_token(client, settings):
     settings.TRAEFIK_PROVIDER_TOKEN = ""
@@ -168,12 +173,17 @@ def test_the_provider_routes_running_workspaces_only(mine, client, settings):
     settings.WORKSPACES_DOMAIN = "ws.example.test"
     settings.TRAEFIK_ENTRYPOINTS = ["websecure"]
     settings.TRAEFIK_CERT_RESOLVER = "le"
-    config = client.get("/api/traefik/config",
-                        HTTP_AUTHORIZATION="Bearer s3cret-token").json()
-    assert config["http"]["routers"] == {"ws-mine": {
-        "rule": "Host(`mine.ws.example.test`)", "service": "ws-mine",
-        "entryPoints": ["websecure"], "tls": {"certResolver": "le"}}}
+    config = client.get("/api/traefik/config", HTTP_AUTHORIZATION="Bearer s3cret-token").json()
+    assert config["http"]["routers"] == {
+        "ws-mine": {
+            "rule": "Host(`mine.ws.example.test`)",
+            "service": "ws-mine",
+            "entryPoints": ["websecure"],
+            "tls": {"certResolver": "le"},
+        }
+    }
     assert config["http"]["services"]["ws-mine"]["loadBalancer"]["servers"] == [
-        {"url": f"http://{mine.node.address}:{mine.port}"}]
+        {"url": f"http://{mine.node.address}:{mine.port}"}
+    ]
     actions.do_operate([mine], "stop")
     assert client.get("/api/traefik/config?token=s3cret-token").json() == {}

@@ -82,12 +82,19 @@ def worker(settings, tmp_path):
 
 @pytest.fixture
 def alice(transactional_db):
-    node = NodeFactory(name="local-ws", connection=Connection.LOCAL, credential=None,
-                       address="127.0.0.1", purpose=NodePurpose.WORKSPACE_HOST,
-                       workspace_port_start=8001, workspace_port_end=8010)
+    node = NodeFactory(
+        name="local-ws",
+        connection=Connection.LOCAL,
+        credential=None,
+        address="127.0.0.1",
+        purpose=NodePurpose.WORKSPACE_HOST,
+        workspace_port_start=8001,
+        workspace_port_end=8010,
+    )
     # An earlier transactional test may have flushed the plans the data migration made.
-    team, _ = Plan.objects.get_or_create(tier=PlanTier.TEAM, defaults={
-        "name": "Team", **DEFAULT_PLANS[PlanTier.TEAM]})
+    team, _ = Plan.objects.get_or_create(
+        tier=PlanTier.TEAM, defaults={"name": "Team", **DEFAULT_PLANS[PlanTier.TEAM]}
+    )
     user = UserFactory(username="alice")
     MembershipFactory(user=user, customer__plan=team)
     return user, node
@@ -114,8 +121,14 @@ def test_create_run_stop_and_delete_a_workspace_in_the_browser(page, alice, work
     expect(page.get_by_test_id("nav-labs")).to_have_attribute("href", "/labs/")
 
     creates = []
-    page.on("request", lambda request: creates.append(request.url) if (
-        request.method == "POST" and request.url.endswith("/api/workspaces/")) else None)
+    page.on(
+        "request",
+        lambda request: (
+            creates.append(request.url)
+            if (request.method == "POST" and request.url.endswith("/api/workspaces/"))
+            else None
+        ),
+    )
 
     # The dialog shows the API's message next to the field it is about.
     page.get_by_test_id("ws-new").click()
@@ -161,12 +174,14 @@ def test_create_run_stop_and_delete_a_workspace_in_the_browser(page, alice, work
     assert tasks >= 6
     expect(progress).to_have_attribute("data-tasks-started", str(tasks))  # every one counted
     expect(card.get_by_test_id("ws-progress-tasks")).to_contain_text(
-        "local-ws · Report workspace results")
+        "local-ws · Report workspace results"
+    )
     expect(card.get_by_test_id("ws-open")).to_be_visible()
     expect(card.get_by_test_id("ws-open")).to_have_attribute("href", workspace.url)
     expect(card.get_by_test_id("ws-reason")).to_contain_text("running at")
     expect(card.get_by_test_id("ws-usage")).to_contain_text(
-        f"16.0 KB used (quota: {node.workspace_quota_backend})")
+        f"16.0 KB used (quota: {node.workspace_quota_backend})"
+    )
     expect(card.get_by_test_id("ws-start")).to_be_hidden()
 
     # The password is fetched on click, never part of the page.
@@ -181,7 +196,8 @@ def test_create_run_stop_and_delete_a_workspace_in_the_browser(page, alice, work
     # Recent logs: a job, then its result.
     card.get_by_test_id("ws-logs-button").click()
     expect(card.get_by_test_id("ws-logs")).to_contain_text(
-        "test journal of code-server-my-ide.service", timeout=SLOW)
+        "test journal of code-server-my-ide.service", timeout=SLOW
+    )
     expect(card.get_by_test_id("ws-logs-status")).to_contain_text("Fetched")
 
     # History, newest first.
@@ -212,26 +228,36 @@ def test_create_run_stop_and_delete_a_workspace_in_the_browser(page, alice, work
     workspace.refresh_from_db()
     assert workspace.status == S.DELETED and workspace.port is None
     assert list(Job.objects.order_by("id").values_list("playbook", "status")) == [
-        ("workspace_create.yml", "successful"), ("workspace_control.yml", "successful"),
-        ("workspace_control.yml", "successful"), ("workspace_delete.yml", "successful")]
+        ("workspace_create.yml", "successful"),
+        ("workspace_control.yml", "successful"),
+        ("workspace_control.yml", "successful"),
+        ("workspace_delete.yml", "successful"),
+    ]
 
 
 @pytest.fixture
 def unreachable(transactional_db):
     """A customer whose only workspace node cannot be reached (127.0.0.1 port 1: nothing
     listens), as in tests/workspaces/test_unreachable.py."""
-    node = NodeFactory(name="ws-down", address="127.0.0.1", ssh_port=1,
-                       purpose=NodePurpose.WORKSPACE_HOST, workspace_port_start=8001,
-                       workspace_port_end=8010)
-    team, _ = Plan.objects.get_or_create(tier=PlanTier.TEAM, defaults={
-        "name": "Team", **DEFAULT_PLANS[PlanTier.TEAM]})
+    node = NodeFactory(
+        name="ws-down",
+        address="127.0.0.1",
+        ssh_port=1,
+        purpose=NodePurpose.WORKSPACE_HOST,
+        workspace_port_start=8001,
+        workspace_port_end=8010,
+    )
+    team, _ = Plan.objects.get_or_create(
+        tier=PlanTier.TEAM, defaults={"name": "Team", **DEFAULT_PLANS[PlanTier.TEAM]}
+    )
     user = UserFactory(username="uma")
     MembershipFactory(user=user, customer__plan=team)
     return user, node
 
 
 def test_a_failed_workspace_is_explained_and_deleted_in_the_browser(
-        page, unreachable, worker, settings):
+    page, unreachable, worker, settings
+):
     """Created for real on a node that cannot be reached: the create job (the product
     playbook, retried once) fails, the card says so in words with a Delete button, and
     deleting it needs no job (nothing reached the node): the card goes."""
@@ -258,7 +284,9 @@ def test_a_failed_workspace_is_explained_and_deleted_in_the_browser(
     workspace = Workspace.objects.get()
     assert workspace.node == node and not workspace.on_node
     assert list(Job.objects.values_list("action", "status")) == [
-        ("workspaces.create", "failed"), ("workspaces.create", "failed")]  # retried once
+        ("workspaces.create", "failed"),
+        ("workspaces.create", "failed"),
+    ]  # retried once
     help_text = card.get_by_test_id("ws-help")
     expect(help_text).to_contain_text("could not be reached, so nothing was set up on it")
     expect(help_text).to_contain_text("Delete the workspace and create it again later")

@@ -21,12 +21,26 @@ PORTS = 150  # fewer than 40 customers x 4: capacity runs out too
 
 @pytest.mark.django_db(transaction=True)
 def test_200_parallel_creates_never_collide():
-    plan = Plan.objects.create(tier="team-small", name="Small", workspace_limit=LIMIT,
-                               disk_quota_gb=1, cpu_limit=1, memory_limit_mb=512)
-    NodeFactory(name="ws-a", purpose="workspace_host", workspace_port_start=9001,
-                workspace_port_end=9000 + PORTS // 2)
-    NodeFactory(name="ws-b", purpose="workspace_host", workspace_port_start=9001,
-                workspace_port_end=9000 + PORTS // 2)
+    plan = Plan.objects.create(
+        tier="team-small",
+        name="Small",
+        workspace_limit=LIMIT,
+        disk_quota_gb=1,
+        cpu_limit=1,
+        memory_limit_mb=512,
+    )
+    NodeFactory(
+        name="ws-a",
+        purpose="workspace_host",
+        workspace_port_start=9001,
+        workspace_port_end=9000 + PORTS // 2,
+    )
+    NodeFactory(
+        name="ws-b",
+        purpose="workspace_host",
+        workspace_port_start=9001,
+        workspace_port_end=9000 + PORTS // 2,
+    )
     members = [MembershipFactory(customer__plan=plan) for _ in range(CUSTOMERS)]
     requests = [(m, f"ide {i}") for m in members for i in range(ATTEMPTS_EACH)]
 

@@ -20,30 +20,41 @@ def create(member, name="My IDE", **options):
 
 
 def test_create_records_the_workspace_and_launches_one_create_job(
-        member, ws_node, django_capture_on_commit_callbacks):
+    member, ws_node, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         workspace = create(member, "Data Science")
     workspace.refresh_from_db()
     assert workspace.status == S.PROVISIONING and workspace.on_node
     assert (workspace.slug, workspace.port, workspace.linux_username) == (
-        "data-science", 8001, "ws-data-science")
+        "data-science",
+        8001,
+        "ws-data-science",
+    )
     assert len(workspace.password) >= 18 and workspace.password.isalnum()
     plan = member[1].plan
-    assert (workspace.disk_quota_gb, workspace.memory_limit_mb) == (plan.disk_quota_gb,
-                                                                    plan.memory_limit_mb)
+    assert (workspace.disk_quota_gb, workspace.memory_limit_mb) == (
+        plan.disk_quota_gb,
+        plan.memory_limit_mb,
+    )
     job = workspace.current_job
     assert job.playbook == "workspace_create.yml" and job.action == actions.CREATE
     assert list(job.nodes.all()) == [ws_node] and job.customer == member[1]
     item = job.extra_vars["workspace_items"][0]
-    assert item == {"id": workspace.pk, "slug": "data-science", "username": "ws-data-science",
-                    "port": 8001, "bind_address": "10.9.0.2", "quota_gb": plan.disk_quota_gb,
-                    "cpu_quota_percent": int(plan.cpu_limit * 100),
-                    "memory_max_mb": plan.memory_limit_mb}
+    assert item == {
+        "id": workspace.pk,
+        "slug": "data-science",
+        "username": "ws-data-science",
+        "port": 8001,
+        "bind_address": "10.9.0.2",
+        "quota_gb": plan.disk_quota_gb,
+        "cpu_quota_percent": int(plan.cpu_limit * 100),
+        "memory_max_mb": plan.memory_limit_mb,
+    }
     # The password travels encrypted, never among the stored extra vars.
     assert workspace.password not in str(job.extra_vars)
     assert job.secrets() == {"workspace_passwords": {"data-science": workspace.password}}
-    assert [e.to_status for e in workspace.history.order_by("id")] == [S.PENDING,
-                                                                         S.PROVISIONING]
+    assert [e.to_status for e in workspace.history.order_by("id")] == [S.PENDING, S.PROVISIONING]
 
 
 def test_plan_limit_is_a_clear_409(member, ws_node):
@@ -83,16 +94,19 @@ def test_a_deleted_workspace_frees_its_port_name_and_slug(member, ws_node):
     assert (again.slug, again.port) == ("scratch", 8001)
 
 
-@pytest.mark.parametrize("name, message", [
-    ("", "may not be blank"),
-    ("   ", "may not be blank"),
-    ("x" * 101, "at most 100"),
-    ("evil\u202etxt", "U+202E"),
-    ("tab\there", "U+0009"),
-    ("nul\x00", "U+0000"),
-    ("zero\u200bwidth", "U+200B"),
-    (123, "must be text"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("", "may not be blank"),
+        ("   ", "may not be blank"),
+        ("x" * 101, "at most 100"),
+        ("evil\u202etxt", "U+202E"),
+        ("tab\there", "U+0009"),
+        ("nul\x00", "U+0000"),
+        ("zero\u200bwidth", "U+200B"),
+        (123, "must be text"),
+    ],
+)
 def test_bad_names_are_refused_with_the_reason(member, ws_node, name, message):
     with pytest.raises(PortalError) as refused:
         create(member, name)
@@ -100,13 +114,16 @@ def test_bad_names_are_refused_with_the_reason(member, ws_node, name, message):
     assert not Workspace.objects.exists() and not Job.objects.exists()
 
 
-@pytest.mark.parametrize("name, slug", [
-    ("{{ lookup('pipe', 'id') }}", "lookup-pipe-id"),
-    ("$(rm -rf /); `reboot`", "rm-rf-reboot"),
-    ("Café ☕ Ünïcode", "cafe-unicode"),
-    ("日本語", None),  # no ASCII at all: a hash-based slug
-    ("9 lives", "ws-9-lives"),
-])
+@pytest.mark.parametrize(
+    "name, slug",
+    [
+        ("{{ lookup('pipe', 'id') }}", "lookup-pipe-id"),
+        ("$(rm -rf /); `reboot`", "rm-rf-reboot"),
+        ("Café ☕ Ünïcode", "cafe-unicode"),
+        ("日本語", None),  # no ASCII at all: a hash-based slug
+        ("9 lives", "ws-9-lives"),
+    ],
+)
 def test_names_are_text_and_slugs_are_derived_in_a_closed_alphabet(member, ws_node, name, slug):
     workspace = create(member, name)
     assert workspace.name == name.strip()
@@ -159,7 +176,8 @@ def test_owner_must_be_a_member_and_billing_must_be_active(member, ws_node):
 
 
 def test_creates_queued_while_a_run_goes_on_are_batched_into_the_next_run(
-        member, ws_node, django_capture_on_commit_callbacks):
+    member, ws_node, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         first = create(member, "first")
     with django_capture_on_commit_callbacks(execute=True):
@@ -167,7 +185,8 @@ def test_creates_queued_while_a_run_goes_on_are_batched_into_the_next_run(
     first.refresh_from_db()
     assert first.status == S.PROVISIONING
     assert {w.status for w in Workspace.objects.filter(pk__in=[q.pk for q in queued])} == {
-        S.PENDING}
+        S.PENDING
+    }
     finish_job(first.current_job, {"first": {"ok": True, "quota_backend": "btrfs"}})
     batch = Job.objects.filter(action=actions.CREATE).order_by("-id").first()
     assert batch != first.current_job
@@ -176,16 +195,18 @@ def test_creates_queued_while_a_run_goes_on_are_batched_into_the_next_run(
     assert Workspace.objects.filter(current_job=batch, status=S.PROVISIONING).count() == 3
 
 
-def test_creates_committed_together_are_one_run(member, ws_node,
-                                               django_capture_on_commit_callbacks):
+def test_creates_committed_together_are_one_run(
+    member, ws_node, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         made = [create(member, f"ide {i}") for i in range(5)]
     jobs = {w.current_job_id for w in Workspace.objects.filter(pk__in=[m.pk for m in made])}
     assert len(jobs) == 1 and None not in jobs
 
 
-def test_another_customers_creates_get_their_own_run(member, ws_node,
-                                                     django_capture_on_commit_callbacks):
+def test_another_customers_creates_get_their_own_run(
+    member, ws_node, django_capture_on_commit_callbacks
+):
     other = MembershipFactory()
     with django_capture_on_commit_callbacks(execute=True):
         mine = create(member, "mine")

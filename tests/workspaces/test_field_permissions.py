@@ -43,20 +43,39 @@ def mine(member, ws_node, django_capture_on_commit_callbacks):
 
 def _stored(workspace):
     row = Workspace.objects.get(pk=workspace.pk)
-    return {f: getattr(row, f) for f in ("name", "slug", "customer_id", "owner_id", "node_id",
-                                         "port", "linux_username", "status", "disk_quota_gb",
-                                         "cpu_limit", "memory_limit_mb", "quota_backend")}
+    return {
+        f: getattr(row, f)
+        for f in (
+            "name",
+            "slug",
+            "customer_id",
+            "owner_id",
+            "node_id",
+            "port",
+            "linux_username",
+            "status",
+            "disk_quota_gb",
+            "cpu_limit",
+            "memory_limit_mb",
+            "quota_backend",
+        )
+    }
 
 
 @pytest.mark.parametrize("field", [*REFUSED, "slug", "customer", "owner"])
 def test_rename_refuses_every_other_field(mine, user_api, field):
     NodeFactory(name="ws-node-2")
     other = MembershipFactory()
-    value = {**REFUSED, "slug": "other", "customer": other.customer.pk,
-             "owner": other.user.username}[field]
+    value = {
+        **REFUSED,
+        "slug": "other",
+        "customer": other.customer.pk,
+        "owner": other.user.username,
+    }[field]
     before = _stored(mine)
-    response = user_api(mine.owner).patch(f"{URL}{mine.pk}/", {"name": "Renamed", field: value},
-                                          format="json")
+    response = user_api(mine.owner).patch(
+        f"{URL}{mine.pk}/", {"name": "Renamed", field: value}, format="json"
+    )
     assert response.status_code == 400, response.json()
     error = response.json()["errors"][0]
     assert error["field"] == field and error["code"] == "read_only"
@@ -65,19 +84,19 @@ def test_rename_refuses_every_other_field(mine, user_api, field):
 
 @pytest.mark.parametrize("field", list(REFUSED))
 def test_create_refuses_what_the_portal_chooses(member, ws_node, user_api, field):
-    response = user_api(member[0]).post(URL, {"name": "New", field: REFUSED[field]},
-                                        format="json")
+    response = user_api(member[0]).post(URL, {"name": "New", field: REFUSED[field]}, format="json")
     assert response.status_code == 400, response.json()
     assert response.json()["errors"][0]["field"] == field
     assert not Workspace.objects.exists()
 
 
-def test_a_member_cannot_create_for_someone_else_or_in_another_customer(member, ws_node,
-                                                                        user_api):
+def test_a_member_cannot_create_for_someone_else_or_in_another_customer(member, ws_node, user_api):
     other = MembershipFactory()
     client = user_api(member[0])
-    for body, field in (({"name": "x", "owner": other.user.username}, "owner"),
-                        ({"name": "x", "customer": other.customer.pk}, "customer")):
+    for body, field in (
+        ({"name": "x", "owner": other.user.username}, "owner"),
+        ({"name": "x", "customer": other.customer.pk}, "customer"),
+    ):
         response = client.post(URL, body, format="json")
         assert response.status_code == 400 and response.json()["errors"][0]["field"] == field
     assert not Workspace.objects.exists()
@@ -85,18 +104,20 @@ def test_a_member_cannot_create_for_someone_else_or_in_another_customer(member, 
 
 def test_a_rename_sending_back_id_and_created_at_is_fine(mine, user_api):
     response = user_api(mine.owner).patch(
-        f"{URL}{mine.pk}/", {"id": mine.pk, "created_at": "2020-01-01T00:00:00Z",
-                             "name": "Renamed"}, format="json")
+        f"{URL}{mine.pk}/",
+        {"id": mine.pk, "created_at": "2020-01-01T00:00:00Z", "name": "Renamed"},
+        format="json",
+    )
     assert response.status_code == 200 and response.json()["name"] == "Renamed"
 
 
 def test_admins_cannot_move_a_workspace_either(mine, user_api):
-    response = user_api(AdminFactory()).patch(f"{URL}{mine.pk}/", {"port": 8050},
-                                              format="json")
+    response = user_api(AdminFactory()).patch(f"{URL}{mine.pk}/", {"port": 8050}, format="json")
     assert response.status_code == 400 and response.json()["errors"][0]["field"] == "port"
 
 
 # --- filters do not reveal which ids exist ------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["customer", "node"])
 def test_id_filters_answer_the_same_for_foreign_and_unknown_ids(mine, user_api, name):
@@ -106,8 +127,11 @@ def test_id_filters_answer_the_same_for_foreign_and_unknown_ids(mine, user_api, 
     unknown = client.get(URL, {name: existing + 1000})
     foreign = client.get(URL, {name: existing})
     assert unknown.status_code == foreign.status_code == 200
-    assert unknown.json() == foreign.json() == {"count": 0, "next": None, "previous": None,
-                                                "results": []}
+    assert (
+        unknown.json()
+        == foreign.json()
+        == {"count": 0, "next": None, "previous": None, "results": []}
+    )
     # and the filter works for those who may see it
     own = user_api(mine.owner).get(URL, {name: existing}).json()
     assert [w["id"] for w in own["results"]] == [mine.pk]

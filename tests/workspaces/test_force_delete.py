@@ -27,13 +27,20 @@ def delete_failed(member, ws_node, django_capture_on_commit_callbacks, settings)
     actions.do_delete(workspace)
     workspace.refresh_from_db()
     job = workspace.current_job
-    finish_job(job, None, status=JobStatus.FAILED, reason="host unreachable",
-               host_summary=UNREACHABLE)
+    finish_job(
+        job, None, status=JobStatus.FAILED, reason="host unreachable", host_summary=UNREACHABLE
+    )
     workspace.refresh_from_db()
-    assert workspace.status == S.DELETING and "the delete will be retried" in \
-        workspace.status_reason
-    finish_job(workspace.current_job, None, status=JobStatus.FAILED,
-               reason="host unreachable", host_summary=UNREACHABLE)
+    assert (
+        workspace.status == S.DELETING and "the delete will be retried" in workspace.status_reason
+    )
+    finish_job(
+        workspace.current_job,
+        None,
+        status=JobStatus.FAILED,
+        reason="host unreachable",
+        host_summary=UNREACHABLE,
+    )
     workspace.refresh_from_db()
     assert workspace.status == S.FAILED and workspace.port == 8001
     return workspace
@@ -72,9 +79,11 @@ def test_without_force_the_user_retries_the_delete(member, delete_failed, user_a
 
 
 def test_force_delete_is_an_admin_action(admin_client, delete_failed):
-    response = admin_client.post(reverse("admin:workspaces_workspace_changelist"), {
-        "action": "force_delete_selected", "_selected_action": [delete_failed.pk]},
-        follow=True)
+    response = admin_client.post(
+        reverse("admin:workspaces_workspace_changelist"),
+        {"action": "force_delete_selected", "_selected_action": [delete_failed.pk]},
+        follow=True,
+    )
     assert "1 workspace(s) deleted by force" in response.content.decode()
     delete_failed.refresh_from_db()
     assert delete_failed.status == S.DELETED and delete_failed.port is None
@@ -82,13 +91,19 @@ def test_force_delete_is_an_admin_action(admin_client, delete_failed):
 
 
 def test_a_failed_workspace_that_never_reached_its_node_is_deleted_in_the_api_at_once(
-        member, ws_node, django_capture_on_commit_callbacks, user_api, settings):
+    member, ws_node, django_capture_on_commit_callbacks, user_api, settings
+):
     settings.WORKSPACE_RETRY_MAX_ATTEMPTS = 1
     with django_capture_on_commit_callbacks(execute=True):
         workspace = actions.do_create(member[1], member[0], "ide")
     workspace.refresh_from_db()
-    finish_job(workspace.current_job, None, status=JobStatus.FAILED,
-               reason="host unreachable", host_summary=UNREACHABLE)
+    finish_job(
+        workspace.current_job,
+        None,
+        status=JobStatus.FAILED,
+        reason="host unreachable",
+        host_summary=UNREACHABLE,
+    )
     workspace.refresh_from_db()
     assert workspace.status == S.FAILED and workspace.current_job is None
     response = user_api(member[0]).delete(f"{URL}{workspace.pk}/")

@@ -13,8 +13,13 @@ from tests.workspaces.helpers import finish_job
 
 pytestmark = pytest.mark.usefixtures("broker")
 
-OK = {"ok": True, "quota_backend": "btrfs", "quota_used_bytes": 16384,
-      "active_state": "active", "healthy": True}
+OK = {
+    "ok": True,
+    "quota_backend": "btrfs",
+    "quota_used_bytes": 16384,
+    "active_state": "active",
+    "healthy": True,
+}
 
 
 @pytest.fixture
@@ -37,8 +42,9 @@ def last_job(action) -> Job:
     return Job.objects.filter(action=action).order_by("-id").first()
 
 
-def test_a_provisioned_workspace_runs_once_its_route_is_confirmed(provisioning, settings,
-                                                                   monkeypatch):
+def test_a_provisioned_workspace_runs_once_its_route_is_confirmed(
+    provisioning, settings, monkeypatch
+):
     settings.TRAEFIK_API_URL = "http://127.0.0.1:1/api"
     finish_job(provisioning.current_job, {"ide": OK})
     provisioning.refresh_from_db()
@@ -56,22 +62,26 @@ def test_a_provisioned_workspace_runs_once_its_route_is_confirmed(provisioning, 
 
 
 def test_a_route_traefik_never_shows_fails_the_workspace_and_rolls_it_back(
-        provisioning, settings, monkeypatch):
+    provisioning, settings, monkeypatch
+):
     settings.TRAEFIK_API_URL = "http://127.0.0.1:1/api"
     settings.WORKSPACE_ROUTE_TIMEOUT = 0
     finish_job(provisioning.current_job, {"ide": OK})
     monkeypatch.setattr("portal.workspaces.routing.live_routers", lambda: set())
     assert routes.confirm_routes()["route_failed"] == 1
     provisioning.refresh_from_db()
-    assert provisioning.status == S.FAILED and "did not show the route" in \
-        provisioning.status_reason
+    assert (
+        provisioning.status == S.FAILED and "did not show the route" in provisioning.status_reason
+    )
     rollback = last_job(actions.ROLLBACK)
     assert rollback.playbook == "workspace_delete.yml" and provisioning.current_job == rollback
 
 
 def test_an_item_that_failed_was_rolled_back_by_the_playbook_and_frees_its_port(provisioning):
-    finish_job(provisioning.current_job, {"ide": {"ok": False, "step": "quota",
-                                                  "message": "not a btrfs filesystem"}})
+    finish_job(
+        provisioning.current_job,
+        {"ide": {"ok": False, "step": "quota", "message": "not a btrfs filesystem"}},
+    )
     provisioning.refresh_from_db()
     assert provisioning.status == S.FAILED
     assert "failed at quota: not a btrfs filesystem" in provisioning.status_reason
@@ -82,8 +92,9 @@ def test_an_item_that_failed_was_rolled_back_by_the_playbook_and_frees_its_port(
     assert provisioning.status == S.DELETED
 
 
-@pytest.mark.parametrize("status", [JobStatus.FAILED, JobStatus.LOST, JobStatus.TIMEOUT,
-                                    JobStatus.CANCELED])
+@pytest.mark.parametrize(
+    "status", [JobStatus.FAILED, JobStatus.LOST, JobStatus.TIMEOUT, JobStatus.CANCELED]
+)
 def test_a_run_that_ended_without_a_result_is_rolled_back(provisioning, status):
     finish_job(provisioning.current_job, None, status=status, reason="worker vanished")
     provisioning.refresh_from_db()
@@ -101,15 +112,26 @@ def test_a_run_that_ended_without_a_result_is_rolled_back(provisioning, status):
 def test_an_unreachable_node_is_retried_then_failed_with_the_reason(provisioning, settings):
     settings.WORKSPACE_RETRY_MAX_ATTEMPTS = 2
     job = provisioning.current_job
-    finish_job(job, None, status=JobStatus.FAILED, reason="host unreachable",
-               host_summary={"ws-node-1": {"unreachable": 1}})
+    finish_job(
+        job,
+        None,
+        status=JobStatus.FAILED,
+        reason="host unreachable",
+        host_summary={"ws-node-1": {"unreachable": 1}},
+    )
     provisioning.refresh_from_db()
     retry = provisioning.current_job
     assert retry.retry_of == job and retry.not_before is not None
-    assert provisioning.status == S.PROVISIONING and "waiting for node" in \
-        provisioning.status_reason
-    finish_job(retry, None, status=JobStatus.FAILED, reason="host unreachable",
-               host_summary={"ws-node-1": {"unreachable": 1}})
+    assert (
+        provisioning.status == S.PROVISIONING and "waiting for node" in provisioning.status_reason
+    )
+    finish_job(
+        retry,
+        None,
+        status=JobStatus.FAILED,
+        reason="host unreachable",
+        host_summary={"ws-node-1": {"unreachable": 1}},
+    )
     provisioning.refresh_from_db()
     assert provisioning.status == S.FAILED and "host unreachable" in provisioning.status_reason
 
@@ -149,8 +171,12 @@ def test_delete_waits_for_traefik_to_drop_the_route(running, settings, monkeypat
 
 def test_a_failed_delete_leaves_the_workspace_failed_and_deletable_again(running):
     actions.do_delete(running)
-    finish_job(Workspace.objects.get(pk=running.pk).current_job, None,
-               status=JobStatus.FAILED, reason="boom")
+    finish_job(
+        Workspace.objects.get(pk=running.pk).current_job,
+        None,
+        status=JobStatus.FAILED,
+        reason="boom",
+    )
     running.refresh_from_db()
     assert running.status == S.FAILED and "delete failed" in running.status_reason
     assert running.port == 8001 and running.on_node
@@ -188,12 +214,15 @@ def test_logs_and_status_are_stored(running):
     assert running.recent_logs == "line 1\nline 2" and running.logs_fetched_at
     actions.do_operate([running], "status")
     running.refresh_from_db()
-    finish_job(running.current_job, {"ide": {"ok": True, "active_state": "failed",
-                                             "healthy": False}})
+    finish_job(
+        running.current_job, {"ide": {"ok": True, "active_state": "failed", "healthy": False}}
+    )
     running.refresh_from_db()
     assert running.health["active_state"] == "failed" and running.health["healthy"] is False
-    assert "not answering" in running.status_reason or running.history.filter(
-        message__contains="not answering").exists()
+    assert (
+        "not answering" in running.status_reason
+        or running.history.filter(message__contains="not answering").exists()
+    )
 
 
 def test_a_plan_change_resizes_every_workspace_in_one_run(running, member):
@@ -242,7 +271,8 @@ def test_delete_on_a_disabled_node_is_refused_and_changes_nothing(running, ws_no
 
 
 def test_a_delete_whose_node_was_disabled_while_unrouting_fails_clearly(
-        running, ws_node, settings, monkeypatch):
+    running, ws_node, settings, monkeypatch
+):
     settings.TRAEFIK_API_URL = "http://127.0.0.1:1/api"
     actions.do_delete(running)
     ws_node.enabled = False
@@ -255,12 +285,19 @@ def test_a_delete_whose_node_was_disabled_while_unrouting_fails_clearly(
 
 
 def test_an_item_whose_rollback_failed_keeps_its_port_until_deleted(provisioning):
-    finish_job(provisioning.current_job, {"ide": {
-        "ok": False, "step": "health", "message": "no answer; rollback failed: userdel: busy"}})
+    finish_job(
+        provisioning.current_job,
+        {
+            "ide": {
+                "ok": False,
+                "step": "health",
+                "message": "no answer; rollback failed: userdel: busy",
+            }
+        },
+    )
     provisioning.refresh_from_db()
     assert provisioning.status == S.FAILED and provisioning.on_node
     assert provisioning.port == 8001 and "delete the workspace" in provisioning.status_reason
     actions.do_delete(provisioning)
     provisioning.refresh_from_db()
-    assert provisioning.status == S.DELETING and provisioning.current_job.action == \
-        actions.DELETE
+    assert provisioning.status == S.DELETING and provisioning.current_job.action == actions.DELETE

@@ -23,9 +23,11 @@ def admins(db, settings):
     settings.ADMINS = []
     settings.CAPACITY_NOTICE_MINUTES = 30
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    return [AdminFactory(username="ops-1", email="ops-1@example.com"),
-            AdminFactory(username="ops-2", email="ops-2@example.com"),
-            AdminFactory(username="no-mail", email="")]
+    return [
+        AdminFactory(username="ops-1", email="ops-1@example.com"),
+        AdminFactory(username="ops-2", email="ops-2@example.com"),
+        AdminFactory(username="no-mail", email=""),
+    ]
 
 
 def refuse(member, name="Two", **options):
@@ -44,7 +46,8 @@ def full_node(ws_node, member):
 
 
 def test_a_refused_create_tells_the_admins_once_then_not_again_within_the_window(
-        member, full_node, admins):
+    member, full_node, admins
+):
     group = full_node.group.name
     first = refuse(member, "Two")
     assert first.code == "no_capacity" and "administrators have been told" in first.message
@@ -56,7 +59,11 @@ def test_a_refused_create_tells_the_admins_once_then_not_again_within_the_window
     assert member[1].name in message.body
     row = CapacityRefusal.objects.get()
     assert (row.code, row.scope, row.customer, row.admins_told) == (
-        "no_capacity", group, member[1], True)
+        "no_capacity",
+        group,
+        member[1],
+        True,
+    )
 
     refuse(member, "Three")
     refuse(member, "Four")
@@ -78,15 +85,20 @@ def test_no_node_at_all_is_told_once(member, admins, settings):
     assert refuse(member, "A").code == "no_node"
     assert refuse(member, "B").code == "no_node"
     assert [m.to for m in mail.outbox] == [["ops@example.com"]]
-    assert list(CapacityRefusal.objects.values_list("scope", flat=True)) == [
-        "no workspace node"] * 2
+    assert (
+        list(CapacityRefusal.objects.values_list("scope", flat=True)) == ["no workspace node"] * 2
+    )
 
 
 def test_another_node_group_is_told_separately(member, full_node, admins):
     refuse(member)
-    other = NodeFactory(name="ws-other", purpose="workspace_host",
-                        group=NodeGroup.objects.create(name="site-b"),
-                        workspace_port_start=9001, workspace_port_end=9001)
+    other = NodeFactory(
+        name="ws-other",
+        purpose="workspace_host",
+        group=NodeGroup.objects.create(name="site-b"),
+        workspace_port_start=9001,
+        workspace_port_end=9001,
+    )
     actions.do_create(member[1], member[0], "On other")  # takes the other's only port
     assert refuse(member, "Three", node=other).code == "no_capacity"
     assert len(mail.outbox) == 2
@@ -113,12 +125,13 @@ def test_plan_limit_is_not_a_capacity_refusal(member, ws_node, admins):
 def test_the_admin_home_counts_the_last_day_refusals(member, full_node, admins):
     refuse(member, "Two")
     refuse(member, "Three")
-    CapacityRefusal.objects.create(at=timezone.now() - timedelta(hours=25), code="no_node",
-                                   scope="old", message="long ago")
+    CapacityRefusal.objects.create(
+        at=timezone.now() - timedelta(hours=25), code="no_node", scope="old", message="long ago"
+    )
     client = Client()
     client.force_login(admins[0])
     page = client.get("/admin/").content.decode()
     assert 'id="number-creates-refused"' in page
-    assert "<b>2</b><a href=\"/admin/workspaces/capacityrefusal/\">" in page
+    assert '<b>2</b><a href="/admin/workspaces/capacityrefusal/">' in page
     listing = client.get("/admin/workspaces/capacityrefusal/")
     assert listing.status_code == 200 and "long ago" in listing.content.decode()

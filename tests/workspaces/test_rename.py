@@ -20,8 +20,9 @@ def provisioning(member, ws_node, django_capture_on_commit_callbacks):
 
 
 def test_a_patch_with_only_the_slug_names_the_slug_not_a_missing_name(provisioning, user_api):
-    response = user_api(provisioning.owner).patch(f"{URL}{provisioning.pk}/", {"slug": "x"},
-                                                  format="json")
+    response = user_api(provisioning.owner).patch(
+        f"{URL}{provisioning.pk}/", {"slug": "x"}, format="json"
+    )
     assert response.status_code == 400, response.json()
     assert [e["field"] for e in response.json()["errors"]] == ["slug"]
     assert response.json()["errors"][0]["code"] == "read_only"
@@ -29,8 +30,9 @@ def test_a_patch_with_only_the_slug_names_the_slug_not_a_missing_name(provisioni
 
 def test_a_patch_without_the_name_changes_nothing(provisioning, user_api):
     before = Workspace.objects.filter(pk=provisioning.pk).values().get()
-    response = user_api(provisioning.owner).patch(f"{URL}{provisioning.pk}/",
-                                                  {"id": provisioning.pk}, format="json")
+    response = user_api(provisioning.owner).patch(
+        f"{URL}{provisioning.pk}/", {"id": provisioning.pk}, format="json"
+    )
     assert response.status_code == 200, response.json()
     assert response.json()["name"] == "mine"
     assert Workspace.objects.filter(pk=provisioning.pk).values().get() == before
@@ -39,8 +41,9 @@ def test_a_patch_without_the_name_changes_nothing(provisioning, user_api):
 
 def test_a_rename_during_provisioning_keeps_the_status_reason(provisioning, user_api):
     reason = provisioning.status_reason
-    response = user_api(provisioning.owner).patch(f"{URL}{provisioning.pk}/",
-                                                  {"name": "Renamed"}, format="json")
+    response = user_api(provisioning.owner).patch(
+        f"{URL}{provisioning.pk}/", {"name": "Renamed"}, format="json"
+    )
     assert response.status_code == 200, response.json()
     provisioning.refresh_from_db()
     assert (provisioning.name, provisioning.status) == ("Renamed", S.PROVISIONING)

@@ -1,6 +1,5 @@
 """Route confirmation is one pass per beat tick: no task waits for Traefik."""
 
-
 import pytest
 
 from portal.jobs.models import Job

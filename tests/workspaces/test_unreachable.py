@@ -39,16 +39,18 @@ def product_playbooks(settings, tmp_path):
 @pytest.fixture
 def member(broker):
     # An earlier transactional test may have flushed the plans the data migration made.
-    team, _ = Plan.objects.get_or_create(tier=PlanTier.TEAM, defaults={
-        "name": "Team", **DEFAULT_PLANS[PlanTier.TEAM]})
+    team, _ = Plan.objects.get_or_create(
+        tier=PlanTier.TEAM, defaults={"name": "Team", **DEFAULT_PLANS[PlanTier.TEAM]}
+    )
     membership = MembershipFactory(customer__plan=team)
     return membership.user, membership.customer
 
 
 @pytest.fixture
 def down_node(db):
-    return NodeFactory(name="ws-down", address="127.0.0.1", ssh_port=1,
-                       purpose=NodePurpose.WORKSPACE_HOST)
+    return NodeFactory(
+        name="ws-down", address="127.0.0.1", ssh_port=1, purpose=NodePurpose.WORKSPACE_HOST
+    )
 
 
 def run_jobs(timeout: float = 60) -> None:
@@ -68,14 +70,14 @@ def on_node(member, node, name="ide") -> Workspace:
     """A workspace that got onto its node (its create succeeded)."""
     workspace = actions.do_create(member[1], member[0], name, node=node)
     Job.objects.filter(pk=workspace.current_job_id).delete()
-    Workspace.objects.filter(pk=workspace.pk).update(status=S.RUNNING, on_node=True,
-                                                     current_job=None)
+    Workspace.objects.filter(pk=workspace.pk).update(
+        status=S.RUNNING, on_node=True, current_job=None
+    )
     workspace.refresh_from_db()
     return workspace
 
 
-def test_a_create_that_never_reached_its_node_fails_and_is_deleted_without_a_job(
-        member, down_node):
+def test_a_create_that_never_reached_its_node_fails_and_is_deleted_without_a_job(member, down_node):
     workspace = actions.do_create(member[1], member[0], "ide", node=down_node)
     run_jobs()
     workspace.refresh_from_db()
@@ -100,7 +102,8 @@ def test_a_delete_that_cannot_reach_the_node_says_so_and_can_be_retried(member, 
     workspace.refresh_from_db()
     assert workspace.status == S.DELETING
     assert workspace.status_reason.startswith(
-        "node ws-down unreachable: the delete will be retried")
+        "node ws-down unreachable: the delete will be retried"
+    )
     run_jobs()
     workspace.refresh_from_db()
     assert workspace.status == S.FAILED and workspace.current_job is None
@@ -144,8 +147,12 @@ def test_the_rollback_of_a_failed_create_passes_the_package_preflight(member):
     default) reaches Ansible as "" and is not even checked. Runs the real playbook on this
     machine (connection local): it stops at the first systemctl where there is no systemd,
     after the preflight."""
-    node = NodeFactory(name="ws-local", connection=Connection.LOCAL, credential=None,
-                       purpose=NodePurpose.WORKSPACE_HOST)
+    node = NodeFactory(
+        name="ws-local",
+        connection=Connection.LOCAL,
+        credential=None,
+        purpose=NodePurpose.WORKSPACE_HOST,
+    )
     workspace = on_node(member, node, name="preflight-probe")
     Workspace.objects.filter(pk=workspace.pk).update(status=S.FAILED)
     workspace.refresh_from_db()
@@ -153,8 +160,9 @@ def test_the_rollback_of_a_failed_create_passes_the_package_preflight(member):
     assert job.extra_vars["code_server_package"] == ""
     jobs.execute(job.pk, job.signature, worker="test")
     job.refresh_from_db()
-    preflight = job.events.filter(task="Ensure the workspace root and the items are plain "
-                                       "values", host="ws-local")
+    preflight = job.events.filter(
+        task="Ensure the workspace root and the items are plain values", host="ws-local"
+    )
     assert preflight.exists() and not preflight.filter(failed=True).exists()
     assert not job.events.filter(failed=True, stdout__contains="refusing").exists()
     workspace.refresh_from_db()

@@ -38,8 +38,10 @@ def running(member, ws_node, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         workspace = actions.do_create(member[1], member[0], "Data lab")
     workspace.refresh_from_db()
-    finish_job(workspace.current_job, {workspace.slug: {"ok": True, "active_state": "active",
-                                                        "healthy": True}})
+    finish_job(
+        workspace.current_job,
+        {workspace.slug: {"ok": True, "active_state": "active", "healthy": True}},
+    )
     workspace.refresh_from_db()
     assert workspace.status == S.RUNNING
     return workspace
@@ -61,6 +63,7 @@ def _buttons(client, workspace) -> dict:
 
 
 # --- who sees what ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("url", [PAGE, STATE, "/workspaces/1/card/"])
 def test_anonymous_users_are_sent_to_the_login_page(client, url):
@@ -107,12 +110,12 @@ def test_the_password_is_never_part_of_a_page(running, client):
     for url in (PAGE, STATE, f"/workspaces/{running.pk}/card/"):
         assert running.password not in client.get(url).content.decode()
     # … only of the API answer to the owner's click:
-    assert client.get(f"/api/workspaces/{running.pk}/password/").json()["password"] == \
-        running.password
+    assert (
+        client.get(f"/api/workspaces/{running.pk}/password/").json()["password"] == running.password
+    )
 
 
-def test_an_admin_sees_every_customers_workspaces_and_chooses_customer_and_owner(running,
-                                                                                 client):
+def test_an_admin_sees_every_customers_workspaces_and_chooses_customer_and_owner(running, client):
     client.force_login(AdminFactory())
     page = client.get(PAGE).content.decode()
     assert "Data lab" in page
@@ -135,22 +138,41 @@ def test_a_member_of_two_customers_chooses_one(running, client):
 
 # --- buttons: from the actions' checks and the API's permissions -----------------------------
 
+
 def test_buttons_follow_status_and_permission(running, client):
     client.force_login(running.owner)
-    assert _buttons(client, running) == {"start": False, "stop": True, "restart": True,
-                                         "logs": True, "delete": True, "password": True}
+    assert _buttons(client, running) == {
+        "start": False,
+        "stop": True,
+        "restart": True,
+        "logs": True,
+        "delete": True,
+        "password": True,
+    }
 
     boss = MembershipFactory(customer=running.customer, role=MembershipRole.OWNER).user
     client.force_login(boss)
-    assert _buttons(client, running) == {"start": False, "stop": True, "restart": True,
-                                         "logs": True, "delete": True, "password": False}
+    assert _buttons(client, running) == {
+        "start": False,
+        "stop": True,
+        "restart": True,
+        "logs": True,
+        "delete": True,
+        "password": False,
+    }
 
     colleague = MembershipFactory(customer=running.customer, role=MembershipRole.MEMBER).user
     client.force_login(colleague)
     assert not any(_buttons(client, running).values())  # members only see
     page = client.get(PAGE).content.decode()
-    for testid in ("ws-start", "ws-stop", "ws-restart", "ws-delete", "ws-password-reveal",
-                   "ws-logs-button"):
+    for testid in (
+        "ws-start",
+        "ws-stop",
+        "ws-restart",
+        "ws-delete",
+        "ws-password-reveal",
+        "ws-logs-button",
+    ):
         assert _hidden(page, testid)
     client.force_login(running.owner)
     page = client.get(PAGE).content.decode()
@@ -164,8 +186,13 @@ def test_a_busy_workspace_offers_nothing_but_its_progress(running, client):
     state = _state(client)[running.pk]
     assert state["busy"] is True
     assert not any(value for op, value in state["can"].items() if op != "password")
-    assert state["job"] == {"id": job.pk, "status": JobStatus.PENDING, "label": "stop",
-                            "active": True, "expected_tasks": None}
+    assert state["job"] == {
+        "id": job.pk,
+        "status": JobStatus.PENDING,
+        "label": "stop",
+        "active": True,
+        "expected_tasks": None,
+    }
     finish_job(job, {running.slug: {"ok": True, "active_state": "inactive", "healthy": False}})
     state = _state(client)[running.pk]
     assert state["status"] == S.STOPPED and state["busy"] is False and state["job"] is None
@@ -178,9 +205,12 @@ def test_the_progress_estimate_counts_the_tasks_of_the_last_run_like_it(running,
     [stop] = actions.do_operate([running], "stop", by=running.owner)
     assert _state(client)[running.pk]["job"]["expected_tasks"] is None  # none ran before
     now = timezone.now()
-    JobEvent.objects.bulk_create([
-        JobEvent(job=stop, counter=n, event="playbook_on_task_start", uuid=f"t{n}", created=now)
-        for n in range(1, 5)])
+    JobEvent.objects.bulk_create(
+        [
+            JobEvent(job=stop, counter=n, event="playbook_on_task_start", uuid=f"t{n}", created=now)
+            for n in range(1, 5)
+        ]
+    )
     finish_job(stop, {running.slug: {"ok": True}})
     [start] = actions.do_operate([running], "start", by=running.owner)
     assert _state(client)[running.pk]["job"]["expected_tasks"] is None  # a start: none yet
@@ -192,14 +222,15 @@ def test_the_progress_estimate_counts_the_tasks_of_the_last_run_like_it(running,
     assert _state(client)[running.pk]["job"]["expected_tasks"] == 4
 
 
-@pytest.mark.parametrize("status", [S.PENDING, S.RUNNING, S.STOPPED, S.FAILED, S.PROVISIONING,
-                                    S.DELETING])
+@pytest.mark.parametrize(
+    "status", [S.PENDING, S.RUNNING, S.STOPPED, S.FAILED, S.PROVISIONING, S.DELETING]
+)
 @pytest.mark.parametrize("busy", [False, True])
-def test_the_delete_button_is_shown_exactly_when_the_delete_action_allows_it(running, client,
-                                                                             status, busy):
+def test_the_delete_button_is_shown_exactly_when_the_delete_action_allows_it(
+    running, client, status, busy
+):
     job = Job.objects.get(action=actions.CREATE)
-    Job.objects.filter(pk=job.pk).update(
-        status=JobStatus.RUNNING if busy else JobStatus.SUCCESSFUL)
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING if busy else JobStatus.SUCCESSFUL)
     Workspace.objects.filter(pk=running.pk).update(status=status, current_job=job)
     running.refresh_from_db()
     client.force_login(running.owner)
@@ -217,10 +248,10 @@ def test_the_delete_button_is_shown_exactly_when_the_delete_action_allows_it(run
 
 # --- login and navigation --------------------------------------------------------------------
 
+
 def test_login_lands_on_the_workspaces_and_the_nav_reaches_the_labs(client):
     UserFactory(username="dora")
-    response = client.post("/accounts/login/", {"username": "dora",
-                                                "password": "pw-for-tests-1"})
+    response = client.post("/accounts/login/", {"username": "dora", "password": "pw-for-tests-1"})
     assert response.status_code == 302 and response["Location"] == PAGE
     page = client.get(PAGE).content.decode()
     assert 'href="/labs/"' in page and 'href="/workspaces/"' in page
@@ -246,16 +277,18 @@ def test_the_state_is_json_with_no_secret(running, client):
 
 # --- usage against the plan; failures explained in words (#19 customer path) -----------------
 
+
 def test_the_page_shows_usage_against_the_plan(running, client):
     from portal.workspaces.selectors import plan_usage
 
     plan = running.customer.plan
-    Workspace.objects.filter(pk=running.pk).update(quota_used_bytes=3 * 1024 ** 2)
+    Workspace.objects.filter(pk=running.pk).update(quota_used_bytes=3 * 1024**2)
     [row] = plan_usage(running.owner)
     assert row["used"] == 1 and row["limit"] == plan.workspace_limit
     assert row["text"] == f"1 of {plan.workspace_limit} workspace" + (
-        "s" if plan.workspace_limit != 1 else "")
-    assert row["disk_quota_gb"] == plan.disk_quota_gb and row["disk_used_bytes"] == 3 * 1024 ** 2
+        "s" if plan.workspace_limit != 1 else ""
+    )
+    assert row["disk_quota_gb"] == plan.disk_quota_gb and row["disk_used_bytes"] == 3 * 1024**2
     client.force_login(running.owner)
     page = client.get(PAGE).content.decode()
     assert row["text"] in page and f"{plan.disk_quota_gb} GB disk per workspace" in page
@@ -287,17 +320,24 @@ def test_usage_counts_only_the_users_customers(running):
     assert plan_usage(stranger.user)[0]["used"] == 0
 
 
-@pytest.mark.parametrize("reason, words", [
-    ("node web-1 unreachable (5 attempts: Failed to connect); nothing was done on it.",
-     "could not be reached"),
-    ("provisioning failed: assertion failed: refusing workspace items: x; rolling back",
-     "were undone"),
-    ("rollback failed: boom; delete the workspace to try again", "undoing the steps"),
-    ("Traefik did not show the route ws-x within 60 s; rolling back", "web address"),
-    ("provisioning failed: btrfs qgroup limit failed; rolling back", "disk space"),
-    ("provisioning timeout: the job ended timeout; rolling back", "took too long"),
-    ("something nobody foresaw", "Something went wrong"),
-])
+@pytest.mark.parametrize(
+    "reason, words",
+    [
+        (
+            "node web-1 unreachable (5 attempts: Failed to connect); nothing was done on it.",
+            "could not be reached",
+        ),
+        (
+            "provisioning failed: assertion failed: refusing workspace items: x; rolling back",
+            "were undone",
+        ),
+        ("rollback failed: boom; delete the workspace to try again", "undoing the steps"),
+        ("Traefik did not show the route ws-x within 60 s; rolling back", "web address"),
+        ("provisioning failed: btrfs qgroup limit failed; rolling back", "disk space"),
+        ("provisioning timeout: the job ended timeout; rolling back", "took too long"),
+        ("something nobody foresaw", "Something went wrong"),
+    ],
+)
 def test_a_failed_card_explains_the_failure_in_words(running, client, reason, words):
     from portal.workspaces.explain import status_help
 
@@ -308,8 +348,9 @@ def test_a_failed_card_explains_the_failure_in_words(running, client, reason, wo
     assert words in item["status_help"] and item["status_reason"] == reason
     page = client.get(PAGE).content.decode()
     assert words in page
-    assert re.search(r'<details class="ws-reason-details" data-testid="ws-reason-details"\s*>',
-                     page)  # the raw reason stays, behind a "Details" toggle
+    assert re.search(
+        r'<details class="ws-reason-details" data-testid="ws-reason-details"\s*>', page
+    )  # the raw reason stays, behind a "Details" toggle
     api = client.get(f"/api/workspaces/{running.pk}/").json()
     assert words in api["status_help"] and api["status_reason"] == reason
 
@@ -326,11 +367,12 @@ def test_no_workspace_node_says_the_admins_are_told_and_to_try_later(member, cli
     assert refused.value.code == "no_node"
     assert "administrators have been told" in refused.value.message
     assert "try again later" in refused.value.message
-    assert any(r.levelname == "WARNING" and "no enabled workspace node" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        r.levelname == "WARNING" and "no enabled workspace node" in r.getMessage()
+        for r in caplog.records
+    )
     client.force_login(member[0])
-    response = client.post("/api/workspaces/", {"name": "No room"},
-                           content_type="application/json")
+    response = client.post("/api/workspaces/", {"name": "No room"}, content_type="application/json")
     assert response.status_code == 409
     assert "try again later" in json.dumps(response.json())
 
@@ -343,19 +385,29 @@ def test_a_full_node_says_the_admins_are_told_and_to_try_later(member, ws_node, 
         actions.do_create(member[1], member[0], "Two")
     assert refused.value.code == "no_capacity"
     assert "administrators have been told" in refused.value.message
-    assert any(r.levelname == "WARNING" and "no free port" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        r.levelname == "WARNING" and "no free port" in r.getMessage() for r in caplog.records
+    )
 
 
-@pytest.mark.parametrize("status, reason, words", [
-    (S.DELETING, "node ws-1 unreachable: the delete will be retried at 12:00:00 (attempt 2; x)",
-     "tries again by itself"),
-    (S.PROVISIONING, "waiting for node ws-1 (unreachable); retrying at 12:00:00",
-     "tries again by itself"),
-    (S.RUNNING, "stop failed: unit not found", "last operation did not work"),
-    (S.RUNNING, "running at https://a.workspaces.localhost", ""),
-    (S.STOPPED, "stopped", ""),
-])
+@pytest.mark.parametrize(
+    "status, reason, words",
+    [
+        (
+            S.DELETING,
+            "node ws-1 unreachable: the delete will be retried at 12:00:00 (attempt 2; x)",
+            "tries again by itself",
+        ),
+        (
+            S.PROVISIONING,
+            "waiting for node ws-1 (unreachable); retrying at 12:00:00",
+            "tries again by itself",
+        ),
+        (S.RUNNING, "stop failed: unit not found", "last operation did not work"),
+        (S.RUNNING, "running at https://a.workspaces.localhost", ""),
+        (S.STOPPED, "stopped", ""),
+    ],
+)
 def test_a_workspace_that_has_not_failed_gets_no_failure_advice(status, reason, words):
     from portal.workspaces.explain import status_help
 

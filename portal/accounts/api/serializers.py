@@ -16,12 +16,21 @@ MAX_ID = 2**63 - 1
 class PlanSerializer(serializers.ModelSerializer):
     class Meta:
         model = Plan
-        fields = ["id", "tier", "name", "workspace_limit", "disk_quota_gb", "cpu_limit",
-                  "memory_limit_mb", "monthly_price"]
+        fields = [
+            "id",
+            "tier",
+            "name",
+            "workspace_limit",
+            "disk_quota_gb",
+            "cpu_limit",
+            "memory_limit_mb",
+            "monthly_price",
+        ]
 
 
-class CustomerSerializer(RefuseUnwritableFieldsMixin, StrictStringsMixin,
-                         serializers.ModelSerializer):
+class CustomerSerializer(
+    RefuseUnwritableFieldsMixin, StrictStringsMixin, serializers.ModelSerializer
+):
     """A customer as its members see it; owners may change `name` and `company` (sending
     another field is a 400 naming it)."""
 
@@ -29,14 +38,24 @@ class CustomerSerializer(RefuseUnwritableFieldsMixin, StrictStringsMixin,
     # themselves, and sending one is a 400 naming it (RefuseUnwritableFieldsMixin).
 
     plan: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="tier", read_only=True)
+        slug_field="tier", read_only=True
+    )
     email = LowercaseEmailField(max_length=254, read_only=True)
     role = serializers.SerializerMethodField()
 
     class Meta:
         model = Customer
-        fields = ["id", "name", "email", "company", "plan", "billing_status", "monthly_fee",
-                  "role", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "email",
+            "company",
+            "plan",
+            "billing_status",
+            "monthly_fee",
+            "role",
+            "created_at",
+        ]
         read_only_fields = ["email", "plan", "billing_status", "monthly_fee", "created_at"]
 
     def get_role(self, customer) -> str | None:
@@ -67,8 +86,9 @@ class CustomerAdminSerializer(CustomerSerializer):
         return value
 
 
-class MembershipSerializer(RefuseUnwritableFieldsMixin, StrictStringsMixin,
-                           serializers.ModelSerializer):
+class MembershipSerializer(
+    RefuseUnwritableFieldsMixin, StrictStringsMixin, serializers.ModelSerializer
+):
     """Members are listed to everyone of the customer; only admins add one directly
     (owners invite: /api/invitations/)."""
 
@@ -99,27 +119,46 @@ class MeSerializer(serializers.ModelSerializer):
         ]
 
 
-class InvitationSerializer(RefuseUnwritableFieldsMixin, StrictStringsMixin,
-                           serializers.ModelSerializer):
+class InvitationSerializer(
+    RefuseUnwritableFieldsMixin, StrictStringsMixin, serializers.ModelSerializer
+):
     """An invitation as its customer's owners and admins see it (never its token)."""
 
-    customer = serializers.IntegerField(source="customer_id", min_value=1, max_value=MAX_ID,
-                                        help_text="Id of a customer you own.")
+    customer = serializers.IntegerField(
+        source="customer_id", min_value=1, max_value=MAX_ID, help_text="Id of a customer you own."
+    )
     customer_name = serializers.CharField(source="customer.name", read_only=True)
     email = LowercaseEmailField(max_length=254, help_text="Where the invitation is sent.")
     role = serializers.ChoiceField(choices=MembershipRole.choices)
     status = serializers.ChoiceField(
-        source="current_status", choices=InvitationStatus.choices, read_only=True,
-        help_text="A pending invitation past expires_at is expired.")
+        source="current_status",
+        choices=InvitationStatus.choices,
+        read_only=True,
+        help_text="A pending invitation past expires_at is expired.",
+    )
     invited_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True)
+        slug_field="username", read_only=True
+    )
     accepted_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True)
+        slug_field="username", read_only=True
+    )
 
     class Meta:
         model = Invitation
-        fields = ["id", "customer", "customer_name", "email", "role", "status", "invited_by",
-                  "expires_at", "accepted_by", "accepted_at", "revoked_at", "created_at"]
+        fields = [
+            "id",
+            "customer",
+            "customer_name",
+            "email",
+            "role",
+            "status",
+            "invited_by",
+            "expires_at",
+            "accepted_by",
+            "accepted_at",
+            "revoked_at",
+            "created_at",
+        ]
         read_only_fields = ["expires_at", "accepted_at", "revoked_at", "created_at"]
 
 
@@ -129,9 +168,14 @@ class AcceptInvitationSerializer(serializers.Serializer):
 
     token = StrictCharField(max_length=200, trim_whitespace=True)
     username = StrictCharField(max_length=150, required=False, allow_blank=True)
-    password = StrictCharField(max_length=4096, required=False, allow_blank=True,
-                               trim_whitespace=False, write_only=True,
-                                     style={"input_type": "password"})
+    password = StrictCharField(
+        max_length=4096,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        write_only=True,
+        style={"input_type": "password"},
+    )
 
 
 class AcceptedSerializer(serializers.Serializer):
@@ -142,5 +186,9 @@ class AcceptedSerializer(serializers.Serializer):
 
     @staticmethod
     def row(membership) -> dict:
-        return {"customer": membership.customer_id, "customer_name": membership.customer.name,
-                "role": membership.role, "username": membership.user.get_username()}
+        return {
+            "customer": membership.customer_id,
+            "customer_name": membership.customer.name,
+            "role": membership.role,
+            "username": membership.user.get_username(),
+        }

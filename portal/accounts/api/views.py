@@ -85,8 +85,12 @@ class MembershipViewSet(
         actions.do_remove_member(instance)
 
 
-class InvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                        mixins.CreateModelMixin, viewsets.GenericViewSet):
+class InvitationViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
     """Invitations to a customer: its owners and admins invite, list and revoke; the
     invited person accepts with the emailed token. Members see none."""
 
@@ -109,16 +113,22 @@ class InvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
             return serializers.AcceptInvitationSerializer
         return serializers.InvitationSerializer
 
-    @extend_schema(request=serializers.InvitationSerializer,
-                   responses={201: serializers.InvitationSerializer})
+    @extend_schema(
+        request=serializers.InvitationSerializer, responses={201: serializers.InvitationSerializer}
+    )
     def create(self, request, *args, **kwargs):
         """Invite an email address (the answer is the same whether it has an account)."""
         form = self.get_serializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
         customer = actions.check_can_invite(request.user, data["customer_id"])
-        invitation = actions.do_invite(customer, data["email"], data["role"], by=request.user,
-                                       base_url=request.build_absolute_uri("/"))
+        invitation = actions.do_invite(
+            customer,
+            data["email"],
+            data["role"],
+            by=request.user,
+            base_url=request.build_absolute_uri("/"),
+        )
         return Response(self.get_serializer(invitation).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: serializers.InvitationSerializer})
@@ -128,8 +138,10 @@ class InvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         invitation = actions.do_revoke_invitation(self.get_object(), by=request.user)
         return Response(serializers.InvitationSerializer(invitation).data)
 
-    @extend_schema(request=serializers.AcceptInvitationSerializer,
-                   responses={200: serializers.AcceptedSerializer})
+    @extend_schema(
+        request=serializers.AcceptInvitationSerializer,
+        responses={200: serializers.AcceptedSerializer},
+    )
     @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
     def accept(self, request):
         """Accept with the emailed token: signed in, as yourself; otherwise give a username
@@ -139,8 +151,11 @@ class InvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         data = form.validated_data
         user = request.user if request.user.is_authenticated else None
         membership = actions.do_accept_invitation(
-            data["token"], user, username=data.get("username", "").strip(),
-            password=data.get("password", ""))
+            data["token"],
+            user,
+            username=data.get("username", "").strip(),
+            password=data.get("password", ""),
+        )
         return Response(serializers.AcceptedSerializer.row(membership))
 
 

@@ -18,11 +18,15 @@ from portal.core.tenancy import OPERATORS_GROUP, remember_operator
 class TokenAuthentication(authentication.TokenAuthentication):
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
         memberships = get_user_model().groups.through.objects.filter(
-            user_id=OuterRef("user_id"), group__name=OPERATORS_GROUP)
+            user_id=OuterRef("user_id"), group__name=OPERATORS_GROUP
+        )
         token_model: Any = self.get_model()
         try:
-            token = (token_model.objects.select_related("user")
-                     .annotate(in_operators=Exists(memberships)).get(key=key))
+            token = (
+                token_model.objects.select_related("user")
+                .annotate(in_operators=Exists(memberships))
+                .get(key=key)
+            )
         except token_model.DoesNotExist:
             raise exceptions.AuthenticationFailed(_("Invalid token.")) from None
         if not token.user.is_active:

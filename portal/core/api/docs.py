@@ -24,6 +24,5 @@ def swagger_ui_origins() -> list[str]:
 
 def docs_view(url_name: str) -> Callable[..., Any]:
     origins = swagger_ui_origins()
-    policy = {"script-src": origins, "style-src": [*origins, "'unsafe-inline'"],
-              "img-src": origins}
+    policy = {"script-src": origins, "style-src": [*origins, "'unsafe-inline'"], "img-src": origins}
     return csp_update(policy)(SpectacularSwaggerSplitView.as_view(url_name=url_name))

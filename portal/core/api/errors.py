@@ -32,13 +32,20 @@ from portal.core.errors import PortalError
 logger = logging.getLogger(__name__)
 NON_FIELD_KEYS = {"non_field_errors", "__all__", "detail"}
 # Codes for errors made outside DRF, named like DRF's own.
-STATUS_CODES = {400: "bad_request", 401: "not_authenticated", 403: "permission_denied",
-                404: "not_found", 405: "method_not_allowed", 406: "not_acceptable",
-                413: "request_too_large", 415: "unsupported_media_type", 429: "throttled"}
+STATUS_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    429: "throttled",
+}
 
 
-def _flatten(detail: Any, field: str | None = None
-             ) -> Iterator[tuple[str | None, str, str]]:
+def _flatten(detail: Any, field: str | None = None) -> Iterator[tuple[str | None, str, str]]:
     """Yield (field, message, code) from DRF's nested error details."""
     if isinstance(detail, dict):
         for key, value in detail.items():
@@ -52,8 +59,9 @@ def _flatten(detail: Any, field: str | None = None
         yield field, str(detail), getattr(detail, "code", None) or "invalid"
 
 
-def error_body(status_code: int, errors: list[tuple[str | None, str, str]],
-               code: str | None = None) -> dict[str, Any]:
+def error_body(
+    status_code: int, errors: list[tuple[str | None, str, str]], code: str | None = None
+) -> dict[str, Any]:
     items = [{"field": f, "message": m, "code": c} for f, m, c in errors]
     first = items[0] if items else {"field": None, "message": "Error", "code": "error"}
     message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
@@ -69,8 +77,9 @@ def is_api_request(request: HttpRequest) -> bool:
     return request.path == "/api" or request.path.startswith("/api/")
 
 
-def json_error(status_code: int, message: str, code: str,
-               headers: Mapping[str, str] | None = None) -> JsonResponse:
+def json_error(
+    status_code: int, message: str, code: str, headers: Mapping[str, str] | None = None
+) -> JsonResponse:
     """The error shape for responses made outside DRF (Django's handlers, middleware)."""
     body = error_body(status_code, [(None, message, code)], code)
     return JsonResponse(body, status=status_code, headers=headers)
@@ -126,8 +135,7 @@ def protected_message(exc: Exception, context: Mapping[str, Any] | None = None) 
     parts = []
     for model, objects in sorted(kinds.items(), key=lambda kind: kind[0]._meta.label):
         objects.sort(key=lambda obj: obj.pk)
-        noun = (model._meta.verbose_name if len(objects) == 1
-                else model._meta.verbose_name_plural)
+        noun = model._meta.verbose_name if len(objects) == 1 else model._meta.verbose_name_plural
         names = ", ".join(str(obj) for obj in objects[:SHOWN_NAMES])
         more = ", …" if len(objects) > SHOWN_NAMES else ""
         parts.append(f"{len(objects)} {noun} ({names}{more})")
@@ -139,8 +147,9 @@ def protected_message(exc: Exception, context: Mapping[str, Any] | None = None) 
     return f"{deleted} is still used by {holders}: delete or move them first."
 
 
-def _as_drf_exception(exc: Exception, context: Mapping[str, Any] | None = None
-                      ) -> tuple[int, list[tuple[str | None, str, str]], str] | None:
+def _as_drf_exception(
+    exc: Exception, context: Mapping[str, Any] | None = None
+) -> tuple[int, list[tuple[str | None, str, str]], str] | None:
     if isinstance(exc, PortalError):
         return exc.status_code, [(exc.field, exc.message, exc.code)], exc.code
     if isinstance(exc, SuspiciousOperation):  # e.g. a body over DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -148,7 +157,8 @@ def _as_drf_exception(exc: Exception, context: Mapping[str, Any] | None = None
         return status_code, [(None, message, code)], code
     if isinstance(exc, DjangoValidationError):
         detail: dict[Any, list[str]] = (
-            {None: exc.messages} if not hasattr(exc, "error_dict") else exc.message_dict)
+            {None: exc.messages} if not hasattr(exc, "error_dict") else exc.message_dict
+        )
         errors = [
             (None if key in NON_FIELD_KEYS else key, message, "invalid")
             for key, messages in detail.items()

@@ -30,12 +30,14 @@ class Pagination(PageNumberPagination):
         except (TypeError, ValueError):
             number = 0
         if number < 1 or str(value).strip() != str(value):
-            raise ValidationError({self.page_query_param: [
-                ErrorDetail(NOT_A_PAGE, code="invalid_page")]})
+            raise ValidationError(
+                {self.page_query_param: [ErrorDetail(NOT_A_PAGE, code="invalid_page")]}
+            )
         return number
 
-    def paginate_queryset(self, queryset: QuerySet[Any], request: Request,
-                          view: APIView | None = None) -> list[Any] | None:
+    def paginate_queryset(
+        self, queryset: QuerySet[Any], request: Request, view: APIView | None = None
+    ) -> list[Any] | None:
         self.request = request
         page_size = self.get_page_size(request)
         if not page_size:
@@ -46,9 +48,16 @@ class Pagination(PageNumberPagination):
             self.page = paginator.page(page_number)
         except InvalidPage:
             last = paginator.num_pages
-            raise NotFound({self.page_query_param: [ErrorDetail(
-                f"There is no page {page_number}: the last page is {last}.",
-                code="not_found")]}) from None
+            raise NotFound(
+                {
+                    self.page_query_param: [
+                        ErrorDetail(
+                            f"There is no page {page_number}: the last page is {last}.",
+                            code="not_found",
+                        )
+                    ]
+                }
+            ) from None
         if paginator.num_pages > 1 and self.template is not None:
             self.display_page_controls = True
         return list(self.page)

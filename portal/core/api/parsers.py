@@ -65,8 +65,12 @@ class JSONParser(parsers.JSONParser):
     """DRF's parser with a size and a nesting bound, and an object at the top (every
     request body of this API is one; anything else would reach views as a list or a str)."""
 
-    def parse(self, stream: IO[Any], media_type: str | None = None,
-              parser_context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def parse(
+        self,
+        stream: IO[Any],
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         check_content_length(parser_context)
         try:
             data = super().parse(stream, media_type, parser_context)

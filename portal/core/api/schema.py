@@ -15,5 +15,9 @@ def doc_excludes() -> list:
     from portal.core.api.writable import RefuseUnwritableFieldsMixin
     from portal.core.tenancy import CustomerScopedQuerysetMixin
 
-    return [*get_lib_doc_excludes(), CustomerScopedQuerysetMixin, RefuseUnwritableFieldsMixin,
-            StrictStringsMixin]
+    return [
+        *get_lib_doc_excludes(),
+        CustomerScopedQuerysetMixin,
+        RefuseUnwritableFieldsMixin,
+        StrictStringsMixin,
+    ]

@@ -29,8 +29,9 @@ REFUSED_MESSAGE = "You may not change this field."
 REFUSED_CODE = "read_only"
 
 
-def refused_fields_of(representation: type[serializers.Serializer], *,
-                      writable: Iterable[str] = ()) -> frozenset[str]:
+def refused_fields_of(
+    representation: type[serializers.Serializer], *, writable: Iterable[str] = ()
+) -> frozenset[str]:
     """The fields of ``representation`` (a serializer class with ``Meta.fields``) that a plain
     input serializer taking only ``writable`` must refuse."""
     fields: Iterable[str] = representation.Meta.fields  # type: ignore[attr-defined]
@@ -50,16 +51,17 @@ class RefuseUnwritableFieldsMixin(_SerializerBase):
     def get_refused_fields(self) -> frozenset[str]:
         if self.refused_fields is not None:
             return self.refused_fields
-        return frozenset(
-            name for name, field in self.fields.items() if field.read_only
-        ) - IGNORED_FIELDS
+        return (
+            frozenset(name for name, field in self.fields.items() if field.read_only)
+            - IGNORED_FIELDS
+        )
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
             refused = self.get_refused_fields()
             sent = sorted(key for key in data if key in refused)
             if sent:
-                raise serializers.ValidationError({
-                    name: [ErrorDetail(REFUSED_MESSAGE, code=REFUSED_CODE)] for name in sent
-                })
+                raise serializers.ValidationError(
+                    {name: [ErrorDetail(REFUSED_MESSAGE, code=REFUSED_CODE)] for name in sent}
+                )
         return super().to_internal_value(data)

@@ -14,18 +14,44 @@ from portal.nodes.models import Node
 class JobSerializer(serializers.ModelSerializer):
     nodes = serializers.SerializerMethodField()
     requested_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True)
+        slug_field="username", read_only=True
+    )
     target = serializers.SerializerMethodField()
     duration_seconds = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
-        fields = ["id", "playbook", "limit", "nodes", "extra_vars", "sensitive_names",
-                  "check_mode", "action", "target", "customer", "requested_by", "queue",
-                  "status", "rc", "reason", "timeout", "idle_timeout", "created_at",
-                  "dispatched_at", "started_at", "finished_at", "duration_seconds",
-                  "host_summary", "worker", "heartbeat_at", "cancel_requested", "event_count",
-                  "attempt", "retry_of"]
+        fields = [
+            "id",
+            "playbook",
+            "limit",
+            "nodes",
+            "extra_vars",
+            "sensitive_names",
+            "check_mode",
+            "action",
+            "target",
+            "customer",
+            "requested_by",
+            "queue",
+            "status",
+            "rc",
+            "reason",
+            "timeout",
+            "idle_timeout",
+            "created_at",
+            "dispatched_at",
+            "started_at",
+            "finished_at",
+            "duration_seconds",
+            "host_summary",
+            "worker",
+            "heartbeat_at",
+            "cancel_requested",
+            "event_count",
+            "attempt",
+            "retry_of",
+        ]
         read_only_fields = fields
 
     def get_nodes(self, job: Job) -> list[str]:
@@ -36,8 +62,7 @@ class JobSerializer(serializers.ModelSerializer):
     def get_target(self, job: Job) -> dict | None:
         if job.target_type is None:
             return None
-        return {"type": f"{job.target_type.app_label}.{job.target_type.model}",
-                "id": job.target_id}
+        return {"type": f"{job.target_type.app_label}.{job.target_type.model}", "id": job.target_id}
 
     def get_duration_seconds(self, job: Job) -> float | None:
         return job.duration.total_seconds() if job.duration else None
@@ -62,8 +87,10 @@ class LaunchSerializer(RefuseUnwritableFieldsMixin, serializers.Serializer):
     The job's other fields (status, customer, requested_by, queue, ...) are the portal's:
     sending one is a 400 naming it."""
 
-    refused_fields = refused_fields_of(JobSerializer, writable=[
-        "playbook", "limit", "nodes", "extra_vars", "check_mode", "timeout"])
+    refused_fields = refused_fields_of(
+        JobSerializer,
+        writable=["playbook", "limit", "nodes", "extra_vars", "check_mode", "timeout"],
+    )
 
     playbook = StrictCharField(max_length=200)
     limit = StrictCharField(max_length=1000, required=False, allow_blank=True, default="")
@@ -71,13 +98,17 @@ class LaunchSerializer(RefuseUnwritableFieldsMixin, serializers.Serializer):
 
     def validate_nodes(self, names: list[str]) -> list[Node]:
         """One query for all the names (a SlugRelatedField makes one per name)."""
-        found = list(Node.objects.filter(name__in=names).select_related("group", "credential")
-                     .defer("credential__secret"))
+        found = list(
+            Node.objects.filter(name__in=names)
+            .select_related("group", "credential")
+            .defer("credential__secret")
+        )
         known = {node.name for node in found}
         missing = [name for name in names if name not in known]
         if missing:
             raise serializers.ValidationError(f"Object with name={missing[0]} does not exist.")
         return found
+
     extra_vars = serializers.JSONField(required=False, default=dict)
     check_mode = serializers.BooleanField(required=False, default=False)
     timeout = serializers.IntegerField(required=False, min_value=1, max_value=86400)
@@ -92,9 +123,23 @@ class RelaunchSerializer(serializers.Serializer):
 class JobEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = JobEvent
-        fields = ["counter", "event", "uuid", "parent_uuid", "host", "task", "play", "role",
-                  "changed", "failed", "stdout", "start_line", "end_line", "created",
-                  "event_data"]
+        fields = [
+            "counter",
+            "event",
+            "uuid",
+            "parent_uuid",
+            "host",
+            "task",
+            "play",
+            "role",
+            "changed",
+            "failed",
+            "stdout",
+            "start_line",
+            "end_line",
+            "created",
+            "event_data",
+        ]
         read_only_fields = fields
 
 

@@ -23,8 +23,12 @@ class EventStreamRenderer(renderers.BaseRenderer):
     media_type = "text/event-stream"
     format = "sse"
 
-    def render(self, data: Any, accepted_media_type: str | None = None,
-               renderer_context: Mapping[str, Any] | None = None) -> Any:
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> Any:
         # Only error bodies (404, 403, ...) are rendered here; the stream itself is a
         # StreamingHttpResponse. Render them as JSON, not as the dict's keys.
         if isinstance(data, str | bytes):
@@ -44,8 +48,13 @@ class CanCancel(IsOperator):
         return bool(request.user and request.user.is_authenticated)
 
 
-class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
-                 mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+class JobViewSet(
+    CustomerScopedQuerysetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
     """Jobs: every Ansible run, its status and its events. Customers see their customers'
     jobs; operators and admins see all, launch playbooks, cancel and relaunch."""
 
@@ -76,16 +85,21 @@ class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
         launch.is_valid(raise_exception=True)
         data = launch.validated_data
         job = actions.launch(
-            playbook=data["playbook"], limit=data["limit"], nodes=data.get("nodes") or None,
-            extra_vars=data["extra_vars"], check_mode=data["check_mode"],
-            timeout=data.get("timeout"), requested_by=request.user,
+            playbook=data["playbook"],
+            limit=data["limit"],
+            nodes=data.get("nodes") or None,
+            extra_vars=data["extra_vars"],
+            check_mode=data["check_mode"],
+            timeout=data.get("timeout"),
+            requested_by=request.user,
             nodes_loaded=bool(data.get("nodes")),
         )
         return Response(serializers.job_body(job), status=status.HTTP_201_CREATED)
 
-    @extend_schema(parameters=[OpenApiParameter("after", int, description="Events after this "
-                                                "counter only.")],
-                   responses=serializers.JobEventSerializer(many=True))
+    @extend_schema(
+        parameters=[OpenApiParameter("after", int, description="Events after this counter only.")],
+        responses=serializers.JobEventSerializer(many=True),
+    )
     @action(detail=True, methods=["get"], filter_backends=[])
     def events(self, request: Request, pk: str | None = None) -> Response:
         """The job's events in order, after a counter (`?after=N`)."""
@@ -101,28 +115,34 @@ class JobViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
         job = actions.cancel(self.get_object(), by=request.user)
         return Response(serializers.JobSerializer(job).data)
 
-    @extend_schema(request=serializers.RelaunchSerializer,
-                   responses={201: serializers.JobSerializer})
+    @extend_schema(
+        request=serializers.RelaunchSerializer, responses={201: serializers.JobSerializer}
+    )
     @action(detail=True, methods=["post"])
     def relaunch(self, request: Request, pk: str | None = None) -> Response:
         """Run the job again as a new job, optionally on its failed hosts only."""
         options = serializers.RelaunchSerializer(data=request.data)
         options.is_valid(raise_exception=True)
-        job = actions.relaunch(self.get_object(), requested_by=request.user,
-                               failed_only=options.validated_data["failed_only"])
+        job = actions.relaunch(
+            self.get_object(),
+            requested_by=request.user,
+            failed_only=options.validated_data["failed_only"],
+        )
         return Response(serializers.job_body(job), status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={(200, "text/event-stream"): OpenApiTypes.STR})
-    @action(detail=True, methods=["get"],
-            renderer_classes=[renderers.JSONRenderer, EventStreamRenderer])
+    @action(
+        detail=True, methods=["get"], renderer_classes=[renderers.JSONRenderer, EventStreamRenderer]
+    )
     def stream(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
         """The job's events live as Server-Sent Events until it ends; resume with
         `Last-Event-ID` (or `?after=N`)."""
         job = self.get_object()
         given = request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
         after = int(given) if given.isascii() and given.isdigit() else 0
-        response = StreamingHttpResponse(job_stream(job.pk, after),
-                                         content_type="text/event-stream")
+        response = StreamingHttpResponse(
+            job_stream(job.pk, after), content_type="text/event-stream"
+        )
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
         return response

@@ -89,8 +89,9 @@ class EventStream(io.TextIOBase):
         self.write_lock = threading.Lock()
         self.flush_seconds = flush_seconds
         self.stopping = threading.Event()
-        self.flusher = threading.Thread(target=self._flush_periodically, daemon=True,
-                                        name="portal-event-flusher")
+        self.flusher = threading.Thread(
+            target=self._flush_periodically, daemon=True, name="portal-event-flusher"
+        )
         self.flusher.start()
 
     # --- the file interface Display uses ------------------------------------------------
@@ -141,15 +142,23 @@ class EventStream(io.TextIOBase):
         if keep_partial and lines and not lines[-1].endswith("\n"):
             self.pending.append(lines.pop())
         for line in lines:
-            event = {"event": "verbose", "uuid": str(uuid.uuid4()), "event_data": {},
-                     "created": datetime.datetime.now(datetime.UTC).isoformat()}
+            event = {
+                "event": "verbose",
+                "uuid": str(uuid.uuid4()),
+                "event_data": {},
+                "created": datetime.datetime.now(datetime.UTC).isoformat(),
+            }
             self._send(event, line)
 
     def _send(self, event: dict, text: str) -> None:
         lines = text.count("\n")
         self.sent += 1
-        event.update(counter=self.sent, stdout=text.rstrip("\r\n"), start_line=self.line,
-                     end_line=self.line + lines)
+        event.update(
+            counter=self.sent,
+            stdout=text.rstrip("\r\n"),
+            start_line=self.line,
+            end_line=self.line + lines,
+        )
         self.line += lines
         self._write(json.dumps(event, cls=runner_display.AnsibleJSONEncoderLocal))
 
@@ -168,7 +177,7 @@ class EventStream(io.TextIOBase):
                 batch, self.batch, self.batch_bytes = self.batch, [], 0
             data = memoryview(b"".join(batch))
             while data:
-                data = data[os.write(self.fd, data):]
+                data = data[os.write(self.fd, data) :]
 
     def _flush_periodically(self) -> None:
         while not self.stopping.wait(self.flush_seconds):

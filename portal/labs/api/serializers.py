@@ -44,27 +44,42 @@ class MomentField(serializers.DateTimeField):
 
 # --- labs ---------------------------------------------------------------------------------
 
-class LabSerializer(RefuseUnwritableFieldsMixin, StrictStringsMixin,
-                    serializers.ModelSerializer):
+
+class LabSerializer(RefuseUnwritableFieldsMixin, StrictStringsMixin, serializers.ModelSerializer):
     server = serializers.SlugRelatedField(
-        slug_field="name", queryset=Node.objects.all(),
-        help_text="Name of a node whose purpose is lab_server.")
+        slug_field="name",
+        queryset=Node.objects.all(),
+        help_text="Name of a node whose purpose is lab_server.",
+    )
     default_duration_minutes = DurationMinutesField(source="default_duration", required=False)
     live_sessions = serializers.SerializerMethodField()
 
     class Meta:
         model = Lab
-        fields = ["id", "name", "description", "server", "provision_script_path",
-                  "cleanup_script_path", "default_duration_minutes", "enabled",
-                  "allow_concurrent_sessions", "access_instructions", "user_extend_minutes",
-                  "live_sessions", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "server",
+            "provision_script_path",
+            "cleanup_script_path",
+            "default_duration_minutes",
+            "enabled",
+            "allow_concurrent_sessions",
+            "access_instructions",
+            "user_extend_minutes",
+            "live_sessions",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["created_at", "updated_at"]
 
     def validate_server(self, node):
         if node.purpose != NodePurpose.LAB_SERVER:
             raise serializers.ValidationError(
                 f"Node {node.name} is not a lab server (its purpose is {node.purpose}).",
-                code="not_a_lab_server")
+                code="not_a_lab_server",
+            )
         return node
 
     def get_live_sessions(self, lab) -> int:
@@ -75,32 +90,39 @@ class AssignSerializer(serializers.Serializer):
     """Who gets the lab, and for which window (default: now, for the lab's duration)."""
 
     users = serializers.ListField(
-        child=StrictCharField(max_length=150), min_length=1, max_length=1000,
-        help_text="Usernames.")
-    duration_minutes = DurationMinutesField(required=False,
-                                            help_text="Default: the lab's default duration.")
+        child=StrictCharField(max_length=150), min_length=1, max_length=1000, help_text="Usernames."
+    )
+    duration_minutes = DurationMinutesField(
+        required=False, help_text="Default: the lab's default duration."
+    )
     access_start = MomentField(required=False, help_text="Default: now.")
-    access_expiry = MomentField(required=False,
-                                help_text="Instead of duration_minutes: the end of access.")
+    access_expiry = MomentField(
+        required=False, help_text="Instead of duration_minutes: the end of access."
+    )
 
     def validate_users(self, names):
         names = list(dict.fromkeys(names))
-        found = {u.username: u for u in get_user_model().objects.filter(
-            username__in=names, is_active=True)}
+        found = {
+            u.username: u
+            for u in get_user_model().objects.filter(username__in=names, is_active=True)
+        }
         unknown = [name for name in names if name not in found]
         if unknown:
             raise serializers.ValidationError(
-                f"Unknown or inactive users: {', '.join(unknown)}.", code="unknown_user")
+                f"Unknown or inactive users: {', '.join(unknown)}.", code="unknown_user"
+            )
         return [found[name] for name in names]
 
     def validate(self, attrs):
         if "duration_minutes" in attrs and "access_expiry" in attrs:
             raise serializers.ValidationError(
-                {"duration_minutes": "Give duration_minutes or access_expiry, not both."})
+                {"duration_minutes": "Give duration_minutes or access_expiry, not both."}
+            )
         lab = self.context["lab"]
         start = attrs.get("access_start") or timezone.now()
         expiry = attrs.get("access_expiry") or start + attrs.get(
-            "duration_minutes", lab.default_duration)
+            "duration_minutes", lab.default_duration
+        )
         actions.check_window(start, expiry)  # PortalError → 400 naming access_expiry
         actions.check_lab_usable(lab)  # Conflict → 409 for the whole request
         return {"users": attrs["users"], "start": start, "expiry": expiry}
@@ -121,14 +143,31 @@ class AssignResultSerializer(serializers.Serializer):
     @staticmethod
     def row(user, session, token, error) -> dict:
         if error is not None:
-            return {"user": user.username, "session_id": None, "namespace": None,
-                    "status": None, "access_start": None, "access_expiry": None, "token": None,
-                    "error": {"status": error.status_code, "field": error.field,
-                              "message": error.message, "code": error.code}}
-        return {"user": user.username, "session_id": session.pk,
-                "namespace": session.namespace, "status": session.status,
-                "access_start": session.access_start, "access_expiry": session.access_expiry,
-                "token": token, "error": None}
+            return {
+                "user": user.username,
+                "session_id": None,
+                "namespace": None,
+                "status": None,
+                "access_start": None,
+                "access_expiry": None,
+                "token": None,
+                "error": {
+                    "status": error.status_code,
+                    "field": error.field,
+                    "message": error.message,
+                    "code": error.code,
+                },
+            }
+        return {
+            "user": user.username,
+            "session_id": session.pk,
+            "namespace": session.namespace,
+            "status": session.status,
+            "access_start": session.access_start,
+            "access_expiry": session.access_expiry,
+            "token": token,
+            "error": None,
+        }
 
 
 class AssignResponseSerializer(serializers.Serializer):
@@ -145,38 +184,66 @@ class AssignResponseSerializer(serializers.Serializer):
             return {"results": rows}, status.HTTP_201_CREATED
         codes = {error.status_code for error in errors}
         status_code = codes.pop() if len(codes) == 1 else status.HTTP_409_CONFLICT
-        body = error_body(status_code, [
-            ("users", f"{user.username}: {error.message}", error.code)
-            for user, _, _, error in outcomes])
+        body = error_body(
+            status_code,
+            [
+                ("users", f"{user.username}: {error.message}", error.code)
+                for user, _, _, error in outcomes
+            ],
+        )
         return {**body, "results": rows}, status_code
 
 
 # --- sessions -----------------------------------------------------------------------------
 
+
 class LabSessionSerializer(serializers.ModelSerializer):
     """What a user sees of their own session. Never the token or its hash."""
 
     user: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True)
+        slug_field="username", read_only=True
+    )
     lab_name = serializers.CharField(source="lab.name", read_only=True)
     lab_description = serializers.CharField(source="lab.description", read_only=True)
     time_left_seconds = serializers.SerializerMethodField()
     access_instructions = serializers.SerializerMethodField(
         help_text="How to get in (the lab's instructions with namespace and username filled "
-                  "in; plain text), while the session is active; else empty.")
+        "in; plain text), while the session is active; else empty."
+    )
     user_extend_minutes = serializers.IntegerField(
-        source="lab.user_extend_minutes", read_only=True,
-        help_text="Minutes the user's one extension adds (0: the lab allows none).")
+        source="lab.user_extend_minutes",
+        read_only=True,
+        help_text="Minutes the user's one extension adds (0: the lab allows none).",
+    )
     can_extend = serializers.SerializerMethodField(
-        help_text="The user may extend it now: POST /api/lab-sessions/{id}/extend/.")
+        help_text="The user may extend it now: POST /api/lab-sessions/{id}/extend/."
+    )
 
     class Meta:
         model = LabSession
-        fields = ["id", "lab", "lab_name", "lab_description", "user", "namespace", "status",
-                  "waiting_for_server", "access_start", "access_expiry", "time_left_seconds",
-                  "access_instructions", "user_extend_minutes", "user_extended_at",
-                  "can_extend", "provisioned", "attempts", "next_retry_at", "last_error",
-                  "created_at", "updated_at"]
+        fields = [
+            "id",
+            "lab",
+            "lab_name",
+            "lab_description",
+            "user",
+            "namespace",
+            "status",
+            "waiting_for_server",
+            "access_start",
+            "access_expiry",
+            "time_left_seconds",
+            "access_instructions",
+            "user_extend_minutes",
+            "user_extended_at",
+            "can_extend",
+            "provisioned",
+            "attempts",
+            "next_retry_at",
+            "last_error",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = fields
 
     def get_time_left_seconds(self, session) -> int:
@@ -195,7 +262,8 @@ class LabSessionSerializer(serializers.ModelSerializer):
 
 class LabSessionAdminSerializer(LabSessionSerializer):
     assigned_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True)
+        slug_field="username", read_only=True
+    )
 
     class Meta(LabSessionSerializer.Meta):
         fields = [*LabSessionSerializer.Meta.fields, "last_rc", "last_output", "assigned_by"]
@@ -219,6 +287,9 @@ def refuse_admin_extend_options(data, session: LabSession) -> None:
     Sending `minutes` or `until` (an admin's options) is a 400 naming it."""
     sent = set(data.keys()) if hasattr(data, "keys") else set()
     if {"minutes", "until"} & sent:
-        raise PortalError("Only admins choose how long; your extension is the lab's "
-                          f"({session.lab.user_extend_minutes} minutes).",
-                          field="minutes" if "minutes" in sent else "until", code="read_only")
+        raise PortalError(
+            "Only admins choose how long; your extension is the lab's "
+            f"({session.lab.user_extend_minutes} minutes).",
+            field="minutes" if "minutes" in sent else "until",
+            code="read_only",
+        )

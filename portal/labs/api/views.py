@@ -31,25 +31,32 @@ class LabViewSet(viewsets.ModelViewSet):
         serializer.instance = actions.do_create_lab(**serializer.validated_data)
 
     def perform_update(self, serializer):
-        serializer.instance = actions.do_update_lab(serializer.instance,
-                                                    **serializer.validated_data)
+        serializer.instance = actions.do_update_lab(
+            serializer.instance, **serializer.validated_data
+        )
 
     def perform_destroy(self, instance):
         actions.do_delete_lab(instance)
 
-    @extend_schema(request=serializers.AssignSerializer,
-                   responses={201: serializers.AssignResponseSerializer,
-                              409: serializers.AssignResponseSerializer})
+    @extend_schema(
+        request=serializers.AssignSerializer,
+        responses={
+            201: serializers.AssignResponseSerializer,
+            409: serializers.AssignResponseSerializer,
+        },
+    )
     @action(detail=True, methods=["post"], filter_backends=[])
     def assign(self, request, pk=None):
         """Give each user a session; 201 unless every user failed (then 409)."""
         lab = self.get_object()
-        form = serializers.AssignSerializer(data=request.data,
-                                            context={"lab": lab, "request": request})
+        form = serializers.AssignSerializer(
+            data=request.data, context={"lab": lab, "request": request}
+        )
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        outcomes = actions.do_assign_many(lab, data["users"], start=data["start"],
-                                          expiry=data["expiry"], by=request.user)
+        outcomes = actions.do_assign_many(
+            lab, data["users"], start=data["start"], expiry=data["expiry"], by=request.user
+        )
         body, status_code = serializers.AssignResponseSerializer.answer(outcomes)
         return Response(body, status=status_code)
 
@@ -84,8 +91,9 @@ class LabSessionViewSet(CustomerScopedQuerysetMixin, viewsets.ReadOnlyModelViewS
         """Provision a failed session again (409 unless it is failed)."""
         return self._answer(actions.do_retry(self.get_object(), by=request.user))
 
-    @extend_schema(request=serializers.ExtendSerializer,
-                   responses={200: serializers.LabSessionAdminSerializer})
+    @extend_schema(
+        request=serializers.ExtendSerializer, responses={200: serializers.LabSessionAdminSerializer}
+    )
     @action(detail=True, methods=["post"], filter_backends=[])
     def extend(self, request, pk=None):
         """Move the expiry of a live session (409 if it is not live).
@@ -101,13 +109,17 @@ class LabSessionViewSet(CustomerScopedQuerysetMixin, viewsets.ReadOnlyModelViewS
         options = serializers.ExtendSerializer(data=request.data)
         options.is_valid(raise_exception=True)
         minutes = options.validated_data.get("minutes")
-        return self._answer(actions.do_extend(
-            session, until=options.validated_data.get("until"),
-            duration=timedelta(minutes=minutes) if minutes else None, by=request.user))
+        return self._answer(
+            actions.do_extend(
+                session,
+                until=options.validated_data.get("until"),
+                duration=timedelta(minutes=minutes) if minutes else None,
+                by=request.user,
+            )
+        )
 
     @extend_schema(request=None, responses={200: serializers.LabSessionAdminSerializer})
     @action(detail=True, methods=["post"], filter_backends=[])
     def end(self, request, pk=None):
         """Expire now: cancel provisioning, clean up on the server (409 if already ending)."""
         return self._answer(actions.do_end(self.get_object(), by=request.user))
-

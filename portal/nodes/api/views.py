@@ -18,8 +18,9 @@ class NodeViewSet(viewsets.ModelViewSet):
     ordering_fields = ["name", "created_at"]
 
     def perform_create(self, serializer):
-        serializer.instance = actions.do_create_node(by=self.request.user,
-                                                     **serializer.validated_data)
+        serializer.instance = actions.do_create_node(
+            by=self.request.user, **serializer.validated_data
+        )
 
     def perform_update(self, serializer):
         serializer.instance = actions.do_update_node(

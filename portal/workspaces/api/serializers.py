@@ -10,29 +10,56 @@ from portal.workspaces.models import Workspace, WorkspaceEvent
 
 class WorkspaceSerializer(serializers.ModelSerializer):
     customer: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
-        read_only=True)
+        read_only=True
+    )
     owner: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True)
+        slug_field="username", read_only=True
+    )
     node: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="name", read_only=True)
+        slug_field="name", read_only=True
+    )
     url = serializers.CharField(read_only=True, help_text="Where the IDE answers (Traefik).")
     busy = serializers.BooleanField(read_only=True, help_text="A job is acting on it now.")
     current_job: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
-        read_only=True)
-    current_job_status = serializers.CharField(source="current_job.status", read_only=True,
-                                               default=None)
+        read_only=True
+    )
+    current_job_status = serializers.CharField(
+        source="current_job.status", read_only=True, default=None
+    )
     status_help = serializers.SerializerMethodField(
         help_text="The status reason in plain words, with what to do next (empty when there "
-                  "is nothing to explain); status_reason keeps the raw reason.")
+        "is nothing to explain); status_reason keeps the raw reason."
+    )
 
     class Meta:
         model = Workspace
-        fields = ["id", "name", "slug", "url", "customer", "owner", "node", "port",
-                  "linux_username", "status", "status_reason", "status_help",
-                  "status_changed_at", "busy",
-                  "current_job", "current_job_status", "disk_quota_gb", "cpu_limit",
-                  "memory_limit_mb", "quota_backend", "quota_used_bytes", "health",
-                  "created_at", "updated_at", "deleted_at"]
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "url",
+            "customer",
+            "owner",
+            "node",
+            "port",
+            "linux_username",
+            "status",
+            "status_reason",
+            "status_help",
+            "status_changed_at",
+            "busy",
+            "current_job",
+            "current_job_status",
+            "disk_quota_gb",
+            "cpu_limit",
+            "memory_limit_mb",
+            "quota_backend",
+            "quota_used_bytes",
+            "health",
+            "created_at",
+            "updated_at",
+            "deleted_at",
+        ]
         read_only_fields = fields
 
     def get_status_help(self, workspace) -> str:
@@ -46,19 +73,29 @@ class WorkspaceCreateSerializer(RefuseUnwritableFieldsMixin, serializers.Seriali
 
     # Field shapes only; names, limits and capacity are checked by the create action.
 
-    refused_fields = refused_fields_of(WorkspaceSerializer,
-                                       writable=["name", "slug", "customer", "owner"])
+    refused_fields = refused_fields_of(
+        WorkspaceSerializer, writable=["name", "slug", "customer", "owner"]
+    )
 
-    name = StrictCharField(max_length=1000, trim_whitespace=False,
-                           help_text="Display name (1-100 characters).")
-    slug = StrictCharField(max_length=1000, required=False, allow_blank=True,
-                           help_text="Subdomain; default: derived from the name.")
+    name = StrictCharField(
+        max_length=1000, trim_whitespace=False, help_text="Display name (1-100 characters)."
+    )
+    slug = StrictCharField(
+        max_length=1000,
+        required=False,
+        allow_blank=True,
+        help_text="Subdomain; default: derived from the name.",
+    )
     customer = serializers.IntegerField(
-        required=False, min_value=1,
-        help_text="Customer id; default: your only customer. Required for admins.")
+        required=False,
+        min_value=1,
+        help_text="Customer id; default: your only customer. Required for admins.",
+    )
     owner = StrictCharField(
-        max_length=150, required=False,
-        help_text="Username of the owner (admins only); default: you.")
+        max_length=150,
+        required=False,
+        help_text="Username of the owner (admins only); default: you.",
+    )
 
 
 class WorkspaceUpdateSerializer(RefuseUnwritableFieldsMixin, serializers.Serializer):
@@ -78,12 +115,22 @@ class WorkspaceLogsSerializer(serializers.ModelSerializer):
 
 class WorkspaceStatusSerializer(serializers.ModelSerializer):
     status_help = serializers.SerializerMethodField(
-        help_text="The status reason in plain words, with what to do next.")
+        help_text="The status reason in plain words, with what to do next."
+    )
 
     class Meta:
         model = Workspace
-        fields = ["id", "status", "status_reason", "status_help", "health", "quota_backend",
-                  "quota_used_bytes", "current_job", "busy"]
+        fields = [
+            "id",
+            "status",
+            "status_reason",
+            "status_help",
+            "health",
+            "quota_backend",
+            "quota_used_bytes",
+            "current_job",
+            "busy",
+        ]
         read_only_fields = fields
 
     def get_status_help(self, workspace) -> str:
@@ -101,7 +148,8 @@ class JobAcceptedSerializer(serializers.Serializer):
 
 class WorkspaceEventSerializer(serializers.ModelSerializer):
     by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True)
+        slug_field="username", read_only=True
+    )
 
     class Meta:
         model = WorkspaceEvent

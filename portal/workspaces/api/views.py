@@ -31,9 +31,13 @@ class MayActOnWorkspace(permissions.IsAuthenticated):
         return selectors.may_act_on(request.user, workspace)
 
 
-class WorkspaceViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
-                       mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
-                       viewsets.GenericViewSet):
+class WorkspaceViewSet(
+    CustomerScopedQuerysetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
     """Workspaces: code-server IDEs. Others' workspaces are 404; every change is a job."""
 
     # create and partial_update (PATCH: rename) are this class's own; there is no update,
@@ -47,32 +51,39 @@ class WorkspaceViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_serializer_class(self):
-        return {"create": serializers.WorkspaceCreateSerializer,
-                "partial_update": serializers.WorkspaceUpdateSerializer,
-                "history": serializers.WorkspaceEventSerializer,
-                "logs": serializers.WorkspaceLogsSerializer,
-                "status": serializers.WorkspaceStatusSerializer,
-                "password": serializers.PasswordSerializer,
-                }.get(self.action, serializers.WorkspaceSerializer)
+        return {
+            "create": serializers.WorkspaceCreateSerializer,
+            "partial_update": serializers.WorkspaceUpdateSerializer,
+            "history": serializers.WorkspaceEventSerializer,
+            "logs": serializers.WorkspaceLogsSerializer,
+            "status": serializers.WorkspaceStatusSerializer,
+            "password": serializers.PasswordSerializer,
+        }.get(self.action, serializers.WorkspaceSerializer)
 
     def _workspace(self, workspace, code=http.HTTP_200_OK):
         workspace.refresh_from_db()
         return Response(serializers.WorkspaceSerializer(workspace).data, status=code)
 
-    @extend_schema(request=serializers.WorkspaceCreateSerializer,
-                   responses={201: serializers.WorkspaceSerializer})
+    @extend_schema(
+        request=serializers.WorkspaceCreateSerializer,
+        responses={201: serializers.WorkspaceSerializer},
+    )
     def create(self, request, *args, **kwargs):
         form = serializers.WorkspaceCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        customer, owner = actions.resolve_creator(request.user, data.get("customer"),
-                                                  data.get("owner"))
-        workspace = actions.do_create(customer, owner, data["name"], slug=data.get("slug"),
-                                      by=request.user)
+        customer, owner = actions.resolve_creator(
+            request.user, data.get("customer"), data.get("owner")
+        )
+        workspace = actions.do_create(
+            customer, owner, data["name"], slug=data.get("slug"), by=request.user
+        )
         return self._workspace(workspace, http.HTTP_201_CREATED)
 
-    @extend_schema(request=serializers.WorkspaceUpdateSerializer,
-                   responses={200: serializers.WorkspaceSerializer})
+    @extend_schema(
+        request=serializers.WorkspaceUpdateSerializer,
+        responses={200: serializers.WorkspaceSerializer},
+    )
     def partial_update(self, request, *args, **kwargs):
         """Rename (the display name only: the subdomain stays). Partial: a body without
         `name` changes nothing."""
@@ -80,16 +91,23 @@ class WorkspaceViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
         form = serializers.WorkspaceUpdateSerializer(data=request.data, partial=True)
         form.is_valid(raise_exception=True)
         if "name" in form.validated_data:
-            workspace = actions.do_rename(workspace, form.validated_data["name"],
-                                          by=request.user)
+            workspace = actions.do_rename(workspace, form.validated_data["name"], by=request.user)
         return self._workspace(workspace)
 
-    @extend_schema(request=None, responses={202: serializers.WorkspaceSerializer},
-                   parameters=[OpenApiParameter(
-                       "force", bool, required=False,
-                       description="Admins only: mark the workspace deleted without a job "
-                                   "(its node is unreachable); the node may keep leftovers, "
-                                   "recorded in the history.")])
+    @extend_schema(
+        request=None,
+        responses={202: serializers.WorkspaceSerializer},
+        parameters=[
+            OpenApiParameter(
+                "force",
+                bool,
+                required=False,
+                description="Admins only: mark the workspace deleted without a job "
+                "(its node is unreachable); the node may keep leftovers, "
+                "recorded in the history.",
+            )
+        ],
+    )
     def destroy(self, request, *args, **kwargs):
         """Delete: the route first, then the unit, quota, user and home (202: under way;
         409 while a job acts on it). `?force=true` (admins): deleted at once, no job."""
@@ -105,9 +123,10 @@ class WorkspaceViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
         workspace = self.get_object()
         jobs = actions.do_operate([workspace], operation, by=request.user)
         workspace.refresh_from_db()
-        return Response({"job": jobs[0].pk,
-                         "workspace": serializers.WorkspaceSerializer(workspace).data},
-                        status=http.HTTP_202_ACCEPTED)
+        return Response(
+            {"job": jobs[0].pk, "workspace": serializers.WorkspaceSerializer(workspace).data},
+            status=http.HTTP_202_ACCEPTED,
+        )
 
     @extend_schema(request=None, responses={202: serializers.JobAcceptedSerializer})
     @action(detail=True, methods=["post"], filter_backends=[])
@@ -130,10 +149,12 @@ class WorkspaceViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
         """Re-apply the customer's current plan: disk quota, memory and CPU."""
         return self._launch(request, "resize")
 
-    @extend_schema(methods=["GET"], request=None,
-                   responses={200: serializers.WorkspaceStatusSerializer})
-    @extend_schema(methods=["POST"], request=None,
-                   responses={202: serializers.JobAcceptedSerializer})
+    @extend_schema(
+        methods=["GET"], request=None, responses={200: serializers.WorkspaceStatusSerializer}
+    )
+    @extend_schema(
+        methods=["POST"], request=None, responses={202: serializers.JobAcceptedSerializer}
+    )
     @action(detail=True, methods=["get", "post"], filter_backends=[], url_path="status")
     def status(self, request, pk=None):
         """GET: the last known systemd state and health; POST: check them now (a job)."""
@@ -141,10 +162,12 @@ class WorkspaceViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
             return self._launch(request, "status")
         return Response(serializers.WorkspaceStatusSerializer(self.get_object()).data)
 
-    @extend_schema(methods=["GET"], request=None,
-                   responses={200: serializers.WorkspaceLogsSerializer})
-    @extend_schema(methods=["POST"], request=None,
-                   responses={202: serializers.JobAcceptedSerializer})
+    @extend_schema(
+        methods=["GET"], request=None, responses={200: serializers.WorkspaceLogsSerializer}
+    )
+    @extend_schema(
+        methods=["POST"], request=None, responses={202: serializers.JobAcceptedSerializer}
+    )
     @action(detail=True, methods=["get", "post"], filter_backends=[])
     def logs(self, request, pk=None):
         """GET: the recent journal lines last fetched; POST: fetch them now (a job)."""
@@ -166,7 +189,8 @@ class WorkspaceViewSet(CustomerScopedQuerysetMixin, mixins.ListModelMixin,
         events = self.get_object().history.select_related("by")
         page = self.paginate_queryset(events)
         return self.get_paginated_response(
-            serializers.WorkspaceEventSerializer(page, many=True).data)
+            serializers.WorkspaceEventSerializer(page, many=True).data
+        )
 
 
 @require_GET
@@ -178,10 +202,12 @@ def traefik_config_view(request):
     """
     token = settings.TRAEFIK_PROVIDER_TOKEN
     if not token:
-        return json_error(404, "The Traefik provider is off: set TRAEFIK_PROVIDER_TOKEN.",
-                          "disabled")
-    given = (request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-             or request.GET.get("token", ""))
+        return json_error(
+            404, "The Traefik provider is off: set TRAEFIK_PROVIDER_TOKEN.", "disabled"
+        )
+    given = request.headers.get("Authorization", "").removeprefix(
+        "Bearer "
+    ).strip() or request.GET.get("token", "")
     if not constant_time_compare(given, token):
         return json_error(401, "A valid provider token is required.", "not_authenticated")
     return JsonResponse(routing.traefik_configuration())

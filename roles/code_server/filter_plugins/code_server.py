@@ -191,9 +191,9 @@ def absent_outcome(items, removed, stop_errors, states):
             "ok": message == "",
             "step": "",
             "message": message,
-            "active_state": "inactive" if message == "" else states.get(slug, {}).get(
-                "ActiveState", ""
-            ),
+            "active_state": "inactive"
+            if message == ""
+            else states.get(slug, {}).get("ActiveState", ""),
             "healthy": False,
         }
     return outcome

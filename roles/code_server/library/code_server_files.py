@@ -80,6 +80,7 @@ units_changed:
   type: bool
 """
 
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -98,7 +99,8 @@ def main():
     if params["state"] == "present" and not module.check_mode:
         ensure_directory(params["config_dir"], 0o755)
     results = run_items(
-        params["items"], lambda item, result: handle_item(module, item, params, result),
+        params["items"],
+        lambda item, result: handle_item(module, item, params, result),
         fresh_result,
     )
     module.exit_json(

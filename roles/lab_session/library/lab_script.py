@@ -87,24 +87,46 @@ def tail(text: str, limit: int) -> str:
 
 
 def main():
-    module = AnsibleModule(argument_spec={
-        "script": {"type": "path", "required": True},
-        "username": {"type": "str", "required": True},
-        "namespace": {"type": "str", "required": True},
-        "interpreter": {"type": "path", "default": "/bin/bash"},
-        "timeout": {"type": "int", "default": 600},
-        "output_limit": {"type": "int", "default": 0},
-    })
+    module = AnsibleModule(
+        argument_spec={
+            "script": {"type": "path", "required": True},
+            "username": {"type": "str", "required": True},
+            "namespace": {"type": "str", "required": True},
+            "interpreter": {"type": "path", "default": "/bin/bash"},
+            "timeout": {"type": "int", "default": 600},
+            "output_limit": {"type": "int", "default": 0},
+        }
+    )
     params = module.params
     if not is_regular_file(params["script"]):
-        module.fail_json(msg=f"lab script {params['script']} is missing on the server",
-                         missing=True, rc=None, stdout="", stderr="", output="", output_tail="")
-    argv = ["timeout", str(params["timeout"]), params["interpreter"], params["script"],
-            params["username"], params["namespace"]]
+        module.fail_json(
+            msg=f"lab script {params['script']} is missing on the server",
+            missing=True,
+            rc=None,
+            stdout="",
+            stderr="",
+            output="",
+            output_tail="",
+        )
+    argv = [
+        "timeout",
+        str(params["timeout"]),
+        params["interpreter"],
+        params["script"],
+        params["username"],
+        params["namespace"],
+    ]
     rc, stdout, stderr = module.run_command(argv, check_rc=False)
     output = combined_output(stdout, stderr)
-    module.exit_json(changed=rc == 0, rc=rc, stdout=stdout, stderr=stderr, output=output,
-                     output_tail=tail(output, params["output_limit"]), missing=False)
+    module.exit_json(
+        changed=rc == 0,
+        rc=rc,
+        stdout=stdout,
+        stderr=stderr,
+        output=output,
+        output_tail=tail(output, params["output_limit"]),
+        missing=False,
+    )
 
 
 if __name__ == "__main__":

@@ -161,7 +161,8 @@ def main():
     node = Node(module, root, params["backend"])
     changed = prepare_root(node, params)
     results = run_items(
-        params["items"], lambda item, result: handle_item(node, item, params, result),
+        params["items"],
+        lambda item, result: handle_item(node, item, params, result),
         lambda item: fresh_result(node, item),
     )
     changed = changed or any(r["changed"] for r in results.values())

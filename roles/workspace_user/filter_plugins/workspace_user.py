@@ -32,8 +32,11 @@ def module_items(items, root, comment=None):
     (state present) the comment followed by the slug."""
     out = []
     for item in items:
-        entry = {"slug": str(item["slug"]), "username": str(item["username"]),
-                 "home": f"{root}/{item['slug']}"}
+        entry = {
+            "slug": str(item["slug"]),
+            "username": str(item["username"]),
+            "home": f"{root}/{item['slug']}",
+        }
         if comment is not None:
             entry["comment"] = f"{comment} {item['slug']}"
         out.append(entry)

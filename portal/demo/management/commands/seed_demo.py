@@ -72,15 +72,18 @@ def demo_password(name: str) -> str:
 
 
 class Command(BaseCommand):
-    help = ("Create the demo admin, customer (with an owner who can log in), this machine as a "
-            "fleet node and a lab server with a demo lab, and a demo workspace when a "
-            "workspace host is registered (idempotent); print the logins and URLs (from "
-            "WEB_ADDRESS).")
+    help = (
+        "Create the demo admin, customer (with an owner who can log in), this machine as a "
+        "fleet node and a lab server with a demo lab, and a demo workspace when a "
+        "workspace host is registered (idempotent); print the logins and URLs (from "
+        "WEB_ADDRESS)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default="admin")
-        parser.add_argument("--no-job", action="store_true",
-                            help="do not launch the demo facts job")
+        parser.add_argument(
+            "--no-job", action="store_true", help="do not launch the demo facts job"
+        )
 
     def handle(self, *args, username, no_job, **options):
         admin_password = demo_password("demo_admin_password")
@@ -92,26 +95,35 @@ class Command(BaseCommand):
             node = self._node()
             lab, lab_problem = self._lab()
         url = base_url(os.environ.get("WEB_ADDRESS"))
-        self.stdout.write(self.style.SUCCESS(
-            f"Demo ready: admin login {username} / {admin_password} at {url}/admin/"))
-        self.stdout.write("\n".join((
-            f"  customer login {member.username} / {member_password} at {url}/ "
-            f"(owner of {customer.name!r}: its workspaces, labs and members)",
-            f"  API docs at {url}/api/docs/ (a token: POST /api/auth/token/ with a login)",
-            f"  node {node.name!r} (group {node.group.name!r}): this machine, a fleet host "
-            "(runs jobs, holds no workspaces)",
-        )))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo ready: admin login {username} / {admin_password} at {url}/admin/"
+            )
+        )
+        self.stdout.write(
+            "\n".join(
+                (
+                    f"  customer login {member.username} / {member_password} at {url}/ "
+                    f"(owner of {customer.name!r}: its workspaces, labs and members)",
+                    f"  API docs at {url}/api/docs/ (a token: POST /api/auth/token/ with a login)",
+                    f"  node {node.name!r} (group {node.group.name!r}): this machine, a fleet host "
+                    "(runs jobs, holds no workspaces)",
+                )
+            )
+        )
         if lab is not None:
             self.stdout.write(
                 f"  lab {lab.name!r} on lab server {lab.server.name!r} (this machine, "
                 f"connection local): start it as {member.username} on {url}/labs/ "
-                f"(its scripts only write under {demo_lab_dir()}/sessions/)")
+                f"(its scripts only write under {demo_lab_dir()}/sessions/)"
+            )
         else:
             self.stdout.write(self.style.WARNING(f"  no demo lab: {lab_problem}"))
         self._workspace_lines(customer, member, admin, url)
         if not no_job:
-            job = job_actions.launch(playbook="facts.yml", nodes=[node], check_mode=True,
-                                     requested_by=admin)
+            job = job_actions.launch(
+                playbook="facts.yml", nodes=[node], check_mode=True, requested_by=admin
+            )
             self.stdout.write(
                 f"Demo job {job.pk} (facts.yml, check mode, on {node.name}) queued: "
                 f"{url}/admin/jobs/job/{job.pk}/change/ "
@@ -121,34 +133,37 @@ class Command(BaseCommand):
     def _workspace_lines(self, customer, member, admin, url):
         """The demo workspace on a registered workspace host, or how to add one."""
         if not workspace_actions.workspace_nodes().exists():
-            self.stdout.write("\n".join((
-                "  no workspace host yet (this machine is never one: a workspace adds Linux "
-                "users and systemd units). To try workspaces on a disposable one, as root:",
-                "    sudo .venv/bin/python -m tests.hosts up 1   # boots it, prints its "
-                "address and SSH key path (tests/hosts/README.md)",
-                "    in the admin: a Credential (kind SSH key, user root, the key file's "
-                "text), then a Node with that address, credential and purpose "
-                "\"workspace host\"",
-                "    its hosts have no route out: start `make run` with "
-                "CODE_SERVER_PACKAGE=$(sudo .venv/bin/python -m tests.hosts code-server)",
-                "    then run `make run` (or manage.py seed_demo) again: it creates the "
-                "demo workspace there",
-            )))
+            self.stdout.write(
+                "\n".join(
+                    (
+                        "  no workspace host yet (this machine is never one: a workspace adds "
+                        "Linux users and systemd units). To try workspaces on a disposable one, "
+                        "as root:",
+                        "    sudo .venv/bin/python -m tests.hosts up 1   # boots it, prints its "
+                        "address and SSH key path (tests/hosts/README.md)",
+                        "    in the admin: a Credential (kind SSH key, user root, the key file's "
+                        "text), then a Node with that address, credential and purpose "
+                        '"workspace host"',
+                        "    its hosts have no route out: start `make run` with "
+                        "CODE_SERVER_PACKAGE=$(sudo .venv/bin/python -m tests.hosts code-server)",
+                        "    then run `make run` (or manage.py seed_demo) again: it creates the "
+                        "demo workspace there",
+                    )
+                )
+            )
             return
-        workspace = Workspace.objects.live().filter(customer=customer,
-                                                    name=WORKSPACE_NAME).first()
+        workspace = Workspace.objects.live().filter(customer=customer, name=WORKSPACE_NAME).first()
         if workspace is None:
             try:
-                workspace = workspace_actions.do_create(customer, member, WORKSPACE_NAME,
-                                                        by=admin)
+                workspace = workspace_actions.do_create(customer, member, WORKSPACE_NAME, by=admin)
             except PortalError as error:
-                self.stdout.write(self.style.WARNING(
-                    f"  no demo workspace: {error.message}"))
+                self.stdout.write(self.style.WARNING(f"  no demo workspace: {error.message}"))
                 return
             workspace.refresh_from_db()
         self.stdout.write(
             f"  workspace {workspace.name!r} on node {workspace.node.name!r}: "
-            f"{workspace.status} (follow it at {url}/workspaces/; served at {workspace.url})")
+            f"{workspace.status} (follow it at {url}/workspaces/; served at {workspace.url})"
+        )
 
     def _lab(self) -> tuple[Lab | None, str]:
         """This machine as a lab server (connection local) and the demo lab, whose scripts
@@ -156,9 +171,15 @@ class Command(BaseCommand):
         group = self._group()
         server, _ = Node.objects.update_or_create(
             name=LAB_SERVER,
-            defaults={"address": "127.0.0.1", "connection": Connection.LOCAL,
-                      "purpose": NodePurpose.LAB_SERVER, "enabled": True, "group": group,
-                      "credential": None, "labels": {"demo": True}},
+            defaults={
+                "address": "127.0.0.1",
+                "connection": Connection.LOCAL,
+                "purpose": NodePurpose.LAB_SERVER,
+                "enabled": True,
+                "group": group,
+                "credential": None,
+                "labels": {"demo": True},
+            },
         )
         target = demo_lab_dir()
         target.mkdir(parents=True, exist_ok=True)
@@ -171,21 +192,29 @@ class Command(BaseCommand):
             "cleanup_script_path": str(target / "cleanup.sh"),
             "access_instructions": (
                 "Your lab {lab} is ready, {username}.\nIts files are on the portal's "
-                f"machine; open\n  {target}/sessions/{{namespace}}/README"),
+                f"machine; open\n  {target}/sessions/{{namespace}}/README"
+            ),
         }
         lab = Lab.objects.filter(name=LAB_NAME).first()
         try:
             if lab is None:
                 lab = lab_actions.do_create_lab(
-                    name=LAB_NAME, self_service=True, user_extend_minutes=30,
+                    name=LAB_NAME,
+                    self_service=True,
+                    user_extend_minutes=30,
                     default_duration=timedelta(hours=1),
                     description="A safe demo: its scripts write a README under the portal's "
-                                "var/ directory, nothing else.", **fields)
+                    "var/ directory, nothing else.",
+                    **fields,
+                )
             else:
                 lab = lab_actions.do_update_lab(lab, **fields)
         except (ValidationError, PortalError) as error:
-            message = (error.message if isinstance(error, PortalError)  # may be empty
-                       else getattr(error, "message", None) or "; ".join(error.messages))
+            message = (
+                error.message
+                if isinstance(error, PortalError)  # may be empty
+                else getattr(error, "message", None) or "; ".join(error.messages)
+            )
             return None, f"{message} (scripts in {target})"
         return lab, ""
 
@@ -212,8 +241,12 @@ class Command(BaseCommand):
         customer = Customer.objects.filter(email=CUSTOMER_EMAIL).first()
         if customer is None:
             return account_actions.do_create_customer(
-                name="Demo Co", email=CUSTOMER_EMAIL, company="Demo Co Ltd",
-                plan=self._plan(), monthly_fee="99.00", owner=member,
+                name="Demo Co",
+                email=CUSTOMER_EMAIL,
+                company="Demo Co Ltd",
+                plan=self._plan(),
+                monthly_fee="99.00",
+                owner=member,
             )
         if not Membership.objects.filter(customer=customer, user=member).exists():
             account_actions.do_add_member(customer, member, role=MembershipRole.OWNER)
@@ -222,7 +255,8 @@ class Command(BaseCommand):
     def _plan(self):
         """The team plan (made by a data migration; again here if it was deleted)."""
         plan, _ = Plan.objects.get_or_create(
-            tier=PlanTier.TEAM, defaults={"name": "Team", **DEFAULT_PLANS[PlanTier.TEAM]})
+            tier=PlanTier.TEAM, defaults={"name": "Team", **DEFAULT_PLANS[PlanTier.TEAM]}
+        )
         return plan
 
     def _group(self):
@@ -235,10 +269,15 @@ class Command(BaseCommand):
         group = self._group()
         node, _ = Node.objects.update_or_create(
             name="localhost",
-            defaults={"address": "127.0.0.1", "connection": Connection.LOCAL,
-                      # Not a workspace host: a workspace create would add users and
-                      # systemd units to the machine running the demo.
-                      "purpose": NodePurpose.FLEET_HOST, "enabled": True,
-                      "group": group, "labels": {"demo": True}},
+            defaults={
+                "address": "127.0.0.1",
+                "connection": Connection.LOCAL,
+                # Not a workspace host: a workspace create would add users and
+                # systemd units to the machine running the demo.
+                "purpose": NodePurpose.FLEET_HOST,
+                "enabled": True,
+                "group": group,
+                "labels": {"demo": True},
+            },
         )
         return node

@@ -47,19 +47,41 @@ class Command(BaseCommand):
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("playbook", help="e.g. ping.yml")
         parser.add_argument("--limit", "-l", default="", help="node or group names, globs")
-        parser.add_argument("--extra-vars", "-e", action="append", default=[],
-                            help="NAME=VALUE or a JSON object; repeatable")
+        parser.add_argument(
+            "--extra-vars",
+            "-e",
+            action="append",
+            default=[],
+            help="NAME=VALUE or a JSON object; repeatable",
+        )
         parser.add_argument("--check", action="store_true", help="run in check mode")
         parser.add_argument("--timeout", type=int, help="job timeout in seconds")
-        parser.add_argument("--queue", action="store_true",
-                            help="dispatch to the Celery workers instead of running here")
+        parser.add_argument(
+            "--queue",
+            action="store_true",
+            help="dispatch to the Celery workers instead of running here",
+        )
 
-    def handle(self, *args: Any, playbook: str, limit: str, extra_vars: list[str], check: bool,
-               timeout: int | None, queue: bool, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        playbook: str,
+        limit: str,
+        extra_vars: list[str],
+        check: bool,
+        timeout: int | None,
+        queue: bool,
+        **options: Any,
+    ) -> None:
         try:
-            job = actions.launch(playbook=playbook, limit=limit, check_mode=check,
-                                 extra_vars=parse_extra_vars(extra_vars), timeout=timeout,
-                                 enqueue=queue)
+            job = actions.launch(
+                playbook=playbook,
+                limit=limit,
+                check_mode=check,
+                extra_vars=parse_extra_vars(extra_vars),
+                timeout=timeout,
+                enqueue=queue,
+            )
         except PortalError as exc:
             raise CommandError(f"{exc.field or 'error'}: {exc.message}") from None
         self.stderr.write(f"job {job.pk}: {playbook} on {job.nodes.count()} node(s)")
@@ -100,8 +122,11 @@ class Command(BaseCommand):
         try:
             while True:
                 finished = done.is_set()
-                rows = JobEvent.objects.filter(job_id=job_id, counter__gt=after).order_by(
-                    "counter").values_list("counter", "stdout", "event")
+                rows = (
+                    JobEvent.objects.filter(job_id=job_id, counter__gt=after)
+                    .order_by("counter")
+                    .values_list("counter", "stdout", "event")
+                )
                 for counter, stdout, event in rows:
                     after = counter
                     if stdout:

@@ -45,13 +45,18 @@ class Command(BaseCommand):
     help = "Lab sessions: assign a lab to users, retry a failed session, expire one, list them."
 
     def add_arguments(self, parser):
-        commands = parser.add_subparsers(dest="subcommand", required=True,
-                                         metavar="{assign,retry,expire-now,list}")
+        commands = parser.add_subparsers(
+            dest="subcommand", required=True, metavar="{assign,retry,expire-now,list}"
+        )
         assign = commands.add_parser("assign", help="give users a session of a lab, now")
         assign.add_argument("lab_name")
         assign.add_argument("usernames", nargs="+", metavar="USERNAME")
-        assign.add_argument("--minutes", type=str, default=None,
-                            help="length of access (default: the lab's default duration)")
+        assign.add_argument(
+            "--minutes",
+            type=str,
+            default=None,
+            help="length of access (default: the lab's default duration)",
+        )
         retry = commands.add_parser("retry", help="provision a failed session again")
         retry.add_argument("session_id", type=int)
         expire = commands.add_parser("expire-now", help="end a session and clean it up")
@@ -61,8 +66,12 @@ class Command(BaseCommand):
         listing.add_argument("--lab", dest="lab_name", help="only this lab's sessions")
 
     def handle(self, *args, subcommand, **options):
-        handler = {"assign": self.assign, "retry": self.retry, "expire-now": self.expire_now,
-                   "list": self.list_sessions}[subcommand]
+        handler = {
+            "assign": self.assign,
+            "retry": self.retry,
+            "expire-now": self.expire_now,
+            "list": self.list_sessions,
+        }[subcommand]
         try:
             handler(**options)
         except PortalError as exc:
@@ -76,14 +85,16 @@ class Command(BaseCommand):
         duration = timedelta(minutes=_minutes(minutes)) if minutes is not None else None
         users = self._users(usernames)
         failed = 0
-        for user, session, token, error in actions.do_assign_many(lab, users,
-                                                                  duration=duration):
+        for user, session, token, error in actions.do_assign_many(lab, users, duration=duration):
             if error is not None:
                 failed += 1
                 self.stderr.write(f"{user.username}\t{_error(error)}")
             else:
-                self.stdout.write("\t".join([user.username, str(session.pk), session.namespace,
-                                             session.status, token]))
+                self.stdout.write(
+                    "\t".join(
+                        [user.username, str(session.pk), session.namespace, session.status, token]
+                    )
+                )
         if failed:
             raise CommandError(f"{failed} of {len(users)} user(s) not assigned")
 
@@ -101,15 +112,24 @@ class Command(BaseCommand):
             sessions = sessions.filter(status=status)
         if lab_name:
             sessions = sessions.filter(lab=self._lab(lab_name))
-        self.stdout.write("\t".join(["id", "lab", "user", "namespace", "status", "time_left",
-                                     "expiry"]))
+        self.stdout.write(
+            "\t".join(["id", "lab", "user", "namespace", "status", "time_left", "expiry"])
+        )
         for session in sessions:
-            shown = session.status + (" (waiting for server)" if session.waiting_for_server
-                                      else "")
-            self.stdout.write("\t".join([
-                str(session.pk), session.lab.name, session.user.username, session.namespace,
-                shown, _time_left(session), session.access_expiry.isoformat(timespec="seconds"),
-            ]))
+            shown = session.status + (" (waiting for server)" if session.waiting_for_server else "")
+            self.stdout.write(
+                "\t".join(
+                    [
+                        str(session.pk),
+                        session.lab.name,
+                        session.user.username,
+                        session.namespace,
+                        shown,
+                        _time_left(session),
+                        session.access_expiry.isoformat(timespec="seconds"),
+                    ]
+                )
+            )
 
     # --- lookups --------------------------------------------------------------------------
 
@@ -121,16 +141,21 @@ class Command(BaseCommand):
 
     def _users(self, usernames: list[str]) -> list:
         usernames = list(dict.fromkeys(usernames))
-        found = {u.username: u for u in get_user_model().objects.filter(
-            username__in=usernames, is_active=True)}
+        found = {
+            u.username: u
+            for u in get_user_model().objects.filter(username__in=usernames, is_active=True)
+        }
         unknown = [name for name in usernames if name not in found]
         if unknown:
             raise CommandError("unknown or inactive user(s): " + ", ".join(map(repr, unknown)))
         return [found[name] for name in usernames]
 
     def _session(self, session_id: int) -> LabSession:
-        session = LabSession.objects.select_related("lab", "lab__server", "user").filter(
-            pk=session_id).first()
+        session = (
+            LabSession.objects.select_related("lab", "lab__server", "user")
+            .filter(pk=session_id)
+            .first()
+        )
         if session is None:
             raise CommandError(f"unknown session {session_id}")
         return session

@@ -57,8 +57,9 @@ def rollback_errors(outcomes):
     return errors
 
 
-def create_results(items, outcomes, plan, backend, error="", step="", undo_errors=None,
-                   undo_error=""):
+def create_results(
+    items, outcomes, plan, backend, error="", step="", undo_errors=None, undo_error=""
+):
     """workspace_create.yml's workspace_results: ok with the code-server's state, or the
     first step that failed, with what went wrong undoing it."""
     undo_errors = undo_errors or {}
@@ -73,9 +74,13 @@ def create_results(items, outcomes, plan, backend, error="", step="", undo_error
         quota_backend = quota["backend"] if quota is not None else backend
         if code_server is not None and code_server["ok"]:
             results[str(slug)] = {
-                "ok": True, "step": "", "message": "", "quota_backend": quota_backend,
+                "ok": True,
+                "step": "",
+                "message": "",
+                "quota_backend": quota_backend,
                 "quota_used_bytes": quota["used_bytes"] if quota is not None else None,
-                "active_state": code_server["active_state"], "healthy": code_server["healthy"],
+                "active_state": code_server["active_state"],
+                "healthy": code_server["healthy"],
             }
             continue
         if user is None:
@@ -94,9 +99,13 @@ def create_results(items, outcomes, plan, backend, error="", step="", undo_error
         if slug in undone and undo:
             message = f"{message}; rollback failed: {undo}"
         results[str(slug)] = {
-            "ok": False, "step": failed_step, "message": message, "quota_backend": quota_backend,
+            "ok": False,
+            "step": failed_step,
+            "message": message,
+            "quota_backend": quota_backend,
             "quota_used_bytes": None,
-            "active_state": "inactive" if slug in rolled_back or code_server is None
+            "active_state": "inactive"
+            if slug in rolled_back or code_server is None
             else code_server["active_state"] or "unknown",
             "healthy": False,
         }
@@ -144,7 +153,9 @@ def resize_results(items, quota, code_server, backend, error=""):
         else:
             step, message = "", ""
         results[str(slug)] = {
-            "ok": step == "", "step": step, "message": message,
+            "ok": step == "",
+            "step": step,
+            "message": message,
             "quota_backend": limits["backend"] if limits is not None else backend,
             "quota_used_bytes": limits["used_bytes"] if limits is not None else None,
             "active_state": (unit["active_state"] if unit is not None else "") or "unknown",
@@ -159,9 +170,17 @@ def control_results(items, code_server, quota, action, error=""):
     results = {}
     for item in _workspaces(items):
         slug = item["slug"]
-        entry = dict(code_server.get(slug, {
-            "ok": False, "step": "", "message": _error(error), "active_state": "unknown",
-        }))
+        entry = dict(
+            code_server.get(
+                slug,
+                {
+                    "ok": False,
+                    "step": "",
+                    "message": _error(error),
+                    "active_state": "unknown",
+                },
+            )
+        )
         if action == "status":
             entry["quota_used_bytes"] = quota.get(slug, {}).get("used_bytes")
         results[str(slug)] = entry

@@ -78,8 +78,9 @@ def end_run(tag: str) -> int:
 
 
 def main():
-    module = AnsibleModule(argument_spec={"tag": {"type": "str", "required": True}},
-                           supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec={"tag": {"type": "str", "required": True}}, supports_check_mode=True
+    )
     tag = module.params["tag"]
     if not tag:
         module.fail_json(msg="tag must not be empty")
