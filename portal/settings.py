@@ -250,6 +250,12 @@ MONITORING_RAW_QUERY_HOURS = env.int("MONITORING_RAW_QUERY_HOURS", 24, minimum=1
 MONITORING_METRICS_MAX_HOURS = env.int("MONITORING_METRICS_MAX_HOURS", 2160, minimum=1)
 MONITORING_PRUNE_BATCH = env.int("MONITORING_PRUNE_BATCH", 10000, minimum=1)
 MONITORING_PRUNE_MAX_BATCHES = env.int("MONITORING_PRUNE_MAX_BATCHES", 100, minimum=1)
+# Agent-less nodes: one batched probe run (playbooks/node_probe.yml) every this many seconds.
+MONITORING_PROBE_INTERVAL = env.int("MONITORING_PROBE_INTERVAL", 60, minimum=5)
+CELERY_BEAT_SCHEDULE["monitoring-probe"] = {
+    "task": "monitoring.probe_nodes",
+    "schedule": float(MONITORING_PROBE_INTERVAL),
+}
 
 # --- jobs ---------------------------------------------------------------------------------
 

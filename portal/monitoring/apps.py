@@ -8,8 +8,9 @@ class MonitoringConfig(AppConfig):
 
     def ready(self):
         from portal.core import metrics
-        from portal.monitoring import actions
+        from portal.monitoring import actions, probe
         from portal.monitoring.metrics import LivenessCollector
 
         metrics.register(LivenessCollector)  # served at /metrics
         actions.register_job_actions()
+        probe.register_job_actions()

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from portal.monitoring import actions
+from portal.monitoring import actions, probe
 
 
 @shared_task(name="monitoring.evaluate_liveness", ignore_result=True, time_limit=60)
@@ -14,3 +14,8 @@ def evaluate_liveness() -> None:
 def rollup_and_prune() -> None:
     actions.rollup()
     actions.prune()
+
+
+@shared_task(name="monitoring.probe_nodes", ignore_result=True, time_limit=60)
+def probe_nodes() -> None:
+    probe.do_probe()
