@@ -199,6 +199,7 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 10},
     },
     "monitoring-rollup": {"task": "monitoring.rollup_and_prune", "schedule": 60.0},
+    "monitoring-alerts": {"task": "monitoring.evaluate_alerts", "schedule": 10.0},
 }
 
 METRICS_TOKEN = env.str("METRICS_TOKEN", "")
@@ -250,6 +251,10 @@ MONITORING_RAW_QUERY_HOURS = env.int("MONITORING_RAW_QUERY_HOURS", 24, minimum=1
 MONITORING_METRICS_MAX_HOURS = env.int("MONITORING_METRICS_MAX_HOURS", 2160, minimum=1)
 MONITORING_PRUNE_BATCH = env.int("MONITORING_PRUNE_BATCH", 10000, minimum=1)
 MONITORING_PRUNE_MAX_BATCHES = env.int("MONITORING_PRUNE_MAX_BATCHES", 100, minimum=1)
+MONITORING_ALERT_BATCH = env.int("MONITORING_ALERT_BATCH", 5000, minimum=1)
+MONITORING_ALERT_GAUGE_MAX_AGE = env.int("MONITORING_ALERT_GAUGE_MAX_AGE", 300, minimum=1)
+MONITORING_ALERT_FLAP_FLIPS = env.int("MONITORING_ALERT_FLAP_FLIPS", 6, minimum=2)
+MONITORING_ALERT_FLAP_WINDOW = env.int("MONITORING_ALERT_FLAP_WINDOW", 3600, minimum=1)  # seconds
 # Agent-less nodes: one batched probe run (playbooks/node_probe.yml) every this many seconds.
 MONITORING_PROBE_INTERVAL = env.int("MONITORING_PROBE_INTERVAL", 60, minimum=5)
 CELERY_BEAT_SCHEDULE["monitoring-probe"] = {

@@ -5,8 +5,9 @@ from django.utils.html import format_html
 from portal.core.admin import ReadOnlyAdminMixin, status_badge
 from portal.core.errors import PortalError
 from portal.monitoring import actions
+from portal.monitoring.alerts import do_resolve_alert
 from portal.monitoring.choices import Liveness
-from portal.monitoring.models import MonitoredNode
+from portal.monitoring.models import Alert, AlertRule, MonitoredNode
 
 
 @admin.register(MonitoredNode)
@@ -111,3 +112,56 @@ class MonitoredNodeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 ),
                 messages.SUCCESS,
             )
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    """The rules the evaluator (portal.monitoring.alerts) applies every pass; model
+    validation (AlertRule.clean) names a clear threshold on the wrong side of the fire one."""
+
+    list_display = [
+        "name",
+        "metric",
+        "comparison",
+        "threshold",
+        "clear_threshold",
+        "for_seconds",
+        "keep_firing_for_seconds",
+        "severity",
+        "scope",
+        "enabled",
+    ]
+    list_filter = ["enabled", "severity", "alert_type"]
+    list_editable = ["enabled"]
+    search_fields = ["name", "metric"]
+
+    @admin.display(description="scope")
+    def scope(self, rule):
+        parts = [str(part) for part in (rule.group, rule.get_purpose_display()) if part]
+        return " / ".join(parts) or "all nodes"
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Alerts raised by the rules or by hand (POST /api/alerts); resolving is an action."""
+
+    list_display = ["id", "alert_status", "severity", "type", "node", "message", "created_at"]
+    list_filter = ["resolved", "severity", "type"]
+    search_fields = ["message", "node__name"]
+    list_select_related = ["node", "rule"]
+    actions = ["resolve"]
+
+    @admin.display(description="status", ordering="resolved")
+    def alert_status(self, alert):
+        return status_badge("resolved" if alert.resolved else "open")
+
+    @admin.action(description="Resolve the selected alerts", permissions=["operate"])
+    def resolve(self, request, queryset):
+        done = 0
+        for pk in queryset.filter(resolved=False).values_list("pk", flat=True):
+            try:
+                do_resolve_alert(pk)
+            except PortalError:
+                continue  # resolved meanwhile
+            done += 1
+        self.message_user(request, f"{done} alert(s) resolved.", messages.SUCCESS)

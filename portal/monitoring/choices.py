@@ -12,3 +12,36 @@ class Liveness(models.TextChoices):
 
 # States the evaluator moves to DOWN once next_due_at has passed.
 WATCHED = frozenset({Liveness.UNKNOWN, Liveness.UP, Liveness.LATE})
+
+
+class Severity(models.TextChoices):
+    HIGH = "high", "High"
+    WARNING = "warning", "Warning"
+    INFO = "info", "Info"
+
+
+class AlertType(models.TextChoices):
+    """The source fleet API's alert types, plus the ones the rules raise."""
+
+    VM_OFFLINE = "vm_offline", "Node offline"
+    DISK_SPACE = "disk_space", "Disk space"
+    MEMORY = "memory", "Memory"
+    CPU = "cpu", "CPU"
+    LOAD = "load", "Load"
+    API_QUOTA = "api_quota", "API quota"
+    UNUSUAL_ACTIVITY = "unusual_activity", "Unusual activity"
+    FLAPPING = "flapping", "Flapping"
+    OTHER = "other", "Other"
+
+
+class Comparison(models.TextChoices):
+    GE = ">=", "≥"
+    GT = ">", ">"
+    LE = "<=", "≤"
+    LT = "<", "<"
+
+
+# What a rule can watch besides a heartbeat's extra gauges; DOWN is 1 while the node's
+# liveness is down, else 0 (so "down for 5 min" is ">= 1 for 300 s").
+DOWN = "down"
+BUILTIN_METRICS = ("cpu_percent", "memory_percent", "disk_percent", "load1", DOWN)

@@ -30,3 +30,15 @@ class LivenessCollector:
         for status, count in counts.items():
             family.add_metric([status], count)
         yield family
+
+
+class AlertCollector:
+    def collect(self) -> Iterator[Metric]:
+        from portal.monitoring.alerts import open_alert_counts
+
+        family = GaugeMetricFamily(
+            "portal_alerts_open", "Open (unresolved) alerts by severity", labels=["severity"]
+        )
+        for severity, count in open_alert_counts().items():
+            family.add_metric([severity], count)
+        yield family

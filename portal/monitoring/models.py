@@ -6,12 +6,16 @@ deleting a node never walks millions of rows in Python; its history ages out wit
 retention like everyone else's.
 """
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
+from portal.accounts.models import Customer
 from portal.core.status import StatusModel
-from portal.monitoring.choices import WATCHED, Liveness
-from portal.nodes.models import Node
+from portal.monitoring.choices import WATCHED, AlertType, Comparison, Liveness, Severity
+from portal.nodes.choices import NodePurpose
+from portal.nodes.models import Node, NodeGroup
 
 
 class NodeLiveness(StatusModel):
@@ -143,3 +147,135 @@ class MonitoredNode(Node):
     class Meta:
         proxy = True
         verbose_name = "monitored node"
+
+
+class AlertRule(models.Model):
+    """When a node's metric raises an alert: fires once ``metric comparison threshold`` has
+    held for ``for_seconds``, resolves once the clear condition (the same comparison against
+    ``clear_threshold``, negated: disk fires >= 80, clears < 75) has held for
+    ``keep_firing_for_seconds``. Scope: all nodes, or those of a group and/or a purpose."""
+
+    name = models.CharField(max_length=100, unique=True)
+    metric = models.CharField(
+        max_length=64,
+        help_text="cpu_percent, memory_percent, disk_percent, load1, down (1 while the node "
+        "is down), or the name of an extra gauge the heartbeats carry.",
+    )
+    comparison = models.CharField(max_length=2, choices=Comparison.choices, default=Comparison.GE)
+    threshold = models.FloatField(help_text="Fires when the value compares so to this.")
+    clear_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Clears when the value no longer compares so to this (default: threshold). "
+        "On the safe side of the threshold: at most it for >=/>, at least it for <=/<.",
+    )
+    for_seconds = models.PositiveIntegerField(
+        default=0, help_text="How long the condition must hold before the alert fires."
+    )
+    keep_firing_for_seconds = models.PositiveIntegerField(
+        default=0, help_text="How long the clear condition must hold before the alert resolves."
+    )
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
+    alert_type = models.CharField(max_length=20, choices=AlertType.choices, default=AlertType.OTHER)
+    group = models.ForeignKey(
+        NodeGroup,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Only the nodes of this group (empty: any).",
+    )
+    purpose = models.CharField(
+        max_length=20,
+        choices=NodePurpose.choices,
+        blank=True,
+        help_text="Only the nodes of this purpose (empty: any).",
+    )
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def clear_at(self) -> float:
+        return self.threshold if self.clear_threshold is None else self.clear_threshold
+
+    def clean(self):
+        from portal.monitoring.rules import rule_errors
+
+        errors = rule_errors(self.metric, self.comparison, self.threshold, self.clear_threshold)
+        if errors:
+            raise ValidationError(errors)
+
+
+class Alert(models.Model):
+    """An alert as in the source fleet API (id, vm_id, customer_id, type, severity, message,
+    created_at, resolved), raised and resolved by the rules' evaluator or by hand. At most
+    one open alert per (rule, node): a partial unique index, so competing evaluators cannot
+    both raise one (manual alerts have no rule and are not limited)."""
+
+    id = models.BigAutoField(primary_key=True)
+    rule = models.ForeignKey(
+        AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
+    node = models.ForeignKey(
+        Node, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts"
+    )
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts"
+    )
+    type = models.CharField(max_length=20, choices=AlertType.choices)
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    message = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    resolved = models.BooleanField(default=False)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    fired_value = models.FloatField(null=True, blank=True)
+    last_value = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "node"],
+                condition=Q(resolved=False),
+                name="alert_one_open_per_rule_node",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["severity"], name="alert_open_idx", condition=Q(resolved=False)),
+            models.Index(fields=["created_at"], name="alert_created_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.type} ({self.severity}) #{self.pk}"
+
+
+class AlertState(models.Model):
+    """The evaluator's memory of one (rule, node) that is not idle: since when its condition
+    holds (``pending_since``), whether it fires, since when its clear condition holds
+    (``clearing_since``), its recent fire/clear flips (epoch seconds, within the flapping
+    window) and whether it is flapping. A pair whose condition is false and that has no
+    history has no row, so a pass over a healthy fleet writes nothing."""
+
+    id = models.BigAutoField(primary_key=True)
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="+")
+    node = models.ForeignKey(
+        Node, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    pending_since = models.DateTimeField(null=True)
+    clearing_since = models.DateTimeField(null=True)
+    firing = models.BooleanField(default=False)
+    flapping = models.BooleanField(default=False)
+    flips = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["node", "rule"], name="alertstate_node_rule_uniq"),
+        ]
+
+    def __str__(self):
+        return f"rule {self.rule_id} node {self.node_id}"

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from portal.monitoring import actions, probe
+from portal.monitoring import actions, alerts, probe
 
 
 @shared_task(name="monitoring.evaluate_liveness", ignore_result=True, time_limit=60)
@@ -19,3 +19,8 @@ def rollup_and_prune() -> None:
 @shared_task(name="monitoring.probe_nodes", ignore_result=True, time_limit=60)
 def probe_nodes() -> None:
     probe.do_probe()
+
+
+@shared_task(name="monitoring.evaluate_alerts", ignore_result=True, time_limit=120)
+def evaluate_alerts() -> None:
+    alerts.evaluate_alerts()

@@ -1,0 +1,354 @@
+"""Writes of the alerts: the rules' evaluator (a beat task) and the manual alerts' actions.
+
+The evaluator passes over the monitored nodes in batches of MONITORING_ALERT_BATCH by node
+id. Per batch it reads the latest values (the liveness rows, which every heartbeat updates;
+extra gauges from the batch's samples of the last MONITORING_ALERT_GAUGE_MAX_AGE seconds,
+only when a rule uses one) and the pairs' states in one query each, runs rules.step for every
+(rule, node) in Python, and writes back in bulk: new, changed and idle states, new alerts
+(INSERT ... ON CONFLICT DO NOTHING against the partial unique index, so two evaluators never
+both raise one), resolutions (one UPDATE per rule). No query per node.
+"""
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Case, Count, F, FloatField, Value, When
+from django.utils import timezone
+
+from portal.accounts.models import Customer
+from portal.core.errors import Conflict, NotFound, PortalError
+from portal.monitoring import rules as arithmetic
+from portal.monitoring.choices import BUILTIN_METRICS, DOWN, AlertType, Liveness, Severity
+from portal.monitoring.models import Alert, AlertRule, AlertState, NodeLiveness, Sample
+from portal.nodes.models import Node
+
+logger = logging.getLogger(__name__)
+
+IDLE = arithmetic.State()
+STATE_FIELDS = ["pending_since", "clearing_since", "firing", "flapping", "flips"]
+
+
+def flapping_setting() -> arithmetic.Flapping:
+    return arithmetic.Flapping(
+        flips=settings.MONITORING_ALERT_FLAP_FLIPS,
+        window=timedelta(seconds=settings.MONITORING_ALERT_FLAP_WINDOW),
+    )
+
+
+def spec_of(rule: AlertRule) -> arithmetic.Spec:
+    return arithmetic.Spec(
+        comparison=rule.comparison,
+        threshold=rule.threshold,
+        clear_threshold=rule.clear_at,
+        for_seconds=rule.for_seconds,
+        keep_firing_for_seconds=rule.keep_firing_for_seconds,
+    )
+
+
+def _state(row: AlertState) -> arithmetic.State:
+    return arithmetic.State(
+        pending_since=row.pending_since,
+        clearing_since=row.clearing_since,
+        firing=row.firing,
+        flapping=row.flapping,
+        flips=tuple(row.flips or ()),
+    )
+
+
+def _message(rule: AlertRule, name: str, value: float) -> str:
+    if rule.metric == DOWN:
+        return f"{name} is down ({rule.name})."
+    return (
+        f"{name}: {rule.metric} is {value:g} ({rule.comparison} {rule.threshold:g}, {rule.name})."
+    )
+
+
+@dataclass
+class _Batch:
+    """What one batch's pass decided, written by _write."""
+
+    new_states: list[AlertState] = field(default_factory=list)
+    changed_states: list[AlertState] = field(default_factory=list)
+    idle_states: list[int] = field(default_factory=list)
+    fire: list[Alert] = field(default_factory=list)
+    resolve: dict[int, dict[int, float]] = field(default_factory=lambda: defaultdict(dict))
+    still: dict[int, dict[int, float]] = field(default_factory=lambda: defaultdict(dict))
+    flapping: list[tuple[AlertRule, int, str, float, bool]] = field(default_factory=list)
+    flapping_end: list[tuple[AlertRule, int, str, float, bool]] = field(default_factory=list)
+
+
+def _latest_gauges(first: int, last: int, now: datetime) -> dict[int, dict[str, float]]:
+    since = now - timedelta(seconds=settings.MONITORING_ALERT_GAUGE_MAX_AGE)
+    rows = (
+        Sample.objects.filter(node_id__gte=first, node_id__lte=last, at__gte=since, at__lte=now)
+        .exclude(gauges=None)
+        .order_by("node_id", "at")
+        .values_list("node_id", "gauges")
+    )
+    latest: dict[int, dict[str, float]] = {}
+    for node_id, gauges in rows:
+        latest[node_id] = gauges or {}  # ordered by time: the latest one of each node wins
+    return latest
+
+
+def _applies(rule: AlertRule, group_id: int | None, purpose: str) -> bool:
+    return (not rule.group_id or rule.group_id == group_id) and (
+        not rule.purpose or rule.purpose == purpose
+    )
+
+
+def _decide(rules: list[AlertRule], rows: list[tuple], now: datetime) -> _Batch:
+    first, last = rows[0][0], rows[-1][0]
+    states = {
+        (row.rule_id, row.node_id): row
+        for row in AlertState.objects.filter(
+            node_id__gte=first, node_id__lte=last, rule__in=[rule.pk for rule in rules]
+        )
+    }
+    gauges = (
+        _latest_gauges(first, last, now)
+        if any(rule.metric not in BUILTIN_METRICS for rule in rules)
+        else {}
+    )
+    specs = {rule.pk: spec_of(rule) for rule in rules}
+    flapping = flapping_setting()
+    out = _Batch()
+    for node_id, name, group_id, purpose, status, changed_at, *metrics in rows:
+        down = status == Liveness.DOWN
+        values: dict[str, Any] = dict(zip(BUILTIN_METRICS[:4], metrics, strict=True))
+        values[DOWN] = 1.0 if down else 0.0
+        values.update(gauges.get(node_id) or {})
+        for rule in rules:
+            if not _applies(rule, group_id, purpose):
+                continue
+            value = values.get(rule.metric)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                value = None
+            row = states.get((rule.pk, node_id))
+            spec = specs[rule.pk]
+            if row is None and (
+                value is None or not arithmetic.compare(spec.comparison, value, spec.threshold)
+            ):
+                continue  # idle and staying so: the common case, nothing to write
+            old = _state(row) if row else IDLE
+            new, event = arithmetic.step(
+                spec,
+                old,
+                value,
+                now,
+                flapping=flapping,
+                inhibited=down and rule.metric != DOWN,
+                since=changed_at if rule.metric == DOWN and down else None,
+            )
+            if value is None:
+                continue
+            _record(out, rule, node_id, name, value, row, old, new, event)
+    return out
+
+
+def _record(out, rule, node_id, name, value, row, old, new, event) -> None:
+    if new != old:
+        if row is None:
+            out.new_states.append(AlertState(rule=rule, node_id=node_id, **_fields(new)))
+        elif new.idle:
+            out.idle_states.append(row.pk)
+        else:
+            for key, item in _fields(new).items():
+                setattr(row, key, item)
+            out.changed_states.append(row)
+    message = _message(rule, name, value)
+    if event == arithmetic.FIRE:
+        out.fire.append(
+            Alert(
+                rule=rule,
+                node_id=node_id,
+                type=rule.alert_type,
+                severity=rule.severity,
+                message=message,
+                fired_value=value,
+                last_value=value,
+            )
+        )
+    elif event == arithmetic.RESOLVE:
+        out.resolve[rule.pk][node_id] = value
+    elif event == arithmetic.FLAPPING:
+        out.flapping.append((rule, node_id, message, value, new.firing))
+    elif event == arithmetic.FLAPPING_END:
+        out.flapping_end.append((rule, node_id, message, value, new.firing))
+    elif new.firing and not new.flapping and rule.metric != DOWN:
+        out.still[rule.pk][node_id] = value
+
+
+def _fields(state: arithmetic.State) -> dict[str, Any]:
+    return {
+        "pending_since": state.pending_since,
+        "clearing_since": state.clearing_since,
+        "firing": state.firing,
+        "flapping": state.flapping,
+        "flips": list(state.flips),
+    }
+
+
+def _values(values: dict[int, float]) -> Case:
+    return Case(
+        *[When(node_id=node_id, then=Value(value)) for node_id, value in values.items()],
+        default=F("last_value"),
+        output_field=FloatField(),
+    )
+
+
+def _write(out: _Batch, now: datetime) -> dict[str, int]:
+    AlertState.objects.bulk_create(out.new_states, batch_size=1000, ignore_conflicts=True)
+    AlertState.objects.bulk_update(
+        sorted(out.changed_states, key=lambda row: row.pk), STATE_FIELDS, batch_size=1000
+    )
+    AlertState.objects.filter(pk__in=out.idle_states).delete()
+    for alert in out.fire:
+        alert.created_at = now
+    fired = Alert.objects.bulk_create(
+        sorted(out.fire, key=lambda alert: (alert.rule_id or 0, alert.node_id or 0)),
+        batch_size=1000,
+        ignore_conflicts=True,
+    )
+    resolved = 0
+    for rule_id, values in out.resolve.items():
+        resolved += Alert.objects.filter(
+            rule_id=rule_id, node_id__in=list(values), resolved=False
+        ).update(resolved=True, resolved_at=now, last_value=_values(values))
+    for rule_id, values in out.still.items():
+        Alert.objects.filter(rule_id=rule_id, node_id__in=list(values), resolved=False).update(
+            last_value=_values(values)
+        )
+    for rule, node_id, message, value, _firing in out.flapping:
+        text = f"Flapping: {message}"
+        mine = Alert.objects.filter(rule=rule, node_id=node_id, resolved=False)
+        if not mine.update(type=AlertType.FLAPPING, message=text, last_value=value):
+            Alert.objects.bulk_create(
+                [
+                    Alert(
+                        rule=rule,
+                        node_id=node_id,
+                        type=AlertType.FLAPPING,
+                        severity=rule.severity,
+                        message=text,
+                        created_at=now,
+                        fired_value=value,
+                        last_value=value,
+                    )
+                ],
+                ignore_conflicts=True,
+            )
+    for rule, node_id, message, value, firing in out.flapping_end:
+        mine = Alert.objects.filter(rule=rule, node_id=node_id, resolved=False)
+        if firing:
+            mine.update(type=rule.alert_type, message=message, last_value=value)
+        else:
+            resolved += mine.update(resolved=True, resolved_at=now, last_value=value)
+    return {
+        "fired": len(fired),
+        "resolved": resolved,
+        "flapping": len(out.flapping),
+    }
+
+
+def evaluate_alerts(now: datetime | None = None, batch: int | None = None) -> dict[str, int]:
+    """One pass of every enabled rule over every enabled monitored node; returns counts.
+    ``now`` is the clock (tests drive it). Safe to run from several beat processes."""
+    now = now or timezone.now()
+    batch = batch or settings.MONITORING_ALERT_BATCH
+    rules = list(AlertRule.objects.filter(enabled=True).order_by("pk"))
+    totals = {"nodes": 0, "fired": 0, "resolved": 0, "flapping": 0}
+    if not rules:
+        return totals
+    columns = (
+        "node_id",
+        "node__name",
+        "node__group_id",
+        "node__purpose",
+        "status",
+        "status_changed_at",
+        *BUILTIN_METRICS[:4],
+    )
+    after = 0
+    while True:
+        rows = list(
+            NodeLiveness.objects.filter(node_id__gt=after, node__enabled=True)
+            .order_by("node_id")
+            .values_list(*columns)[:batch]
+        )
+        if not rows:
+            break
+        after = rows[-1][0]
+        with transaction.atomic():
+            counts = _write(_decide(rules, rows, now), now)
+        totals["nodes"] += len(rows)
+        for key, count in counts.items():
+            totals[key] += count
+        if len(rows) < batch:
+            break
+    if totals["fired"] or totals["resolved"]:
+        logger.info("alerts: %s", totals)
+    return totals
+
+
+# --- manual alerts (the source API's POST /api/alerts, PUT /api/alerts/{id}/resolve) -------
+
+
+def check_create_alert(data: dict[str, Any]) -> dict[str, Any]:
+    """The validated fields of a manual alert (a PortalError naming the field otherwise)."""
+    if data.get("type") not in AlertType.values:
+        raise PortalError(f"One of {', '.join(AlertType.values)}.", field="type")
+    severity = data.get("severity") or Severity.WARNING
+    if severity not in Severity.values:
+        raise PortalError(f"One of {', '.join(Severity.values)}.", field="severity")
+    message = data.get("message")
+    if not isinstance(message, str) or not message.strip() or len(message) > 2000:
+        raise PortalError("A non-empty text of at most 2000 characters.", field="message")
+    fields: dict[str, Any] = {"type": data["type"], "severity": severity, "message": message}
+    for key, model in (("vm_id", Node), ("customer_id", Customer)):
+        ref = data.get(key)
+        if ref is None:
+            continue
+        if isinstance(ref, bool) or not isinstance(ref, int) or ref < 1:
+            raise PortalError("An id (a whole number), or null.", field=key)
+        if not model.objects.filter(pk=ref).exists():
+            raise PortalError(f"No {model._meta.verbose_name} with id {ref}.", field=key)
+        fields["node_id" if key == "vm_id" else "customer_id"] = ref
+    return fields
+
+
+def do_create_alert(data: dict[str, Any]) -> Alert:
+    return Alert.objects.create(**check_create_alert(data))
+
+
+def do_resolve_alert(alert_id: int, now: datetime | None = None) -> Alert:
+    """Resolve an open alert; one already resolved is a Conflict (409), so two operators
+    resolving the same alert learn that the second did nothing. An alert of a rule whose
+    condition still holds is raised again by the evaluator's next firing only after it
+    clears (its state stays firing), so a manual resolve is final for this incident."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().filter(pk=alert_id).first()
+        if alert is None:
+            raise NotFound(f"No alert {alert_id}.", field="id")
+        if alert.resolved:
+            raise Conflict(f"Alert {alert_id} was resolved at {alert.resolved_at}.", field="id")
+        alert.resolved, alert.resolved_at = True, now
+        alert.save(update_fields=["resolved", "resolved_at"])
+    return alert
+
+
+def open_alert_counts(severities: Iterable[str] = Severity.values) -> dict[str, int]:
+    counts = dict.fromkeys(severities, 0)
+    rows = (
+        Alert.objects.filter(resolved=False).values("severity").annotate(n=Count("pk")).order_by()
+    )
+    for row in rows:
+        counts[row["severity"]] = counts.get(row["severity"], 0) + row["n"]
+    return counts

@@ -1,0 +1,239 @@
+"""The alert evaluator over the database: rows in, alerts out, on a controlled clock."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
+
+from portal.monitoring.alerts import evaluate_alerts
+from portal.monitoring.choices import AlertType, Liveness
+from portal.monitoring.models import Alert, AlertRule, AlertState, NodeLiveness, Sample
+from portal.nodes.models import NodeGroup
+from tests.factories import NodeFactory
+
+T0 = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+pytestmark = pytest.mark.django_db
+
+
+def at(seconds):
+    return T0 + timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def defaults():
+    """The migration's default rules, by name."""
+    return {rule.name: rule for rule in AlertRule.objects.all()}
+
+
+def node_with(status=Liveness.UP, node=None, **values):
+    values = {"cpu_percent": 10, "memory_percent": 20, "disk_percent": 30, "load1": 0.1, **values}
+    return NodeLiveness.objects.create(
+        node=node or NodeFactory(), status=status, status_changed_at=at(0), **values
+    )
+
+
+def set_values(row, **values):
+    NodeLiveness.objects.filter(pk=row.pk).update(**values)
+
+
+def open_alerts(node=None):
+    rows = Alert.objects.filter(resolved=False)
+    return list(rows.filter(node=node.node_id) if node else rows)
+
+
+def test_the_migration_adds_the_default_rules(defaults):
+    assert set(defaults) == {"Node down", "Disk space", "Memory"}
+    down, disk, memory = defaults["Node down"], defaults["Disk space"], defaults["Memory"]
+    assert (down.metric, down.for_seconds, down.severity) == ("down", 300, "high")
+    assert (disk.threshold, disk.clear_threshold, disk.comparison) == (80, 75, ">=")
+    assert (memory.threshold, memory.for_seconds) == (90, 600)
+
+
+def test_disk_fires_at_80_and_clears_below_75(defaults):
+    row = node_with(disk_percent=79)
+    assert evaluate_alerts(at(0))["fired"] == 0
+    set_values(row, disk_percent=81)
+    assert evaluate_alerts(at(10))["fired"] == 1
+    (alert,) = open_alerts(row)
+    assert (alert.type, alert.severity, alert.rule, alert.fired_value) == (
+        AlertType.DISK_SPACE,
+        "warning",
+        defaults["Disk space"],
+        81,
+    )
+    assert alert.created_at == at(10)
+    set_values(row, disk_percent=77)
+    evaluate_alerts(at(20))
+    assert evaluate_alerts(at(30))["fired"] == 0  # one open alert, not one per pass
+    (alert,) = open_alerts(row)
+    assert alert.last_value == 77
+    set_values(row, disk_percent=74)
+    assert evaluate_alerts(at(40))["resolved"] == 1
+    alert.refresh_from_db()
+    assert alert.resolved and alert.resolved_at == at(40) and alert.last_value == 74
+    # the pair remembers its flips for the flapping window, then keeps no row
+    assert AlertState.objects.get().flips
+    evaluate_alerts(at(40 + 3600))
+    assert not AlertState.objects.exists()
+
+
+def test_memory_fires_after_its_for(defaults):
+    row = node_with(memory_percent=95)
+    evaluate_alerts(at(0))
+    evaluate_alerts(at(599))
+    assert not open_alerts(row)
+    evaluate_alerts(at(600))
+    assert [a.type for a in open_alerts(row)] == [AlertType.MEMORY]
+
+
+def test_down_fires_five_minutes_after_the_node_went_down(defaults):
+    row = node_with(status=Liveness.DOWN, disk_percent=95)
+    NodeLiveness.objects.filter(pk=row.pk).update(status_changed_at=at(-299))
+    evaluate_alerts(at(0))
+    assert not open_alerts(row)  # down 299 s; the disk alert is inhibited while down
+    evaluate_alerts(at(1))
+    assert [a.type for a in open_alerts(row)] == [AlertType.VM_OFFLINE]
+    set_values(row, status=Liveness.UP, status_changed_at=at(30))
+    evaluate_alerts(at(30))
+    # back up: the down alert resolves and the disk alert it held back is raised
+    assert [a.type for a in open_alerts(row)] == [AlertType.DISK_SPACE]
+    assert Alert.objects.get(type=AlertType.VM_OFFLINE).resolved_at == at(30)
+
+
+def test_scope_by_group_and_purpose(defaults):
+    AlertRule.objects.update(enabled=False)
+    group = NodeGroup.objects.create(name="site-a", queue="site-a")
+    inside = node_with(node=NodeFactory(group=group, purpose="lab_server"), cpu_percent=99)
+    other_group = node_with(node=NodeFactory(purpose="lab_server"), cpu_percent=99)
+    other_purpose = node_with(node=NodeFactory(group=group, purpose="fleet_host"), cpu_percent=99)
+    AlertRule.objects.create(
+        name="cpu", metric="cpu_percent", threshold=90, group=group, purpose="lab_server"
+    )
+    evaluate_alerts(at(0))
+    assert [a.node_id for a in open_alerts()] == [inside.node_id]
+    assert not open_alerts(other_group) and not open_alerts(other_purpose)
+
+
+def test_a_rule_on_an_extra_gauge_reads_the_latest_sample(defaults):
+    AlertRule.objects.update(enabled=False)
+    row = node_with()
+    AlertRule.objects.create(
+        name="quota", metric="api_calls", threshold=1000, alert_type=AlertType.API_QUOTA
+    )
+    sample = {"cpu_percent": 1, "memory_percent": 1, "disk_percent": 1, "disk_used_gb": 1}
+    Sample.objects.create(node_id=row.node_id, at=at(-20), gauges={"api_calls": 2000}, **sample)
+    Sample.objects.create(node_id=row.node_id, at=at(-5), gauges={"api_calls": 10}, **sample)
+    evaluate_alerts(at(0))
+    assert not open_alerts(row)  # the latest is 10
+    Sample.objects.create(node_id=row.node_id, at=at(5), gauges={"api_calls": 1500}, **sample)
+    evaluate_alerts(at(10))
+    (alert,) = open_alerts(row)
+    assert (alert.type, alert.fired_value) == (AlertType.API_QUOTA, 1500)
+
+
+def test_flapping_is_one_alert_not_a_storm(defaults, settings):
+    settings.MONITORING_ALERT_FLAP_FLIPS = 4
+    settings.MONITORING_ALERT_FLAP_WINDOW = 600
+    row = node_with()
+    for step, disk in enumerate([90, 50, 90, 50, 90, 50, 90, 50]):
+        set_values(row, disk_percent=disk)
+        evaluate_alerts(at(step * 30))
+    alerts = list(Alert.objects.filter(node_id=row.node_id).order_by("id"))
+    # fire, resolve, fire; the 4th flip turns the pair into one flapping alert
+    assert [(a.type, a.resolved) for a in alerts] == [
+        (AlertType.DISK_SPACE, True),
+        (AlertType.FLAPPING, False),
+    ]
+    # quiet for a window (last flip at 210 s): the flapping alert resolves
+    evaluate_alerts(at(700))
+    assert open_alerts(row)
+    evaluate_alerts(at(811))
+    assert not open_alerts(row)
+    assert Alert.objects.filter(node_id=row.node_id).count() == 2
+
+
+def test_a_disabled_node_or_rule_raises_nothing(defaults):
+    node_with(node=NodeFactory(enabled=False), disk_percent=99)
+    assert evaluate_alerts(at(0))["fired"] == 0
+    AlertRule.objects.update(enabled=False)
+    node_with(disk_percent=99)
+    assert evaluate_alerts(at(0))["fired"] == 0
+
+
+def test_queries_per_pass_do_not_grow_with_the_nodes(defaults):
+    for _ in range(30):
+        node_with(disk_percent=95)
+    with CaptureQueriesContext(connection) as first:
+        assert evaluate_alerts(at(0), batch=10)["fired"] == 30
+    for _ in range(30):
+        node_with(disk_percent=95)
+    with CaptureQueriesContext(connection) as second:
+        evaluate_alerts(at(10), batch=100)
+    # batches of 10: per batch a read of nodes and states and a few bulk writes
+    assert len(first) <= 3 * 10 + 4
+    assert len(second) <= 12, [q["sql"][:80] for q in second]
+
+
+def test_one_open_alert_per_rule_and_node_is_a_constraint(defaults):
+    row = node_with()
+    rule = defaults["Disk space"]
+    Alert.objects.create(rule=rule, node_id=row.node_id, type="disk_space", severity="warning")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Alert.objects.create(rule=rule, node_id=row.node_id, type="disk_space", severity="info")
+    Alert.objects.create(node_id=row.node_id, type="other", severity="info", message="by hand")
+    Alert.objects.create(node_id=row.node_id, type="other", severity="info", message="again")
+
+
+def test_rule_validation_names_the_clear_threshold():
+    rule = AlertRule(name="bad", metric="disk_percent", threshold=80, clear_threshold=85)
+    with pytest.raises(ValidationError) as error:
+        rule.full_clean()
+    assert "clear_threshold" in error.value.message_dict
+    AlertRule(name="good", metric="disk_percent", threshold=80, clear_threshold=75).full_clean()
+
+
+def test_metrics_count_open_alerts_by_severity(defaults, client, settings):
+    settings.METRICS_OPEN = True
+    row = node_with(disk_percent=99)
+    evaluate_alerts(at(0))
+    Alert.objects.create(type="other", severity="high", message="m", resolved=True)
+    body = client.get("/metrics").content.decode()
+    assert 'portal_alerts_open{severity="warning"} 1.0' in body
+    assert 'portal_alerts_open{severity="high"} 0.0' in body
+    assert row
+
+
+@pytest.mark.skipif(
+    "connection.vendor != 'postgresql'", reason="concurrent inserts: PostgreSQL only"
+)
+@pytest.mark.django_db(transaction=True)
+def test_two_evaluators_raise_one_alert_per_rule_and_node():
+    AlertRule.objects.all().delete()
+    AlertRule.objects.create(name="disk", metric="disk_percent", threshold=80, clear_threshold=75)
+    rows = [node_with(disk_percent=95) for _ in range(200)]
+    start = threading.Barrier(2)
+    errors = []
+
+    def evaluator():
+        try:
+            start.wait()
+            for step in range(3):
+                evaluate_alerts(at(step), batch=50)
+        except Exception as error:  # reported below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=evaluator) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert Alert.objects.count() == len(rows)
+    assert sorted(Alert.objects.values_list("node_id", flat=True)) == sorted(
+        row.node_id for row in rows
+    )
