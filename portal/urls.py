@@ -36,6 +36,7 @@ urlpatterns = [
     path("workspaces/", include("portal.workspaces.urls")),
     path("invitations/", include("portal.accounts.urls")),
     path("members/", include("portal.accounts.member_urls")),
+    path("monitoring/", include("portal.monitoring.urls")),
     path("api/", include((api_patterns, "api"))),
     path("metrics", metrics_view, name="metrics"),
 ]

@@ -89,7 +89,13 @@ class MonitoredNodeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="history")
     def metrics(self, node):
         url = reverse("api:node-metrics", kwargs={"node_id": node.pk})
-        return format_html('<a href="{}?hours=24">last 24 h (JSON)</a>', url)
+        page = reverse("monitoring:node", args=[node.pk])
+        return format_html(
+            '<a href="{}" data-testid="monitoring-charts">charts (24 h, 30 days)</a> · '
+            '<a href="{}?hours=24">last 24 h (JSON)</a>',
+            page,
+            url,
+        )
 
     @admin.action(
         description="Install the monitoring agent (rotates its token)", permissions=["operate"]

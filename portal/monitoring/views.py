@@ -1,0 +1,103 @@
+"""The operator page (``/monitoring/``): every node sortable by liveness and usage, and a
+node's page with charts of the last 24 h and 30 days (Chart.js, vendored under static/;
+the charts read ``GET /api/nodes/{id}/metrics?hours=``). Staff only."""
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.db.models import Case, F, IntegerField, QuerySet, Value, When
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+
+from portal.monitoring.choices import Liveness
+from portal.nodes.models import Node
+
+CHART_RANGES = ((24, "Last 24 hours"), (24 * 30, "Last 30 days"))
+# Worst first: a node nobody hears from matters more than one that is fine.
+STATUS_RANK = {Liveness.DOWN: 0, Liveness.LATE: 1, Liveness.UNKNOWN: 2, Liveness.UP: 3}
+USAGE = {
+    "cpu": "liveness__cpu_percent",
+    "memory": "liveness__memory_percent",
+    "disk": "liveness__disk_percent",
+}
+SORTS = ("status", "name", *USAGE)
+
+
+def _order(queryset: QuerySet[Node], sort: str, descending: bool) -> QuerySet[Node]:
+    if sort == "name":
+        return queryset.order_by(F("name").desc() if descending else F("name").asc())
+    if sort == "status":
+        rank = Case(
+            *(When(liveness__status=status, then=Value(n)) for status, n in STATUS_RANK.items()),
+            default=Value(STATUS_RANK[Liveness.UNKNOWN]),
+            output_field=IntegerField(),
+        )
+        queryset = queryset.annotate(status_rank=rank)
+        key = F("status_rank").desc() if descending else F("status_rank").asc()
+        return queryset.order_by(key, "name")
+    # usage: highest first by default; nodes without values last either way
+    column = F(USAGE[sort])
+    key = column.asc(nulls_last=True) if descending else column.desc(nulls_last=True)
+    return queryset.order_by(key, "name")
+
+
+def node_rows(sort: str = "status", descending: bool = False) -> QuerySet[Node]:
+    """Enabled and disabled nodes with their liveness (one query)."""
+    queryset = Node.objects.select_related("liveness", "group").only(
+        "name",
+        "address",
+        "purpose",
+        "enabled",
+        "group__name",
+        "liveness__status",
+        "liveness__last_seen_at",
+        "liveness__cpu_percent",
+        "liveness__memory_percent",
+        "liveness__disk_percent",
+        "liveness__last_seq",
+    )
+    return _order(queryset, sort, descending)
+
+
+@staff_member_required
+def node_list(request):
+    raw = request.GET.get("sort", "status")
+    descending = raw.startswith("-")
+    sort = raw.removeprefix("-")
+    if sort not in SORTS:
+        sort, descending = "status", False
+    nodes = list(node_rows(sort, descending))
+    for node in nodes:
+        node.live = getattr(node, "liveness", None)
+    columns = [
+        (name, f"-{name}" if name == sort and not descending else name, name == sort)
+        for name in SORTS
+    ]
+    return render(
+        request,
+        "monitoring/nodes.html",
+        {
+            "nodes": nodes,
+            "sort": sort,
+            "descending": descending,
+            "columns": dict((name, (link, active)) for name, link, active in columns),
+        },
+    )
+
+
+@staff_member_required
+def node_detail(request, pk: int):
+    node = get_object_or_404(Node.objects.select_related("liveness", "group"), pk=pk)
+    api = reverse("api:node-metrics", kwargs={"node_id": node.pk})
+    charts = [
+        {"id": f"chart-{hours}h", "hours": hours, "title": title, "url": f"{api}?hours={hours}"}
+        for hours, title in CHART_RANGES
+    ]
+    return render(
+        request,
+        "monitoring/node.html",
+        {
+            "node": node,
+            "live": getattr(node, "liveness", None),
+            "charts": charts,
+            "admin_url": reverse("admin:monitoring_monitorednode_change", args=[node.pk]),
+        },
+    )
