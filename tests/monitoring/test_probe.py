@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection  # noqa: F401 - read by the skipif conditions
 from django.utils import timezone
 
 from portal.jobs.choices import JobStatus
@@ -141,3 +142,34 @@ def test_an_unreachable_node_that_was_up_goes_down_at_its_due_time_not_before():
     third = finished_with(probe.do_probe(), {node.name: REPORT})
     probe.apply_probe_result(third)
     assert NodeLiveness.objects.get(node=node).status == Liveness.UP
+
+
+@pytest.mark.skipif(
+    "connection.vendor != 'postgresql'", reason="concurrent transactions: PostgreSQL only"
+)
+@pytest.mark.django_db(transaction=True)
+def test_two_beat_processes_probing_at_once_launch_one_job():
+    import threading
+
+    from django.db import connections
+
+    for _ in range(3):
+        NodeFactory()
+    start = threading.Barrier(2)
+    outcomes = []
+
+    def fire():
+        try:
+            start.wait()
+            job = probe.do_probe()
+            outcomes.append(job.pk if job else None)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=fire) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert outcomes.count(None) == 1
+    assert Job.objects.filter(action=probe.PROBE).count() == 1
