@@ -424,6 +424,8 @@ SPECTACULAR_SETTINGS = {
         "NodeConnectionEnum": "portal.nodes.choices.Connection",
         "CredentialKindEnum": "portal.nodes.choices.CredentialKind",
         "LivenessStatusEnum": "portal.monitoring.choices.Liveness",
+        "AlertSeverityEnum": "portal.monitoring.choices.Severity",
+        "AlertTypeEnum": "portal.monitoring.choices.AlertType",
     },
 }
 

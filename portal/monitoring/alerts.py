@@ -308,14 +308,19 @@ def check_create_alert(data: dict[str, Any]) -> dict[str, Any]:
     if severity not in Severity.values:
         raise PortalError(f"One of {', '.join(Severity.values)}.", field="severity")
     message = data.get("message")
-    if not isinstance(message, str) or not message.strip() or len(message) > 2000:
+    if (
+        not isinstance(message, str)
+        or not message.strip()
+        or len(message) > 2000
+        or "\x00" in message
+    ):
         raise PortalError("A non-empty text of at most 2000 characters.", field="message")
     fields: dict[str, Any] = {"type": data["type"], "severity": severity, "message": message}
     for key, model in (("vm_id", Node), ("customer_id", Customer)):
         ref = data.get(key)
         if ref is None:
             continue
-        if isinstance(ref, bool) or not isinstance(ref, int) or ref < 1:
+        if isinstance(ref, bool) or not isinstance(ref, int) or not 1 <= ref < 2**63:
             raise PortalError("An id (a whole number), or null.", field=key)
         if not model.objects.filter(pk=ref).exists():
             raise PortalError(f"No {model._meta.verbose_name} with id {ref}.", field=key)

@@ -237,3 +237,19 @@ def test_two_evaluators_raise_one_alert_per_rule_and_node():
     assert sorted(Alert.objects.values_list("node_id", flat=True)) == sorted(
         row.node_id for row in rows
     )
+
+
+def test_an_alert_resolved_by_hand_is_not_raised_again_until_it_clears(defaults):
+    from portal.monitoring.alerts import do_resolve_alert
+
+    row = node_with(disk_percent=90)
+    evaluate_alerts(at(0))
+    (alert,) = open_alerts(row)
+    do_resolve_alert(alert.pk, now=at(5))
+    evaluate_alerts(at(10))
+    assert not open_alerts(row)
+    set_values(row, disk_percent=50)
+    evaluate_alerts(at(20))
+    set_values(row, disk_percent=90)
+    evaluate_alerts(at(30))
+    assert len(open_alerts(row)) == 1
