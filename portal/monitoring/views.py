@@ -3,6 +3,7 @@ node's page with charts of the last 24 h and 30 days (Chart.js, vendored under s
 the charts read ``GET /api/nodes/{id}/metrics?hours=``). Staff only."""
 
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.paginator import Paginator
 from django.db.models import Case, F, IntegerField, QuerySet, Value, When
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -19,6 +20,7 @@ USAGE = {
     "disk": "liveness__disk_percent",
 }
 SORTS = ("status", "name", *USAGE)
+PAGE_SIZE = 100
 
 
 def _order(queryset: QuerySet[Node], sort: str, descending: bool) -> QuerySet[Node]:
@@ -64,21 +66,24 @@ def node_list(request):
     sort = raw.removeprefix("-")
     if sort not in SORTS:
         sort, descending = "status", False
-    nodes = list(node_rows(sort, descending))
+    page = Paginator(node_rows(sort, descending), PAGE_SIZE).get_page(request.GET.get("page"))
+    nodes = list(page)
     for node in nodes:
         node.live = getattr(node, "liveness", None)
-    columns = [
-        (name, f"-{name}" if name == sort and not descending else name, name == sort)
+    columns = {
+        name: (f"-{name}" if name == sort and not descending else name, name == sort)
         for name in SORTS
-    ]
+    }
     return render(
         request,
         "monitoring/nodes.html",
         {
             "nodes": nodes,
+            "page": page,
             "sort": sort,
             "descending": descending,
-            "columns": dict((name, (link, active)) for name, link, active in columns),
+            "current_sort": f"-{sort}" if descending else sort,
+            "columns": columns,
         },
     )
 

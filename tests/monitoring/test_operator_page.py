@@ -92,3 +92,15 @@ def test_the_admin_page_links_the_charts(fleet):
     node = fleet["up"]
     html = client.get(f"/admin/monitoring/monitorednode/{node.pk}/change/").content.decode()
     assert f'href="/monitoring/nodes/{node.pk}/"' in html
+
+
+def test_the_list_is_paged_and_keeps_its_order(staff, fleet, monkeypatch):
+    from portal.monitoring import views
+
+    monkeypatch.setattr(views, "PAGE_SIZE", 3)
+    first = staff.get("/monitoring/", {"sort": "-cpu"})
+    assert names(first) == ["a-up", "b-down", "c-late"]
+    assert 'href="?sort=-cpu&amp;page=2"' in first.content.decode()
+    second = staff.get("/monitoring/", {"sort": "-cpu", "page": "2"})
+    assert names(second) == ["d-none"]
+    assert names(staff.get("/monitoring/", {"page": "x"})) == ["b-down", "c-late", "d-none"]
