@@ -10,6 +10,7 @@ both raise one), resolutions (one UPDATE per rule). No query per node.
 """
 
 import logging
+import operator
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,13 +25,23 @@ from django.utils import timezone
 from portal.accounts.models import Customer
 from portal.core.errors import Conflict, NotFound, PortalError
 from portal.monitoring import rules as arithmetic
-from portal.monitoring.choices import BUILTIN_METRICS, DOWN, AlertType, Liveness, Severity
+from portal.monitoring.choices import (
+    BUILTIN_METRICS,
+    DOWN,
+    AlertType,
+    Comparison,
+    Liveness,
+    Severity,
+)
 from portal.monitoring.models import Alert, AlertRule, AlertState, NodeLiveness, Sample
 from portal.nodes.models import Node
 
 logger = logging.getLogger(__name__)
 
 IDLE = arithmetic.State()
+# A row's status_changed_at only when it is down (the one case a pass reads it): no datetime
+# to decode for the others.
+DOWN_SINCE_OF = Case(When(status=Liveness.DOWN, then=F("status_changed_at")), default=None)
 STATE_FIELDS = ["pending_since", "clearing_since", "firing", "flapping", "flips"]
 
 
@@ -76,11 +87,9 @@ class _Batch:
     new_states: list[AlertState] = field(default_factory=list)
     changed_states: list[AlertState] = field(default_factory=list)
     idle_states: list[int] = field(default_factory=list)
-    fire: list[Alert] = field(default_factory=list)
     resolve: dict[int, dict[int, float]] = field(default_factory=lambda: defaultdict(dict))
-    still: dict[int, dict[int, float]] = field(default_factory=lambda: defaultdict(dict))
-    flapping: list[tuple[AlertRule, int, str, float, bool]] = field(default_factory=list)
-    flapping_end: list[tuple[AlertRule, int, str, float, bool]] = field(default_factory=list)
+    # (event, rule, node id, value, firing) of fire, flapping and flapping_end
+    events: list[tuple[str, AlertRule, int, float, bool]] = field(default_factory=list)
 
 
 def _latest_gauges(first: int, last: int, now: datetime) -> dict[int, dict[str, float]]:
@@ -103,8 +112,33 @@ def _applies(rule: AlertRule, group_id: int | None, purpose: str) -> bool:
     )
 
 
+# The columns a pass reads from each liveness row (the four metrics follow STATUS).
+NODE, GROUP, PURPOSE, STATUS, DOWN_SINCE = range(5)
+METRIC_COLUMN = {metric: 5 + index for index, metric in enumerate(BUILTIN_METRICS[:4])}
+OPERATORS = {
+    Comparison.GE: operator.ge,
+    Comparison.GT: operator.gt,
+    Comparison.LE: operator.le,
+    Comparison.LT: operator.lt,
+}
+
+
+def _value(rule: AlertRule, row: tuple, gauges: dict[int, dict[str, Any]]) -> float | None:
+    if rule.metric == DOWN:
+        return 1.0 if row[STATUS] == Liveness.DOWN else 0.0
+    column = METRIC_COLUMN.get(rule.metric)
+    if column is not None:
+        return row[column]
+    value = (gauges.get(row[NODE]) or {}).get(rule.metric)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
 def _decide(rules: list[AlertRule], rows: list[tuple], now: datetime) -> _Batch:
-    first, last = rows[0][0], rows[-1][0]
+    """Run every rule over the batch's rows: one loop per rule over plain tuples, and
+    rules.step only for the pairs that have a state or whose condition holds now."""
+    first, last = rows[0][NODE], rows[-1][NODE]
     states = {
         (row.rule_id, row.node_id): row
         for row in AlertState.objects.filter(
@@ -116,27 +150,30 @@ def _decide(rules: list[AlertRule], rows: list[tuple], now: datetime) -> _Batch:
         if any(rule.metric not in BUILTIN_METRICS for rule in rules)
         else {}
     )
-    specs = {rule.pk: spec_of(rule) for rule in rules}
     flapping = flapping_setting()
     out = _Batch()
-    for node_id, name, group_id, purpose, status, changed_at, *metrics in rows:
-        down = status == Liveness.DOWN
-        values: dict[str, Any] = dict(zip(BUILTIN_METRICS[:4], metrics, strict=True))
-        values[DOWN] = 1.0 if down else 0.0
-        values.update(gauges.get(node_id) or {})
-        for rule in rules:
-            if not _applies(rule, group_id, purpose):
+    for rule in rules:
+        spec = spec_of(rule)
+        holds = OPERATORS[Comparison(rule.comparison)]
+        rule_id, threshold, scoped, column = (
+            rule.pk,
+            rule.threshold,
+            rule.group_id or rule.purpose,
+            None,
+        )
+        if rule.metric in METRIC_COLUMN:
+            column = METRIC_COLUMN[rule.metric]
+        for row in rows:
+            if scoped and not _applies(rule, row[GROUP], row[PURPOSE]):
                 continue
-            value = values.get(rule.metric)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                value = None
-            row = states.get((rule.pk, node_id))
-            spec = specs[rule.pk]
-            if row is None and (
-                value is None or not arithmetic.compare(spec.comparison, value, spec.threshold)
-            ):
+            value = row[column] if column is not None else _value(rule, row, gauges)
+            state = states.get((rule_id, row[NODE]))
+            if state is None and (value is None or not holds(value, threshold)):
                 continue  # idle and staying so: the common case, nothing to write
-            old = _state(row) if row else IDLE
+            if value is None:
+                continue  # no data: nothing changes
+            down = row[STATUS] == Liveness.DOWN
+            old = _state(state) if state else IDLE
             new, event = arithmetic.step(
                 spec,
                 old,
@@ -144,15 +181,13 @@ def _decide(rules: list[AlertRule], rows: list[tuple], now: datetime) -> _Batch:
                 now,
                 flapping=flapping,
                 inhibited=down and rule.metric != DOWN,
-                since=changed_at if rule.metric == DOWN and down else None,
+                since=row[DOWN_SINCE] if rule.metric == DOWN and down else None,
             )
-            if value is None:
-                continue
-            _record(out, rule, node_id, name, value, row, old, new, event)
+            _record(out, rule, row[NODE], value, state, old, new, event)
     return out
 
 
-def _record(out, rule, node_id, name, value, row, old, new, event) -> None:
+def _record(out, rule, node_id, value, row, old, new, event) -> None:
     if new != old:
         if row is None:
             out.new_states.append(AlertState(rule=rule, node_id=node_id, **_fields(new)))
@@ -162,27 +197,10 @@ def _record(out, rule, node_id, name, value, row, old, new, event) -> None:
             for key, item in _fields(new).items():
                 setattr(row, key, item)
             out.changed_states.append(row)
-    message = _message(rule, name, value)
-    if event == arithmetic.FIRE:
-        out.fire.append(
-            Alert(
-                rule=rule,
-                node_id=node_id,
-                type=rule.alert_type,
-                severity=rule.severity,
-                message=message,
-                fired_value=value,
-                last_value=value,
-            )
-        )
-    elif event == arithmetic.RESOLVE:
+    if event == arithmetic.RESOLVE:
         out.resolve[rule.pk][node_id] = value
-    elif event == arithmetic.FLAPPING:
-        out.flapping.append((rule, node_id, message, value, new.firing))
-    elif event == arithmetic.FLAPPING_END:
-        out.flapping_end.append((rule, node_id, message, value, new.firing))
-    elif new.firing and not new.flapping and rule.metric != DOWN:
-        out.still[rule.pk][node_id] = value
+    elif event is not None:
+        out.events.append((event, rule, node_id, value, new.firing))
 
 
 def _fields(state: arithmetic.State) -> dict[str, Any]:
@@ -204,57 +222,75 @@ def _values(values: dict[int, float]) -> Case:
 
 
 def _write(out: _Batch, now: datetime) -> dict[str, int]:
+    """One batch's writes, in bulk; alerts are inserted in (rule, node) order so competing
+    evaluators take the unique index's locks in the same order."""
     AlertState.objects.bulk_create(out.new_states, batch_size=1000, ignore_conflicts=True)
     AlertState.objects.bulk_update(
         sorted(out.changed_states, key=lambda row: row.pk), STATE_FIELDS, batch_size=1000
     )
     AlertState.objects.filter(pk__in=out.idle_states).delete()
-    for alert in out.fire:
-        alert.created_at = now
-    fired = Alert.objects.bulk_create(
-        sorted(out.fire, key=lambda alert: (alert.rule_id or 0, alert.node_id or 0)),
-        batch_size=1000,
-        ignore_conflicts=True,
-    )
     resolved = 0
     for rule_id, values in out.resolve.items():
         resolved += Alert.objects.filter(
             rule_id=rule_id, node_id__in=list(values), resolved=False
         ).update(resolved=True, resolved_at=now, last_value=_values(values))
-    for rule_id, values in out.still.items():
-        Alert.objects.filter(rule_id=rule_id, node_id__in=list(values), resolved=False).update(
-            last_value=_values(values)
-        )
-    for rule, node_id, message, value, _firing in out.flapping:
-        text = f"Flapping: {message}"
+    names = dict(
+        Node.objects.filter(pk__in={event[2] for event in out.events}).values_list("pk", "name")
+    )
+    fire, flapping = [], 0
+    for event, rule, node_id, value, firing in sorted(
+        out.events, key=lambda event: (event[1].pk, event[2])
+    ):
+        message = _message(rule, names.get(node_id, f"node {node_id}"), value)
         mine = Alert.objects.filter(rule=rule, node_id=node_id, resolved=False)
-        if not mine.update(type=AlertType.FLAPPING, message=text, last_value=value):
-            Alert.objects.bulk_create(
-                [
-                    Alert(
-                        rule=rule,
-                        node_id=node_id,
-                        type=AlertType.FLAPPING,
-                        severity=rule.severity,
-                        message=text,
-                        created_at=now,
-                        fired_value=value,
-                        last_value=value,
-                    )
-                ],
-                ignore_conflicts=True,
-            )
-    for rule, node_id, message, value, firing in out.flapping_end:
-        mine = Alert.objects.filter(rule=rule, node_id=node_id, resolved=False)
-        if firing:
+        if event == arithmetic.FIRE:
+            fire.append(_alert(rule, node_id, rule.alert_type, message, value, now))
+        elif event == arithmetic.FLAPPING:
+            flapping += 1
+            text = f"Flapping: {message}"
+            if not mine.update(type=AlertType.FLAPPING, message=text, last_value=value):
+                fire.append(_alert(rule, node_id, AlertType.FLAPPING, text, value, now))
+        elif firing:  # the flapping ended while the condition holds: the rule's alert again
             mine.update(type=rule.alert_type, message=message, last_value=value)
         else:
             resolved += mine.update(resolved=True, resolved_at=now, last_value=value)
-    return {
-        "fired": len(fired),
-        "resolved": resolved,
-        "flapping": len(out.flapping),
+    Alert.objects.bulk_create(fire, batch_size=1000, ignore_conflicts=True)
+    return {"fired": len(fire), "resolved": resolved, "flapping": flapping}
+
+
+def _alert(rule: AlertRule, node_id: int, kind: str, message: str, value: float, now) -> Alert:
+    return Alert(
+        rule=rule,
+        node_id=node_id,
+        type=kind,
+        severity=rule.severity,
+        message=message,
+        created_at=now,
+        fired_value=value,
+        last_value=value,
+    )
+
+
+def _batch_rows(after: int, batch: int) -> tuple[int, list[tuple]] | None:
+    """The next ``batch`` liveness rows after node id ``after``, joined in Python with their
+    enabled nodes' group and purpose (two range scans on primary keys; an SQL join made
+    PostgreSQL hash the whole node table for every batch). None when there are no more."""
+    rows = list(
+        NodeLiveness.objects.filter(node_id__gt=after)
+        .annotate(down_since=DOWN_SINCE_OF)
+        .order_by("node_id")
+        .values_list("node_id", "status", "down_since", *BUILTIN_METRICS[:4])[:batch]
+    )
+    if not rows:
+        return None
+    last = rows[-1][0]
+    nodes = {
+        pk: (group_id, purpose)
+        for pk, group_id, purpose in Node.objects.filter(
+            pk__gt=after, pk__lte=last, enabled=True
+        ).values_list("pk", "group_id", "purpose")
     }
+    return last, [(row[0], *nodes[row[0]], *row[1:]) for row in rows if row[0] in nodes]
 
 
 def evaluate_alerts(now: datetime | None = None, batch: int | None = None) -> dict[str, int]:
@@ -266,32 +302,18 @@ def evaluate_alerts(now: datetime | None = None, batch: int | None = None) -> di
     totals = {"nodes": 0, "fired": 0, "resolved": 0, "flapping": 0}
     if not rules:
         return totals
-    columns = (
-        "node_id",
-        "node__name",
-        "node__group_id",
-        "node__purpose",
-        "status",
-        "status_changed_at",
-        *BUILTIN_METRICS[:4],
-    )
     after = 0
     while True:
-        rows = list(
-            NodeLiveness.objects.filter(node_id__gt=after, node__enabled=True)
-            .order_by("node_id")
-            .values_list(*columns)[:batch]
-        )
-        if not rows:
+        found = _batch_rows(after, batch)
+        if found is None:
             break
-        after = rows[-1][0]
-        with transaction.atomic():
-            counts = _write(_decide(rules, rows, now), now)
-        totals["nodes"] += len(rows)
-        for key, count in counts.items():
-            totals[key] += count
-        if len(rows) < batch:
-            break
+        after, rows = found
+        if rows:
+            with transaction.atomic():
+                counts = _write(_decide(rules, rows, now), now)
+            totals["nodes"] += len(rows)
+            for key, count in counts.items():
+                totals[key] += count
     if totals["fired"] or totals["resolved"]:
         logger.info("alerts: %s", totals)
     return totals
