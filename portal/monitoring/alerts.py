@@ -19,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Count, F, FloatField, Value, When
+from django.db.models import Case, Count, F, FloatField, Q, Value, When
 from django.utils import timezone
 
 from portal.accounts.models import Customer
@@ -293,13 +293,28 @@ def _batch_rows(after: int, batch: int) -> tuple[int, list[tuple]] | None:
     return last, [(row[0], *nodes[row[0]], *row[1:]) for row in rows if row[0] in nodes]
 
 
+def _retire(now: datetime) -> int:
+    """Alerts nobody evaluates any more resolve, and their pairs forget their state: those of
+    disabled rules and of disabled nodes. Returns the alerts resolved."""
+    unwatched = Q(rule__enabled=False) | Q(node__enabled=False)
+    with transaction.atomic():
+        AlertState.objects.filter(
+            Q(rule__enabled=False) | Q(node_id__in=Node.objects.filter(enabled=False).values("pk"))
+        ).delete()
+        return (
+            Alert.objects.filter(unwatched, resolved=False, rule__isnull=False)
+            .order_by()
+            .update(resolved=True, resolved_at=now)
+        )
+
+
 def evaluate_alerts(now: datetime | None = None, batch: int | None = None) -> dict[str, int]:
     """One pass of every enabled rule over every enabled monitored node; returns counts.
     ``now`` is the clock (tests drive it). Safe to run from several beat processes."""
     now = now or timezone.now()
     batch = batch or settings.MONITORING_ALERT_BATCH
+    totals = {"nodes": 0, "fired": 0, "resolved": _retire(now), "flapping": 0}
     rules = list(AlertRule.objects.filter(enabled=True).order_by("pk"))
-    totals = {"nodes": 0, "fired": 0, "resolved": 0, "flapping": 0}
     if not rules:
         return totals
     after = 0
