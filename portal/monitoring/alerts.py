@@ -19,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Count, F, FloatField, Q, Value, When
+from django.db.models import Case, Count, Exists, F, FloatField, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from portal.accounts.models import Customer
@@ -295,11 +295,13 @@ def _batch_rows(after: int, batch: int) -> tuple[int, list[tuple]] | None:
 
 def _retire(now: datetime) -> int:
     """Alerts nobody evaluates any more resolve, and their pairs forget their state: those of
-    disabled rules and of disabled nodes. Returns the alerts resolved."""
+    disabled rules and of disabled nodes (and the states of deleted nodes, whose alerts went
+    with them). Returns the alerts resolved."""
     unwatched = Q(rule__enabled=False) | Q(node__enabled=False)
     with transaction.atomic():
         AlertState.objects.filter(
-            Q(rule__enabled=False) | Q(node_id__in=Node.objects.filter(enabled=False).values("pk"))
+            Q(rule__enabled=False)
+            | ~Exists(Node.objects.filter(pk=OuterRef("node_id"), enabled=True))
         ).delete()
         return (
             Alert.objects.filter(unwatched, resolved=False, rule__isnull=False)
