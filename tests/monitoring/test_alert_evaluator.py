@@ -301,3 +301,18 @@ def test_the_admin_form_names_a_clear_threshold_on_the_wrong_side(admin_client):
     body["clear_threshold"] = "75"
     assert admin_client.post("/admin/monitoring/alertrule/add/", body).status_code == 302
     assert AlertRule.objects.get(name="disk 2").clear_at == 75
+
+
+def test_a_flapping_pair_that_settles_firing_becomes_the_rules_alert_again(defaults, settings):
+    settings.MONITORING_ALERT_FLAP_FLIPS = 4
+    settings.MONITORING_ALERT_FLAP_WINDOW = 600
+    row = node_with()
+    for step, disk in enumerate([90, 50, 90, 50, 90]):
+        set_values(row, disk_percent=disk)
+        evaluate_alerts(at(step * 30))
+    (alert,) = open_alerts(row)
+    assert alert.type == AlertType.FLAPPING and alert.message.startswith("Flapping: ")
+    evaluate_alerts(at(120 + 601))  # still >= 80, no flip for a window
+    (again,) = open_alerts(row)
+    assert again.pk == alert.pk and again.type == AlertType.DISK_SPACE
+    assert not again.message.startswith("Flapping")
