@@ -104,3 +104,9 @@ def test_the_list_is_paged_and_keeps_its_order(staff, fleet, monkeypatch):
     second = staff.get("/monitoring/", {"sort": "-cpu", "page": "2"})
     assert names(second) == ["d-none"]
     assert names(staff.get("/monitoring/", {"page": "x"})) == ["b-down", "c-late", "d-none"]
+
+
+def test_the_nav_offers_the_operator_page_to_staff_only(client, staff):
+    assert 'href="/monitoring/" data-testid="nav-monitoring"' in staff.get("/members/").text
+    client.force_login(UserFactory(is_staff=False))
+    assert 'data-testid="nav-monitoring"' not in client.get("/members/").text
