@@ -255,6 +255,17 @@ MONITORING_ALERT_BATCH = env.int("MONITORING_ALERT_BATCH", 5000, minimum=1)
 MONITORING_ALERT_GAUGE_MAX_AGE = env.int("MONITORING_ALERT_GAUGE_MAX_AGE", 300, minimum=1)
 MONITORING_ALERT_FLAP_FLIPS = env.int("MONITORING_ALERT_FLAP_FLIPS", 6, minimum=2)
 MONITORING_ALERT_FLAP_WINDOW = env.int("MONITORING_ALERT_FLAP_WINDOW", 3600, minimum=1)  # seconds
+# Alert notifications (monitoring/notify.py): attempts before a row is failed, first backoff
+# (doubling), HTTP/SMTP timeout and rows per pass (all in seconds or counts).
+MONITORING_NOTIFY_MAX_ATTEMPTS = env.int("MONITORING_NOTIFY_MAX_ATTEMPTS", 5, minimum=1)
+MONITORING_NOTIFY_BACKOFF = env.int("MONITORING_NOTIFY_BACKOFF", 30, minimum=0)
+MONITORING_NOTIFY_TIMEOUT = env.int("MONITORING_NOTIFY_TIMEOUT", 10, minimum=1)
+MONITORING_NOTIFY_LEASE = env.int("MONITORING_NOTIFY_LEASE", 300, minimum=30)
+MONITORING_NOTIFY_BATCH = env.int("MONITORING_NOTIFY_BATCH", 500, minimum=1)
+CELERY_BEAT_SCHEDULE["monitoring-notify"] = {
+    "task": "monitoring.deliver_notifications",
+    "schedule": 10.0,
+}
 # Agent-less nodes: one batched probe run (playbooks/node_probe.yml) every this many seconds.
 MONITORING_PROBE_INTERVAL = env.int("MONITORING_PROBE_INTERVAL", 60, minimum=5)
 CELERY_BEAT_SCHEDULE["monitoring-probe"] = {

@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
@@ -7,7 +8,13 @@ from portal.core.errors import PortalError
 from portal.monitoring import actions
 from portal.monitoring.alerts import do_resolve_alert
 from portal.monitoring.choices import Liveness
-from portal.monitoring.models import Alert, AlertRule, MonitoredNode
+from portal.monitoring.models import (
+    Alert,
+    AlertRule,
+    MonitoredNode,
+    Notification,
+    NotificationChannel,
+)
 
 
 @admin.register(MonitoredNode)
@@ -171,3 +178,67 @@ class AlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 continue  # resolved meanwhile
             done += 1
         self.message_user(request, f"{done} alert(s) resolved.", messages.SUCCESS)
+
+
+class NotificationChannelForm(forms.ModelForm):
+    # The webhook secret is written, never shown again; left empty, the stored one stays.
+    secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Webhook: the HMAC-SHA256 key (stored encrypted; empty keeps the current one).",
+    )
+
+    class Meta:
+        model = NotificationChannel
+        fields = [
+            "name",
+            "kind",
+            "emails",
+            "url",
+            "secret",
+            "group",
+            "customer",
+            "repeat_minutes",
+            "max_per_alert",
+            "enabled",
+        ]
+
+    def clean_secret(self):
+        return self.cleaned_data.get("secret") or (self.instance.secret if self.instance else "")
+
+
+@admin.register(NotificationChannel)
+class NotificationChannelAdmin(admin.ModelAdmin):
+    form = NotificationChannelForm
+    list_display = [
+        "name",
+        "kind",
+        "group",
+        "customer",
+        "repeat_minutes",
+        "max_per_alert",
+        "enabled",
+    ]
+    list_filter = ["kind", "enabled"]
+    search_fields = ["name"]
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The outbox: pending, sent (with the time and the response status) and failed rows."""
+
+    list_display = [
+        "id",
+        "channel",
+        "alert",
+        "event",
+        "status",
+        "attempts",
+        "created_at",
+        "sent_at",
+        "response_status",
+        "last_error",
+    ]
+    list_filter = ["status", "event", "channel"]
+    list_select_related = ["channel", "alert"]
+    readonly_fields = [field.name for field in Notification._meta.fields]

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from portal.accounts.models import Customer
 from portal.core.errors import Conflict, NotFound, PortalError
+from portal.monitoring import notify
 from portal.monitoring import rules as arithmetic
 from portal.monitoring.choices import (
     BUILTIN_METRICS,
@@ -31,6 +32,7 @@ from portal.monitoring.choices import (
     AlertType,
     Comparison,
     Liveness,
+    NotificationEvent,
     Severity,
 )
 from portal.monitoring.models import Alert, AlertRule, AlertState, NodeLiveness, Sample
@@ -255,7 +257,27 @@ def _write(out: _Batch, now: datetime) -> dict[str, int]:
         else:
             resolved += mine.update(resolved=True, resolved_at=now, last_value=value)
     Alert.objects.bulk_create(fire, batch_size=1000, ignore_conflicts=True)
+    _notify(out, fire, now)
     return {"fired": len(fire), "resolved": resolved, "flapping": flapping}
+
+
+def _notify(out: _Batch, fire: list[Alert], now: datetime) -> None:
+    """The batch's outbox rows, in its transaction: its alerts raised and resolved now."""
+    raised = {alert.node_id for alert in fire}
+    if raised:
+        notify.enqueue(
+            Alert.objects.filter(node_id__in=raised, created_at=now, resolved=False),
+            NotificationEvent.FIRED,
+            now,
+        )
+    ended = {node_id for values in out.resolve.values() for node_id in values}
+    ended |= {event[2] for event in out.events if event[0] == arithmetic.FLAPPING_END}
+    if ended:
+        notify.enqueue(
+            Alert.objects.filter(node_id__in=ended, resolved_at=now),
+            NotificationEvent.RESOLVED,
+            now,
+        )
 
 
 def _alert(rule: AlertRule, node_id: int, kind: str, message: str, value: float, now) -> Alert:
@@ -303,11 +325,16 @@ def _retire(now: datetime) -> int:
             Q(rule__enabled=False)
             | ~Exists(Node.objects.filter(pk=OuterRef("node_id"), enabled=True))
         ).delete()
-        return (
-            Alert.objects.filter(unwatched, resolved=False, rule__isnull=False)
-            .order_by()
-            .update(resolved=True, resolved_at=now)
+        retired = list(
+            Alert.objects.filter(unwatched, resolved=False, rule__isnull=False).values_list(
+                "pk", flat=True
+            )
         )
+        count = Alert.objects.filter(pk__in=retired, resolved=False).update(
+            resolved=True, resolved_at=now
+        )
+        notify.enqueue(Alert.objects.filter(pk__in=retired), NotificationEvent.RESOLVED, now)
+        return count
 
 
 def evaluate_alerts(now: datetime | None = None, batch: int | None = None) -> dict[str, int]:
@@ -368,7 +395,11 @@ def check_create_alert(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def do_create_alert(data: dict[str, Any]) -> Alert:
-    return Alert.objects.create(**check_create_alert(data))
+    fields = check_create_alert(data)
+    with transaction.atomic():
+        alert = Alert.objects.create(**fields)
+        notify.enqueue(Alert.objects.filter(pk=alert.pk), NotificationEvent.FIRED)
+    return alert
 
 
 def do_resolve_alert(alert_id: int, now: datetime | None = None) -> Alert:
@@ -385,6 +416,7 @@ def do_resolve_alert(alert_id: int, now: datetime | None = None) -> Alert:
             raise Conflict(f"Alert {alert_id} was resolved at {alert.resolved_at}.", field="id")
         alert.resolved, alert.resolved_at = True, now
         alert.save(update_fields=["resolved", "resolved_at"])
+        notify.enqueue(Alert.objects.filter(pk=alert.pk), NotificationEvent.RESOLVED, now)
     return alert
 
 

@@ -45,3 +45,21 @@ class Comparison(models.TextChoices):
 # liveness is down, else 0 (so "down for 5 min" is ">= 1 for 300 s").
 DOWN = "down"
 BUILTIN_METRICS = ("cpu_percent", "memory_percent", "disk_percent", "load1", DOWN)
+
+
+class ChannelKind(models.TextChoices):
+    EMAIL = "email", "Email"
+    WEBHOOK = "webhook", "Webhook"
+
+
+class NotificationEvent(models.TextChoices):
+    FIRED = "fired", "Fired"
+    REPEAT = "repeat", "Still open"
+    RESOLVED = "resolved", "Resolved"
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"

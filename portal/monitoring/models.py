@@ -12,8 +12,18 @@ from django.db.models import Q
 from django.utils import timezone
 
 from portal.accounts.models import Customer
+from portal.core.fields import EncryptedTextField
 from portal.core.status import StatusModel
-from portal.monitoring.choices import WATCHED, AlertType, Comparison, Liveness, Severity
+from portal.monitoring.choices import (
+    WATCHED,
+    AlertType,
+    ChannelKind,
+    Comparison,
+    Liveness,
+    NotificationEvent,
+    NotificationStatus,
+    Severity,
+)
 from portal.nodes.choices import NodePurpose
 from portal.nodes.models import Node, NodeGroup
 
@@ -279,3 +289,101 @@ class AlertState(models.Model):
 
     def __str__(self):
         return f"rule {self.rule_id} node {self.node_id}"
+
+
+class NotificationChannel(models.Model):
+    """Where alert notifications go (README, "Monitoring", notifications): an email to a
+    list of addresses or a signed webhook POST. Scoped to the alerts of one node group
+    and/or one customer (empty: all alerts)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=10, choices=ChannelKind.choices)
+    emails = models.JSONField(
+        default=list, blank=True, help_text='Email: the addresses, a JSON list ["a@example.com"].'
+    )
+    url = models.URLField(max_length=500, blank=True, help_text="Webhook: the URL to POST to.")
+    secret = EncryptedTextField(
+        blank=True, help_text="Webhook: the HMAC-SHA256 key (stored encrypted)."
+    )
+    group = models.ForeignKey(
+        NodeGroup,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Only alerts of this group's nodes (empty: any).",
+    )
+    customer = models.ForeignKey(
+        Customer,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Only alerts of this customer (empty: any).",
+    )
+    repeat_minutes = models.PositiveIntegerField(
+        default=0, help_text="Notify a still-open alert again every this many minutes (0: never)."
+    )
+    max_per_alert = models.PositiveIntegerField(
+        default=10, help_text="At most this many notifications per alert (0: no limit)."
+    )
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        from portal.monitoring.notify import channel_errors
+
+        errors = channel_errors(self.kind, self.emails, self.url)
+        if errors:
+            raise ValidationError(errors)
+
+
+class Notification(models.Model):
+    """The outbox: one row per (channel, alert, event), written in the transaction that
+    raised or resolved the alert; the delivery task sends it and marks it sent or, after
+    MONITORING_NOTIFY_MAX_ATTEMPTS, failed. ``number`` tells a repeat from the others (1 for
+    fired, 2, 3, … for repeats, 0 for resolved), so writing the same row twice is a no-op."""
+
+    id = models.BigAutoField(primary_key=True)
+    channel = models.ForeignKey(
+        NotificationChannel, on_delete=models.CASCADE, related_name="notifications"
+    )
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
+    event = models.CharField(max_length=10, choices=NotificationEvent.choices)
+    number = models.PositiveIntegerField(default=1)
+    status = models.CharField(
+        max_length=10, choices=NotificationStatus.choices, default=NotificationStatus.PENDING
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claim = models.CharField(max_length=32, blank=True, db_index=True, editable=False)
+    attempts = models.PositiveIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    response_status = models.IntegerField(
+        null=True, blank=True, help_text="Webhook: the HTTP status; email: the SMTP reply code."
+    )
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "alert", "event", "number"], name="notification_once"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="notification_due_idx",
+                condition=Q(status__in=["pending", "sending"]),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.event} of alert {self.alert_id} to {self.channel_id}: {self.status}"

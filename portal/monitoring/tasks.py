@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from portal.monitoring import actions, alerts, probe
+from portal.monitoring import actions, alerts, notify, probe
 
 
 @shared_task(name="monitoring.evaluate_liveness", ignore_result=True, time_limit=60)
@@ -24,3 +24,8 @@ def probe_nodes() -> None:
 @shared_task(name="monitoring.evaluate_alerts", ignore_result=True, time_limit=120)
 def evaluate_alerts() -> None:
     alerts.evaluate_alerts()
+
+
+@shared_task(name="monitoring.deliver_notifications", ignore_result=True, time_limit=300)
+def deliver_notifications() -> None:
+    notify.deliver()
