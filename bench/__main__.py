@@ -30,6 +30,10 @@ TARGETS = {
     "worker_rss_mb": ("report", None),
     "lab_assign_to_active_p50": ("<=", 1000),
     "workspace_batch_speedup": (">=", 5),
+    "heartbeat_ingest_rate": (">=", 2_000),
+    "heartbeat_ratio": (">=", 0.8),
+    "alert_eval_100k": ("<=", 1_000),
+    "down_detection_lag_p95": ("<=", 2_000),
 }
 SQLITE_FIGURES = ("job_overhead_ratio", "dispatch_latency_p95")
 
@@ -44,6 +48,21 @@ def _target(name: str) -> tuple[str, float | None]:
         if name == base or name.startswith(base + "_"):
             return target
     return ("report", None)
+
+
+def select(only: str) -> list[str]:
+    """The suite's entries to run, in order: the default run's without ``--only`` (not the
+    monitoring group's), else those named, a group (``monitoring``) or a figure another
+    entry gives (``heartbeat_ratio``) naming its entry."""
+    from bench.suite import ALIASES, MONITORING, ORDER
+
+    if not only:
+        return [name for name in ORDER if name not in MONITORING]
+    asked = set()
+    for name in only.split(","):
+        name = name.strip()
+        asked.update(ALIASES.get(name, (name,)))
+    return [name for name in ORDER if name in asked]
 
 
 def machine() -> dict:
@@ -244,9 +263,7 @@ def main(argv=None) -> int:
     if lock is None:
         return 2
     procs.install_cleanup()
-    from bench.suite import ORDER
-
-    wanted = [f for f in ORDER if not args.only or f in args.only.split(",")]
+    wanted = select(args.only)
     prepare_test_hosts(wanted)
     started = time.monotonic()
     sqlite_wanted = [] if args.no_sqlite else [f for f in SQLITE_FIGURES if f in wanted]

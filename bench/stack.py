@@ -145,9 +145,12 @@ def create_fixtures() -> Fixtures:
 GUNICORN_CONF = ROOT / "portal" / "deploy" / "gunicorn.conf.py"
 
 
-def start_web(env: dict, log_dir: Path) -> tuple[Service, int]:
-    """gunicorn with the production configuration file, on a free loopback port."""
+def start_web(env: dict, log_dir: Path, settings: str | None = None) -> tuple[Service, int]:
+    """gunicorn with the production configuration file, on a free loopback port.
+    ``settings``: another settings module (bench.settings adds the bench-only URLs)."""
     port = free_port()
+    if settings:
+        env = {**env, "DJANGO_SETTINGS_MODULE": settings}
     web = Service(
         "web",
         [
@@ -222,3 +225,32 @@ def wait_worker(worker: Service, timeout: float = 60) -> None:
         f"{worker.name} to be ready",
     )
     worker.remember_children()  # the pool processes
+
+
+def start_beat(env: dict, log_dir: Path, schedule: Path) -> Service:
+    """``celery beat`` with the settings' scheduler and schedule (the monitoring figures)."""
+    return Service(
+        "beat",
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "beat",
+            "--loglevel",
+            "info",
+            "--schedule",
+            str(schedule),
+        ],
+        env,
+        log_dir,
+    )
+
+
+def wait_beat(beat: Service, timeout: float = 60) -> None:
+    beat.wait_for(
+        lambda: "Starting..." in beat.log_path.read_text(errors="replace"),
+        timeout,
+        "celery beat to start",
+    )

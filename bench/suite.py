@@ -27,7 +27,14 @@ ORDER = (
     "job_overhead_ratio",
     "lab_assign_to_active_p50",
     "workspace_batch_speedup",
+    # The monitoring group (#14): not in the default run, `python -m bench --only monitoring`.
+    "heartbeat_ingest_rate",  # also gives heartbeat_ratio
+    "down_detection_lag_p95",
+    "alert_eval_100k",  # last: its 100k nodes stay
 )
+MONITORING = ("heartbeat_ingest_rate", "down_detection_lag_p95", "alert_eval_100k")
+# Names asked for with --only that another entry measures, and groups.
+ALIASES = {"heartbeat_ratio": ("heartbeat_ingest_rate",), "monitoring": MONITORING}
 # About what each figure takes in a full run on a 2-core machine, seconds (the workspace
 # figure's fixed part, warm-up + batch, is most of it and cannot shrink). Each figure gets
 # this share of the time left and repeats only while its share lasts (Context.another): on
@@ -40,6 +47,9 @@ WEIGHTS = {
     "job_overhead_ratio": 150,
     "lab_assign_to_active_p50": 30,
     "workspace_batch_speedup": 300,
+    "heartbeat_ingest_rate": 60,
+    "down_detection_lag_p95": 45,
+    "alert_eval_100k": 40,
 }
 
 
@@ -87,6 +97,14 @@ def _measure(name: str, ctx: Context) -> dict:
         from bench import labs
 
         return labs.measure(ctx, assignments=5 if quick else 10)
+    if name in MONITORING:
+        from bench import monitoring
+
+        if name == "heartbeat_ingest_rate":
+            return monitoring.measure_heartbeats(ctx, rounds=2 if quick else 3)
+        if name == "down_detection_lag_p95":
+            return monitoring.measure_down_lag(ctx)
+        return monitoring.measure_alert_eval(ctx, passes=2 if quick else 4)
     raise ValueError(f"unknown figure {name}")
 
 
@@ -113,7 +131,9 @@ def setup(figures: list[str], budget_end: float, quick: bool) -> Context:
     connection.close()  # the services fork nothing from us, but keep the bench's use fresh
 
     services = {}
-    web, port = stack.start_web(env, log_dir)
+    # The heartbeat's floor view is a bench-only URL (bench/settings.py, bench/urls.py).
+    bench_urls = "heartbeat_ingest_rate" in figures
+    web, port = stack.start_web(env, log_dir, "bench.settings" if bench_urls else None)
     services["web"] = web
     services["worker"] = stack.start_worker(env, log_dir, "worker", fixtures.default_queue, 1)
     if "dispatch_latency_p95" in figures:

@@ -1,0 +1,441 @@
+"""The monitoring figures (#14): a separate group, ``python -m bench --only monitoring``.
+
+- ``heartbeat_ingest_rate``: heartbeats/s stored through ``PUT /api/nodes/{id}/heartbeat``
+  on the bench's gunicorn (production config, PostgreSQL), one request per heartbeat, many
+  agents in parallel: ``PROCESSES`` client processes x ``THREADS`` keep-alive connections,
+  each connection the agent of its own slice of ``AGENTS`` nodes (pre-created with bulk
+  SQL, each with its own token). A round is bounded by a count and a time; rate = beats
+  answered 200 (and counted as stored samples) / round wall time; median over rounds.
+- ``heartbeat_ratio``: that rate over the floor's (bench/floor.py: one UPDATE and one INSERT,
+  no auth, no validation), in the same gunicorn, rounds alternating product/floor; the
+  median of the pairs' ratios.
+- ``alert_eval_100k``: ms of one ``evaluate_alerts`` pass (default rules) over 100k nodes
+  made with bulk SQL, steady state: the passes after the first; median.
+- ``down_detection_lag_p95``: ms from a node's ``next_due_at`` to the moment its ``down``
+  state and its open alert are both stored, with the real ``celery beat`` (the settings'
+  schedule) and the bench's worker; nodes fall due spread over a few seconds, the bench polls
+  the database every ``POLL`` s. The default "Node down" rule holds 300 s before it fires
+  (policy, not lag): for this figure the bench sets its ``for_seconds`` to 0, as an admin can.
+"""
+
+import concurrent.futures
+import http.client
+import json
+import multiprocessing
+import secrets
+import threading
+import time
+
+from bench import stats
+from bench.stack import web_settings
+
+PROCESSES = 2
+THREADS = 4
+AGENTS = 2000
+EVAL_NODES = 100_000
+LAG_NODES = 40
+POLL = 0.05
+
+# --- bulk rows ----------------------------------------------------------------------------
+
+
+def _template_values(instance, skip: set[str]) -> tuple[list[str], list]:
+    """Column names and database values of an unsaved instance (every concrete column but
+    ``skip``), so bulk SQL rows carry exactly what the ORM would write."""
+    from django.db import connection
+
+    columns, values = [], []
+    for field in instance._meta.concrete_fields:
+        if field.primary_key or field.column in skip:
+            continue
+        columns.append(field.column)
+        values.append(field.get_db_prep_save(field.pre_save(instance, True), connection))
+    return columns, values
+
+
+def bulk_nodes(prefix: str, count: int, liveness: dict[str, str]) -> tuple[int, int]:
+    """``count`` SSH nodes without a credential (the probe ignores them) named
+    ``{prefix}{n}``, each with a liveness row: the model's defaults with ``liveness``'s
+    columns replaced by SQL expressions over ``g`` (1..count) and ``n`` (the node id).
+    Two INSERT ... SELECT statements. Returns the (first, last) node id."""
+    from django.db import connection, transaction
+
+    from portal.monitoring.models import NodeLiveness
+    from portal.nodes.choices import Connection, NodePurpose
+    from portal.nodes.models import Node
+
+    node = Node(name="x", address="192.0.2.1", connection=Connection.SSH,
+                purpose=NodePurpose.WORKSPACE_HOST)  # fmt: skip
+    columns, values = _template_values(node, {"id", "name"})
+    table = Node._meta.db_table
+    marks = ", ".join(["%s"] * len(values))
+    live_columns, live_values = _template_values(NodeLiveness(node_id=0), {"node_id", *liveness})
+    live_marks = ", ".join(["%s"] * len(live_values) + list(liveness.values()))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (name, {', '.join(columns)}) "  # noqa: S608
+            f"SELECT %s || g, {marks} FROM generate_series(1, %s) g RETURNING id",
+            [prefix, *values, count],
+        )
+        ids = sorted(row[0] for row in cursor.fetchall())
+        cursor.execute(
+            f"INSERT INTO {NodeLiveness._meta.db_table} "  # noqa: S608
+            f"(node_id, {', '.join(live_columns + list(liveness))}) "
+            f"SELECT n, {live_marks} FROM (SELECT id AS n, "
+            f"row_number() OVER (ORDER BY id) AS g FROM {table} WHERE id BETWEEN %s AND %s) s",
+            [*live_values, ids[0], ids[-1]],
+        )
+        cursor.execute(f"ANALYZE {table}; ANALYZE {NodeLiveness._meta.db_table}")
+    return ids[0], ids[-1]
+
+
+# --- heartbeat_ingest_rate, heartbeat_ratio -----------------------------------------------
+
+
+def heartbeat_body(seq: int, index: int) -> bytes:
+    """A typical agent's heartbeat (the built-in values, no extra gauge)."""
+    return json.dumps(
+        {
+            "seq": seq,
+            "cpu_percent": float(index % 100),
+            "memory_percent": 40.0,
+            "disk_percent": 50.0,
+            "disk_used_gb": 12.5,
+            "load": [0.5, 0.4, 0.3],
+            "uptime_seconds": 3600 + seq,
+            "agent_version": "1.0.0",
+            "interval_seconds": 60,
+        }
+    ).encode()
+
+
+def slices(ids: list[int], parts: int) -> list[list[int]]:
+    """``ids`` dealt into ``parts`` disjoint slices (one agent connection each)."""
+    return [ids[i::parts] for i in range(parts)]
+
+
+def _agent(port, secret, path, nodes, seqs, quota, stop_at, out):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    done, errors, latencies = 0, [], []
+    try:
+        i = 0
+        while done < quota and time.monotonic() < stop_at and len(errors) < 20:
+            node = nodes[i % len(nodes)]
+            i += 1
+            seqs[node] = seqs.get(node, 1) + 1
+            headers = {
+                "Authorization": f"Bearer {secret}{node}",
+                "Content-Type": "application/json",
+            }
+            sent = time.monotonic()
+            try:
+                conn.request("PUT", path.format(node), heartbeat_body(seqs[node], node), headers)
+                response = conn.getresponse()
+                raw = response.read()
+            except (http.client.HTTPException, OSError) as exc:
+                errors.append(repr(exc)[:200])
+                conn.close()
+                continue
+            if response.status != 200:
+                errors.append(f"{response.status}: {raw[:200]!r}")
+                continue
+            done += 1
+            latencies.append((time.monotonic() - sent) * 1000)
+    finally:
+        conn.close()
+    out.append((done, errors, latencies))
+
+
+def _client_process(port, secret, path, node_slices, seqs, quota, seconds):
+    """One client process: a thread per slice; returns (done, errors, latencies, seqs)."""
+    stop_at = time.monotonic() + seconds
+    out: list = []
+    threads = [
+        threading.Thread(
+            target=_agent,
+            args=(port, secret, path, nodes, seqs, quota // len(node_slices), stop_at, out),
+        )
+        for nodes in node_slices
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return (
+        sum(o[0] for o in out),
+        [e for o in out for e in o[1]],
+        [v for o in out for v in o[2]],
+        seqs,
+    )
+
+
+def _samples() -> int:
+    from django.db import connection
+
+    from portal.monitoring.models import Sample
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {Sample._meta.db_table}")  # noqa: S608
+        return cursor.fetchone()[0]
+
+
+class Agents:
+    """The client processes, kept between rounds (their per-node seq too)."""
+
+    def __init__(self, port: int, secret: str, ids: list[int]):
+        self.port, self.secret = port, secret
+        self.parts = slices(ids, PROCESSES)
+        self.seqs = [{} for _ in self.parts]
+        self.pool = concurrent.futures.ProcessPoolExecutor(
+            PROCESSES, mp_context=multiprocessing.get_context("spawn")
+        )
+
+    def round(self, path: str, count: int, seconds: float) -> tuple[float, int, list]:
+        before = _samples()
+        started = time.monotonic()
+        futures = [
+            self.pool.submit(
+                _client_process,
+                self.port,
+                self.secret,
+                path,
+                slices(part, THREADS),
+                self.seqs[index],
+                count // PROCESSES,
+                seconds,
+            )
+            for index, part in enumerate(self.parts)
+        ]
+        results = [future.result(timeout=seconds + 60) for future in futures]
+        elapsed = time.monotonic() - started
+        done = sum(r[0] for r in results)
+        errors = [e for r in results for e in r[1]]
+        for index, result in enumerate(results):
+            self.seqs[index] = result[3]
+        if errors:
+            raise RuntimeError(f"{len(errors)} heartbeats failed on {path}: {errors[:3]}")
+        stored = _samples() - before
+        if stored != done:
+            raise RuntimeError(f"{done} heartbeats answered 200 but {stored} samples stored")
+        return done / elapsed, done, [v for r in results for v in r[2]]
+
+    def close(self):
+        self.pool.shutdown(cancel_futures=True)
+
+
+PRODUCT = "/api/nodes/{}/heartbeat"
+FLOOR = "/bench/floor/heartbeat/{}"
+
+
+def measure_heartbeats(ctx, rounds: int = 3, count: int = 8000, max_seconds: float = 5.0):
+    secret = secrets.token_urlsafe(24)
+    first, last = bulk_nodes(
+        "bench-hb-",
+        AGENTS,
+        {
+            "token_hash": f"encode(sha256(convert_to('{secret}' || n, 'UTF8')), 'hex')",
+            "status": "'up'",
+            "last_seq": "1",
+        },
+    )
+    from django.db import connection
+
+    connection.close()
+    agents = Agents(ctx.port, secret, list(range(first, last + 1)))
+    try:
+        agents.round(PRODUCT, 400, 10)  # warm-up: connections, imports in each web process
+        agents.round(FLOOR, 400, 10)
+        product, floor, ratios, latencies, floor_latencies = [], [], [], [], []
+        for _ in range(rounds):
+            if not ctx.another(len(ratios), 2, 2 * max_seconds + 10, "heartbeat rounds"):
+                break
+            rate, _, lat = agents.round(PRODUCT, count, max_seconds)
+            floor_rate, _, floor_lat = agents.round(FLOOR, count, max_seconds)
+            product.append(rate)
+            floor.append(floor_rate)
+            ratios.append(rate / floor_rate)
+            latencies += lat
+            floor_latencies += floor_lat
+    finally:
+        agents.close()
+    return {
+        "figures": {
+            "heartbeat_ingest_rate": (round(stats.median(product), 1), "/s"),
+            "heartbeat_ratio": (round(stats.median(ratios), 3), "x"),
+        },
+        "details": {
+            "heartbeat_ingest_rate": {
+                "method": f"{PROCESSES} client processes x {THREADS} keep-alive agents over "
+                f"{AGENTS} nodes (bulk SQL, a token each), one PUT per heartbeat, rounds of "
+                f"<= {count} beats / {max_seconds} s, median over rounds; every 200 checked "
+                "against the samples stored",
+                "round_rates": [round(r, 1) for r in product],
+                "request_ms": stats.summary(latencies),
+                "web": web_settings(),
+            },
+            "heartbeat_ratio": {
+                "method": "product / floor (bench/floor.py: one UPDATE + one INSERT, no auth "
+                "or validation) in the same gunicorn, rounds alternating; median of the "
+                "pairs' ratios",
+                "pair_ratios": [round(r, 3) for r in ratios],
+                "floor_round_rates": [round(r, 1) for r in floor],
+                "floor_request_ms": stats.summary(floor_latencies),
+            },
+        },
+    }
+
+
+# --- alert_eval_100k ----------------------------------------------------------------------
+
+# Rows like a fleet's: 5 % over the disk rule, 2 % over the memory rule, 1 % down.
+EVAL_LIVENESS = {
+    "token_hash": "md5(n::text) || md5(n::text)",
+    "status": "CASE WHEN mod(g, 100) = 7 THEN 'down' ELSE 'up' END",
+    "status_changed_at": "now() - interval '1 hour'",
+    "last_seen_at": "now()",
+    "last_seq": "100",
+    "late_at": "now() + interval '1 hour'",
+    "next_due_at": "CASE WHEN mod(g, 100) = 7 THEN NULL ELSE now() + interval '1 hour' END",
+    "cpu_percent": "(mod(g, 97))::float",
+    "memory_percent": "CASE WHEN mod(g, 50) = 3 THEN 95.0 ELSE 40.0 + mod(g, 40) END",
+    "disk_percent": "CASE WHEN mod(g, 20) = 1 THEN 85.0 ELSE 30.0 + mod(g, 45) END",
+    "disk_used_gb": "(mod(g, 500))::float",
+    "load1": "(mod(g, 8))::float / 4",
+}
+
+
+def measure_alert_eval(ctx, passes: int = 4):
+    from django.db import connection
+
+    from portal.monitoring import alerts
+    from portal.monitoring.models import Alert, AlertRule, NodeLiveness
+
+    made = time.monotonic()
+    bulk_nodes("bench-ev-", EVAL_NODES, EVAL_LIVENESS)
+    made = time.monotonic() - made
+    rules = list(AlertRule.objects.filter(enabled=True).values_list("name", flat=True))
+    first = time.monotonic()
+    first_counts = alerts.evaluate_alerts()
+    first = (time.monotonic() - first) * 1000
+    times, counts = [], []
+    for _ in range(passes):
+        if not ctx.another(len(times), 2, first / 1000 + 5, "alert evaluation passes"):
+            break
+        started = time.monotonic()
+        counts.append(alerts.evaluate_alerts())
+        times.append((time.monotonic() - started) * 1000)
+    connection.close()
+    return {
+        "figures": {"alert_eval_100k": (round(stats.median(times), 1), "ms")},
+        "details": {
+            "alert_eval_100k": {
+                "method": f"{EVAL_NODES} nodes + liveness rows by bulk SQL (5 % over the disk "
+                "rule, 2 % over memory, 1 % down), evaluate_alerts() in the bench process "
+                "against PostgreSQL; median of the passes after the first",
+                "rules": rules,
+                "nodes_total": NodeLiveness.objects.count(),
+                "open_alerts": Alert.objects.filter(resolved=False).count(),
+                "first_pass_ms": round(first, 1),
+                "first_pass": first_counts,
+                "pass_ms": [round(t, 1) for t in times],
+                "last_pass": counts[-1] if counts else None,
+                "bulk_rows_seconds": round(made, 1),
+            }
+        },
+    }
+
+
+# --- down_detection_lag_p95 ---------------------------------------------------------------
+
+
+def lags_ms(due: dict[int, float], seen: dict[int, float]) -> list[float]:
+    """ms from each node's due time to when it was seen down with its alert (seen nodes)."""
+    return [(seen[node] - due[node]) * 1000 for node in due if node in seen]
+
+
+def measure_down_lag(ctx, nodes: int = LAG_NODES, spread: float = 10.0, lead: float = 4.0):
+    from django.db import connection
+    from django.utils import timezone
+
+    from bench import stack
+    from portal.monitoring.choices import DOWN, Liveness
+    from portal.monitoring.models import Alert, AlertRule, NodeLiveness
+
+    rule = AlertRule.objects.filter(metric=DOWN, enabled=True).order_by("pk").first()
+    if rule is None:
+        raise RuntimeError("no enabled 'down' rule")
+    held = rule.for_seconds
+    AlertRule.objects.filter(pk=rule.pk).update(for_seconds=0)
+    beat = stack.start_beat(ctx.env, ctx.work / "logs", ctx.work / "beat-schedule")
+    ctx.services["beat"] = beat
+    try:
+        stack.wait_beat(beat)
+        first, last = bulk_nodes(
+            "bench-down-",
+            nodes,
+            {
+                "token_hash": "md5(n::text) || md5(n::text)",
+                "status": "'up'",
+                "status_changed_at": "now()",
+                "last_seen_at": "now()",
+                "last_seq": "5",
+                # due one by one over `spread` s, from `lead` s from now
+                "late_at": f"now() + make_interval(secs => {lead} + g * {spread / nodes})",
+                "next_due_at": f"now() + make_interval(secs => {lead} + g * {spread / nodes})",
+            },
+        )
+        ids = list(range(first, last + 1))
+        due = {
+            node: at.timestamp()
+            for node, at in NodeLiveness.objects.filter(node_id__in=ids).values_list(
+                "node_id", "next_due_at"
+            )
+        }
+        down_seen: dict[int, float] = {}
+        seen: dict[int, float] = {}
+        give_up = max(due.values()) + 30
+        while len(seen) < len(ids) and time.time() < give_up:
+            ctx.require(2, "down detection")
+            ctx.check_workers()
+            down = set(
+                NodeLiveness.objects.filter(node_id__in=ids, status=Liveness.DOWN).values_list(
+                    "node_id", flat=True
+                )
+            )
+            alerted = set(
+                Alert.objects.filter(rule=rule, node_id__in=ids, resolved=False).values_list(
+                    "node_id", flat=True
+                )
+            )
+            now = time.time()
+            for node in down:
+                down_seen.setdefault(node, now)
+            for node in down & alerted:
+                seen.setdefault(node, now)
+            time.sleep(POLL)
+    finally:
+        beat.stop(grace=5)
+        ctx.services.pop("beat", None)
+        AlertRule.objects.filter(pk=rule.pk).update(for_seconds=held)
+    if len(seen) < len(ids):
+        raise RuntimeError(
+            f"{len(ids) - len(seen)} of {len(ids)} nodes not down with an alert 30 s after "
+            f"their due time (down: {len(down_seen)})"
+        )
+    lags = lags_ms(due, seen)
+    down_lags = lags_ms(due, down_seen)
+    connection.close()
+    return {
+        "figures": {"down_detection_lag_p95": (round(stats.percentile(lags, 95), 1), "ms")},
+        "details": {
+            "down_detection_lag_p95": {
+                "method": f"{nodes} nodes due one by one over {spread:g} s; real celery beat "
+                f"(settings' schedule) + the bench's worker; polled every {POLL} s; lag = "
+                "first poll seeing the node down with its open alert - next_due_at. The "
+                f"'{rule.name}' rule's for_seconds ({held}) set to 0 for the run",
+                "lag_ms": stats.summary(lags),
+                "to_down_state_ms": stats.summary(down_lags),
+                "measured_at": timezone.now().isoformat(timespec="seconds"),
+            }
+        },
+    }
