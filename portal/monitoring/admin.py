@@ -181,6 +181,9 @@ class AlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 class NotificationChannelForm(forms.ModelForm):
+    url = forms.URLField(
+        required=False, max_length=500, assume_scheme="https", help_text="Webhook: the URL."
+    )
     # The webhook secret is written, never shown again; left empty, the stored one stays.
     secret = forms.CharField(
         required=False,
