@@ -336,7 +336,7 @@ class NotificationChannel(models.Model):
         return self.name
 
     def clean(self):
-        from portal.monitoring.notify import channel_errors
+        from portal.monitoring.notify_channels import channel_errors
 
         errors = channel_errors(self.kind, self.emails, self.url)
         if errors:

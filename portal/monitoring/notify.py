@@ -29,7 +29,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage
-from django.core.validators import EmailValidator, URLValidator
 from django.db import connection, transaction
 from django.db.models import Count, F, Max, Q, QuerySet
 from django.utils import timezone
@@ -44,28 +43,6 @@ SIGNATURE_HEADER = "X-Portal-Signature"
 # The number of a (channel, alert)'s row per event: fired 1, repeats 2, 3, …, resolved 0.
 NUMBER = {NotificationEvent.FIRED: 1, NotificationEvent.RESOLVED: 0}
 SMTP_OK = 250  # what the server answered to DATA when Django's backend raised nothing
-
-
-# --- the channel's settings -----------------------------------------------------------------
-
-
-def channel_errors(kind: str, emails: Any, url: str) -> dict[str, str]:
-    """What is wrong with a channel's settings, by field (empty: nothing)."""
-    if kind == ChannelKind.EMAIL:
-        if not isinstance(emails, list) or not emails:
-            return {"emails": 'A list of addresses, e.g. ["ops@example.com"].'}
-        check = EmailValidator()
-        for address in emails:
-            try:
-                check(address)
-            except Exception:
-                return {"emails": f"Not an email address: {address!r}."}
-    elif kind == ChannelKind.WEBHOOK:
-        try:
-            URLValidator(schemes=["http", "https"])(url)
-        except Exception:
-            return {"url": "An http(s) URL."}
-    return {}
 
 
 # --- the signature ------------------------------------------------------------------------
