@@ -89,7 +89,7 @@ def test_bulk_nodes_makes_nodes_with_liveness_rows_the_heartbeat_accepts():
         },
     )
     assert last - first == 4
-    rows = NodeLiveness.objects.filter(node_id__range=(first, last))
+    rows = NodeLiveness.objects.filter(node_id__gte=first, node_id__lte=last)
     assert rows.count() == 5 and set(rows.values_list("status", flat=True)) == {"up"}
     stored, _ = store(first, f"s3cret{first}", validate(json.loads(heartbeat_body(2, 0))))
     assert stored
