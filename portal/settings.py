@@ -256,7 +256,7 @@ MONITORING_ALERT_GAUGE_MAX_AGE = env.int("MONITORING_ALERT_GAUGE_MAX_AGE", 300, 
 MONITORING_ALERT_FLAP_FLIPS = env.int("MONITORING_ALERT_FLAP_FLIPS", 6, minimum=2)
 MONITORING_ALERT_FLAP_WINDOW = env.int("MONITORING_ALERT_FLAP_WINDOW", 3600, minimum=1)  # seconds
 # Alert notifications (monitoring/notify.py): attempts before a row is failed, first backoff
-# (doubling), HTTP/SMTP timeout and rows per pass (all in seconds or counts).
+# (doubling), webhook timeout (email: EMAIL_TIMEOUT), lease of a claimed row, rows per pass.
 MONITORING_NOTIFY_MAX_ATTEMPTS = env.int("MONITORING_NOTIFY_MAX_ATTEMPTS", 5, minimum=1)
 MONITORING_NOTIFY_BACKOFF = env.int("MONITORING_NOTIFY_BACKOFF", 30, minimum=0)
 MONITORING_NOTIFY_TIMEOUT = env.int("MONITORING_NOTIFY_TIMEOUT", 10, minimum=1)

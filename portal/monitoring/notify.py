@@ -43,6 +43,10 @@ SIGNATURE_HEADER = "X-Portal-Signature"
 # The number of a (channel, alert)'s row per event: fired 1, repeats 2, 3, …, resolved 0.
 NUMBER = {NotificationEvent.FIRED: 1, NotificationEvent.RESOLVED: 0}
 SMTP_OK = 250  # what the server answered to DATA when Django's backend raised nothing
+# A pass starts no new message after this many seconds: its unsent rows go back to pending
+# (the attempt not counted), well before the task's time limit (300 s) or the lease could
+# let another worker take rows this one is still sending.
+SEND_BUDGET = 100.0
 
 
 # --- the signature ------------------------------------------------------------------------
@@ -288,6 +292,13 @@ def _finish(token: str, rows: list[Notification], now: datetime, status: int | N
         )
 
 
+def _release(token: str, rows: list[Notification]) -> None:
+    """Rows claimed but not sent in this pass: pending again, the attempt not counted."""
+    Notification.objects.filter(claim=token, pk__in=[row.pk for row in rows]).update(
+        status=NotificationStatus.PENDING, claim="", claimed_at=None, attempts=F("attempts") - 1
+    )
+
+
 def deliver(now: datetime | None = None, limit: int | None = None) -> dict[str, int]:
     """One delivery pass: repeats, claim, send grouped, mark. Returns counts of rows."""
     now = now or timezone.now()
@@ -299,7 +310,12 @@ def deliver(now: datetime | None = None, limit: int | None = None) -> dict[str, 
         group_id = row.alert.node.group_id if row.alert.node else None
         groups[(row.channel_id, row.alert.customer_id, group_id)].append(row)
     totals = {"sent": 0, "retry": 0, "messages": 0}
+    started = time.monotonic()
+    budget = min(SEND_BUDGET, settings.MONITORING_NOTIFY_LEASE / 3)
     for batch in groups.values():
+        if totals["messages"] and time.monotonic() - started > budget:
+            _release(token, batch)
+            continue
         channel = batch[0].channel
         totals["messages"] += 1
         try:

@@ -201,6 +201,20 @@ def test_alerts_of_one_pass_go_out_as_one_message_per_group(disk_rule, receiver)
     assert sizes == sorted([(east.pk, 2), (west.pk, 1)])
 
 
+def test_a_pass_past_its_budget_leaves_the_rest_for_the_next(disk_rule, receiver, monkeypatch):
+    monkeypatch.setattr(notify, "SEND_BUDGET", 0.0)
+    hook = receiver()
+    webhook(hook.url)
+    east, west = NodeGroup.objects.create(name="east"), NodeGroup.objects.create(name="west")
+    hot_node(group=east), hot_node(group=west)
+    evaluate_alerts(at(0))
+    assert notify.deliver(at(1)) == {"sent": 1, "retry": 0, "messages": 1}
+    left = Notification.objects.get(status="pending")
+    assert (left.attempts, left.claim, left.next_attempt_at) == (0, "", at(0))
+    assert notify.deliver(at(2))["sent"] == 1
+    assert len(hook.delivered()) == 2
+
+
 def test_a_receiver_failing_twice_gets_the_notification_once_in_the_end(
     disk_rule, receiver, settings
 ):
