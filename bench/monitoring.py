@@ -22,11 +22,13 @@ import concurrent.futures
 import http.client
 import json
 import multiprocessing
+import os
 import secrets
 import threading
 import time
+from pathlib import Path
 
-from bench import stats
+from bench import procs, stats
 from bench.stack import web_settings
 
 PROCESSES = 2
@@ -169,6 +171,43 @@ def _client_process(port, secret, path, node_slices, seqs, quota, seconds):
     )
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids) -> float:
+    """User + system CPU seconds of these processes so far (gone ones count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / TICK
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine spent not idle so far (all cores, /proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / TICK  # minus idle and iowait
+
+
+def postgres_pids() -> list[int]:
+    """The PostgreSQL server's processes on this machine (all its clients', not only ours)."""
+    return [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and procs.cmdline(int(entry.name)).startswith("postgres")
+    ]
+
+
+def cpu_split(before: dict, after: dict, elapsed: float) -> dict:
+    """Cores used on average during a round, by part: web, clients, postgres, the rest."""
+    used = {key: (after[key] - before[key]) / elapsed for key in after}
+    used["other"] = used["machine"] - used["web"] - used["clients"] - used["postgres"]
+    return {key: round(value, 2) for key, value in used.items()}
+
+
 def _samples() -> int:
     from django.db import connection
 
@@ -182,16 +221,26 @@ def _samples() -> int:
 class Agents:
     """The client processes, kept between rounds (their per-node seq too)."""
 
-    def __init__(self, port: int, secret: str, ids: list[int]):
-        self.port, self.secret = port, secret
+    def __init__(self, port: int, secret: str, ids: list[int], web):
+        self.port, self.secret, self.web = port, secret, web
+        self.cpu: dict[str, list] = {}
         self.parts = slices(ids, PROCESSES)
         self.seqs = [{} for _ in self.parts]
         self.pool = concurrent.futures.ProcessPoolExecutor(
             PROCESSES, mp_context=multiprocessing.get_context("spawn")
         )
 
+    def _cpu(self) -> dict:
+        return {
+            "web": cpu_seconds([self.web.pid, *procs.descendants(self.web.pid)]),
+            "clients": cpu_seconds(list(self.pool._processes or ())),
+            "postgres": cpu_seconds(postgres_pids()),
+            "machine": machine_busy(),
+        }
+
     def round(self, path: str, count: int, seconds: float) -> tuple[float, int, list]:
         before = _samples()
+        cpu = self._cpu()
         started = time.monotonic()
         futures = [
             self.pool.submit(
@@ -208,6 +257,7 @@ class Agents:
         ]
         results = [future.result(timeout=seconds + 60) for future in futures]
         elapsed = time.monotonic() - started
+        self.cpu.setdefault(path, []).append(cpu_split(cpu, self._cpu(), elapsed))
         done = sum(r[0] for r in results)
         errors = [e for r in results for e in r[1]]
         for index, result in enumerate(results):
@@ -241,7 +291,7 @@ def measure_heartbeats(ctx, rounds: int = 3, count: int = 8000, max_seconds: flo
     from django.db import connection
 
     connection.close()
-    agents = Agents(ctx.port, secret, list(range(first, last + 1)))
+    agents = Agents(ctx.port, secret, list(range(first, last + 1)), ctx.services["web"])
     try:
         agents.round(PRODUCT, 400, 10)  # warm-up: connections, imports in each web process
         agents.round(FLOOR, 400, 10)
@@ -272,6 +322,7 @@ def measure_heartbeats(ctx, rounds: int = 3, count: int = 8000, max_seconds: flo
                 "round_rates": [round(r, 1) for r in product],
                 "request_ms": stats.summary(latencies),
                 "web": web_settings(),
+                "cores_used_per_round": agents.cpu.get(PRODUCT, [])[1:],
             },
             "heartbeat_ratio": {
                 "method": "product / floor (bench/floor.py: one UPDATE + one INSERT, no auth "
@@ -280,6 +331,7 @@ def measure_heartbeats(ctx, rounds: int = 3, count: int = 8000, max_seconds: flo
                 "pair_ratios": [round(r, 3) for r in ratios],
                 "floor_round_rates": [round(r, 1) for r in floor],
                 "floor_request_ms": stats.summary(floor_latencies),
+                "floor_cores_used_per_round": agents.cpu.get(FLOOR, [])[1:],
             },
         },
     }

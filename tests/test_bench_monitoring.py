@@ -93,3 +93,21 @@ def test_bulk_nodes_makes_nodes_with_liveness_rows_the_heartbeat_accepts():
     assert rows.count() == 5 and set(rows.values_list("status", flat=True)) == {"up"}
     stored, _ = store(first, f"s3cret{first}", validate(json.loads(heartbeat_body(2, 0))))
     assert stored
+
+
+def test_the_cpu_split_shows_what_each_part_used_and_the_rest():
+    from bench.monitoring import cpu_seconds, cpu_split, machine_busy
+
+    before = {"web": 1.0, "clients": 2.0, "postgres": 3.0, "machine": 10.0}
+    after = {"web": 3.0, "clients": 3.0, "postgres": 4.0, "machine": 16.0}
+    assert cpu_split(before, after, 2.0) == {
+        "web": 1.0,
+        "clients": 0.5,
+        "postgres": 0.5,
+        "machine": 3.0,
+        "other": 1.0,
+    }
+    import os
+
+    assert cpu_seconds([os.getpid()]) > 0 and machine_busy() > 0
+    assert cpu_seconds([2**22 + 12345]) == 0  # a process that is gone counts nothing
