@@ -124,8 +124,12 @@ def webhook(url, **fields):
 class Inbox:
     def __init__(self):
         self.messages = []
+        self.reject = 0  # this many messages are refused first
 
     async def handle_DATA(self, server, session, envelope):
+        if self.reject:
+            self.reject -= 1
+            return "554 5.7.1 Rejected for the test"
         self.messages.append((envelope.rcpt_tos, envelope.content.decode()))
         return "250 OK"
 
@@ -159,6 +163,19 @@ def test_an_alert_raised_by_the_evaluator_is_emailed_through_smtp(disk_rule, smt
     row = Notification.objects.get()
     assert (row.status, row.response_status, row.sent_at) == ("sent", 250, at(1))
     assert notify.deliver(at(2))["messages"] == 0
+    assert len(smtp.messages) == 1
+
+
+def test_an_email_the_smtp_server_refuses_is_retried(disk_rule, smtp, settings):
+    settings.MONITORING_NOTIFY_BACKOFF = 0
+    NotificationChannel.objects.create(name="ops", kind="email", emails=["ops@example.com"])
+    smtp.reject = 1
+    hot_node()
+    evaluate_alerts(at(0))
+    assert notify.deliver(at(1))["retry"] == 1
+    row = Notification.objects.get()
+    assert row.status == "pending" and "554" in row.last_error
+    assert notify.deliver(at(2))["sent"] == 1
     assert len(smtp.messages) == 1
 
 
