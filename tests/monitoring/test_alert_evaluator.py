@@ -7,7 +7,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from portal.monitoring import tasks
 from portal.monitoring.alerts import evaluate_alerts
 from portal.monitoring.choices import AlertType, Liveness
 from portal.monitoring.models import Alert, AlertRule, AlertState, NodeLiveness, Sample
@@ -316,3 +318,14 @@ def test_a_flapping_pair_that_settles_firing_becomes_the_rules_alert_again(defau
     (again,) = open_alerts(row)
     assert again.pk == alert.pk and again.type == AlertType.DISK_SPACE
     assert not again.message.startswith("Flapping")
+
+
+def test_the_liveness_tick_raises_the_down_alert_of_the_nodes_it_took_down(defaults):
+    AlertRule.objects.filter(pk=defaults["Node down"].pk).update(for_seconds=0)
+    now = timezone.now()
+    overdue = node_with(Liveness.UP, next_due_at=now - timedelta(seconds=1), disk_percent=95)
+    fine = node_with(Liveness.UP, next_due_at=now + timedelta(minutes=5), disk_percent=95)
+    tasks.evaluate_liveness()
+    assert NodeLiveness.objects.get(pk=overdue.pk).status == Liveness.DOWN
+    assert [(a.type, a.node_id) for a in open_alerts()] == [(AlertType.VM_OFFLINE, overdue.node_id)]
+    assert not AlertState.objects.filter(node_id=fine.node_id).exists()  # not evaluated here
