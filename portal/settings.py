@@ -255,6 +255,10 @@ MONITORING_ALERT_BATCH = env.int("MONITORING_ALERT_BATCH", 5000, minimum=1)
 MONITORING_ALERT_GAUGE_MAX_AGE = env.int("MONITORING_ALERT_GAUGE_MAX_AGE", 300, minimum=1)
 MONITORING_ALERT_FLAP_FLIPS = env.int("MONITORING_ALERT_FLAP_FLIPS", 6, minimum=2)
 MONITORING_ALERT_FLAP_WINDOW = env.int("MONITORING_ALERT_FLAP_WINDOW", 3600, minimum=1)  # seconds
+# A group (site) with at least this many monitored nodes of which at least this percentage
+# is down is down itself: one alert for the group instead of its nodes' down alerts.
+MONITORING_GROUP_DOWN_MIN_NODES = env.int("MONITORING_GROUP_DOWN_MIN_NODES", 3, minimum=2)
+MONITORING_GROUP_DOWN_PERCENT = env.int("MONITORING_GROUP_DOWN_PERCENT", 50, minimum=1)
 # Alert notifications (monitoring/notify.py): attempts before a row is failed, first backoff
 # (doubling), webhook timeout (email: EMAIL_TIMEOUT), lease of a claimed row, rows per pass.
 MONITORING_NOTIFY_MAX_ATTEMPTS = env.int("MONITORING_NOTIFY_MAX_ATTEMPTS", 5, minimum=1)

@@ -158,10 +158,19 @@ class AlertRuleAdmin(admin.ModelAdmin):
 class AlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Alerts raised by the rules or by hand (POST /api/alerts); resolving is an action."""
 
-    list_display = ["id", "alert_status", "severity", "type", "node", "message", "created_at"]
+    list_display = [
+        "id",
+        "alert_status",
+        "severity",
+        "type",
+        "node",
+        "group",
+        "message",
+        "created_at",
+    ]
     list_filter = ["resolved", "severity", "type"]
-    search_fields = ["message", "node__name"]
-    list_select_related = ["node", "rule"]
+    search_fields = ["message", "node__name", "group__name"]
+    list_select_related = ["node", "rule", "group"]
     actions = ["resolve"]
 
     @admin.display(description="status", ordering="resolved")

@@ -36,7 +36,8 @@ from portal.monitoring.choices import (
     Severity,
 )
 from portal.monitoring.models import Alert, AlertRule, AlertState, NodeLiveness, Sample
-from portal.nodes.models import Node
+from portal.monitoring.outages import Outage, down_groups
+from portal.nodes.models import Node, NodeGroup
 
 logger = logging.getLogger(__name__)
 
@@ -142,9 +143,13 @@ def _value(rule: AlertRule, row: tuple, gauges: dict[int, dict[str, Any]]) -> fl
     return float(value)
 
 
-def _decide(rules: list[AlertRule], rows: list[tuple], now: datetime) -> _Batch:
+def _decide(
+    rules: list[AlertRule], rows: list[tuple], now: datetime, outages: dict[int, Outage]
+) -> _Batch:
     """Run every rule over the batch's rows: one loop per rule over plain tuples, and
-    rules.step only for the pairs that have a state or whose condition holds now."""
+    rules.step only for the pairs that have a state or whose condition holds now. A down
+    node's other alerts are held, and so are the down alerts of the nodes of a down group
+    (``outages``: the group's own alert stands for them)."""
     first, last = rows[0][NODE], rows[-1][NODE]
     states = _states(first, last, rules)
     gauges = (
@@ -182,7 +187,7 @@ def _decide(rules: list[AlertRule], rows: list[tuple], now: datetime) -> _Batch:
                 value,
                 now,
                 flapping=flapping,
-                inhibited=down and rule.metric != DOWN,
+                inhibited=down and (rule.metric != DOWN or row[GROUP] in outages),
                 since=row[DOWN_SINCE] if rule.metric == DOWN and down else None,
             )
             _record(out, rule, row[NODE], value, state, old, new, event)
@@ -280,10 +285,19 @@ def _notify(out: _Batch, fire: list[Alert], now: datetime) -> None:
         )
 
 
-def _alert(rule: AlertRule, node_id: int, kind: str, message: str, value: float, now) -> Alert:
+def _alert(
+    rule: AlertRule,
+    node_id: int | None,
+    kind: str,
+    message: str,
+    value: float,
+    now: datetime,
+    group_id: int | None = None,
+) -> Alert:
     return Alert(
         rule=rule,
         node_id=node_id,
+        group_id=group_id,
         type=kind,
         severity=rule.severity,
         message=message,
@@ -356,6 +370,8 @@ def evaluate_alerts(
     rules = list(AlertRule.objects.filter(enabled=True).order_by("pk"))
     if not rules:
         return totals
+    down_rules = [rule for rule in rules if rule.metric == DOWN]
+    outages = down_groups(now) if down_rules else {}
     after = 0
     while True:
         found = _batch_rows(after, batch, only)
@@ -364,13 +380,80 @@ def evaluate_alerts(
         after, rows = found
         if rows:
             with transaction.atomic():
-                counts = _write(_decide(rules, rows, now), now)
+                counts = _write(_decide(rules, rows, now, outages), now)
             totals["nodes"] += len(rows)
             for key, count in counts.items():
                 totals[key] += count
+    fired, resolved = _group_alerts(down_rules, outages, now)
+    totals["fired"] += fired
+    totals["resolved"] += resolved
     if totals["fired"] or totals["resolved"]:
         logger.info("alerts: %s", totals)
     return totals
+
+
+def _group_alerts(
+    down_rules: list[AlertRule], outages: dict[int, Outage], now: datetime
+) -> tuple[int, int]:
+    """Raise the alert of each down group whose outage has lasted a down rule's ``for``
+    (a rule scoped to a group watches only it), resolve those of groups no longer down.
+    Returns (fired, resolved)."""
+    if not down_rules:
+        return 0, 0
+    open_alerts = Alert.objects.filter(
+        rule__in=down_rules, node__isnull=True, group__isnull=False, resolved=False
+    )
+    standing = {
+        (rule_id, group_id): pk
+        for pk, rule_id, group_id in open_alerts.values_list("pk", "rule_id", "group_id")
+    }
+    over = [pk for (_, group_id), pk in standing.items() if group_id not in outages]
+    fire = _site_alerts(down_rules, outages, set(standing), now)
+    if not fire and not over:
+        return 0, 0
+    with transaction.atomic():
+        Alert.objects.bulk_create(fire, ignore_conflicts=True)
+        resolved = Alert.objects.filter(pk__in=over, resolved=False).update(
+            resolved=True, resolved_at=now
+        )
+        if fire:
+            raised = open_alerts.filter(created_at=now, group__in=[a.group_id for a in fire])
+            notify.enqueue(raised, NotificationEvent.FIRED, now)
+        if resolved:
+            ended = Alert.objects.filter(pk__in=over, resolved_at=now)
+            notify.enqueue(ended, NotificationEvent.RESOLVED, now)
+    return len(fire), resolved
+
+
+def _site_alerts(
+    down_rules: list[AlertRule],
+    outages: dict[int, Outage],
+    standing: set[tuple[int, int]],
+    now: datetime,
+) -> list[Alert]:
+    due = [
+        (rule, group_id, outage)
+        for rule in down_rules
+        for group_id, outage in sorted(outages.items())
+        if (not rule.group_id or rule.group_id == group_id)
+        and (rule.pk, group_id) not in standing
+        and now - outage.since >= timedelta(seconds=rule.for_seconds)
+    ]
+    if not due:
+        return []
+    names = dict(NodeGroup.objects.filter(pk__in=list(outages)).values_list("pk", "name"))
+    return [
+        _alert(
+            rule,
+            None,
+            rule.alert_type,
+            f"{outage.describe(names[group_id])} ({rule.name})",
+            outage.down,
+            now,
+            group_id,
+        )
+        for rule, group_id, outage in due
+    ]
 
 
 # --- manual alerts (the source API's POST /api/alerts, PUT /api/alerts/{id}/resolve) -------

@@ -224,8 +224,9 @@ class AlertRule(models.Model):
 class Alert(models.Model):
     """An alert as in the source fleet API (id, vm_id, customer_id, type, severity, message,
     created_at, resolved), raised and resolved by the rules' evaluator or by hand. At most
-    one open alert per (rule, node): a partial unique index, so competing evaluators cannot
-    both raise one (manual alerts have no rule and are not limited)."""
+    one open alert per (rule, node), and per (rule, group) for a down group's alert: partial
+    unique indexes, so competing evaluators cannot both raise one (manual alerts have no rule
+    and are not limited)."""
 
     id = models.BigAutoField(primary_key=True)
     rule = models.ForeignKey(
@@ -236,6 +237,15 @@ class Alert(models.Model):
     )
     customer = models.ForeignKey(
         Customer, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts"
+    )
+    group = models.ForeignKey(
+        NodeGroup,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="alerts",
+        help_text="A whole group (site) is down: the alert that stands for its nodes' down "
+        "alerts (no node).",
     )
     type = models.CharField(max_length=20, choices=AlertType.choices)
     severity = models.CharField(max_length=10, choices=Severity.choices)
@@ -254,6 +264,11 @@ class Alert(models.Model):
                 condition=Q(resolved=False),
                 name="alert_one_open_per_rule_node",
             ),
+            models.UniqueConstraint(
+                fields=["rule", "group"],
+                condition=Q(resolved=False, node__isnull=True, group__isnull=False),
+                name="alert_one_open_per_rule_group",
+            ),
         ]
         indexes = [
             models.Index(fields=["severity"], name="alert_open_idx", condition=Q(resolved=False)),
@@ -262,6 +277,11 @@ class Alert(models.Model):
 
     def __str__(self):
         return f"{self.type} ({self.severity}) #{self.pk}"
+
+    @property
+    def group_of(self) -> int | None:
+        """The node group the alert is about: its node's, or its own for a group alert."""
+        return self.node.group_id if self.node_id else self.group_id
 
 
 class AlertState(models.Model):

@@ -31,6 +31,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import connection, transaction
 from django.db.models import Count, F, Max, Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from portal.monitoring.choices import ChannelKind, NotificationEvent, NotificationStatus
@@ -94,7 +95,11 @@ def enqueue(alerts: QuerySet[Alert], event: str, now: datetime | None = None) ->
     if not channels:
         return 0
     now = now or timezone.now()
-    rows = list(alerts.order_by("pk").values_list("pk", "node__group_id", "customer_id"))
+    rows = list(
+        alerts.order_by("pk").values_list(
+            "pk", Coalesce("node__group_id", "group_id"), "customer_id"
+        )
+    )
     if not rows:
         return 0
     counts = _counts([pk for pk, _, _ in rows])
@@ -189,7 +194,7 @@ def _payload(channel: NotificationChannel, rows: list[Notification]) -> dict[str
     return {
         "channel": channel.name,
         "customer_id": first.customer_id,
-        "node_group_id": first.node.group_id if first.node else None,
+        "node_group_id": first.group_of,
         "notifications": [
             {
                 "id": row.pk,
@@ -202,6 +207,7 @@ def _payload(channel: NotificationChannel, rows: list[Notification]) -> dict[str
                     "node_id": row.alert.node_id,
                     "node": row.alert.node.name if row.alert.node else None,
                     "customer_id": row.alert.customer_id,
+                    "group_id": row.alert.group_id,
                     "created_at": row.alert.created_at.isoformat(),
                     "resolved": row.alert.resolved,
                     "resolved_at": (
@@ -307,8 +313,7 @@ def deliver(now: datetime | None = None, limit: int | None = None) -> dict[str, 
     token, rows = claim(now, limit or settings.MONITORING_NOTIFY_BATCH)
     groups: dict[tuple, list[Notification]] = defaultdict(list)
     for row in rows:
-        group_id = row.alert.node.group_id if row.alert.node else None
-        groups[(row.channel_id, row.alert.customer_id, group_id)].append(row)
+        groups[(row.channel_id, row.alert.customer_id, row.alert.group_of)].append(row)
     totals = {"sent": 0, "retry": 0, "messages": 0}
     started = time.monotonic()
     budget = min(SEND_BUDGET, settings.MONITORING_NOTIFY_LEASE / 3)

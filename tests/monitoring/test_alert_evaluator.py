@@ -174,11 +174,12 @@ def test_queries_per_pass_do_not_grow_with_the_nodes(defaults):
         node_with(disk_percent=95)
     with CaptureQueriesContext(connection) as second:
         assert evaluate_alerts(at(10))["fired"] == 60
-    assert len(first) == len(second) <= 16, [q["sql"][:60] for q in second]
+    # 16, and the down groups' aggregate and the open group alerts (no group is down)
+    assert len(first) == len(second) <= 18, [q["sql"][:60] for q in second]
     with CaptureQueriesContext(connection) as batched:
         evaluate_alerts(at(20), batch=10)
     # 9 batches of 10 (and the empty read that ends the pass): a handful of queries each
-    assert len(batched) <= 9 * 6 + 6
+    assert len(batched) <= 9 * 6 + 8
 
 
 def test_one_open_alert_per_rule_and_node_is_a_constraint(defaults):
@@ -329,3 +330,88 @@ def test_the_liveness_tick_raises_the_down_alert_of_the_nodes_it_took_down(defau
     assert NodeLiveness.objects.get(pk=overdue.pk).status == Liveness.DOWN
     assert [(a.type, a.node_id) for a in open_alerts()] == [(AlertType.VM_OFFLINE, overdue.node_id)]
     assert not AlertState.objects.filter(node_id=fine.node_id).exists()  # not evaluated here
+
+
+def site_with(count, name="site-a"):
+    group = NodeGroup.objects.create(name=name, queue=name)
+    return group, [node_with(node=NodeFactory(group=group)) for _ in range(count)]
+
+
+def take_down(rows, seconds):
+    for row in rows:
+        set_values(row, status=Liveness.DOWN, status_changed_at=at(seconds))
+
+
+def test_a_down_site_is_one_alert_and_holds_its_nodes_down_alerts(defaults, settings):
+    settings.MONITORING_GROUP_DOWN_MIN_NODES = 3
+    settings.MONITORING_GROUP_DOWN_PERCENT = 50
+    group, rows = site_with(5)
+    lone = node_with()  # a node of no group: its own down alert as always
+    take_down(rows[:2], 0)  # 2 of 5: not the site yet
+    take_down(rows[2:4], 20)  # 4 of 5 from t=20: the site is down since then
+    take_down([lone], 0)
+    evaluate_alerts(at(300))
+    assert [a.node_id for a in open_alerts()] == [lone.node_id]  # the site's 300 s is at 320
+    evaluate_alerts(at(320))
+    (site,) = Alert.objects.filter(resolved=False, group=group)
+    assert site.node_id is None and site.rule == defaults["Node down"]
+    assert site.type == AlertType.VM_OFFLINE and site.severity == "high"
+    assert site.message.startswith("Group site-a is down: 4 of 5 nodes are down.")
+    assert site.created_at == at(320) and site.fired_value == 4
+    assert not Alert.objects.filter(node__group=group).exists()  # held, not raised
+    evaluate_alerts(at(330))
+    assert Alert.objects.filter(group=group).count() == 1  # not one per pass
+
+    # The site's link is back except for one node: the site resolves, that node's own down
+    # alert (down since t=0, held until now) is raised at once.
+    for row in rows[1:4]:
+        set_values(row, status=Liveness.UP, status_changed_at=at(400))
+    evaluate_alerts(at(400))
+    site.refresh_from_db()
+    assert site.resolved and site.resolved_at == at(400)
+    assert {a.node_id for a in open_alerts()} == {lone.node_id, rows[0].node_id}
+
+
+def test_a_group_needs_its_minimum_of_down_nodes(defaults, settings):
+    settings.MONITORING_GROUP_DOWN_MIN_NODES = 3
+    settings.MONITORING_GROUP_DOWN_PERCENT = 50
+    group, rows = site_with(2)
+    take_down(rows, 0)  # 2 of 2 is all of it, but fewer than 3 nodes: each is its own alert
+    evaluate_alerts(at(300))
+    assert {a.node_id for a in open_alerts()} == {row.node_id for row in rows}
+    assert not Alert.objects.filter(group=group).exists()
+
+
+def test_a_down_rule_scoped_to_another_group_raises_no_site_alert(defaults, settings):
+    settings.MONITORING_GROUP_DOWN_MIN_NODES = 2
+    down = defaults["Node down"]
+    elsewhere = NodeGroup.objects.create(name="site-b", queue="site-b")
+    AlertRule.objects.filter(pk=down.pk).update(group=elsewhere)
+    _, rows = site_with(2)
+    take_down(rows, 0)
+    evaluate_alerts(at(600))
+    assert not open_alerts()  # the only down rule watches site-b
+
+
+def test_a_site_alert_is_notified_to_its_groups_channel(defaults, settings):
+    from portal.monitoring.models import Notification, NotificationChannel
+
+    settings.MONITORING_GROUP_DOWN_MIN_NODES = 2
+    group, rows = site_with(2)
+    other = NodeGroup.objects.create(name="site-c", queue="site-c")
+    mine = NotificationChannel.objects.create(
+        name="site-a ops", kind="webhook", url="http://127.0.0.1:9/", group=group
+    )
+    NotificationChannel.objects.create(
+        name="site-c ops", kind="webhook", url="http://127.0.0.1:9/", group=other
+    )
+    take_down(rows, 0)
+    evaluate_alerts(at(300))
+    site = Alert.objects.get(group=group)
+    assert list(Notification.objects.values_list("channel", "alert", "event")) == [
+        (mine.pk, site.pk, "fired")
+    ]
+    for row in rows:
+        set_values(row, status=Liveness.UP, status_changed_at=at(310))
+    evaluate_alerts(at(310))
+    assert Notification.objects.filter(event="resolved", alert=site, channel=mine).count() == 1

@@ -26,6 +26,12 @@ class AlertSerializer(serializers.ModelSerializer):
     node = serializers.IntegerField(source="node_id", allow_null=True, read_only=True)
     customer_id = serializers.IntegerField(allow_null=True, read_only=True)
     rule = serializers.IntegerField(source="rule_id", allow_null=True, read_only=True)
+    group = serializers.IntegerField(
+        source="group_id",
+        allow_null=True,
+        read_only=True,
+        help_text="A down group's (site's) alert: the group's id (its node is null).",
+    )
 
     class Meta:
         model = Alert
@@ -41,6 +47,7 @@ class AlertSerializer(serializers.ModelSerializer):
             "resolved",
             "resolved_at",
             "rule",
+            "group",
             "fired_value",
             "last_value",
         ]
