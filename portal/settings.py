@@ -259,6 +259,10 @@ MONITORING_ALERT_FLAP_WINDOW = env.int("MONITORING_ALERT_FLAP_WINDOW", 3600, min
 # is down is down itself: one alert for the group instead of its nodes' down alerts.
 MONITORING_GROUP_DOWN_MIN_NODES = env.int("MONITORING_GROUP_DOWN_MIN_NODES", 3, minimum=2)
 MONITORING_GROUP_DOWN_PERCENT = env.int("MONITORING_GROUP_DOWN_PERCENT", 50, minimum=1)
+# Baseline rules ("unusual activity"): a node's usual value for an hour of the week is
+# the same hour's rollups of the last BASELINE_WEEKS weeks, once it has MIN_BUCKETS of them.
+MONITORING_BASELINE_WEEKS = env.int("MONITORING_BASELINE_WEEKS", 4, minimum=1)
+MONITORING_BASELINE_MIN_BUCKETS = env.int("MONITORING_BASELINE_MIN_BUCKETS", 24, minimum=1)
 # Alert notifications (monitoring/notify.py): attempts before a row is failed, first backoff
 # (doubling), webhook timeout (email: EMAIL_TIMEOUT), lease of a claimed row, rows per pass.
 MONITORING_NOTIFY_MAX_ATTEMPTS = env.int("MONITORING_NOTIFY_MAX_ATTEMPTS", 5, minimum=1)

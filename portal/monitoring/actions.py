@@ -3,6 +3,7 @@ and pruning. The heartbeat itself is in heartbeat.py (a hot path: one UPDATE, on
 
 import logging
 import secrets
+from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -222,12 +223,32 @@ def rollup_bucket(start: datetime) -> int:
         )
         .order_by()
     )
-    rollups = [
-        Rollup(node_id=row.pop("node_id"), bucket=start, samples=row.pop("n"), **row)
-        for row in rows
-    ]
+    gauges = _gauge_averages(start)
+    rollups = []
+    for row in rows:
+        node_id = row.pop("node_id")
+        rollup = Rollup(node_id=node_id, bucket=start, samples=row.pop("n"), **row)
+        rollup.gauges = gauges.get(node_id)
+        rollups.append(rollup)
     Rollup.objects.bulk_create(rollups, batch_size=1000, ignore_conflicts=True)
     return len(rollups)
+
+
+def _gauge_averages(start: datetime) -> dict[int, dict[str, float]]:
+    """Per node, the average of each extra gauge over the bucket's samples that carried it
+    (in Python: the gauges are JSON, and only the nodes that send some have any)."""
+    sums: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0]))
+    rows = Sample.objects.filter(at__gte=start, at__lt=start + BUCKET).exclude(gauges=None)
+    for node_id, gauges in rows.values_list("node_id", "gauges").iterator(chunk_size=5000):
+        for name, value in (gauges or {}).items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                total = sums[node_id][name]
+                total[0] += value
+                total[1] += 1
+    return {
+        node_id: {name: total / n for name, (total, n) in named.items()}
+        for node_id, named in sums.items()
+    }
 
 
 def rollup(now: datetime | None = None, max_buckets: int = ROLLUP_MAX_BUCKETS) -> int:

@@ -134,6 +134,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
 
     list_display = [
         "name",
+        "kind",
         "metric",
         "comparison",
         "threshold",
@@ -144,7 +145,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
         "scope",
         "enabled",
     ]
-    list_filter = ["enabled", "severity", "alert_type"]
+    list_filter = ["enabled", "kind", "severity", "alert_type"]
     list_editable = ["enabled"]
     search_fields = ["name", "metric"]
 

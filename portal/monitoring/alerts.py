@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from portal.accounts.models import Customer
 from portal.core.errors import Conflict, NotFound, PortalError
-from portal.monitoring import notify
+from portal.monitoring import baselines, notify
 from portal.monitoring import rules as arithmetic
 from portal.monitoring.choices import (
     BUILTIN_METRICS,
@@ -33,6 +33,7 @@ from portal.monitoring.choices import (
     Comparison,
     Liveness,
     NotificationEvent,
+    RuleKind,
     Severity,
 )
 from portal.monitoring.models import Alert, AlertRule, AlertState, NodeLiveness, Sample
@@ -83,6 +84,11 @@ def _states(first: int, last: int, rules: list[AlertRule]) -> dict[tuple[int, in
 def _message(rule: AlertRule, name: str, value: float) -> str:
     if rule.metric == DOWN:
         return f"{name} is down ({rule.name})."
+    if rule.kind == RuleKind.BASELINE:
+        return (
+            f"{name}: {rule.metric} is unusual for this hour of the week, {value:+.1f} "
+            f"spreads from its usual value ({rule.name})."
+        )
     return (
         f"{name}: {rule.metric} is {value:g} ({rule.comparison} {rule.threshold:g}, {rule.name})."
     )
@@ -143,6 +149,16 @@ def _value(rule: AlertRule, row: tuple, gauges: dict[int, dict[str, Any]]) -> fl
     return float(value)
 
 
+def _score(
+    rule: AlertRule, node_id: int, value: float, usual: dict[tuple[str, int], tuple[float, float]]
+) -> float | None:
+    """A baseline rule's value: spreads from the node's usual (None: no baseline yet)."""
+    found = usual.get((rule.metric, node_id))
+    if found is None:
+        return None
+    return baselines.score(value, *found, rule.min_spread)
+
+
 def _decide(
     rules: list[AlertRule], rows: list[tuple], now: datetime, outages: dict[int, Outage]
 ) -> _Batch:
@@ -157,6 +173,8 @@ def _decide(
         if any(rule.metric not in BUILTIN_METRICS for rule in rules)
         else {}
     )
+    watched = {rule.metric for rule in rules if rule.kind == RuleKind.BASELINE}
+    usual = baselines.current(watched, first, last, now) if watched else {}
     flapping = flapping_setting()
     out = _Batch()
     for rule in rules:
@@ -170,10 +188,13 @@ def _decide(
         )
         if rule.metric in METRIC_COLUMN:
             column = METRIC_COLUMN[rule.metric]
+        baseline = rule.kind == RuleKind.BASELINE
         for row in rows:
             if scoped and not _applies(rule, row[GROUP], row[PURPOSE]):
                 continue
             value = row[column] if column is not None else _value(rule, row, gauges)
+            if baseline and value is not None:
+                value = _score(rule, row[NODE], value, usual)
             state = states.get((rule_id, row[NODE]))
             if state is None and (value is None or not holds(value, threshold)):
                 continue  # idle and staying so: the common case, nothing to write
@@ -367,7 +388,7 @@ def evaluate_alerts(
     batch = batch or settings.MONITORING_ALERT_BATCH
     resolved = _retire(now) if only is None else 0
     totals = {"nodes": 0, "fired": 0, "resolved": resolved, "flapping": 0}
-    rules = list(AlertRule.objects.filter(enabled=True).order_by("pk"))
+    rules = _with_data(list(AlertRule.objects.filter(enabled=True).order_by("pk")), now)
     if not rules:
         return totals
     down_rules = [rule for rule in rules if rule.metric == DOWN]
@@ -390,6 +411,16 @@ def evaluate_alerts(
     if totals["fired"] or totals["resolved"]:
         logger.info("alerts: %s", totals)
     return totals
+
+
+def _with_data(rules: list[AlertRule], now: datetime) -> list[AlertRule]:
+    """The rules that can see a value this pass: a baseline rule whose metric has no
+    baseline for this hour of the week (none computed yet, or no node with enough history)
+    would change nothing, so its pass is skipped (its pairs keep their state, as with any
+    missing value)."""
+    watched = {rule.metric for rule in rules if rule.kind == RuleKind.BASELINE}
+    known = baselines.metrics_with_baselines(watched, now) if watched else set()
+    return [rule for rule in rules if rule.kind != RuleKind.BASELINE or rule.metric in known]
 
 
 def _group_alerts(

@@ -34,6 +34,11 @@ class AlertType(models.TextChoices):
     OTHER = "other", "Other"
 
 
+class RuleKind(models.TextChoices):
+    THRESHOLD = "threshold", "Threshold"
+    BASELINE = "baseline", "Baseline (unusual for this hour of the week)"
+
+
 class Comparison(models.TextChoices):
     GE = ">=", "≥"
     GT = ">", ">"

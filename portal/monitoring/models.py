@@ -22,6 +22,7 @@ from portal.monitoring.choices import (
     Liveness,
     NotificationEvent,
     NotificationStatus,
+    RuleKind,
     Severity,
 )
 from portal.nodes.choices import NodePurpose
@@ -140,6 +141,9 @@ class Rollup(models.Model):
     load1_min = models.FloatField(null=True)
     load1_avg = models.FloatField(null=True)
     load1_max = models.FloatField(null=True)
+    gauges = models.JSONField(
+        null=True, help_text="The average of each extra gauge the bucket's samples carried."
+    )
 
     class Meta:
         constraints = [
@@ -149,6 +153,34 @@ class Rollup(models.Model):
 
     def __str__(self):
         return f"{self.node_id} at {self.bucket:%Y-%m-%d %H:%M}"
+
+
+class Baseline(models.Model):
+    """A node's usual value of one metric at one hour of the week (0 = Monday 00:00 UTC),
+    from the rollups of that hour in the last MONITORING_BASELINE_WEEKS weeks: the mean of
+    their averages and a spread (their standard deviation, floored; see
+    portal.monitoring.baselines). Baseline rules compare a node's value with it."""
+
+    id = models.BigAutoField(primary_key=True)
+    node = models.ForeignKey(
+        Node, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    metric = models.CharField(max_length=64)
+    hour_of_week = models.PositiveSmallIntegerField()
+    mean = models.FloatField()
+    deviation = models.FloatField(help_text="The standard deviation of the rollups' averages.")
+    buckets = models.PositiveIntegerField(help_text="Rollups it was computed from.")
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour_of_week", "metric", "node"], name="baseline_hour_metric_node_uniq"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.node_id} {self.metric} at hour {self.hour_of_week}"
 
 
 class MonitoredNode(Node):
@@ -166,6 +198,14 @@ class AlertRule(models.Model):
     ``keep_firing_for_seconds``. Scope: all nodes, or those of a group and/or a purpose."""
 
     name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(
+        max_length=10,
+        choices=RuleKind.choices,
+        default=RuleKind.THRESHOLD,
+        help_text="Threshold: the metric's value is compared. Baseline: how many spreads the "
+        "value is from the node's usual value for this hour of the week (unusual activity); "
+        "thresholds are then in spreads (e.g. >= 4, clears < 2; <= -4 for a drop).",
+    )
     metric = models.CharField(
         max_length=64,
         help_text="cpu_percent, memory_percent, disk_percent, load1, down (1 while the node "
@@ -201,6 +241,11 @@ class AlertRule(models.Model):
         blank=True,
         help_text="Only the nodes of this purpose (empty: any).",
     )
+    min_spread = models.FloatField(
+        default=1.0,
+        help_text="Baseline rules: the smallest spread assumed, in the metric's unit (also "
+        "at least 10 % of the usual value), so a flat metric does not fire on noise.",
+    )
     enabled = models.BooleanField(default=True)
 
     class Meta:
@@ -216,7 +261,14 @@ class AlertRule(models.Model):
     def clean(self):
         from portal.monitoring.rules import rule_errors
 
-        errors = rule_errors(self.metric, self.comparison, self.threshold, self.clear_threshold)
+        errors = rule_errors(
+            self.metric,
+            self.comparison,
+            self.threshold,
+            self.clear_threshold,
+            kind=self.kind,
+            min_spread=self.min_spread,
+        )
         if errors:
             raise ValidationError(errors)
 
@@ -281,7 +333,7 @@ class Alert(models.Model):
     @property
     def group_of(self) -> int | None:
         """The node group the alert is about: its node's, or its own for a group alert."""
-        return self.node.group_id if self.node_id else self.group_id
+        return self.node.group_id if self.node is not None else self.group_id
 
 
 class AlertState(models.Model):

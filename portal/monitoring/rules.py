@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from portal.monitoring.choices import BUILTIN_METRICS, Comparison
+from portal.monitoring.choices import BUILTIN_METRICS, DOWN, Comparison, RuleKind
 
 GAUGE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
@@ -35,7 +35,13 @@ def compare(comparison: str, value: float, threshold: float) -> bool:
 
 
 def rule_errors(
-    metric: str, comparison: str, threshold: float | None, clear_threshold: float | None
+    metric: str,
+    comparison: str,
+    threshold: float | None,
+    clear_threshold: float | None,
+    *,
+    kind: str = RuleKind.THRESHOLD,
+    min_spread: float | None = 1.0,
 ) -> dict[str, str]:
     """What is wrong with a rule, by field (empty when nothing is)."""
     errors: dict[str, str] = {}
@@ -43,6 +49,8 @@ def rule_errors(
         errors["metric"] = (
             f"One of {', '.join(BUILTIN_METRICS)}, or a gauge name (letters, digits, _ . -)."
         )
+    elif kind == RuleKind.BASELINE and metric == DOWN:
+        errors["metric"] = "A baseline rule watches a measured value, not down."
     if comparison not in Comparison.values:
         errors["comparison"] = f"One of {', '.join(Comparison.values)}."
     if threshold is None or not math.isfinite(threshold):
@@ -61,6 +69,10 @@ def rule_errors(
                 f"A rule that fires at {comparison} {threshold:g} clears above it: the clear "
                 f"threshold is at least {threshold:g}."
             )
+    if kind not in RuleKind.values:
+        errors["kind"] = f"One of {', '.join(RuleKind.values)}."
+    if min_spread is None or not math.isfinite(min_spread) or min_spread <= 0:
+        errors["min_spread"] = "A number above 0."
     return errors
 
 

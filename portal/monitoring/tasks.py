@@ -1,8 +1,9 @@
 """Beat tasks of monitoring: thin, each calls one action."""
 
 from celery import shared_task
+from django.utils import timezone
 
-from portal.monitoring import actions, alerts, notify, probe
+from portal.monitoring import actions, alerts, baselines, notify, probe
 
 
 @shared_task(name="monitoring.evaluate_liveness", ignore_result=True, time_limit=60)
@@ -18,6 +19,7 @@ def evaluate_liveness() -> None:
 def rollup_and_prune() -> None:
     actions.rollup()
     actions.prune()
+    baselines.compute_if_due(timezone.now())
 
 
 @shared_task(name="monitoring.probe_nodes", ignore_result=True, time_limit=60)
