@@ -1,6 +1,7 @@
-"""The operator page (``/monitoring/``): every node sortable by liveness and usage, and a
-node's page with charts of the last 24 h and 30 days (Chart.js, vendored under static/;
-the charts read ``GET /api/nodes/{id}/metrics?hours=``). Staff only."""
+"""The operator page (``/monitoring/``): the open alerts, worst first, and every node
+sortable by liveness and usage; the alert list with filters (``/monitoring/alerts/``); a
+node's page with its alerts and charts of the last 24 h and 30 days (Chart.js, vendored under
+static/; the charts read ``GET /api/nodes/{id}/metrics?hours=``). Staff only."""
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.paginator import Paginator
@@ -8,7 +9,9 @@ from django.db.models import Case, F, IntegerField, QuerySet, Value, When
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
+from portal.monitoring import selectors
 from portal.monitoring.choices import Liveness
+from portal.monitoring.forms import AlertFilterForm
 from portal.nodes.models import Node
 
 CHART_RANGES = ((24, "Last 24 hours"), (24 * 30, "Last 30 days"))
@@ -21,6 +24,9 @@ USAGE = {
 }
 SORTS = ("status", "name", *USAGE)
 PAGE_SIZE = 100
+ALERTS_ON_NODE_LIST = 10  # the worst open ones; the alert list has them all
+ALERT_PAGE_SIZE = 50
+RESOLVED_ON_NODE_PAGE = 10
 
 
 def _order(queryset: QuerySet[Node], sort: str, descending: bool) -> QuerySet[Node]:
@@ -84,7 +90,25 @@ def node_list(request):
             "descending": descending,
             "current_sort": f"-{sort}" if descending else sort,
             "columns": columns,
+            "alerts": list(selectors.alert_rows()[:ALERTS_ON_NODE_LIST]),
+            "alert_counts": selectors.open_alert_counts(),
         },
+    )
+
+
+@staff_member_required
+def alert_list(request):
+    form = AlertFilterForm(request.GET)
+    form.is_valid()  # bad parameters are ignored and named; the valid ones still apply
+    problems = form.problems()
+    page = Paginator(selectors.alert_rows(form.filters()), ALERT_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    return render(
+        request,
+        "monitoring/alerts.html",
+        {"form": form, "problems": problems, "page": page, "alerts": list(page)},
+        status=400 if problems else 200,
     )
 
 
@@ -92,6 +116,7 @@ def node_list(request):
 def node_detail(request, pk: int):
     node = get_object_or_404(Node.objects.select_related("liveness", "group"), pk=pk)
     api = reverse("api:node-metrics", kwargs={"node_id": node.pk})
+    open_alerts, resolved_alerts = selectors.node_alerts(node, RESOLVED_ON_NODE_PAGE)
     charts = [
         {"id": f"chart-{hours}h", "hours": hours, "title": title, "url": f"{api}?hours={hours}"}
         for hours, title in CHART_RANGES
@@ -103,6 +128,8 @@ def node_detail(request, pk: int):
             "node": node,
             "live": getattr(node, "liveness", None),
             "charts": charts,
+            "open_alerts": open_alerts,
+            "resolved_alerts": resolved_alerts,
             "admin_url": reverse("admin:monitoring_monitorednode_change", args=[node.pk]),
         },
     )

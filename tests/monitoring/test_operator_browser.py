@@ -1,6 +1,7 @@
-"""The node page's charts in the real browser (Debian's chromium): Chart.js, vendored under
-portal/monitoring/static, draws the points of GET /api/nodes/{id}/metrics with the site's
-Content-Security-Policy and no CSP violation."""
+"""The operator pages in the real browser (Debian's chromium), with the site's
+Content-Security-Policy and no CSP violation: the node page's charts (Chart.js, vendored
+under portal/monitoring/static, draws the points of GET /api/nodes/{id}/metrics) and the
+alert list's filters."""
 
 from datetime import timedelta
 
@@ -8,8 +9,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from portal.monitoring.choices import Liveness
-from portal.monitoring.models import NodeLiveness, Rollup, Sample
+from portal.monitoring.choices import AlertType, Liveness, Severity
+from portal.monitoring.models import Alert, NodeLiveness, Rollup, Sample
 from tests.browser import PASSWORD, needs_chromium
 from tests.factories import NodeFactory, UserFactory
 
@@ -53,13 +54,17 @@ def watched_node():
     return node
 
 
-def test_the_node_page_charts_24_hours_and_30_days(browser_page, watched_node):
-    page, problems = browser_page
+def log_in_as_staff(page, next_url):
     user = UserFactory(is_staff=True)
-    page.goto(f"/accounts/login/?next=/monitoring/nodes/{watched_node.pk}/")
+    page.goto(f"/accounts/login/?next={next_url}")
     page.fill("#id_username", user.username)
     page.fill("#id_password", PASSWORD)
     page.get_by_role("button", name="Log in").click()
+
+
+def test_the_node_page_charts_24_hours_and_30_days(browser_page, watched_node):
+    page, problems = browser_page
+    log_in_as_staff(page, f"/monitoring/nodes/{watched_node.pk}/")
 
     day = page.get_by_test_id("chart-24h")
     month = page.get_by_test_id("chart-720h")
@@ -85,4 +90,41 @@ def test_the_node_page_charts_24_hours_and_30_days(browser_page, watched_node):
 
     page.get_by_role("link", name="← All nodes").click()
     expect(page.get_by_test_id("monitoring-node")).to_have_count(1)
+    assert problems == []
+
+
+def test_the_alert_filters_change_the_list(browser_page, watched_node):
+    page, problems = browser_page
+    now = timezone.now()
+
+    def alert(severity, message, **fields):
+        return Alert.objects.create(
+            node=watched_node, type=AlertType.CPU, severity=severity, message=message, **fields
+        )
+
+    alert(Severity.HIGH, "cpu on fire")
+    alert(Severity.WARNING, "cpu warm")
+    alert(Severity.INFO, "cpu noted")
+    alert(Severity.HIGH, "cpu was on fire", resolved=True, resolved_at=now - timedelta(hours=2))
+    log_in_as_staff(page, "/monitoring/")
+
+    rows = page.get_by_test_id("open-alert-list").get_by_test_id("alert")
+    expect(rows).to_have_count(3)
+    page.get_by_test_id("all-alerts").click()
+    listed = page.get_by_test_id("alert-list").get_by_test_id("alert")
+    expect(listed).to_have_count(3)
+
+    page.get_by_label("severity").select_option("high")
+    page.get_by_test_id("alert-filter-apply").click()
+    expect(listed).to_have_count(1)
+    expect(listed).to_contain_text("cpu on fire")
+    page.get_by_label("include resolved").check()
+    page.get_by_test_id("alert-filter-apply").click()
+    expect(listed).to_have_count(2)
+    expect(listed.nth(1)).to_contain_text("cpu was on fire")
+    assert "severity=high" in page.url and "resolved=on" in page.url
+
+    listed.first.get_by_test_id("alert-node").click()
+    expect(page.get_by_test_id("node-open-alerts").get_by_test_id("alert")).to_have_count(3)
+    expect(page.get_by_test_id("node-resolved-alerts")).to_contain_text("cpu was on fire")
     assert problems == []
