@@ -418,3 +418,44 @@ def test_a_site_alert_is_notified_to_its_groups_channel(defaults, settings):
         set_values(row, status=Liveness.UP, status_changed_at=at(310))
     evaluate_alerts(at(310))
     assert Notification.objects.filter(event="resolved", alert=site, channel=mine).count() == 1
+
+
+def _random_fleet_run(seed):
+    """A fleet with random values and downs, evaluated over 10 passes with the values moving;
+    returns what the alerts and pair states ended as."""
+    import random
+
+    rng = random.Random(seed)
+    rows = [
+        node_with(
+            status=rng.choice([Liveness.UP] * 9 + [Liveness.DOWN]),
+            disk_percent=rng.uniform(60, 95),
+            memory_percent=rng.uniform(70, 99),
+        )
+        for _ in range(60)
+    ]
+    for step in range(10):
+        for row in rng.sample(rows, 20):
+            set_values(row, disk_percent=rng.uniform(60, 95), memory_percent=rng.uniform(70, 99))
+        evaluate_alerts(at(step * 120))
+    alerts = sorted(
+        (a.rule_id, a.node_id - rows[0].node_id, a.resolved, a.created_at, a.resolved_at)
+        for a in Alert.objects.all()
+    )
+    states = sorted(
+        (s.rule_id, s.node_id - rows[0].node_id, s.firing, s.pending_since, s.clearing_since)
+        for s in AlertState.objects.all()
+    )
+    return alerts, states
+
+
+def test_reading_only_candidate_rows_decides_as_reading_every_row(defaults, monkeypatch):
+    from portal.monitoring import alerts
+
+    filtered = _random_fleet_run(7)
+    assert filtered[0] and filtered[1]  # the scenario raises and clears alerts
+    Alert.objects.all().delete()
+    AlertState.objects.all().delete()
+    NodeLiveness.objects.all().delete()
+    monkeypatch.setattr(alerts, "_candidates", lambda rules, now: None)
+    assert _random_fleet_run(7) == filtered
