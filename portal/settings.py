@@ -379,6 +379,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", str(VAR_DIR / "static")))  # made by portal.core.apps
+# Browser libraries from the npm registry (portal/deploy/package.json + lock; `make` runs
+# `npm ci`), served from node_modules as the portal's own files: no CDN, air-gapped sites work.
+NODE_MODULES_DIR = BASE_DIR / "portal" / "deploy" / "node_modules"
+STATICFILES_DIRS = [("vendor/chart.js", NODE_MODULES_DIR / "chart.js" / "dist")]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

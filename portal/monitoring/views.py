@@ -1,7 +1,8 @@
 """The operator page (``/monitoring/``): the open alerts, worst first, and every node
 sortable by liveness and usage; the alert list with filters (``/monitoring/alerts/``); a
-node's page with its alerts and charts of the last 24 h and 30 days (Chart.js, vendored under
-static/; the charts read ``GET /api/nodes/{id}/metrics?hours=``). Staff only."""
+node's page with its alerts and charts of the last 24 h and 30 days (Chart.js from the npm
+registry, served as a static file: settings.STATICFILES_DIRS; the charts read
+``GET /api/nodes/{id}/metrics?hours=``). Staff only."""
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.paginator import Paginator

@@ -1,7 +1,7 @@
 """The operator pages in the real browser (Debian's chromium), with the site's
-Content-Security-Policy and no CSP violation: the node page's charts (Chart.js, vendored
-under portal/monitoring/static, draws the points of GET /api/nodes/{id}/metrics) and the
-alert list's filters."""
+Content-Security-Policy and no CSP violation: the node page's charts (Chart.js from the npm
+registry, served from portal/deploy/node_modules, draws the points of
+GET /api/nodes/{id}/metrics) and the alert list's filters."""
 
 from datetime import timedelta
 
