@@ -4,6 +4,7 @@ alert list with filters (/monitoring/alerts/) and a node's page."""
 from datetime import timedelta
 
 import pytest
+from django.contrib.staticfiles import finders
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -87,6 +88,7 @@ def test_the_node_page_names_its_two_ranges_and_loads_only_static_scripts(staff,
     assert f'data-url="/api/nodes/{node.pk}/metrics?hours=24"' in html
     assert f'data-url="/api/nodes/{node.pk}/metrics?hours=720"' in html
     assert "/static/vendor/chart.js/chart.umd.min.js" in html
+    assert finders.find("vendor/chart.js/chart.umd.min.js")  # node_modules, from `make`
     assert "<script>" not in html  # no inline script (CSP)
     assert "script-src 'self'" in response["Content-Security-Policy"]
     assert f"/admin/monitoring/monitorednode/{node.pk}/change/" in html
