@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.hosts import (
+    AptRepoUnavailable,
     CodeServerUnavailable,
     HostsUnavailable,
     boot_hosts,
@@ -77,6 +78,37 @@ def code_server_package():
     try:
         return code_server_artifact()
     except (HostsUnavailable, CodeServerUnavailable) as error:
+        unavailable(str(error))
+
+
+@pytest.fixture(scope="module")
+def scratch_host():
+    """One host of the module's own (not the session's pool), for tests that install system
+    packages (nginx, PostgreSQL, ...) and must neither disturb nor be disturbed by others.
+    Its apt uses the local repository (`apt_repo` below), already built when this returns."""
+    reason = unavailable_reason()
+    if reason:
+        unavailable(reason)
+    try:
+        with boot_hosts(1) as pool:
+            wait_for_apt_repo(pool)
+            yield pool[0]
+    except HostsUnavailable as error:
+        unavailable(str(error))
+
+
+@pytest.fixture(scope="session")
+def apt_repo(test_hosts):
+    """The session's hosts' local Debian repository, waited for (built in the background
+    when the pool boots if it is not cached): `apt-get update && apt-get install nginx`
+    works on the hosts as written. Returns its machine path (tests/hosts/apt_repo.py)."""
+    return wait_for_apt_repo(test_hosts)
+
+
+def wait_for_apt_repo(pool):
+    try:
+        return pool.apt_repo.wait()
+    except AptRepoUnavailable as error:
         unavailable(str(error))
 
 

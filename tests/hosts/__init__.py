@@ -1,5 +1,6 @@
 """Disposable Debian 12 systemd test hosts (systemd-nspawn) for end-to-end tests."""
 
+from .apt_repo import AptRepo, AptRepoUnavailable, build_apt_repo
 from .code_server import CodeServerUnavailable, code_server_artifact
 from .containers import Host
 from .harness import HostPool, boot_hosts, start_pool
@@ -7,6 +8,8 @@ from .machine import HarnessError, HostsUnavailable, unavailable_reason
 from .traefik import Traefik, start_traefik
 
 __all__ = [
+    "AptRepo",
+    "AptRepoUnavailable",
     "CodeServerUnavailable",
     "HarnessError",
     "Host",
@@ -14,6 +17,7 @@ __all__ = [
     "HostsUnavailable",
     "Traefik",
     "boot_hosts",
+    "build_apt_repo",
     "code_server_artifact",
     "start_pool",
     "start_traefik",

@@ -1,4 +1,4 @@
-"""python -m tests.hosts up [N] | down [RUN_ID...] [--all] | status | code-server
+"""python -m tests.hosts up [N] | down [RUN_ID...] [--all] | status | code-server | apt-repo
 
 See README.md."""
 
@@ -10,6 +10,7 @@ import shutil
 import sys
 import time
 
+from .apt_repo import build_apt_repo
 from .code_server import code_server_artifact
 from .containers import Host
 from .harness import start_pool
@@ -59,6 +60,17 @@ def parse_args(argv):
         "--rebuild", action="store_true", help="build it again even when it is cached"
     )
     code_server_parser.set_defaults(command=code_server)
+    apt_parser = commands.add_parser(
+        "apt-repo",
+        help="build the hosts' local apt repository if it is not cached; print its path",
+    )
+    apt_parser.add_argument(
+        "--rebuild", action="store_true", help="build it again even when it is cached"
+    )
+    apt_parser.add_argument(
+        "--extra-packages", nargs="*", default=(), help="the base image's extra packages"
+    )
+    apt_parser.set_defaults(command=apt_repo)
     return parser.parse_args(argv)
 
 
@@ -117,6 +129,11 @@ def status(_args):
 
 def code_server(args):
     print(code_server_artifact(rebuild=args.rebuild))
+    return 0
+
+
+def apt_repo(args):
+    print(build_apt_repo(args.extra_packages, rebuild=args.rebuild))
     return 0
 
 

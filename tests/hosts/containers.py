@@ -46,6 +46,7 @@ class Host:
     has_volume: bool = False
     ssh_user: str = "root"
     ssh_port: int = 22
+    read_only_binds: tuple = ()  # (machine path, host path) pairs, e.g. the apt repositories
 
     @property
     def root(self) -> Path:
@@ -194,6 +195,7 @@ def nspawn_command(host: Host, bridge: str):
     ]
     if host.has_volume:
         command.append(f"--bind={host.volume_dir}:{VOLUME_MOUNT_POINT}")
+    command += [f"--bind-ro={source}:{target}" for source, target in host.read_only_binds]
     return command
 
 

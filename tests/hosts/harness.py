@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .ansible_files import write_ansible_files
+from .apt_repo import AptRepo
 from .base import provide_base
 from .containers import Host, create_volume, launch, mount_overlay, wait_ready, write_identity
 from .machine import HostsUnavailable, cgroup_dirs, run, unavailable_reason
@@ -35,9 +36,18 @@ class HostPool:
     """The hosts of one run, with the files Ansible needs to reach them."""
 
     def __init__(
-        self, state: RunState, hosts, key_path, inventory_path, ansible_cfg, processes, timings
+        self,
+        state: RunState,
+        hosts,
+        key_path,
+        inventory_path,
+        ansible_cfg,
+        processes,
+        timings,
+        apt_repo: AptRepo | None = None,
     ):
         self.state = state
+        self.apt_repo = apt_repo
         self.hosts = hosts
         self.ssh_key_path = key_path
         self.inventory_path = inventory_path
@@ -102,10 +112,14 @@ def boot_hosts(count=3, **options):
             pool.close()
 
 
-def start_pool(count=3, *, volumes=0, extra_packages=(), ready_timeout=90.0) -> HostPool:
+def start_pool(
+    count=3, *, volumes=0, extra_packages=(), ready_timeout=90.0, apt_repo=True
+) -> HostPool:
     """Boot hosts and return them; the caller must close() (or detach()) the pool.
 
-    The first `volumes` hosts get a btrfs volume with quotas at /srv/workspaces.
+    The first `volumes` hosts get a btrfs volume with quotas at /srv/workspaces. With
+    apt_repo the hosts' apt uses the local repository (apt_repo.py), built in the background
+    if it is not cached yet: pool.apt_repo.wait() before installing from it.
     """
     reason = unavailable_reason()
     if reason:
@@ -115,15 +129,20 @@ def start_pool(count=3, *, volumes=0, extra_packages=(), ready_timeout=90.0) -> 
     processes = []
     try:
         with signals_interrupt():
-            return bring_up(state, count, volumes, extra_packages, ready_timeout, processes)
+            repo = AptRepo(extra_packages) if apt_repo else None
+            return bring_up(state, count, volumes, extra_packages, ready_timeout, processes, repo)
     except BaseException:
         with signals_ignored():
             tear_down(state, processes)
         raise
 
 
-def bring_up(state, count, volumes, extra_packages, ready_timeout, processes) -> HostPool:
+def bring_up(
+    state, count, volumes, extra_packages, ready_timeout, processes, repo: AptRepo | None
+) -> HostPool:
     started = time.monotonic()
+    if repo:
+        repo.start_build()  # returns at once; hosts see the repository once it is published
     mount_run_tmpfs(state.run_dir)
     key_path = make_ssh_key(state.run_dir / "ssh", state.run_id)
     source = provide_base(state.run_dir / "base", extra_packages)
@@ -133,6 +152,9 @@ def bring_up(state, count, volumes, extra_packages, ready_timeout, processes) ->
     public_key = key_path.with_suffix(".pub").read_text()
     for host in hosts:
         prepare_host(host, state.run_dir / "base", hosts, public_key)
+        if repo:
+            repo.prepare_host(host.root)
+            host.read_only_binds = (repo.bind(),)
         cgroups = cgroup_dirs(f"{state.cgroup_relative}/{host.name}")
         processes.append(launch(host, state.bridge, cgroups))
     wait_all_ready(hosts, processes, ready_timeout)
@@ -152,7 +174,7 @@ def bring_up(state, count, volumes, extra_packages, ready_timeout, processes) ->
         source,
         timings["base"],
     )
-    return HostPool(state, hosts, key_path, inventory_path, cfg_path, processes, timings)
+    return HostPool(state, hosts, key_path, inventory_path, cfg_path, processes, timings, repo)
 
 
 def mount_run_tmpfs(run_dir: Path):

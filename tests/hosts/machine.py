@@ -20,6 +20,7 @@ MACHINE_PACKAGES = (
     "openssh-client",
     "zstd",
     "btrfs-progs",
+    "apt-utils",  # apt-ftparchive indexes the hosts' local apt repository (apt_repo.py)
 )
 # One command per package above tells whether it is there (openssh-server is deliberately
 # absent: the machine itself must never run an SSH server).
@@ -31,6 +32,7 @@ MACHINE_COMMANDS = (
     "ssh-keygen",
     "zstd",
     "mkfs.btrfs",
+    "apt-ftparchive",
 )
 
 _apt_updated = False
