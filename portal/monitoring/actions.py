@@ -2,6 +2,7 @@
 and pruning. The heartbeat itself is in heartbeat.py (a hot path: one UPDATE, one INSERT)."""
 
 import logging
+import re
 import secrets
 from collections import defaultdict
 from datetime import datetime, timedelta
@@ -29,6 +30,9 @@ BUCKET = timedelta(minutes=5)
 # A bucket is rolled up once it ended this long ago (heartbeats stamped in it have committed).
 ROLLUP_LAG = timedelta(seconds=30)
 ROLLUP_MAX_BUCKETS = 288  # one day of buckets per task run; the next run continues
+# The filesystem the agent reports: an absolute path of plain characters (it goes into the
+# agent's configuration through an extra variable, so nothing Ansible would template).
+DISK_PATH = re.compile(r"^/[A-Za-z0-9._/-]{0,254}$")
 
 
 def register_job_actions() -> None:
@@ -50,11 +54,15 @@ def portal_url() -> str:
     return (settings.MONITORING_PORTAL_URL or settings.PORTAL_URL).rstrip("/")
 
 
-def check_install_agent(node: Node, interval: int | None) -> int:
+def check_install_agent(node: Node, interval: int | None, disk_path: str | None = None) -> int:
     interval = settings.MONITORING_HEARTBEAT_INTERVAL if interval is None else interval
     if isinstance(interval, bool) or not isinstance(interval, int) or not 5 <= interval <= 3600:
         raise PortalError(
             "The heartbeat interval is a whole number of seconds, 5-3600.", field="interval_seconds"
+        )
+    if disk_path is not None and not (isinstance(disk_path, str) and DISK_PATH.match(disk_path)):
+        raise PortalError(
+            "An absolute path of letters, digits and . _ - /, e.g. /srv.", field="disk_path"
         )
     if not portal_url():
         raise PortalError(
@@ -77,14 +85,17 @@ def check_install_agent(node: Node, interval: int | None) -> int:
 
 
 @transaction.atomic
-def do_install_agent(node: Node, *, interval: int | None = None, by=None) -> Job:
+def do_install_agent(
+    node: Node, *, interval: int | None = None, disk_path: str | None = None, by=None
+) -> Job:
     """Issue a new agent token (its hash stored as the pending one) and launch the role that
     installs the agent with it. The clear token goes to the job as a sensitive variable
-    (stored encrypted, masked in events) and is never kept here."""
+    (stored encrypted, masked in events) and is never kept here. ``disk_path``: the
+    filesystem the agent reports (the role's default, /, when not given)."""
     NodeLiveness.objects.get_or_create(node=node)
     # Locked before the check, so two installs of one node cannot both pass it.
     liveness = NodeLiveness.objects.select_for_update().get(node=node)
-    interval = check_install_agent(node, interval)
+    interval = check_install_agent(node, interval, disk_path)
     token = secrets.token_urlsafe(32)
     liveness.next_token_hash = hash_token(token)
     liveness.token_issued_at = timezone.now()
@@ -97,6 +108,7 @@ def do_install_agent(node: Node, *, interval: int | None = None, by=None) -> Job
             "node_agent_portal_url": portal_url(),
             "node_agent_node_id": node.pk,
             "node_agent_interval": interval,
+            **({"node_agent_disk_path": disk_path} if disk_path is not None else {}),
         },
         secret_vars={"node_agent_token": token},
         target=node,

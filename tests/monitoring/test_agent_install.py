@@ -84,6 +84,15 @@ def test_a_bad_interval_is_refused(interval):
     assert raised.value.field == "interval_seconds"
 
 
+def test_a_disk_path_goes_to_the_role_and_a_bad_one_is_refused():
+    job = actions.do_install_agent(NodeFactory(), disk_path="/srv/data")
+    assert job.extra_vars["node_agent_disk_path"] == "/srv/data"
+    for bad in ["srv", "/srv/{{ lookup('pipe', 'id') }}", "/a b", "", 5]:
+        with pytest.raises(PortalError) as raised:
+            actions.do_install_agent(NodeFactory(), disk_path=bad)
+        assert raised.value.field == "disk_path"
+
+
 def test_without_a_portal_url_the_install_is_refused(settings):
     settings.MONITORING_PORTAL_URL = settings.PORTAL_URL = ""
     with pytest.raises(PortalError) as raised:
