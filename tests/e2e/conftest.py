@@ -165,6 +165,21 @@ def portal_nodes(test_hosts, db):
     return nodes
 
 
+@pytest.fixture
+def portal_on_bridge(test_hosts, transactional_db, settings):
+    """The portal (a live server) on the bridge's address, the machine's side, where the
+    hosts reach it (their agents' heartbeats). Yields its base URL."""
+    from pytest_django.live_server_helper import LiveServer
+
+    gateway = test_hosts.subnet.rsplit(".", 1)[0] + ".1"
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, gateway]
+    server = LiveServer(f"{gateway}:0")
+    try:
+        yield f"http://{gateway}:{server.thread.port}"
+    finally:
+        server.stop()
+
+
 # --- workspaces ------------------------------------------------------------------------------
 
 

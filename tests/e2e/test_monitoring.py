@@ -7,7 +7,6 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
@@ -22,20 +21,6 @@ from tests.waiting import wait_for
 
 INTERVAL = 5
 TICK = 0.25
-
-
-@pytest.fixture
-def portal_on_bridge(test_hosts, transactional_db, settings):
-    """The portal served on the bridge's address (the machine's side), where hosts reach it."""
-    from pytest_django.live_server_helper import LiveServer
-
-    gateway = test_hosts.subnet.rsplit(".", 1)[0] + ".1"
-    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, gateway]
-    server = LiveServer(f"{gateway}:0")
-    try:
-        yield f"http://{gateway}:{server.thread.port}"
-    finally:
-        server.stop()
 
 
 def install(node):
