@@ -145,9 +145,12 @@ def create_fixtures() -> Fixtures:
 GUNICORN_CONF = ROOT / "portal" / "deploy" / "gunicorn.conf.py"
 
 
-def start_web(env: dict, log_dir: Path, settings: str | None = None) -> tuple[Service, int]:
+def start_web(
+    env: dict, log_dir: Path, settings: str | None = None, app: str = "portal.wsgi"
+) -> tuple[Service, int]:
     """gunicorn with the production configuration file, on a free loopback port.
-    ``settings``: another settings module (bench.settings adds the bench-only URLs)."""
+    ``settings``: another settings module (bench.settings adds the bench-only URLs);
+    ``app``: another WSGI module (bench.wsgi adds the floor to the heartbeat's fast path)."""
     port = free_port()
     if settings:
         env = {**env, "DJANGO_SETTINGS_MODULE": settings}
@@ -157,7 +160,7 @@ def start_web(env: dict, log_dir: Path, settings: str | None = None) -> tuple[Se
             str(BIN / "gunicorn"),
             "-c",
             str(GUNICORN_CONF),
-            "portal.wsgi",
+            app,
             "--bind",
             f"127.0.0.1:{port}",
             "--log-level",

@@ -131,9 +131,13 @@ def setup(figures: list[str], budget_end: float, quick: bool) -> Context:
     connection.close()  # the services fork nothing from us, but keep the bench's use fresh
 
     services = {}
-    # The heartbeat's floor view is a bench-only URL (bench/settings.py, bench/urls.py).
+    # The heartbeat's floor is bench-only (bench/wsgi.py, bench/settings.py, bench/urls.py).
     bench_urls = "heartbeat_ingest_rate" in figures
-    web, port = stack.start_web(env, log_dir, "bench.settings" if bench_urls else None)
+    web, port = (
+        stack.start_web(env, log_dir, "bench.settings", "bench.wsgi")
+        if bench_urls
+        else stack.start_web(env, log_dir)
+    )
     services["web"] = web
     services["worker"] = stack.start_worker(env, log_dir, "worker", fixtures.default_queue, 1)
     if "dispatch_latency_p95" in figures:
