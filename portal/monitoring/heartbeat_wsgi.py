@@ -218,7 +218,7 @@ class HeartbeatFastPath:
         signals.request_started.send(sender=sender, environ=environ)
         try:
             check_health(connection)
-            return self.answer(
+            status, content, headers = self.answer(
                 "PUT",
                 environ.get("HTTP_AUTHORIZATION", ""),
                 environ["CONTENT_LENGTH"],
@@ -226,7 +226,14 @@ class HeartbeatFastPath:
                 node_id,
             )
         except Exception:
-            request_logger.exception("Internal Server Error: %s", path, extra={"status_code": 500})
+            request_logger.exception(
+                "Internal Server Error: %s", path, extra={"status_code": 500, "node": node_id}
+            )
             return 500, SERVER_ERROR, {}
         finally:
             signals.request_finished.send(sender=sender)
+        if status >= 400:  # as Django's handler logs a refused request
+            request_logger.warning(
+                "%s: %s", HTTPStatus(status).phrase, path, extra={"status_code": status}
+            )
+        return status, content, headers
