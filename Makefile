@@ -21,7 +21,7 @@ NPM := $(or $(shell command -v npm 2>/dev/null),/usr/bin/npm)
 help:
 	@echo "make run    - install, migrate, seed the demo and start web + worker + beat"
 	@echo "make test   - install (and Debian's chromium for the browser tests) and run the test suite"
-	@echo "make lint   - ruff, mypy, import layers, ansible-lint, ruff format --check"
+	@echo "make lint   - ruff, mypy, import layers, ansible-lint, installer manifests, ruff format --check"
 	@echo "make bench  - speed figures (bench/results.json)"
 	@echo "make lock   - re-resolve $(LOCK) from pyproject.toml"
 	@echo "make browser-libs - npm ci of $(NPM_DIR)/package-lock.json (run and test do it)"
@@ -75,6 +75,7 @@ lint: venv
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/ansible-lint --offline playbooks roles
+	$(BIN)/python manage.py installers validate
 	$(BIN)/ruff format --check .
 
 bench: export DEBUG ?= true

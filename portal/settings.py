@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "portal.labs",
     "portal.workspaces",
     "portal.monitoring",
+    "portal.installers",
     "portal.demo",
 ]
 
@@ -281,6 +282,16 @@ CELERY_BEAT_SCHEDULE["monitoring-probe"] = {
     "schedule": float(MONITORING_PROBE_INTERVAL),
 }
 
+# --- installers ---------------------------------------------------------------------------
+
+# The application catalogue (portal/installers/catalogue.py): one directory per installer.
+# `manage.py installers reload` replaces the generation file; every process reading the
+# catalogue reloads it on its next use.
+INSTALLERS_DIR = Path(env.str("INSTALLERS_DIR", str(BASE_DIR / "installers")))
+INSTALLERS_GENERATION_FILE = Path(
+    env.str("INSTALLERS_GENERATION_FILE", str(VAR_DIR / "installers.generation"))
+)
+
 # --- jobs ---------------------------------------------------------------------------------
 
 PLAYBOOKS_DIR = Path(env.str("PLAYBOOKS_DIR", str(BASE_DIR / "playbooks")))
@@ -449,6 +460,7 @@ SPECTACULAR_SETTINGS = {
         "LivenessStatusEnum": "portal.monitoring.choices.Liveness",
         "AlertSeverityEnum": "portal.monitoring.choices.Severity",
         "AlertTypeEnum": "portal.monitoring.choices.AlertType",
+        "InstallerInputTypeEnum": "portal.installers.choices.InputType",
     },
 }
 

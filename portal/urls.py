@@ -24,6 +24,7 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", docs_view(url_name="api:schema"), name="docs"),
     path("", include("portal.monitoring.api.urls")),
+    path("", include("portal.installers.api.urls")),
     path("", include(router.urls)),
 ]
 
@@ -37,6 +38,7 @@ urlpatterns = [
     path("invitations/", include("portal.accounts.urls")),
     path("members/", include("portal.accounts.member_urls")),
     path("monitoring/", include("portal.monitoring.urls")),
+    path("installers/", include("portal.installers.urls")),
     path("api/", include((api_patterns, "api"))),
     path("metrics", metrics_view, name="metrics"),
 ]

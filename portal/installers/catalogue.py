@@ -1,0 +1,140 @@
+"""The catalogue of installers every process reads: loaded on first use, reloaded on demand.
+
+- **Start**: the first call in a process loads ``settings.INSTALLERS_DIR``. A bad manifest is
+  left out and logged (``manage.py installers validate`` names it); it never stops the web
+  process or the worker.
+- **``manage.py installers reload``** replaces a generation file
+  (``settings.INSTALLERS_GENERATION_FILE``, next to the database under var/ by default). Each
+  process compares it (one ``stat``) on every use and reloads when it changed: web and worker
+  processes pick the new catalogue up on their next request or task, whatever runs them and
+  however many there are, with no list of pids to signal. Processes on another machine read
+  their own INSTALLERS_DIR, so the command runs on each machine that has one.
+- **SIGHUP**: gunicorn's master answers HUP by starting new workers and stopping the old
+  ones; the new ones load the catalogue afresh on first use, so the web needs no handler of
+  its own (and a HUP sent to one gunicorn worker ends it; the master replaces it). A detached
+  Celery worker answers HUP by re-executing itself (``install_worker_restart_handler``), which
+  reloads everything; its pool processes get a handler here (:func:`install_hup_handler`,
+  from ``worker_process_init``) that marks the catalogue stale, so a HUP sent to them reloads
+  it before their next task.
+
+Lookups take ids only from the loaded dict: a user's string never reaches the filesystem.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from django.conf import settings
+
+from portal.core.errors import NotFound
+from portal.installers.loader import Loaded, load_catalogue
+from portal.installers.manifest import Manifest, Problem
+
+logger = logging.getLogger(__name__)
+SHOWN_ID = 64  # characters of a refused id echoed back
+
+
+@dataclass(frozen=True)
+class _State:
+    loaded: Loaded
+    generation: tuple[int, int] | None  # the generation file's (inode, mtime_ns) when read
+
+
+_state: _State | None = None
+_stale = False
+_lock = threading.Lock()
+
+
+def catalogue() -> Loaded:
+    """The current catalogue (loading or reloading it when needed)."""
+    state = _state
+    if state is None or _stale or not _current(state):
+        with _lock:
+            state = _state
+            if state is None or _stale or not _current(state):
+                state = _load()
+    return state.loaded
+
+
+def all_manifests() -> list[Manifest]:
+    return sorted(catalogue().manifests.values(), key=lambda manifest: manifest.id)
+
+
+def get(installer_id: object) -> Manifest:
+    """The installer with this id, or NotFound (404) for anything not in the catalogue."""
+    manifest = catalogue().manifests.get(installer_id) if isinstance(installer_id, str) else None
+    if manifest is None:
+        shown = str(installer_id)[:SHOWN_ID]
+        raise NotFound(f"No installer {shown!r} in the catalogue.", field="installer")
+    return manifest
+
+
+def problems() -> tuple[Problem, ...]:
+    return catalogue().problems
+
+
+def reload() -> Loaded:
+    """Load this process's catalogue again now."""
+    with _lock:
+        return _load().loaded
+
+
+def announce_reload() -> None:
+    """Tell every process reading this catalogue to reload before its next use."""
+    path = generation_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    temporary.write_text(uuid.uuid4().hex + "\n")
+    os.replace(temporary, path)  # a new inode: never mistaken for the old one
+
+
+def mark_stale(signum: int | None = None, frame: FrameType | None = None) -> None:
+    """Reload before the next use. Only sets a flag: safe as a signal handler."""
+    global _stale
+    _stale = True
+
+
+def install_hup_handler(**kwargs: object) -> None:
+    """For Celery's ``worker_process_init``: a HUP to a pool process reloads its catalogue."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGHUP, mark_stale)
+
+
+def generation_file() -> Path:
+    return Path(settings.INSTALLERS_GENERATION_FILE)
+
+
+def _generation() -> tuple[int, int] | None:
+    try:
+        found = generation_file().stat()
+    except OSError:
+        return None
+    return found.st_ino, found.st_mtime_ns
+
+
+def _current(state: _State) -> bool:
+    same_dir = state.loaded.directory == Path(settings.INSTALLERS_DIR)
+    return same_dir and state.generation == _generation()
+
+
+def _load() -> _State:
+    global _state, _stale
+    _stale = False
+    generation = _generation()  # before reading: a reload announced meanwhile is not lost
+    loaded = load_catalogue(Path(settings.INSTALLERS_DIR))
+    for problem in loaded.problems:
+        logger.error("installer left out of the catalogue: %s", problem)
+    _state = _State(loaded, generation)
+    logger.info(
+        "installer catalogue loaded: %d installers from %s",
+        len(loaded.manifests),
+        loaded.directory,
+    )
+    return _state

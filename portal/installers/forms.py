@@ -1,0 +1,84 @@
+"""A Django form built from a manifest: the customer page and (later) the admin render it.
+
+The fields only carry the values and pick widgets; every rule is checked once, by
+``inputs.check_inputs`` in ``clean()`` (numbers arrive as text and are coerced there), so a
+form and the API can never disagree. Each field's row carries ``data-input`` and, when
+conditional, ``data-visible-if``; the page's script asks ``POST
+/api/installers/{id}/visibility`` which rows to show (the server's evaluator, no expression
+code in the browser). Without the script every input shows and hidden ones are ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from portal.installers.inputs import Cleaned, InputsInvalid, check_inputs
+from portal.installers.manifest import Input, Manifest
+
+
+class InstallerForm(forms.Form):
+    manifest: Manifest
+    cleaned_inputs: Cleaned | None = None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        try:
+            self.cleaned_inputs = check_inputs(self.manifest, data)
+        except InputsInvalid as exc:
+            for name, error in exc.errors.items():
+                field = name if name in self.fields else None
+                self.add_error(field, f"{error.rule}: {error.reason}")
+        return data
+
+    def rows(self) -> list[tuple[forms.BoundField, Input]]:
+        """(bound field, input) in the manifest's order, for the template."""
+        return [(self[spec.name], spec) for spec in self.manifest.inputs]
+
+
+def installer_form(manifest: Manifest) -> type[InstallerForm]:
+    fields: dict[str, Any] = {spec.name: _field(spec) for spec in manifest.inputs}
+    return type(f"{manifest.id}InputsForm", (InstallerForm,), {"manifest": manifest, **fields})
+
+
+def _field(spec: Input) -> forms.Field:
+    options: dict[str, Any] = {
+        "label": spec.label,
+        "help_text": _help(spec),
+        "required": False,  # visibility decides; check_inputs enforces "required"
+    }
+    if spec.has_default and not spec.sensitive:
+        options["initial"] = spec.default
+    choices = [(str(value), str(value)) for value in spec.allowed_values or ()]
+    if spec.type == "boolean":
+        return forms.BooleanField(**options)
+    if spec.type == "multiselect":
+        return forms.Field(widget=forms.CheckboxSelectMultiple(choices=choices), **options)
+    return forms.CharField(widget=_widget(spec, choices), strip=False, **options)
+
+
+def _widget(spec: Input, choices: list[tuple[str, str]]) -> forms.Widget:
+    number_attrs = {
+        key: value
+        for key, value in (("min", spec.min_value), ("max", spec.max_value), ("step", spec.step))
+        if value is not None
+    }
+    if spec.type in ("integer", "port"):
+        return forms.NumberInput(attrs={"step": 1, **number_attrs})
+    if spec.type == "number":
+        return forms.NumberInput(attrs={"step": "any", **number_attrs})
+    return {
+        "password": forms.PasswordInput(render_value=False),
+        "select": forms.Select(choices=[("", "—"), *choices]),
+        "text": forms.Textarea(attrs={"rows": 4}),
+        "email": forms.EmailInput(),
+        "url": forms.URLInput(),
+    }.get(spec.type, forms.TextInput())
+
+
+def _help(spec: Input) -> str:
+    parts = [spec.description] if spec.description else []
+    if spec.generate:
+        parts.append("Leave empty to have one generated (shown once).")
+    return " ".join(parts)
