@@ -33,8 +33,8 @@ from types import FrameType
 
 from django.conf import settings
 
-from portal.core.errors import NotFound
-from portal.installers.loader import Loaded, load_catalogue
+from portal.core.errors import Conflict, NotFound
+from portal.installers.loader import Invalid, Loaded, load_catalogue, load_installer
 from portal.installers.manifest import Manifest, Problem
 
 logger = logging.getLogger(__name__)
@@ -74,6 +74,24 @@ def get(installer_id: object) -> Manifest:
         shown = str(installer_id)[:SHOWN_ID]
         raise NotFound(f"No installer {shown!r} in the catalogue.", field="installer")
     return manifest
+
+
+def get_exact(installer_id: str, sha256: str) -> Manifest:
+    """The installer exactly as a job recorded it (its hash), read from disk now: the files
+    a run copies are the ones the request checked. Anything else is a Conflict (409): the
+    catalogue changed since the request (or the entry broke)."""
+    directory = get(installer_id).directory  # the id must be in the catalogue
+    try:
+        current = load_installer(directory)
+    except Invalid as exc:
+        raise Conflict(f"Installer {installer_id!r} is invalid now: {exc.problems[0]}") from None
+    if current.sha256 != sha256:
+        raise Conflict(
+            f"Installer {installer_id!r} changed since the request "
+            f"(now version {current.version}, sha256 {current.sha256[:12]}).",
+            field="installer",
+        )
+    return current
 
 
 def problems() -> tuple[Problem, ...]:

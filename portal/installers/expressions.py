@@ -82,6 +82,30 @@ class Expression:
     def evaluate(self, values: Mapping[str, Any]) -> bool:
         return bool(_evaluate(self.tree, values))
 
+    def equality_literals(self) -> list[tuple[str, Any, int]]:
+        """(input name, literal, position) for each ``name == literal``, ``!=``, ``in [...]``
+        and ``not in [...]``: what the lint checks against the input's type and values."""
+        found = []
+        text = self.source.strip()
+        offset = len(self.source) - len(self.source.lstrip())
+        for node in ast.walk(self.tree):
+            if not isinstance(node, ast.Compare) or len(node.ops) != 1:
+                continue
+            left, op, right = node.left, node.ops[0], node.comparators[0]
+            if isinstance(op, ast.Eq | ast.NotEq) and _is_input(right) and not _is_input(left):
+                left, right = right, left  # literal == name
+            if not (isinstance(left, ast.Name) and _is_input(left)):
+                continue
+            if isinstance(op, ast.Eq | ast.NotEq) and _is_literal(right):
+                literals = [right]
+            elif isinstance(op, ast.In | ast.NotIn) and isinstance(right, ast.List | ast.Tuple):
+                literals = list(right.elts)
+            else:
+                continue
+            for literal in literals:
+                found.append((left.id, _evaluate(literal, {}), _position(literal, text, offset)))
+        return found
+
 
 def parse(source: str) -> Expression:
     if not isinstance(source, str) or not source.strip():
@@ -149,6 +173,10 @@ def _check(node: ast.expr, text: str, offset: int, names: set[str]) -> None:
         else:
             what = _REFUSED.get(type(item), type(item).__name__)
             raise ExpressionError(f"{what} is not allowed", _position(item, text, offset))
+
+
+def _is_input(node: ast.expr) -> bool:
+    return isinstance(node, ast.Name) and node.id.lower() not in BOOLEANS
 
 
 def _is_number(node: ast.expr) -> bool:

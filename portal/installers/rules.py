@@ -144,7 +144,7 @@ def _choice(spec: Input, value: Any) -> Any:
             return allowed
     if isinstance(value, list | dict) or value is None:
         raise RuleError("type", f"must be one of the allowed values, not {_kind(value)}")
-    raise RuleError("allowed_values", f"must be one of {_shown(spec.allowed_values)}")
+    raise RuleError("allowed_values", f"must be one of {shown(spec.allowed_values)}")
 
 
 _COERCE = {
@@ -187,12 +187,12 @@ def _unit(value: Any) -> str:
     return "characters" if isinstance(value, str) else "values"
 
 
-def _shown(values: tuple[Any, ...] | None, limit: int = 10) -> str:
-    shown = ", ".join(_literal(value) for value in (values or ())[:limit])
+def shown(values: tuple[Any, ...] | None, limit: int = 10) -> str:
+    shown = ", ".join(literal(value) for value in (values or ())[:limit])
     return f"{shown}, …" if values and len(values) > limit else shown
 
 
-def _literal(value: Any) -> str:
+def literal(value: Any) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else repr(value)
 
 

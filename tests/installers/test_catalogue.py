@@ -9,7 +9,7 @@ import weakref
 
 import pytest
 
-from portal.core.errors import NotFound
+from portal.core.errors import Conflict, NotFound
 from portal.installers import catalogue, loader
 from tests.installers.conftest import CATALOGUE
 
@@ -118,3 +118,19 @@ def test_the_worker_hook_is_connected():
         ref() if isinstance(ref, weakref.ref) else ref for _k, ref in worker_process_init.receivers
     ]
     assert catalogue.install_hup_handler in receivers
+
+
+def test_get_exact_runs_only_the_checked_version(settings, tmp_path):
+    root = _copy_catalogue(settings, tmp_path)
+    checked = catalogue.get("minimal")
+    assert catalogue.get_exact("minimal", checked.sha256) == checked
+    (root / "minimal" / "install.sh").write_text("#!/bin/sh\nexit 3\n")
+    with pytest.raises(Conflict) as changed:  # the files on disk are not the ones checked
+        catalogue.get_exact("minimal", checked.sha256)
+    assert changed.value.status_code == 409
+    assert "changed since the request" in changed.value.message
+    (root / "minimal" / "manifest.yml").write_text("id: minimal\n")
+    with pytest.raises(Conflict, match="is invalid now"):
+        catalogue.get_exact("minimal", checked.sha256)
+    with pytest.raises(NotFound):
+        catalogue.get_exact("../minimal", checked.sha256)

@@ -193,6 +193,10 @@ def test_input_schema_problems(make_installer, inputs, expected):
             "inputs[0].generate: a generated password breaks pattern",
         ),
         ([_input(), _input()], "inputs[1].name: 'value' is defined twice"),
+        (
+            [_input(type="multiselect", validation={"allowed_values": ["a", "b,c"]})],
+            "inputs[0].validation.allowed_values[1]: a multiselect value has no comma",
+        ),
         ([_input(name="ld_preload")], "inputs[0].name: LD_PRELOAD is a reserved environment"),
         ([_input(name="path")], "inputs[0].name: PATH is a reserved environment variable"),
         (
@@ -208,6 +212,43 @@ def test_input_schema_problems(make_installer, inputs, expected):
 def test_lint_rules(make_installer, inputs, expected):
     found = problems(make_installer(inputs=inputs))
     assert any(expected in problem for problem in found), found
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ("tls == 'true'", "at 8: tls is never 'true' (a boolean input)"),
+        ("tls == 1", "at 8: tls is never 1 (a boolean input)"),
+        ("port == '80'", "at 9: port is never '80' (a port input)"),
+        ("port == true", "at 9: port is never true (a port input)"),
+        ("'x' != name", "at 1: name is never 'x' (not one of its allowed_values: 'a', 'b')"),
+        ("mode in ['a', 'strit']", "at 15: mode is never 'strit' (not one of its allowed_values"),
+        ("level == 'high'", "at 10: level is never 'high' (not one of its allowed_values: 1, 2)"),
+    ],
+)
+def test_visible_if_compares_only_with_possible_values(make_installer, condition, expected):
+    inputs = [
+        _input(name="tls", type="boolean"),
+        _input(name="port", type="port"),
+        _input(name="name", validation={"allowed_values": ["a", "b"]}),
+        _input(name="mode", type="select", validation={"allowed_values": ["a", "strict"]}),
+        _input(name="level", type="select", validation={"allowed_values": [1, 2]}),
+        _input(name="shown", visible_if=condition),
+    ]
+    problem = only_problem(make_installer(inputs=inputs))
+    assert f"inputs[5].visible_if: {expected}" in problem
+
+
+def test_possible_comparisons_pass(make_installer):
+    inputs = [
+        _input(name="tls", type="boolean"),
+        _input(name="port", type="port"),
+        _input(name="level", type="select", validation={"allowed_values": [1, 2]}),
+        _input(name="tags", type="multiselect", validation={"allowed_values": ["a"]}),
+        _input(name="shown", visible_if="tls == true and port in [80, 443.0] and level != 2"),
+        _input(name="more", visible_if="'a' in tags and port > 1024 and not tls"),
+    ]
+    load_installer(make_installer(inputs=inputs))
 
 
 def test_a_password_is_sensitive_without_saying_so(make_installer):
