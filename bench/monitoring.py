@@ -223,13 +223,22 @@ def machine_busy() -> float:
     return (sum(values) - values[3] - values[4]) / TICK  # minus idle and iowait
 
 
-def postgres_pids() -> list[int]:
-    """The PostgreSQL server's processes on this machine (all its clients', not only ours)."""
-    return [
-        int(entry.name)
-        for entry in Path("/proc").iterdir()
-        if entry.name.isdigit() and procs.cmdline(int(entry.name)).startswith("postgres")
-    ]
+def postgres_pids(database: str) -> list[int]:
+    """The PostgreSQL server's own processes (WAL writer, checkpointer, ...) and its
+    backends serving ``database``. Other databases' backends (other people's tests on a
+    shared machine) count in "other", with the rest of the machine."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        words = procs.cmdline(int(entry.name)).split()
+        if not words or words[0] != "postgres:":
+            continue
+        # A backend: "postgres: 15/main: <user> <database> <host>(<port>) <state>".
+        backend = len(words) >= 5 and ("(" in words[4] or words[4] == "[local]")
+        if not backend or words[3] == database:
+            pids.append(int(entry.name))
+    return pids
 
 
 def cpu_split(before: dict, after: dict, elapsed: float) -> dict:
@@ -253,7 +262,10 @@ class Agents:
     """The client processes, kept between rounds (their per-node seq too)."""
 
     def __init__(self, port: int, secret: str, ids: list[int], web):
+        from django.db import connection
+
         self.port, self.secret, self.web = port, secret, web
+        self.database = connection.settings_dict["NAME"]
         self.cpu: dict[str, list] = {}
         self.parts = slices(ids, PROCESSES)
         self.seqs = [{} for _ in self.parts]
@@ -265,7 +277,7 @@ class Agents:
         return {
             "web": cpu_seconds([self.web.pid, *procs.descendants(self.web.pid)]),
             "clients": cpu_seconds(list(self.pool._processes or ())),
-            "postgres": cpu_seconds(postgres_pids()),
+            "postgres": cpu_seconds(postgres_pids(self.database)),
             "machine": machine_busy(),
         }
 

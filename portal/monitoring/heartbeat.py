@@ -23,6 +23,7 @@ import hmac
 import json
 import math
 import re
+import sys
 import time
 from datetime import timedelta
 from typing import Any
@@ -203,6 +204,13 @@ def _sql() -> dict[str, str]:
         # only if that matched, and each value is sent once (named parameters: one each).
         "both": f"WITH beat AS ({update} RETURNING {RETURNED}) "  # noqa: S608
         f"INSERT INTO {sample} ({SAMPLE_COLUMNS}) SELECT {RETURNED}, %(gauges)s FROM beat",
+        # The same, committed without waiting for its WAL flush (MONITORING_HEARTBEAT_SYNC_COMMIT
+        # off): set_config(..., true) is local to this statement's own transaction, read at
+        # its commit; the CTE is joined so that it is evaluated.
+        "both_async": f"WITH beat AS ({update} RETURNING {RETURNED}), "  # noqa: S608
+        "no_flush_wait AS (SELECT set_config('synchronous_commit', 'off', true)) "
+        f"INSERT INTO {sample} ({SAMPLE_COLUMNS}) "
+        f"SELECT {RETURNED}, %(gauges)s FROM beat, no_flush_wait",
     }
 
 
@@ -244,7 +252,8 @@ def store(node_id: int, token: str, values: dict, now=None):
     }
     sql = statements()
     if db.vendor == "postgresql":
-        if execute_prepared(db, sql["both"], params) != 1:
+        both = sql["both" if settings.MONITORING_HEARTBEAT_SYNC_COMMIT else "both_async"]
+        if execute_prepared(db, both, params) != 1:
             with db.cursor() as cursor:
                 return False, refusal(cursor, node_id, digest)
     else:
@@ -266,6 +275,10 @@ def execute_prepared(db, sql: str, params: dict) -> int:
     ``connection.queries`` when Django logs queries. Returns the row count."""
     db.close_if_health_check_failed()
     db.ensure_connection()
+    if db.connection.prepare_threshold is None:  # Django's "never": psycopg ignores prepare=
+        # Only what asks for it (prepare=True): Django's own cursors bind client-side, and
+        # those never prepare whatever the threshold.
+        db.connection.prepare_threshold = sys.maxsize
     started = time.monotonic()
     with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
         cursor.execute(sql, params, prepare=True)

@@ -232,7 +232,8 @@ def test_a_heartbeat_is_one_update_and_one_insert(agent, beat):
     ]
     joined = " ".join(sql)
     assert joined.count("UPDATE ") == 1 and joined.count("INSERT INTO ") == 1, sql
-    assert "SELECT" not in joined.replace("SELECT NODE_ID", ""), sql
+    # No read: the INSERT takes the UPDATE's row, and set_config only sets the commit mode.
+    assert "SELECT" not in joined.replace("SELECT NODE_ID", "").replace("SELECT SET_CONFIG", "")
     # PostgreSQL: one statement (one round trip); elsewhere two in one transaction.
     assert len(sql) == (1 if connection.vendor == "postgresql" else 2), sql
 
@@ -250,3 +251,32 @@ def test_a_down_node_that_beats_is_up_again(agent, beat):
     beat(node.pk, token, seq=1)
     row = NodeLiveness.objects.get(node=node)
     assert row.status == Liveness.UP and row.status_changed_at == row.last_seen_at
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("sync_commit", [False, True])
+def test_an_asynchronous_heartbeat_commit_is_the_heartbeats_own(agent, beat, settings, sync_commit):
+    """MONITORING_HEARTBEAT_SYNC_COMMIT off: the heartbeat's transaction alone skips the
+    WAL flush wait; the connection's other transactions (any other write) still wait."""
+    if connection.vendor != "postgresql":
+        pytest.skip("synchronous_commit is PostgreSQL's")
+    settings.MONITORING_HEARTBEAT_SYNC_COMMIT = sync_commit
+    node, token = agent()
+    assert beat(node.pk, token, seq=1).status_code == 200
+    assert Sample.objects.filter(node=node).count() == 1
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
+
+
+def test_the_heartbeats_statement_is_prepared_once_per_connection(agent, beat):
+    """PostgreSQL parses and plans it once per connection, not once per beat."""
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements: the PostgreSQL path")
+    node, token = agent()
+    for seq in (1, 2, 3):
+        assert beat(node.pk, token, seq=seq).status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert len([sql for sql in prepared if "monitoring_sample" in sql]) == 1, prepared

@@ -331,5 +331,5 @@ def test_a_kept_connection_is_checked_only_once_the_server_has_closed_it(agent, 
     pid = beat(1)
     assert beat(2) == pid and checks == []  # kept, and no SELECT 1 per request
     with psycopg.connect(**{**db.get_connection_params(), "autocommit": True}) as other:
-        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+        other.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])  # waits for its exit
     assert beat(3) != pid and checks == [1]  # the server's goodbye noticed: replaced
