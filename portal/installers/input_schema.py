@@ -7,6 +7,9 @@ hidden input is absent), ``x-required-if-visible``, ``x-sensitive``, ``x-generat
 pattern anchored (``^(?:…)$``, as check_inputs matches the whole value); ``x-python-pattern``
 is the original for clients whose regex dialect differs. Form posts may also send numbers and
 booleans as their canonical strings ("42", "true"); the schema shows the JSON types.
+``multipleOf`` means what JSON Schema says, an exact (decimal) multiple, as check_inputs
+checks it: 0.35 is a multiple of 0.05. Validators that divide binary floats (python's
+jsonschema) refuse such values; the API's validate endpoint is the reference.
 """
 
 from __future__ import annotations

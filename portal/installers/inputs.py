@@ -140,10 +140,16 @@ def _unknown(manifest: Manifest, data: Mapping[Any, Any]) -> dict[str, rules.Rul
     known = {spec.name for spec in manifest.inputs}
     unknown = [key for key in data if key not in known]
     errors = {
-        str(key)[:SHOWN_NAME]: rules.RuleError("unknown", "the installer has no such input")
+        _shown(key): rules.RuleError("unknown", "the installer has no such input")
         for key in unknown[:MAX_UNKNOWN_SHOWN]
     }
     if len(unknown) > MAX_UNKNOWN_SHOWN:
         more = len(unknown) - MAX_UNKNOWN_SHOWN
         errors[""] = rules.RuleError("unknown", f"and {more} more unknown inputs")
     return errors
+
+
+def _shown(key: object) -> str:
+    """A submitted name as an error may echo it: bounded, and encodable (a lone surrogate
+    from JSON's "\\ud800" would break the response)."""
+    return str(key)[:SHOWN_NAME].encode("utf-8", "replace").decode()

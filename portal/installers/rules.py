@@ -65,6 +65,8 @@ def _string(spec: Input, value: Any) -> str:
         raise RuleError("max_length", f"at most {limit} characters")
     if "\x00" in value:
         raise RuleError("type", "must not contain NUL characters")
+    if not value.isascii() and _has_surrogates(value):  # JSON's "\ud800": no UTF-8 for it
+        raise RuleError("type", "must be valid Unicode (no lone surrogates)")
     if spec.type != "text" and ("\n" in value or "\r" in value):
         raise RuleError("type", "must be one line")
     if spec.type == "email":
@@ -72,6 +74,14 @@ def _string(spec: Input, value: Any) -> str:
     if spec.type == "url":
         _django_check(_url, value, "format", "must be an http or https URL")
     return value
+
+
+def _has_surrogates(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _django_check(validator: Any, value: str, rule: str, reason: str) -> None:
@@ -84,6 +94,8 @@ def _django_check(validator: Any, value: str, rule: str, reason: str) -> None:
 def _integer(spec: Input, value: Any) -> int:
     if isinstance(value, str) and INTEGER_TEXT.fullmatch(value.strip()):
         value = int(value.strip())
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        value = int(value)  # 80.0 is an integer in JSON Schema too
     if isinstance(value, bool) or not isinstance(value, int):
         raise RuleError("type", f"must be a whole number, not {_kind(value)}")
     if spec.type == "port" and not PORTS[0] <= value <= PORTS[1]:
@@ -202,7 +214,7 @@ def _kind(value: Any) -> str:
     return {
         bool: "a boolean",
         int: "a number",
-        float: "a number",
+        float: "a fraction",
         str: "a string",
         list: "a list",
         dict: "an object",

@@ -107,9 +107,10 @@ def test_a_given_password_is_not_generated(web):
         ("server_name", 42, "type: must be a string, not a number"),
         ("server_name", "a\nb", "type: must be one line"),
         ("server_name", "a\x00b", "type: must not contain NUL characters"),
+        ("notes", "a\ud800b", "type: must be valid Unicode (no lone surrogates)"),
         ("http_port", 0, "type: a port is 1-65535"),
         ("http_port", 65536, "type: a port is 1-65535"),
-        ("http_port", 80.5, "type: must be a whole number, not a number"),
+        ("http_port", 80.5, "type: must be a whole number, not a fraction"),
         ("http_port", True, "type: must be a whole number, not a boolean"),
         ("http_port", "80x", "type: must be a whole number, not a string"),
         ("workers", 0, "min_value: at least 1"),
@@ -170,6 +171,11 @@ def test_form_strings_are_coerced(web):
     assert cleaned.values["tls_enabled"] is False
     assert cleaned.values["workers"] == 4
     assert cleaned.values["cache_ratio"] == 0.3
+
+
+def test_a_whole_float_is_an_integer_as_in_json_schema(web):
+    cleaned = check_inputs(web, {**GOOD, "http_port": 8080.0})
+    assert cleaned.values["http_port"] == 8080 and isinstance(cleaned.values["http_port"], int)
 
 
 def test_every_error_at_once(web):
