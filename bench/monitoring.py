@@ -7,8 +7,9 @@
   SQL, each with its own token). A round is bounded by a count and a time; rate = beats
   answered 200 (and counted as stored samples) / round wall time; median over rounds.
 - ``heartbeat_ratio``: that rate over the floor's (bench/floor.py: one UPDATE and one INSERT,
-  no auth, no validation), in the same gunicorn, rounds alternating product/floor; the
-  median of the pairs' ratios.
+  no auth, no validation, written as the heartbeat writes them), in the same gunicorn and
+  the same WSGI fast path (bench/wsgi.py), rounds alternating product/floor; the median of
+  the pairs' ratios.
 - ``alert_eval_100k``: ms of one ``evaluate_alerts`` pass (default rules) over 100k nodes
   made with bulk SQL, steady state: the passes after the first; median.
 - ``down_detection_lag_p95``: ms from a node's ``next_due_at`` to the moment its ``down``
@@ -321,6 +322,8 @@ FLOOR = "/bench/floor/heartbeat/{}"
 
 
 def measure_heartbeats(ctx, rounds: int = 3, count: int = 8000, max_seconds: float = 5.0):
+    from django.conf import settings
+
     secret = secrets.token_urlsafe(24)
     first, last = bulk_nodes(
         "bench-hb-",
@@ -358,10 +361,14 @@ def measure_heartbeats(ctx, rounds: int = 3, count: int = 8000, max_seconds: flo
         },
         "details": {
             "heartbeat_ingest_rate": {
-                "method": f"{PROCESSES} client processes x {CONNECTIONS} keep-alive agents over "
+                "method": f"{PROCESSES} client processes x {CONNECTIONS} keep-alive agents "
+                "(raw sockets, one selector loop per process, every answer parsed) over "
                 f"{AGENTS} nodes (bulk SQL, a token each), one PUT per heartbeat, rounds of "
                 f"<= {count} beats / {max_seconds} s, median over rounds; every 200 checked "
-                "against the samples stored",
+                "against the samples stored. gunicorn serves portal.wsgi's application "
+                "(the heartbeat's WSGI fast path in front of Django) wrapped by bench/wsgi.py "
+                "for the floor",
+                "sync_commit": settings.MONITORING_HEARTBEAT_SYNC_COMMIT,
                 "round_rates": [round(r, 1) for r in product],
                 "request_ms": stats.summary(latencies),
                 "web": web_settings(),
@@ -369,8 +376,9 @@ def measure_heartbeats(ctx, rounds: int = 3, count: int = 8000, max_seconds: flo
             },
             "heartbeat_ratio": {
                 "method": "product / floor (bench/floor.py: one UPDATE + one INSERT, no auth "
-                "or validation) in the same gunicorn, rounds alternating; median of the "
-                "pairs' ratios",
+                "or validation, written as the heartbeat writes: one prepared statement, the "
+                "same commit mode) in the same gunicorn and served by the same WSGI fast "
+                "path, rounds alternating; median of the pairs' ratios",
                 "pair_ratios": [round(r, 3) for r in ratios],
                 "floor_round_rates": [round(r, 1) for r in floor],
                 "floor_request_ms": stats.summary(floor_latencies),

@@ -111,3 +111,19 @@ def test_the_cpu_split_shows_what_each_part_used_and_the_rest():
 
     assert cpu_seconds([os.getpid()]) > 0 and machine_busy() > 0
     assert cpu_seconds([2**22 + 12345]) == 0  # a process that is gone counts nothing
+
+
+def test_the_floor_is_served_by_the_heartbeats_fast_path(db):
+    from bench import wsgi
+    from portal.monitoring.heartbeat_wsgi import HeartbeatFastPath
+    from tests.monitoring.test_heartbeat_wsgi import call, environ
+
+    assert isinstance(wsgi.application, HeartbeatFastPath)
+    node = NodeFactory()
+    NodeLiveness.objects.create(node=node)
+    answer = call(wsgi.application, environ("PUT", f"/bench/floor/heartbeat/{node.pk}",
+                                            heartbeat_body(4, node.pk)))  # fmt: skip
+    assert answer.status_code == 200 and answer.json() == {"seq": 4}
+    assert answer.headers["X-Frame-Options"] == "DENY"  # the fast path's headers
+    assert NodeLiveness.objects.get(node=node).last_seq == 4
+    assert Sample.objects.filter(node_id=node.pk, cpu_percent=float(node.pk % 100)).count() == 1
