@@ -4,6 +4,7 @@
 # variables, logs on stdout/stderr, idempotent; exit 0 success, 1 bad input, 2 installation
 # error (retried), 3 configuration error (nginx -t fails: the change is rolled back).
 set -euo pipefail
+umask 022 # whatever the runner's: nginx and redis must read what we write
 
 readonly EXIT_VALIDATION=1 EXIT_INSTALL=2 EXIT_CONFIG=3
 readonly MARKERS=/var/lib/portal-installers/packages
@@ -152,18 +153,21 @@ elif ((CHANGED)); then
 fi
 
 # The site answers for its name (bash's /dev/tcp: the node needs no HTTP client).
+last_seen="nothing"
 answers() {
     local response
     exec 3<>"/dev/tcp/127.0.0.1/$LISTEN_PORT" || return 1
     printf 'GET / HTTP/1.0\r\nHost: %s\r\n\r\n' "$SERVER_NAME" >&3
     response=$(cat <&3)
     exec 3<&-
+    last_seen="${response%%$'\r'*}, $(grep -c "<h1>$SERVER_NAME</h1>" <<<"$response") own heading"
     [[ $response == "HTTP/1.1 200"* && $response == *"<h1>$SERVER_NAME</h1>"* ]]
 }
-for _ in $(seq 50); do
+for _ in $(seq 100); do
     answers 2>/dev/null && break
     sleep 0.2
 done
-answers || fail $EXIT_CONFIG "nginx does not serve $SERVER_NAME on port $LISTEN_PORT"
+answers ||
+    fail $EXIT_CONFIG "nginx does not serve $SERVER_NAME on port $LISTEN_PORT (last: $last_seen)"
 
 if ((CHANGED)); then log "result: changed"; else log "result: unchanged"; fi

@@ -3,6 +3,7 @@
 # PostgreSQL when this catalogue installed it and no other database is left.
 # Idempotent; exit codes as install.sh.
 set -euo pipefail
+umask 022 # whatever the runner's: nginx and redis must read what we write
 
 readonly EXIT_VALIDATION=1 EXIT_INSTALL=2 EXIT_CONFIG=3
 readonly MARKERS=/var/lib/portal-installers/packages

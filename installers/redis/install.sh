@@ -5,6 +5,7 @@
 # in REDISCLI_AUTH. Contract (installers/README.md): exit 0 success, 1 bad input,
 # 2 installation error (retried), 3 configuration error (Redis does not come up with it).
 set -euo pipefail
+umask 022 # whatever the runner's: nginx and redis must read what we write
 
 readonly EXIT_VALIDATION=1 EXIT_INSTALL=2 EXIT_CONFIG=3
 readonly MARKERS=/var/lib/portal-installers/packages

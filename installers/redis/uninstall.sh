@@ -2,6 +2,7 @@
 # redis: removes the portal's settings; purges Redis (and its data) when this catalogue
 # installed it, else restarts it with Debian's settings. Idempotent; exit codes as install.sh.
 set -euo pipefail
+umask 022 # whatever the runner's: nginx and redis must read what we write
 
 readonly EXIT_INSTALL=2 EXIT_CONFIG=3
 readonly MARKERS=/var/lib/portal-installers/packages

@@ -2,6 +2,7 @@
 # static-site: removes the site for SERVER_NAME and its certificate; purges nginx when this
 # catalogue installed it and no portal site is left. Idempotent; exit codes as install.sh.
 set -euo pipefail
+umask 022 # whatever the runner's: nginx and redis must read what we write
 
 readonly EXIT_VALIDATION=1 EXIT_INSTALL=2
 readonly MARKERS=/var/lib/portal-installers/packages
