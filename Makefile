@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat $(LOCK) pyproject.toml 2>/dev/null | cks
 PYTEST_ARGS ?=
 # Browser tests drive Debian's chromium: Playwright cannot download its own browsers here.
 CHROMIUM := /usr/bin/chromium
+SHELLCHECK := /usr/bin/shellcheck
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Use-Pty=0
 # Browser libraries (Chart.js) from the npm registry, served from node_modules as static files
 # (settings.STATICFILES_DIRS). The stamp's name carries the checksum of package.json + lock:
@@ -53,6 +54,11 @@ $(CHROMIUM):
 	$(APT_GET) update </dev/null
 	$(APT_GET) install --no-install-recommends chromium </dev/null
 
+# The installers' scripts are linted with Debian's shellcheck (installed once, when missing).
+$(SHELLCHECK):
+	$(APT_GET) update </dev/null
+	$(APT_GET) install --no-install-recommends shellcheck </dev/null
+
 # The embedded default is for development: DEBUG on, secrets generated once into var/.
 run: export DEBUG ?= true
 run: venv browser-libs
@@ -70,12 +76,13 @@ test: venv browser-libs $(CHROMIUM)
 
 # mypy's Django plugin imports portal.settings: DEBUG on lets it start without secrets.
 lint: export DEBUG ?= true
-lint: venv
+lint: venv $(SHELLCHECK)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/ansible-lint --offline playbooks roles
 	$(BIN)/python manage.py installers validate
+	$(SHELLCHECK) installers/*/*.sh
 	$(BIN)/ruff format --check .
 
 bench: export DEBUG ?= true
