@@ -1,9 +1,12 @@
 """check_inputs: each type and rule, hidden inputs absent, unknown inputs, generated
 passwords, the sensitive split, hostile values; environment()."""
 
+import json
 import math
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from portal.installers import catalogue
 from portal.installers.inputs import (
@@ -217,3 +220,104 @@ def test_an_installer_without_inputs():
         "DEBIAN_FRONTEND": "noninteractive",
         "PROVISIONING_JOB": "true",
     }
+
+
+# Any code point, and often the ones that break encoders and parsers.
+any_text = st.text(
+    st.characters(exclude_categories=()) | st.sampled_from(["\ud800", "\x00", "\n", "é"]),
+    max_size=30,
+)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=8,
+)
+WEB_INPUTS = [
+    "server_name",
+    "http_port",
+    "tls_enabled",
+    "certificate",
+    "tls_key",
+    "tls_mode",
+    "admin_password",
+    "modules",
+    "workers",
+    "cache_ratio",
+    "contact",
+    "upstream",
+    "notes",
+]
+bodies = st.tuples(
+    st.booleans(),
+    st.dictionaries(
+        st.sampled_from(WEB_INPUTS) | any_text,
+        json_values | st.sampled_from(["80", "true", "gzip", "0.5", "a.b", "x" * 300]),
+        max_size=8,
+    ),
+).map(lambda pair: {"server_name": "a.b", **pair[1]} if pair[0] else pair[1])
+
+
+def _answerable(web, body):
+    """check_inputs cleans or refuses ``body``, and either answer can be sent as JSON."""
+    visibility(web, body)
+    try:
+        cleaned = check_inputs(web, body)
+    except InputsInvalid as refused:
+        assert refused.errors
+        errors = {name: str(error) for name, error in refused.errors.items()}
+        text = json.dumps(errors, ensure_ascii=False)  # as DRF renders
+    else:
+        assert set(cleaned.all()) <= set(cleaned.visible)
+        assert not set(cleaned.values) & set(cleaned.secrets)
+        text = json.dumps(cleaned.all(), allow_nan=False, ensure_ascii=False)
+        environment(web, cleaned)
+    text.encode("utf-8")
+
+
+HOSTILE = [
+    "\ud800",
+    "a\udfffb",
+    "\x00",
+    "\u2028",
+    "x" * 200_000,
+    "${IFS}$(id)`id`;|&",
+    "{{ lookup('pipe', 'id') }}",
+    "1e999",
+    "-0",
+    "NaN",
+    math.nan,
+    -math.inf,
+    10**30,
+    -(2**63),
+    [[[[]]]],
+    {"a": {"b": None}},
+    [None, True, 1.5, "x"],
+]
+
+
+@pytest.mark.parametrize("name", WEB_INPUTS)
+def test_hostile_values_for_every_input_are_answerable(name):
+    web = catalogue.get("web-server")
+    tls = {"tls_enabled": True, "certificate": "-----BEGIN", "tls_key": "k"}  # all visible
+    for value in HOSTILE:
+        _answerable(web, {**GOOD, name: value})
+        _answerable(web, {**GOOD, **tls, name: value})
+        _answerable(web, {**GOOD, value if isinstance(value, str) else name: 1})
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(WEB_INPUTS), json_values)
+def test_any_value_for_one_input_is_cleaned_or_refused(name, value):
+    _answerable(catalogue.get("web-server"), {"server_name": "a.b", name: value})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bodies)
+def test_any_json_body_is_cleaned_or_refused_never_crashes(body):
+    _answerable(catalogue.get("web-server"), body)
