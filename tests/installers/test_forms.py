@@ -61,6 +61,7 @@ def test_the_page_renders_every_input_with_data_attributes(client, django_user_m
     assert "installers/inputs.js" in html and "<script>" not in html
     listing = client.get("/installers/")
     assert listing.status_code == 200 and "/installers/web-server/" in listing.content.decode()
+    assert 'href="/installers/" data-testid="nav-installers"' in listing.content.decode()
 
 
 def test_the_page_checks_a_post(client, django_user_model):

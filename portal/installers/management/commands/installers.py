@@ -5,8 +5,9 @@
     manage.py installers list         id, version, sha256 prefix, name (tab-separated)
     manage.py installers reload       tell every web and worker process to reload
 
-``validate`` reads INSTALLERS_DIR (or --dir) fresh from disk, so ``make lint`` checks what is
-in the repo, not what a process loaded.
+Each reads INSTALLERS_DIR (``validate``: or --dir) fresh from disk, so ``make lint`` checks
+what is in the repo, not what a process loaded; each names every problem on stderr and exits
+1 if there is any (``reload`` still announces the reload: the good installers load).
 """
 
 from pathlib import Path
