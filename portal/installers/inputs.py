@@ -44,6 +44,11 @@ class InputsInvalid(PortalError):
         super().__init__(f"{first.rule}: {first.reason}", field=name or None, code=first.rule)
         self.errors = errors
 
+    @property
+    def messages(self) -> dict[str, str]:
+        """{input name: "rule: reason"} (``""``: the body as a whole)."""
+        return {name: str(error) for name, error in self.errors.items()}
+
 
 def check_inputs(manifest: Manifest, data: object) -> Cleaned:
     """The submitted inputs checked against the manifest; raises InputsInvalid."""

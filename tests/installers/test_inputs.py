@@ -28,7 +28,7 @@ def web():
 def errors(manifest, data):
     with pytest.raises(InputsInvalid) as refused:
         check_inputs(manifest, data)
-    return {name: f"{error.rule}: {error.reason}" for name, error in refused.value.errors.items()}
+    return refused.value.messages
 
 
 def test_defaults_fill_in_and_hidden_inputs_are_absent(web):
