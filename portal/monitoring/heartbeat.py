@@ -280,12 +280,23 @@ def execute_prepared(db, sql: str, params: dict) -> int:
         # those never prepare whatever the threshold.
         db.connection.prepare_threshold = sys.maxsize
     started = time.monotonic()
-    with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
+    with db.wrap_database_errors:
+        cursor = _cursor(db)
         cursor.execute(sql, params, prepare=True)
         rowcount = cursor.rowcount
     if db.queries_logged:
         db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
     return rowcount
+
+
+def _cursor(db) -> psycopg.Cursor:
+    """A server-binding cursor on ``db``'s current connection, kept with the connection's
+    wrapper (one per thread) and made again for a new connection: making one (its adapters
+    map) costs about as much as the statement's own work in psycopg."""
+    cursor = db.__dict__.get("heartbeat_cursor")
+    if cursor is None or cursor.connection is not db.connection or cursor.closed:
+        cursor = db.__dict__["heartbeat_cursor"] = psycopg.Cursor(db.connection)
+    return cursor
 
 
 def refusal(cursor, node_id: int, digest: str):

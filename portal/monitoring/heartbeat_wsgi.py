@@ -35,7 +35,7 @@ from csp.constants import HEADER, HEADER_REPORT_ONLY
 from csp.utils import build_policy
 from django.conf import settings
 from django.core import signals
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.http.request import split_domain_port, validate_host
 
 from portal.core.api.errors import error_body
@@ -217,7 +217,7 @@ class HeartbeatFastPath:
         sender = type(self.app)
         signals.request_started.send(sender=sender, environ=environ)
         try:
-            check_health(connection)
+            check_health(connections[DEFAULT_DB_ALIAS])  # `connection`: a lookup per use
             status, content, headers = self.answer(
                 "PUT",
                 environ.get("HTTP_AUTHORIZATION", ""),
