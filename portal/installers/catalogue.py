@@ -9,13 +9,15 @@
   processes pick the new catalogue up on their next request or task, whatever runs them and
   however many there are, with no list of pids to signal. Processes on another machine read
   their own INSTALLERS_DIR, so the command runs on each machine that has one.
-- **SIGHUP**: gunicorn's master answers HUP by starting new workers and stopping the old
-  ones; the new ones load the catalogue afresh on first use, so the web needs no handler of
-  its own (and a HUP sent to one gunicorn worker ends it; the master replaces it). A detached
-  Celery worker answers HUP by re-executing itself (``install_worker_restart_handler``), which
-  reloads everything; its pool processes get a handler here (:func:`install_hup_handler`,
-  from ``worker_process_init``) that marks the catalogue stale, so a HUP sent to them reloads
-  it before their next task.
+- **SIGHUP** needs no handler here; each process manager already answers it with fresh
+  processes, which load the catalogue on first use. gunicorn's master starts new workers and
+  stops the old ones (a HUP sent to one gunicorn worker ends it; the master replaces it). A
+  detached Celery worker re-executes itself on HUP (``install_worker_restart_handler``: same
+  pid, new pool). A Celery pool process ends on HUP (billiard sets its terminate handler
+  after ``worker_process_init``, so a handler installed there would be replaced) and the pool
+  starts a fresh one. gunicorn's HUP is graceful (old workers finish their requests) and a
+  Celery worker's is a warm restart (running tasks finish first, none start meanwhile); a HUP
+  sent to a pool process ends its task. ``installers reload`` disturbs nothing.
 
 Lookups take ids only from the loaded dict: a user's string never reaches the filesystem.
 """
@@ -24,12 +26,10 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
 from django.conf import settings
 
@@ -113,16 +113,10 @@ def announce_reload() -> None:
     os.replace(temporary, path)  # a new inode: never mistaken for the old one
 
 
-def mark_stale(signum: int | None = None, frame: FrameType | None = None) -> None:
-    """Reload before the next use. Only sets a flag: safe as a signal handler."""
+def mark_stale() -> None:
+    """Reload before the next use (this process only)."""
     global _stale
     _stale = True
-
-
-def install_hup_handler(**kwargs: object) -> None:
-    """For Celery's ``worker_process_init``: a HUP to a pool process reloads its catalogue."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGHUP, mark_stale)
 
 
 def generation_file() -> Path:

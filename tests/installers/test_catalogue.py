@@ -1,11 +1,8 @@
-"""The per-process catalogue: lookups only by loaded id, reload by generation file or
-SIGHUP, a bad manifest left out and logged."""
+"""The per-process catalogue: lookups only by loaded id, reload by generation file, a bad
+manifest left out and logged."""
 
 import logging
-import os
 import shutil
-import signal
-import weakref
 
 import pytest
 
@@ -95,29 +92,6 @@ def test_a_missing_catalogue_directory_is_an_empty_catalogue(settings, tmp_path)
     settings.INSTALLERS_DIR = tmp_path / "none"
     assert catalogue.all_manifests() == []
     assert "is not a directory" in str(catalogue.problems()[0])
-
-
-def test_sighup_in_a_worker_process_marks_the_catalogue_stale(settings, tmp_path):
-    root = _copy_catalogue(settings, tmp_path)
-    catalogue.catalogue()
-    shutil.rmtree(root / "minimal")
-    previous = signal.getsignal(signal.SIGHUP)
-    try:
-        catalogue.install_hup_handler()
-        os.kill(os.getpid(), signal.SIGHUP)
-        with pytest.raises(NotFound):
-            catalogue.get("minimal")
-    finally:
-        signal.signal(signal.SIGHUP, previous)
-
-
-def test_the_worker_hook_is_connected():
-    from celery.signals import worker_process_init
-
-    receivers = [
-        ref() if isinstance(ref, weakref.ref) else ref for _k, ref in worker_process_init.receivers
-    ]
-    assert catalogue.install_hup_handler in receivers
 
 
 def test_get_exact_runs_only_the_checked_version(settings, tmp_path):
