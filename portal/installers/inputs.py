@@ -86,9 +86,9 @@ def environment(manifest: Manifest, cleaned: Cleaned) -> dict[str, str]:
     """The script's environment without the secrets: UPPERCASE names, booleans as
     true/false, multiselect values comma-separated, and the contract's fixed variables."""
     env = {
-        manifest_input.environment_name: as_text(cleaned.values[manifest_input.name])
-        for manifest_input in manifest.inputs
-        if manifest_input.name in cleaned.values
+        spec.environment_name: as_text(cleaned.values[spec.name])
+        for spec in manifest.inputs
+        if spec.name in cleaned.values
     }
     return {**env, **FIXED_ENVIRONMENT}
 
