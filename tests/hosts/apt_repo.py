@@ -166,15 +166,12 @@ class AptRepo:
                 f"the apt repository was not built within {timeout:.0f} s (log {self.log_path})"
             ) from error
         if not self.ready():
-            self._builder = None  # a later wait() tries again
+            exit_code, self._builder = self._builder.returncode, None  # a later wait() retries
             raise AptRepoUnavailable(
-                f"building the apt repository failed (exit {self._builder_exit()}): "
+                f"building the apt repository failed (exit {exit_code}, log {self.log_path}): "
                 f"{log_tail(self.log_path)}"
             )
         return self.path
-
-    def _builder_exit(self):
-        return "see log" if self._builder is None else self._builder.returncode
 
     def prepare_host(self, root: Path):
         """The host's apt source, written into its overlay before boot (see module doc)."""
