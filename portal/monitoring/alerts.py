@@ -354,7 +354,9 @@ def _candidates(rules: list[AlertRule], now: datetime) -> Q | None:
         elif rule.metric == DOWN:
             condition |= Q(status=Liveness.DOWN)
         elif rule.metric in METRIC_COLUMN:
-            condition |= Q(**{f"{rule.metric}__{LOOKUP[rule.comparison]}": rule.threshold})
+            condition |= Q(
+                **{f"{rule.metric}__{LOOKUP[Comparison(rule.comparison)]}": rule.threshold}
+            )
         else:
             return None
     return condition
