@@ -135,6 +135,20 @@ def test_nginx_rejected_configuration_is_exit_3_and_rolled_back(host):
     assert not installed(host, "nginx")
 
 
+def test_apt_failure_is_exit_2_the_retryable_installation_error(host):
+    # Without its package source apt-get cannot install: exit 2, and nothing is recorded
+    # as installed by the portal (no marker), so a retry starts from the same state.
+    host.run("mv /etc/apt/sources.list.d/portal-local.list /root/ && rm -rf /var/lib/apt/lists/*")
+    try:
+        result = run_script(host, "redis", password=secrets.token_urlsafe(18))
+        failed_with(result, 2)
+        assert "apt-get install redis-server failed" in result.stderr
+        assert host.run("ls /var/lib/portal-installers/packages/redis-server").returncode != 0
+    finally:
+        host.run("mv /root/portal-local.list /etc/apt/sources.list.d/")
+    assert not installed(host, "redis-server")
+
+
 # --- redis -----------------------------------------------------------------------------------
 
 REDIS_PATHS = ("/etc/redis",)
