@@ -15,3 +15,16 @@ class InputType(models.TextChoices):
     URL = "url", "URL"
     NUMBER = "number", "Number"
     MULTISELECT = "multiselect", "Multiselect"
+
+
+class InstallationStatus(models.TextChoices):
+    """Where one installer stands on one node (see Installation.TRANSITIONS)."""
+
+    PENDING = "pending", "Pending"
+    INSTALLING = "installing", "Installing"
+    INSTALLED = "installed", "Installed"
+    FAILED = "failed", "Failed"
+    REJECTED = "rejected", "Rejected"  # exit 1 or preflight: never retried
+    NEEDS_OPERATOR = "needs_operator", "Needs an operator"  # exit 3
+    UNINSTALLING = "uninstalling", "Uninstalling"
+    UNINSTALLED = "uninstalled", "Uninstalled"
