@@ -33,7 +33,7 @@ from bench import procs, stats
 from bench.stack import web_settings
 
 PROCESSES = 2
-CONNECTIONS = 8
+CONNECTIONS = 16
 AGENTS = 2000
 EVAL_NODES = 100_000
 LAG_NODES = 40
