@@ -300,12 +300,15 @@ def relaunch(
     requested_by: AnyUser = None,
     not_before: datetime | None = None,
     retry: bool = False,
+    hosts: list[str] | None = None,
 ) -> Job:
+    """``hosts``: run again on these hosts only (``failed_only``: on the failed ones)."""
     limit = job.limit
-    if failed_only:
+    if failed_only and hosts is None:
         hosts = failed_hosts(job)
         if not hosts:
             raise Conflict("No failed or unreachable hosts to relaunch.", field="hosts")
+    if hosts:
         limit = ",".join(hosts)
     return launch(
         playbook=job.playbook,
@@ -335,6 +338,8 @@ def finalize(job: Job) -> Job | None:
     retry_job = _maybe_retry(job, spec)
     if spec is None:
         return retry_job
+    if spec.forget_secrets and job.secret_vars:
+        forget_secrets(job)
     if retry_job is not None:
         _call_handler(spec.on_retry, job, retry_job)
     else:
@@ -355,14 +360,21 @@ def _call_handler(handler: Callable[..., Any] | None, job: Job, *args: Any) -> N
 def _maybe_retry(job: Job, spec: registry.ActionSpec | None) -> Job | None:
     if spec is None or spec.retry is None or job.status != JobStatus.FAILED:
         return None
-    hosts = unreachable_only(job)
+    hosts = (spec.retry.hosts or unreachable_only)(job)
     if not hosts or not spec.retry.allows(job.attempt):
         return None
     delay = spec.retry.delay(job.attempt)
-    logger.info("retrying unreachable hosts %s in %.0fs", hosts, delay, extra={"job_id": job.pk})
+    logger.info("retrying hosts %s in %.0fs", hosts, delay, extra={"job_id": job.pk})
     return relaunch(
-        job, failed_only=True, retry=True, not_before=timezone.now() + timedelta(seconds=delay)
+        job, hosts=hosts, retry=True, not_before=timezone.now() + timedelta(seconds=delay)
     )
+
+
+def forget_secrets(job: Job) -> None:
+    """The run is over and any retry holds its own copy: drop the encrypted secrets (the
+    signature covered them only until the job was claimed, which cannot happen again)."""
+    Job.objects.filter(pk=job.pk).update(secret_vars="")
+    job.secret_vars = ""
 
 
 def reap_lost(now: datetime | None = None) -> list[int]:

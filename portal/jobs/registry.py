@@ -17,7 +17,7 @@ action's retry policy schedules a retry instead, ``on_retry(job, retry_job)`` ru
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 _T = TypeVar("_T")
 
@@ -30,13 +30,17 @@ def _value(setting: _T | Callable[[], _T]) -> _T:
 class RetryPolicy:
     """Retry hosts that were unreachable, with capped exponential backoff.
 
-    Each field may be a number or a zero-argument callable (e.g. reading settings), so
-    deployments and tests can tune an action's policy without re-registering it.
+    Each number may be a zero-argument callable (e.g. reading settings), so deployments and
+    tests can tune an action's policy without re-registering it. ``hosts(job)`` names the
+    hosts of a failed job to retry (default: the unreachable ones, when nothing actually
+    failed); an action whose hosts report a retryable failure of their own (an installer's
+    exit 2) gives its own.
     """
 
     max_attempts: int | Callable[[], int] = 5
     base_delay: float | Callable[[], float] = 5.0
     max_delay: float | Callable[[], float] = 300.0
+    hosts: Callable[[Any], list[str]] | None = None  # None: jobs.actions.unreachable_only
 
     def delay(self, attempt: int) -> float:
         return min(_value(self.max_delay), _value(self.base_delay) * 2 ** (attempt - 1))
@@ -55,6 +59,9 @@ class ActionSpec:
     on_retry: Callable | None = None  # on_retry(job, retry_job): a retry was scheduled
     retry: RetryPolicy | None = None
     timeout: int | None = None
+    # Clear the job's encrypted secret_vars once its run is over (a retry launched by the
+    # policy carries its own copy): secrets kept only while a retry may need them.
+    forget_secrets: bool = False
     description: str = ""
 
 
