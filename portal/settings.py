@@ -296,6 +296,11 @@ INSTALLERS_DIR = Path(env.str("INSTALLERS_DIR", str(BASE_DIR / "installers")))
 INSTALLERS_GENERATION_FILE = Path(
     env.str("INSTALLERS_GENERATION_FILE", str(VAR_DIR / "installers.generation"))
 )
+# Exit 2 (installation error) and unreachable nodes: retried with exponential backoff
+# (10 s, 20 s, ...), at most this many attempts in all (the contract: 3), then failed.
+INSTALLERS_RETRY_ATTEMPTS = env.int("INSTALLERS_RETRY_ATTEMPTS", 3, minimum=1)
+INSTALLERS_RETRY_BASE_SECONDS = env.float("INSTALLERS_RETRY_BASE_SECONDS", 10.0)
+INSTALLERS_RETRY_MAX_SECONDS = env.float("INSTALLERS_RETRY_MAX_SECONDS", 300.0)
 
 # --- jobs ---------------------------------------------------------------------------------
 
