@@ -471,6 +471,7 @@ SPECTACULAR_SETTINGS = {
         "AlertSeverityEnum": "portal.monitoring.choices.Severity",
         "AlertTypeEnum": "portal.monitoring.choices.AlertType",
         "InstallerInputTypeEnum": "portal.installers.choices.InputType",
+        "InstallationStatusEnum": "portal.installers.choices.InstallationStatus",
     },
 }
 
