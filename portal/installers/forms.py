@@ -1,4 +1,5 @@
-"""A Django form built from a manifest: the customer page and (later) the admin render it.
+"""A Django form built from a manifest: the catalogue page and the admin render it; with the
+targets form (nodes, keep on failure), ``submit_install`` installs from both.
 
 The fields only carry the values and pick widgets; every rule is checked once, by
 ``inputs.check_inputs`` in ``clean()`` (numbers arrive as text and are coerced there), so a
@@ -10,12 +11,17 @@ code in the browser). Without the script every input shows and hidden ones are i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 
+from portal.core.errors import PortalError
+from portal.installers.actions import Launched, do_install
+from portal.installers.actions.install import MAX_NODES
 from portal.installers.inputs import Cleaned, InputsInvalid, check_inputs
 from portal.installers.manifest import Input, Manifest
+from portal.nodes.models import Node
 
 
 class InstallerForm(forms.Form):
@@ -82,3 +88,51 @@ def _help(spec: Input) -> str:
     if spec.generate:
         parts.append("Leave empty to have one generated (shown once).")
     return " ".join(parts)
+
+
+class TargetsForm(forms.Form):
+    """Where to install: the nodes (one installation each, one job for all) and whether a
+    failed install leaves the node as it is."""
+
+    nodes = forms.ModelMultipleChoiceField(
+        queryset=Node.objects.filter(enabled=True).order_by("name"),
+        widget=forms.SelectMultiple(attrs={"size": 8}),
+        help_text=f"One or several (at most {MAX_NODES}); one job installs on all of them.",
+    )
+    keep_on_failure = forms.BooleanField(
+        required=False,
+        label="Keep the node as it is after a failure",
+        help_text="No uninstall script after a failed install (for debugging).",
+    )
+
+
+@dataclass
+class InstallSubmission:
+    """The two forms of an install page, and what the install launched (None until it did)."""
+
+    targets: TargetsForm
+    inputs: InstallerForm
+    launched: Launched | None = None
+
+
+def submit_install(manifest: Manifest, data: Any, by: Any) -> InstallSubmission:
+    """Bind both forms to ``data`` (None: empty forms) and, when both are valid, install.
+    The action's refusals (a node taken, too many nodes) become form errors."""
+    submission = InstallSubmission(TargetsForm(data), installer_form(manifest)(data))
+    if data is None or not (submission.targets.is_valid() & submission.inputs.is_valid()):
+        return submission
+    try:
+        submission.launched = do_install(
+            list(submission.targets.cleaned_data["nodes"]),
+            manifest.id,
+            submission.inputs.cleaned_data,
+            by=by,
+            keep_on_failure=submission.targets.cleaned_data["keep_on_failure"],
+        )
+    except InputsInvalid as exc:  # checked by the form already; kept for a changed catalogue
+        for name, message in exc.messages.items():
+            submission.inputs.add_error(name if name in submission.inputs.fields else None, message)
+    except PortalError as error:
+        field = error.field if error.field in submission.targets.fields else None
+        submission.targets.add_error(field, error.message)
+    return submission
