@@ -39,6 +39,7 @@ def installer_detail(request, installer_id: str):
     installing = data is not None and "install" in data
     if installing and not may_install:
         raise PermissionDenied("Only operators and admins may install.")
+    targets: TargetsForm | None = None
     if installing:
         submission = submit_install(manifest, data, request.user)
         if submission.launched is not None:
@@ -47,7 +48,8 @@ def installer_detail(request, installer_id: str):
     else:
         form = installer_form(manifest)(data)
         chosen = {"nodes": data.getlist("nodes")} if data is not None else None
-        targets = TargetsForm(initial=chosen) if may_install else None
+        if may_install:
+            targets = TargetsForm(initial=chosen)
         checked = form.cleaned_inputs if form.is_bound and form.is_valid() else None
     context = {
         "manifest": manifest,
