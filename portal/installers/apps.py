@@ -9,6 +9,11 @@ class InstallersConfig(AppConfig):
     # and never stops a process (see catalogue.py, also for SIGHUP).
 
     def ready(self) -> None:
-        from portal.installers import actions
+        from portal.core import metrics
+        from portal.installers import actions, dashboard
+        from portal.installers.metrics import InstallerCollector
+        from portal.jobs import dashboard as admin_home
 
         actions.register_job_actions()
+        metrics.register(InstallerCollector)  # served at /metrics
+        admin_home.register(dashboard.admin_home_figures)
