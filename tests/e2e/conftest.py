@@ -165,15 +165,31 @@ def portal_nodes(test_hosts, db):
     return nodes
 
 
+FAST_PATH_ANSWERS: list[int] = []  # statuses of the heartbeats the fast path answered
+
+
 @pytest.fixture
 def portal_on_bridge(test_hosts, transactional_db, settings):
     """The portal (a live server) on the bridge's address, the machine's side, where the
-    hosts reach it (their agents' heartbeats). Yields its base URL."""
+    hosts reach it (their agents' heartbeats). Served as portal.wsgi serves it in
+    production: the heartbeat's fast path in front of Django (each heartbeat it answers is
+    counted in FAST_PATH_ANSWERS). Yields its base URL."""
     from pytest_django.live_server_helper import LiveServer
+
+    from portal.monitoring import heartbeat
+    from portal.monitoring.heartbeat_wsgi import HeartbeatFastPath
+
+    def counted(*args):
+        answered = heartbeat.answer(*args)
+        FAST_PATH_ANSWERS.append(answered[0])
+        return answered
 
     gateway = test_hosts.subnet.rsplit(".", 1)[0] + ".1"
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, gateway]
-    server = LiveServer(f"{gateway}:0")
+    server = LiveServer(f"{gateway}:0", start=False)
+    static = server.thread.static_handler
+    server.thread.static_handler = lambda app: HeartbeatFastPath(static(app), answer=counted)
+    server.start()
     try:
         yield f"http://{gateway}:{server.thread.port}"
     finally:

@@ -16,6 +16,7 @@ from portal.jobs.models import JobEvent
 from portal.monitoring import actions
 from portal.monitoring.choices import Liveness
 from portal.monitoring.models import NodeLiveness, Sample
+from tests.e2e.conftest import FAST_PATH_ANSWERS
 from tests.helpers import stubbed_broker
 from tests.waiting import wait_for
 
@@ -64,6 +65,7 @@ def test_the_agent_beats_rotates_and_is_down_at_its_due_time(
     first = install(node)
     started = timezone.now()
     wait_for(lambda: beats_with(node, hash_token(first), started), 30, TICK, "first heartbeats")
+    assert 200 in FAST_PATH_ANSWERS  # answered by the production WSGI fast path
     wait_for(lambda: Sample.objects.filter(node=node).count() >= 2, 15, TICK, "two samples")
     sample = Sample.objects.filter(node=node).latest("at")
     assert 0 <= sample.cpu_percent <= 100 and 0 < sample.memory_percent < 100
