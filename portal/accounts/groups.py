@@ -9,6 +9,8 @@ OPERATOR_PERMISSIONS = {
     "nodes": ("view", "add", "change"),
     "accounts": ("view",),
     "jobs": ("view", "add", "change"),
+    # change: the installations' actions (reinstall, upgrade, retry, uninstall, install)
+    "installers": ("view", "change"),
 }
 
 

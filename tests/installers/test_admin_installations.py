@@ -118,3 +118,18 @@ def test_a_user_without_the_operate_permission_gets_no_install_page(client, inst
     user = UserFactory(is_staff=True)
     client.force_login(user)
     assert client.get(INSTALL).status_code == 403
+
+
+def test_operators_get_the_list_the_actions_and_the_install_page(client, installed):
+    from django.contrib.auth.models import Group
+
+    from portal.accounts.groups import ensure_operators_group
+
+    ensure_operators_group()
+    user = UserFactory(is_staff=True)
+    user.groups.add(Group.objects.get(name="operators"))
+    client.force_login(user)
+    assert 'id="install-link"' in client.get(LIST).content.decode()
+    assert client.get(INSTALL, {"installer": "web-server"}).status_code == 200
+    page = client.get(reverse("admin:installers_installation_change", args=[installed.pk]))
+    assert ">Reinstall</button>" in page.content.decode()
