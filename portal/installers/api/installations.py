@@ -4,6 +4,8 @@ The views declare; portal.installers.actions decides (checks, rows and the job i
 transaction) and portal.installers.selectors says who sees what.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db.models import QuerySet
@@ -98,15 +100,14 @@ class InstallationViewSet(
         form.is_valid(raise_exception=True)
         data = form.validated_data
         nodes = _nodes(data["nodes"])
-        launched = _launching(
-            lambda: actions.do_install(
+        with _inputs_as_400():
+            launched = actions.do_install(
                 nodes,
                 data["installer"],
                 data["inputs"],
                 by=request.user,
                 keep_on_failure=data["keep_on_failure"],
             )
-        )
         return _accepted(launched)
 
     @action(detail=True, methods=["post"], filter_backends=[])
@@ -131,15 +132,15 @@ class InstallationViewSet(
     def uninstall(self, request: Request, pk: str | None = None) -> Response:
         """Run the installer's uninstall script. 409 when it has none, or unless installed,
         failed or waiting for an operator."""
-        installation = self.get_object()
-        return _accepted(_launching(lambda: actions.do_uninstall(installation, by=request.user)))
+        return _accepted(actions.do_uninstall(self.get_object(), by=request.user))
 
     def _again(self, request: Request, do: Any) -> Response:
         installation = self.get_object()
         form = serializers.RunAgainSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        inputs = form.validated_data["inputs"]
-        return _accepted(_launching(lambda: do(installation, inputs, by=request.user)))
+        with _inputs_as_400():
+            launched = do(installation, form.validated_data["inputs"], by=request.user)
+        return _accepted(launched)
 
 
 def _nodes(ids: list[int]) -> list[Node]:
@@ -152,9 +153,11 @@ def _nodes(ids: list[int]) -> list[Node]:
     return [found[pk] for pk in ids]
 
 
-def _launching(launch: Any) -> Launched:
+@contextmanager
+def _inputs_as_400() -> Iterator[None]:
+    """InputsInvalid as the API's 400: one error per input, its code the rule."""
     try:
-        return launch()
+        yield
     except InputsInvalid as exc:
         raise as_validation_error(exc) from None
 
