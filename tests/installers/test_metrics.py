@@ -8,6 +8,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from portal.installers import actions
+from portal.installers.actions import results
 from portal.installers.choices import InstallationStatus as S
 from portal.jobs.models import Job
 from tests.factories import NodeFactory
@@ -33,7 +34,11 @@ def runs():
             [NodeFactory() for _ in ENDINGS], "web-server", {"server_name": "a.b"}
         )
         actions.do_install([NodeFactory()], "minimal", {})
-    for installation, (status, reason) in zip(launched.installations, ENDINGS, strict=True):
+    # The timeout's reason as the results handler writes it (the metric reads its prefix).
+    timed_out = results.outcome("install", launched.job, {"rc": 124, "failing_line": "x"}, False)
+    assert timed_out[0] == S.FAILED
+    endings = [timed_out if reason.startswith("exit 124") else (s, reason) for s, reason in ENDINGS]
+    for installation, (status, reason) in zip(launched.installations, endings, strict=True):
         installation.move(status, reason=reason, job=launched.job)
     now = timezone.now()
     Job.objects.filter(pk=launched.job.pk).update(
