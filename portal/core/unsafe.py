@@ -17,12 +17,18 @@ class UnsafeDumper(yaml.SafeDumper):
     pass
 
 
+STR_TAG = "tag:yaml.org,2002:str"
+
+
 def _represent_unsafe(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    # ansible-core 2.19 reads an empty `!unsafe ''` as None (null), which broke every check
-    # of an empty value (`code_server_package == ''`, issue #19). The empty string holds no
-    # template: it goes as a plain ''.
-    if not value:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", "", style="'")
+    # ansible-core 2.19 resolves an `!unsafe` scalar's type as if it were plain: `!unsafe ''`
+    # is None (which broke every check of an empty value, `code_server_package == ''`, issue
+    # #19), `!unsafe '12'` the int 12, `'0123'` the octal 83, `'1.10'` the float 1.1,
+    # `'true'` a bool. A string YAML would read as another type holds no template (no brace
+    # fits those patterns): it goes as a quoted plain string, which stays a string.
+    implicit = dumper.resolve(yaml.ScalarNode, value, (True, False))
+    if implicit != STR_TAG and "{" not in value:
+        return dumper.represent_scalar(STR_TAG, value, style="'")
     return dumper.represent_scalar("!unsafe", str(value), style="'")
 
 
