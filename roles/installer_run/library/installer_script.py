@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -91,9 +92,18 @@ def mask(text: str, secrets: list[str]) -> str:
     return text
 
 
+def as_text(value: object) -> str:
+    """An environment value as the contract spells it (an operator's ``-e NAME=12`` arrives
+    as a number, ``true`` as a boolean)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
 def run_script(params: dict, marker: str) -> tuple[int, int]:
     """(exit code, processes left running after a kill)."""
-    environment = {**BASE_ENVIRONMENT, **params["environment"], "PORTAL_INSTALLER_RUN": marker}
+    given = {name: as_text(value) for name, value in params["environment"].items()}
+    environment = {**BASE_ENVIRONMENT, **given, "PORTAL_INSTALLER_RUN": marker}
     command = [params["wrapper"], params["secrets_file"], params["script"]]
     fd = os.open(params["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)
@@ -129,10 +139,8 @@ def end_run(process: subprocess.Popen, marker: str, kill_after: int) -> int:
         if process.poll() is not None and not marked(marker):
             return 0
     for pid in marked(marker):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     time.sleep(0.5)
     return len(marked(marker))
 
@@ -166,10 +174,11 @@ def masked_log(path: Path, secrets: list[str]) -> list[str]:
 
 
 def failing_line(lines: list[str], rc: int) -> str:
-    """Where the script failed: with set -e the ERR trap reports right before bash exits,
-    innermost first (then each function call it unwound), so the last block of reports
-    starts with the failing command; an explicit ``exit N`` leaves no report: then the last
-    line the script printed (its own error message)."""
+    """Where the script failed: with set -e the ERR trap reports right before bash exits
+    (the line, and the last command bash ran: a function's ``return 2`` is reported at the
+    line that called it); the first of the last block of reports is the earliest. An
+    explicit ``exit N`` leaves no report: then the last line the script printed (its own
+    error message)."""
     if rc == 0:
         return ""
     body = [line for line in lines if line.strip() and not line.startswith(TIMED_OUT)]
