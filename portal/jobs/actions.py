@@ -138,6 +138,7 @@ def launch(
     requested_by: AnyUser = None,
     check_mode: bool = False,
     timeout: int | None = None,
+    idle_timeout: int | None = None,
     attempt: int = 1,
     retry_of: Job | None = None,
     not_before: datetime | None = None,
@@ -145,7 +146,8 @@ def launch(
     enqueue: bool = True,
 ) -> Job:
     """``enqueue=False``: the caller runs the job itself (``runplaybook``), so no worker
-    sharing the broker may claim it first."""
+    sharing the broker may claim it first. ``idle_timeout``: for a task that may rightly
+    stay silent longer than JOB_IDLE_TIMEOUT (an installer's script under its own timeout)."""
     spec = registry.get(action)
     if spec.playbook and spec.playbook != playbook:
         raise PortalError(
@@ -168,7 +170,7 @@ def launch(
             requested_by=requested_by if requested_by and requested_by.pk else None,
             queue=routing_queue(targets),
             timeout=timeout or spec.timeout or settings.JOB_TIMEOUT,
-            idle_timeout=settings.JOB_IDLE_TIMEOUT,
+            idle_timeout=idle_timeout or settings.JOB_IDLE_TIMEOUT,
             attempt=attempt,
             retry_of=retry_of,
             not_before=not_before,
@@ -322,6 +324,7 @@ def relaunch(
         requested_by=requested_by or job.requested_by,
         check_mode=job.check_mode,
         timeout=job.timeout,
+        idle_timeout=job.idle_timeout,
         attempt=job.attempt + 1 if retry else 1,
         retry_of=job if retry else None,
         not_before=not_before,

@@ -342,3 +342,11 @@ def test_the_job_timeout_covers_the_script_and_its_undo():
     launched = install()
     assert launched.job.timeout >= 2 * catalogue.get("probe").timeout_seconds
     assert timedelta(seconds=launched.job.timeout) < timedelta(hours=1)
+
+
+def test_a_script_may_stay_silent_up_to_its_own_timeout(settings):
+    settings.JOB_IDLE_TIMEOUT = 30  # shorter than the probe's timeout_seconds (60)
+    launched = install([NodeFactory(name="n-1")])
+    assert launched.job.idle_timeout > catalogue.get("probe").timeout_seconds
+    retry = report(launched.job, {"n-1": script(2)}, {"n-1": {"failures": 1}})
+    assert retry.idle_timeout == launched.job.idle_timeout  # and so may its retries

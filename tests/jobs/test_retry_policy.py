@@ -63,6 +63,7 @@ def test_a_policy_names_its_own_hosts_and_the_retry_runs_on_those_only():
     assert (retry.not_before - retry.created_at).total_seconds() == pytest.approx(3, abs=1)
     assert RETRIED_HOSTS == [["a-2"]]
     assert retry.secrets() == {"api_password": "s3cret"}  # the retry carries its own copy
+    assert (retry.timeout, retry.idle_timeout) == (job.timeout, job.idle_timeout)
 
 
 def test_nothing_named_means_no_retry():

@@ -65,6 +65,10 @@ def launch(
         customer=installations[0].customer,
         requested_by=by,
         timeout=2 * manifest.timeout_seconds + JOB_OVERHEAD_SECONDS,
+        # The script's task is silent until it ends (its own timeout ends it first).
+        idle_timeout=max(
+            settings.JOB_IDLE_TIMEOUT, manifest.timeout_seconds + JOB_OVERHEAD_SECONDS
+        ),
     )
     for installation in installations:
         installation.jobs.add(job)
