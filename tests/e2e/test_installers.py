@@ -8,6 +8,7 @@ needs an operator, whose retry with the fixed installer installs it; a run past
 timeout_seconds ends as 124 with none of its processes left; a sensitive value reaches the
 script and nowhere else (events, stored vars, the log, `ps`, files on the node); a hidden
 input never reaches the script; a node below the requirements is refused by preflight.
+Several nodes: one job installs on all of them and each reports its own result.
 """
 
 from __future__ import annotations
@@ -291,3 +292,27 @@ def test_a_sensitive_value_reaches_the_script_and_nothing_else_a_hidden_input_ne
     assert scratch_host.run(f"ls -A {RUNS_DIR}/probe").stdout.split() == [
         job.extra_vars["installer_run_sha256"]
     ]
+
+
+# --- several nodes, one job ------------------------------------------------------------------
+
+
+def test_one_job_installs_on_several_nodes_and_reports_each(
+    test_hosts, portal_nodes, transactional_db, settings, tmp_path, broker
+):
+    settings.PLAYBOOKS_DIR = Path(django_settings.BASE_DIR) / "playbooks"
+    settings.JOBS_WORK_DIR = tmp_path / "jobs"
+    settings.JOB_CONNECT_TIMEOUT = 5
+    use_catalogue(settings, CONTRACT)
+    for host in test_hosts:
+        host.run(f"rm -rf {PROBE_STATE} {RUNS_DIR}/probe", check=True)
+    launched = actions.do_install(portal_nodes, "probe", {"outcome": "ok"}, by=UserFactory())
+    ran = run_jobs()
+    assert ran == [launched.job] and launched.job.nodes.count() == len(portal_nodes)
+    for installation in Installation.objects.filter(pk__in=[i.pk for i in launched.installations]):
+        assert installation.status == S.INSTALLED, described(installation)
+        assert "probe: result: changed" in installation.log_tail
+    for host in test_hosts:
+        assert runs_on_node(host) == 1
+        host.run(f"rm -rf {PROBE_STATE} {RUNS_DIR}", check=True)  # the pool is shared
+    catalogue.mark_stale()
