@@ -194,9 +194,10 @@ CELERY_BEAT_SCHEDULE = {
     "jobs-reap-lost": {"task": "jobs.reap_lost", "schedule": 10.0},
     "labs-tick": {"task": "labs.tick", "schedule": 10.0},
     "workspaces-tick": {"task": "workspaces.tick", "schedule": 5.0},
+    # A silent node is down at its due time + at most this tick (down_detection_lag_p95).
     "monitoring-liveness": {
         "task": "monitoring.evaluate_liveness",
-        "schedule": 2.0,
+        "schedule": float(env.int("MONITORING_LIVENESS_TICK", 1, minimum=1)),
         "options": {"expires": 10},
     },
     "monitoring-rollup": {"task": "monitoring.rollup_and_prune", "schedule": 60.0},
