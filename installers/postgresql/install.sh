@@ -2,8 +2,10 @@
 # postgresql: installs PostgreSQL and creates DATABASE_NAME owned by the login role
 # OWNER_NAME with OWNER_PASSWORD, idempotently. The password never appears on a command
 # line: psql reads it from its environment (\getenv) in SQL sent on stdin, and the check
-# that it works connects with a 0600 password file. Contract (installers/README.md): exit
-# 0 success, 1 bad input, 2 installation error (retried), 3 configuration error.
+# that it works connects with a 0600 password file. Without OWNER_PASSWORD (a later run:
+# the portal generates it for the first install only) an existing role keeps its password;
+# a role to create needs one. Contract (installers/README.md): exit 0 success, 1 bad
+# input, 2 installation error (retried), 3 configuration error.
 set -euo pipefail
 umask 022 # whatever the runner's: nginx and redis must read what we write
 
@@ -60,12 +62,23 @@ esac
     fail $EXIT_VALIDATION "OWNER_NAME must match $IDENTIFIER_RE, got '$OWNER_NAME'"
 [[ $OWNER_NAME != postgres && $OWNER_NAME != pg_* ]] ||
     fail $EXIT_VALIDATION "OWNER_NAME '$OWNER_NAME' is reserved"
-((${#OWNER_PASSWORD} >= 12 && ${#OWNER_PASSWORD} <= 128)) ||
-    fail $EXIT_VALIDATION "OWNER_PASSWORD must have 12 to 128 characters"
-[[ $OWNER_PASSWORD != *[$'\r\n']* ]] || fail $EXIT_VALIDATION "OWNER_PASSWORD must be one line"
-export OWNER_PASSWORD # psql reads it with \getenv
+if [[ -n $OWNER_PASSWORD ]]; then
+    ((${#OWNER_PASSWORD} >= 12 && ${#OWNER_PASSWORD} <= 128)) ||
+        fail $EXIT_VALIDATION "OWNER_PASSWORD must have 12 to 128 characters"
+    [[ $OWNER_PASSWORD != *[$'\r\n']* ]] ||
+        fail $EXIT_VALIDATION "OWNER_PASSWORD must be one line"
+    export OWNER_PASSWORD # psql reads it with \getenv
+fi
+readonly NO_PASSWORD="owner_password is required to create the role $OWNER_NAME"
 
 # --- install --------------------------------------------------------------------------------
+
+# Without a password only an existing role will do, and none exists before PostgreSQL does:
+# refused before installing anything.
+if [[ -z $OWNER_PASSWORD ]] &&
+    ! dpkg-query -W -f='${Status}' postgresql 2>/dev/null | grep -q 'ok installed'; then
+    fail $EXIT_VALIDATION "$NO_PASSWORD"
+fi
 
 apt_install postgresql
 
@@ -86,11 +99,14 @@ admin_sql() {
         -v owner="$OWNER_NAME" -v database="$DATABASE_NAME"
 }
 
-# Connects as the owner over TCP with a 0600 password file (removed on exit).
+# Connects as the owner over TCP with a 0600 password file (removed on exit); without
+# OWNER_PASSWORD the file is empty and nothing connects.
 passfile=$(mktemp)
 trap 'rm -f "$passfile"' EXIT
-escaped=${OWNER_PASSWORD//\\/\\\\}
-printf '*:*:*:%s:%s\n' "$OWNER_NAME" "${escaped//:/\\:}" >"$passfile"
+if [[ -n $OWNER_PASSWORD ]]; then
+    escaped=${OWNER_PASSWORD//\\/\\\\}
+    printf '*:*:*:%s:%s\n' "$OWNER_NAME" "${escaped//:/\\:}" >"$passfile"
+fi
 owner_connects() {
     PGPASSFILE=$passfile psql -X -q -t -A -w -h 127.0.0.1 -U "$OWNER_NAME" -d "$1" \
         -c 'SELECT 1' >/dev/null 2>&1
@@ -98,6 +114,28 @@ owner_connects() {
 
 # Neither statement nor error goes to the server log: they carry the password.
 readonly QUIET_LOG="SET log_statement = 'none'; SET log_min_error_statement = 'panic';"
+
+# No OWNER_PASSWORD: the role exists with a password (the one its clients use) and keeps
+# it; LOGIN is restored if it was taken away.
+keep_password() {
+    [[ -n $role ]] || fail $EXIT_VALIDATION "$NO_PASSWORD"
+    local has_password
+    has_password=$(admin_sql <<'SQL'
+SELECT rolpassword IS NOT NULL FROM pg_authid WHERE rolname = :'owner';
+SQL
+)
+    [[ $has_password == t ]] ||
+        fail $EXIT_VALIDATION "owner_password is required: role $OWNER_NAME has no password"
+    if [[ $role != login ]]; then
+        admin_sql <<'SQL'
+SELECT format('ALTER ROLE %I LOGIN', :'owner') \gexec
+SQL
+        log "changed: LOGIN for role $OWNER_NAME (its password unchanged)"
+        CHANGED=1
+    else
+        log "unchanged: role $OWNER_NAME (its password kept: no OWNER_PASSWORD given)"
+    fi
+}
 
 owner=$(admin_sql <<'SQL'
 SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = :'database';
@@ -112,7 +150,9 @@ role=$(admin_sql <<'SQL'
 SELECT CASE WHEN rolcanlogin THEN 'login' ELSE 'nologin' END FROM pg_roles WHERE rolname = :'owner';
 SQL
 )
-if [[ -z $role ]]; then
+if [[ -z $OWNER_PASSWORD ]]; then
+    keep_password
+elif [[ -z $role ]]; then
     admin_sql <<SQL
 $QUIET_LOG
 \getenv owner_password OWNER_PASSWORD
@@ -144,7 +184,11 @@ else
     log "unchanged: database $DATABASE_NAME"
 fi
 
-owner_connects "$DATABASE_NAME" ||
-    fail $EXIT_CONFIG "$OWNER_NAME cannot connect to $DATABASE_NAME over 127.0.0.1 (pg_hba.conf?)"
+if [[ -n $OWNER_PASSWORD ]]; then
+    owner_connects "$DATABASE_NAME" || fail $EXIT_CONFIG \
+        "$OWNER_NAME cannot connect to $DATABASE_NAME over 127.0.0.1 (pg_hba.conf?)"
+else
+    log "not checked: $OWNER_NAME connecting (no OWNER_PASSWORD given)"
+fi
 
 if ((CHANGED)); then log "result: changed"; else log "result: unchanged"; fi

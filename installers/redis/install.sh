@@ -2,8 +2,10 @@
 # redis: installs Redis on loopback with PASSWORD, PORT (default 6379), MAXMEMORY_MB and
 # MAXMEMORY_POLICY. The settings live in /etc/redis/portal.conf (0640 redis:redis), included
 # from Debian's redis.conf. The password never appears on a command line: redis-cli gets it
-# in REDISCLI_AUTH. Contract (installers/README.md): exit 0 success, 1 bad input,
-# 2 installation error (retried), 3 configuration error (Redis does not come up with it).
+# in REDISCLI_AUTH. Without PASSWORD (a later run: the portal generates it for the first
+# install only) the password of the installed settings is kept. Contract
+# (installers/README.md): exit 0 success, 1 bad input, 2 installation error (retried),
+# 3 configuration error (Redis does not come up with it).
 set -euo pipefail
 umask 022 # whatever the runner's: nginx and redis must read what we write
 
@@ -71,6 +73,17 @@ MAXMEMORY_MB=${MAXMEMORY_MB:-128}
 MAXMEMORY_POLICY=${MAXMEMORY_POLICY:-noeviction}
 PASSWORD=${PASSWORD:-}
 
+readonly REDIS_CONF=/etc/redis/redis.conf
+readonly PORTAL_CONF=/etc/redis/portal.conf
+readonly INCLUDE_LINE="include $PORTAL_CONF"
+
+# The password of the settings a previous run wrote (empty when there are none): the one
+# every client uses, so a run not given one keeps it.
+installed_password() {
+    [[ -f $PORTAL_CONF ]] || return 0
+    sed -n 's/^requirepass "\([^"]*\)"$/\1/p' "$PORTAL_CONF" | tail -n 1
+}
+
 in_range "$PORT" 1 65535 || fail $EXIT_VALIDATION "PORT must be a port (1-65535), got '$PORT'"
 PORT=$((10#$PORT))
 in_range "$MAXMEMORY_MB" 16 65536 ||
@@ -80,16 +93,17 @@ case $MAXMEMORY_POLICY in
 noeviction | allkeys-lru | volatile-lru | allkeys-lfu | volatile-ttl) ;;
 *) fail $EXIT_VALIDATION "MAXMEMORY_POLICY '$MAXMEMORY_POLICY' is not an allowed value" ;;
 esac
-[[ -n $PASSWORD ]] || fail $EXIT_VALIDATION "PASSWORD is required"
+if [[ -z $PASSWORD ]]; then
+    PASSWORD=$(installed_password)
+    [[ -n $PASSWORD ]] ||
+        fail $EXIT_VALIDATION "password is required: no installed Redis settings have one"
+    log "keeping the installed password (no PASSWORD given)"
+fi
 ((${#PASSWORD} >= 16 && ${#PASSWORD} <= 128)) ||
     fail $EXIT_VALIDATION "PASSWORD must have 16 to 128 characters"
 if [[ ! $PASSWORD =~ ^[[:graph:]]+$ || $PASSWORD == *[\"\'\\]* ]]; then
     fail $EXIT_VALIDATION "PASSWORD may not contain spaces, quotes or backslashes"
 fi
-
-readonly REDIS_CONF=/etc/redis/redis.conf
-readonly PORTAL_CONF=/etc/redis/portal.conf
-readonly INCLUDE_LINE="include $PORTAL_CONF"
 
 # --- install --------------------------------------------------------------------------------
 

@@ -5,7 +5,9 @@ Inputs are taken in the manifest's order. Each one's ``visible_if`` is evaluated
 values accepted so far (submitted, else defaulted, coerced to their types); a hidden input is
 absent: whatever was sent for it is dropped, not validated, not stored, not passed. A name the
 manifest does not define is an error. A password with ``generate: true`` that was not given
-is generated and returned in ``Cleaned.generated`` so the caller shows it once.
+is generated and returned in ``Cleaned.generated`` so the caller shows it once; with
+``regenerate=False`` (a later run of an installation: the script keeps the password it set)
+it is neither generated nor required, and absent.
 """
 
 from __future__ import annotations
@@ -50,8 +52,9 @@ class InputsInvalid(PortalError):
         return {name: str(error) for name, error in self.errors.items()}
 
 
-def check_inputs(manifest: Manifest, data: object) -> Cleaned:
-    """The submitted inputs checked against the manifest; raises InputsInvalid."""
+def check_inputs(manifest: Manifest, data: object, regenerate: bool = True) -> Cleaned:
+    """The submitted inputs checked against the manifest; raises InputsInvalid.
+    ``regenerate=False``: a ``generate: true`` password not given stays absent."""
     if not isinstance(data, Mapping):
         raise InputsInvalid({"": rules.RuleError("type", "the inputs must be an object")})
     errors = _unknown(manifest, data)
@@ -59,7 +62,7 @@ def check_inputs(manifest: Manifest, data: object) -> Cleaned:
     secrets: dict[str, Any] = {}
     generated: dict[str, str] = {}
     visible, hidden = [], []
-    for spec, shown, value, error in _walk(manifest, data, generate=True):
+    for spec, shown, value, error in _walk(manifest, data, generate=regenerate):
         if not shown:
             hidden.append(spec.name)
             continue

@@ -2,6 +2,7 @@
 the stored ones), checks before anything is written, and the exit-code contract applied to
 what the role reports (0/1/2/3/124/unreachable, the engine's retries and their delays)."""
 
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job, JobEvent
 from tests.factories import NodeFactory, UserFactory
 from tests.helpers import stubbed_broker
+from tests.installers.conftest import CATALOGUE
 
 pytestmark = pytest.mark.django_db
 CONTRACT = Path(__file__).resolve().parent / "contract"
@@ -283,6 +285,43 @@ def test_an_operator_retry_moves_needs_operator_back_to_installing_with_a_new_jo
     with stubbed_broker():
         given = actions.do_retry(finished(again, 3), {"secret_token": "new-one"})
     assert given.job.secrets() == {"installer_run_secrets": {"SECRET_TOKEN": "new-one"}}
+
+
+def test_later_runs_keep_a_generated_password_unless_one_is_given(settings, tmp_path):
+    """A reinstall, a retry or an upgrade not given the generated password passes none: the
+    script keeps the one it set (another one would change it under every client)."""
+    copy = tmp_path / "catalogue" / "web-server"
+    shutil.copytree(CATALOGUE / "web-server", copy)
+    settings.INSTALLERS_DIR = copy.parent
+    catalogue.reload()
+    with stubbed_broker():
+        first = actions.do_install([NodeFactory()], "web-server", {"server_name": "example.org"})
+    password = first.generated["admin_password"]
+    assert first.job.secrets() == {"installer_run_secrets": {"ADMIN_PASSWORD": password}}
+
+    with stubbed_broker():
+        reinstall = actions.do_reinstall(finished(first, 0))
+    assert (reinstall.generated, reinstall.job.secrets()) == ({}, {})
+    assert "ADMIN_PASSWORD" not in reinstall.job.extra_vars["installer_run_environment"]
+    with stubbed_broker():
+        retry = actions.do_retry(finished(reinstall, 3))
+    assert (retry.generated, retry.job.secrets()) == ({}, {})
+    with stubbed_broker():
+        rotated = actions.do_retry(finished(retry, 3), {"admin_password": "rotated on purpose"})
+    assert rotated.generated == {}
+    assert rotated.job.secrets() == {
+        "installer_run_secrets": {"ADMIN_PASSWORD": "rotated on purpose"}
+    }
+    manifest = copy / "manifest.yml"
+    manifest.write_text(manifest.read_text().replace('"1.2.0"', '"1.3.0"'))
+    catalogue.reload()
+    with stubbed_broker():
+        upgrade = actions.do_upgrade(finished(rotated, 0))
+    assert upgrade.job.extra_vars["installer_run_version"] == "1.3.0"
+    assert (upgrade.generated, upgrade.job.secrets()) == ({}, {})
+    installation = Installation.objects.get()
+    assert "admin_password" not in installation.inputs
+    assert Job.objects.count() == 5
 
 
 def test_retry_reinstall_upgrade_and_uninstall_only_from_their_statuses():

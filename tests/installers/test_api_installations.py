@@ -166,7 +166,7 @@ def test_reinstall_upgrade_retry_uninstall_by_status(operator_api, installed, br
         assert str(installed.pk) in refused.json()["message"]
     reinstall = act("reinstall", {"inputs": {"workers": 4}})
     assert reinstall.status_code == 202
-    assert reinstall.json()["generated"].keys() == {"admin_password"}
+    assert reinstall.json()["generated"] == {}  # the installed password is kept
     installed.refresh_from_db()
     assert installed.status == S.INSTALLING and installed.inputs["workers"] == 4
     busy = act("uninstall")
@@ -180,6 +180,47 @@ def test_reinstall_upgrade_retry_uninstall_by_status(operator_api, installed, br
     installed.refresh_from_db()
     assert installed.status == S.UNINSTALLING
     assert Job.objects.count() == 3
+
+
+def test_later_runs_show_no_generated_password_and_pass_a_given_one(operator_api, broker):
+    install(operator_api, [NodeFactory()])
+    installation = Installation.objects.get()
+    first = installation.current_job
+    assert first.secrets()["installer_run_secrets"].keys() == {"ADMIN_PASSWORD"}
+    for name, status, inputs in (
+        ("reinstall", S.INSTALLED, {}),
+        ("retry", S.NEEDS_OPERATOR, {"admin_password": ""}),  # empty: not given
+    ):
+        installation.refresh_from_db()
+        installation.move(status, reason="as a finished job would")
+        response = operator_api.post(
+            f"{URL}{installation.pk}/{name}/", {"inputs": inputs}, format="json"
+        )
+        assert response.status_code == 202, name
+        assert response.json()["generated"] == {}
+        assert Job.objects.get(pk=response.json()["job"]).secrets() == {}
+    installation.refresh_from_db()
+    installation.move(S.INSTALLED, reason="as a finished job would")
+    rotated = operator_api.post(
+        f"{URL}{installation.pk}/reinstall/",
+        {"inputs": {"admin_password": "rotated on purpose"}},
+        format="json",
+    )
+    assert rotated.status_code == 202 and rotated.json()["generated"] == {}
+    assert Job.objects.get(pk=rotated.json()["job"]).secrets() == {
+        "installer_run_secrets": {"ADMIN_PASSWORD": "rotated on purpose"}
+    }
+    short = operator_api.post(
+        f"{URL}{installation.pk}/retry/", {"inputs": {"admin_password": "short"}}, format="json"
+    )
+    assert short.status_code == 409  # installing: the status is checked first
+    installation.refresh_from_db()
+    installation.move(S.FAILED, reason="as a finished job would")
+    short = operator_api.post(
+        f"{URL}{installation.pk}/retry/", {"inputs": {"admin_password": "short"}}, format="json"
+    )
+    assert short.status_code == 400 and short.json()["errors"][0]["field"] == "admin_password"
+    assert "admin_password" not in Installation.objects.get().inputs
 
 
 def test_another_customer_sees_nothing_and_cannot_act(installed, user_api, broker):

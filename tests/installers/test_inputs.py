@@ -16,6 +16,7 @@ from portal.installers.inputs import (
     secret_environment,
     visibility,
 )
+from portal.installers.loader import load_installer
 
 GOOD = {"server_name": "example.org"}
 
@@ -91,6 +92,44 @@ def test_a_generated_password_is_returned_once_and_kept_secret(web):
     assert cleaned.secrets["admin_password"] == password
     assert "admin_password" not in cleaned.values
     assert check_inputs(web, GOOD).generated["admin_password"] != password
+
+
+def test_a_later_run_neither_generates_nor_requires_a_generated_password(make_installer):
+    # required, as the repo's postgresql and redis passwords are: a first install generates it
+    manifest = load_installer(
+        make_installer(
+            inputs=[
+                {"name": "owner", "type": "string", "label": "Owner", "required": True},
+                {
+                    "name": "password",
+                    "type": "password",
+                    "label": "Password",
+                    "required": True,
+                    "sensitive": True,
+                    "generate": True,
+                    "validation": {"min_length": 12},
+                },
+            ]
+        )
+    )
+    first = check_inputs(manifest, {"owner": "app"})
+    assert first.generated.keys() == first.secrets.keys() == {"password"}
+    later = check_inputs(manifest, {"owner": "app", "password": ""}, regenerate=False)
+    assert (later.values, later.secrets, later.generated) == ({"owner": "app"}, {}, {})
+    assert "PASSWORD" not in {**environment(manifest, later), **secret_environment(manifest, later)}
+    assert later.visible == ("owner", "password")  # absent because not given, not hidden
+    with pytest.raises(InputsInvalid) as refused:
+        check_inputs(manifest, {}, regenerate=False)
+    assert refused.value.messages == {"owner": "required: this input is required"}
+
+
+def test_a_later_run_given_a_password_sets_it_checked(web):
+    rotated = check_inputs(web, {**GOOD, "admin_password": "rotated on purpose"}, regenerate=False)
+    assert rotated.secrets == {"admin_password": "rotated on purpose"}
+    assert rotated.generated == {}
+    with pytest.raises(InputsInvalid) as refused:
+        check_inputs(web, {**GOOD, "admin_password": "short"}, regenerate=False)
+    assert refused.value.messages == {"admin_password": "min_length: at least 12 characters"}
 
 
 def test_a_given_password_is_not_generated(web):

@@ -4,8 +4,10 @@ the job in one transaction (the job exists if and only if the change committed).
 Inputs are checked before anything is written: a bad input is a 400 naming the input and
 the rule (``InputsInvalid``) with no row and no job. Installations keep only the visible,
 non-sensitive inputs; a later run (reinstall, upgrade, an operator's retry) reuses them and
-takes sensitive ones anew (a ``generate: true`` password is generated again and shown once):
-the previous run's secrets were forgotten when it ended.
+takes sensitive ones anew: the previous run's secrets were forgotten when it ended. A
+``generate: true`` password is generated only by a first install: a later run not given one
+passes none, and the script keeps the password it set (generating a new one would change it
+under every client); one given is set (a rotation on purpose).
 """
 
 from __future__ import annotations
@@ -51,16 +53,22 @@ def check_nodes(nodes: Node | Iterable[Node]) -> list[Node]:
     return chosen
 
 
-def check_inputs(manifest: Manifest, data: object, stored: Mapping[str, Any] | None = None):
+def check_inputs(
+    manifest: Manifest,
+    data: object,
+    stored: Mapping[str, Any] | None = None,
+    regenerate: bool = True,
+) -> inputs.Cleaned:
     """The inputs for a run: ``stored`` (an installation's, those the manifest still
-    defines) overridden by ``data``; InputsInvalid (400) names the input and the rule."""
+    defines) overridden by ``data``; InputsInvalid (400) names the input and the rule.
+    ``regenerate=False``: a ``generate: true`` password not given is left out."""
     known = {spec.name for spec in manifest.inputs}
     kept = {name: value for name, value in (stored or {}).items() if name in known}
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         return inputs.check_inputs(manifest, data)  # refuses it, naming the body
-    return inputs.check_inputs(manifest, {**kept, **data})
+    return inputs.check_inputs(manifest, {**kept, **data}, regenerate=regenerate)
 
 
 def check_free(nodes: list[Node], installer_id: str) -> None:
@@ -166,7 +174,8 @@ def _again(
     doing: str,
 ) -> Launched:
     check_status(installation, allowed, doing)
-    cleaned = check_inputs(manifest, data, installation.inputs)
+    # The installed password stays unless one is given: the script keeps the current one.
+    cleaned = check_inputs(manifest, data, installation.inputs, regenerate=False)
     with transaction.atomic():
         locked = Installation.objects.select_for_update().get(pk=installation.pk)
         check_status(locked, allowed, doing)

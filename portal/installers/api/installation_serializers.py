@@ -112,7 +112,8 @@ class InstallSerializer(RefuseUnwritableFieldsMixin, serializers.Serializer):
 
 class RunAgainSerializer(serializers.Serializer):
     """Inputs that replace the stored ones for this run (sensitive inputs are given anew:
-    they were never stored; a generated password is generated again)."""
+    they were never stored; a generated password left out is kept by the installer, never
+    generated again)."""
 
     inputs = serializers.JSONField(required=False, default=dict, help_text=INPUTS_HELP)
 
