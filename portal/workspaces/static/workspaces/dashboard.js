@@ -348,7 +348,7 @@
   function fetchLogs(el, id) {
     whilePosting(el, api("POST", "workspaces/" + id + "/logs/")).then(function (data) {
       if (!data) return;
-      waitingLogs[id] = {job: data.job, endedAt: null};
+      waitingLogs[id] = {job: data.job, endedAt: null, since: Date.now()};
       byTestId(el, "ws-logs-box").hidden = false;
       setText(byTestId(el, "ws-logs-status"), "Fetching the recent logs (job " + data.job + ") …");
       launched(id, data.job, "logs");
@@ -372,6 +372,13 @@
     Promise.all([api("GET", "workspaces/" + ws.id + "/logs/"), api("GET", "jobs/" + waiting.job + "/")])
       .then(function (answers) {
         var logs = answers[0], job = answers[1];
+        // A refresh asked for before the logs job existed shows the workspace without it:
+        // logs older than the job are not its result yet, so look again at the next refresh.
+        var stale = !logs.logs_fetched_at || new Date(logs.logs_fetched_at) < new Date(job.created_at);
+        if (stale && job.status === "successful" && Date.now() - waiting.since < LOG_GRACE_MS) {
+          waitingLogs[ws.id] = waiting;
+          return;
+        }
         var status = job.status === "successful"
           ? "Fetched " + when(logs.logs_fetched_at) + "."
           : "The logs job ended " + job.status + (logs.logs_fetched_at ? "; these are from " + when(logs.logs_fetched_at) + "." : ".");
