@@ -165,6 +165,11 @@ def redis_cli(host, password, *args, port=6379):
 def test_redis_answers_with_its_password_reruns_unchanged_and_uninstalls(host):
     password = secrets.token_urlsafe(18)
     inputs = {"password": password, "maxmemory_mb": 64, "maxmemory_policy": "allkeys-lru"}
+    # No password and no installed one to keep: exit 1 before anything is installed.
+    no_password = run_script(host, "redis", maxmemory_mb=64)
+    failed_with(no_password, 1)
+    assert "password is required" in no_password.stderr
+    assert not installed(host, "redis-server")
     succeeded(run_script(host, "redis", **inputs), "changed")
     assert redis_cli(host, password, "ping") == "PONG"
     unauthenticated = host.run("redis-cli -p 6379 ping")
@@ -185,6 +190,14 @@ def test_redis_answers_with_its_password_reruns_unchanged_and_uninstalls(host):
     assert snapshot(host, REDIS_PATHS, processes="redis-server") == before
 
     succeeded(run_script(host, "redis", **{**inputs, "port": 6380}), "changed")
+    assert redis_cli(host, password, "ping", port=6380) == "PONG"
+
+    # A later run without the (generated) password keeps the installed one.
+    before = snapshot(host, REDIS_PATHS, processes="redis-server")
+    kept = {**inputs, "port": 6380}
+    del kept["password"]
+    succeeded(run_script(host, "redis", **kept), "unchanged")
+    assert snapshot(host, REDIS_PATHS, processes="redis-server") == before
     assert redis_cli(host, password, "ping", port=6380) == "PONG"
 
     succeeded(run_script(host, "redis", "uninstall.sh"))
@@ -216,6 +229,12 @@ def admin_query(host, sql):
 def test_postgresql_creates_owner_and_database_idempotently_and_uninstalls(host):
     password = secrets.token_urlsafe(18) + ":\\'"  # passfile and SQL quoting both matter
     inputs = {"database_name": "shop", "owner_name": "shop_owner", "owner_password": password}
+    names = {"database_name": "shop", "owner_name": "shop_owner"}
+    # No password and no role to keep it: exit 1 before PostgreSQL is installed.
+    no_password = run_script(host, "postgresql", **names)
+    failed_with(no_password, 1)
+    assert "owner_password is required to create the role" in no_password.stderr
+    assert not installed(host, "postgresql")
     succeeded(run_script(host, "postgresql", **inputs), "changed")
     assert owner_query(host, "shop_owner", password, "shop", "SELECT current_user") == (
         0,
@@ -240,6 +259,18 @@ def test_postgresql_creates_owner_and_database_idempotently_and_uninstalls(host)
     )
     assert owner_query(host, "shop_owner", new_password, "shop", "SELECT 1") == (0, "1")
     assert owner_query(host, "shop_owner", password, "shop", "SELECT 1")[0] != 0
+
+    # A later run without the (generated) password keeps the role's: its clients still connect.
+    before = admin_query(host, state_sql)
+    succeeded(run_script(host, "postgresql", **names), "unchanged")
+    assert admin_query(host, state_sql) == before
+    assert owner_query(host, "shop_owner", new_password, "shop", "SELECT 1") == (0, "1")
+    # ... and a role to create needs one: exit 1, no role, no database.
+    newcomer = run_script(host, "postgresql", database_name="other", owner_name="newcomer")
+    failed_with(newcomer, 1)
+    assert "owner_password is required to create the role" in newcomer.stderr
+    assert admin_query(host, "SELECT count(*) FROM pg_roles WHERE rolname='newcomer'") == "0"
+    assert admin_query(host, "SELECT count(*) FROM pg_database WHERE datname='other'") == "0"
 
     # Someone else's database is never taken over: exit 3 before any change (no new role).
     result = run_script(host, "postgresql", **{**inputs, "owner_name": "intruder"})
