@@ -389,3 +389,25 @@ def test_a_script_may_stay_silent_up_to_its_own_timeout(settings):
     assert launched.job.idle_timeout > catalogue.get("probe").timeout_seconds
     retry = report(launched.job, {"n-1": script(2)}, {"n-1": {"failures": 1}})
     assert retry.idle_timeout == launched.job.idle_timeout  # and so may its retries
+
+
+def test_a_failed_rerun_of_an_installed_application_is_never_undone():
+    """uninstall.sh undoes a failed first install only: after the application was once
+    installed it would delete what it holds (postgresql: the database and its role)."""
+    with stubbed_broker():
+        first = actions.do_install([NodeFactory()], "probe", {"outcome": "ok"})
+    assert first.job.extra_vars["installer_run_keep_on_failure"] is False  # first: undone
+    installed = finished(first, 0)
+    with stubbed_broker():
+        reinstall = actions.do_reinstall(installed)
+    assert reinstall.job.extra_vars["installer_run_keep_on_failure"] is True
+    with stubbed_broker():
+        retry = actions.do_retry(finished(reinstall, 3))
+    assert retry.job.extra_vars["installer_run_keep_on_failure"] is True
+    assert not retry.installations[0].keep_on_failure  # the installation's choice is kept
+
+    with stubbed_broker():
+        never = actions.do_install([NodeFactory()], "probe", {"outcome": "ok"})
+    with stubbed_broker():
+        again = actions.do_retry(finished(never, 3))  # never installed: undo as a first install
+    assert again.job.extra_vars["installer_run_keep_on_failure"] is False

@@ -174,6 +174,10 @@ def _again(
     doing: str,
 ) -> Launched:
     check_status(installation, allowed, doing)
+    # uninstall.sh undoes a failed FIRST install; on a node where the application was once
+    # installed it would delete what it holds (postgresql: the database), so a failed
+    # reinstall, upgrade or retry of it leaves the node as the failure left it.
+    was_installed = installation.history.filter(status=S.INSTALLED).exists()
     # The installed password stays unless one is given: the script keeps the current one.
     cleaned = check_inputs(manifest, data, installation.inputs, regenerate=False)
     with transaction.atomic():
@@ -183,7 +187,8 @@ def _again(
             version=manifest.version, manifest_sha256=manifest.sha256, inputs=cleaned.values
         )
         locked.refresh_from_db()
-        job = _start([locked], manifest, cleaned, by, locked.keep_on_failure, doing)
+        keep = locked.keep_on_failure or was_installed
+        job = _start([locked], manifest, cleaned, by, keep, doing)
     installation.refresh_from_db()
     return Launched([installation], job, cleaned.generated)
 
