@@ -18,6 +18,7 @@
   // The logs are stored by the job's result handler, which then lets go of the workspace;
   // only if it never does (a lost handler) are the logs shown as they are after this long.
   var LOG_GRACE_MS = 60000;
+  var JOB_ENDED = ["successful", "failed", "error", "canceled", "timeout", "lost", "refused"];
   var API = root.dataset.apiUrl;
   var stateUrl = root.dataset.stateUrl;
   var cardUrl = root.dataset.cardUrl; // ".../0/card/"
@@ -374,8 +375,10 @@
         var logs = answers[0], job = answers[1];
         // A refresh asked for before the logs job existed shows the workspace without it:
         // logs older than the job are not its result yet, so look again at the next refresh.
+        // That refresh may even come before the job ran: wait while it has not ended too.
         var stale = !logs.logs_fetched_at || new Date(logs.logs_fetched_at) < new Date(job.created_at);
-        if (stale && job.status === "successful" && Date.now() - waiting.since < LOG_GRACE_MS) {
+        var pending = job.status === "successful" || JOB_ENDED.indexOf(job.status) < 0;
+        if (stale && pending && Date.now() - waiting.since < LOG_GRACE_MS) {
           waitingLogs[ws.id] = waiting;
           return;
         }
