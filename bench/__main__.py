@@ -34,6 +34,7 @@ TARGETS = {
     "heartbeat_ratio": (">=", 0.8),
     "alert_eval_100k": ("<=", 1_000),
     "down_detection_lag_p95": ("<=", 2_000),
+    "installer_overhead_ratio": ("<=", 1.15),
 }
 SQLITE_FIGURES = ("job_overhead_ratio", "dispatch_latency_p95")
 
@@ -147,7 +148,7 @@ def _single_run_lock():
     return handle
 
 
-HOST_FIGURES = ("lab_assign_to_active_p50", "workspace_batch_speedup")
+HOST_FIGURES = ("lab_assign_to_active_p50", "workspace_batch_speedup", "installer_overhead_ratio")
 
 
 def prepare_test_hosts(wanted) -> None:

@@ -27,6 +27,7 @@ ORDER = (
     "job_overhead_ratio",
     "lab_assign_to_active_p50",
     "workspace_batch_speedup",
+    "installer_overhead_ratio",
     # The monitoring group (#14): not in the default run, `python -m bench --only monitoring`.
     "heartbeat_ingest_rate",  # also gives heartbeat_ratio
     "down_detection_lag_p95",
@@ -47,6 +48,7 @@ WEIGHTS = {
     "job_overhead_ratio": 150,
     "lab_assign_to_active_p50": 30,
     "workspace_batch_speedup": 300,
+    "installer_overhead_ratio": 90,
     "heartbeat_ingest_rate": 60,
     "down_detection_lag_p95": 45,
     "alert_eval_100k": 40,
@@ -97,6 +99,10 @@ def _measure(name: str, ctx: Context) -> dict:
         from bench import labs
 
         return labs.measure(ctx, assignments=5 if quick else 10)
+    if name == "installer_overhead_ratio":
+        from bench import installers
+
+        return installers.measure(ctx, pairs=2 if quick else 4, minimum=1 if quick else 2)
     if name in MONITORING:
         from bench import monitoring
 

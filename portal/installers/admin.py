@@ -24,8 +24,6 @@ from portal.core.admin import ReadOnlyAdminMixin, seconds, status_badge
 from portal.core.errors import PortalError
 from portal.installers import actions, catalogue
 from portal.installers.actions import Launched
-from portal.installers.actions.install import RETRIABLE, UNINSTALLABLE
-from portal.installers.choices import InstallationStatus as S
 from portal.installers.forms import submit_install
 from portal.installers.inputs import InputsInvalid
 from portal.installers.models import Installation, InstallationEvent
@@ -99,12 +97,6 @@ class InstallationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         ("retry_selected", "Retry"),
         ("uninstall_selected", "Uninstall"),
     ]
-    applies_from = {
-        "reinstall_selected": (S.INSTALLED,),
-        "upgrade_selected": (S.INSTALLED,),
-        "retry_selected": RETRIABLE,
-        "uninstall_selected": UNINSTALLABLE,
-    }
     readonly_fields = [
         "node",
         "installer_id",
@@ -157,7 +149,7 @@ class InstallationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return [install, *super().get_urls()]
 
     def detail_action_applies(self, installation: Installation, name: str) -> bool:
-        return installation.status in self.applies_from.get(name, ())
+        return name.removesuffix("_selected") in actions.follow_ups(installation)
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

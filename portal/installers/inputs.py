@@ -7,12 +7,13 @@ absent: whatever was sent for it is dropped, not validated, not stored, not pass
 manifest does not define is an error. A password with ``generate: true`` that was not given
 is generated and returned in ``Cleaned.generated`` so the caller shows it once; with
 ``regenerate=False`` (a later run of an installation: the script keeps the password it set)
-it is neither generated nor required, and absent.
+it is neither generated nor required, and absent; ``regenerate`` may also name the inputs
+to generate (an upgrade that adds a ``generate: true`` password generates only that one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,9 +53,12 @@ class InputsInvalid(PortalError):
         return {name: str(error) for name, error in self.errors.items()}
 
 
-def check_inputs(manifest: Manifest, data: object, regenerate: bool = True) -> Cleaned:
+def check_inputs(
+    manifest: Manifest, data: object, regenerate: bool | Collection[str] = True
+) -> Cleaned:
     """The submitted inputs checked against the manifest; raises InputsInvalid.
-    ``regenerate=False``: a ``generate: true`` password not given stays absent."""
+    ``regenerate=False``: a ``generate: true`` password not given stays absent; a
+    collection: only those it names are generated."""
     if not isinstance(data, Mapping):
         raise InputsInvalid({"": rules.RuleError("type", "the inputs must be an object")})
     errors = _unknown(manifest, data)
@@ -114,7 +118,7 @@ def as_text(value: Any) -> str:
 
 
 def _walk(
-    manifest: Manifest, data: Mapping[Any, Any], generate: bool = False
+    manifest: Manifest, data: Mapping[Any, Any], generate: bool | Collection[str] = False
 ) -> Iterator[tuple[Input, bool, Any, rules.RuleError | None]]:
     """(input, visible, coerced value or None, error or None), in definition order."""
     accepted: dict[str, Any] = {}
@@ -123,7 +127,8 @@ def _walk(
             yield spec, False, None, None
             continue
         try:
-            value = _value(spec, data.get(spec.name), generate)
+            wanted = generate if isinstance(generate, bool) else spec.name in generate
+            value = _value(spec, data.get(spec.name), wanted)
         except rules.RuleError as error:
             yield spec, True, None, error
             continue

@@ -11,7 +11,8 @@
 - passwords have no default and are always sensitive; a generated one passes the pattern;
 - input names are unique and none becomes a reserved environment variable (LD_PRELOAD, PATH);
   a multiselect's values have no comma (the script gets them comma-separated);
-- the id is the directory's name; the scripts are plain regular files inside the directory.
+- the id is the directory's name and not a word the pages' paths use (``installations``);
+  the scripts are plain regular files inside the directory.
 
 Each problem names the file and the path inside it (``inputs[2].default``).
 """
@@ -32,12 +33,16 @@ from portal.installers.manifest import (
 )
 
 Found = list[tuple[str, str]]  # (where, message)
+# Paths under /installers/ that are not installers (portal/installers/urls.py).
+RESERVED_IDS = frozenset({"installations"})
 
 
 def lint(data: dict[str, Any], inputs: list[Input], directory: Path) -> Found:
     found: Found = []
     if data["id"] != directory.name:
         found.append(("id", f"{data['id']!r} must equal the directory's name {directory.name!r}"))
+    if data["id"] in RESERVED_IDS:
+        found.append(("id", f"{data['id']!r} is reserved (a path of the installers' pages)"))
     for key in ("install_script", "uninstall_script"):
         if key in data:
             found += _script(key, data[key], directory)

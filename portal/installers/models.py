@@ -71,6 +71,13 @@ class Installation(StatusModel, TimeStampedModel):
         on_delete=models.SET_NULL,
         related_name="installations",
     )
+    secret_inputs = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Names of the sensitive inputs the node was given at least once (never their "
+        "values): a later run generates a `generate: true` password only for one not in it. "
+        "Empty for rows older than the field: every generated password counts as given.",
+    )
     keep_on_failure = models.BooleanField(
         default=False,
         help_text="After a failed install, leave the node as it is (no uninstall script) "
@@ -130,18 +137,26 @@ class Installation(StatusModel, TimeStampedModel):
         **fields: Any,
     ) -> bool:
         """Guarded status change recorded in the history with the job and who asked."""
-        return super().move(
-            to, allowed_from, reason=reason, history={"job": job, "by": by}, **fields
-        )
+        history = {"job": job, "by": by, "exit_code": fields.get("exit_code")}
+        return super().move(to, allowed_from, reason=reason, history=history, **fields)
 
     def record_move(
-        self, from_status: str, to: str, reason: str, *, job: Any = None, by: Any = None, **_: Any
+        self,
+        from_status: str,
+        to: str,
+        reason: str,
+        *,
+        job: Any = None,
+        by: Any = None,
+        exit_code: int | None = None,
+        **_: Any,
     ) -> None:
         InstallationEvent.objects.create(
             installation_id=self.pk,
             from_status=from_status,
             status=to,
             reason=reason[:2000],
+            exit_code=exit_code,
             job=job,
             by=by if by is not None and by.pk else None,
         )
@@ -156,6 +171,7 @@ class Installation(StatusModel, TimeStampedModel):
             from_status=self.status,
             status=self.status,
             reason=reason[:2000],
+            exit_code=fields.get("exit_code"),
             job=job,
             by=by if by is not None and by.pk else None,
         )
@@ -172,6 +188,9 @@ class InstallationEvent(models.Model):
     from_status = models.CharField(max_length=20, choices=S.choices, blank=True)
     status = models.CharField(max_length=20, choices=S.choices)
     reason = models.TextField(blank=True)
+    exit_code = models.IntegerField(
+        null=True, blank=True, help_text="The script's exit code when the change came from one."
+    )
     job = models.ForeignKey(
         "jobs.Job",
         null=True,

@@ -75,8 +75,12 @@ def _ended_runs(since: datetime | None = None) -> QuerySet[InstallationEvent]:
 def run_outcomes(since: datetime | None = None) -> dict[str, dict[str, int]]:
     """{installer: {"installed" | failure type: count}} of install runs that ended. A
     failure's type: rejected (exit 1 or preflight), needs_operator (exit 3), failed_timeout
-    (exit 124: results.py writes reasons as "exit 124 (timed out)..."), failed (the rest)."""
-    timed_out = Q(status=S.FAILED, reason__startswith=f"exit {TIMEOUT_EXIT} ")
+    (exit 124), failed (the rest). Rows recorded before events kept the exit code are
+    known by their reason ("exit 124 (timed out)...", as results.py writes it)."""
+    timed_out = Q(status=S.FAILED) & (
+        Q(exit_code=TIMEOUT_EXIT)
+        | Q(exit_code__isnull=True, reason__startswith=f"exit {TIMEOUT_EXIT} ")
+    )
     rows = (
         _ended_runs(since)
         .annotate(

@@ -6,6 +6,7 @@ A generated password is shown once, on the page that answers the install (no-sto
 is stored nowhere in clear, so that page cannot be shown again.
 """
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
@@ -13,10 +14,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from portal.core.errors import NotFound
-from portal.installers import catalogue, selectors
+from portal.core.errors import NotFound, PortalError
+from portal.installers import actions, catalogue, selectors
 from portal.installers.actions import Launched
 from portal.installers.forms import TargetsForm, installer_form, submit_install
+from portal.installers.inputs import InputsInvalid
 
 INSTALLATIONS_SHOWN = 200
 
@@ -94,5 +96,33 @@ def installation_list(request):
 def installation_detail(request, pk: int):
     rows = selectors.with_history(selectors.installations_for(request.user))
     installation = get_object_or_404(rows, pk=pk)
-    context = {"installation": installation, "may_act": selectors.may_act(request.user)}
+    may_act = selectors.may_act(request.user)
+    context = {
+        "installation": installation,
+        "may_act": may_act,
+        "follow_ups": actions.follow_ups(installation) if may_act else [],
+    }
     return render(request, "installers/installation.html", context)
+
+
+@login_required
+@require_http_methods(["POST"])
+def installation_action(request, pk: int, action: str):
+    """Reinstall, upgrade, retry or uninstall (the admin's actions, for operators here)."""
+    if action not in actions.FOLLOW_UPS:
+        raise Http404(f"No action {action!r}.")
+    if not selectors.may_act(request.user):
+        raise PermissionDenied("Only operators and admins may change installations.")
+    installation = get_object_or_404(selectors.installations_for(request.user), pk=pk)
+    do, _start = actions.FOLLOW_UPS[action]
+    try:
+        launched = do(installation, by=request.user)
+    except InputsInvalid as exc:
+        reasons = "; ".join(f"{name}: {why}" for name, why in exc.messages.items())
+        messages.error(request, f"Cannot {action}: {reasons}")
+    except PortalError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"{action.capitalize()} launched: job {launched.job.pk}.")
+        return _launched(request, launched)
+    return redirect("installers:installation", pk=pk)

@@ -411,3 +411,53 @@ def test_a_failed_rerun_of_an_installed_application_is_never_undone():
     with stubbed_broker():
         again = actions.do_retry(finished(never, 3))  # never installed: undo as a first install
     assert again.job.extra_vars["installer_run_keep_on_failure"] is False
+
+
+def test_an_upgrade_generates_a_password_the_node_never_had(settings, tmp_path):
+    """A version that adds a ``generate: true`` password: the upgrade generates that one
+    (shown once) and leaves the one the node has as it is."""
+    copy = tmp_path / "catalogue" / "web-server"
+    shutil.copytree(CATALOGUE / "web-server", copy)
+    settings.INSTALLERS_DIR = copy.parent
+    catalogue.reload()
+    with stubbed_broker():
+        first = actions.do_install([NodeFactory()], "web-server", {"server_name": "example.org"})
+    installation = finished(first, 0)
+    assert installation.secret_inputs == ["admin_password"]
+    manifest = copy / "manifest.yml"
+    manifest.write_text(
+        manifest.read_text().replace('"1.2.0"', '"1.3.0"')
+        + "  - name: api_key\n    type: password\n    label: API key\n    generate: true\n"
+        "    validation:\n      min_length: 16\n"
+    )
+    catalogue.reload()
+    with stubbed_broker():
+        upgrade = actions.do_upgrade(installation)
+    assert list(upgrade.generated) == ["api_key"] and len(upgrade.generated["api_key"]) >= 16
+    assert upgrade.job.secrets() == {
+        "installer_run_secrets": {"API_KEY": upgrade.generated["api_key"]}
+    }
+    installation.refresh_from_db()
+    assert installation.secret_inputs == ["admin_password", "api_key"]
+    with stubbed_broker():
+        again = actions.do_reinstall(finished(upgrade, 0))
+    assert (again.generated, again.job.secrets()) == ({}, {})
+
+
+def test_a_retry_of_a_first_install_that_never_succeeded_generates_anew(settings, tmp_path):
+    copy = tmp_path / "catalogue" / "web-server"
+    shutil.copytree(CATALOGUE / "web-server", copy)
+    settings.INSTALLERS_DIR = copy.parent
+    catalogue.reload()
+    with stubbed_broker():
+        first = actions.do_install([NodeFactory()], "web-server", {"server_name": "example.org"})
+        retry = actions.do_retry(finished(first, 3))
+    assert list(retry.generated) == ["admin_password"]
+    assert retry.generated["admin_password"] != first.generated["admin_password"]
+
+
+def test_the_history_keeps_each_runs_exit_code():
+    installation = finished(install(), 124)
+    ended = installation.history.first()
+    assert (ended.status, ended.exit_code) == (S.FAILED, 124)
+    assert installation.history.last().exit_code is None  # pending -> installing: no script

@@ -85,3 +85,41 @@ def test_reload_with_problems_still_announces_and_fails(settings, make_installer
     with pytest.raises(CommandError, match="1 problem"):
         call_command("installers", "reload")
     assert settings.INSTALLERS_GENERATION_FILE.exists()
+
+
+HELPER = """#!/usr/bin/env bash
+log() {{ printf 'app: %s\\n' "$*"; }}
+# --- shared helpers (the same in every installer) ---
+ready() {{ true; }}
+put_file() {{
+    local path=$1
+    printf '%s' "$2" >"{target}"
+}}
+# --- inputs ---
+put_file /etc/x y
+"""
+
+
+def test_validate_fails_when_a_shared_helper_copy_differs(make_installer, capsys):
+    first = make_installer(directory="app")
+    (first / "install.sh").write_text(HELPER.format(target="$path"))
+    second = make_installer(directory="other", id="other")
+    (second / "install.sh").write_text(HELPER.format(target="$path"))
+    (second / "uninstall.sh").write_text(HELPER.format(target="$path"))
+    call_command("installers", "validate", "--dir", str(first.parent))  # alike: no problem
+    (second / "uninstall.sh").write_text(HELPER.format(target="/tmp/fixed-here-only"))
+    with pytest.raises(CommandError, match="1 shared helper copies differ"):
+        call_command("installers", "validate", "--dir", str(first.parent))
+    assert capsys.readouterr().err.strip() == (
+        f"{second}/uninstall.sh: shared helper put_file() differs from the copy in "
+        f"{first}/install.sh"
+    )
+
+
+def test_the_repos_installers_share_their_helpers_alike():
+    from portal.installers import shared_helpers
+
+    directories = [d for d in (ROOT / "installers").iterdir() if d.is_dir()]
+    found = shared_helpers.helper_functions(ROOT / "installers" / "nginx" / "install.sh")
+    assert {"apt_install", "put_file"} <= set(found)
+    assert shared_helpers.drift(directories) == []

@@ -317,3 +317,11 @@ def test_a_directory_without_a_manifest_is_a_problem(tmp_path):
     assert [str(p) for p in loaded.problems] == [
         f"{tmp_path}/empty/manifest.yml: missing (or not a regular file)"
     ]
+
+
+def test_an_id_the_pages_use_is_reserved(make_installer):
+    directory = make_installer(directory="installations", id="installations")
+    assert only_problem(directory) == (
+        f"{directory}/manifest.yml: id: 'installations' is reserved (a path of the installers' "
+        "pages)"
+    )

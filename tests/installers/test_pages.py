@@ -90,3 +90,54 @@ def test_the_list_shows_status_and_customers_see_only_their_own(admin_client, cl
     )
     assert client.get(reverse("installers:installation", args=[first.pk])).status_code == 404
     assert client.get(reverse("installers:installation", args=[second.pk])).status_code == 200
+
+
+def action_url(installation, action):
+    return reverse("installers:installation-action", args=[installation.pk, action])
+
+
+def test_operators_reinstall_retry_and_uninstall_from_the_installation_page(admin_client, broker):
+    node = NodeFactory()
+    admin_client.post(
+        reverse("installers:detail", args=["minimal"]), {"install": "", "nodes": [node.pk]}
+    )
+    installation = Installation.objects.get()
+    page_url = reverse("installers:installation", args=[installation.pk])
+    assert 'data-testid="installation-actions"' not in admin_client.get(page_url).content.decode()
+    installation.move(S.INSTALLED, reason="exit 0")
+    page = admin_client.get(page_url).content.decode()
+    assert 'data-testid="installation-reinstall"' in page
+    assert 'data-testid="installation-retry"' not in page
+    assert 'data-testid="installation-upgrade"' not in page  # the catalogue's is installed
+    response = admin_client.post(action_url(installation, "reinstall"))
+    assert response.status_code == 302 and response["Location"] == page_url
+    installation.refresh_from_db()
+    assert installation.status == S.INSTALLING and Job.objects.count() == 2
+    assert "Reinstall launched: job" in admin_client.get(page_url).content.decode()
+
+    refused = admin_client.post(action_url(installation, "retry"))  # not from installing
+    assert refused.status_code == 302 and Job.objects.count() == 2
+    assert "Cannot retry installation" in admin_client.get(page_url).content.decode()
+    installation.move(S.NEEDS_OPERATOR, reason="exit 3")
+    admin_client.post(action_url(installation, "retry"))
+    assert Job.objects.count() == 3
+    assert admin_client.post(action_url(installation, "explode")).status_code == 404
+    assert admin_client.get(action_url(installation, "retry")).status_code == 405
+
+
+def test_customers_cannot_act_on_installations(client, broker):
+    membership = MembershipFactory()
+    installation = Installation.objects.create(
+        node=NodeFactory(),
+        installer_id="minimal",
+        version="1",
+        manifest_sha256="x",
+        customer=membership.customer,
+        status=S.INSTALLED,
+    )
+    client.force_login(membership.user)
+    page = client.get(reverse("installers:installation", args=[installation.pk])).content.decode()
+    assert 'data-testid="installation-actions"' not in page
+    assert client.post(action_url(installation, "uninstall")).status_code == 403
+    installation.refresh_from_db()
+    assert installation.status == S.INSTALLED and not Job.objects.exists()

@@ -12,6 +12,7 @@ Imports go one way: results -> install -> run.
 """
 
 from portal.installers.actions.install import (
+    FOLLOW_UPS,
     Launched,
     check_free,
     check_inputs,
@@ -22,11 +23,13 @@ from portal.installers.actions.install import (
     do_retry,
     do_uninstall,
     do_upgrade,
+    follow_ups,
 )
 from portal.installers.actions.results import apply_result, note_retry, register_job_actions
 from portal.installers.actions.run import PLAYBOOK, RUN, host_results, retryable_hosts
 
 __all__ = [
+    "FOLLOW_UPS",
     "PLAYBOOK",
     "RUN",
     "Launched",
@@ -40,6 +43,7 @@ __all__ = [
     "do_retry",
     "do_uninstall",
     "do_upgrade",
+    "follow_ups",
     "host_results",
     "note_retry",
     "register_job_actions",

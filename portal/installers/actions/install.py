@@ -12,13 +12,13 @@ under every client); one given is set (a rotation on purpose).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from portal.core.errors import Conflict, PortalError
+from portal.core.errors import Conflict, NotFound, PortalError
 from portal.installers import catalogue, inputs
 from portal.installers.actions import run
 from portal.installers.choices import InstallationStatus as S
@@ -57,7 +57,7 @@ def check_inputs(
     manifest: Manifest,
     data: object,
     stored: Mapping[str, Any] | None = None,
-    regenerate: bool = True,
+    regenerate: bool | Collection[str] = True,
 ) -> inputs.Cleaned:
     """The inputs for a run: ``stored`` (an installation's, those the manifest still
     defines) overridden by ``data``; InputsInvalid (400) names the input and the rule.
@@ -179,7 +179,10 @@ def _again(
     # reinstall, upgrade or retry of it leaves the node as the failure left it.
     was_installed = installation.history.filter(status=S.INSTALLED).exists()
     # The installed password stays unless one is given: the script keeps the current one.
-    cleaned = check_inputs(manifest, data, installation.inputs, regenerate=False)
+    # One the node never had (an upgrade added it; no install ever succeeded) is generated
+    # like a first install's.
+    regenerate = never_given(installation, manifest) if was_installed else True
+    cleaned = check_inputs(manifest, data, installation.inputs, regenerate=regenerate)
     with transaction.atomic():
         locked = Installation.objects.select_for_update().get(pk=installation.pk)
         check_status(locked, allowed, doing)
@@ -193,6 +196,15 @@ def _again(
     return Launched([installation], job, cleaned.generated)
 
 
+def never_given(installation: Installation, manifest: Manifest) -> frozenset[str]:
+    """The manifest's ``generate: true`` passwords this node was never given (none for rows
+    from before ``secret_inputs`` was kept: their passwords are taken as set)."""
+    if installation.secret_inputs is None:
+        return frozenset()
+    generated = {spec.name for spec in manifest.inputs if spec.generate}
+    return frozenset(generated - set(installation.secret_inputs))
+
+
 def _start(
     installations: list[Installation],
     manifest: Manifest,
@@ -203,6 +215,7 @@ def _start(
 ) -> Job:
     job = run.launch(installations, manifest, cleaned, by=by, keep_on_failure=keep_on_failure)
     for installation in installations:
+        given = set(installation.secret_inputs or ()) | set(cleaned.secrets)
         installation.move(
             S.INSTALLING,
             reason=f"{doing} {manifest.version}: job {job.pk}",
@@ -212,6 +225,7 @@ def _start(
             attempts=0,
             exit_code=None,
             failing_line="",
+            secret_inputs=sorted(given),
         )
     return job
 
@@ -247,3 +261,28 @@ def do_uninstall(installation: Installation, by: Any = None) -> Launched:
         )
     installation.refresh_from_db()
     return Launched([installation], job)
+
+
+# The follow-ups of an installation: what each runs and the statuses it starts from. The
+# admin's buttons and the operator page's read this one table.
+FOLLOW_UPS: dict[str, tuple[Callable[..., Launched], tuple[str, ...]]] = {
+    "reinstall": (do_reinstall, (S.INSTALLED,)),
+    "upgrade": (do_upgrade, (S.INSTALLED,)),
+    "retry": (do_retry, RETRIABLE),
+    "uninstall": (do_uninstall, UNINSTALLABLE),
+}
+
+
+def follow_ups(installation: Installation) -> list[str]:
+    """The follow-ups that apply now (upgrade: only when the catalogue has another version)."""
+    shown = [name for name, (_do, start) in FOLLOW_UPS.items() if installation.status in start]
+    if "upgrade" in shown and not upgrade_available(installation):
+        shown.remove("upgrade")
+    return shown
+
+
+def upgrade_available(installation: Installation) -> bool:
+    try:
+        return catalogue.get(installation.installer_id).sha256 != installation.manifest_sha256
+    except NotFound:  # gone from the catalogue: nothing to upgrade to
+        return False

@@ -1,7 +1,9 @@
 """The installer catalogue from the shell.
 
-    manage.py installers validate     every manifest against the schema and the lint;
-                                      one line per problem, exit 1 if there is any
+    manage.py installers validate     every manifest against the schema and the lint, and
+                                      the scripts' shared helper copies alike
+                                      (portal/installers/shared_helpers.py); one line
+                                      per problem, exit 1 if there is any
     manage.py installers list         id, version, sha256 prefix, name (tab-separated)
     manage.py installers reload       tell every web and worker process to reload
 
@@ -15,8 +17,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.installers import catalogue
-from portal.installers.loader import Loaded, load_catalogue
+from portal.installers import catalogue, shared_helpers
+from portal.installers.loader import Loaded, display, load_catalogue
+from portal.installers.manifest import Problem
 
 
 class Command(BaseCommand):
@@ -37,7 +40,16 @@ class Command(BaseCommand):
 
     def validate(self, dir=None, **options):
         loaded = load_catalogue(Path(dir or settings.INSTALLERS_DIR))
+        directories = [manifest.directory for manifest in loaded.manifests.values()]
+        drifted = [
+            Problem(display(Path(file)), "", message)
+            for file, message in shared_helpers.drift(directories)
+        ]
+        for problem in drifted:
+            self.stderr.write(str(problem))
         self._fail_on_problems(loaded)
+        if drifted:
+            raise CommandError(f"{len(drifted)} shared helper copies differ: make them alike")
         self.stdout.write(f"{len(loaded.manifests)} installers, no problems.")
 
     def list(self, **options):
