@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "portal.workspaces",
     "portal.monitoring",
     "portal.installers",
+    "portal.clusters",
     "portal.demo",
 ]
 
@@ -302,6 +303,33 @@ INSTALLERS_GENERATION_FILE = Path(
 INSTALLERS_RETRY_ATTEMPTS = env.int("INSTALLERS_RETRY_ATTEMPTS", 3, minimum=1)
 INSTALLERS_RETRY_BASE_SECONDS = env.float("INSTALLERS_RETRY_BASE_SECONDS", 10.0)
 INSTALLERS_RETRY_MAX_SECONDS = env.float("INSTALLERS_RETRY_MAX_SECONDS", 300.0)
+
+# --- clusters -----------------------------------------------------------------------------
+
+# Reprovision runs (portal/clusters): a run ends at its deadline (per run, this by default);
+# each node has its own overall deadline from its reimage to "ready" (the old system's 45
+# minutes), and each phase its own (minutes; the core.expire_statuses sweep enforces both).
+CLUSTERS_RUN_TIMEOUT_MINUTES = env.int("CLUSTERS_RUN_TIMEOUT_MINUTES", 60, minimum=1)
+CLUSTERS_NODE_TIMEOUT_MINUTES = env.int("CLUSTERS_NODE_TIMEOUT_MINUTES", 45, minimum=1)
+CLUSTERS_PHASE_MINUTES = {
+    "requested": env.int("CLUSTERS_REQUESTED_MINUTES", 5, minimum=1),
+    "rebooting": env.int("CLUSTERS_REBOOTING_MINUTES", 15, minimum=1),
+    "installing": env.int("CLUSTERS_INSTALLING_MINUTES", 40, minimum=1),
+    "registered": env.int("CLUSTERS_REGISTERED_MINUTES", 15, minimum=1),
+    "joining": env.int("CLUSTERS_JOINING_MINUTES", 20, minimum=1),
+}
+# Readiness (playbooks/cluster_node_ready.yml) is checked again this long after a "not
+# ready", at most this many times per node and run (the node's deadline bounds it too).
+CLUSTERS_READY_RECHECK_SECONDS = env.int("CLUSTERS_READY_RECHECK_SECONDS", 30, minimum=1)
+CLUSTERS_READY_MAX_CHECKS = env.int("CLUSTERS_READY_MAX_CHECKS", 60, minimum=1)
+# Registration: a signed request's timestamp may differ from the portal's clock this much.
+CLUSTERS_REGISTRATION_SKEW_SECONDS = env.int("CLUSTERS_REGISTRATION_SKEW_SECONDS", 300, minimum=1)
+# The URL the post-install script posts its registration to (blank: the URL the script was
+# fetched from, i.e. what the installer reached).
+CLUSTERS_PORTAL_URL = env.str("CLUSTERS_PORTAL_URL", "")
+# cluster_form.yml's bounds (seconds): quorum after the create, and each join.
+CLUSTERS_QUORUM_TIMEOUT = env.int("CLUSTERS_QUORUM_TIMEOUT", 120, minimum=1)
+CLUSTERS_JOIN_TIMEOUT = env.int("CLUSTERS_JOIN_TIMEOUT", 300, minimum=1)
 
 # --- jobs ---------------------------------------------------------------------------------
 
