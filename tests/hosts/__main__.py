@@ -1,10 +1,12 @@
 """python -m tests.hosts up [N] | down [RUN_ID...] [--all] | status | code-server | apt-repo
+| reimage --run RUN --host NAME [--first-boot-url URL] | power --run RUN --host NAME on|off|state
 
 See README.md."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 import sys
@@ -15,6 +17,16 @@ from .code_server import code_server_artifact
 from .containers import Host
 from .harness import start_pool
 from .machine import HarnessError
+from .reimage import (
+    host_lock,
+    host_mac,
+    host_of,
+    host_pids,
+    load_run,
+    power_off,
+    power_on,
+    reimage_host,
+)
 from .state import all_runs, tear_down
 
 
@@ -71,7 +83,36 @@ def parse_args(argv):
         "--extra-packages", nargs="*", default=(), help="the base image's extra packages"
     )
     apt_parser.set_defaults(command=apt_repo)
+    reimage_parser = commands.add_parser(
+        "reimage",
+        help="re-image one host of a run (its disk back to the base) and boot it; prints "
+        "timings and host0's MAC as JSON",
+    )
+    add_host_arguments(reimage_parser)
+    reimage_parser.add_argument(
+        "--first-boot-url",
+        help="a first-boot unit fetches this (http/https; {mac} becomes host0's MAC) and runs "
+        "it with sh",
+    )
+    reimage_parser.add_argument(
+        "--keep-host-keys",
+        action="store_true",
+        help="keep the SSH host keys the host had (a real reinstall makes new ones)",
+    )
+    reimage_parser.add_argument("--timeout", type=float, default=90.0, help="boot until ready")
+    reimage_parser.set_defaults(command=reimage)
+    power_parser = commands.add_parser(
+        "power", help="power one host of a run off or on (as its disk is), or print its state"
+    )
+    add_host_arguments(power_parser)
+    power_parser.add_argument("action", choices=("on", "off", "state"))
+    power_parser.set_defaults(command=power)
     return parser.parse_args(argv)
+
+
+def add_host_arguments(parser):
+    parser.add_argument("--run", required=True, help="the run's id (see status), e.g. n7")
+    parser.add_argument("--host", required=True, help="the host's name, e.g. t7-host1")
 
 
 def up(args):
@@ -134,6 +175,34 @@ def code_server(args):
 
 def apt_repo(args):
     print(build_apt_repo(args.extra_packages, rebuild=args.rebuild))
+    return 0
+
+
+def reimage(args):
+    state = load_run(args.run)
+    timings, _process = reimage_host(
+        state,
+        args.host,
+        args.first_boot_url,
+        keep_host_keys=args.keep_host_keys,
+        ready_timeout=args.timeout,
+    )
+    mac = host_mac(host_of(state, args.host))
+    print(json.dumps({"host": args.host, "mac": mac, "seconds": timings}))
+    return 0
+
+
+def power(args):
+    state = load_run(args.run)
+    host = host_of(state, args.host)
+    if args.action == "state":
+        print("on" if host_pids(state, host.name) else "off")
+        return 0
+    with host_lock(host):
+        if args.action == "off":
+            power_off(state, host)
+        else:
+            power_on(state, host)
     return 0
 
 

@@ -25,6 +25,7 @@ from .base import provide_base
 from .containers import Host, create_volume, launch, mount_overlay, wait_ready, write_identity
 from .machine import HostsUnavailable, cgroup_dirs, run, unavailable_reason
 from .network import create_bridge, subnet
+from .reimage import HostProcess, reimage_host, save_pristine_upper
 from .state import RunState, reap_orphaned_runs, reserve_run, tear_down
 
 log = logging.getLogger("tests.hosts")
@@ -83,9 +84,29 @@ class HostPool:
         return dict(os.environ, ANSIBLE_CONFIG=str(self.ansible_cfg), PATH=path, **extra)
 
     def wait_ready(self, host: Host, timeout=90.0):
-        """Wait for a host to answer again, e.g. after a reboot."""
+        """Wait for a host to answer again, e.g. after a reboot or a re-image (also one
+        another process did: the host is then watched through its cgroup)."""
         process = self._processes[self.hosts.index(host)]
+        if process.poll() is not None:
+            process = HostProcess(self.state, host.name)
         wait_ready(host, process, threading.Event(), timeout)
+
+    def reimage(self, host: Host, first_boot_url=None, *, keep_host_keys=False, timeout=90.0):
+        """Re-image the host (tests/hosts/reimage.py): its disk back to the base, new SSH
+        host keys unless kept, a first-boot unit playing the script at first_boot_url;
+        booted and ready when this returns. Returns the timings (seconds)."""
+        timings, process = reimage_host(
+            self.state,
+            host.name,
+            first_boot_url,
+            keep_host_keys=keep_host_keys,
+            ready_timeout=timeout,
+        )
+        index = self.hosts.index(host)
+        self._processes[index].poll()  # reap the supervisor that powered off
+        self._processes.append(self._processes[index])  # teardown still reaps it
+        self._processes[index] = process
+        return timings
 
     def detach(self):
         """Leave the hosts running after this process exits (the CLI's `up`)."""
@@ -150,11 +171,14 @@ def bring_up(
     create_bridge(state.octet)
     hosts = plan_hosts(state, count, volumes, key_path)
     public_key = key_path.with_suffix(".pub").read_text()
-    for host in hosts:
+    for host, entry in zip(hosts, state.hosts, strict=True):
         prepare_host(host, state.run_dir / "base", hosts, public_key)
         if repo:
             repo.prepare_host(host.root)
             host.read_only_binds = (repo.bind(),)
+        entry["read_only_binds"] = [[str(a), str(b)] for a, b in host.read_only_binds]
+        save_pristine_upper(host)  # what a re-image resets the host to
+        state.save()
         cgroups = cgroup_dirs(f"{state.cgroup_relative}/{host.name}")
         processes.append(launch(host, state.bridge, cgroups))
     wait_all_ready(hosts, processes, ready_timeout)

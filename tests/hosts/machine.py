@@ -21,6 +21,8 @@ MACHINE_PACKAGES = (
     "zstd",
     "btrfs-progs",
     "apt-utils",  # apt-ftparchive indexes the hosts' local apt repository (apt_repo.py)
+    "ipmitool",  # the ipmi power driver's client, tested against ipmi_sim (ipmi_sim.py)
+    "openipmi",  # ipmi_sim: a BMC simulator whose power actions re-image a test host
 )
 # One command per package above tells whether it is there (openssh-server is deliberately
 # absent: the machine itself must never run an SSH server).
@@ -33,6 +35,8 @@ MACHINE_COMMANDS = (
     "zstd",
     "mkfs.btrfs",
     "apt-ftparchive",
+    "ipmitool",
+    "ipmi_sim",
 )
 
 _apt_updated = False
