@@ -65,7 +65,10 @@ class RedfishDriver:
     def disable_network_boot(self, target: PowerTarget) -> None:
         session = _Session(target, self.check_options(target.options))
         system = session.system()
-        session.patch(system.path, {"Boot": {"BootSourceOverrideEnabled": "Disabled"}}, system.etag)
+        # Target None ("boot from the normal boot device") too: some BMCs refuse a Boot
+        # without a target (sushy-tools' emulator among them).
+        off = {"BootSourceOverrideEnabled": "Disabled", "BootSourceOverrideTarget": "None"}
+        session.patch(system.path, {"Boot": off}, system.etag)
 
     def power_state(self, target: PowerTarget) -> str:
         system = _Session(target, self.check_options(target.options)).system()
@@ -187,9 +190,10 @@ def _json(raw: bytes) -> dict[str, Any]:
 
 def _http_failure(what: str, exc: urllib.error.HTTPError) -> str:
     try:
-        detail = _error_messages(_json(exc.read()))
+        raw = exc.read()
     except OSError:
-        detail = ""
+        raw = b""
+    detail = _error_messages(_json(raw)) or _plain_text(raw)
     status = exc.code
     if status == 401:
         hint = "the BMC refused the username or password"
@@ -202,6 +206,12 @@ def _http_failure(what: str, exc: urllib.error.HTTPError) -> str:
     else:
         hint = exc.reason or "refused"
     return f"{what} failed: HTTP {status}: {hint}" + (f": {detail}" if detail else "")
+
+
+def _plain_text(raw: bytes) -> str:
+    """A short non-JSON error body (some BMCs answer errors in plain text)."""
+    text = raw.decode("utf-8", "replace").strip()
+    return " ".join(text.split())[:300] if text and not text.startswith(("{", "<")) else ""
 
 
 def _error_messages(body: dict[str, Any]) -> str:
