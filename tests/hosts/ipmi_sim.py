@@ -17,6 +17,7 @@ action is logged to ``actions_log``.
 from __future__ import annotations
 
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -147,16 +148,26 @@ mc_enable 0x20
 """
 
 
-def write_control(directory: Path, run_id: str, host: str, first_boot_url: str | None) -> Path:
+RECORD_ONLY_SH = r"""# sourced by chassis_control: no test host, only a record of what would be done
+dir=%(dir)s
+harness() {
+    echo "$(date +%%T) harness $*" >>"$dir/actions.log"
+}
+"""
+
+
+def write_control(
+    directory: Path, run_id: str | None, host: str | None, first_boot_url: str | None
+) -> Path:
     functions = directory / "functions"
     functions.write_text(
-        HARNESS_SH
+        (HARNESS_SH if run_id and host else RECORD_ONLY_SH)
         % {
             "dir": shlex.quote(str(directory)),
             "python": shlex.quote(sys.executable),
             "repo": shlex.quote(str(REPO_ROOT)),
-            "run": shlex.quote(run_id),
-            "host": shlex.quote(host),
+            "run": shlex.quote(run_id or ""),
+            "host": shlex.quote(host or ""),
         }
     )
     first_boot = f"--first-boot-url {shlex.quote(first_boot_url)}" if first_boot_url else ""
@@ -171,8 +182,11 @@ def write_control(directory: Path, run_id: str, host: str, first_boot_url: str |
 
 
 @contextmanager
-def start_ipmi_sim(run_id: str, host: str, username: str, password: str, first_boot_url=None):
-    """ipmi_sim for one host of a run, on 127.0.0.1; stopped when the block ends."""
+def start_ipmi_sim(
+    run_id: str | None, host: str | None, username: str, password: str, first_boot_url=None
+):
+    """ipmi_sim for one host of a run, on 127.0.0.1; stopped when the block ends. Without a
+    run and host it drives nothing and only records the harness commands it would run."""
     directory = Path(tempfile.mkdtemp(prefix="ipmi-sim-"))
     (directory / "state").mkdir()
     control = write_control(directory, run_id, host, first_boot_url)
@@ -195,6 +209,7 @@ def start_ipmi_sim(run_id: str, host: str, username: str, password: str, first_b
         yield sim
     finally:
         sim.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def wait_listening(sim: IpmiSim, username: str, password: str, timeout=15.0):
