@@ -3,7 +3,8 @@ module proxmox_cluster_pvecm, action=status): who anchors the cluster, what is c
 removed and joined, which pre-join checks fail (structured errors), and each node's outcome.
 
 A refusal anywhere stops the whole formation before anything changes: the refused nodes get
-their own code, the others `blocked`.
+their own code, the nodes that would have been created or joined `blocked`; the cluster's
+existing members stay reported as members.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def plan(states: dict, name: str, init: str, link0: dict, remove=(), hosts=()) -
     if errors:
         blocked = ", ".join(f"{h}: {e['code']}" for h, e in errors.items())
         for h in order:
-            errors.setdefault(h, error("blocked", f"cluster formation refused ({blocked})"))
+            if h not in errors and not (states[h].get("in_cluster") and nodenames[h] in nodelist):
+                errors[h] = error("blocked", f"cluster formation refused ({blocked})")
         return refused(errors, nodenames, anchor)
     return {
         "errors": {},
