@@ -42,7 +42,15 @@ def job_link(job_id: int | None) -> str:
 
 class InstallationEventInline(admin.TabularInline):
     model = InstallationEvent
-    fields = readonly_fields = ("at", "from_status", "status", "reason", "job_shown", "by")
+    fields = readonly_fields = (
+        "at",
+        "from_status",
+        "status",
+        "reason",
+        "exit_code",
+        "job_shown",
+        "by",
+    )
     extra = 0
     can_delete = False
     ordering = ["-at", "-id"]

@@ -316,3 +316,88 @@ def test_one_job_installs_on_several_nodes_and_reports_each(
         assert runs_on_node(host) == 1
         host.run(f"rm -rf {PROBE_STATE} {RUNS_DIR}", check=True)  # the pool is shared
     catalogue.mark_stale()
+
+
+# --- upgrade, a failing uninstall, the API ----------------------------------------------------
+
+
+def new_version(settings, version: str, script_line: str) -> None:
+    """The catalogue's probe becomes ``version``; its install.sh also runs ``script_line``."""
+    directory = Path(settings.INSTALLERS_DIR) / "probe"
+    manifest = directory / "manifest.yml"
+    manifest.write_text(manifest.read_text().replace('version: "1.0"', f'version: "{version}"'))
+    script = directory / "install.sh"
+    script.write_text(script.read_text().replace("sleep ", f"{script_line}\nsleep ", 1))
+    catalogue.announce_reload()
+
+
+def test_upgrade_runs_the_new_version_and_a_failing_uninstall_is_failed_then_retried(
+    node, scratch_host, settings
+):
+    installation = install(node, "probe", {"outcome": "ok"})
+    assert installation.status == S.INSTALLED, described(installation)
+    new_version(settings, "1.1", f'echo 1.1 >"{PROBE_STATE}/version"')
+    actions.do_upgrade(installation, by=UserFactory())
+    run_jobs()
+    installation.refresh_from_db()
+    assert installation.status == S.INSTALLED, described(installation)
+    assert installation.version == "1.1"
+    assert scratch_host.run(f"cat {PROBE_STATE}/version", check=True).stdout.strip() == "1.1"
+    assert runs_on_node(scratch_host) == 2
+
+    uninstall = Path(settings.INSTALLERS_DIR) / "probe" / "uninstall.sh"
+    working = uninstall.read_text()
+    uninstall.write_text(working.replace("set -euo pipefail\n", "set -euo pipefail\nexit 3\n"))
+    catalogue.announce_reload()
+    actions.do_uninstall(installation, by=UserFactory())
+    run_jobs()
+    installation.refresh_from_db()
+    assert installation.status == S.FAILED, described(installation)
+    assert installation.reason.startswith("uninstall exit 3 (configuration error)")
+    assert scratch_host.run(f"test -e {PROBE_STATE}/installed").returncode == 0  # still there
+
+    uninstall.write_text(working)
+    catalogue.announce_reload()
+    actions.do_uninstall(installation, by=UserFactory())
+    run_jobs()
+    installation.refresh_from_db()
+    assert installation.status == S.UNINSTALLED, described(installation)
+    assert scratch_host.run(f"test -e {PROBE_STATE}/installed").returncode == 1
+
+
+def test_the_api_installs_reinstalls_and_uninstalls_on_the_node(node, scratch_host, api):
+    from tests.factories import AdminFactory
+
+    operator = AdminFactory(username="api-operator")
+    operator.set_password("an-operator-passphrase-7")
+    operator.save()
+    login = api.post(
+        "/api/auth/token/", {"username": "api-operator", "password": "an-operator-passphrase-7"}
+    )
+    assert login.status_code == 200, login.content
+    api.credentials(HTTP_AUTHORIZATION=f"Token {login.json()['token']}")
+    bad = api.post(
+        "/api/installations/",
+        {"installer": "probe", "nodes": [node.pk], "inputs": {"outcome": "maybe"}},
+        format="json",
+    )
+    assert bad.status_code == 400 and "outcome" in str(bad.json()) and not Job.objects.exists()
+    body = {"installer": "probe", "nodes": [node.pk], "inputs": {"outcome": "ok"}}
+    created = api.post("/api/installations/", body, format="json")
+    assert created.status_code == 202, created.content
+    installation_id = created.json()["installations"][0]["id"]
+    run_jobs()
+    detail = api.get(f"/api/installations/{installation_id}/").json()
+    assert (detail["status"], detail["exit_code"]) == ("installed", 0), detail
+    assert scratch_host.run(f"test -e {PROBE_STATE}/installed").returncode == 0
+
+    again = api.post(f"/api/installations/{installation_id}/reinstall/", {}, format="json")
+    assert again.status_code == 202, again.content
+    run_jobs()
+    detail = api.get(f"/api/installations/{installation_id}/").json()
+    assert detail["status"] == "installed" and "unchanged" in detail["reason"], detail
+    removed = api.post(f"/api/installations/{installation_id}/uninstall/", {}, format="json")
+    assert removed.status_code == 202, removed.content
+    run_jobs()
+    assert api.get(f"/api/installations/{installation_id}/").json()["status"] == "uninstalled"
+    assert scratch_host.run(f"test -e {PROBE_STATE}/installed").returncode == 1

@@ -2,6 +2,7 @@
 installer with the role's wrapper: the contract's environment, secrets from the 0600 file
 and masked, stdin closed, the failing line, the timeout ending every process of the run."""
 
+import base64
 import os
 import shlex
 import shutil
@@ -58,7 +59,8 @@ def test_the_script_gets_the_contract_environment_and_the_secrets_masked(install
         'if read -r line; then echo "stdin: $line"; else echo "no stdin"; fi\n'
         'echo "result: unchanged"\n'
     )
-    result = run(module, with_script(args, directory, body, {"API_TOKEN": SECRET}), capsys)
+    checked = {**with_script(args, directory, body, {"API_TOKEN": SECRET}), "keep_log": True}
+    result = run(module, checked, capsys)
     assert result["rc"] == 0 and not result["changed"] and result["result"] == "unchanged"
     lines = result["tail"].splitlines()
     names = set(lines[0].removeprefix("names: ").split())
@@ -73,6 +75,7 @@ def test_the_script_gets_the_contract_environment_and_the_secrets_masked(install
     log = Path(args["log"])
     assert SECRET not in log.read_text() and "token=********" in log.read_text()
     assert log.stat().st_mode & 0o777 == 0o600
+    assert not Path(args["secrets_file"]).exists()  # never outlives the run
 
 
 def test_the_failing_line_is_the_err_traps_report_or_the_last_line(installer, capsys):
@@ -110,3 +113,125 @@ def test_the_fingerprint_is_the_catalogues(tmp_path):
     (tmp_path / "install.sh").write_text("echo hi\n")
     (tmp_path / "sub" / "data.txt").write_bytes(b"\x00\x01binary")
     assert module.fingerprint(tmp_path) == _fingerprint(tmp_path, "manifest.yml")[1]
+
+
+# --- one call: preflight, placing the files, the undo, the cleanup ----------------------------
+
+
+def as_files(directory: Path) -> dict[str, str]:
+    return {
+        path.relative_to(directory).as_posix(): base64.b64encode(path.read_bytes()).decode()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+def shipped(args, tmp_path, body: str, uninstall: str = "echo undone\n"):
+    """An installer kept on the controller (tmp_path/source), to be placed by the module."""
+    source = tmp_path / "source"
+    source.mkdir(exist_ok=True)
+    (source / "install.sh").write_text("#!/usr/bin/env bash\nset -euo pipefail\n" + body)
+    (source / "uninstall.sh").write_text("#!/usr/bin/env bash\n" + uninstall)
+    sha = _fingerprint(source, "manifest.yml")[1]
+    directory = Path(args["directory"]).parent / sha
+    support = {
+        name: as_files(FILES)[name] for name in ("installer-wrapper.sh", "installer-errtrap.sh")
+    }
+    return {
+        **args,
+        "directory": str(directory),
+        "files": as_files(source),
+        "support_files": support,
+        "sha256": sha,
+    }
+
+
+def test_the_installers_files_are_placed_once_and_other_versions_removed(
+    installer, tmp_path, capsys
+):
+    args, _ = installer
+    old_copy = Path(args["directory"]).parent / ("a" * 64)  # another version's copy
+    old_copy.mkdir()
+    first = shipped(args, tmp_path, "echo result: changed\n")
+    placed = run(module, first, capsys)
+    directory = Path(first["directory"])
+    assert placed["rc"] == 0 and placed["changed"] and not old_copy.exists()
+    assert (directory / "install.sh").stat().st_mode & 0o777 == 0o600
+    assert directory.stat().st_mode & 0o777 == 0o700
+    assert (Path(args["wrapper"]).parent / "installer-wrapper.sh").exists()
+    again = run(module, shipped(args, tmp_path, "echo result: unchanged\n"), capsys)
+    assert again["rc"] == 0 and again["changed"] and not directory.exists()  # a new version
+    newer = Path(shipped(args, tmp_path, "echo result: unchanged\n")["directory"])
+    before = (newer / "install.sh").stat().st_mtime_ns
+    same = run(module, shipped(args, tmp_path, "echo result: unchanged\n"), capsys)
+    assert same["rc"] == 0 and not same["changed"]  # the same copy: left as it is
+    assert (newer / "install.sh").stat().st_mtime_ns == before
+
+
+def test_a_file_name_leading_out_is_refused_and_nothing_runs(installer, tmp_path, capsys):
+    args, _ = installer
+    bad = shipped(args, tmp_path, "touch /tmp/never\n")
+    bad["files"] = {"../escape.sh": base64.b64encode(b"echo out").decode()}
+    result = run(module, bad, capsys)
+    assert result["failed"] and "refusing the file name '../escape.sh'" in result["msg"]
+    assert not (Path(args["directory"]).parent / "escape.sh").exists()
+
+
+def test_preflight_refuses_a_node_below_the_requirements_and_runs_nothing(
+    installer, tmp_path, capsys
+):
+    args, _ = installer
+    Path(args["secrets_file"]).parent.mkdir(parents=True, exist_ok=True)
+    Path(args["secrets_file"]).write_text("export A=b\n")
+    checked = shipped(args, tmp_path, "touch ran\n")
+    requirements = {"os_family": ["plan9"], "os_min_version": "999", "min_ram_mb": 10**9}
+    result = run(module, {**checked, "preflight": requirements}, capsys)
+    assert result["stage"] == "preflight" and result["rc"] is None and not result["changed"]
+    family = module.os_release().get("ID", "unknown")
+    assert result["reason"].startswith(f"OS {family} is not one of plan9; OS version ")
+    assert "is below 999" in result["reason"]
+    assert result["reason"].endswith(f"MB of memory, {10**9} MB needed")
+    assert not Path(checked["directory"]).exists()  # nothing placed, nothing ran
+    assert not Path(args["secrets_file"]).exists()
+    met = {"os_family": [family], "min_ram_mb": 1, "min_disk_mb": 1}
+    assert run(module, {**checked, "preflight": met}, capsys)["rc"] == 0
+
+
+@pytest.mark.parametrize(
+    ("rc", "undo", "undone"),
+    [
+        (2, "uninstall.sh", True),
+        (3, "uninstall.sh", True),
+        (1, "uninstall.sh", False),
+        (2, "", False),
+        (0, "uninstall.sh", False),
+    ],
+)
+def test_a_failed_install_is_undone_except_a_validation_error_or_when_kept(
+    installer, tmp_path, capsys, rc, undo, undone
+):
+    args, _ = installer
+    checked = shipped(args, tmp_path, f"exit {rc}\n", uninstall="echo undone\nexit 5\n")
+    result = run(module, {**checked, "undo_script": undo, "keep_log_on_failure": True}, capsys)
+    assert result["rc"] == rc
+    assert result["uninstall_rc"] == (5 if undone else None)
+    uninstall_log = Path(f"{args['log']}.uninstall")
+    assert uninstall_log.exists() is (undone and rc != 0)
+
+
+def test_logs_are_removed_unless_kept_and_an_uninstall_removes_the_directory(
+    installer, tmp_path, capsys
+):
+    args, _ = installer
+    ok = shipped(args, tmp_path, "echo fine\n")
+    run(module, ok, capsys)
+    assert not Path(args["log"]).exists()
+    run(module, {**ok, "keep_log_on_failure": True}, capsys)
+    assert not Path(args["log"]).exists()  # it did not fail
+    failing = shipped(args, tmp_path, "exit 2\n")
+    run(module, {**failing, "keep_log_on_failure": True}, capsys)
+    assert Path(args["log"]).exists()
+    private = Path(args["directory"]).parent
+    removal = {**failing, "stage": "uninstall", "script": "uninstall.sh"}
+    result = run(module, {**removal, "remove_after_uninstall": str(private)}, capsys)
+    assert result["rc"] == 0 and result["stage"] == "uninstall" and not private.exists()

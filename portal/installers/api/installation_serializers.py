@@ -61,7 +61,7 @@ class InstallationEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = InstallationEvent
-        fields = ["id", "at", "from_status", "status", "reason", "job", "by"]
+        fields = ["id", "at", "from_status", "status", "reason", "exit_code", "job", "by"]
         read_only_fields = fields
 
 

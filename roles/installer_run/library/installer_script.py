@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -19,12 +21,20 @@ DOCUMENTATION = r"""
 module: installer_script
 short_description: Run an installer's script with the contract's environment and timeout
 description:
+  - One call does the whole run on the node (each SSH round trip costs more than most of
+    the work) - the preflight, placing the wrapper and the installer's files, the script,
+    the undo of a failed first install, and the cleanup.
+  - With C(preflight), an install on a node below the requirements runs nothing and returns
+    C(stage=preflight) and the C(reason).
+  - With C(files), the installer's copy is written to C(directory) (0700/0600) when it is
+    not already the one hashing to C(sha256); other versions' copies beside it are removed.
+    C(support_files) are written beside the C(wrapper) (0700) when they differ.
   - Checks that the installer's copy on the node hashes to C(sha256) (every file, with its
     path, as the catalogue hashes it), so only what the portal checked runs.
   - Runs C(wrapper secrets_file script) in a session of its own, stdin from /dev/null, with
     exactly C(environment) plus PATH, HOME and LANG, stdout and stderr into C(log) (0600).
   - The wrapper exports the sensitive inputs from C(secrets_file) (0600) before it execs the
-    script: they are never on a command line.
+    script, so they are never on a command line.
   - After C(timeout) seconds the script's process group gets SIGTERM, then SIGKILL, and any
     process still carrying this run's marker is killed too; the exit code is then 124.
   - Returns the exit code, the last C(tail_lines) lines of the log with every sensitive value
@@ -40,6 +50,20 @@ options:
   timeout: {type: int, required: true, description: Seconds before the script is killed.}
   kill_after: {type: int, default: 10, description: Seconds between SIGTERM and SIGKILL.}
   tail_lines: {type: int, default: 50, description: Lines of the log reported.}
+  stage: {type: str, default: install, choices: [install, uninstall], description: What runs.}
+  files: {type: dict, default: {}, description: "The installer's files: {path: base64}."}
+  support_files: {type: dict, default: {}, description: "Beside the wrapper: {name: base64}."}
+  preflight:
+    type: dict
+    description: >-
+      Requirements checked before an install: os_family (list), os_min_version, min_ram_mb,
+      min_disk_mb, disk_path (default /var/lib).
+  undo_script: {type: str, default: "", description: Run after a failed install (not exit 1).}
+  keep_log: {type: bool, default: false, description: Keep the run's logs on the node.}
+  keep_log_on_failure: {type: bool, default: false, description: Keep them after a failure.}
+  remove_after_uninstall:
+    type: path
+    description: Removed (the installer's private directory) after an uninstall exits 0.
 """
 
 RETURN = r"""
@@ -48,6 +72,9 @@ tail: {description: The log's last lines, sensitive values masked, type: str}
 failing_line: {description: Where the script failed (ERR trap) or its last line, type: str}
 result: {description: changed or unchanged, from the script's "result:" line, type: str}
 left_running: {description: Processes of the run still alive after the kill, type: int}
+stage: {description: install, uninstall, or preflight when the node was refused, type: str}
+reason: {description: Why preflight refused the node, type: str}
+uninstall_rc: {description: The undo script's exit code when it ran, type: int}
 """
 
 MASK = "********"
@@ -55,6 +82,8 @@ TIMEOUT_RC = 124
 FAILED_AT = re.compile(r"^portal-installer: failed at line (\d+): (.*)$")
 TIMED_OUT = "portal-installer: timed out"
 RESULT_LINE = re.compile(r"result: (changed|unchanged)\s*$")
+COPY_NAME = re.compile(r"^[0-9a-f]{64}(\.partial)?$")
+NUMERIC_VERSION = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 BASE_ENVIRONMENT = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME": "/root",
@@ -192,6 +221,193 @@ def failing_line(lines: list[str], rc: int) -> str:
     return f"timed out; last output: {where}" if rc == TIMEOUT_RC else where
 
 
+# --- preflight -----------------------------------------------------------------------------
+
+
+def os_release() -> dict[str, str]:
+    fields = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            name, _, value = line.partition("=")
+            fields[name] = value.strip().strip('"')
+    return fields
+
+
+def os_version(release: dict[str, str]) -> str:
+    """Debian's point release (/etc/debian_version, as Ansible's facts read it), else
+    VERSION_ID."""
+    if release.get("ID") == "debian":
+        with contextlib.suppress(OSError):
+            point = Path("/etc/debian_version").read_text().strip()
+            if NUMERIC_VERSION.match(point):
+                return point
+    return release.get("VERSION_ID", "")
+
+
+def at_least(version: str, minimum: str) -> bool:
+    def parts(text: str) -> list[int]:
+        return [int(part) for part in text.split(".")]
+
+    wanted = parts(minimum)
+    found = parts(version)
+    length = max(len(found), len(wanted))
+    return found + [0] * (length - len(found)) >= wanted + [0] * (length - len(wanted))
+
+
+def memory_mb() -> int:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    return 0
+
+
+def mount_point(path: str) -> str:
+    current = os.path.realpath(path)
+    while not os.path.ismount(current):
+        current = os.path.dirname(current)
+    return current
+
+
+def refusals(requirements: dict) -> list[str]:
+    """Why this node does not meet the installer's requirements (the same words the
+    portal shows as the installation's reason)."""
+    found = []
+    release = os_release()
+    family = release.get("ID", "unknown").lower()
+    families = [str(name).lower() for name in requirements.get("os_family") or []]
+    if families and family not in families:
+        found.append(f"OS {family} is not one of {', '.join(families)}")
+    minimum = str(requirements.get("os_min_version") or "")
+    version = os_version(release)
+    if minimum and not (NUMERIC_VERSION.match(version) and at_least(version, minimum)):
+        found.append(f"OS version {version or 'unknown'} is below {minimum}")
+    ram = int(requirements.get("min_ram_mb") or 0)
+    if ram > 0 and memory_mb() < ram:
+        found.append(f"{memory_mb()} MB of memory, {ram} MB needed")
+    disk = int(requirements.get("min_disk_mb") or 0)
+    if disk > 0:
+        where = mount_point(requirements.get("disk_path") or "/var/lib")
+        stats = os.statvfs(where)
+        free = stats.f_bavail * stats.f_frsize // (1024 * 1024)
+        if free < disk:
+            found.append(f"{free} MB free on {where}, {disk} MB needed")
+    return found
+
+
+# --- placing the files ---------------------------------------------------------------------
+
+
+def private_directory(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chown(path, 0, 0)
+    path.chmod(0o700)
+
+
+def write_file(path: Path, content: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+    path.chmod(mode)
+
+
+def decoded(files: dict) -> dict[str, bytes]:
+    """{relative path: content}; a path leading out of the directory is refused."""
+    contents = {}
+    for name, text in files.items():
+        relative = Path(name)
+        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+            raise ValueError(f"refusing the file name {name!r}")
+        contents[relative.as_posix()] = base64.b64decode(text, validate=True)
+    return contents
+
+
+def place_support(directory: Path, files: dict) -> bool:
+    private_directory(directory)
+    changed = False
+    for name, content in decoded(files).items():
+        path = directory / name
+        if (
+            path.is_file()
+            and path.read_bytes() == content
+            and (path.stat().st_mode & 0o777) == 0o700
+        ):
+            continue
+        write_file(path, content, 0o700)
+        changed = True
+    return changed
+
+
+def place_installer(directory: Path, files: dict, sha256: str) -> bool:
+    """The installer's copy as the catalogue hashed it, written (atomically: a .partial
+    directory renamed) only when the copy on the node is not that one. Other versions'
+    copies beside it are removed."""
+    private_directory(directory.parent)
+    for sibling in directory.parent.iterdir():
+        if sibling != directory and sibling.is_dir() and COPY_NAME.match(sibling.name):
+            shutil.rmtree(sibling)
+    if directory.is_dir() and fingerprint(directory) == sha256:
+        return False
+    partial = directory.with_name(directory.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    private_directory(partial)
+    for name, content in decoded(files).items():
+        path = partial / name
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_file(path, content, 0o600)
+    shutil.rmtree(directory, ignore_errors=True)
+    partial.rename(directory)
+    return True
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def run_one(params: dict, script: str, log: Path, secrets: list[str]) -> dict:
+    marker = os.urandom(16).hex()
+    rc, left = run_script({**params, "script": script, "log": str(log)}, marker)
+    lines = masked_log(log, secrets)
+    # The contract has no "changed" exit code; the catalogue's scripts end with
+    # "result: changed|unchanged", and a script that says nothing counts as a change.
+    result = next((m.group(1) for m in map(RESULT_LINE.search, reversed(lines)) if m), "changed")
+    return {
+        "rc": rc,
+        "tail": "\n".join(lines[-params["tail_lines"] :]),
+        "failing_line": failing_line(lines, rc)[:1000],
+        "result": result,
+        "left_running": left,
+    }
+
+
+def run_and_undo(params: dict, directory: Path) -> dict:
+    """The script, and after a failed install (not a validation error) its undo script."""
+    secrets = secret_values(Path(params["secrets_file"]))
+    log = Path(params["log"])
+    outcome = run_one(params, params["script"], log, secrets)
+    outcome["uninstall_rc"] = None
+    undo = params["undo_script"]
+    if params["stage"] == "install" and outcome["rc"] not in (0, 1) and undo:
+        if "/" in undo or not (directory / undo).is_file():
+            raise ValueError(f"no script {undo!r} in the installer")
+        undone = run_one(params, undo, Path(f"{log}.uninstall"), secrets)
+        outcome["uninstall_rc"] = undone["rc"]
+    return outcome
+
+
+def clean_up(params: dict, outcome: dict | None) -> None:
+    """Secrets never outlive the run; the logs only when asked to stay."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(params["secrets_file"])
+    failed = outcome is None or outcome["rc"] != 0
+    if not (params["keep_log"] or (params["keep_log_on_failure"] and failed)):
+        for path in (params["log"], f"{params['log']}.uninstall"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+    remove = params["remove_after_uninstall"]
+    if remove and params["stage"] == "uninstall" and outcome is not None and outcome["rc"] == 0:
+        shutil.rmtree(remove, ignore_errors=True)
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -205,35 +421,49 @@ def main() -> None:
             "timeout": {"type": "int", "required": True},
             "kill_after": {"type": "int", "default": 10},
             "tail_lines": {"type": "int", "default": 50},
+            "stage": {"type": "str", "default": "install", "choices": ["install", "uninstall"]},
+            # no_log: the files' contents stay out of the job's events (they are the
+            # catalogue's, and large), not because they are secret
+            "files": {"type": "dict", "default": {}, "no_log": True},
+            "support_files": {"type": "dict", "default": {}, "no_log": True},
+            "preflight": {"type": "dict"},
+            "undo_script": {"type": "str", "default": ""},
+            "keep_log": {"type": "bool", "default": False},
+            "keep_log_on_failure": {"type": "bool", "default": False},
+            "remove_after_uninstall": {"type": "path"},
         },
         supports_check_mode=False,
     )
     params = module.params
+    stage = params["stage"]
+    if stage == "install" and params["preflight"]:
+        refused = refusals(params["preflight"])
+        if refused:
+            clean_up({**params, "remove_after_uninstall": None}, None)
+            module.exit_json(changed=False, stage="preflight", reason="; ".join(refused), rc=None)
     directory = Path(params["directory"])
-    found = fingerprint(directory)
-    if found != params["sha256"]:
-        module.fail_json(
-            msg=f"the installer's copy hashes to {found[:12]}, not {params['sha256'][:12]}",
-            rc=None,
-        )
-    if "/" in params["script"] or not (directory / params["script"]).is_file():
-        module.fail_json(msg=f"no script {params['script']!r} in the installer", rc=None)
-    secrets = secret_values(Path(params["secrets_file"]))
-    marker = os.urandom(16).hex()
-    rc, left = run_script(params, marker)
-    lines = masked_log(Path(params["log"]), secrets)
-    tail = lines[-params["tail_lines"] :]
-    # The contract has no "changed" exit code; the catalogue's scripts end with
-    # "result: changed|unchanged", and a script that says nothing counts as a change.
-    result = next((m.group(1) for m in map(RESULT_LINE.search, reversed(lines)) if m), "changed")
-    module.exit_json(
-        changed=rc == 0 and result == "changed",
-        rc=rc,
-        tail="\n".join(tail),
-        failing_line=failing_line(lines, rc)[:1000],
-        result=result,
-        left_running=left,
-    )
+    outcome = None
+    try:
+        placed = False
+        if params["support_files"]:
+            placed = place_support(Path(params["wrapper"]).parent, params["support_files"])
+        if params["files"]:
+            placed = place_installer(directory, params["files"], params["sha256"]) or placed
+        found = fingerprint(directory) if directory.is_dir() else "nothing"
+        if found != params["sha256"]:
+            module.fail_json(
+                msg=f"the installer's copy hashes to {found[:12]}, not {params['sha256'][:12]}",
+                rc=None,
+            )
+        if "/" in params["script"] or not (directory / params["script"]).is_file():
+            module.fail_json(msg=f"no script {params['script']!r} in the installer", rc=None)
+        outcome = run_and_undo(params, directory)
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg=f"the run could not start: {exc}", rc=None)
+    finally:
+        clean_up(params, outcome)
+    ran_clean = outcome["rc"] == 0 and outcome["result"] == "changed"
+    module.exit_json(changed=ran_clean or placed, stage=stage, reason="", **outcome)
 
 
 if __name__ == "__main__":
