@@ -194,7 +194,10 @@ def outcome(host: str, the_plan: dict, joins: dict, final: dict) -> dict:
         return {"state": "error", "error": join["error"]}
     if final.get("error"):
         return {"state": "error", "error": final["error"]}
-    if not final.get("full_member"):
+    # A formation checks the whole nodelist is there; a refused one only that the existing
+    # members are still quorate (a node being replaced may be missing).
+    member = final.get("quorate_member" if the_plan["errors"] else "full_member")
+    if not member:
         message = f"not a quorate member with its whole nodelist: {final.get('output', '')}"
         return {"state": "error", "error": error("quorum_timeout", message.strip())}
     if the_plan["create"] and host == the_plan["anchor"]:

@@ -176,6 +176,7 @@ def node_state(link0: str = "") -> dict:
         "link0_local": bool(link0) and link0 in local_addresses(),
         "output": (result.stdout + result.stderr).strip(),
     }
+    state["quorate_member"] = has_quorum(state)
     state["full_member"] = is_full_member(state)
     return state
 
