@@ -18,6 +18,7 @@ import fcntl
 import logging
 import shutil
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ from .state import RunState, signal_pid, state_root, supervisor_pids
 
 log = logging.getLogger("tests.hosts")
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PRISTINE = "upper.pristine"  # the upper layer as the harness wrote it, before the first boot
 FIRST_BOOT_UNIT = "portal-first-boot.service"
 FIRST_BOOT_SCRIPT = "usr/local/sbin/portal-first-boot"
@@ -198,6 +200,22 @@ def unmount_root(host: Host):
     raise HarnessError(f"{host.name}: cannot unmount {host.root} (busy)")
 
 
+def host_keys(host: Host) -> dict[str, tuple[bytes, int]]:
+    return {
+        key.name: (key.read_bytes(), key.stat().st_mode & 0o777)
+        for key in (host.root / "etc/ssh").glob("ssh_host_*")
+    }
+
+
+def restore_host_keys(host: Host, keys: dict[str, tuple[bytes, int]]):
+    for key in (host.root / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    for name, (content, mode) in keys.items():
+        path = host.root / "etc/ssh" / name
+        path.write_bytes(content)
+        path.chmod(mode)
+
+
 def new_host_keys(host: Host):
     """What an installer does: host keys of this installation's own."""
     for key in (host.root / "etc/ssh").glob("ssh_host_*"):
@@ -239,8 +257,11 @@ def reimage_host(
     with host_lock(host):
         power_off(state, host)
         stopped = time.monotonic()
+        kept = host_keys(host) if keep_host_keys else {}
         reset_disk(state, host)
-        if not keep_host_keys:
+        if keep_host_keys:
+            restore_host_keys(host, kept)
+        else:
             new_host_keys(host)
         if first_boot_url:
             install_first_boot(host, first_boot_url)
@@ -263,3 +284,18 @@ def host_mac(host: Host) -> str:
     if result.returncode != 0:
         raise HarnessError(f"{host.name}: cannot read host0's MAC: {result.stderr.strip()}")
     return result.stdout.strip()
+
+
+def harness_command(*args: str) -> list[str]:
+    """argv of `python -m tests.hosts ARGS` that works from any directory (a power driver's
+    command option: the test-host driver runs it without a shell)."""
+    return ["env", "-C", str(REPO_ROOT), sys.executable, "-m", "tests.hosts", *args]
+
+
+def reimage_command(run_id: str, host: str, first_boot_url: str | None = None) -> list[str]:
+    command = harness_command("reimage", "--run", run_id, "--host", host)
+    return [*command, "--first-boot-url", first_boot_url] if first_boot_url else command
+
+
+def power_state_command(run_id: str, host: str) -> list[str]:
+    return harness_command("power", "--run", run_id, "--host", host, "state")
