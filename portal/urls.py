@@ -25,6 +25,7 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("docs/", docs_view(url_name="api:schema"), name="docs"),
     path("", include("portal.monitoring.api.urls")),
     path("", include("portal.installers.api.urls")),
+    path("", include("portal.clusters.api.urls")),
     path("", include(router.urls)),
 ]
 

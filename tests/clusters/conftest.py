@@ -1,6 +1,8 @@
 """Clusters' test helpers: a cluster with nodes, a run without the broker, the playbooks
 the job engine needs to resolve (the real ones when present), a power driver stand-in."""
 
+import itertools
+import shutil
 from datetime import timedelta
 from unittest import mock
 
@@ -13,6 +15,7 @@ from portal.nodes.choices import NodePurpose
 from tests.factories import NodeFactory
 
 PLAYBOOKS = ("cluster_node_ready.yml", "cluster_form.yml")
+_macs = itertools.count(1)
 
 
 def make_cluster(name="pve", count=3, driver="test-host", **fields):
@@ -27,7 +30,7 @@ def make_node(cluster, name, n, driver="test-host", **fields):
     return ClusterNode.objects.create(
         node=node,
         cluster=cluster,
-        mac=f"52:54:00:00:00:{n:02x}",
+        mac="52:54:00:00:{:02x}:{:02x}".format(*divmod(next(_macs), 256)),
         power_driver=driver,
         bmc_address=f"10.8.0.{n}",
         bmc_username="admin",
@@ -40,10 +43,12 @@ def make_node(cluster, name, n, driver="test-host", **fields):
 def playbooks(settings, tmp_path):
     """The engine resolves playbook names before launching: the repo's playbooks, plus a
     placeholder for those another part of #16 has not committed yet (never run here)."""
+    if all((settings.PLAYBOOKS_DIR / name).is_file() for name in PLAYBOOKS):
+        return
     root = tmp_path / "playbooks"
     root.mkdir()
     for existing in settings.PLAYBOOKS_DIR.glob("*.y*ml"):
-        (root / existing.name).symlink_to(existing)
+        shutil.copy(existing, root / existing.name)
     for name in PLAYBOOKS:
         if not (root / name).exists():
             (root / name).write_text("- hosts: all\n  gather_facts: false\n  tasks: []\n")
@@ -83,3 +88,17 @@ def overdue(node_run_or_run, seconds=1):
 
 def node_runs(run):
     return {nr.cluster_node.node.name: nr for nr in NodeReprovision.objects.filter(run=run)}
+
+
+def start(cluster, user=None, nodes="all", timeout=None, reimage=True):
+    """A run of ``cluster`` with its reimages done (the driver stubbed): nodes rebooting."""
+    from portal.clusters import actions
+    from portal.clusters.actions import power
+
+    with mock.patch("portal.clusters.actions.power.get_driver"):
+        run = actions.start_run(user, cluster, nodes, timeout)
+        if reimage:
+            for node_run in run.node_runs.all():
+                power.do_reimage(node_run.pk)
+    run.refresh_from_db()
+    return run

@@ -35,14 +35,14 @@ def enqueue_reimage(node_run: NodeReprovision) -> None:
     from portal.clusters.tasks import reimage
 
     node_run_id = node_run.pk
-    transaction.on_commit(lambda: reimage.delay(node_run_id))
+    transaction.on_commit(lambda: reimage.apply_async(args=(node_run_id,)))
 
 
 def enqueue_disable_network_boot(node_run: NodeReprovision) -> None:
     from portal.clusters.tasks import disable_network_boot
 
     node_run_id = node_run.pk
-    transaction.on_commit(lambda: disable_network_boot.delay(node_run_id))
+    transaction.on_commit(lambda: disable_network_boot.apply_async(args=(node_run_id,)))
 
 
 def _load(node_run_id: int) -> NodeReprovision | None:
