@@ -10,6 +10,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from .machine import HarnessError, cgroup_pids, run
 
@@ -33,6 +34,14 @@ SSH_OPTIONS = (
     "-o",
     "ConnectTimeout=5",
 )
+
+
+class Supervisor(Protocol):
+    """A host's supervisor: its Popen, or (reimage.HostProcess) its cgroup."""
+
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
 
 
 @dataclass
@@ -229,7 +238,7 @@ def wait_until_in_cgroup(process: subprocess.Popen, cgroup: Path, timeout=5.0):
         time.sleep(0.01)
 
 
-def wait_ready(host: Host, process: subprocess.Popen, cancelled, timeout=90.0):
+def wait_ready(host: Host, process: Supervisor, cancelled, timeout=90.0):
     """Until SSH answers and systemd reports the boot finished (running or degraded)."""
     deadline = time.monotonic() + timeout
     while True:

@@ -147,7 +147,7 @@ def start_pool(
         raise HostsUnavailable(reason)
     reap_orphaned_runs()
     state = reserve_run()
-    processes = []
+    processes: list = []
     try:
         with signals_interrupt():
             repo = AptRepo(extra_packages) if apt_repo else None

@@ -85,7 +85,7 @@ class HostProcess:
         self.state, self.name = state, name
         self.returncode: int | None = None
 
-    def poll(self):
+    def poll(self) -> int | None:
         if host_pids(self.state, self.name):
             return None
         self.returncode = -1
