@@ -102,7 +102,7 @@ def _measure(name: str, ctx: Context) -> dict:
     if name == "installer_overhead_ratio":
         from bench import installers
 
-        return installers.measure(ctx, pairs=2 if quick else 4, minimum=1 if quick else 2)
+        return installers.measure(ctx, pairs=2 if quick else 6, minimum=1 if quick else 3)
     if name in MONITORING:
         from bench import monitoring
 
