@@ -255,6 +255,16 @@ def test_outcomes_come_from_the_final_pvecm_status():
     assert lost["error"]["code"] == "quorum_timeout"
 
 
+def test_a_dry_run_reports_the_plan():
+    states = {"h1": fresh("pve1"), "h2": fresh("pve2"), "h3": member("pve3", "other")}
+    plan = decide.plan(states, "lab1", "h1", LINK0, [], HOSTS)
+    assert decide.outcome("h3", plan, {}, {}, True)["error"]["code"] == "other_cluster"
+    states["h3"] = fresh("pve3")
+    plan = decide.plan(states, "lab1", "h1", LINK0, [], HOSTS)
+    planned = [decide.outcome(h, plan, {}, {"full_member": False}, True)["state"] for h in HOSTS]
+    assert planned == ["created", "joined", "joined"]
+
+
 def test_a_cluster_not_ready_blocks_every_join():
     states = {"h1": member("pve1"), "h2": fresh("pve2"), "h3": fresh("pve3")}
     nodelist = {"pve1": NODELIST["pve1"]}

@@ -185,8 +185,9 @@ def stopped(the_plan: dict, anchor_error: dict) -> dict:
     return failures
 
 
-def outcome(host: str, the_plan: dict, joins: dict, final: dict) -> dict:
-    """One node's report: created | joined | member | error, with the error or None."""
+def outcome(host: str, the_plan: dict, joins: dict, final: dict, check_mode=False) -> dict:
+    """One node's report: created | joined | member | error, with the error or None. In
+    check mode the planned state (nothing was changed to verify)."""
     if host in the_plan["errors"]:
         return {"state": "error", "error": the_plan["errors"][host]}
     join = joins.get(host) or {}
@@ -194,17 +195,23 @@ def outcome(host: str, the_plan: dict, joins: dict, final: dict) -> dict:
         return {"state": "error", "error": join["error"]}
     if final.get("error"):
         return {"state": "error", "error": final["error"]}
+    if check_mode:
+        return {"state": planned_state(host, the_plan), "error": None}
     # A formation checks the whole nodelist is there; a refused one only that the existing
     # members are still quorate (a node being replaced may be missing).
     member = final.get("quorate_member" if the_plan["errors"] else "full_member")
     if not member:
         message = f"not a quorate member with its whole nodelist: {final.get('output', '')}"
         return {"state": "error", "error": error("quorum_timeout", message.strip())}
+    return {"state": planned_state(host, the_plan), "error": None}
+
+
+def planned_state(host: str, the_plan: dict) -> str:
     if the_plan["create"] and host == the_plan["anchor"]:
-        return {"state": "created", "error": None}
+        return "created"
     if host in the_plan["joiners"]:
-        return {"state": "joined", "error": None}
-    return {"state": "member", "error": None}
+        return "joined"
+    return "member"
 
 
 def summary(name: str, anchor_state: dict, expected: int) -> dict:

@@ -315,7 +315,7 @@ def main():
             ("action", "add", ("member", "link0")),
             ("action", "delnode", ("name",)),
         ],
-        supports_check_mode=False,
+        supports_check_mode=True,
     )
     params = module.params
     if not shutil.which("pvecm"):
@@ -326,6 +326,9 @@ def main():
             ipaddress.ip_address(params["link0"])
         except ValueError:
             module.fail_json(msg=f"link0: not an IP address: {params['link0']!r}")
+    if module.check_mode and params["action"] != "status":
+        # A dry run reads, never changes: the step is reported as what would be done.
+        module.exit_json(changed=True, error=None, would=params["action"], **node_state())
     ACTIONS[params["action"]](module, params)
 
 
