@@ -117,3 +117,13 @@ def test_options_must_be_an_object():
 def test_the_password_is_not_in_a_targets_repr():
     shown = repr(PowerTarget(node="n", mac="m", password="hunter2"))
     assert "hunter2" not in shown and power.PowerTarget.__name__ in shown
+
+
+@pytest.mark.parametrize("name", [name for name, _label in DRIVER_CHOICES])
+def test_bad_options_at_reimage_are_a_power_error_naming_the_key(name):
+    bad = PowerTarget(
+        node="pve-9", mac="52:54:00:00:00:09", address="127.0.0.1", options={"bogus": 1}
+    )
+    with pytest.raises(PowerError) as caught:
+        get_driver(name).reimage(bad)
+    assert caught.value.reason.startswith("pve-9: unknown power option 'bogus' (known: ")

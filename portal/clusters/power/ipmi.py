@@ -62,7 +62,7 @@ class IpmiDriver:
         """ipmitool's argv for ``args`` against the target's BMC (no password in it)."""
         if not target.address:
             raise PowerError(f"{target.node}: no BMC address for the ipmi driver")
-        options = self.check_options(target.options)
+        options = opt.for_target(self.check_options, target)
         argv = ["ipmitool", "-I", "lanplus", "-H", target.address, "-p", str(options["port"])]
         if target.username:
             argv += ["-U", target.username]
@@ -72,12 +72,13 @@ class IpmiDriver:
         return [*argv, *args]
 
     def _boot_flags(self, target: PowerTarget, *flags: str) -> list[str]:
-        chosen = [*flags, *(["efiboot"] if self.check_options(target.options)["efiboot"] else [])]
+        efiboot = opt.for_target(self.check_options, target)["efiboot"]
+        chosen = [*flags, *(["efiboot"] if efiboot else [])]
         return [f"options={','.join(chosen)}"] if chosen else []
 
     def _ipmitool(self, target: PowerTarget, *args: str):
         argv = self.command(target, *args)
-        timeout = self.check_options(target.options)["timeout"]
+        timeout = opt.for_target(self.check_options, target)["timeout"]
         what = f"{target.node}: ipmitool {' '.join(args)} ({target.address})"
         result = run_bounded(
             argv, timeout=timeout, what=what, env=_env(target.password), secrets=[target.password]

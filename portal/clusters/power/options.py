@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+from portal.clusters.power import PowerError, PowerTarget
+
+
+def for_target(check: Callable[[Any], dict[str, Any]], target: PowerTarget) -> dict[str, Any]:
+    """The target's options checked by ``check``; bad ones are the action's PowerError."""
+    try:
+        return check(target.options)
+    except ValueError as exc:
+        raise PowerError(f"{target.node}: {exc}") from None
 
 
 def as_mapping(options: Any) -> Mapping[str, Any]:

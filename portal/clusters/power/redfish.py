@@ -50,7 +50,7 @@ class RedfishDriver:
         return checked
 
     def reimage(self, target: PowerTarget) -> None:
-        session = _Session(target, self.check_options(target.options))
+        session = _Session(target, opt.for_target(self.check_options, target))
         system = session.system()
         session.patch(
             system.path,
@@ -63,7 +63,7 @@ class RedfishDriver:
         session.post(system.reset_target, {"ResetType": reset_type})
 
     def disable_network_boot(self, target: PowerTarget) -> None:
-        session = _Session(target, self.check_options(target.options))
+        session = _Session(target, opt.for_target(self.check_options, target))
         system = session.system()
         # Target None ("boot from the normal boot device") too: some BMCs refuse a Boot
         # without a target (sushy-tools' emulator among them).
@@ -71,7 +71,7 @@ class RedfishDriver:
         session.patch(system.path, {"Boot": off}, system.etag)
 
     def power_state(self, target: PowerTarget) -> str:
-        system = _Session(target, self.check_options(target.options)).system()
+        system = _Session(target, opt.for_target(self.check_options, target)).system()
         state = system.body.get("PowerState")
         if state is None:
             raise PowerError(f"{target.node}: the Redfish system {system.path} has no PowerState")

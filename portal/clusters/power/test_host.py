@@ -58,10 +58,7 @@ class TestHostDriver:
         return POWER_ON if _answers(target.address, SSH_PORT) else POWER_OFF
 
     def _options(self, target: PowerTarget) -> dict[str, Any]:
-        try:
-            return self.check_options(target.options)
-        except ValueError as exc:
-            raise PowerError(f"{target.node}: {exc}") from None
+        return opt.for_target(self.check_options, target)
 
     def _run(self, target: PowerTarget, argv: list[str], timeout: int, what: str) -> str:
         label = f"{target.node}: test-host {what}"
