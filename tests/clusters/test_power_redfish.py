@@ -364,6 +364,38 @@ def test_recorded_reimage_uses_the_advertised_reset_target_and_the_etag(bmc):
     assert all(r["headers"]["Authorization"].startswith("Basic ") for r in bmc.requests)
 
 
+ILO_SYSTEM = {  # an HPE iLO's shape: trailing slashes, the ETag in the body
+    "@odata.etag": 'W/"0E79655D"',
+    "@odata.id": "/redfish/v1/Systems/1/",
+    "@odata.type": "#ComputerSystem.v1_2_0.ComputerSystem",
+    "Actions": {
+        "#ComputerSystem.Reset": {
+            "ResetType@Redfish.AllowableValues": [
+                "On",
+                "ForceOff",
+                "ForceRestart",
+                "Nmi",
+                "PushPowerButton",
+            ],
+            "target": "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset/",
+        }
+    },
+    "PowerState": "On",
+}
+
+
+def test_recorded_ilo_shaped_system(bmc):
+    bmc.on("GET", "/redfish/v1/Systems", payload=collection("1/"))
+    bmc.on("GET", "/redfish/v1/Systems/1/", payload=ILO_SYSTEM)
+    bmc.on("PATCH", "/redfish/v1/Systems/1/", 200, {})
+    bmc.on("POST", "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset/", 200, {})
+
+    RedfishDriver().reimage(recorded(bmc))
+
+    assert bmc.sent("PATCH")[0]["headers"]["If-Match"] == 'W/"0E79655D"'
+    assert bmc.sent("POST")[0]["body"] == {"ResetType": "ForceRestart"}
+
+
 def test_recorded_a_system_that_is_off_is_powered_on(bmc):
     bmc.on("GET", RACK, payload={**RACK_SYSTEM, "PowerState": "Off"})
     bmc.on("PATCH", RACK, 204)

@@ -117,7 +117,9 @@ class _Session:
         else:
             path = self._only_system()
         body, headers = self.request("GET", path)
-        return _System(self.target.node, path, body, headers.get("ETag"))
+        # Some BMCs (iLO) give the ETag in the body only.
+        etag = headers.get("ETag") or body.get("@odata.etag")
+        return _System(self.target.node, path, body, str(etag) if etag else None)
 
     def _only_system(self) -> str:
         members = self.request("GET", SYSTEMS)[0].get("Members", [])
