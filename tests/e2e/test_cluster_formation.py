@@ -3,7 +3,8 @@ cluster_node_ready.yml run with ansible-playbook (through ansible-runner, as the
 jobs run them) on three test hosts with Debian's corosync and the stand-in pvecm
 (tests/e2e/clusters/). The hosts boot once for the module; the tests build on each other in
 file order: formed -> rerun unchanged -> readiness -> delnode + rejoin -> a hanging join
-bounded and undone, then joined -> a node in another cluster refused, nothing changed.
+bounded and undone, then joined -> a node in another cluster refused, nothing changed ->
+pvecm's own refusal (already in a cluster) and a wrong authkey (never quorate) reported.
 
     REQUIRE_TEST_HOSTS=1 .venv/bin/python -m pytest tests/e2e/test_cluster_formation.py
 """
@@ -228,3 +229,24 @@ def test_a_node_in_another_cluster_is_refused_and_nothing_changes(pool, form):
     assert "in cluster 'other'" in run.results[stranger.name]["error"]["message"]
     assert not any(run.changed.values()), explain(run)
     assert [config_of(host) for host in pool] == before
+
+
+def test_pvecm_refusal_and_a_wrong_authkey_are_reported(pool, form):
+    joiner = pool[2]
+    reprovision(joiner)
+    set_fault(joiner, "already-member")
+    try:
+        refused = form(proxmox_cluster_remove=[joiner.name])
+    finally:
+        set_fault(joiner, None)
+    assert refused.codes()[joiner.name] == "already_member", explain(refused)
+    assert "is this node already in a cluster?!" in refused.results[joiner.name]["error"]["message"]
+
+    set_fault(joiner, "wrong-authkey")
+    try:
+        run = form(proxmox_cluster_join_timeout=JOIN_TIMEOUT)
+    finally:
+        set_fault(joiner, None)
+    assert run.codes()[joiner.name] == "join_timeout", explain(run)
+    assert joiner.run("systemctl is-active corosync").stdout.strip() == "inactive"
+    assert_cluster_of(pool[:2], 2)
