@@ -3,12 +3,13 @@ and outcomes (filter_plugins), called directly; roles/proxmox_ready's checks."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.roles.support import load
+from tests.roles.support import load, run
 from tests.waiting import wait_for
 
 pvecm = load("roles/proxmox_cluster/library/proxmox_cluster_pvecm.py")
@@ -298,3 +299,47 @@ def test_readiness_names_what_is_missing_and_what_is_not_active(tmp_path):
         "not installed: pvecm; not active: pvedaemon (inactive), pveproxy (failed)"
     )
     assert ready.reason([], {}) == ""
+
+
+FAKE_PVECM = """#!/bin/sh
+case "$1" in
+  status) echo "Error: Corosync config '/etc/pve/corosync.conf' does not exist - is this node \
+part of a cluster?" >&2; exit 1 ;;
+  create) echo "cluster config '/etc/pve/corosync.conf' already exists" >&2; exit 255 ;;
+  add) echo "copy corosync auth key"; printf "waiting for quorum..."; exec sleep 60 ;;
+esac
+"""
+
+
+@pytest.fixture
+def fake_pvecm(tmp_path, monkeypatch):
+    """pvecm (and corosync-quorumtool: not running) stand-ins on PATH for the module's main()."""
+    for name, body in (("pvecm", FAKE_PVECM), ("corosync-quorumtool", "#!/bin/sh\nexit 1\n")):
+        (tmp_path / name).write_text(body)
+        (tmp_path / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+
+
+def test_a_hanging_pvecm_add_is_killed_at_its_bound(fake_pvecm, capsys):
+    started = time.monotonic()
+    result = run(
+        pvecm, {"action": "add", "member": "10.0.0.1", "link0": "127.0.0.1", "timeout": 1}, capsys
+    )
+    assert time.monotonic() - started < 10
+    assert result["error"]["code"] == "join_timeout"
+    assert "waiting for quorum..." in result["error"]["message"]
+    assert (result["add_rc"], result["in_cluster"]) == (None, False)
+
+
+def test_a_refused_create_is_reported(fake_pvecm, capsys):
+    result = run(pvecm, {"action": "create", "name": "lab1", "link0": "127.0.0.1"}, capsys)
+    assert result["error"] == {
+        "code": "create_failed",
+        "message": "cluster config '/etc/pve/corosync.conf' already exists",
+    }
+
+
+def test_a_node_without_pvecm_is_not_proxmox(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = run(pvecm, {"action": "status"}, capsys)
+    assert result["error"]["code"] == "not_proxmox"

@@ -236,7 +236,7 @@ def do_create(module, params):
         rc, output, _ = bounded_run(argv, params["timeout"])
         if rc != 0:
             error = {"code": "create_failed", "message": summary(output)}
-            module.exit_json(changed=True, error=error, output=output, **node_state())
+            module.exit_json(changed=True, error=error, create_output=output, **node_state())
         changed = True
     state, timed_out = wait_member(time.monotonic() + params["wait"])
     error = None
@@ -252,7 +252,8 @@ def do_add(module, params):
     deadline = time.monotonic() + params["timeout"]
     argv = ["pvecm", "add", params["member"], "-link0", params["link0"], "--use_ssh"]
     rc, output, timed_out = bounded_run(argv, params["timeout"])
-    error = join_error(output, timed_out, params["timeout"])
+    # Its output names the refusal only when it failed; success is verified below.
+    error = join_error(output, timed_out, params["timeout"]) if rc != 0 else None
     state = node_state(params["link0"])
     if error is None:
         # pvecm add's exit code is not trusted: the node is a member when pvecm status says so.
