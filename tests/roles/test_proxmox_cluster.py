@@ -203,6 +203,13 @@ def test_a_reprovisioned_member_is_removed_from_a_survivor_then_joins():
     assert "h1" not in without["errors"]  # a healthy member stays a member
 
 
+@pytest.mark.parametrize("entry", ["pve2", "h2", "10.0.0.2"])
+def test_a_node_to_remove_is_named_by_node_name_inventory_host_or_link0(entry):
+    states = {"h1": member("pve1"), "h2": fresh("pve2"), "h3": member("pve3")}
+    plan = decide.plan(states, "lab1", "h1", LINK0, [entry], HOSTS)
+    assert (plan["errors"], plan["remove"], plan["joiners"]) == ({}, ["pve2"], ["h2"])
+
+
 def test_a_reprovisioned_init_node_joins_through_a_survivor():
     states = {"h1": fresh("pve1"), "h2": member("pve2"), "h3": member("pve3")}
     plan = decide.plan(states, "lab1", "h1", LINK0, ["pve1"], HOSTS)

@@ -21,11 +21,12 @@ def plan(states: dict, name: str, init: str, link0: dict, remove=(), hosts=()) -
     hosts: every host of the play in its order (also unreachable ones)."""
     order = [h for h in (hosts or states) if h in states]
     nodenames = {h: states[h].get("nodename", h) for h in order}
-    removed = set(remove or ())
-    is_removed = lambda h: h in removed or nodenames[h] in removed  # noqa: E731
+    removed = removed_names(remove or (), nodenames, link0)
+    is_removed = lambda h: nodenames[h] in removed  # noqa: E731
     errors = {h: e for h in order if (e := node_refusal(h, states[h], name, init, link0))}
     anchor = pick_anchor(order, states, name, init, is_removed)
     nodelist = states[anchor]["nodelist"] if anchor else {}
+    removed |= {n for n, node in nodelist.items() if node.get("ring0_addr") in set(remove or ())}
     if anchor:
         errors.update(other_clusters(order, states, name, anchor, nodelist, errors))
     if not anchor and init not in states:
@@ -60,6 +61,13 @@ def plan(states: dict, name: str, init: str, link0: dict, remove=(), hosts=()) -
         "members": [h for h in order if h not in joiners and not (to_create and h == init)],
         "nodenames": nodenames,
     }
+
+
+def removed_names(remove, nodenames: dict, link0: dict) -> set:
+    """proxmox_cluster_remove's entries as node names: a node name stays, an inventory host
+    becomes its node name, a link0 address the name of the host that has it."""
+    by_address = {str(address): nodenames.get(host, host) for host, address in link0.items()}
+    return {nodenames.get(entry) or by_address.get(entry) or entry for entry in remove}
 
 
 def refused(errors: dict, nodenames: dict, anchor) -> dict:
