@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Self
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -87,11 +87,11 @@ class Job(StatusModel):
     timeout = models.PositiveIntegerField(help_text="Seconds before the run is ended.")
     idle_timeout = models.PositiveIntegerField(help_text="Seconds without output before ending.")
 
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)  # indexed with id, see Meta
     not_before = models.DateTimeField(null=True, blank=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     host_summary = models.JSONField(default=dict, blank=True)
     worker = models.CharField(max_length=200, blank=True)
@@ -119,6 +119,9 @@ class Job(StatusModel):
             *StatusModel.Meta.indexes,
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["target_type", "target_id"]),
+            # The lists' order (-created_at, -id): the API's cursor and the admin's first
+            # page read an index range instead of sorting the history.
+            models.Index(fields=["created_at", "id"], name="jobs_job_created_id"),
         ]
 
     def __str__(self) -> str:
@@ -169,10 +172,10 @@ class Job(StatusModel):
             fields["host_summary"] = host_summary
         if event_count is not None:
             fields["event_count"] = event_count
-        return self.move(status, [JobStatus.RUNNING], reason=reason, **fields)
+        return self._end(status, [JobStatus.RUNNING], reason=reason, **fields)
 
     def cancel_before_start(self, reason: str) -> bool:
-        return self.move(
+        return self._end(
             JobStatus.CANCELED,
             [JobStatus.PENDING, JobStatus.DISPATCHED],
             reason=reason,
@@ -181,11 +184,11 @@ class Job(StatusModel):
         )
 
     def refuse(self, reason: str) -> bool:
-        return self.move(JobStatus.REFUSED, ACTIVE, reason=reason, finished_at=timezone.now())
+        return self._end(JobStatus.REFUSED, ACTIVE, reason=reason, finished_at=timezone.now())
 
     def mark_lost(self, stale_before: datetime) -> bool:
         """Running, but its worker stopped beating before ``stale_before``."""
-        lost = self.move(
+        lost = self._end(
             JobStatus.LOST,
             [JobStatus.RUNNING],
             where=Q(heartbeat_at__lt=stale_before),
@@ -195,6 +198,50 @@ class Job(StatusModel):
         if lost:
             self.refresh_from_db()  # what the worker wrote last, for the owner's handler
         return lost
+
+    def _end(self, to: str, allowed_from: Any, **kwargs: Any) -> bool:
+        """A terminal move and its count in the tally (/metrics), in one transaction: the
+        tally never counts a move that did not happen, nor misses one that did. Only the
+        terminal moves pay for it; dispatch and claim stay one UPDATE."""
+        from portal.jobs import tally
+
+        with transaction.atomic(savepoint=False):
+            won = self.move(to, allowed_from, **kwargs)
+            if won:
+                if self.started_at is None and JobStatus.RUNNING in allowed_from:
+                    # Claimed through another instance: the start time is in the row only.
+                    self.started_at = (
+                        type(self)
+                        ._base_manager.filter(pk=self.pk)
+                        .values_list("started_at", flat=True)
+                        .get()
+                    )
+                tally.count_end(self)
+        return won
+
+
+class JobTally(models.Model):
+    """Ended jobs counted per status, playbook and duration bucket, kept up to date by each
+    terminal move (``Job._end``), so /metrics reads a few rows instead of the history, and
+    its counts survive the retention that deletes old jobs (portal/jobs/tally.py)."""
+
+    status = models.CharField(max_length=20, choices=JobStatus.choices)
+    playbook = models.CharField(max_length=200)
+    # Upper bound of the job's duration bucket in seconds (tally.DURATION_BUCKETS),
+    # tally.OVER for longer runs, tally.NOT_RUN for jobs that never started.
+    le_seconds = models.IntegerField()
+    count = models.BigIntegerField(default=0)
+    seconds = models.FloatField(default=0.0, help_text="Sum of the counted jobs' run times.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status", "playbook", "le_seconds"], name="unique_job_tally"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.playbook} le {self.le_seconds}: {self.count}"
 
 
 class JobEvent(models.Model):
