@@ -11,10 +11,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal.core.api.pagination import Pagination
 from portal.core.tenancy import CustomerScopedQuerysetMixin, IsOperator, is_operator
 from portal.jobs import actions, selectors
 from portal.jobs.api import serializers
 from portal.jobs.api.filtersets import JobFilter
+from portal.jobs.api.pagination import JobPagination
 from portal.jobs.models import Job
 from portal.jobs.stream import job_stream
 
@@ -61,6 +63,7 @@ class JobViewSet(
     queryset = Job.objects.select_related("requested_by", "target_type").prefetch_related("nodes")
     serializer_class = serializers.JobSerializer
     filterset_class = JobFilter
+    pagination_class = JobPagination  # by cursor: a deep page costs what the first does
     search_fields = ["playbook", "limit", "reason"]
     ordering_fields = ["created_at", "finished_at", "status"]
 
@@ -100,7 +103,7 @@ class JobViewSet(
         parameters=[OpenApiParameter("after", int, description="Events after this counter only.")],
         responses=serializers.JobEventSerializer(many=True),
     )
-    @action(detail=True, methods=["get"], filter_backends=[])
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=Pagination)
     def events(self, request: Request, pk: str | None = None) -> Response:
         """The job's events in order, after a counter (`?after=N`)."""
         job = self.get_object()
