@@ -365,6 +365,14 @@ JOB_SSH_SHARE_SECONDS = env.int("JOB_SSH_SHARE_SECONDS", 300, minimum=0)
 JOB_POLL_SECONDS = env.float("JOB_POLL_SECONDS", 0.2)
 JOB_STREAM_POLL_SECONDS = env.float("JOB_STREAM_POLL_SECONDS", 0.1)
 JOB_STREAM_MAX_SECONDS = env.int("JOB_STREAM_MAX_SECONDS", 3600, minimum=1)
+# Retention (portal/jobs/retention.py, beat jobs.prune hourly, manage.py prune_jobs): events
+# of jobs ended more than JOB_EVENTS_RETENTION_DAYS ago, then the jobs themselves (summary
+# rows) after JOB_RETENTION_DAYS; 0 keeps forever. In batches of JOB_PRUNE_BATCH jobs.
+JOB_EVENTS_RETENTION_DAYS = env.int("JOB_EVENTS_RETENTION_DAYS", 30, minimum=0)
+JOB_RETENTION_DAYS = env.int("JOB_RETENTION_DAYS", 180, minimum=0)
+JOB_PRUNE_BATCH = env.int("JOB_PRUNE_BATCH", 500, minimum=1)
+JOB_PRUNE_MAX_BATCHES = env.int("JOB_PRUNE_MAX_BATCHES", 200, minimum=1)
+CELERY_BEAT_SCHEDULE["jobs-prune"] = {"task": "jobs.prune", "schedule": 3600.0}
 JOB_PUBLISH_RETRY = {
     "max_retries": 2,
     "interval_start": 0,

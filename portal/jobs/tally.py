@@ -48,7 +48,9 @@ def count_end(job: "Job") -> None:
     add(JobTally, job.status, job.playbook, bucket(duration), 1, _seconds(duration))
 
 
-def add(model: Any, status: str, playbook: str, le_seconds: int, count: int, seconds: float):
+def add(
+    model: Any, status: str, playbook: str, le_seconds: int, count: int, seconds: float
+) -> None:
     """Add to one tally row, creating it if needed; concurrent adds never lose a count."""
     table = connection.ops.quote_name(model._meta.db_table)
     with connection.cursor() as cursor:

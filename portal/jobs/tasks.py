@@ -20,3 +20,10 @@ def sweep_pending() -> int:
 @shared_task(name="jobs.reap_lost", ignore_result=True)
 def reap_lost() -> int:
     return len(actions.reap_lost())
+
+
+@shared_task(name="jobs.prune", ignore_result=True, time_limit=1800)
+def prune() -> dict[str, int]:
+    from portal.jobs import retention
+
+    return retention.prune()

@@ -41,18 +41,22 @@ class JobPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
     page_query_param = "page"
+    number: int | None = None  # the page asked for by number; None: by cursor
+    more = False
+    count = 0
 
     def paginate_queryset(
         self, queryset: QuerySet[Any], request: Request, view: APIView | None = None
     ) -> list[Any] | None:
         self.request = request
-        self.page_size = self.get_page_size(request)
-        if not self.page_size:
+        size = self.get_page_size(request)
+        if not size:
             return None
+        self.page_size = size
         self.count = estimated_count(queryset)
         ordering = request.query_params.get("ordering")
         if self.page_query_param in request.query_params or ordering not in CURSOR_ORDERINGS:
-            return self._by_number(queryset, request)
+            return self._by_number(queryset, request, size)
         self.number = None
         self.ordering = CURSOR_ORDERINGS[ordering]
         return super().paginate_queryset(queryset, request, view)
@@ -61,34 +65,35 @@ class JobPagination(CursorPagination):
         # Chosen in paginate_queryset: only created_at orders a cursor (with id to break ties).
         return self.ordering
 
-    def _by_number(self, queryset: QuerySet[Any], request: Request) -> list[Any]:
-        self.number = page_number(request.query_params.get(self.page_query_param, "1"))
-        offset = (self.number - 1) * self.page_size
-        if offset + self.page_size > MAX_PAGE_ROWS:
-            deepest = MAX_PAGE_ROWS // self.page_size
+    def _by_number(self, queryset: QuerySet[Any], request: Request, size: int) -> list[Any]:
+        number = page_number(request.query_params.get(self.page_query_param, "1"))
+        self.number = number
+        offset = (number - 1) * size
+        if offset + size > MAX_PAGE_ROWS:
+            deepest = MAX_PAGE_ROWS // size
             raise ValidationError(
                 {
                     self.page_query_param: [
                         ErrorDetail(
                             f"Pages by number reach the first {MAX_PAGE_ROWS} jobs (page "
-                            f"{deepest} with page_size {self.page_size}); follow `next` "
+                            f"{deepest} with page_size {size}); follow `next` "
                             "(a cursor) to go further, or filter.",
                             code="page_too_deep",
                         )
                     ]
                 }
             )
-        rows = list(queryset[offset : offset + self.page_size + 1])
-        if not rows and self.number > 1:
+        rows = list(queryset[offset : offset + size + 1])
+        if not rows and number > 1:
             raise NotFound(
                 {
                     self.page_query_param: [
-                        ErrorDetail(f"There is no page {self.number}.", code="not_found")
+                        ErrorDetail(f"There is no page {number}.", code="not_found")
                     ]
                 }
             )
-        self.more = len(rows) > self.page_size
-        return rows[: self.page_size]
+        self.more = len(rows) > size
+        return rows[:size]
 
     def get_next_link(self) -> str | None:
         if self.number is None:
