@@ -64,6 +64,8 @@ def stack_env(kind: str, work: Path) -> dict:
             "PYTHONUNBUFFERED": "1",
             "BENCH_STACK": kind,
             "BENCH_WORK": str(work),
+            # /metrics answers only with a token when DEBUG is off (the growth figures).
+            "METRICS_TOKEN": secrets.token_urlsafe(24),
         }
     )
     if kind == "postgres":

@@ -1,0 +1,282 @@
+"""The growth figures (#18): a separate group, ``python -m bench --only scale``.
+
+Requests whose cost must not grow with the job history, timed against the same database
+filled to ``SMALL`` and then ``LARGE`` jobs with bulk SQL (``INSERT … SELECT
+generate_series``): each figure is median ms at ``LARGE`` / median ms at ``SMALL`` (target
+≤ 1.5); the absolute medians are details.
+
+- ``growth_metrics``: ``GET /metrics`` (Bearer token).
+- ``growth_jobs_api_deep_page``: ``GET /api/jobs/`` near the end of the history: the cursor
+  of a job ``DEEP_FROM_END`` rows from the oldest when the list pages by cursor, else
+  (the code before #18) the last page but one by ``?page=N``.
+- ``growth_admin_job_list``: ``GET /admin/jobs/job/`` as a superuser (a session made in the
+  database, no login form).
+- ``growth_job_events``: ``GET /api/jobs/{id}/events/`` of a job with ``EVENTS_PER_JOB``
+  events.
+
+Jobs are spread 30 s apart over the year before the fill, most ended (successful or failed,
+with start and finish times, host summary and event lag), a few active. ``EVENTS_PER_JOB``
+events are made for the newest ``SMALL_WITH_EVENTS`` jobs at ``SMALL`` and for
+``LARGE_WITH_EVENTS`` at ``LARGE`` (the event table grows tenfold too). Each request is
+sent once unmeasured (warm caches), then ``REPEATS`` times; the median is kept. Details
+also carry the table sizes (``pg_total_relation_size``) and the bytes per job and per event.
+"""
+
+import base64
+import http.client
+import importlib
+import importlib.util
+import time
+from datetime import timedelta
+from urllib.parse import urlencode, urlsplit
+
+from bench import stats
+
+SMALL = 10_000
+LARGE = 1_000_000
+SMALL_WITH_EVENTS = 1_000
+LARGE_WITH_EVENTS = 10_000
+EVENTS_PER_JOB = 40
+SPACING_SECONDS = 30
+DEEP_FROM_END = 100
+REPEATS = 9
+ACTIVE_EVERY = 5_000  # one job in this many is still pending/running
+PLAYBOOKS = ("echo.yml", "workspace_create.yml", "lab_provision.yml", "node_probe.yml",
+             "installer_run.yml", "cluster_node_ready.yml")  # fmt: skip
+FIGURES = {
+    "growth_metrics": "metrics",
+    "growth_jobs_api_deep_page": "jobs_api_deep_page",
+    "growth_admin_job_list": "admin_job_list",
+    "growth_job_events": "job_events",
+}
+
+
+# --- filling ------------------------------------------------------------------------------
+
+
+def _job_template() -> tuple[list[str], list]:
+    from bench.monitoring import _template_values
+    from portal.jobs.models import Job
+
+    skip = {"id", "playbook", "action", "queue", "status", "rc", "created_at", "started_at",
+            "finished_at", "dispatched_at", "host_summary", "event_count", "event_lag_p95_ms",
+            "timeout", "idle_timeout"}  # fmt: skip
+    return _template_values(Job(), skip)
+
+
+def fill_jobs(first: int, last: int, start) -> None:
+    """Jobs number ``first``..``last`` (``g``), created ``start + g x SPACING_SECONDS``."""
+    from django.db import connection, transaction
+
+    from portal.jobs.models import Job
+
+    columns, values = _job_template()
+    marks = ", ".join(["%s"] * len(values))
+    playbooks = "(ARRAY[" + ", ".join(f"'{p}'" for p in PLAYBOOKS) + "])"
+    sql = f"""
+        INSERT INTO {Job._meta.db_table} (playbook, action, queue, status, rc, created_at,
+            dispatched_at, started_at, finished_at, host_summary, event_count,
+            event_lag_p95_ms, timeout, idle_timeout, {", ".join(f'"{c}"' for c in columns)})
+        SELECT {playbooks}[1 + mod(g, {len(PLAYBOOKS)})], 'jobs.adhoc', 'default',
+            CASE WHEN mod(g, {ACTIVE_EVERY}) = 0 THEN 'pending'
+                 WHEN mod(g, 10) = 0 THEN 'failed' ELSE 'successful' END,
+            CASE WHEN mod(g, {ACTIVE_EVERY}) = 0 THEN NULL WHEN mod(g, 10) = 0 THEN 2 ELSE 0 END,
+            t, t, CASE WHEN mod(g, {ACTIVE_EVERY}) = 0 THEN NULL ELSE t + interval '1 second' END,
+            CASE WHEN mod(g, {ACTIVE_EVERY}) = 0 THEN NULL
+                 ELSE t + interval '1 second' * (2 + mod(g, 700)) END,
+            '{{"bench-01": {{"ok": 3, "changed": 1}}}}'::jsonb, {EVENTS_PER_JOB},
+            CASE WHEN mod(g, {ACTIVE_EVERY}) = 0 THEN NULL ELSE 50 + mod(g, 100) END,
+            300, 300, {marks}
+        FROM (SELECT g, %s::timestamptz + interval '{SPACING_SECONDS} seconds' * g AS t
+              FROM generate_series(%s, %s) g) s
+    """  # noqa: S608 - no user input: constants of this module
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, [*values, start, first, last])
+
+
+def fill_events(jobs: int) -> None:
+    """``EVENTS_PER_JOB`` events for each of the newest ``jobs`` jobs that have none."""
+    from django.db import connection, transaction
+
+    from portal.jobs.models import Job, JobEvent
+
+    sql = f"""
+        INSERT INTO {JobEvent._meta.db_table} (job_id, counter, event, uuid, parent_uuid,
+            host, task, play, role, changed, failed, stdout, start_line, end_line, created,
+            event_data)
+        SELECT j.id, c, 'runner_on_ok', md5(j.id || '-' || c), md5(j.id::text), 'bench-01',
+            'Ensure the step ' || c || ' of the play is done', 'Bench play', 'bench_role',
+            mod(c, 3) = 0, false,
+            'ok: [bench-01] => {{"changed": false, "msg": "step ' || c || ' done"}}',
+            c, c + 1, j.created_at + interval '10 milliseconds' * c,
+            jsonb_build_object('host', 'bench-01', 'task', 'step ' || c, 'res',
+                jsonb_build_object('changed', false, 'msg', 'step ' || c || ' done'),
+                'task_path', '/work/playbooks/bench.yml:' || c, 'duration', 0.01)
+        FROM (SELECT id, created_at FROM {Job._meta.db_table} j
+              WHERE NOT EXISTS (SELECT 1 FROM {JobEvent._meta.db_table} e WHERE e.job_id = j.id)
+              ORDER BY created_at DESC LIMIT %s) j
+        CROSS JOIN generate_series(1, {EVENTS_PER_JOB}) c
+    """  # noqa: S608 - no user input: constants of this module
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, [jobs])
+
+
+def settle() -> None:
+    """After a bulk fill: statistics, and whatever the product derives from jobs in bulk
+    (the tally of ended jobs, rebuilt as its migration does; absent before #18)."""
+    from django.db import connection
+
+    if importlib.util.find_spec("portal.jobs.tally") is not None:
+        importlib.import_module("portal.jobs.tally").rebuild()
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE jobs_job")
+        cursor.execute("VACUUM ANALYZE jobs_jobevent")
+        cursor.execute("ANALYZE")
+
+
+def sizes() -> dict:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_total_relation_size('jobs_job'), pg_total_relation_size('jobs_jobevent'),"
+            " (SELECT count(*) FROM jobs_job), (SELECT count(*) FROM jobs_jobevent)"
+        )
+        job_bytes, event_bytes, jobs, events = cursor.fetchone()
+    return {
+        "jobs": jobs,
+        "events": events,
+        "jobs_table_bytes": job_bytes,
+        "events_table_bytes": event_bytes,
+        "bytes_per_job": round(job_bytes / jobs) if jobs else None,
+        "bytes_per_event": round(event_bytes / events) if events else None,
+    }
+
+
+# --- requests -----------------------------------------------------------------------------
+
+
+def admin_session_cookie() -> str:
+    """A superuser's session, written through Django's session store (no login form, no
+    lockout counting): the cookie the admin list is requested with."""
+    from django.conf import settings
+    from django.contrib.auth import (
+        BACKEND_SESSION_KEY,
+        HASH_SESSION_KEY,
+        SESSION_KEY,
+        get_user_model,
+        load_backend,
+    )
+    from django.utils.module_loading import import_string
+
+    user_model = get_user_model()
+    user = user_model.objects.filter(username="bench-admin").first()
+    if user is None:
+        user = user_model.objects.create_superuser("bench-admin", "admin@bench.invalid", None)
+    store = import_string(settings.SESSION_ENGINE + ".SessionStore")()
+    store[SESSION_KEY] = str(user.pk)
+    store[BACKEND_SESSION_KEY] = next(  # axes' backend only counts logins; it finds no user
+        path for path in settings.AUTHENTICATION_BACKENDS if hasattr(load_backend(path), "get_user")
+    )
+    store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    store.save()
+    return f"{settings.SESSION_COOKIE_NAME}={store.session_key}"
+
+
+def deep_page_path(ctx) -> str:
+    """The jobs list ``DEEP_FROM_END`` jobs before its end: by cursor if the list pages by
+    cursor, else the last page but one."""
+    from portal.jobs.models import Job
+
+    status, first = ctx.api().request("GET", "/api/jobs/")
+    if status != 200:
+        raise RuntimeError(f"GET /api/jobs/ -> {status}: {str(first)[:300]}")
+    if "cursor=" in (first.get("next") or ""):
+        oldest = Job.objects.order_by("created_at", "id").values_list("created_at", flat=True)
+        position = oldest[DEEP_FROM_END]
+        token = base64.b64encode(urlencode({"p": position.isoformat()}).encode()).decode()
+        return "/api/jobs/?" + urlencode({"cursor": token})
+    per_page = len(first["results"])
+    last_page = -(-first["count"] // per_page)
+    return f"/api/jobs/?page={max(1, last_page - 1)}"
+
+
+def timed_get(port: int, path: str, headers: dict) -> tuple[float, int, int]:
+    """(ms, status, body bytes) of one GET on a fresh connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        begun = time.perf_counter()
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        body = response.read()
+        elapsed = (time.perf_counter() - begun) * 1000
+    finally:
+        conn.close()
+    return elapsed, response.status, len(body)
+
+
+def requests_to_time(ctx, metrics_token: str, cookie: str) -> dict[str, tuple[str, dict]]:
+    from portal.jobs.models import Job
+
+    api = {"Authorization": f"Token {ctx.fixtures.token}", "Accept": "application/json"}
+    with_events = (
+        Job.objects.filter(event_count=EVENTS_PER_JOB, events__counter=1)
+        .order_by("-created_at")
+        .values_list("id", flat=True)
+        .first()
+    )
+    return {
+        "metrics": ("/metrics", {"Authorization": f"Bearer {metrics_token}"}),
+        "jobs_api_deep_page": (deep_page_path(ctx), api),
+        "admin_job_list": ("/admin/jobs/job/", {"Cookie": cookie}),
+        "job_events": (f"/api/jobs/{with_events}/events/", api),
+    }
+
+
+def time_requests(ctx, metrics_token: str, cookie: str, repeats: int) -> dict[str, dict]:
+    timed = {}
+    for name, (path, headers) in requests_to_time(ctx, metrics_token, cookie).items():
+        ms, status, size = timed_get(ctx.port, path, headers)  # warm-up, not kept
+        if status != 200:
+            raise RuntimeError(f"GET {path} -> {status}")
+        runs = []
+        for _ in range(repeats):
+            ms, status, size = timed_get(ctx.port, path, headers)
+            if status != 200:
+                raise RuntimeError(f"GET {path} -> {status}")
+            runs.append(round(ms, 1))
+        timed[name] = {"path": urlsplit(path).path, "median_ms": stats.median(runs),
+                       "runs_ms": runs, "bytes": size}  # fmt: skip
+    return timed
+
+
+def measure(ctx, repeats: int = REPEATS) -> dict:
+    from django.db import connection
+    from django.utils import timezone
+
+    metrics_token = ctx.env.get("METRICS_TOKEN")
+    if not metrics_token:
+        raise RuntimeError("the bench's web has no METRICS_TOKEN (bench.stack.stack_env)")
+    cookie = admin_session_cookie()
+    start = timezone.now() - timedelta(seconds=SPACING_SECONDS * LARGE) - timedelta(days=1)
+    details: dict = {"method": "median of GETs on fresh connections after a warm-up",
+                     "repeats": repeats}  # fmt: skip
+    for size, with_events, first in ((SMALL, SMALL_WITH_EVENTS, 1),
+                                     (LARGE, LARGE_WITH_EVENTS, SMALL + 1)):  # fmt: skip
+        ctx.require(60, f"filling {size} jobs")
+        began = time.monotonic()
+        # History grows forward in time: the LARGE fill's jobs are newer than the SMALL one's.
+        fill_jobs(first, size, start)
+        fill_events(with_events)
+        settle()
+        connection.close()
+        details[f"fill_{size}_seconds"] = round(time.monotonic() - began, 1)
+        details[f"size_{size}"] = sizes()
+        details[f"requests_{size}"] = time_requests(ctx, metrics_token, cookie, repeats)
+    figures = {}
+    for figure, request in FIGURES.items():
+        small = details[f"requests_{SMALL}"][request]["median_ms"]
+        large = details[f"requests_{LARGE}"][request]["median_ms"]
+        figures[figure] = (round(large / small, 2), "x")
+        details[figure] = {f"{SMALL}_ms": small, f"{LARGE}_ms": large}
+    return {"figures": figures, "details": {"scale": details}}
