@@ -129,21 +129,22 @@ def _jobs_with_old_events(cutoff: datetime, batch: int) -> list[int]:
 
 
 def _foreign_keys() -> Iterator[Any]:
-    """Every concrete foreign key (or one-to-one) to Job, other than JobEvent.job; the
-    auto-created through tables of many-to-many fields included."""
-    for relation in Job._meta.related_objects:
+    """Every concrete foreign key (or one-to-one) to Job but JobEvent.job, the job columns
+    of many-to-many tables included (their through tables' foreign keys)."""
+    seen = set()
+    # include_hidden: relations named "+" (a workspace's current_job, the clusters' jobs)
+    # and through tables' keys are not in related_objects, but block a raw DELETE as well.
+    for relation in Job._meta.get_fields(include_hidden=True):
+        if not (relation.auto_created and relation.is_relation and not relation.concrete):
+            continue
         if relation.many_to_many:
-            through: Any = getattr(relation, "through")  # noqa: B009 - typed stubs lack it
-            for field in through._meta.concrete_fields:
-                if getattr(field, "related_model", None) is Job:
-                    yield field
-        elif relation.field.model is not JobEvent:
-            yield relation.field
-    for field in Job._meta.many_to_many:  # Job.nodes: its through table's job column
-        through = getattr(field.remote_field, "through")  # noqa: B009
-        for column in through._meta.concrete_fields:
-            if getattr(column, "related_model", None) is Job:
-                yield column
+            continue  # its through table's foreign key is a relation of its own here
+        field: Any = relation.remote_field
+        key = (field.model._meta.db_table, field.column)
+        if field.model is JobEvent or key in seen:
+            continue
+        seen.add(key)
+        yield field
 
 
 def _is_link(field: models.Field) -> bool:

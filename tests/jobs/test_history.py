@@ -156,6 +156,23 @@ def test_old_jobs_go_with_their_links_and_active_or_recent_ones_stay(settings):
     assert set(Job.objects.values_list("pk", flat=True)) == {retry.pk, recent.pk, active.pk}
 
 
+def test_every_foreign_key_to_a_job_is_handled_before_the_raw_delete():
+    """A raw DELETE skips Django's on_delete: every key to Job in every app (hidden "+"
+    relations and many-to-many tables included) must be nulled, deleted with the job, or
+    keep it."""
+    from django.apps import apps
+
+    declared = {
+        (model._meta.db_table, field.column)
+        for model in apps.get_models(include_auto_created=True)
+        for field in model._meta.concrete_fields
+        if field.is_relation and field.related_model is Job and model is not JobEvent
+    }
+    handled = {(f.model._meta.db_table, f.column) for f in retention._foreign_keys()}
+    assert declared == handled
+    assert ("workspaces_workspace", "current_job_id") in handled
+
+
 def test_batches_are_bounded_and_the_next_run_takes_the_rest(settings):
     settings.JOB_PRUNE_BATCH, settings.JOB_PRUNE_MAX_BATCHES = 2, 2
     for _ in range(5):
