@@ -59,8 +59,9 @@ class RegistrationInvalid(ValueError):
 
 
 def clean_registration(data: object) -> dict[str, str]:
-    """``{"mac", "hostname", "ip", "link0", "status": "post-install-complete"}``, each
-    checked (RegistrationInvalid names the field); the MAC normalised, other keys dropped."""
+    """``{"mac", "hostname", "ip", "link0", "status": "post-install-complete"}`` and the
+    optional ``host_keys``, each checked (RegistrationInvalid names the field); the MAC
+    normalised, other keys dropped."""
     from ipaddress import ip_address
 
     if not isinstance(data, dict):
@@ -86,4 +87,27 @@ def clean_registration(data: object) -> dict[str, str]:
         except ValueError:
             raise RegistrationInvalid(name, "Not an IP address.") from None
     cleaned["status"] = REGISTRATION_STATUS
+    if data.get("host_keys") not in (None, ""):
+        cleaned["host_keys"] = _host_keys(data["host_keys"])
     return cleaned
+
+
+MAX_HOST_KEYS_TEXT = 8192
+
+
+def _host_keys(value: object) -> str:
+    """Optional: the node's new SSH host keys (``/etc/ssh/ssh_host_*_key.pub`` lines), one
+    text; the portal pins them (a reinstall made new ones)."""
+    from portal.nodes import hostkeys
+
+    if not isinstance(value, str):
+        raise RegistrationInvalid("host_keys", "Not a string.")
+    if len(value) > MAX_HOST_KEYS_TEXT:
+        raise RegistrationInvalid("host_keys", f"At most {MAX_HOST_KEYS_TEXT} characters.")
+    try:
+        keys = hostkeys.parse(value)
+    except hostkeys.HostKeyError as exc:
+        raise RegistrationInvalid("host_keys", str(exc)) from None
+    if not keys:
+        raise RegistrationInvalid("host_keys", "No host key in it.")
+    return "\n".join(sorted(key.line for key in keys))

@@ -37,6 +37,7 @@ class PinHow:
     FIRST_CONTACT = "first_contact"  # read by the portal before the first job connected
     SET = "set"  # typed in or cleared by an admin/operator
     ACCEPTED = "accepted"  # an admin accepted the key the node offers now
+    REGISTERED = "registered"  # sent by the node itself in a signed registration (reinstall)
 
 
 def _save_validated(instance):
@@ -265,6 +266,17 @@ def do_record_host_key(node: Node, *, by=None) -> Node:
             by,
             only_if_unpinned=True,
         )
+    return node
+
+
+def do_pin_registered_keys(node: Node, keys_text: str, *, by=None) -> Node:
+    """Pin the keys a reinstalled node sent in its own signed registration (a reinstall makes
+    new host keys; the registration's one-time token and HMAC vouch for them, which is
+    stronger than trusting whatever answers first). HostKeyError for text that is no key."""
+    keys = hostkeys.parse(keys_text)
+    if not keys:
+        raise hostkeys.HostKeyError("no host key given")
+    _pin(node, keys, PinHow.REGISTERED, by)
     return node
 
 

@@ -111,6 +111,22 @@ def test_a_signed_registration_registers_the_node_and_launches_its_readiness_che
     assert moves[-1] == (N.INSTALLING, N.REGISTERED)
 
 
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHd0U2Gv1MDtDXMBBvRPyW2ySm3rX0k7U3k5n7OBfMtl"
+
+
+def test_the_new_host_keys_a_registration_sends_are_pinned_on_the_node(waiting, settings):
+    """A reinstall made new SSH host keys: the signed registration carries them and the
+    portal pins them (its jobs then trust this install's keys, no other)."""
+    api, node_run, token = waiting
+    node = node_run.cluster_node.node
+    type(node).objects.filter(pk=node.pk).update(host_keys="ssh-rsa AAAAB3NzaC1yc2E= old")
+    body = body_for(node_run.cluster_node.mac, host_keys=f"{HOST_KEY}\n")
+    answer = post(api, body, signed(node_run.secret, body, token=token))
+    assert answer.status_code == 200, answer.json()
+    node.refresh_from_db()
+    assert node.host_keys == HOST_KEY and node.host_keys_pinned_how == "registered"
+
+
 def test_the_identical_registration_again_is_200_and_moves_nothing_twice(waiting):
     api, node_run, token = waiting
     body = body_for(node_run.cluster_node.mac)
@@ -248,6 +264,8 @@ def test_a_missing_header_is_400_naming_it(waiting, header):
         (body_for("52:54:00:00:00:01", hostname="pve 1;rm -rf /"), "hostname"),
         (body_for("nope"), "mac"),
         (body_for(7), "mac"),
+        (body_for("52:54:00:00:00:01", host_keys="ssh-ed25519 not-base64!"), "host_keys"),
+        (body_for("52:54:00:00:00:01", host_keys=["ssh-ed25519 AAAA"]), "host_keys"),
     ],
 )
 def test_a_bad_body_is_400_naming_the_field_and_changes_nothing(waiting, body, field):

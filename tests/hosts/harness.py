@@ -134,13 +134,21 @@ def boot_hosts(count=3, **options):
 
 
 def start_pool(
-    count=3, *, volumes=0, extra_packages=(), ready_timeout=90.0, apt_repo=True
+    count=3,
+    *,
+    volumes=0,
+    extra_packages=(),
+    ready_timeout=90.0,
+    apt_repo=True,
+    prepare_root=None,
 ) -> HostPool:
     """Boot hosts and return them; the caller must close() (or detach()) the pool.
 
     The first `volumes` hosts get a btrfs volume with quotas at /srv/workspaces. With
     apt_repo the hosts' apt uses the local repository (apt_repo.py), built in the background
-    if it is not cached yet: pool.apt_repo.wait() before installing from it.
+    if it is not cached yet: pool.apt_repo.wait() before installing from it. `prepare_root`
+    (a callable taking a host's root path) changes each host's files before its first boot:
+    part of what a re-image resets the host to (e.g. a freshly installed Proxmox node).
     """
     reason = unavailable_reason()
     if reason:
@@ -151,7 +159,9 @@ def start_pool(
     try:
         with signals_interrupt():
             repo = AptRepo(extra_packages) if apt_repo else None
-            return bring_up(state, count, volumes, extra_packages, ready_timeout, processes, repo)
+            return bring_up(
+                state, count, volumes, extra_packages, ready_timeout, processes, repo, prepare_root
+            )
     except BaseException:
         with signals_ignored():
             tear_down(state, processes)
@@ -159,7 +169,14 @@ def start_pool(
 
 
 def bring_up(
-    state, count, volumes, extra_packages, ready_timeout, processes, repo: AptRepo | None
+    state,
+    count,
+    volumes,
+    extra_packages,
+    ready_timeout,
+    processes,
+    repo: AptRepo | None,
+    prepare_root=None,
 ) -> HostPool:
     started = time.monotonic()
     if repo:
@@ -177,6 +194,8 @@ def bring_up(
             repo.prepare_host(host.root)
             host.read_only_binds = (repo.bind(),)
         entry["read_only_binds"] = [[str(a), str(b)] for a, b in host.read_only_binds]
+        if prepare_root is not None:
+            prepare_root(host.root)
         save_pristine_upper(host)  # what a re-image resets the host to
         state.save()
         cgroups = cgroup_dirs(f"{state.cgroup_relative}/{host.name}")

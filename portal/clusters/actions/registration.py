@@ -51,6 +51,7 @@ from portal.clusters.naming import (
     normalise_mac,
 )
 from portal.core.errors import Conflict, NotFound, PortalError
+from portal.nodes.actions import do_pin_registered_keys
 
 SCRIPT_TEMPLATE = "clusters/post_install.sh"
 REGISTER_PATH = "/api/clusters/register"
@@ -293,6 +294,8 @@ def _apply(
         updated_at=now,
     )
     node_run.cluster_node.refresh_from_db()
+    if data.get("host_keys"):  # the reinstall made new ones: what the jobs will check
+        do_pin_registered_keys(node_run.cluster_node.node, data["host_keys"], by=by)
     power.enqueue_disable_network_boot(node_run)
     try:
         with transaction.atomic():

@@ -71,8 +71,11 @@ send() { # headers through curl's config on stdin, never its command line
 host=${PORTAL_HOSTNAME:-$(hostname)}
 ip=${PORTAL_IP:-$(detect_ip)}
 link0=${PORTAL_LINK0:-${LINK0_CONFIGURED:-$ip}}
-body=$(printf '{"mac":"%s","hostname":"%s","ip":"%s","link0":"%s","status":"post-install-complete"}' \
-    "$PORTAL_MAC" "$host" "$ip" "$link0")
+# The new SSH host keys (type and key, no comment: plain JSON), so the portal's jobs trust
+# this install's keys and no other.
+keys=$(cat /etc/ssh/ssh_host_*_key.pub 2>/dev/null | awk 'NF >= 2 {printf "%s%s %s", sep, $1, $2; sep="\\n"}')
+body=$(printf '{"mac":"%s","hostname":"%s","ip":"%s","link0":"%s","status":"post-install-complete","host_keys":"%s"}' \
+    "$PORTAL_MAC" "$host" "$ip" "$link0" "$keys")
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
