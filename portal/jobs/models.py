@@ -216,7 +216,7 @@ class Job(StatusModel):
                         .values_list("started_at", flat=True)
                         .get()
                     )
-                tally.count_end(self)
+                tally.count_end(self, JobTally)
         return won
 
 

@@ -9,7 +9,7 @@ introduced it; the bench after a bulk fill).
 """
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import (
@@ -24,8 +24,7 @@ from django.db.models import (
     When,
 )
 
-if TYPE_CHECKING:
-    from portal.jobs.models import Job
+from portal.jobs.choices import TERMINAL
 
 DURATION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)  # seconds
 OVER = 2**31 - 1  # ran longer than the last bucket (only in +Inf)
@@ -40,12 +39,11 @@ def bucket(duration: timedelta | None) -> int:
     return next((b for b in DURATION_BUCKETS if seconds <= b), OVER)
 
 
-def count_end(job: "Job") -> None:
-    """Count one ended job (call in the transaction of its terminal move)."""
-    from portal.jobs.models import JobTally
-
+def count_end(job: Any, tally_model: Any) -> None:
+    """Count one ended job (call in the transaction of its terminal move). The models come
+    as arguments: portal/jobs/models.py calls this module, never the other way round."""
     duration = job.duration
-    add(JobTally, job.status, job.playbook, bucket(duration), 1, _seconds(duration))
+    add(tally_model, job.status, job.playbook, bucket(duration), 1, _seconds(duration))
 
 
 def add(
@@ -63,15 +61,9 @@ def add(
         )
 
 
-def rebuild(job_model: Any = None, tally_model: Any = None) -> int:
+def rebuild(job_model: Any, tally_model: Any) -> int:
     """Replace the tally by the counts of the ended jobs stored now (one grouped scan).
     Takes the models as arguments so a migration can pass its historical ones."""
-    from portal.jobs.choices import TERMINAL
-
-    if job_model is None or tally_model is None:
-        from portal.jobs.models import Job, JobTally
-
-        job_model, tally_model = Job, JobTally
     duration = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
     rows = (
         job_model._base_manager.filter(status__in=TERMINAL)

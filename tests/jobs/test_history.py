@@ -92,7 +92,7 @@ def test_rebuild_gives_what_the_moves_counted():
     _job().cancel_before_start("no")
     counted = _tally()
     JobTally.objects.all().delete()
-    tally.rebuild()
+    tally.rebuild(Job, JobTally)
     assert _tally() == counted
 
 
@@ -106,7 +106,7 @@ def _metrics(client, settings) -> dict:
 def test_metrics_count_ended_jobs_that_retention_deleted(client, settings):
     old = _ended(400, events=0)
     JobTally.objects.all().delete()
-    tally.rebuild()  # as the migration counted the jobs stored before the tally existed
+    tally.rebuild(Job, JobTally)  # as the migration counts the jobs stored before the tally
     _ran(2)
     _job()  # pending: counted live
     retention.prune()
