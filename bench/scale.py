@@ -135,7 +135,7 @@ def settle() -> None:
     from portal.jobs import models
 
     if hasattr(models, "JobTally"):
-        importlib.import_module("portal.jobs.tally").rebuild()
+        importlib.import_module("portal.jobs.tally").rebuild(models.Job, models.JobTally)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE jobs_job")
         cursor.execute("VACUUM ANALYZE jobs_jobevent")
