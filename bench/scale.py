@@ -26,6 +26,7 @@ also carry the table sizes (``pg_total_relation_size``) and the bytes per job an
 import base64
 import http.client
 import importlib
+import os
 import time
 from datetime import timedelta
 from urllib.parse import urlencode, urlsplit
@@ -254,7 +255,7 @@ def time_requests(ctx, metrics_token: str, cookie: str, repeats: int) -> dict[st
                 raise RuntimeError(f"GET {path} -> {status}")
             runs.append(round(ms, 1))
         timed[name] = {"path": urlsplit(path).path, "median_ms": stats.median(runs),
-                       "runs_ms": runs, "bytes": size}  # fmt: skip
+                       "min_ms": min(runs), "runs_ms": runs, "bytes": size}  # fmt: skip
     return timed
 
 
@@ -280,7 +281,11 @@ def measure(ctx, repeats: int = REPEATS) -> dict:
         connection.close()
         details[f"fill_{size}_seconds"] = round(time.monotonic() - began, 1)
         details[f"size_{size}"] = sizes()
+        # The sizes are timed one after the other: the machine's load at each (other
+        # people's work on a shared machine) says whether a growth factor is the code's.
+        details[f"load_before_{size}"] = os.getloadavg()[0]
         details[f"requests_{size}"] = time_requests(ctx, metrics_token, cookie, repeats)
+        details[f"load_after_{size}"] = os.getloadavg()[0]
     figures = {}
     for figure, request in FIGURES.items():
         small = details[f"requests_{SMALL}"][request]["median_ms"]
