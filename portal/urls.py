@@ -40,6 +40,7 @@ urlpatterns = [
     path("members/", include("portal.accounts.member_urls")),
     path("monitoring/", include("portal.monitoring.urls")),
     path("installers/", include("portal.installers.urls")),
+    path("clusters/", include("portal.clusters.urls")),
     path("api/", include((api_patterns, "api"))),
     path("metrics", metrics_view, name="metrics"),
 ]
