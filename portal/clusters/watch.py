@@ -22,7 +22,7 @@ STALL_GRACE = timedelta(minutes=2)
 
 def event_line(event: ReprovisionEvent) -> str:
     when = timezone.localtime(event.at).strftime("%H:%M:%S")
-    who = event.node_run.cluster_node.node.name if event.node_run_id else "run"
+    who = event.node_run.cluster_node.node.name if event.node_run is not None else "run"
     move = f"{event.from_status} -> {event.status}" if event.from_status else event.status
     if event.from_status == event.status:
         move = event.status
