@@ -509,6 +509,9 @@ SPECTACULAR_SETTINGS = {
         "AlertTypeEnum": "portal.monitoring.choices.AlertType",
         "InstallerInputTypeEnum": "portal.installers.choices.InputType",
         "InstallationStatusEnum": "portal.installers.choices.InstallationStatus",
+        "ReprovisionRunStatusEnum": "portal.clusters.choices.RunStatus",
+        "NodeReprovisionStatusEnum": "portal.clusters.choices.NodeStatus",
+        "PowerDriverEnum": "portal.clusters.power.DRIVER_CHOICES",
     },
 }
 

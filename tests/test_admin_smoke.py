@@ -14,6 +14,7 @@ from portal.labs.models import Lab, LabSession
 from portal.nodes.models import NodeGroup
 from portal.workspaces.models import CapacityRefusal, Workspace, WorkspaceEvent
 from tests.factories import CustomerFactory, MembershipFactory, NodeFactory, UserFactory
+from tests.helpers import stubbed_broker
 
 pytestmark = pytest.mark.django_db
 
@@ -82,6 +83,10 @@ def admin_client_with_data(admin_client):
         expires_at=timezone.now() + timedelta(days=1),
         invited_by=membership.user,
     )
+    from tests.clusters.conftest import make_cluster, start
+
+    with stubbed_broker():
+        start(make_cluster(count=1))
     return admin_client
 
 

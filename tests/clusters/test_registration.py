@@ -320,3 +320,12 @@ def test_the_script_moves_the_node_to_installing_and_embeds_only_a_hash(api, bro
     assert "\nPORTAL_URL=http://testserver/api/clusters/register\n" in script
     assert node_run.status == N.INSTALLING
     assert list(node_run.history.values_list("status", flat=True))[-1] == N.INSTALLING
+
+
+def test_a_registration_over_4_kb_is_413(waiting):
+    api, node_run, token = waiting
+    body = body_for(node_run.cluster_node.mac, padding="x" * 5000)
+    before = snapshot(node_run)
+    answer = post(api, body, signed(node_run.secret, body, token=token))
+    assert answer.status_code == 413 and answer.json()["code"] == "request_too_large"
+    assert snapshot(node_run) == before

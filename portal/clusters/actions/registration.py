@@ -50,6 +50,13 @@ from portal.clusters.naming import (
     clean_registration,
     normalise_mac,
 )
+from portal.core.api.parsers import (
+    MAX_DEPTH,
+    NestingTooDeep,
+    NotAnObject,
+    RequestTooLarge,
+    nesting_exceeds,
+)
 from portal.core.errors import Conflict, NotFound, PortalError
 from portal.nodes.actions import do_pin_registered_keys
 
@@ -175,13 +182,24 @@ def check_fresh(timestamp: str) -> None:
 
 def check_body(body: bytes) -> dict[str, str]:
     """The registration the old system took: mac, hostname, ip, link0, status."""
-    if len(body) > MAX_BODY:
-        raise PortalError(f"The body is at most {MAX_BODY} bytes.", code="request_too_large")
+    return _cleaned(parse_body(body))
+
+
+def parse_body(body: bytes) -> Any:
+    """A JSON object, bounded like every API body (the API's codes: not_an_object, …)."""
     try:
         data = json.loads(body)
-    except (ValueError, RecursionError):
-        raise PortalError("The body must be a JSON object.", code="parse_error") from None
-    return _cleaned(data)
+    except RecursionError:
+        raise NestingTooDeep() from None
+    except ValueError:
+        raise PortalError("The body is not valid JSON.", code="parse_error") from None
+    if nesting_exceeds(data, MAX_DEPTH):
+        raise NestingTooDeep()
+    if not isinstance(data, dict):
+        raise NotAnObject()
+    if len(body) > MAX_BODY:
+        raise RequestTooLarge(f"A registration is at most {MAX_BODY} bytes.")
+    return data
 
 
 def _cleaned(data: object) -> dict[str, str]:
@@ -218,6 +236,7 @@ def authenticate(values: dict[str, str], body: bytes) -> NodeReprovision:
 
 
 def register(headers: Mapping[str, str], body: bytes) -> Registered:
+    parse_body(body)  # a body that is no JSON object is refused as every API body is
     values = check_headers(headers)
     node_run = authenticate(values, body)
     data = check_body(body)

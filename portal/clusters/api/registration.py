@@ -82,7 +82,7 @@ class RegisterView(APIView):
         auth=[],
     )
     def post(self, request: Request) -> Response:
-        """Registered (or the same registration again: ``repeated``). 400 a header or field,
+        """Registered (or the same registration again: "repeated"). 400 a header or field,
         403 a stale, unknown, expired or forged request or another node's token, 409 a
         replayed nonce, a token used for another registration or a node not expecting one."""
         body = request._request.body  # the signed bytes, before any parsing
@@ -117,8 +117,8 @@ class RegisteredNodesView(APIView):
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
-        """The old ``registered-nodes.json``: registered nodes keyed by MAC, with the old
-        ``reprovision_status`` derived from each node's latest run (read-only)."""
+        """The old registered-nodes.json: registered nodes keyed by MAC, with the old
+        reprovision_status derived from each node's latest run (read-only)."""
         return Response(selectors.registered_nodes())
 
 
@@ -135,8 +135,9 @@ class LegacyTriggerView(APIView):
         responses={202: OpenApiTypes.OBJECT},
     )
     def post(self, request: Request) -> Response:
-        """The old trigger: reprovision the node with ``mac`` (or all nodes, one run per
+        """The old trigger: reprovision the node with the MAC (or all nodes, one run per
         cluster). 202 with the runs started."""
+        request.data  # noqa: B018  (a body, though unused, is refused as every API body is)
         params = request.query_params
         if params.get("action") != "reprovision":
             raise PortalError("The only action is 'reprovision'.", field="action")
@@ -170,8 +171,8 @@ class LegacyRegisterView(APIView):
 
     @extend_schema(request=REGISTRATION_BODY, responses={200: serializers.RegisteredSerializer})
     def post(self, request: Request) -> Response:
-        """The old registration (no token): an admin's API token instead. ``link0``
-        defaults to ``ip`` (the old body had none)."""
+        """The old registration (no token): an admin's API token instead. link0
+        defaults to ip (the old body had none)."""
         data = request.data
         if isinstance(data, dict) and "link0" not in data:
             data = {**data, "link0": data.get("ip")}
