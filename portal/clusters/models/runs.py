@@ -1,221 +1,30 @@
-"""Bare-metal Proxmox clusters: the cluster, its nodes, and reprovision runs with their
-per-node state machine and history.
-
-A :class:`ClusterNode` is a profile of a :class:`portal.nodes.models.Node` (one to one), so
-inventory, credentials, jobs and monitoring work on it unchanged. A :class:`ReprovisionRun`
-re-images some of a cluster's nodes and forms the cluster once every one of them is ready;
-each node's part is a :class:`NodeReprovision` on the status base
-(:class:`portal.core.status.StatusModel`): every move is guarded, has a deadline per phase
-(and the node's overall deadline), and writes a :class:`ReprovisionEvent`.
-
-The old system's ``reprovision_status`` is derived, never stored (:func:`legacy_status`):
-
-| NodeReprovision.status                              | reprovision_status |
-|-----------------------------------------------------|--------------------|
-| requested, rebooting, installing, registered        | in_progress        |
-| ready, joining                                      | completed          |
-| clustered                                           | clustered          |
-| timeout                                             | timeout            |
-| error, canceled                                     | error              |
-"""
+"""Reprovision runs and each node's part in one, on the status base with deadlines."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
 from django.utils import timezone
 
-from portal.clusters.choices import LegacyStatus, NodeStatus, RunStatus
-from portal.clusters.naming import (
-    CLUSTER_NAME_MAX,
-    cluster_name_validator,
-    normalise_mac,
-    validate_mac,
+from portal.clusters.models.base import (
+    NODE_DEADLINE_PHASES,
+    RUN_ACTIVE,
+    DeadlineReasonMixin,
+    N,
+    R,
+    TimedOutHandler,
+    _who,
+    legacy_status,
+    logger,
 )
-from portal.clusters.power import DRIVER_CHOICES, PowerError, get_driver
+from portal.clusters.models.clusters import Cluster, ClusterNode
+from portal.clusters.models.history import ReprovisionEvent
 from portal.core.fields import EncryptedTextField
 from portal.core.models import TimeStampedModel
 from portal.core.status import StatusModel, humane_duration
-
-logger = logging.getLogger(__name__)
-
-N = NodeStatus
-R = RunStatus
-
-# A node's own reprovision: these phases count against its overall deadline.
-NODE_DEADLINE_PHASES = frozenset({N.REQUESTED, N.REBOOTING, N.INSTALLING, N.REGISTERED})
-# Still moving (a run with such a node is not over); READY waits for the others.
-NODE_ACTIVE = frozenset({*NODE_DEADLINE_PHASES, N.JOINING})
-NODE_FAILED = frozenset({N.TIMEOUT, N.ERROR})
-RUN_ACTIVE = frozenset({R.REQUESTED, R.RUNNING})
-LEGACY = {
-    N.REQUESTED: LegacyStatus.IN_PROGRESS,
-    N.REBOOTING: LegacyStatus.IN_PROGRESS,
-    N.INSTALLING: LegacyStatus.IN_PROGRESS,
-    N.REGISTERED: LegacyStatus.IN_PROGRESS,
-    N.READY: LegacyStatus.COMPLETED,
-    N.JOINING: LegacyStatus.COMPLETED,
-    N.CLUSTERED: LegacyStatus.CLUSTERED,
-    N.TIMEOUT: LegacyStatus.TIMEOUT,
-    N.ERROR: LegacyStatus.ERROR,
-    N.CANCELED: LegacyStatus.ERROR,
-}
-
-
-def legacy_status(status: str) -> str:
-    """The old ``reprovision_status`` of a node in ``status`` (table in the module doc)."""
-    return str(LEGACY[N(status)])
-
-
-def _who(by: Any) -> Any:
-    return by if by is not None and getattr(by, "pk", None) else None
-
-
-class Cluster(TimeStampedModel):
-    name = models.CharField(
-        max_length=CLUSTER_NAME_MAX,
-        unique=True,
-        validators=[cluster_name_validator],
-        help_text="Proxmox cluster name: 1-15 letters, digits or '-'.",
-    )
-    description = models.TextField(blank=True)
-    init_node = models.ForeignKey(
-        "ClusterNode",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        help_text="Where `pvecm create` runs (blank: the run's first node).",
-    )
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
-
-    def clean(self) -> None:
-        if self.init_node_id and self.init_node and self.init_node.cluster_id != self.pk:
-            raise ValidationError({"init_node": "The init node must be a node of this cluster."})
-
-
-class ClusterNode(TimeStampedModel):
-    """A bare-metal Proxmox node: how to power it, what it registered."""
-
-    node = models.OneToOneField(
-        "nodes.Node",
-        on_delete=models.PROTECT,
-        related_name="cluster_profile",
-        help_text="The inventory node (SSH address, credential, jobs, monitoring).",
-    )
-    cluster = models.ForeignKey(
-        Cluster, null=True, blank=True, on_delete=models.PROTECT, related_name="nodes"
-    )
-    mac = models.CharField(
-        max_length=17,
-        unique=True,
-        validators=[validate_mac],
-        help_text="The provisioning NIC's MAC, lower case with colons (52:54:00:12:34:56).",
-    )
-    hostname = models.CharField(max_length=253, blank=True, help_text="As the node registered.")
-    ip = models.GenericIPAddressField(null=True, blank=True, help_text="As the node registered.")
-    link0 = models.GenericIPAddressField(
-        null=True, blank=True, help_text="Corosync link 0 address (`pvecm add -link0`)."
-    )
-    link1 = models.GenericIPAddressField(
-        null=True, blank=True, help_text="Optional second corosync link."
-    )
-    power_driver = models.CharField(max_length=20, choices=DRIVER_CHOICES)
-    bmc_address = models.CharField(
-        max_length=255, blank=True, help_text="The BMC's address (IPMI, Redfish)."
-    )
-    bmc_username = models.CharField(max_length=64, blank=True)
-    bmc_password = EncryptedTextField(blank=True, help_text="Stored encrypted; never shown.")
-    power_options = models.JSONField(
-        default=dict, blank=True, help_text="Driver options (checked by the driver)."
-    )
-    is_member = models.BooleanField(
-        default=False,
-        editable=False,
-        help_text="A member of its cluster since its last join (a reprovision removes it "
-        "with `pvecm delnode` before it joins again).",
-    )
-    registered_at = models.DateTimeField(null=True, blank=True)
-    # What the old registered-nodes.json said, for nodes imported from it and never run since.
-    legacy_reprovision_status = models.CharField(
-        max_length=20, choices=LegacyStatus.choices, blank=True
-    )
-    legacy_reprovision_started = models.DateTimeField(null=True, blank=True)
-    legacy_last_update = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["node__name"]
-
-    def __str__(self) -> str:
-        return f"{self.node.name} ({self.mac})"
-
-    def clean(self) -> None:
-        try:
-            self.mac = normalise_mac(self.mac)
-        except ValueError as exc:
-            raise ValidationError({"mac": str(exc)}) from None
-        if not isinstance(self.power_options, dict):
-            raise ValidationError({"power_options": "Options must be a JSON object."})
-        if self.power_driver:
-            try:
-                self.power_options = get_driver(self.power_driver).check_options(self.power_options)
-            except (ValueError, PowerError) as exc:
-                raise ValidationError({"power_options": str(exc)}) from None
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        with suppress(ValueError):  # else full_clean (or the unique index) refuses it
-            self.mac = normalise_mac(self.mac)
-        super().save(*args, **kwargs)
-
-    @property
-    def name(self) -> str:
-        return self.node.name
-
-    @property
-    def proxmox_name(self) -> str:
-        """The name Proxmox knows the node by (`pvecm delnode NAME`): its short hostname."""
-        return (self.hostname or self.node.name).split(".")[0]
-
-
-class TimedOutHandler:
-    """Late-bound: the owner's actions say what follows a timeout (apps.ready wires it),
-    so models never import actions."""
-
-    handler: Callable[[Any, str], None] | None = None
-
-
-class DeadlineReasonMixin:
-    """``expire`` with a reason that names the deadline that passed."""
-
-    def timeout_reason(self, status: str, now: datetime) -> str:
-        raise NotImplementedError
-
-    def expire(self, now: datetime) -> bool:
-        status = self.status  # type: ignore[attr-defined]
-        reason = self.timeout_reason(status, now)
-        won = self.move(  # type: ignore[attr-defined]
-            self.timeout_status(status),  # type: ignore[attr-defined]
-            [status],
-            reason=reason,
-            where=Q(status_expires__lte=now),
-        )
-        if won:
-            logger.warning("%s %s %s", type(self).__name__, self.pk, reason)  # type: ignore[attr-defined]
-            self.status_timed_out(status)  # type: ignore[attr-defined]
-        return won
 
 
 class ReprovisionRun(DeadlineReasonMixin, StatusModel, TimeStampedModel):
@@ -457,45 +266,3 @@ class NodeReprovision(DeadlineReasonMixin, StatusModel, TimeStampedModel):
             by=_who(by),
         )
         self.refresh_from_db()
-
-
-class ReprovisionEvent(models.Model):
-    """A run's timeline: every move of every node (and of the run itself, node_run empty)."""
-
-    run = models.ForeignKey(ReprovisionRun, on_delete=models.CASCADE, related_name="events")
-    node_run = models.ForeignKey(
-        NodeReprovision, null=True, blank=True, on_delete=models.CASCADE, related_name="history"
-    )
-    at = models.DateTimeField(default=timezone.now, db_index=True)
-    from_status = models.CharField(max_length=20, blank=True)
-    status = models.CharField(max_length=20)
-    reason = models.TextField(blank=True)
-    job = models.ForeignKey(
-        "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-
-    class Meta:
-        ordering = ["at", "id"]
-
-    def __str__(self) -> str:
-        who = f"node run {self.node_run_id}" if self.node_run_id else "run"
-        return f"{self.run_id} {who}: {self.from_status} → {self.status}"
-
-
-class RegistrationNonce(models.Model):
-    """Nonces a node-run's signed registrations used: a nonce seen is a replay."""
-
-    node_run = models.ForeignKey(NodeReprovision, on_delete=models.CASCADE, related_name="nonces")
-    nonce = models.CharField(max_length=64)
-    at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["node_run", "nonce"], name="unique_registration_nonce"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.node_run_id}: {self.nonce}"
