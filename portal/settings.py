@@ -327,6 +327,10 @@ CLUSTERS_REGISTRATION_SKEW_SECONDS = env.int("CLUSTERS_REGISTRATION_SKEW_SECONDS
 # The URL the post-install script posts its registration to (blank: the URL the script was
 # fetched from, i.e. what the installer reached).
 CLUSTERS_PORTAL_URL = env.str("CLUSTERS_PORTAL_URL", "")
+# The post-install script (with the node's token and secret) is served only to clients in
+# these networks (comma-separated CIDRs, e.g. the provisioning VLAN; empty: anywhere).
+# A bad entry serves the script to nobody (and `manage.py check` names it).
+CLUSTERS_POST_INSTALL_NETWORKS = env.list("CLUSTERS_POST_INSTALL_NETWORKS", default=[])
 # cluster_form.yml's bounds (seconds): quorum after the create, and each join.
 CLUSTERS_QUORUM_TIMEOUT = env.int("CLUSTERS_QUORUM_TIMEOUT", 120, minimum=1)
 CLUSTERS_JOIN_TIMEOUT = env.int("CLUSTERS_JOIN_TIMEOUT", 300, minimum=1)

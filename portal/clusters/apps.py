@@ -7,7 +7,11 @@ class ClustersConfig(AppConfig):
     verbose_name = "Clusters"
 
     def ready(self) -> None:
+        from django.core import checks
+
         from portal.clusters import actions
+        from portal.clusters.checks import post_install_networks_check
 
         actions.register_job_actions()
         actions.wire_timeouts()
+        checks.register(post_install_networks_check)

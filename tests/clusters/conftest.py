@@ -35,6 +35,7 @@ def make_node(cluster, name, n, driver="test-host", **fields):
         bmc_address=f"10.8.0.{n}",
         bmc_username="admin",
         bmc_password="bmc-secret-pw",
+        power_options={"command": ["/bin/true"]} if driver == "test-host" else {},
         **fields,
     )
 

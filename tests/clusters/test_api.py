@@ -251,3 +251,26 @@ def test_runs_are_filtered_by_cluster_and_status(admin_api, broker):
     assert [r["id"] for r in listed.json()["results"]] == [first.pk]
     assert admin_api.get("/api/clusters/runs/", {"status": "clustered"}).json()["count"] == 0
     assert admin_api.get("/api/clusters/runs/", {"status": "nope"}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("driver", "options", "bmc", "says"),
+    [
+        ("ipmi", {}, "", "has no BMC address"),
+        ("redfish", {"colour": "red"}, "10.8.0.9", "unknown power option"),
+        ("test-host", {}, "", "command"),
+    ],
+)
+def test_a_node_whose_power_driver_cannot_be_called_is_refused_before_any_reimage(
+    admin_api, broker, driver, options, bmc, says
+):
+    cluster = make_cluster(count=2)
+    broken = cluster.nodes.get(node__name="pve-2")
+    ClusterNode.objects.filter(pk=broken.pk).update(
+        power_driver=driver, power_options=options, bmc_address=bmc
+    )
+    answer = admin_api.post("/api/clusters/runs/", {"cluster": cluster.pk}, format="json")
+    assert answer.status_code == 400, answer.json()
+    error = answer.json()["errors"][0]
+    assert error["field"] == "nodes" and "pve-2" in error["message"] and says in error["message"]
+    assert not ReprovisionRun.objects.exists() and not broker.published()

@@ -329,3 +329,21 @@ def test_a_registration_over_4_kb_is_413(waiting):
     answer = post(api, body, signed(node_run.secret, body, token=token))
     assert answer.status_code == 413 and answer.json()["code"] == "request_too_large"
     assert snapshot(node_run) == before
+
+
+def test_the_script_is_served_only_to_the_provisioning_networks(api, broker, settings):
+    run = start(make_cluster(count=1))
+    mac = node_runs(run)["pve-1"].cluster_node.mac
+    settings.CLUSTERS_POST_INSTALL_NETWORKS = ["10.77.0.0/16"]
+    outside = api.get(SCRIPT, {"mac": mac}, REMOTE_ADDR="192.0.2.9")
+    assert outside.status_code == 404  # the same answer as an unknown MAC
+    assert node_runs(run)["pve-1"].status == N.REBOOTING
+    settings.CLUSTERS_POST_INSTALL_NETWORKS = ["not-a-network"]
+    assert api.get(SCRIPT, {"mac": mac}, REMOTE_ADDR="10.77.1.2").status_code == 404
+    from portal.clusters.checks import post_install_networks_check
+
+    assert [e.id for e in post_install_networks_check()] == ["clusters.E001"]
+    settings.CLUSTERS_POST_INSTALL_NETWORKS = ["10.77.0.0/16"]
+    inside = api.get(SCRIPT, {"mac": mac}, REMOTE_ADDR="10.77.1.2")
+    assert inside.status_code == 200
+    assert post_install_networks_check() == []

@@ -29,10 +29,12 @@ blocking) and its first readiness check is launched.
 from __future__ import annotations
 
 import json
+import logging
 import shlex
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 
 from django.conf import settings
@@ -61,9 +63,11 @@ from portal.core.errors import Conflict, NotFound, PortalError
 from portal.nodes.actions import do_pin_registered_keys
 
 SCRIPT_TEMPLATE = "clusters/post_install.sh"
+NO_SCRIPT = "No node with this MAC is waiting for its post-install script."
 REGISTER_PATH = "/api/clusters/register"
 SCRIPT_PHASES = (N.REBOOTING, N.INSTALLING)
 MAX_BODY = 4096
+logger = logging.getLogger(__name__)
 HEADERS = {
     "token": "X-Portal-Token",
     "timestamp": "X-Portal-Timestamp",
@@ -105,18 +109,47 @@ def script_node_run(mac: object) -> NodeReprovision:
         else None
     )
     if found is None:
-        raise NotFound("No node with this MAC is waiting for its post-install script.", "mac")
+        raise NotFound(NO_SCRIPT, "mac")
     return found
 
 
-def issue_script(mac: object, base_url: str) -> str:
+def post_install_networks() -> list[IPv4Network | IPv6Network]:
+    """CLUSTERS_POST_INSTALL_NETWORKS; ValueError names a bad entry."""
+    networks = []
+    for entry in settings.CLUSTERS_POST_INSTALL_NETWORKS:
+        try:
+            networks.append(ip_network(str(entry).strip(), strict=False))
+        except ValueError:
+            raise ValueError(
+                f"CLUSTERS_POST_INSTALL_NETWORKS: {entry!r} is not a network"
+            ) from None
+    return networks
+
+
+def check_source(client_ip: str | None) -> None:
+    """Only the provisioning networks get a script (when set): else the same 404 as an
+    unknown MAC. A bad setting serves nobody (fail closed)."""
+    if not settings.CLUSTERS_POST_INSTALL_NETWORKS:
+        return
+    try:
+        networks = post_install_networks()
+        address = ip_address(client_ip or "")
+    except ValueError as exc:
+        logger.error("post-install script refused: %s", exc)
+        raise NotFound(NO_SCRIPT, "mac") from None
+    if not any(address in network for network in networks):
+        raise NotFound(NO_SCRIPT, "mac")
+
+
+def issue_script(mac: object, base_url: str, client_ip: str | None = None) -> str:
     """The post-install script for the node with ``mac`` (rebooting → installing)."""
+    check_source(client_ip)
     token = signing.new_token()
     with transaction.atomic():
         node_run = script_node_run(mac)
         node_run = NodeReprovision.objects.select_for_update().get(pk=node_run.pk)
         if node_run.status not in SCRIPT_PHASES:
-            raise NotFound("No node with this MAC is waiting for its post-install script.", "mac")
+            raise NotFound(NO_SCRIPT, "mac")
         fields = {"token_hash": signing.token_hash(token)}
         if node_run.status == N.REBOOTING:
             node_run.move(

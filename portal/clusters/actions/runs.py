@@ -26,9 +26,11 @@ from portal.clusters.models import (
     ReprovisionRun,
 )
 from portal.clusters.naming import cluster_name_validator
+from portal.clusters.power import PowerError, get_driver
 from portal.core.errors import Conflict, PortalError
 
 MAX_TIMEOUT_MINUTES = 24 * 60
+BMC_DRIVERS = ("ipmi", "redfish")
 ALL = "all"
 
 
@@ -77,6 +79,21 @@ def check_nodes(cluster: Cluster, nodes: Iterable[ClusterNode] | str) -> list[Cl
     return chosen
 
 
+def check_power(nodes: list[ClusterNode]) -> None:
+    """Every node's power driver can be called: its options check, a BMC where one is
+    needed (before any node is power-cycled)."""
+    for node in nodes:
+        try:
+            get_driver(node.power_driver).check_options(node.power_options)
+        except (ValueError, PowerError) as exc:
+            raise PortalError(f"Node {node.node.name}: {exc}", field="nodes") from None
+        if node.power_driver in BMC_DRIVERS and not node.bmc_address:
+            raise PortalError(
+                f"Node {node.node.name} has no BMC address ({node.power_driver}).",
+                field="nodes",
+            )
+
+
 def check_free(nodes: list[ClusterNode]) -> None:
     busy = (
         NodeReprovision.objects.filter(cluster_node__in=nodes, run__status__in=RUN_ACTIVE)
@@ -106,6 +123,7 @@ def start_run(
     check_cluster(cluster)
     minutes = check_timeout(timeout_minutes)
     chosen = check_nodes(cluster, nodes)
+    check_power(chosen)
     now = timezone.now()
     with transaction.atomic():
         # Serialises runs of one cluster: the check and the rows, or another request's.

@@ -23,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal.accounts.lockout import client_ip
 from portal.clusters import actions, selectors
 from portal.clusters.actions.registration import HEADERS, Registered
 from portal.clusters.api import serializers
@@ -105,7 +106,9 @@ class PostInstallView(APIView):
         """The post-install script of the node with this MAC (rebooting or installing in an
         active run; it moves to installing). 404 otherwise, the same for an unknown MAC."""
         script = actions.issue_script(
-            request.query_params.get("mac", ""), request.build_absolute_uri("/")
+            request.query_params.get("mac", ""),
+            request.build_absolute_uri("/"),
+            client_ip=client_ip(request._request),
         )
         response = HttpResponse(script, content_type="text/x-shellscript; charset=utf-8")
         response["Cache-Control"] = "no-store"  # a token and a secret: never cached
