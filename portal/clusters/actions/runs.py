@@ -204,6 +204,7 @@ def retry_node(node_run: NodeReprovision, by: Any = None, timeout_minutes: int |
         if run.status == R.CANCELED:
             raise Conflict(f"Run {run.pk} was canceled.", field="status", code="run_canceled")
         check_cluster(run.cluster)
+        check_power([locked.cluster_node])
         now = timezone.now()
         if not run.is_active:
             minutes = check_timeout(timeout_minutes) if timeout_minutes else run.timeout_minutes
