@@ -1,9 +1,8 @@
 """Clusters' test helpers: a cluster with nodes, a run without the broker, the playbooks
-the job engine needs to resolve (the real ones when present), a power driver stand-in."""
+the job engine needs to resolve (the real ones when present), jobs' reports."""
 
 import itertools
 import shutil
-from datetime import timedelta
 from unittest import mock
 
 import pytest
@@ -56,17 +55,6 @@ def playbooks(settings, tmp_path):
     settings.PLAYBOOKS_DIR = root
 
 
-@pytest.fixture
-def driver():
-    """The power drivers, replaced: every call recorded, none reaches a BMC."""
-    fake = mock.MagicMock(name="driver")
-    with (
-        mock.patch("portal.clusters.actions.power.get_driver", return_value=fake) as get,
-    ):
-        fake.get = get
-        yield fake
-
-
 def report(job, key, per_host, status="successful"):
     """Pretend the job ran: its stats event carries the role's per-host report."""
     Job.objects.filter(pk=job.pk).update(status=status, finished_at=timezone.now())
@@ -78,13 +66,6 @@ def report(job, key, per_host, status="successful"):
         event_data={"artifact_data": {key: per_host}},
     )
     job.refresh_from_db()
-
-
-def overdue(node_run_or_run, seconds=1):
-    """Put a row's current deadline in the past."""
-    type(node_run_or_run).objects.filter(pk=node_run_or_run.pk).update(
-        status_expires=timezone.now() - timedelta(seconds=seconds)
-    )
 
 
 def node_runs(run):
