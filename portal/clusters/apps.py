@@ -11,7 +11,10 @@ class ClustersConfig(AppConfig):
 
         from portal.clusters import actions
         from portal.clusters.checks import post_install_networks_check
+        from portal.clusters.metrics import ClusterCollector
+        from portal.core import metrics
 
         actions.register_job_actions()
         actions.wire_timeouts()
         checks.register(post_install_networks_check)
+        metrics.register(ClusterCollector)  # served at /metrics

@@ -17,9 +17,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import (
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Prefetch,
+    QuerySet,
+    Sum,
+)
 
+from portal.clusters.choices import NodeStatus, RunStatus
 from portal.clusters.models import (
+    RUN_ACTIVE,
     ClusterNode,
     NodeReprovision,
     ReprovisionEvent,
@@ -89,3 +99,32 @@ def registered_nodes() -> dict[str, dict[str, Any]]:
     )
     latest = latest_node_runs(nodes)
     return {node.mac: legacy_entry(node, latest.get(node.pk)) for node in nodes}
+
+
+# --- figures (/metrics) -----------------------------------------------------------------------
+
+
+def run_counts() -> dict[str, int]:
+    """Runs by status (every status, 0 included)."""
+    counts = dict(ReprovisionRun.objects.values_list("status").annotate(n=Count("pk")).order_by())
+    return {status: counts.get(status, 0) for status in RunStatus.values}
+
+
+def node_counts_in_active_runs() -> dict[str, int]:
+    """Nodes of requested or running runs, by phase."""
+    counts = dict(
+        NodeReprovision.objects.filter(run__status__in=RUN_ACTIVE)
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    return {status: counts.get(status, 0) for status in NodeStatus.values}
+
+
+def clustered_run_seconds() -> tuple[int, float]:
+    """(runs that clustered, their total seconds from start to clustered)."""
+    took = ExpressionWrapper(F("finished_at") - F("created_at"), output_field=DurationField())
+    row = ReprovisionRun.objects.filter(
+        status=RunStatus.CLUSTERED, finished_at__isnull=False
+    ).aggregate(n=Count("pk"), total=Sum(took))
+    return row["n"], row["total"].total_seconds() if row["total"] else 0.0
