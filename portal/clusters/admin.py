@@ -128,6 +128,7 @@ class ReprovisionRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "timeout_minutes",
         "finished_at",
         "form_job",
+        "live_page",
         "timeline",
     ]
     fields = list(readonly_fields)
@@ -157,6 +158,11 @@ class ReprovisionRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="nodes")
     def node_count(self, run: ReprovisionRun) -> int:
         return len(run.node_runs.all())
+
+    @admin.display(description="live")
+    def live_page(self, run: ReprovisionRun) -> str:
+        url = reverse("clusters:run", args=[run.pk])
+        return format_html('<a href="{}">Follow this run live (every node\'s timeline)</a>', url)
 
     @admin.display(description="timeline per node")
     def timeline(self, run: ReprovisionRun) -> str:
