@@ -9,9 +9,11 @@ installation row saying ``installed``. By hand (A): what an operator would do wi
 portal: ``scp -r installers/nginx`` to the host, then ``ssh`` running ``install.sh`` with
 the same environment (``SERVER_NAME``, ``LISTEN_PORT``, ``DEBIAN_FRONTEND``,
 ``PROVISIONING_JOB``) under ``timeout``; wall time of the two commands. Before each side
-nginx is removed (untimed: the portal's uninstall for B, ``uninstall.sh`` by hand for A), so
-both install the packages from the host's local Debian repository. Pairs alternate their
-order (AB, BA, ...) so drift hits both; the figure is the median of the per-pair ratios B/A.
+nginx is removed by ``uninstall.sh`` by hand (untimed; whichever side installed it last), so
+both install the packages from the host's local Debian repository; the portal's
+installation is then uninstalled through the portal (untimed) so the next one is new. Pairs
+alternate their order (AB, BA, ...) so drift hits both; the figure is the median of the
+per-pair ratios B/A.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def measure(ctx, pairs: int = 4, minimum: int = 2) -> dict:
         by_hand.install()  # warm-up: the host's first apt run, untimed
         by_hand.uninstall()
         while ctx.another(len(portal_ms), minimum, _pair_seconds(portal_ms, hand_ms), "install"):
-            sides = [("portal", _portal), ("hand", by_hand.timed_install)]
+            sides = [("portal", by_hand.clean_then(_portal)), ("hand", by_hand.timed_install)]
             if len(portal_ms) % 2:
                 sides.reverse()
             for side, run in sides:
@@ -145,6 +147,15 @@ class ByHand:
     def __init__(self, host):
         self.host = host
         self.source = ROOT / "installers" / INSTALLER
+
+    def clean_then(self, run):
+        """``run`` on a node without nginx (whoever installed it last), cleaned untimed."""
+
+        def cleaned(node) -> float:
+            self.uninstall()
+            return run(node)
+
+        return cleaned
 
     def timed_install(self, _node=None) -> float:
         self.uninstall()
