@@ -104,6 +104,7 @@ INSTALLED_APPS = [
     "portal.monitoring",
     "portal.installers",
     "portal.clusters",
+    "portal.fleet",
     "portal.demo",
 ]
 

@@ -26,6 +26,7 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("", include("portal.monitoring.api.urls")),
     path("", include("portal.installers.api.urls")),
     path("", include("portal.clusters.api.urls")),
+    path("", include("portal.fleet.api.urls")),
     path("", include(router.urls)),
 ]
 

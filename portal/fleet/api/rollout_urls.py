@@ -1,0 +1,5 @@
+"""rollout_urls of the fleet API (see api/urls.py)."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

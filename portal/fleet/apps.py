@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+
+
+class FleetConfig(AppConfig):
+    name = "portal.fleet"
+    label = "fleet"
+    verbose_name = "Fleet"
+
+    def ready(self) -> None:
+        from portal.fleet import actions
+
+        actions.register_job_actions()

@@ -1,0 +1,4 @@
+from portal.fleet.models.updates import Rollout, RolloutTarget, Update
+from portal.fleet.models.vms import VM, TierCost
+
+__all__ = ["VM", "Rollout", "RolloutTarget", "TierCost", "Update"]
