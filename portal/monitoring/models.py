@@ -68,6 +68,9 @@ class NodeLiveness(StatusModel):
     late_at = models.DateTimeField(null=True, blank=True)
     next_due_at = models.DateTimeField(null=True, blank=True)
     agent_version = models.CharField(max_length=32, blank=True)
+    # The product version the node runs, as its heartbeat last reported it (a fleet VM's
+    # `version`; a beat without the field leaves it as it was).
+    product_version = models.CharField(max_length=64, blank=True)
     uptime_seconds = models.BigIntegerField(null=True, blank=True)
     cpu_percent = models.FloatField(null=True, blank=True)
     memory_percent = models.FloatField(null=True, blank=True)

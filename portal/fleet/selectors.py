@@ -1,0 +1,160 @@
+"""Reads of the fleet: a VM's derived status and reported version, the VM and customer rows
+the API lists, and the source API's tier name for a customer.
+
+A VM's status is never stored. The rule (one rule, two forms that must agree: ``status_of``
+for one VM in Python, ``status_expression`` for a queryset in SQL):
+
+1. ``maintenance`` when the VM is flagged for maintenance;
+2. ``error`` when its latest action (restart, rebuild, update) failed;
+3. ``online`` when its node's liveness (portal/monitoring) is ``up`` or ``late``;
+4. ``offline`` otherwise (``down``, ``unknown``, or no agent at all).
+
+``version`` is the product version the VM's own heartbeat last reported
+(``NodeLiveness.product_version``; blank when it never reported one).
+"""
+
+from __future__ import annotations
+
+from django.db.models import Case, F, QuerySet, Value, When
+from django.db.models.functions import Coalesce
+
+from portal.accounts.choices import PlanTier
+from portal.accounts.models import Customer
+from portal.core.errors import NotFound
+from portal.fleet.choices import FleetTier, VMStatus
+from portal.fleet.models import VM
+from portal.monitoring.choices import Liveness
+from portal.monitoring.models import NodeLiveness
+
+# Liveness states in which a VM counts as online: a late beat is not yet a lost VM.
+ONLINE_LIVENESS = (Liveness.UP, Liveness.LATE)
+# The source API's tier of a customer on each portal plan (the plans call "pro" "team").
+PLAN_TIER_TO_FLEET = {
+    PlanTier.STARTER: FleetTier.STARTER,
+    PlanTier.TEAM: FleetTier.PRO,
+    PlanTier.ENTERPRISE: FleetTier.ENTERPRISE,
+}
+FLEET_TIER_TO_PLAN = {fleet: plan for plan, fleet in PLAN_TIER_TO_FLEET.items()}
+
+
+# --- a VM's status and version --------------------------------------------------------------
+
+
+def status_of(*, maintenance: bool, action_failed: bool, liveness: str | None) -> VMStatus:
+    """The status rule (module docstring) on plain values."""
+    if maintenance:
+        return VMStatus.MAINTENANCE
+    if action_failed:
+        return VMStatus.ERROR
+    return VMStatus.ONLINE if liveness in ONLINE_LIVENESS else VMStatus.OFFLINE
+
+
+def status_expression() -> Case:
+    """The status rule as SQL over a VM queryset (joins the node's liveness row)."""
+    return Case(
+        When(maintenance=True, then=Value(VMStatus.MAINTENANCE.value)),
+        When(last_action_failed=True, then=Value(VMStatus.ERROR.value)),
+        When(
+            node__liveness__status__in=[state.value for state in ONLINE_LIVENESS],
+            then=Value(VMStatus.ONLINE.value),
+        ),
+        default=Value(VMStatus.OFFLINE.value),
+    )
+
+
+def vms_with_status(rows: QuerySet[VM]) -> QuerySet[VM]:
+    """``rows`` annotated in the same query with ``status``, ``version`` (the reported
+    product version, "" if none) and ``last_heartbeat`` (None if never): 10k VMs are one
+    query. Filter or group on the annotations like on fields (``.filter(status="online")``)."""
+    return rows.annotate(
+        status=status_expression(),
+        version=Coalesce(F("node__liveness__product_version"), Value("")),
+        last_heartbeat=F("node__liveness__last_seen_at"),
+    )
+
+
+def _liveness(vm: VM) -> NodeLiveness | None:
+    """The VM's node's liveness row, or None (no agent yet): read once per instance."""
+    try:
+        return vm.node.liveness
+    except NodeLiveness.DoesNotExist:
+        return None
+
+
+def vm_status(vm: VM) -> VMStatus:
+    """One VM's status: the annotation when it came from ``vms_with_status``, else the same
+    rule in Python (reads the node's liveness row if not already loaded)."""
+    annotated = vm.__dict__.get("status")
+    if annotated is not None:
+        return VMStatus(annotated)
+    liveness = _liveness(vm)
+    return status_of(
+        maintenance=vm.maintenance,
+        action_failed=vm.last_action_failed,
+        liveness=liveness.status if liveness else None,
+    )
+
+
+def vm_version(vm: VM) -> str:
+    """The product version the VM last reported ("" if none)."""
+    annotated = vm.__dict__.get("version")
+    if annotated is not None:
+        return annotated
+    liveness = _liveness(vm)
+    return liveness.product_version if liveness else ""
+
+
+# --- the API's rows -------------------------------------------------------------------------
+
+
+def vm_rows(user, *, status: str | None = None, customer_id: int | None = None):
+    """The VMs ``user`` may see with their status, version and node (one query), by id;
+    narrowed to a status and/or a customer when given."""
+    rows = vms_with_status(VM.objects.visible_to(user).select_related("node", "customer"))
+    if status:
+        rows = rows.filter(status=status)  # type: ignore[misc]  # an annotation
+    if customer_id is not None:
+        rows = rows.filter(customer_id=customer_id)
+    return rows.order_by("node_id")
+
+
+def vm_for(user, vm_id: int) -> VM:
+    """VM ``vm_id`` as ``user`` may see it, or NotFound (also for another customer's VM)."""
+    vm = vm_rows(user).filter(pk=vm_id).first()
+    if vm is None:
+        raise NotFound(f"No VM {vm_id}.", field="vm_id")
+    return vm
+
+
+def fleet_tier(plan_tier: str) -> str:
+    """A customer's tier in the source API from its plan's tier (team → pro)."""
+    return PLAN_TIER_TO_FLEET.get(PlanTier(plan_tier), plan_tier)
+
+
+def customer_tier_expression() -> Case:
+    """``fleet_tier`` as SQL over a customer queryset."""
+    return Case(
+        *(
+            When(plan__tier=plan.value, then=Value(fleet.value))
+            for plan, fleet in PLAN_TIER_TO_FLEET.items()
+        ),
+        default=F("plan__tier"),
+    )
+
+
+def customer_rows(user) -> QuerySet[Customer]:
+    """The customers ``user`` may see, with their source tier (``fleet_tier``), by id."""
+    return (
+        Customer.objects.visible_to(user)
+        .select_related("plan")
+        .annotate(fleet_tier=customer_tier_expression())
+        .order_by("id")
+    )
+
+
+def customer_for(user, customer_id: int) -> Customer:
+    """Customer ``customer_id`` as ``user`` may see it, or NotFound."""
+    customer = customer_rows(user).filter(pk=customer_id).first()
+    if customer is None:
+        raise NotFound(f"No customer {customer_id}.", field="customer_id")
+    return customer
