@@ -56,7 +56,12 @@ class Rollout(StatusModel, TimeStampedModel):
             RolloutStatus.HALTED,
             RolloutStatus.ABORTED,
         },
-        RolloutStatus.PAUSED: {RolloutStatus.IN_PROGRESS, RolloutStatus.ABORTED},
+        # A job that was running when the rollout was paused may still fail it past its limit.
+        RolloutStatus.PAUSED: {
+            RolloutStatus.IN_PROGRESS,
+            RolloutStatus.HALTED,
+            RolloutStatus.ABORTED,
+        },
     }
     TERMINAL: ClassVar = frozenset(
         {RolloutStatus.COMPLETED, RolloutStatus.HALTED, RolloutStatus.ABORTED}
@@ -88,6 +93,12 @@ class Rollout(StatusModel, TimeStampedModel):
         help_text="At most this many VMs are being updated (unavailable) at once.",
     )
     current_wave = models.PositiveSmallIntegerField(default=0)
+    selection = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What was asked for: tier, customer_id, vm_ids (empty: every VM not on the "
+        "version).",
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
@@ -108,7 +119,9 @@ class RolloutTarget(TimeStampedModel):
 
     rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="targets")
     vm = models.ForeignKey("fleet.VM", on_delete=models.CASCADE, related_name="rollout_targets")
-    wave = models.PositiveSmallIntegerField()
+    wave = models.PositiveSmallIntegerField(
+        help_text="Its wave, from 1 (0: left out when the rollout started, e.g. in maintenance)."
+    )
     status = models.CharField(
         max_length=10, choices=TargetStatus.choices, default=TargetStatus.PENDING
     )
@@ -118,6 +131,9 @@ class RolloutTarget(TimeStampedModel):
     previous_version = models.CharField(max_length=64, blank=True)
     reason = models.TextField(blank=True, help_text="Why it failed or was skipped.")
     started_at = models.DateTimeField(null=True, blank=True)
+    # When its wave first found the VM busy with another action (it waits, up to a bound).
+    waiting_since = models.DateTimeField(null=True, blank=True)
+    # Set once the VM first reports the new version: it must stay healthy until then.
     soak_until = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
