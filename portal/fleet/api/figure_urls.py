@@ -1,5 +1,9 @@
 """figure_urls of the fleet API (see api/urls.py)."""
 
-from django.urls import URLPattern
+from django.urls import URLPattern, re_path
 
-urlpatterns: list[URLPattern] = []
+from portal.fleet.api.figures import FleetFiguresView
+
+urlpatterns: list[URLPattern] = [
+    re_path(r"^metrics/fleet/?$", FleetFiguresView.as_view(), name="fleet-figures"),
+]

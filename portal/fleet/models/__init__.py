@@ -1,4 +1,5 @@
 from portal.fleet.models.updates import Rollout, RolloutTarget, Update
+from portal.fleet.models.usage import FleetUsageHour
 from portal.fleet.models.vms import VM, TierCost
 
-__all__ = ["VM", "Rollout", "RolloutTarget", "TierCost", "Update"]
+__all__ = ["VM", "FleetUsageHour", "Rollout", "RolloutTarget", "TierCost", "Update"]

@@ -1,0 +1,21 @@
+"""``GET /api/metrics/fleet``: the fleet figures (portal/fleet/figures.py) as JSON."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal.fleet.figures import fleet_figures
+
+
+class FleetFiguresView(APIView):
+    """VMs by status, tier and version; revenue, cost and margin (per customer too); usage
+    now and over 30 days; overdue customers with running VMs. Operators and admins: the
+    whole fleet; customers: their own VMs and bill only (no cost or margin)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT}, operation_id="fleet_figures")
+    def get(self, request):
+        return Response(fleet_figures(request.user))
