@@ -290,19 +290,6 @@ CELERY_BEAT_SCHEDULE["monitoring-probe"] = {
     "schedule": float(MONITORING_PROBE_INTERVAL),
 }
 
-# Fleet update rollouts (README, "Update rollouts"): the wave engine's tick; how long an
-# updated VM has to report the new version in a heartbeat; how long a wave waits for a VM
-# busy with another action before skipping it; an update job's timeout.
-FLEET_ROLLOUT_TICK = env.int("FLEET_ROLLOUT_TICK", 5, minimum=1)
-FLEET_ROLLOUT_HEALTH_TIMEOUT = env.int("FLEET_ROLLOUT_HEALTH_TIMEOUT", 300, minimum=1)
-FLEET_ROLLOUT_BUSY_WAIT = env.int("FLEET_ROLLOUT_BUSY_WAIT", 600, minimum=0)
-FLEET_UPDATE_TIMEOUT = env.int("FLEET_UPDATE_TIMEOUT", 1800, minimum=10)
-CELERY_BEAT_SCHEDULE["fleet-rollouts"] = {
-    "task": "fleet.advance_rollouts",
-    "schedule": float(FLEET_ROLLOUT_TICK),
-    "options": {"expires": 30},
-}
-
 # --- installers ---------------------------------------------------------------------------
 
 # The application catalogue (portal/installers/catalogue.py): one directory per installer.
@@ -348,6 +335,19 @@ CLUSTERS_POST_INSTALL_NETWORKS = env.list("CLUSTERS_POST_INSTALL_NETWORKS", defa
 # cluster_form.yml's bounds (seconds): quorum after the create, and each join.
 CLUSTERS_QUORUM_TIMEOUT = env.int("CLUSTERS_QUORUM_TIMEOUT", 120, minimum=1)
 CLUSTERS_JOIN_TIMEOUT = env.int("CLUSTERS_JOIN_TIMEOUT", 300, minimum=1)
+
+# Fleet restart and rebuild (README, "Restart and rebuild"): bounds in seconds on the
+# reboot, the re-image, the new image's SSH, and the heartbeat from the new boot; the tick
+# that moves operations along (nothing sleeps waiting).
+FLEET_REBOOT_TIMEOUT = env.int("FLEET_REBOOT_TIMEOUT", 600, minimum=10)
+FLEET_REIMAGE_TIMEOUT = env.int("FLEET_REIMAGE_TIMEOUT", 900, minimum=10)
+FLEET_BOOT_TIMEOUT = env.int("FLEET_BOOT_TIMEOUT", 600, minimum=10)
+FLEET_HEARTBEAT_TIMEOUT = env.int("FLEET_HEARTBEAT_TIMEOUT", 300, minimum=10)
+CELERY_BEAT_SCHEDULE["fleet-operations"] = {
+    "task": "fleet.advance_operations",
+    "schedule": 5.0,
+    "options": {"expires": 30},
+}
 
 # --- jobs ---------------------------------------------------------------------------------
 

@@ -44,3 +44,15 @@ class TargetStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     SKIPPED = "skipped", "Skipped"  # left out (removed, in maintenance, aborted before it)
+
+
+class OperationStatus(models.TextChoices):
+    """Where a restart or rebuild of a VM is (portal/fleet/actions/operate.py)."""
+
+    REIMAGING = "reimaging", "Re-imaging"  # rebuild: the power driver re-images the VM
+    BOOTING = "booting", "Booting"  # rebuild: waiting for SSH on the new image
+    RUNNING = "running", "Running"  # its job runs (restart: the reboot; rebuild: checks)
+    INSTALLING_AGENT = "installing_agent", "Installing the agent"  # rebuild
+    AWAITING_HEARTBEAT = "awaiting_heartbeat", "Awaiting a heartbeat"  # from the new boot
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"

@@ -8,6 +8,6 @@ rollouts.py   updates rolled out in waves (start, advance, pause, resume, abort)
 
 def register_job_actions() -> None:
     """The fleet's job actions (restart, rebuild, update), registered with the job engine."""
-    from portal.fleet.actions import rollouts
+    from portal.fleet.actions import operate
 
-    rollouts.register_job_actions()
+    operate.register_job_actions()

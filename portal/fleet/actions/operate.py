@@ -1,0 +1,422 @@
+"""Restart and rebuild of a fleet VM: checks (4xx) first, then the operation row and its job.
+
+Restart: the ``fleet.restart`` job reboots the VM (playbooks/fleet_restart.yml, Ansible's
+reboot module, which returns once the VM answers again); then the operation waits for a
+heartbeat from the new boot (``awaiting_heartbeat``).
+
+Rebuild: the VM's power driver re-images it (portal.clusters.power, a Celery task), the
+operation waits until SSH answers on the new image and pins the new host key (the re-image
+was ordered by this operation, so the requester's order is what accepts the key, recorded as
+an accepted pin with their name), releases the ``fleet.rebuild`` job held since the request
+(playbooks/fleet_rebuild.yml: the new image is reachable with that key), installs the
+monitoring agent again (portal.monitoring's own install action, a new token), then waits for
+a heartbeat from the new boot. The VM keeps its id, node, customer and address.
+
+Nothing sleeps: each waiting step is one pass of :func:`advance_operations` (beat every
+5 s), bounded by the step's deadline, which the status sweep enforces (core.expire_statuses
+-> :func:`operation_timed_out`). The VM records the action's job and its outcome
+(``last_action``, ``last_action_kind``, ``last_action_failed``) when the operation ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from portal.clusters.power import PowerError, PowerTarget, get_driver
+from portal.core.errors import Conflict, PortalError
+from portal.fleet.choices import OperationStatus as O
+from portal.fleet.choices import VMActionKind
+from portal.fleet.models import VM, VMOperation
+from portal.fleet.models.operations import ACTIVE_OPERATION
+from portal.jobs import actions as jobs
+from portal.jobs import registry
+from portal.jobs.choices import ACTIVE as JOB_ACTIVE
+from portal.jobs.choices import TERMINAL as JOB_TERMINAL
+from portal.jobs.choices import JobStatus
+from portal.jobs.models import Job
+from portal.monitoring import actions as monitoring
+from portal.monitoring.models import NodeLiveness
+from portal.nodes import actions as node_actions
+
+logger = logging.getLogger(__name__)
+
+RESTART, RESTART_PLAYBOOK = "fleet.restart", "fleet_restart.yml"
+REBUILD, REBUILD_PLAYBOOK = "fleet.rebuild", "fleet_rebuild.yml"
+REBUILD_JOB_TIMEOUT = 600
+# A heartbeat counts as the new boot's when the boot it implies (receipt - uptime) is no
+# earlier than the operation's start less this: uptime is whole seconds, the receipt late.
+BOOT_SLACK = timedelta(seconds=2)
+
+
+def register_job_actions() -> None:
+    registry.register(
+        registry.ActionSpec(
+            name=RESTART,
+            playbook=RESTART_PLAYBOOK,
+            on_finish=apply_job_result,
+            description="Restart a fleet VM (reboot; its heartbeat is awaited after the job)",
+        )
+    )
+    registry.register(
+        registry.ActionSpec(
+            name=REBUILD,
+            playbook=REBUILD_PLAYBOOK,
+            on_finish=apply_job_result,
+            description="Rebuild a fleet VM: its re-imaged system answers with its new key",
+        )
+    )
+    VMOperation.on_timed_out.handler = operation_timed_out
+
+
+# --- checks ---------------------------------------------------------------------------------
+
+
+def busy_reason(vm: VM) -> str:
+    """Why the VM cannot take another action now ('' when it can): an operation under way,
+    or any job active on its node (a restart, rebuild, update, agent install, ...)."""
+    operation = VMOperation.objects.filter(vm=vm, status__in=ACTIVE_OPERATION).first()
+    if operation is not None:
+        which = f" (job {operation.job_id})" if operation.job_id else ""
+        return f"its {operation.kind}{which} is {operation.get_status_display().lower()}"
+    running = Job.objects.filter(nodes=vm.node_id, status__in=JOB_ACTIVE).order_by("pk").first()
+    if running is not None:
+        return f"job {running.pk} ({running.action}) is {running.status}"
+    return ""
+
+
+def check_idle(vm: VM) -> None:
+    reason = busy_reason(vm)
+    if reason:
+        raise Conflict(
+            f"VM {vm} is busy: {reason}; try again when it is done.", field="status", code="busy"
+        )
+
+
+def power_target(vm: VM) -> PowerTarget:
+    return PowerTarget(
+        node=vm.node.name,
+        mac="",
+        address=vm.power_address,
+        username=vm.power_username,
+        password=vm.power_password,
+        options=dict(vm.power_options or {}),
+    )
+
+
+def check_rebuildable(vm: VM) -> None:
+    """A rebuild needs a power driver that can be called (known, with valid options)."""
+    if not vm.power_driver:
+        raise Conflict(
+            f"VM {vm} has no power driver: it cannot be re-imaged (set one in the admin).",
+            field="power_driver",
+            code="no_power_driver",
+        )
+    try:
+        get_driver(vm.power_driver).check_options(vm.power_options)
+    except PowerError as exc:
+        raise PortalError(exc.reason, field="power_driver") from None
+    except ValueError as exc:
+        raise PortalError(f"VM {vm}: {exc}", field="power_options") from None
+
+
+def _locked(vm: VM) -> VM:
+    """The VM row locked for the checks: of two clicks, one operation."""
+    return (
+        VM.objects.select_for_update(of=("self",)).select_related("node", "customer").get(pk=vm.pk)
+    )
+
+
+# --- restart and rebuild --------------------------------------------------------------------
+
+
+@transaction.atomic
+def restart_vm(vm: VM, by: Any = None) -> Job:
+    vm = _locked(vm)
+    check_idle(vm)
+    job = jobs.launch(
+        playbook=RESTART_PLAYBOOK,
+        action=RESTART,
+        nodes=[vm.node],
+        extra_vars={"fleet_restart_reboot_timeout": settings.FLEET_REBOOT_TIMEOUT},
+        target=vm,
+        customer=vm.customer,
+        requested_by=by,
+        timeout=settings.FLEET_REBOOT_TIMEOUT + 300,
+    )
+    _start(vm, VMActionKind.RESTART, O.RUNNING, job, by, f"reboot (job {job.pk})")
+    return job
+
+
+@transaction.atomic
+def rebuild_vm(vm: VM, by: Any = None) -> Job:
+    """The job is created now (the answer names it) and held until the new image answers."""
+    vm = _locked(vm)
+    check_idle(vm)
+    check_rebuildable(vm)
+    hold = settings.FLEET_REIMAGE_TIMEOUT + settings.FLEET_BOOT_TIMEOUT + 60
+    job = jobs.launch(
+        playbook=REBUILD_PLAYBOOK,
+        action=REBUILD,
+        nodes=[vm.node],
+        target=vm,
+        customer=vm.customer,
+        requested_by=by,
+        timeout=REBUILD_JOB_TIMEOUT,
+        # Released by the operation; the pending-job sweep leaves it alone until then.
+        not_before=timezone.now() + timedelta(seconds=hold),
+        enqueue=False,
+    )
+    operation = _start(vm, VMActionKind.REBUILD, O.REIMAGING, job, by, "re-image requested")
+    operation_id = operation.pk
+    transaction.on_commit(lambda: _enqueue_reimage(operation_id))
+    return job
+
+
+def _start(vm: VM, kind: str, status: str, job: Job, by: Any, reason: str) -> VMOperation:
+    operation = VMOperation(
+        vm=vm,
+        kind=kind,
+        status=status,
+        reason=reason,
+        job=job,
+        requested_by=by if by is not None and by.pk else None,
+        status_changed_at=timezone.now(),
+    )
+    operation.status_expires = _deadline(operation, status)  # as a move would set it
+    operation.save(force_insert=True)
+    VM.objects.filter(pk=vm.pk).update(last_action=job, last_action_kind=kind)
+    logger.info("VM %s: %s requested (job %s)", vm, kind, job.pk)
+    return operation
+
+
+def _deadline(operation: VMOperation, status: str):
+    timeout = operation.status_timeout(status)
+    return timezone.now() + timeout if timeout else None
+
+
+def _enqueue_reimage(operation_id: int) -> None:
+    from portal.fleet.tasks import reimage_vm
+
+    reimage_vm.apply_async(args=(operation_id,))
+
+
+# --- the steps ------------------------------------------------------------------------------
+
+
+def _load(operation_id: int) -> VMOperation | None:
+    return (
+        VMOperation.objects.select_related("vm__node", "job", "agent_job", "requested_by")
+        .filter(pk=operation_id)
+        .first()
+    )
+
+
+def do_reimage(operation_id: int) -> VMOperation | None:
+    """reimaging -> booting, or failed with the driver's reason (the task's one call)."""
+    operation = _load(operation_id)
+    if operation is None or operation.status != O.REIMAGING:
+        return operation  # ended meanwhile (timed out), or a duplicate message
+    vm = operation.vm
+    try:
+        get_driver(vm.power_driver).reimage(power_target(vm))
+    except (PowerError, ValueError) as exc:
+        reason = getattr(exc, "reason", str(exc))
+        fail(operation, f"re-image ({vm.power_driver}) failed: {reason}", [O.REIMAGING])
+        return operation
+    operation.move(
+        O.BOOTING, [O.REIMAGING], reason=f"re-imaged ({vm.power_driver}); waiting for SSH"
+    )
+    advance(operation)  # the test-host driver returns once the host is up: no tick lost
+    return operation
+
+
+def advance(operation: VMOperation) -> None:
+    """One look at an operation that waits: SSH on the new image, the agent install, the
+    heartbeat. Its deadline is the status sweep's (operation_timed_out)."""
+    if operation.status == O.BOOTING:
+        _after_boot(operation)
+    elif operation.status == O.INSTALLING_AGENT:
+        _after_agent_install(operation)
+    elif operation.status == O.AWAITING_HEARTBEAT:
+        _after_heartbeat(operation)
+
+
+def advance_operations() -> int:
+    """The beat's pass over every waiting operation; returns how many it looked at."""
+    waiting = VMOperation.objects.filter(
+        status__in=[O.BOOTING, O.INSTALLING_AGENT, O.AWAITING_HEARTBEAT]
+    ).select_related("vm__node", "job", "agent_job", "requested_by")
+    count = 0
+    for operation in waiting:
+        try:
+            advance(operation)
+        except Exception:  # one VM's problem must not stop the others' progress
+            logger.exception("fleet operation %s could not advance", operation.pk)
+        count += 1
+    return count
+
+
+def _ssh_answers(node) -> bool:
+    try:
+        with socket.create_connection((node.address, node.ssh_port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _after_boot(operation: VMOperation) -> None:
+    """The new image answers: pin its host key (accepted by the rebuild's requester: the
+    key change is the one this re-image made) and release the held rebuild job."""
+    node, job_id = operation.vm.node, operation.job_id
+    if job_id is None:
+        fail(operation, "its job was deleted", [O.BOOTING])
+        return
+    if not _ssh_answers(node):
+        return
+    try:
+        node_actions.do_accept_host_key(node, by=operation.requested_by)
+    except PortalError as exc:  # not readable yet (sshd still starting): next pass
+        logger.info("VM %s: new host key not readable yet: %s", node.name, exc.message)
+        return
+    with transaction.atomic():
+        if not operation.move(
+            O.RUNNING, [O.BOOTING], reason=f"new host key pinned; job {operation.job_id} runs"
+        ):
+            return
+        Job.objects.filter(pk=job_id, status=JobStatus.PENDING).update(not_before=None)
+        transaction.on_commit(lambda: jobs.dispatch(job_id))
+
+
+def _after_agent_install(operation: VMOperation) -> None:
+    job = operation.agent_job
+    if job is None:
+        fail(operation, "no agent install job", [O.INSTALLING_AGENT])
+        return
+    job.refresh_from_db(fields=["status", "reason"])
+    if job.status not in JOB_TERMINAL:
+        return
+    if job.status != JobStatus.SUCCESSFUL:
+        reason = f"agent install job {job.pk} {job.status}: {job.reason or 'see its events'}"
+        fail(operation, reason, [O.INSTALLING_AGENT])
+        return
+    operation.move(
+        O.AWAITING_HEARTBEAT,
+        [O.INSTALLING_AGENT],
+        reason=f"agent installed (job {job.pk}); waiting for its heartbeat",
+    )
+    _after_heartbeat(operation)
+
+
+def new_boot(operation: VMOperation) -> Any:
+    """When the VM booted, if its latest heartbeat comes from a boot after the operation
+    started (None otherwise): the receipt time less the uptime it reported."""
+    liveness = (
+        NodeLiveness.objects.filter(node_id=operation.vm_id)
+        .only("last_seen_at", "uptime_seconds")
+        .first()
+    )
+    if liveness is None or liveness.last_seen_at is None or liveness.uptime_seconds is None:
+        return None
+    booted = liveness.last_seen_at - timedelta(seconds=liveness.uptime_seconds)
+    return booted if booted >= operation.created_at - BOOT_SLACK else None
+
+
+def _after_heartbeat(operation: VMOperation) -> None:
+    booted = new_boot(operation)
+    if booted is None:
+        return
+    with transaction.atomic():
+        if operation.move(
+            O.SUCCEEDED,
+            [O.AWAITING_HEARTBEAT],
+            reason=f"heartbeat from the new boot at {booted:%Y-%m-%d %H:%M:%S} UTC",
+            booted_at=booted,
+            finished_at=timezone.now(),
+        ):
+            _record(operation, failed=False)
+
+
+# --- ends -----------------------------------------------------------------------------------
+
+
+def apply_job_result(job: Job) -> None:
+    """on_finish of the restart and rebuild jobs: the next step, or the operation failed."""
+    operation = _load_by_job(job)
+    if operation is None or operation.status != O.RUNNING:
+        return  # ended before its job (a failed re-image canceled the held job)
+    if job.status != JobStatus.SUCCESSFUL:
+        fail(operation, f"job {job.pk} {job.status}: {job.reason or 'see its events'}", [O.RUNNING])
+        return
+    if operation.kind == VMActionKind.RESTART:
+        operation.move(
+            O.AWAITING_HEARTBEAT,
+            [O.RUNNING],
+            reason=f"rebooted (job {job.pk}); waiting for a heartbeat from the new boot",
+        )
+        _after_heartbeat(operation)
+        return
+    _install_agent(operation)
+
+
+def _load_by_job(job: Job) -> VMOperation | None:
+    return VMOperation.objects.select_related("vm__node", "requested_by").filter(job=job).first()
+
+
+def _install_agent(operation: VMOperation) -> None:
+    """The rebuilt VM's agent: monitoring's own install (a new token), at its old interval."""
+    node = operation.vm.node
+    interval = (
+        NodeLiveness.objects.filter(node=node).values_list("interval_seconds", flat=True).first()
+    )
+    try:
+        with transaction.atomic():
+            agent_job = monitoring.do_install_agent(
+                node, interval=interval, by=operation.requested_by
+            )
+            operation.move(
+                O.INSTALLING_AGENT,
+                [O.RUNNING],
+                reason=f"installing the monitoring agent (job {agent_job.pk})",
+                agent_job=agent_job,
+            )
+    except PortalError as exc:
+        fail(operation, f"cannot install the agent: {exc.message}", [O.RUNNING])
+
+
+def fail(operation: VMOperation, reason: str, allowed_from: list[str]) -> bool:
+    with transaction.atomic():
+        if not operation.move(O.FAILED, allowed_from, reason=reason, finished_at=timezone.now()):
+            return False
+        _record(operation, failed=True)
+    _cancel_held_job(operation, reason)
+    logger.warning("VM %s: %s failed: %s", operation.vm, operation.kind, reason)
+    return True
+
+
+def operation_timed_out(operation: VMOperation, from_status: str) -> None:
+    """The sweep moved it to failed at its step's deadline (the reason says which)."""
+    VMOperation.objects.filter(pk=operation.pk).update(finished_at=timezone.now())
+    _record(operation, failed=True)
+    _cancel_held_job(operation, operation.reason)
+
+
+def _cancel_held_job(operation: VMOperation, reason: str) -> None:
+    if operation.job_id is None:
+        return
+    job = Job.objects.filter(pk=operation.job_id, status=JobStatus.PENDING).first()
+    if job is not None and job.cancel_before_start(f"rebuild ended before it ran: {reason}"):
+        jobs.finalize(job)
+
+
+def _record(operation: VMOperation, failed: bool) -> None:
+    """The VM's last action, unless a later action of the VM was recorded already."""
+    VM.objects.filter(pk=operation.vm_id, last_action_id=operation.job_id).update(
+        last_action_kind=operation.kind, last_action_failed=failed
+    )

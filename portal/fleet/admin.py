@@ -1,0 +1,243 @@
+"""The fleet in the admin: VMs (restart and rebuild as actions, their operations inline).
+Every change is an action's (portal.fleet.actions)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from portal.core.errors import PortalError
+from portal.fleet.actions import operate, rollouts
+from portal.fleet.models import VM, Rollout, RolloutTarget, Update, VMOperation
+from portal.fleet.selectors import vm_status
+
+
+class VMForm(forms.ModelForm):
+    power_password = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Stored encrypted; leave empty to keep the current one.",
+    )
+
+    class Meta:
+        model = VM
+        fields = [
+            "node",
+            "customer",
+            "tier",
+            "cpu_cores",
+            "memory_gb",
+            "disk_gb",
+            "maintenance",
+            "maintenance_reason",
+            "power_driver",
+            "power_address",
+            "power_username",
+            "power_password",
+            "power_options",
+        ]
+
+    def clean_power_password(self) -> str:
+        given = self.cleaned_data.get("power_password") or ""
+        if not given and self.instance.pk:
+            return self.instance.power_password  # empty keeps the stored one
+        return given
+
+
+class VMOperationInline(admin.TabularInline):
+    model = VMOperation
+    extra = 0
+    can_delete = False
+    fields = ("kind", "status", "reason", "job_link", "agent_job", "booted_at", "created_at")
+    readonly_fields = fields
+    ordering = ["-created_at", "-id"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="job")
+    def job_link(self, operation: VMOperation) -> str:
+        if not operation.job_id:
+            return "-"
+        url = reverse("admin:jobs_job_change", args=[operation.job_id])
+        return format_html('<a href="{}">job {}</a>', url, operation.job_id)
+
+
+@admin.register(VM)
+class VMAdmin(admin.ModelAdmin):
+    form = VMForm
+    list_display = ["node", "customer", "tier", "status", "last_action_kind", "power_driver"]
+    list_filter = ["tier", "maintenance", "last_action_failed", "power_driver"]
+    search_fields = ["node__name", "node__address", "customer__name"]
+    list_select_related = ["node", "customer", "node__liveness"]
+    raw_id_fields = ["node", "customer"]
+    readonly_fields = ["last_action", "last_action_kind", "last_action_failed"]
+    inlines = [VMOperationInline]
+    actions = ["restart", "rebuild"]
+
+    @admin.display(description="status")
+    def status(self, vm: VM) -> str:
+        return vm_status(vm)
+
+    @admin.action(description="Restart the selected VMs")
+    def restart(self, request: HttpRequest, queryset: QuerySet[VM]) -> None:
+        self._launch(request, queryset, operate.restart_vm, "restart")
+
+    @admin.action(description="Rebuild (re-image) the selected VMs")
+    def rebuild(self, request: HttpRequest, queryset: QuerySet[VM]) -> None:
+        self._launch(request, queryset, operate.rebuild_vm, "rebuild")
+
+    def _launch(
+        self, request: HttpRequest, queryset: QuerySet[VM], action: Callable, what: str
+    ) -> None:
+        for vm in queryset.select_related("node", "customer"):
+            try:
+                job = action(vm, by=request.user)
+            except PortalError as error:
+                self.message_user(request, f"{vm}: {error.message}", messages.WARNING)
+                continue
+            link = reverse("admin:jobs_job_change", args=[job.pk])
+            self.message_user(
+                request,
+                format_html('{}: {} started (<a href="{}">job {}</a>)', vm, what, link, job.pk),
+            )
+
+
+# --- updates and rollouts (portal.fleet.actions.rollouts) -----------------------------------
+
+
+class RolloutTargetInline(admin.TabularInline):
+    model = RolloutTarget
+    extra = 0
+    can_delete = False
+    fields = ("vm", "wave", "status", "previous_version", "job", "reason", "soak_until")
+    readonly_fields = fields
+    ordering = ["wave", "pk"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class RolloutInline(admin.TabularInline):
+    model = Rollout
+    extra = 0
+    can_delete = False
+    fields = ("id", "status", "current_wave", "reason", "started_at", "finished_at")
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Update)
+class UpdateAdmin(admin.ModelAdmin):
+    """Updates are created here (version, playbook, variables); "Start a rollout" rolls the
+    selected ones out with the default options (API: POST /api/updates/{id}/rollouts)."""
+
+    list_display = ["version", "description", "playbook", "created_at"]
+    search_fields = ["version", "description"]
+    fields = ["version", "description", "playbook", "extra_vars"]
+    inlines = [RolloutInline]
+    actions = ["start_rollout"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["version"] if obj is not None else []  # a rolled-out version stays what it was
+
+    def save_model(self, request: HttpRequest, obj: Update, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Start a rollout (default waves, soak, limits)")
+    def start_rollout(self, request: HttpRequest, queryset: QuerySet[Update]) -> None:
+        for update in queryset:
+            try:
+                rollout = rollouts.plan_rollout(request.user, update)
+            except PortalError as error:
+                self.message_user(request, f"{update}: {error.message}", messages.WARNING)
+                continue
+            link = reverse("admin:fleet_rollout_change", args=[rollout.pk])
+            self.message_user(
+                request,
+                format_html(
+                    '{}: <a href="{}">rollout {}</a> {}', update, link, rollout.pk, rollout.status
+                ),
+            )
+
+
+@admin.register(Rollout)
+class RolloutAdmin(admin.ModelAdmin):
+    """Rollouts with their VMs' results; start, pause, resume and abort as actions (a move
+    the status does not allow is reported, nothing else changes)."""
+
+    list_display = [
+        "id",
+        "update",
+        "status",
+        "current_wave",
+        "failure_limit",
+        "started_at",
+        "finished_at",
+    ]
+    list_filter = ["status"]
+    search_fields = ["update__version"]
+    list_select_related = ["update"]
+    readonly_fields = [
+        "update",
+        "status",
+        "reason",
+        "waves",
+        "soak_seconds",
+        "failure_limit",
+        "max_unavailable",
+        "current_wave",
+        "selection",
+        "created_by",
+        "started_at",
+        "finished_at",
+    ]
+    inlines = [RolloutTargetInline]
+    actions = ["start", "pause", "resume", "abort"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # started from an update (its action, or the API) with checked options
+
+    @admin.action(description="Start the selected pending rollouts")
+    def start(self, request: HttpRequest, queryset: QuerySet[Rollout]) -> None:
+        self._move(request, queryset, lambda rollout: rollouts.start_rollout(rollout))
+
+    @admin.action(description="Pause the selected rollouts")
+    def pause(self, request: HttpRequest, queryset: QuerySet[Rollout]) -> None:
+        self._move(
+            request, queryset, lambda rollout: rollouts.pause_rollout(rollout, by=request.user)
+        )
+
+    @admin.action(description="Resume the selected paused rollouts")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Rollout]) -> None:
+        self._move(request, queryset, lambda rollout: rollouts.resume_rollout(rollout))
+
+    @admin.action(description="Abort the selected rollouts (running jobs finish)")
+    def abort(self, request: HttpRequest, queryset: QuerySet[Rollout]) -> None:
+        self._move(
+            request, queryset, lambda rollout: rollouts.abort_rollout(rollout, by=request.user)
+        )
+
+    def _move(
+        self, request: HttpRequest, queryset: QuerySet[Rollout], move: Callable[[Rollout], Any]
+    ) -> None:
+        for rollout in queryset.select_related("update"):
+            try:
+                move(rollout)
+            except PortalError as error:
+                self.message_user(request, f"{rollout}: {error.message}", messages.WARNING)
+                continue
+            rollout.refresh_from_db()
+            self.message_user(request, f"{rollout}: {rollout.status}")
