@@ -290,6 +290,19 @@ CELERY_BEAT_SCHEDULE["monitoring-probe"] = {
     "schedule": float(MONITORING_PROBE_INTERVAL),
 }
 
+# Fleet update rollouts (README, "Update rollouts"): the wave engine's tick; how long an
+# updated VM has to report the new version in a heartbeat; how long a wave waits for a VM
+# busy with another action before skipping it; an update job's timeout.
+FLEET_ROLLOUT_TICK = env.int("FLEET_ROLLOUT_TICK", 5, minimum=1)
+FLEET_ROLLOUT_HEALTH_TIMEOUT = env.int("FLEET_ROLLOUT_HEALTH_TIMEOUT", 300, minimum=1)
+FLEET_ROLLOUT_BUSY_WAIT = env.int("FLEET_ROLLOUT_BUSY_WAIT", 600, minimum=0)
+FLEET_UPDATE_TIMEOUT = env.int("FLEET_UPDATE_TIMEOUT", 1800, minimum=10)
+CELERY_BEAT_SCHEDULE["fleet-rollouts"] = {
+    "task": "fleet.advance_rollouts",
+    "schedule": float(FLEET_ROLLOUT_TICK),
+    "options": {"expires": 30},
+}
+
 # --- installers ---------------------------------------------------------------------------
 
 # The application catalogue (portal/installers/catalogue.py): one directory per installer.

@@ -8,6 +8,7 @@ rollouts.py   updates rolled out in waves (start, advance, pause, resume, abort)
 
 def register_job_actions() -> None:
     """The fleet's job actions (restart, rebuild, update), registered with the job engine."""
-    from portal.fleet.actions import operate
+    from portal.fleet.actions import operate, rollouts
 
     operate.register_job_actions()
+    rollouts.register_job_actions()
