@@ -543,6 +543,9 @@ SPECTACULAR_SETTINGS = {
         "ReprovisionRunStatusEnum": "portal.clusters.choices.RunStatus",
         "NodeReprovisionStatusEnum": "portal.clusters.choices.NodeStatus",
         "PowerDriverEnum": "portal.clusters.power.DRIVER_CHOICES",
+        "FleetTierEnum": "portal.fleet.choices.FleetTier",
+        "VMStatusEnum": "portal.fleet.choices.VMStatus",
+        "VMActionKindEnum": "portal.fleet.choices.VMActionKind",
     },
 }
 

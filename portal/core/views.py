@@ -5,6 +5,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonRespons
 from django.shortcuts import redirect
 from django.views import defaults
 from django.views.decorators.http import require_safe
+from django.views.decorators.vary import vary_on_headers
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import AllowAny
@@ -37,10 +38,37 @@ def server_error(request: HttpRequest) -> HttpResponse:
     return defaults.server_error(request)
 
 
+# `GET /` to a client that asks for JSON: the service info, as the source fleet API gave it.
+SERVICE_ENDPOINTS = {
+    "health": "/api/health",
+    "vms": "/api/vms",
+    "customers": "/api/customers",
+    "fleet_metrics": "/api/metrics/fleet",
+    "alerts": "/api/alerts",
+    "updates": "/api/updates",
+    "schema": "/api/schema/",
+    "docs": "/api/docs/",
+}
+
+
+def service_info() -> dict:
+    from django.conf import settings
+
+    return {
+        "name": settings.SPECTACULAR_SETTINGS["TITLE"],
+        "version": settings.SPECTACULAR_SETTINGS["VERSION"],
+        "endpoints": SERVICE_ENDPOINTS,
+    }
+
+
 @require_safe
+@vary_on_headers("Accept")
 def home_view(request: HttpRequest) -> HttpResponseBase:
     """`/`: the login page for visitors; the workspaces page (where the menu leads to the
-    labs, and staff to the admin) for signed-in users; the admin for staff of no customer."""
+    labs, and staff to the admin) for signed-in users; the admin for staff of no customer.
+    A client whose Accept prefers JSON to HTML gets the service info instead."""
+    if request.get_preferred_type(["text/html", "application/json"]) == "application/json":
+        return JsonResponse(service_info())
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     if request.user.is_staff and not request.user.memberships.exists():

@@ -15,12 +15,13 @@ for one VM in Python, ``status_expression`` for a queryset in SQL):
 
 from __future__ import annotations
 
-from django.db.models import Case, F, QuerySet, Value, When
+from django.db.models import Case, Count, F, QuerySet, Value, When
 from django.db.models.functions import Coalesce
 
 from portal.accounts.choices import PlanTier
 from portal.accounts.models import Customer
 from portal.core.errors import NotFound
+from portal.core.tenancy import is_operator
 from portal.fleet.choices import FleetTier, VMStatus
 from portal.fleet.models import VM
 from portal.monitoring.choices import Liveness
@@ -104,13 +105,32 @@ def vm_version(vm: VM) -> str:
     return liveness.product_version if liveness else ""
 
 
+def vm_last_heartbeat(vm: VM):
+    """When the VM's last heartbeat arrived (None: never)."""
+    if "last_heartbeat" in vm.__dict__:
+        return vm.__dict__["last_heartbeat"]
+    liveness = _liveness(vm)
+    return liveness.last_seen_at if liveness else None
+
+
 # --- the API's rows -------------------------------------------------------------------------
+
+
+def visible_vms(user) -> QuerySet[VM]:
+    """Operators and admins see every VM (they run the fleet); others their customers'."""
+    return VM.objects.all() if is_operator(user) else VM.objects.visible_to(user)
+
+
+def can_operate(user, vm: VM) -> bool:
+    """May ``user`` change ``vm`` (maintenance on or off)? Operators, admins, and owners of
+    its customer; a member only reads."""
+    return is_operator(user) or VM.objects.filter(pk=vm.pk).changeable_by(user).exists()
 
 
 def vm_rows(user, *, status: str | None = None, customer_id: int | None = None):
     """The VMs ``user`` may see with their status, version and node (one query), by id;
     narrowed to a status and/or a customer when given."""
-    rows = vms_with_status(VM.objects.visible_to(user).select_related("node", "customer"))
+    rows = vms_with_status(visible_vms(user).select_related("node", "customer"))
     if status:
         rows = rows.filter(status=status)  # type: ignore[misc]  # an annotation
     if customer_id is not None:
@@ -143,18 +163,22 @@ def customer_tier_expression() -> Case:
 
 
 def customer_rows(user) -> QuerySet[Customer]:
-    """The customers ``user`` may see, with their source tier (``fleet_tier``), by id."""
+    """The customers ``user`` may see (operators and admins: all), with their source tier
+    (``fleet_tier``), by id."""
+    customers = Customer.objects.all() if is_operator(user) else Customer.objects.visible_to(user)
     return (
-        Customer.objects.visible_to(user)
-        .select_related("plan")
+        customers.select_related("plan")
         .annotate(fleet_tier=customer_tier_expression())
         .order_by("id")
     )
 
 
-def customer_for(user, customer_id: int) -> Customer:
-    """Customer ``customer_id`` as ``user`` may see it, or NotFound."""
-    customer = customer_rows(user).filter(pk=customer_id).first()
+def customer_for(user, customer_id: int, *, with_vm_count: bool = False) -> Customer:
+    """Customer ``customer_id`` as ``user`` may see it (with ``vm_count``), or NotFound."""
+    rows = customer_rows(user).filter(pk=customer_id)
+    if with_vm_count:
+        rows = rows.annotate(vm_count=Count("vms"))
+    customer = rows.first()
     if customer is None:
         raise NotFound(f"No customer {customer_id}.", field="customer_id")
     return customer

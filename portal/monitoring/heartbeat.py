@@ -1,4 +1,6 @@
 """The heartbeat: ``PUT /api/nodes/{id}/heartbeat`` from a node's agent. A hot path.
+The source fleet API's ``PUT /api/vms/{id}/heartbeat`` is the same endpoint (a fleet VM's id
+is its node's id; portal/fleet/api/vm_urls.py and the WSGI fast path route it here).
 
 A good heartbeat is one UPDATE of the node's liveness row (authenticated, sequence-checked
 and applied in the same statement) and one INSERT of the sample: on PostgreSQL both in one
@@ -16,7 +18,14 @@ the same 404, so ids cannot be enumerated.
 
 Sequence numbers: a heartbeat whose ``seq`` is not above the last stored one changes
 nothing and gets 409 ``stale_seq`` with ``last_seq``; the agent never retries a 4xx (it
-sends the next beat at its next tick with ``seq`` above ``last_seq``).
+sends the next beat at its next tick with ``seq`` above ``last_seq``). ``seq`` is optional
+for the source fleet API's clients, which never sent one: without it the same UPDATE takes
+``last_seq + 1`` (so concurrent beats still get distinct numbers), and nothing is refused
+as stale.
+
+``version`` (optional) is the product version the node runs, as the agent read it
+(``NodeLiveness.product_version``, a fleet VM's ``version``); a beat without it leaves the
+stored one, an empty string clears it.
 """
 
 import hmac
@@ -46,6 +55,7 @@ SEQ_MAX = 2**63 - 1
 NUMBER_MAX = 1e15  # gauges and sizes: anything larger is a broken agent
 GAUGE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")
 AGENT_VERSION = re.compile(r"^[A-Za-z0-9._+-]{1,32}\Z")
+PRODUCT_VERSION = re.compile(r"^[A-Za-z0-9._+-]{1,64}\Z")
 PERCENTS = ("cpu_percent", "memory_percent", "disk_percent")
 FIELDS = frozenset(
     {
@@ -54,6 +64,7 @@ FIELDS = frozenset(
         "load",
         "uptime_seconds",
         "agent_version",
+        "version",
         "seq",
         "interval_seconds",
         "gauges",
@@ -137,6 +148,17 @@ def _gauges(errors, body):
     return value or None
 
 
+def _product_version(errors, body) -> str | None:
+    """The reported product version; None when the beat does not say (keep the stored one)."""
+    value = body.get("version")
+    if value is None or value == "":
+        return value
+    if not isinstance(value, str) or not PRODUCT_VERSION.match(value):
+        errors.append(("version", "1-64 of letters, digits, '.', '_', '+' or '-'.", "invalid"))
+        return None
+    return value
+
+
 def validate(body) -> dict:
     """The heartbeat's values, or Invalid naming every bad field."""
     if not isinstance(body, dict):
@@ -144,7 +166,7 @@ def validate(body) -> dict:
     errors = [(name, "Unknown field.", "unknown_field") for name in body if name not in FIELDS]
     values = {name: _number(errors, body, name, 0, 100) for name in PERCENTS}
     values["disk_used_gb"] = _number(errors, body, "disk_used_gb", 0, NUMBER_MAX)
-    values["seq"] = _number(errors, body, "seq", 1, SEQ_MAX, integer=True)
+    values["seq"] = _number(errors, body, "seq", 1, SEQ_MAX, required=False, integer=True)
     values["uptime_seconds"] = _number(
         errors, body, "uptime_seconds", 0, SEQ_MAX, required=False, integer=True
     )
@@ -159,6 +181,7 @@ def validate(body) -> dict:
             ("agent_version", "1-32 of letters, digits, '.', '_', '+' or '-'.", "invalid")
         )
     values["agent_version"] = version if isinstance(version, str) else ""
+    values["version"] = _product_version(errors, body)
     if errors:
         raise Invalid(errors)
     return values
@@ -174,44 +197,67 @@ SAMPLE_COLUMNS = (
 RETURNED = "node_id, last_seen_at, cpu_percent, memory_percent, disk_percent, disk_used_gb, load1"
 
 
-def _sql() -> dict[str, str]:
-    live = NodeLiveness._meta.db_table
-    sample = Sample._meta.db_table
-    # One UPDATE authenticates (either hash), refuses a stale seq and applies the beat.
-    # A beat with the pending (rotated) token makes it the only token.
-    update = (
+def _update(live: str, *, seq_given: bool) -> str:
+    """One UPDATE authenticates (either hash), refuses a stale seq and applies the beat. A
+    beat with the pending (rotated) token makes it the only token. Without a seq, the row's
+    own next number (``last_seq + 1``, taken under the row's lock) and no stale check."""
+    seq, stale_check = ("%(seq)s", "AND last_seq < %(seq)s ") if seq_given else ("last_seq + 1", "")
+    return (
         f"UPDATE {live} SET "  # noqa: S608 - the table name is the model's; values are params
         "token_hash = CASE WHEN next_token_hash = %(digest)s "
         "THEN next_token_hash ELSE token_hash END, "
         "next_token_hash = CASE WHEN next_token_hash = %(digest)s "
         "THEN '' ELSE next_token_hash END, "
         "status_changed_at = CASE WHEN status = %(status)s THEN status_changed_at ELSE %(at)s END, "
-        "status = %(status)s, last_seen_at = %(at)s, last_seq = %(seq)s, "
+        f"status = %(status)s, last_seen_at = %(at)s, last_seq = {seq}, "
         "interval_seconds = %(interval)s, late_at = %(late_at)s, next_due_at = %(due_at)s, "
         "agent_version = %(agent_version)s, uptime_seconds = %(uptime_seconds)s, "
+        "product_version = COALESCE(%(version)s, product_version), "
         "cpu_percent = %(cpu_percent)s, memory_percent = %(memory_percent)s, "
         "disk_percent = %(disk_percent)s, disk_used_gb = %(disk_used_gb)s, load1 = %(load1)s "
-        "WHERE node_id = %(node)s AND last_seq < %(seq)s "
+        f"WHERE node_id = %(node)s {stale_check}"
         "AND (token_hash = %(digest)s OR next_token_hash = %(digest)s)"
     )
-    return {
-        "update": update,
+
+
+def _both(update: str, sample: str, *, sync: bool, returning_seq: bool) -> str:
+    """PostgreSQL: the UPDATE and the sample's INSERT in one statement, so one round trip
+    and one commit (autocommit); the INSERT takes the row the UPDATE wrote (RETURNING its
+    new values), so it happens only if that matched, and each value is sent once (named
+    parameters: one each). Not ``sync`` (MONITORING_HEARTBEAT_SYNC_COMMIT off): committed
+    without waiting for its WAL flush; set_config(..., true) is local to this statement's
+    own transaction, read at its commit; the CTE is joined so that it is evaluated.
+    ``returning_seq``: the row's new seq comes back (a beat that sent none learns it)."""
+    returned = f"{RETURNED}, last_seq" if returning_seq else RETURNED
+    with_ = f"WITH beat AS ({update} RETURNING {returned})"
+    sources = "beat"
+    if not sync:
+        with_ += ", no_flush_wait AS (SELECT set_config('synchronous_commit', 'off', true))"
+        sources = "beat, no_flush_wait"
+    returning = " RETURNING (SELECT last_seq FROM beat)" if returning_seq else ""
+    return (
+        f"{with_} INSERT INTO {sample} ({SAMPLE_COLUMNS}) "  # noqa: S608
+        f"SELECT {RETURNED}, %(gauges)s FROM {sources}{returning}"
+    )
+
+
+def _sql() -> dict[str, str]:
+    live = NodeLiveness._meta.db_table
+    sample = Sample._meta.db_table
+    statements = {
+        "update": _update(live, seq_given=True),
+        "update_next": _update(live, seq_given=False),
         "insert": f"INSERT INTO {sample} ({SAMPLE_COLUMNS}) "  # noqa: S608
         "VALUES (%(node)s, %(at)s, %(cpu_percent)s, %(memory_percent)s, %(disk_percent)s, "
         "%(disk_used_gb)s, %(load1)s, %(gauges)s)",
-        # PostgreSQL: both in one statement, so one round trip and one commit (autocommit);
-        # the INSERT takes the row the UPDATE wrote (RETURNING its new values), so it happens
-        # only if that matched, and each value is sent once (named parameters: one each).
-        "both": f"WITH beat AS ({update} RETURNING {RETURNED}) "  # noqa: S608
-        f"INSERT INTO {sample} ({SAMPLE_COLUMNS}) SELECT {RETURNED}, %(gauges)s FROM beat",
-        # The same, committed without waiting for its WAL flush (MONITORING_HEARTBEAT_SYNC_COMMIT
-        # off): set_config(..., true) is local to this statement's own transaction, read at
-        # its commit; the CTE is joined so that it is evaluated.
-        "both_async": f"WITH beat AS ({update} RETURNING {RETURNED}), "  # noqa: S608
-        "no_flush_wait AS (SELECT set_config('synchronous_commit', 'off', true)) "
-        f"INSERT INTO {sample} ({SAMPLE_COLUMNS}) "
-        f"SELECT {RETURNED}, %(gauges)s FROM beat, no_flush_wait",
+        "last_seq": f"SELECT last_seq FROM {live} WHERE node_id = %(node)s",  # noqa: S608
     }
+    for sync, name in ((True, "both"), (False, "both_async")):
+        statements[name] = _both(statements["update"], sample, sync=sync, returning_seq=False)
+        statements[f"{name}_next"] = _both(
+            statements["update_next"], sample, sync=sync, returning_seq=True
+        )
+    return statements
 
 
 _STATEMENTS: dict[str, str] = {}
@@ -242,6 +288,7 @@ def store(node_id: int, token: str, values: dict, now=None):
         "late_at": adapt(late_at),
         "due_at": adapt(due_at),
         "agent_version": values["agent_version"],
+        "version": values["version"],
         "uptime_seconds": values["uptime_seconds"],
         "cpu_percent": values["cpu_percent"],
         "memory_percent": values["memory_percent"],
@@ -250,19 +297,32 @@ def store(node_id: int, token: str, values: dict, now=None):
         "load1": values["load"][0] if values["load"] else None,
         "gauges": Sample._meta.get_field("gauges").get_db_prep_save(values["gauges"], db),
     }
+    seq = _apply(db, params)
+    if seq is None:
+        with db.cursor() as cursor:
+            return False, refusal(cursor, node_id, digest)
+    return True, {"seq": seq, "status": Liveness.UP, "next_due_at": due_at.isoformat()}
+
+
+def _apply(db, params: dict) -> int | None:
+    """Run the beat's statements; the stored seq, or None when the UPDATE matched nothing."""
     sql = statements()
+    given = params["seq"] is not None
     if db.vendor == "postgresql":
-        both = sql["both" if settings.MONITORING_HEARTBEAT_SYNC_COMMIT else "both_async"]
-        if execute_prepared(db, both, params) != 1:
-            with db.cursor() as cursor:
-                return False, refusal(cursor, node_id, digest)
-    else:
-        with transaction.atomic(), db.cursor() as cursor:
-            cursor.execute(sql["update"], params)
-            if cursor.rowcount != 1:
-                return False, refusal(cursor, node_id, digest)
-            cursor.execute(sql["insert"], params)
-    return True, {"seq": values["seq"], "status": Liveness.UP, "next_due_at": due_at.isoformat()}
+        name = "both" if settings.MONITORING_HEARTBEAT_SYNC_COMMIT else "both_async"
+        if given:
+            return params["seq"] if execute_prepared(db, sql[name], params) == 1 else None
+        row = fetch_prepared(db, sql[f"{name}_next"], params)
+        return row[0] if row else None
+    with transaction.atomic(), db.cursor() as cursor:
+        cursor.execute(sql["update" if given else "update_next"], params)
+        if cursor.rowcount != 1:
+            return None
+        cursor.execute(sql["insert"], params)
+        if given:
+            return params["seq"]
+        cursor.execute(sql["last_seq"], params)
+        return cursor.fetchone()[0]
 
 
 def execute_prepared(db, sql: str, params: dict) -> int:
@@ -273,6 +333,15 @@ def execute_prepared(db, sql: str, params: dict) -> int:
     needs >= 1.21 with ``max_prepared_statements`` for this); around the statement this does
     what that cursor does: health check, connect, database errors as Django's, the query in
     ``connection.queries`` when Django logs queries. Returns the row count."""
+    return _run_prepared(db, sql, params, lambda cursor: cursor.rowcount)
+
+
+def fetch_prepared(db, sql: str, params: dict) -> tuple | None:
+    """``execute_prepared`` for a statement that returns a row: that row, or None."""
+    return _run_prepared(db, sql, params, lambda cursor: cursor.fetchone())
+
+
+def _run_prepared(db, sql: str, params: dict, read):
     db.close_if_health_check_failed()
     db.ensure_connection()
     if db.connection.prepare_threshold is None:  # Django's "never": psycopg ignores prepare=
@@ -283,10 +352,10 @@ def execute_prepared(db, sql: str, params: dict) -> int:
     with db.wrap_database_errors:
         cursor = _cursor(db)
         cursor.execute(sql, params, prepare=True)
-        rowcount = cursor.rowcount
+        result = read(cursor)
     if db.queries_logged:
         db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
-    return rowcount
+    return result
 
 
 def _cursor(db) -> psycopg.Cursor:

@@ -1,4 +1,5 @@
-"""The heartbeat's fast path: ``PUT /api/nodes/{id}/heartbeat`` answered in front of Django.
+"""The heartbeat's fast path: ``PUT /api/nodes/{id}/heartbeat`` (and the source fleet API's
+``PUT /api/vms/{id}/heartbeat``, the same endpoint) answered in front of Django.
 
 Every node's agent sends one heartbeat per interval, so this one request is most of the
 web server's traffic on a large fleet. Django's handler and its eleven middleware cost
@@ -42,7 +43,9 @@ from portal.core.api.errors import error_body
 from portal.core.middleware import NUL_MARKERS
 from portal.monitoring.heartbeat import MAX_BODY_BYTES, answer
 
-PATH = re.compile(r"/api/nodes/([0-9]{1,18})/heartbeat/?\Z")  # as monitoring/api/urls.py
+# As monitoring/api/urls.py, and the source fleet API's alias (fleet/api/vm_urls.py): a fleet
+# VM's id is its node's.
+PATH = re.compile(r"/api/(?:nodes|vms)/([0-9]{1,18})/heartbeat/?\Z")
 # The middleware whose effect on a heartbeat's answer is reproduced here (see the module's
 # docstring): with any other list the fast path stands aside.
 MIRRORED_MIDDLEWARE = (

@@ -127,7 +127,7 @@ def check_report(report: Any) -> dict:
     if not isinstance(report, dict):
         raise Invalid([(None, "The report is not an object.", "not_an_object")])
     body = {name: report[name] for name in (*REPORTED, *OPTIONAL) if name in report}
-    values = validate({**body, "seq": 1})  # a probe has no sequence; validate wants one
+    values = validate(body)  # a probe has no sequence
     values.pop("seq")
     return values
 
