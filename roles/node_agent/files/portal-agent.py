@@ -6,6 +6,11 @@ Standard library only (python3 is on every Debian node). Reads /proc/stat (cpu),
 path, and sends them with PUT {url}/api/nodes/{id}/heartbeat, authenticated with the token
 read from the token file (0600) before every beat, so a rotated token is used at once.
 
+The product version the node runs (a fleet VM's ``version``) is read from the version file
+before every beat (the fleet's update playbook writes it) and sent as ``version``; no file,
+an unreadable one or one that is not a version: no ``version`` field (the portal keeps what
+it had).
+
 Sequence numbers are milliseconds since the epoch, always above the last one sent (and
 above the portal's last_seq after a 409), so they keep increasing across restarts and
 reinstalls without a state file. A refused or failed beat is never retried: the next one
@@ -14,6 +19,7 @@ goes at the next tick.
 
 import json
 import os
+import re
 import sys
 import time
 import urllib.error
@@ -22,6 +28,7 @@ import urllib.request
 VERSION = "1.0.0"
 CONFIG = os.environ.get("PORTAL_AGENT_CONFIG", "/etc/portal-agent/agent.json")
 GIB = 1024**3
+PRODUCT_VERSION = re.compile(r"^[A-Za-z0-9._+-]{1,64}\Z")  # as the portal checks it
 
 
 def log(message):
@@ -64,9 +71,27 @@ def uptime_seconds():
         return int(float(uptime.read().split()[0]))
 
 
+def product_version(path):
+    """The version file's first line, or None (no file, unreadable, not a version)."""
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            value = handle.readline(256).strip()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        log(f"version not sent: {error}")
+        return None
+    if not PRODUCT_VERSION.match(value):
+        log(f"version not sent: {path} holds no version (1-64 of A-Z a-z 0-9 . _ + -)")
+        return None
+    return value
+
+
 def measure(config, cpu_before, cpu_after, seq):
     disk_percent, disk_used = disk(config.get("disk_path", "/"))
-    return {
+    body = {
         "cpu_percent": round(cpu_percent(cpu_before, cpu_after), 2),
         "memory_percent": round(memory_percent(), 2),
         "disk_percent": round(disk_percent, 2),
@@ -77,6 +102,10 @@ def measure(config, cpu_before, cpu_after, seq):
         "interval_seconds": int(config["interval"]),
         "seq": seq,
     }
+    version = product_version(config.get("version_file"))
+    if version is not None:
+        body["version"] = version
+    return body
 
 
 def send(config, body):
