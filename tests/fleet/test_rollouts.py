@@ -450,13 +450,14 @@ def test_a_busy_vm_is_waited_for_then_skipped(update, broker, settings):
     rollout = start(update)
     target = targets(rollout)[vm.pk]
     assert target.status == T.PENDING and target.waiting_since
-    assert target.reason == f"waiting for job {restart.pk} (fleet.restart) on the VM to end"
+    assert target.reason == f"waiting: the VM is busy (job {restart.pk} (fleet.restart) is pending)"
     assert Job.objects.filter(action="fleet.update").count() == 0
     target.waiting_since = timezone.now() - timedelta(seconds=61)
     target.save(update_fields=["waiting_since"])
     rollout = tick(rollout)
     target = targets(rollout)[vm.pk]
-    assert target.status == T.SKIPPED and "busy with job" in target.reason
+    assert target.status == T.SKIPPED
+    assert target.reason.startswith("skipped: busy for 1 minute (job ")
     assert rollout.status == R.COMPLETED
 
 
@@ -626,3 +627,39 @@ def test_unknown_ids_are_404(admin_api):
     assert admin_api.get("/api/updates/999").status_code == 404
     assert admin_api.get("/api/rollouts/999").status_code == 404
     assert admin_api.post("/api/rollouts/999/abort").status_code == 404
+
+
+# --- the admin ------------------------------------------------------------------------------
+
+
+def test_the_admin_starts_pauses_resumes_and_aborts(client, admin_user, update, broker):
+    fleet(2)
+    client.force_login(admin_user)
+
+    def act(model, action, pk):
+        return client.post(
+            f"/admin/fleet/{model}/",
+            {"action": action, "_selected_action": [pk]},
+            follow=True,
+        )
+
+    answer = act("update", "start_rollout", update.pk)
+    assert answer.status_code == 200
+    rollout = Rollout.objects.get(update=update)
+    assert rollout.status == R.IN_PROGRESS and len(running_jobs()) == 1
+    act("rollout", "pause", rollout.pk)
+    rollout.refresh_from_db()
+    assert rollout.status == R.PAUSED
+    refused = act("rollout", "pause", rollout.pk)  # not in progress: said, nothing changes
+    assert "is not a transition" in refused.content.decode()
+    act("rollout", "resume", rollout.pk)
+    rollout.refresh_from_db()
+    assert rollout.status == R.IN_PROGRESS
+    act("rollout", "abort", rollout.pk)
+    rollout.refresh_from_db()
+    assert rollout.status == R.ABORTED
+    page = client.get(f"/admin/fleet/rollout/{rollout.pk}/change/")
+    assert (
+        page.status_code == 200 and "not started: the rollout was aborted" in page.content.decode()
+    )
+    assert client.get(f"/admin/fleet/update/{update.pk}/change/").status_code == 200

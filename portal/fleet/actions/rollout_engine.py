@@ -15,8 +15,9 @@ after start and resume. In order:
 3. paused: nothing starts;
 4. the current wave is the lowest one with a VM not done; its pending VMs start while fewer
    than ``max_unavailable`` VMs are updating. A VM in maintenance is skipped; a VM busy with
-   another action (a fleet job running on it) is waited for, and skipped once it has waited
-   FLEET_ROLLOUT_BUSY_WAIT seconds; a VM that already reports the version is skipped;
+   another action (operate.busy_reason: a restart or rebuild under way, any job running on
+   its node) is waited for, and skipped once it has waited FLEET_ROLLOUT_BUSY_WAIT seconds;
+   a VM that already reports the version is skipped;
 5. every VM done, failures within the limit: completed.
 
 A wave's VMs are done once each succeeded (update job ok, healthy for the soak), failed or
@@ -35,13 +36,13 @@ from django.utils import timezone
 
 from portal.core.errors import PortalError
 from portal.core.status import humane_duration
+from portal.fleet.actions import operate
 from portal.fleet.choices import RolloutStatus as R
 from portal.fleet.choices import TargetStatus as T
 from portal.fleet.choices import VMActionKind
 from portal.fleet.models import VM, Rollout, RolloutTarget
 from portal.fleet.selectors import ONLINE_LIVENESS, vm_version
 from portal.jobs import actions as jobs
-from portal.jobs.choices import ACTIVE as JOB_ACTIVE
 from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job
 from portal.jobs.selectors import failure_message
@@ -51,8 +52,6 @@ from portal.monitoring.models import Alert, NodeLiveness
 logger = logging.getLogger(__name__)
 
 UPDATE_ACTION = "fleet.update"
-# Every fleet VM action's job is named so: one of them running on a VM makes it busy.
-VM_ACTION_PREFIX = "fleet."
 OPEN = (T.PENDING, T.UPDATING, T.SOAKING)
 DONE = (T.SUCCEEDED, T.FAILED, T.SKIPPED)
 WATCHED = (R.IN_PROGRESS, R.PAUSED)
@@ -219,8 +218,8 @@ def start_target(rollout: Rollout, target: RolloutTarget, now: datetime) -> bool
         note = f": {vm.maintenance_reason}" if vm.maintenance_reason else ""
         finish_target(target, T.SKIPPED, f"in maintenance{note}", now, [T.PENDING])
         return False
-    busy = busy_with(vm)
-    if busy is not None:
+    busy = operate.busy_reason(vm)  # one action per VM, the rule restart and rebuild keep
+    if busy:
         return wait_for(target, busy, now)
     current = vm_version(vm)
     if current == version:
@@ -244,24 +243,16 @@ def start_target(rollout: Rollout, target: RolloutTarget, now: datetime) -> bool
     return True
 
 
-def busy_with(vm: VM) -> Job | None:
-    """The fleet action (restart, rebuild, update) running on the VM, if any."""
-    running = Job.objects.filter(
-        nodes=vm.node_id, status__in=JOB_ACTIVE, action__startswith=VM_ACTION_PREFIX
-    )
-    return running.order_by("pk").first()
-
-
-def wait_for(target: RolloutTarget, busy: Job, now: datetime) -> bool:
+def wait_for(target: RolloutTarget, busy: str, now: datetime) -> bool:
+    """The VM is busy with another action (operate.busy_reason): wait, up to a bound."""
     since = target.waiting_since or now
     bound = timedelta(seconds=settings.FLEET_ROLLOUT_BUSY_WAIT)
-    what = f"job {busy.pk} ({busy.action})"
     if now - since >= bound:
-        reason = f"skipped: busy with {what} for {humane_duration(bound)}"
+        reason = f"skipped: busy for {humane_duration(bound)} ({busy})"
         finish_target(target, T.SKIPPED, reason, now, [T.PENDING])
         return False
     RolloutTarget.objects.filter(pk=target.pk, status=T.PENDING).update(
-        waiting_since=since, reason=f"waiting for {what} on the VM to end"
+        waiting_since=since, reason=f"waiting: the VM is busy ({busy})"
     )
     return False
 
