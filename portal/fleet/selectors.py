@@ -20,6 +20,7 @@ from django.db.models.functions import Coalesce
 
 from portal.accounts.choices import PlanTier
 from portal.accounts.models import Customer
+from portal.core.api.filters import MAX_ID
 from portal.core.errors import NotFound
 from portal.core.tenancy import is_operator
 from portal.fleet.choices import FleetTier, VMStatus
@@ -140,7 +141,7 @@ def vm_rows(user, *, status: str | None = None, customer_id: int | None = None):
 
 def vm_for(user, vm_id: int) -> VM:
     """VM ``vm_id`` as ``user`` may see it, or NotFound (also for another customer's VM)."""
-    vm = vm_rows(user).filter(pk=vm_id).first()
+    vm = vm_rows(user).filter(pk=vm_id).first() if 0 < vm_id <= MAX_ID else None
     if vm is None:
         raise NotFound(f"No VM {vm_id}.", field="vm_id")
     return vm
@@ -175,6 +176,8 @@ def customer_rows(user) -> QuerySet[Customer]:
 
 def customer_for(user, customer_id: int, *, with_vm_count: bool = False) -> Customer:
     """Customer ``customer_id`` as ``user`` may see it (with ``vm_count``), or NotFound."""
+    if not 0 < customer_id <= MAX_ID:
+        raise NotFound(f"No customer {customer_id}.", field="customer_id")
     rows = customer_rows(user).filter(pk=customer_id)
     if with_vm_count:
         rows = rows.annotate(vm_count=Count("vms"))

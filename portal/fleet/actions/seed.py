@@ -4,8 +4,9 @@
 Two customers of each tier, two VMs each (addresses from 198.51.100.0/24, a documentation
 range, so no real machine is reached), heartbeats and a day of samples and a week of hourly
 rollups per VM, the tier costs and one update. Idempotent: rows are found by their unique
-names (customer email, VM hostname, tier, update version) and only what is missing is made;
-history is made only for the VMs made in this call.
+names (customer email, VM hostname, tier, update version) and only what is missing is made
+(a tier cost only where none is set: still 0); history is made only for the VMs made in this
+call.
 """
 
 from __future__ import annotations
@@ -62,11 +63,18 @@ def do_seed_fleet(now: datetime | None = None) -> dict[str, int]:
 
 
 def _tier_costs() -> int:
+    """Each tier's cost per VM where none is set (no row, or still 0); a cost an admin set
+    stays. How many were set."""
     made = 0
     for tier, (_fee, cost, _sizes) in TIERS.items():
-        made += TierCost.objects.get_or_create(tier=tier, defaults={"monthly_cost": Decimal(cost)})[
-            1
-        ]
+        row, created = TierCost.objects.get_or_create(
+            tier=tier, defaults={"monthly_cost": Decimal(cost)}
+        )
+        if not created and row.monthly_cost == 0:
+            row.monthly_cost = Decimal(cost)
+            row.save(update_fields=["monthly_cost", "updated_at"])
+            created = True
+        made += created
     return made
 
 

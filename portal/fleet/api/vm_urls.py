@@ -8,8 +8,10 @@ from django.urls import URLPattern, re_path
 from portal.fleet.api import vm_views as views
 from portal.monitoring.heartbeat import heartbeat_view
 
-VM = r"^vms/(?P<vm_id>[0-9]{1,18})"
-CUSTOMER = r"^customers/(?P<customer_id>[0-9]{1,18})"
+# Any run of digits: one past the largest id is a 404 like any unknown id (selectors), and
+# never falls through to the portal's /api/customers/{id}/ (a redirect to its slash).
+VM = r"^vms/(?P<vm_id>[0-9]+)"
+CUSTOMER = r"^customers/(?P<customer_id>[0-9]+)"
 
 urlpatterns: list[URLPattern] = [
     re_path(r"^vms/?$", views.VMListView.as_view(), name="fleet-vms"),
