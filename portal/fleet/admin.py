@@ -15,8 +15,10 @@ from django.utils.html import format_html
 
 from portal.core.errors import PortalError
 from portal.fleet.actions import operate, rollouts
-from portal.fleet.models import VM, Rollout, RolloutTarget, Update, VMOperation
+from portal.fleet.actions.tiers import do_save_tier_cost, offline_rule_name
+from portal.fleet.models import VM, Rollout, RolloutTarget, TierCost, Update, VMOperation
 from portal.fleet.selectors import vm_status
+from portal.monitoring.models import AlertRule
 
 
 class VMForm(forms.ModelForm):
@@ -241,3 +243,33 @@ class RolloutAdmin(admin.ModelAdmin):
                 continue
             rollout.refresh_from_db()
             self.message_user(request, f"{rollout}: {rollout.status}")
+
+
+@admin.register(TierCost)
+class TierCostAdmin(admin.ModelAdmin):
+    """Each tier's monthly cost per VM (the fleet figures' cost side) and after how many
+    hours offline its VMs raise a ``vm_offline`` alert; saving one updates that tier's alert
+    rule (actions/tiers.py)."""
+
+    list_display = ["tier", "monthly_cost", "offline_alert_hours", "offline_rule", "updated_at"]
+    fields = ["tier", "monthly_cost", "offline_alert_hours", "offline_rule"]
+    readonly_fields = ["offline_rule"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # A tier is what the row is: changed, it would leave its rule behind.
+        return ["tier", "offline_rule"] if obj is not None else ["offline_rule"]
+
+    @admin.display(description="offline alert rule")
+    def offline_rule(self, tier_cost: TierCost) -> str:
+        rule = AlertRule.objects.filter(name=offline_rule_name(tier_cost.tier)).first()
+        if rule is None:
+            return "-"
+        url = reverse("admin:monitoring_alertrule_change", args=[rule.pk])
+        state = "" if rule.enabled else " (disabled)"
+        return format_html('<a href="{}">{}</a>{}', url, rule.name, state)
+
+    def save_model(self, request: HttpRequest, obj: TierCost, form: Any, change: bool) -> None:
+        do_save_tier_cost(obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # every tier has a cost (0 until set) and an offline rule

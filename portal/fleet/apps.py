@@ -7,6 +7,7 @@ class FleetConfig(AppConfig):
     verbose_name = "Fleet"
 
     def ready(self) -> None:
-        from portal.fleet import actions
+        from portal.fleet import actions, alerts
 
         actions.register_job_actions()
+        alerts.register()  # the tier scopes and the maintenance hold of the alert rules

@@ -5,7 +5,7 @@ from django.utils.html import format_html
 
 from portal.core.admin import ReadOnlyAdminMixin, status_badge
 from portal.core.errors import PortalError
-from portal.monitoring import actions
+from portal.monitoring import actions, scopes
 from portal.monitoring.alerts import do_resolve_alert
 from portal.monitoring.choices import Liveness
 from portal.monitoring.models import (
@@ -151,8 +151,19 @@ class AlertRuleAdmin(admin.ModelAdmin):
 
     @admin.display(description="scope")
     def scope(self, rule):
-        parts = [str(part) for part in (rule.group, rule.get_purpose_display()) if part]
+        labels = dict(scopes.choices())
+        named = labels.get(rule.scope, rule.scope)  # a scope of an app above monitoring
+        parts = [str(part) for part in (rule.group, rule.get_purpose_display(), named) if part]
         return " / ".join(parts) or "all nodes"
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "scope":  # the scopes registered by the apps above monitoring
+            return forms.ChoiceField(
+                choices=[("", "any node"), *scopes.choices()],
+                required=False,
+                help_text=db_field.help_text,
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
 
 @admin.register(Alert)

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from portal.accounts.models import Customer
 from portal.core.errors import Conflict, NotFound, PortalError
-from portal.monitoring import baselines, notify
+from portal.monitoring import baselines, notify, scopes
 from portal.monitoring import rules as arithmetic
 from portal.monitoring.choices import (
     BUILTIN_METRICS,
@@ -127,9 +127,13 @@ def _latest_gauges(first: int, last: int, now: datetime) -> dict[int, dict[str, 
     return latest
 
 
-def _applies(rule: AlertRule, group_id: int | None, purpose: str) -> bool:
-    return (not rule.group_id or rule.group_id == group_id) and (
-        not rule.purpose or rule.purpose == purpose
+def _applies(
+    rule: AlertRule, group_id: int | None, purpose: str, node_id: int, members: scopes.Members
+) -> bool:
+    return (
+        (not rule.group_id or rule.group_id == group_id)
+        and (not rule.purpose or rule.purpose == purpose)
+        and members.applies(rule.scope, node_id)
     )
 
 
@@ -150,6 +154,9 @@ def _value(rule: AlertRule, row: tuple, gauges: dict[int, dict[str, Any]]) -> fl
     column = METRIC_COLUMN.get(rule.metric)
     if column is not None:
         return row[column]
+    ratio = arithmetic.ratio_of(rule.metric)
+    if ratio is not None:
+        return arithmetic.percent_of(gauges.get(row[NODE]) or {}, *ratio)
     value = (gauges.get(row[NODE]) or {}).get(rule.metric)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -167,12 +174,18 @@ def _score(
 
 
 def _decide(
-    rules: list[AlertRule], rows: list[tuple], now: datetime, outages: dict[int, Outage]
+    rules: list[AlertRule],
+    rows: list[tuple],
+    now: datetime,
+    outages: dict[int, Outage],
+    members: scopes.Members = scopes.NOBODY,
 ) -> _Batch:
     """Run every rule over the batch's rows: one loop per rule over plain tuples, and
     rules.step only for the pairs that have a state or whose condition holds now. A down
     node's other alerts are held, and so are the down alerts of the nodes of a down group
-    (``outages``: the group's own alert stands for them)."""
+    (``outages``: the group's own alert stands for them, unless the rule's scope narrows it
+    to other nodes), and every alert of a held node (``members.held``: a VM in
+    maintenance). ``members``: the rules' scopes (portal.monitoring.scopes)."""
     first, last = rows[0][NODE], rows[-1][NODE]
     states = _states(first, last, rules)
     gauges = (
@@ -190,14 +203,15 @@ def _decide(
         rule_id, threshold, scoped, column = (
             rule.pk,
             rule.threshold,
-            rule.group_id or rule.purpose,
+            rule.group_id or rule.purpose or rule.scope,
             None,
         )
+        site_wide = not scopes.narrows(rule.scope)
         if rule.metric in METRIC_COLUMN:
             column = METRIC_COLUMN[rule.metric]
         baseline = rule.kind == RuleKind.BASELINE
         for row in rows:
-            if scoped and not _applies(rule, row[GROUP], row[PURPOSE]):
+            if scoped and not _applies(rule, row[GROUP], row[PURPOSE], row[NODE], members):
                 continue
             value = row[column] if column is not None else _value(rule, row, gauges)
             if baseline and value is not None:
@@ -215,7 +229,8 @@ def _decide(
                 value,
                 now,
                 flapping=flapping,
-                inhibited=down and (rule.metric != DOWN or row[GROUP] in outages),
+                inhibited=row[NODE] in members.held
+                or (down and (rule.metric != DOWN or (site_wide and row[GROUP] in outages))),
                 since=row[DOWN_SINCE] if rule.metric == DOWN and down else None,
             )
             _record(out, rule, row[NODE], value, state, old, new, event)
@@ -342,8 +357,9 @@ def _candidates(rules: list[AlertRule], now: datetime) -> Q | None:
     """The liveness rows a pass must read: those where some rule's condition holds, and
     those of nodes with a pair state (they may be clearing). Every other row is idle for
     every rule and would be skipped by _decide after crossing into Python, which was most of
-    a pass's time; the database filters them instead. None when a rule needs every row (a
-    threshold on an extra gauge: its value is not in the liveness row)."""
+    a pass's time; the database filters them instead. A threshold on an extra gauge (its
+    value is not in the liveness row) reads the rows of the nodes that sent gauges within
+    MONITORING_ALERT_GAUGE_MAX_AGE (the only ones _latest_gauges finds a value for)."""
     condition = Q(node_id__in=AlertState.objects.filter(rule__in=rules).values("node_id"))
     for rule in rules:
         if rule.kind == RuleKind.BASELINE:
@@ -358,7 +374,10 @@ def _candidates(rules: list[AlertRule], now: datetime) -> Q | None:
                 **{f"{rule.metric}__{LOOKUP[Comparison(rule.comparison)]}": rule.threshold}
             )
         else:
-            return None
+            # A gauge's value is not in the liveness row: the nodes that sent gauges lately.
+            since = now - timedelta(seconds=settings.MONITORING_ALERT_GAUGE_MAX_AGE)
+            recent = Sample.objects.filter(at__gte=since, at__lte=now).exclude(gauges=None)
+            condition |= Q(node_id__in=recent.values("node_id"))
     return condition
 
 
@@ -430,9 +449,10 @@ def evaluate_alerts(
     rules = _with_data(list(AlertRule.objects.filter(enabled=True).order_by("pk")), now)
     if not rules:
         return totals
-    down_rules = [rule for rule in rules if rule.metric == DOWN]
+    down_rules = [rule for rule in rules if rule.metric == DOWN and not scopes.narrows(rule.scope)]
     outages = down_groups(now) if down_rules else {}
     candidates = _candidates(rules, now)
+    members = scopes.members(rule.scope for rule in rules if rule.scope)
     after = 0
     while True:
         found = _batch_rows(after, batch, only, candidates)
@@ -441,7 +461,7 @@ def evaluate_alerts(
         after, rows = found
         if rows:
             with transaction.atomic():
-                counts = _write(_decide(rules, rows, now, outages), now)
+                counts = _write(_decide(rules, rows, now, outages, members), now)
             totals["nodes"] += len(rows)
             for key, count in counts.items():
                 totals[key] += count

@@ -244,6 +244,12 @@ class AlertRule(models.Model):
         blank=True,
         help_text="Only the nodes of this purpose (empty: any).",
     )
+    scope = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Only the nodes of this scope, defined by an app above monitoring (the "
+        "fleet's VMs of a tier, or every node but the fleet's VMs); empty: any.",
+    )
     min_spread = models.FloatField(
         default=1.0,
         help_text="Baseline rules: the smallest spread assumed, in the metric's unit (also "
@@ -272,6 +278,10 @@ class AlertRule(models.Model):
             kind=self.kind,
             min_spread=self.min_spread,
         )
+        from portal.monitoring import scopes
+
+        if self.scope and not scopes.known(self.scope):
+            errors["scope"] = f"One of {', '.join(key for key, _ in scopes.choices())}, or empty."
         if errors:
             raise ValidationError(errors)
 

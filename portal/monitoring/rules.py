@@ -14,6 +14,25 @@ from datetime import datetime, timedelta
 from portal.monitoring.choices import BUILTIN_METRICS, DOWN, Comparison, RuleKind
 
 GAUGE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+# "api_calls/api_quota": one gauge as a percent of another (the source fleet's API quota).
+GAUGE_RATIO = re.compile(r"^([A-Za-z_][A-Za-z0-9_.-]{0,30})/([A-Za-z_][A-Za-z0-9_.-]{0,30})$")
+
+
+def ratio_of(metric: str) -> tuple[str, str] | None:
+    """(numerator, denominator) gauges of a ratio metric, else None."""
+    found = GAUGE_RATIO.match(metric or "")
+    return (found.group(1), found.group(2)) if found else None
+
+
+def percent_of(gauges: dict, numerator: str, denominator: str) -> float | None:
+    """100 x numerator / denominator from a heartbeat's gauges (None when either is missing
+    or not a number, or the denominator is not above 0)."""
+    values = [gauges.get(numerator), gauges.get(denominator)]
+    if any(isinstance(v, bool) or not isinstance(v, int | float) for v in values):
+        return None
+    top, bottom = float(values[0]), float(values[1])  # type: ignore[arg-type]
+    return 100.0 * top / bottom if bottom > 0 else None
+
 
 # Events step() returns; the evaluator turns them into alert writes.
 FIRE = "fire"  # raise the rule's alert
@@ -45,9 +64,14 @@ def rule_errors(
 ) -> dict[str, str]:
     """What is wrong with a rule, by field (empty when nothing is)."""
     errors: dict[str, str] = {}
-    if metric not in BUILTIN_METRICS and not GAUGE_NAME.match(metric or ""):
+    if (
+        metric not in BUILTIN_METRICS
+        and not GAUGE_NAME.match(metric or "")
+        and not ratio_of(metric)
+    ):
         errors["metric"] = (
-            f"One of {', '.join(BUILTIN_METRICS)}, or a gauge name (letters, digits, _ . -)."
+            f"One of {', '.join(BUILTIN_METRICS)}, a gauge name (letters, digits, _ . -), or "
+            "a gauge as a percent of another (api_calls/api_quota)."
         )
     elif kind == RuleKind.BASELINE and metric == DOWN:
         errors["metric"] = "A baseline rule watches a measured value, not down."

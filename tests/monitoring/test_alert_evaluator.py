@@ -47,7 +47,9 @@ def open_alerts(node=None):
 
 
 def test_the_migration_adds_the_default_rules(defaults):
-    assert set(defaults) == {"Node down", "Disk space", "Memory", "Unusual API calls"}
+    monitoring = {"Node down", "Disk space", "Memory", "Unusual API calls", "API quota"}
+    fleet = {"VM offline (Starter)", "VM offline (Pro)", "VM offline (Enterprise)"}
+    assert set(defaults) == monitoring | fleet
     down, disk, memory = defaults["Node down"], defaults["Disk space"], defaults["Memory"]
     assert (down.metric, down.for_seconds, down.severity) == ("down", 300, "high")
     assert (disk.threshold, disk.clear_threshold, disk.comparison) == (80, 75, ">=")
@@ -174,13 +176,14 @@ def test_queries_per_pass_do_not_grow_with_the_nodes(defaults):
         node_with(disk_percent=95)
     with CaptureQueriesContext(connection) as second:
         assert evaluate_alerts(at(10))["fired"] == 60
-    # 16, the down groups' aggregate, the open group alerts (no group is down) and whether
-    # the baseline rule's metric has baselines (none: that rule is skipped)
-    assert len(first) == len(second) <= 19, [q["sql"][:60] for q in second]
+    # 16, the down groups' aggregate, the open group alerts (no group is down), whether
+    # the baseline rule's metric has baselines (none: that rule is skipped), the API quota
+    # rule's latest gauges, and the fleet's rule scopes and maintenance hold (one each)
+    assert len(first) == len(second) <= 25, [q["sql"][:60] for q in second]
     with CaptureQueriesContext(connection) as batched:
         evaluate_alerts(at(20), batch=10)
     # 9 batches of 10 (and the empty read that ends the pass): a handful of queries each
-    assert len(batched) <= 9 * 6 + 9
+    assert len(batched) <= 9 * 7 + 15
 
 
 def test_one_open_alert_per_rule_and_node_is_a_constraint(defaults):
