@@ -42,6 +42,7 @@ urlpatterns = [
     path("monitoring/", include("portal.monitoring.urls")),
     path("installers/", include("portal.installers.urls")),
     path("clusters/", include("portal.clusters.urls")),
+    path("fleet/", include("portal.fleet.urls")),
     path("api/", include((api_patterns, "api"))),
     path("metrics", metrics_view, name="metrics"),
 ]

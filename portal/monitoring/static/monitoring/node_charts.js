@@ -19,15 +19,19 @@
 
   function draw(canvas, body) {
     var hours = Number(canvas.dataset.hours);
+    // Other APIs of the same history name its parts otherwise (the fleet's VM metrics:
+    // "metrics" and "timestamp"): data-points-key and data-time-key say so.
+    var points = body[canvas.dataset.pointsKey || "points"] || [];
+    var timeKey = canvas.dataset.timeKey || "at";
     var datasets = SERIES.map(function (serie) {
       return {
         label: serie[1],
         borderColor: serie[2],
         backgroundColor: serie[2],
         borderWidth: 1.5,
-        pointRadius: body.points.length > 60 ? 0 : 2,
-        data: body.points.map(function (point) {
-          return { x: Date.parse(point.at), y: point[serie[0]] };
+        pointRadius: points.length > 60 ? 0 : 2,
+        data: points.map(function (point) {
+          return { x: Date.parse(point[timeKey]), y: point[serie[0]] };
         }),
       };
     });
@@ -51,8 +55,8 @@
     });
     canvas.dataset.points = String(chart.data.datasets[0].data.length);
     canvas.dataset.resolution = body.resolution;
-    note(canvas, body.points.length
-      ? body.points.length + " points (" + (body.resolution === "raw" ? "samples" : "5-minute averages") + ")"
+    note(canvas, points.length
+      ? points.length + " points (" + (body.resolution === "raw" ? "samples" : "5-minute averages") + ")"
       : "No data in this range yet.");
   }
 
