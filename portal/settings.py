@@ -361,6 +361,12 @@ CELERY_BEAT_SCHEDULE["fleet-operations"] = {
     "schedule": 5.0,
     "options": {"expires": 30},
 }
+# The fleet's hourly usage sums (the 30-day usage figures), once the rollups pass an hour.
+CELERY_BEAT_SCHEDULE["fleet-usage-hours"] = {
+    "task": "fleet.roll_up_usage_hours",
+    "schedule": 300.0,
+    "options": {"expires": 300},
+}
 
 # --- jobs ---------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from portal.fleet.actions import operate, rollout_engine
+from portal.fleet.actions import operate, rollout_engine, usage
 
 
 @shared_task(name="fleet.advance_rollouts", ignore_result=True, soft_time_limit=120)
@@ -21,3 +21,9 @@ def reimage_vm(operation_id: int) -> None:
 def advance_operations() -> int:
     """The beat's pass over the restarts and rebuilds that wait (every 5 s)."""
     return operate.advance_operations()
+
+
+@shared_task(name="fleet.roll_up_usage_hours", ignore_result=True, time_limit=600)
+def roll_up_usage_hours() -> int:
+    """The fleet's usage per hour from the rollups of the hours that ended (every 5 min)."""
+    return usage.roll_up_hours()

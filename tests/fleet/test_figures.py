@@ -205,3 +205,15 @@ def test_anonymous_is_refused(api):
 def test_the_path_with_a_trailing_slash_answers_too(user_api):
     fleet()
     assert user_api(operator()).get(URL + "/").status_code == 200
+
+
+def test_the_beat_task_sums_up_the_hours(settings):
+    from portal.fleet import tasks
+
+    known = fleet()
+    rollups(known.a_online.pk, usage.hour_start(timezone.now()) - 2 * usage.HOUR, 10, 20, 30)
+    assert (
+        settings.CELERY_BEAT_SCHEDULE["fleet-usage-hours"]["task"] == tasks.roll_up_usage_hours.name
+    )
+    assert tasks.roll_up_usage_hours() == 1
+    assert FleetUsageHour.objects.get().buckets == 12
