@@ -71,3 +71,17 @@ def browser_page(live_server, monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop in this thread
     with open_page(live_server.url) as opened:
         yield opened
+
+
+@pytest.fixture
+def keep_test_connection():
+    """Like Django's test client: requests through the WSGI app (schemathesis) must not close
+    the test's database connection."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)

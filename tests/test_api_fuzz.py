@@ -4,28 +4,11 @@ Bounded: a fixed number of generated cases per operation, derandomized so CI is 
 """
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
 
-from portal.wsgi import application
+from tests.fuzz import api_schema, call_without_server_error, fuzz_settings
 
-schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
 # Streams and metrics are not JSON request/response operations.
-schema = schema.exclude(path_regex=r".*/stream/$")
-
-
-@pytest.fixture
-def keep_test_connection():
-    """Like Django's test client: requests must not close the test's database connection."""
-    from django.core.signals import request_finished, request_started
-    from django.db import close_old_connections
-
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
+schema = api_schema().exclude(path_regex=r".*/stream/$")
 
 
 @pytest.fixture
@@ -41,12 +24,6 @@ def token(db, keep_test_connection):
 
 
 @schema.parametrize()
-@settings(
-    max_examples=15,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
+@fuzz_settings
 def test_no_server_errors(case, token):
-    case.call_and_validate(headers={"Authorization": f"Token {token}"}, checks=[not_a_server_error])
+    call_without_server_error(case, token)

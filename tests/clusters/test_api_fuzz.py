@@ -3,26 +3,10 @@ all): hostile bodies, headers and parameters give a 4xx, never a server error; w
 in place (a cluster, its nodes, a run waiting for registrations)."""
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
 
-from portal.wsgi import application
+from tests.fuzz import api_schema, call_without_server_error, fuzz_settings
 
-schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
-schema = schema.include(path_regex=r"^/api/clusters")
-
-
-@pytest.fixture
-def keep_test_connection():
-    from django.core.signals import request_finished, request_started
-    from django.db import close_old_connections
-
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
+schema = api_schema().include(path_regex=r"^/api/clusters")
 
 
 @pytest.fixture
@@ -52,12 +36,6 @@ def test_the_clusters_operations_are_in_the_schema():
 
 
 @schema.parametrize()
-@settings(
-    max_examples=15,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
+@fuzz_settings
 def test_no_server_errors(case, token):
-    case.call_and_validate(headers={"Authorization": f"Token {token}"}, checks=[not_a_server_error])
+    call_without_server_error(case, token)
