@@ -77,8 +77,8 @@ WRITABLE = frozenset(
 
 
 class VMCreateSerializer(RefuseUnwritableFieldsMixin, serializers.Serializer):
-    """POST /api/vms: the source API's body; ``credential`` and ``ssh_user`` are the
-    portal's (how it logs in to the VM; default: the credential named 'fleet', root)."""
+    """POST /api/vms: the source API's body; credential and ssh_user are the portal's (how it
+    logs in to the VM; default: the credential named 'fleet', as root)."""
 
     # The VM's fields that are not the body's (status, version, …): a 400 naming each.
     refused_fields = frozenset(VMSerializer._declared_fields) - IGNORED_FIELDS - WRITABLE
