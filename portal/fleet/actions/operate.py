@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -41,6 +41,7 @@ from portal.jobs.choices import ACTIVE as JOB_ACTIVE
 from portal.jobs.choices import TERMINAL as JOB_TERMINAL
 from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job
+from portal.jobs.selectors import stats_data
 from portal.monitoring import actions as monitoring
 from portal.monitoring.models import NodeLiveness
 from portal.nodes import actions as node_actions
@@ -50,9 +51,7 @@ logger = logging.getLogger(__name__)
 RESTART, RESTART_PLAYBOOK = "fleet.restart", "fleet_restart.yml"
 REBUILD, REBUILD_PLAYBOOK = "fleet.rebuild", "fleet_rebuild.yml"
 REBUILD_JOB_TIMEOUT = 600
-# A heartbeat counts as the new boot's when the boot it implies (receipt - uptime) is no
-# earlier than the operation's start less this: uptime is whole seconds, the receipt late.
-BOOT_SLACK = timedelta(seconds=2)
+AGENT_INSTALL_ATTEMPTS = 3
 
 
 def register_job_actions() -> None:
@@ -303,6 +302,10 @@ def _after_agent_install(operation: VMOperation) -> None:
     if job.status not in JOB_TERMINAL:
         return
     if job.status != JobStatus.SUCCESSFUL:
+        job.refresh_from_db(fields=["host_summary"])
+        if jobs.unreachable_only(job) and _agent_attempts(operation) < AGENT_INSTALL_ATTEMPTS:
+            _install_agent(operation, after=job)  # a fresh system may drop a connection
+            return
         reason = f"agent install job {job.pk} {job.status}: {job.reason or 'see its events'}"
         fail(operation, reason, [O.INSTALLING_AGENT])
         return
@@ -314,30 +317,26 @@ def _after_agent_install(operation: VMOperation) -> None:
     _after_heartbeat(operation)
 
 
-def new_boot(operation: VMOperation) -> Any:
-    """When the VM booted, if its latest heartbeat comes from a boot after the operation
-    started (None otherwise): the receipt time less the uptime it reported."""
-    liveness = (
-        NodeLiveness.objects.filter(node_id=operation.vm_id)
-        .only("last_seen_at", "uptime_seconds")
-        .first()
-    )
-    if liveness is None or liveness.last_seen_at is None or liveness.uptime_seconds is None:
-        return None
-    booted = liveness.last_seen_at - timedelta(seconds=liveness.uptime_seconds)
-    return booted if booted >= operation.created_at - BOOT_SLACK else None
+def heard_since(operation: VMOperation) -> bool:
+    """Has the portal received a heartbeat since the operation began waiting for one? The
+    job before the wait saw the new boot (restart: a new boot id; rebuild: the new image and
+    then the agent's install with a new token), so a beat received after it comes from the
+    new boot. (The uptime a beat reports cannot tell: a container reports its host's.)"""
+    return NodeLiveness.objects.filter(
+        node_id=operation.vm_id, last_seen_at__gt=operation.status_changed_at
+    ).exists()
 
 
 def _after_heartbeat(operation: VMOperation) -> None:
-    booted = new_boot(operation)
-    if booted is None:
+    if not heard_since(operation):
         return
+    booted = operation.booted_at
+    when = f" (booted {booted:%Y-%m-%d %H:%M:%S} UTC)" if booted else ""
     with transaction.atomic():
         if operation.move(
             O.SUCCEEDED,
             [O.AWAITING_HEARTBEAT],
-            reason=f"heartbeat from the new boot at {booted:%Y-%m-%d %H:%M:%S} UTC",
-            booted_at=booted,
+            reason=f"heartbeat from the new boot received{when}",
             finished_at=timezone.now(),
         ):
             _record(operation, failed=False)
@@ -354,40 +353,65 @@ def apply_job_result(job: Job) -> None:
     if job.status != JobStatus.SUCCESSFUL:
         fail(operation, f"job {job.pk} {job.status}: {job.reason or 'see its events'}", [O.RUNNING])
         return
+    booted = booted_at(job, operation)
     if operation.kind == VMActionKind.RESTART:
         operation.move(
             O.AWAITING_HEARTBEAT,
             [O.RUNNING],
             reason=f"rebooted (job {job.pk}); waiting for a heartbeat from the new boot",
+            booted_at=booted,
         )
         _after_heartbeat(operation)
         return
+    VMOperation.objects.filter(pk=operation.pk).update(booted_at=booted)
     _install_agent(operation)
+
+
+def booted_at(job: Job, operation: VMOperation) -> datetime | None:
+    """The new boot's time the job reported (set_stats ``fleet_restart``/``fleet_rebuild``:
+    {host: {"booted_at": epoch seconds}}), or None."""
+    stats = stats_data(job).get(f"fleet_{operation.kind}") or {}
+    reported = (stats.get(operation.vm.node.name) or {}).get("booted_at")
+    try:
+        return datetime.fromtimestamp(float(reported), tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
 
 
 def _load_by_job(job: Job) -> VMOperation | None:
     return VMOperation.objects.select_related("vm__node", "requested_by").filter(job=job).first()
 
 
-def _install_agent(operation: VMOperation) -> None:
-    """The rebuilt VM's agent: monitoring's own install (a new token), at its old interval."""
+def _install_agent(operation: VMOperation, after: Job | None = None) -> None:
+    """The rebuilt VM's agent: monitoring's own install (a new token), at its old interval.
+    ``after``: an install that found the VM unreachable, retried (DESIGN: fleet retries)."""
     node = operation.vm.node
     interval = (
         NodeLiveness.objects.filter(node=node).values_list("interval_seconds", flat=True).first()
     )
+    source = [O.INSTALLING_AGENT] if after is not None else [O.RUNNING]
     try:
         with transaction.atomic():
             agent_job = monitoring.do_install_agent(
                 node, interval=interval, by=operation.requested_by
             )
+            again = f" again (job {after.pk} found it unreachable)" if after else ""
             operation.move(
                 O.INSTALLING_AGENT,
-                [O.RUNNING],
-                reason=f"installing the monitoring agent (job {agent_job.pk})",
+                source,
+                reason=f"installing the monitoring agent{again} (job {agent_job.pk})",
                 agent_job=agent_job,
             )
     except PortalError as exc:
-        fail(operation, f"cannot install the agent: {exc.message}", [O.RUNNING])
+        fail(operation, f"cannot install the agent: {exc.message}", source)
+
+
+def _agent_attempts(operation: VMOperation) -> int:
+    return Job.objects.filter(
+        action=monitoring.INSTALL_AGENT,
+        target_id=str(operation.vm_id),
+        created_at__gte=operation.created_at,
+    ).count()
 
 
 def fail(operation: VMOperation, reason: str, allowed_from: list[str]) -> bool:
