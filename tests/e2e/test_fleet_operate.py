@@ -205,6 +205,25 @@ def story(operation: VMOperation) -> str:
     return "\n".join(lines)
 
 
+def figures(installs, restart_op, rebuild_op, started, requested) -> str:
+    """Where the time went (README, "Restart and rebuild")."""
+
+    def took(since, until):
+        return f"{(until - since).total_seconds():.1f} s"
+
+    def run(job):
+        return took(job.started_at, job.finished_at)
+
+    installed = max(job.finished_at for job in installs)
+    return (
+        f"agents installed on 3 hosts in {took(started, installed)}; "
+        f"restart -> succeeded {took(requested, restart_op.finished_at)} (job "
+        f"{run(restart_op.job)}); rebuild -> succeeded {took(requested, rebuild_op.finished_at)} "
+        f"(re-imaged and SSH up after {took(requested, rebuild_op.job.started_at)}, check job "
+        f"{run(rebuild_op.job)}, agent job {run(rebuild_op.agent_job)})"
+    )
+
+
 def test_restart_and_rebuild_on_three_hosts_of_two_customers(fleet_hosts, portal_url, worker):
     vms = make_vms(fleet_hosts)
     hosts = {host.name: host for host in fleet_hosts}
@@ -269,6 +288,7 @@ def test_restart_and_rebuild_on_three_hosts_of_two_customers(fleet_hosts, portal
         listed = owner_a if vm == restarted else owner_b
         steps = listed.get(f"/api/vms/{vm.pk}/operations").json()
         assert steps[0]["status"] == "succeeded" and steps[0]["booted_at"]
+    print(figures(installs, restart_op, rebuild_op, started, requested))
     # The VM that was left alone: untouched, still beating.
     assert beating_since(vms[1], restart_op.finished_at)
     assert not VMOperation.objects.filter(vm=vms[1]).exists()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -372,6 +373,8 @@ def booted_at(job: Job, operation: VMOperation) -> datetime | None:
     {host: {"booted_at": epoch seconds}}), or None."""
     stats = stats_data(job).get(f"fleet_{operation.kind}") or {}
     reported = (stats.get(operation.vm.node.name) or {}).get("booted_at")
+    if reported is None:
+        return None
     try:
         return datetime.fromtimestamp(float(reported), tz=UTC)
     except (TypeError, ValueError, OverflowError, OSError):
@@ -414,7 +417,7 @@ def _agent_attempts(operation: VMOperation) -> int:
     ).count()
 
 
-def fail(operation: VMOperation, reason: str, allowed_from: list[str]) -> bool:
+def fail(operation: VMOperation, reason: str, allowed_from: Sequence[str]) -> bool:
     with transaction.atomic():
         if not operation.move(O.FAILED, allowed_from, reason=reason, finished_at=timezone.now()):
             return False
