@@ -25,6 +25,7 @@ from portal.core.errors import NotFound
 from portal.core.tenancy import is_operator
 from portal.fleet.choices import FleetTier, VMStatus
 from portal.fleet.models import VM
+from portal.monitoring import selectors as monitoring
 from portal.monitoring.choices import Liveness
 from portal.monitoring.models import NodeLiveness
 
@@ -145,6 +146,20 @@ def vm_for(user, vm_id: int) -> VM:
     if vm is None:
         raise NotFound(f"No VM {vm_id}.", field="vm_id")
     return vm
+
+
+METRIC_FIELDS = ("cpu_percent", "memory_percent", "disk_percent", "disk_used_gb")
+
+
+def vm_metrics(vm_id: int, hours: int) -> dict:
+    """A VM's metric history in the source API's names (monitoring's samples, or its
+    5-minute rollups beyond MONITORING_RAW_QUERY_HOURS), oldest first."""
+    history = monitoring.history(vm_id, hours)
+    points = [
+        {"vm_id": vm_id, "timestamp": point["at"], **{name: point[name] for name in METRIC_FIELDS}}
+        for point in history["points"]
+    ]
+    return {"vm_id": vm_id, "hours": hours, "resolution": history["resolution"], "metrics": points}
 
 
 def fleet_tier(plan_tier: str) -> str:

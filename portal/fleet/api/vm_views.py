@@ -29,7 +29,6 @@ from portal.fleet import selectors
 from portal.fleet.actions import seed, vms
 from portal.fleet.api import vm_serializers as s
 from portal.fleet.choices import VMStatus
-from portal.monitoring import selectors as monitoring
 
 VM_ID = OpenApiParameter("vm_id", int, OpenApiParameter.PATH, description="The VM's id.")
 CUSTOMER_ID = OpenApiParameter("customer_id", int, OpenApiParameter.PATH)
@@ -149,25 +148,7 @@ class VMMetricsView(APIView):
     def get(self, request: Request, vm_id: str) -> Response:
         hours = _hours(request.query_params.get("hours"))
         vm = selectors.vm_for(request.user, int(vm_id))
-        history = monitoring.history(vm.pk, hours)
-        points = [
-            {
-                "vm_id": vm.pk,
-                "timestamp": point["at"],
-                **{name: point[name] for name in METRIC_FIELDS},
-            }
-            for point in history["points"]
-        ]
-        body = {
-            "vm_id": vm.pk,
-            "hours": hours,
-            "resolution": history["resolution"],
-            "metrics": points,
-        }
-        return Response(s.VMMetricsSerializer(body).data)
-
-
-METRIC_FIELDS = ("cpu_percent", "memory_percent", "disk_percent", "disk_used_gb")
+        return Response(s.VMMetricsSerializer(selectors.vm_metrics(vm.pk, hours)).data)
 
 
 class CustomerListView(generics.GenericAPIView):
