@@ -549,6 +549,7 @@ SPECTACULAR_SETTINGS = {
         "ReprovisionRunStatusEnum": "portal.clusters.choices.RunStatus",
         "NodeReprovisionStatusEnum": "portal.clusters.choices.NodeStatus",
         "PowerDriverEnum": "portal.clusters.power.DRIVER_CHOICES",
+        "VMOperationStatusEnum": "portal.fleet.choices.OperationStatus",
         "FleetTierEnum": "portal.fleet.choices.FleetTier",
         "VMStatusEnum": "portal.fleet.choices.VMStatus",
         "VMActionKindEnum": "portal.fleet.choices.VMActionKind",

@@ -87,6 +87,10 @@ def admin_client_with_data(admin_client):
 
     with stubbed_broker():
         start(make_cluster(count=1))
+    from portal.fleet.models import VM, VMOperation
+
+    vm = VM.objects.create(node=NodeFactory(), customer=CustomerFactory())
+    VMOperation.objects.create(vm=vm, kind="restart", status="running", job=job)
     return admin_client
 
 

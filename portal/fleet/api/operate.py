@@ -45,7 +45,7 @@ class OperationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AcceptedSerializer(serializers.Serializer):
+class VMActionAcceptedSerializer(serializers.Serializer):
     message = serializers.CharField()
     vm_id = serializers.IntegerField()
     action = serializers.ChoiceField(choices=VMActionKind.choices)
@@ -98,7 +98,9 @@ class RestartView(_VMActionView):
 
     kind = VMActionKind.RESTART
 
-    @extend_schema(request=None, responses={202: AcceptedSerializer}, operation_id="vm_restart")
+    @extend_schema(
+        request=None, responses={202: VMActionAcceptedSerializer}, operation_id="vm_restart"
+    )
     def post(self, request, vm_id: int):
         return super().post(request, vm_id)
 
@@ -112,7 +114,9 @@ class RebuildView(_VMActionView):
 
     kind = VMActionKind.REBUILD
 
-    @extend_schema(request=None, responses={202: AcceptedSerializer}, operation_id="vm_rebuild")
+    @extend_schema(
+        request=None, responses={202: VMActionAcceptedSerializer}, operation_id="vm_rebuild"
+    )
     def post(self, request, vm_id: int):
         return super().post(request, vm_id)
 
