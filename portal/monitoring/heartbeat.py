@@ -201,7 +201,10 @@ def _update(live: str, *, seq_given: bool) -> str:
     """One UPDATE authenticates (either hash), refuses a stale seq and applies the beat. A
     beat with the pending (rotated) token makes it the only token. Without a seq, the row's
     own next number (``last_seq + 1``, taken under the row's lock) and no stale check."""
-    seq, stale_check = ("%(seq)s", "AND last_seq < %(seq)s ") if seq_given else ("last_seq + 1", "")
+    # Without a seq: the next one, kept at the largest a bigint holds once there (an agent
+    # sent that seq before): the beat is stored, its seq just does not grow.
+    next_seq = f"CASE WHEN last_seq < {SEQ_MAX} THEN last_seq + 1 ELSE last_seq END"
+    seq, stale_check = ("%(seq)s", "AND last_seq < %(seq)s ") if seq_given else (next_seq, "")
     return (
         f"UPDATE {live} SET "  # noqa: S608 - the table name is the model's; values are params
         "token_hash = CASE WHEN next_token_hash = %(digest)s "

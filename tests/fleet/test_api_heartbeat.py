@@ -168,3 +168,11 @@ def test_concurrent_seqless_beats_get_distinct_seqs():
         thread.join()
     assert sorted(seqs) == list(range(1, 21))
     assert liveness(vm).last_seq == 20
+
+
+def test_a_seqless_beat_after_the_largest_seq_is_stored_without_overflowing(beat):
+    vm, token = vm_with_token(customer())
+    assert beat(vm.pk, token, {**SOURCE_BEAT, "seq": 2**63 - 1}).status_code == 200
+    answer = beat(vm.pk, token, {**SOURCE_BEAT, "cpu_percent": 77.0})
+    assert (answer.status_code, answer.json()["seq"]) == (200, 2**63 - 1)
+    assert liveness(vm).cpu_percent == 77.0
