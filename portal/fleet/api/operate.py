@@ -1,8 +1,8 @@
 """``POST /api/vms/{vm_id}/restart`` and ``/rebuild`` (202 with the job), and
 ``GET /api/vms/{vm_id}/operations``: the VM's restarts and rebuilds, step by step.
 
-Who: admins and operators on any VM; a customer's owners on their customer's VMs; members
-see them (the operations list) but may not act (403); anyone else's VM is 404."""
+Who: admins on any VM; a customer's owners (and operators) on the VMs they see; members see
+them (the operations list) but may not act (403); a VM the user does not see is 404."""
 
 from __future__ import annotations
 
