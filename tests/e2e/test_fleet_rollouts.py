@@ -22,8 +22,10 @@ from portal.fleet.models import VM, Rollout, Update
 from portal.jobs.models import Job
 from portal.monitoring import actions as monitoring
 from portal.monitoring.models import NodeLiveness
+from tests.e2e.conftest import unavailable
 from tests.factories import CustomerFactory
 from tests.helpers import InlineWorker, stubbed_broker
+from tests.hosts import HostsUnavailable, boot_hosts, unavailable_reason
 from tests.waiting import wait_for
 
 INTERVAL = 5  # the agent's smallest heartbeat interval
@@ -33,10 +35,24 @@ VERSION_FILE = "/etc/portal-product/version"
 TICK = 0.5
 
 
+@pytest.fixture(scope="module")
+def test_hosts():
+    """This module's own three hosts (no volume), so the session's pool is left as it was
+    (its hosts keep no product version file or update jobs of ours)."""
+    reason = unavailable_reason()
+    if reason:
+        unavailable(reason)
+    try:
+        with boot_hosts(3) as pool:
+            yield pool
+    except HostsUnavailable as error:
+        unavailable(str(error))
+
+
 @pytest.fixture
 def fleet(test_hosts, portal_nodes, portal_on_bridge, settings, tmp_path):
     """The pool's three hosts as VMs of customers A (two) and B (one), on OLD, their agents
-    beating to the portal; the version file removed again afterwards."""
+    beating to the portal."""
     settings.PLAYBOOKS_DIR = Path(django_settings.BASE_DIR) / "playbooks"
     settings.JOBS_WORK_DIR = tmp_path / "jobs"
     settings.JOB_CONNECT_TIMEOUT = 5
@@ -50,16 +66,12 @@ def fleet(test_hosts, portal_nodes, portal_on_bridge, settings, tmp_path):
     hosts = {vm.pk: test_hosts[vm.node.name] for vm in vms}
     for host in hosts.values():
         host.run(f"mkdir -p /etc/portal-product && echo {OLD} > {VERSION_FILE}", check=True)
-    try:
-        with stubbed_broker(), InlineWorker(tick=rollout_engine.advance_all, interval=TICK):
-            for vm in vms:
-                with transaction.atomic():
-                    monitoring.do_install_agent(vm.node, interval=INTERVAL)
-            wait_for(lambda: reported(vms) == [OLD] * 3, 120, TICK, "heartbeats reporting OLD")
-            yield vms, hosts
-    finally:
-        for host in hosts.values():
-            host.run(f"rm -f {VERSION_FILE}")
+    with stubbed_broker(), InlineWorker(tick=rollout_engine.advance_all, interval=TICK):
+        for vm in vms:
+            with transaction.atomic():
+                monitoring.do_install_agent(vm.node, interval=INTERVAL)
+        wait_for(lambda: reported(vms) == [OLD] * 3, 120, TICK, "heartbeats reporting OLD")
+        yield vms, hosts
 
 
 def reported(vms):
