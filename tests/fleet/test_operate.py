@@ -312,3 +312,19 @@ def test_admin_rebuild_without_driver_is_409_and_operations_list(admin_api, brok
     listed = admin_api.get(f"/api/vms/{row.pk}/operations").json()
     assert [(o["kind"], o["status"]) for o in listed] == [("restart", "running")]
     assert admin_api.post("/api/vms/999999/restart").status_code == 404
+
+
+def test_the_vm_admin_restarts_and_says_why_not(admin_client, broker):
+    row = vm(customer())
+    changelist = "/admin/fleet/vm/"
+    answer = admin_client.post(
+        changelist, {"action": "restart", "_selected_action": [row.pk]}, follow=True
+    )
+    job = VMOperation.objects.get(vm=row).job
+    assert answer.status_code == 200 and f"job {job.pk}" in answer.content.decode()
+    again = admin_client.post(
+        changelist, {"action": "rebuild", "_selected_action": [row.pk]}, follow=True
+    )
+    assert "is busy" in again.content.decode()
+    page = admin_client.get(f"/admin/fleet/vm/{row.pk}/change/")
+    assert page.status_code == 200 and "restart" in page.content.decode()
