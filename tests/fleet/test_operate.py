@@ -22,7 +22,8 @@ from tests.fleet.api_helpers import customer, member_of, vm
 
 pytestmark = pytest.mark.django_db
 
-TEST_HOST = {"power_driver": "test-host", "power_options": {"command": ["true"]}}
+AGENT = {"token": "the-agent-token-of-this-vm"}  # an agent installed: a liveness row
+TEST_HOST = {"power_driver": "test-host", "power_options": {"command": ["true"]}, **AGENT}
 
 
 @pytest.fixture(autouse=True)
@@ -57,7 +58,7 @@ def operation_of(job) -> VMOperation:
 
 
 def test_restart_creates_the_job_and_the_operation(broker, django_capture_on_commit_callbacks):
-    row = vm(customer())
+    row = vm(customer(), **AGENT)
     with django_capture_on_commit_callbacks(execute=True):
         job = operate.restart_vm(row)
     assert (job.action, job.playbook, job.status) == (
@@ -83,10 +84,17 @@ def test_a_second_action_is_refused_naming_the_running_job(broker):
         assert refused.value.code == "busy" and f"job {job.pk}" in refused.value.message
 
 
+def test_a_vm_without_agent_cannot_be_restarted(broker):
+    with pytest.raises(Conflict) as refused:
+        operate.restart_vm(vm(customer()))
+    assert (refused.value.code, refused.value.field) == ("no_agent", "agent")
+    assert not VMOperation.objects.exists()
+
+
 def test_any_active_job_on_the_node_makes_the_vm_busy(broker):
     from portal.monitoring.actions import do_install_agent
 
-    row = vm(customer())
+    row = vm(customer(), **AGENT)
     install = do_install_agent(row.node)
     with pytest.raises(Conflict) as refused:
         operate.restart_vm(row)
@@ -108,7 +116,7 @@ def reported_boot(job, kind, booted):
 
 
 def test_restart_waits_for_a_heartbeat_after_the_reboot(broker):
-    row = vm(customer(), last_action_failed=True)  # an earlier action failed
+    row = vm(customer(), last_action_failed=True, **AGENT)  # an earlier action failed
     beat(row, uptime=86400)
     job = operate.restart_vm(row)
     boot = timezone.now().timestamp()
@@ -135,7 +143,7 @@ def test_restart_waits_for_a_heartbeat_after_the_reboot(broker):
 
 
 def test_a_failed_restart_job_fails_the_operation_and_the_vm_is_error(broker):
-    row = vm(customer(), liveness="up")
+    row = vm(customer(), liveness="up", **AGENT)
     job = operate.restart_vm(row)
     end(job, JobStatus.FAILED, reason="ansible-playbook exited with rc 2")
     operation = operation_of(job)
@@ -144,7 +152,7 @@ def test_a_failed_restart_job_fails_the_operation_and_the_vm_is_error(broker):
 
 
 def test_no_heartbeat_in_time_fails_the_restart(broker, settings):
-    row = vm(customer())
+    row = vm(customer(), **AGENT)
     job = operate.restart_vm(row)
     end(job)
     VMOperation.objects.filter(job=job).update(status_expires=timezone.now() - timedelta(1))
@@ -305,7 +313,7 @@ def test_members_may_not_act_and_others_see_no_vm(user_api, broker):
 
 
 def test_admin_rebuild_without_driver_is_409_and_operations_list(admin_api, broker):
-    row = vm(customer())
+    row = vm(customer(), **AGENT)
     refused = admin_api.post(f"/api/vms/{row.pk}/rebuild")
     assert refused.status_code == 409 and refused.json()["code"] == "no_power_driver"
     assert admin_api.post(f"/api/vms/{row.pk}/restart").status_code == 202
@@ -315,7 +323,7 @@ def test_admin_rebuild_without_driver_is_409_and_operations_list(admin_api, brok
 
 
 def test_the_vm_admin_restarts_and_says_why_not(admin_client, broker):
-    row = vm(customer())
+    row = vm(customer(), **AGENT)
     changelist = "/admin/fleet/vm/"
     answer = admin_client.post(
         changelist, {"action": "restart", "_selected_action": [row.pk]}, follow=True

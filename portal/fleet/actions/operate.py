@@ -99,6 +99,20 @@ def check_idle(vm: VM) -> None:
         )
 
 
+def check_has_agent(vm: VM) -> None:
+    """A restart is confirmed by the agent's heartbeat: a VM without an agent cannot be."""
+    has_agent = NodeLiveness.objects.filter(node_id=vm.pk).exclude(
+        token_hash="", next_token_hash=""
+    )
+    if not has_agent.exists():
+        raise Conflict(
+            f"VM {vm} has no monitoring agent, whose heartbeat confirms a restart: install it "
+            "first (or rebuild the VM, which installs it).",
+            field="agent",
+            code="no_agent",
+        )
+
+
 def power_target(vm: VM) -> PowerTarget:
     return PowerTarget(
         node=vm.node.name,
@@ -140,6 +154,7 @@ def _locked(vm: VM) -> VM:
 def restart_vm(vm: VM, by: Any = None) -> Job:
     vm = _locked(vm)
     check_idle(vm)
+    check_has_agent(vm)
     job = jobs.launch(
         playbook=RESTART_PLAYBOOK,
         action=RESTART,
