@@ -553,6 +553,8 @@ SPECTACULAR_SETTINGS = {
         "FleetTierEnum": "portal.fleet.choices.FleetTier",
         "VMStatusEnum": "portal.fleet.choices.VMStatus",
         "VMActionKindEnum": "portal.fleet.choices.VMActionKind",
+        "RolloutStatusEnum": "portal.fleet.choices.RolloutStatus",
+        "RolloutTargetStatusEnum": "portal.fleet.choices.TargetStatus",
     },
 }
 

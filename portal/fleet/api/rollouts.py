@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -192,6 +192,8 @@ class UpdateListView(generics.GenericAPIView):
 
 
 class UpdateDetailView(APIView):
+    """One update in the source shape (a customer: only one that touched their VMs)."""
+
     permission_classes = [IsAuthenticated]
 
     @extend_schema(responses={200: UpdateSerializer})
@@ -226,9 +228,15 @@ class RolloutListView(generics.GenericAPIView):
     serializer_class = RolloutSerializer
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={200: RolloutSerializer(many=True)})
+    def get_queryset(self) -> QuerySet[Rollout]:
+        return selectors.visible_rollouts(self.request.user).order_by("-created_at", "-pk")
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, enum=RolloutStatus.values)],
+        responses={200: RolloutSerializer(many=True)},
+    )
     def get(self, request: Request) -> Response:
-        rows = selectors.visible_rollouts(request.user).order_by("-created_at", "-pk")
+        rows = self.get_queryset()
         wanted = request.query_params.get("status")
         if wanted:
             if wanted not in RolloutStatus.values:
