@@ -91,6 +91,10 @@ def admin_client_with_data(admin_client):
 
     vm = VM.objects.create(node=NodeFactory(), customer=CustomerFactory())
     VMOperation.objects.create(vm=vm, kind="restart", status="running", job=job)
+    from portal.fleet.models import Rollout, RolloutTarget, Update
+
+    rollout = Rollout.objects.create(update=Update.objects.create(version="2.0.0"))
+    RolloutTarget.objects.create(rollout=rollout, vm=vm, wave=1)
     return admin_client
 
 
