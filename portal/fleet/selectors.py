@@ -200,3 +200,9 @@ def customer_for(user, customer_id: int, *, with_vm_count: bool = False) -> Cust
     if customer is None:
         raise NotFound(f"No customer {customer_id}.", field="customer_id")
     return customer
+
+
+def owned_node_ids(user) -> QuerySet:
+    """The node ids of the VMs ``user``'s customers own (a subquery): monitoring shows their
+    members these nodes' alerts (portal/monitoring/owners.py)."""
+    return VM.objects.visible_to(user).values("node_id")

@@ -41,7 +41,7 @@ def as_user(user_api, user):
 
 def ids(response):
     assert response.status_code == 200, response.json()
-    return sorted(row["id"] for row in response.json()["results"])
+    return sorted(row["id"] for row in response.json())
 
 
 def test_b_sees_only_its_own_vms_and_customer_in_every_list(fleet, user_api):
@@ -135,3 +135,29 @@ def test_admins_see_every_vm_and_narrow_by_customer(fleet, admin_api):
     a_only = sorted(v.pk for v in fleet["a_vms"])
     assert ids(admin_api.get(f"/api/vms?customer_id={fleet['a'].pk}")) == a_only
     assert ids(admin_api.get(f"/api/customers/{fleet['a'].pk}/vms")) == a_only
+
+
+def _alert(**fields):
+    from portal.monitoring.models import Alert
+
+    return Alert.objects.create(type="disk_space", severity="warning", message="m", **fields)
+
+
+def test_b_reads_the_alerts_of_its_vms_and_customer_only(fleet, user_api):
+    on_a_vm = _alert(node_id=fleet["a_vms"][0].pk)
+    of_a = _alert(customer=fleet["a"])
+    on_b_vm = _alert(node_id=fleet["b_vm"].pk)
+    of_b = _alert(customer=fleet["b"])
+    unowned = _alert()  # no node, no customer: operators only
+    client = as_user(user_api, fleet["b_owner"])
+    assert ids(client.get("/api/alerts")) == sorted([on_b_vm.pk, of_b.pk])
+    assert ids(client.get("/api/alerts?resolved=false")) == sorted([on_b_vm.pk, of_b.pk])
+    for other in (on_a_vm, of_a, unowned):
+        assert client.put(f"/api/alerts/{other.pk}/resolve").status_code == 404
+    # B's own alert: readable, but resolving is for operators (403 says so; nothing changes)
+    refused = client.put(f"/api/alerts/{on_b_vm.pk}/resolve")
+    assert refused.status_code == 403, refused.json()
+    on_b_vm.refresh_from_db()
+    assert not on_b_vm.resolved
+    a_client = as_user(user_api, fleet["a_member"])
+    assert ids(a_client.get("/api/alerts")) == sorted([on_a_vm.pk, of_a.pk])

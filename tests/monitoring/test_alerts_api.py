@@ -66,18 +66,23 @@ def test_a_body_that_is_not_an_object_is_a_400(operator_api):
     assert response.status_code == 400
 
 
-def test_list_is_paginated_and_filters_on_resolved(operator_api):
+def test_list_is_an_array_paged_in_headers_and_filters_on_resolved(operator_api):
     open_ = make(message="open")
     make(message="done", resolved=True)
-    everything = operator_api.get("/api/alerts").json()
-    assert everything["count"] == 2 and "results" in everything
+    everything = operator_api.get("/api/alerts")
+    assert len(everything.json()) == 2 and everything["X-Total-Count"] == "2"
+    assert 'rel="next"' not in everything["Link"]  # one page: first = last
     only_open = operator_api.get("/api/alerts?resolved=false").json()
-    assert [row["id"] for row in only_open["results"]] == [open_.pk]
-    assert operator_api.get("/api/alerts/?resolved=true").json()["count"] == 1
+    assert [row["id"] for row in only_open] == [open_.pk]
+    assert len(operator_api.get("/api/alerts/?resolved=true").json()) == 1
     bad = operator_api.get("/api/alerts?resolved=maybe")
     assert bad.status_code == 400 and "resolved" in bad.content.decode()
-    page = operator_api.get("/api/alerts?page_size=1&page=2").json()
-    assert page["count"] == 2 and len(page["results"]) == 1
+    first = operator_api.get("/api/alerts?page_size=1")
+    assert len(first.json()) == 1 and first["X-Total-Count"] == "2"
+    assert 'rel="next"' in first["Link"] and "page=2" in first["Link"]
+    second = operator_api.get("/api/alerts?page_size=1&page=2")
+    assert [row["id"] for row in second.json()] == [open_.pk]  # newest first: "done", then it
+    assert 'rel="prev"' in second["Link"] and 'rel="next"' not in second["Link"]
 
 
 def test_resolve_once_then_409(operator_api):
@@ -90,11 +95,11 @@ def test_resolve_once_then_409(operator_api):
     assert operator_api.put("/api/alerts/999999/resolve").status_code == 404
 
 
-def test_customers_see_no_alerts_and_cannot_write(user_api, owner):
+def test_customers_see_no_alerts_of_others_and_cannot_write(user_api, owner):
     alert = make()
     client = user_api(owner[0])
     listing = client.get("/api/alerts")
-    assert listing.status_code == 200 and listing.json()["count"] == 0
+    assert listing.status_code == 200 and listing.json() == []
     posted = client.post("/api/alerts", {"type": "other", "message": "m"}, format="json")
     assert posted.status_code == 403
     assert client.put(f"/api/alerts/{alert.pk}/resolve").status_code == 404

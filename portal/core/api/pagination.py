@@ -12,6 +12,8 @@ from django.db.models import QuerySet
 from rest_framework.exceptions import ErrorDetail, NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 NOT_A_PAGE = "Not a page number: give a whole number from 1 (or 'last')."
@@ -61,3 +63,36 @@ class Pagination(PageNumberPagination):
         if paginator.num_pages > 1 and self.template is not None:
             self.display_page_controls = True
         return list(self.page)
+
+
+class SourceListPagination(Pagination):
+    """The source fleet API's lists: the body is a plain JSON array, as its clients read it;
+    the page travels in headers (``Link`` with rel next/prev/first/last, RFC 8288, and
+    ``X-Total-Count``). Pages are large (1,000 rows unless ``?page_size=`` asks for fewer),
+    so a fleet of a few hundred VMs is one page, as it was in the source."""
+
+    page_size = 1000
+    max_page_size = 1000
+
+    def get_paginated_response(self, data: Any) -> Response:
+        links = [
+            f'<{url}>; rel="{rel}"'
+            for rel, url in (
+                ("next", self.get_next_link()),
+                ("prev", self.get_previous_link()),
+                ("first", self._page_link(1)),
+                ("last", self._page_link(self.page.paginator.num_pages)),
+            )
+            if url
+        ]
+        headers = {"X-Total-Count": str(self.page.paginator.count)}
+        if links:
+            headers["Link"] = ", ".join(links)
+        return Response(data, headers=headers)
+
+    def _page_link(self, number: int) -> str:
+        url = self.request.build_absolute_uri()
+        return replace_query_param(url, self.page_query_param, number)
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        return schema

@@ -149,10 +149,3 @@ class VMMetricPointSerializer(serializers.Serializer):
     memory_percent = serializers.FloatField()
     disk_percent = serializers.FloatField()
     disk_used_gb = serializers.FloatField(help_text="GiB used (a bucket's maximum).")
-
-
-class VMMetricsSerializer(serializers.Serializer):
-    vm_id = serializers.IntegerField()
-    hours = serializers.IntegerField()
-    resolution = serializers.CharField(help_text="'raw' (samples) or '5m' (rollups).")
-    metrics = VMMetricPointSerializer(many=True, help_text="Oldest first.")

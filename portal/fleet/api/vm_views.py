@@ -23,6 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.core.api.filters import MAX_ID
+from portal.core.api.pagination import SourceListPagination
 from portal.core.errors import NotFound, PortalError
 from portal.core.tenancy import IsAdmin
 from portal.fleet import selectors
@@ -68,6 +69,7 @@ def _vm_body(request: Request, vm_id: int) -> dict[str, Any]:
 
 class _VMPages(generics.GenericAPIView):
     serializer_class = s.VMSerializer
+    pagination_class = SourceListPagination
     filter_backends: list[Any] = []  # ?status and ?customer_id are read by the view
 
     def page_of(self, rows: QuerySet) -> Response:
@@ -77,8 +79,9 @@ class _VMPages(generics.GenericAPIView):
 
 class VMListView(_VMPages):
     """The VMs you may see (admins and operators: all; others: their customers'), by id,
-    paginated; ?status=online|offline|maintenance|error and ?customer_id= narrow the list.
-    POST creates a VM (admins): its inventory node (purpose fleet_host) and fleet profile."""
+    as a JSON array (pages in the Link header); ?status=online|offline|maintenance|error
+    and ?customer_id= narrow the list. POST creates a VM (admins): its inventory node
+    (purpose fleet_host) and fleet profile."""
 
     def get_permissions(self) -> list[Any]:
         return [IsAdmin()] if self.request.method == "POST" else [IsAuthenticated()]
@@ -135,28 +138,32 @@ class VMStatusView(APIView):
 
 
 class VMMetricsView(APIView):
-    """A VM's metric history, oldest first: its heartbeats' samples for up to 24 hours,
-    5-minute averages beyond (?hours=1-2160, default 24)."""
+    """A VM's metric history as the source's plain array, oldest first: its heartbeats'
+    samples for up to 24 hours, 5-minute averages beyond (?hours=1-2160, default 24); the
+    header X-Resolution says which (raw or 5m)."""
 
     @extend_schema(
         parameters=[
             VM_ID,
             OpenApiParameter("hours", int, description="How far back, 1-2160 (default 24)."),
         ],
-        responses={200: s.VMMetricsSerializer},
+        responses={200: s.VMMetricPointSerializer(many=True)},
     )
     def get(self, request: Request, vm_id: str) -> Response:
         hours = _hours(request.query_params.get("hours"))
         vm = selectors.vm_for(request.user, int(vm_id))
-        return Response(s.VMMetricsSerializer(selectors.vm_metrics(vm.pk, hours)).data)
+        history = selectors.vm_metrics(vm.pk, hours)
+        points = s.VMMetricPointSerializer(history["metrics"], many=True).data
+        return Response(points, headers={"X-Resolution": history["resolution"]})
 
 
 class CustomerListView(generics.GenericAPIView):
     """The customers you may see (admins and operators: all; others: their own), by id,
-    paginated, with the source API's tier (the plan's; team is called pro). POST creates
-    one (admins); its email must be unique."""
+    as a JSON array (pages in the Link header), with the source API's tier (the plan's; team
+    is called pro). POST creates one (admins); its email must be unique."""
 
     serializer_class = s.FleetCustomerSerializer
+    pagination_class = SourceListPagination
     filter_backends: list[Any] = []
 
     def get_permissions(self) -> list[Any]:
@@ -196,7 +203,7 @@ class CustomerDetailView(APIView):
 
 
 class CustomerVMsView(_VMPages):
-    """One customer's VMs, by id, paginated (?status= narrows). Another customer is a 404."""
+    """One customer's VMs, by id, as a JSON array (?status= narrows). Another customer is a 404."""
 
     @extend_schema(parameters=[CUSTOMER_ID, STATUS], responses={200: s.VMSerializer(many=True)})
     def get(self, request: Request, customer_id: str) -> Response:

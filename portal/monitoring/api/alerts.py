@@ -1,22 +1,26 @@
 """The source fleet API's alerts: GET /api/alerts, POST /api/alerts, PUT
-/api/alerts/{id}/resolve. Operators and admins see and write every alert; other users see
-none until [fleet] gives nodes their customers (their list is empty, a resolve is a 404)."""
+/api/alerts/{id}/resolve. Operators and admins see and write every alert; a customer's
+members read the alerts of their customer and of the nodes it owns (its fleet VMs:
+portal/monitoring/owners.py); another customer's alert is a 404 to them."""
 
 from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal.core.api.pagination import SourceListPagination
 from portal.core.errors import NotFound, PortalError
 from portal.core.tenancy import IsOperator, is_operator
 from portal.monitoring import alerts
 from portal.monitoring.choices import AlertType, Severity
 from portal.monitoring.models import Alert
+from portal.monitoring.owners import visible_alerts
 
 
 class AlertSerializer(serializers.ModelSerializer):
@@ -74,18 +78,20 @@ def _resolved(raw: str | None) -> bool | None:
 
 
 class AlertListView(generics.GenericAPIView):
-    """Alerts, newest first, paginated; ?resolved=false for the open ones. POST raises a
-    manual alert (operators and admins). Other users see none for now."""
+    """Alerts, newest first, as a JSON array (pages in the Link header); ?resolved=false for
+    the open ones. POST raises a manual alert (operators and admins). A customer's members
+    see their own alerts only."""
 
     serializer_class = AlertSerializer
+    pagination_class = SourceListPagination
 
     def get_permissions(self) -> list[Any]:
         return [IsOperator()] if self.request.method == "POST" else [IsAuthenticated()]
 
     def get_queryset(self) -> QuerySet[Alert]:
-        if not is_operator(self.request.user):
-            return Alert.objects.none()  # tenancy comes with [fleet]
         rows = Alert.objects.order_by("-created_at", "-id")
+        if not is_operator(self.request.user):
+            rows = rows.filter(visible_alerts(self.request.user))
         resolved = _resolved(self.request.query_params.get("resolved"))
         return rows if resolved is None else rows.filter(resolved=resolved)
 
@@ -106,7 +112,8 @@ class AlertListView(generics.GenericAPIView):
 
 
 class AlertResolveView(APIView):
-    """Resolve an open alert (operators and admins). Resolving one already resolved is a 409
+    """Resolve an open alert (operators and admins; a customer's member may read its alert
+    but not resolve it: 403; another's is a 404). Resolving one already resolved is a 409
     (not a silent 200): the caller learns that someone or the evaluator resolved it first."""
 
     permission_classes = [IsAuthenticated]
@@ -114,6 +121,8 @@ class AlertResolveView(APIView):
     @extend_schema(request=None, responses={200: AlertSerializer})
     def put(self, request: Request, alert_id: str) -> Response:
         if not is_operator(request.user):
-            raise NotFound(f"No alert {alert_id}.", field="id")
+            if not Alert.objects.filter(visible_alerts(request.user), pk=int(alert_id)).exists():
+                raise NotFound(f"No alert {alert_id}.", field="id")
+            raise PermissionDenied("Only operators and admins resolve alerts.")
         alert = alerts.do_resolve_alert(int(alert_id))
         return Response(AlertSerializer(alert).data)
