@@ -4,18 +4,21 @@ Every change is an action's (portal.fleet.actions)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from portal.core.errors import PortalError
 from portal.fleet.actions import operate, rollouts
 from portal.fleet.actions.tiers import do_save_tier_cost, offline_rule_name
+from portal.fleet.choices import RolloutStatus
 from portal.fleet.models import VM, Rollout, RolloutTarget, TierCost, Update, VMOperation
 from portal.fleet.selectors import vm_status
 from portal.monitoring.models import AlertRule
@@ -208,29 +211,76 @@ class RolloutAdmin(admin.ModelAdmin):
     ]
     inlines = [RolloutTargetInline]
     actions = ["start", "pause", "resume", "abort"]
+    change_form_template = "admin/fleet/rollout/change_form.html"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # started from an update (its action, or the API) with checked options
 
+    # The change page's buttons: the moves its status allows (move, label, title).
+    BUTTONS: ClassVar[dict[str, tuple[tuple[str, str, str], ...]]] = {
+        RolloutStatus.PENDING: (
+            ("start", "Start", "Start the first wave now"),
+            ("abort", "Abort", "End it: no VM is updated"),
+        ),
+        RolloutStatus.IN_PROGRESS: (
+            ("pause", "Pause", "No VM starts; running jobs finish"),
+            ("abort", "Abort", "No VM starts any more; running jobs finish"),
+        ),
+        RolloutStatus.PAUSED: (
+            ("resume", "Resume", "Go on from where it stopped"),
+            ("abort", "Abort", "No VM starts any more; running jobs finish"),
+        ),
+    }
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        rollout = Rollout.objects.filter(pk=object_id).first() if object_id.isdigit() else None
+        moves = self.BUTTONS.get(rollout.status, ()) if rollout else ()
+        extra_context = {**(extra_context or {}), "rollout_moves": moves}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self) -> list[URLPattern]:
+        move = path(
+            "<int:object_id>/move/<str:move>/",
+            self.admin_site.admin_view(self.move_view),
+            name="fleet_rollout_move",
+        )
+        return [move, *super().get_urls()]
+
+    def move_view(self, request: HttpRequest, object_id: int, move: str) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        rollout = get_object_or_404(Rollout, pk=object_id)
+        if not self.has_change_permission(request, rollout) or move not in self.moves():
+            raise PermissionDenied
+        self._move(request, Rollout.objects.filter(pk=rollout.pk), self.moves()[move](request))
+        return HttpResponseRedirect(reverse("admin:fleet_rollout_change", args=[rollout.pk]))
+
+    @staticmethod
+    def moves() -> dict[str, Callable[[HttpRequest], Callable[[Rollout], Any]]]:
+        return {
+            "start": lambda request: rollouts.start_rollout,
+            "pause": lambda request: lambda r: rollouts.pause_rollout(r, by=request.user),
+            "resume": lambda request: rollouts.resume_rollout,
+            "abort": lambda request: lambda r: rollouts.abort_rollout(r, by=request.user),
+        }
+
     @admin.action(description="Start the selected pending rollouts")
     def start(self, request: HttpRequest, queryset: QuerySet[Rollout]) -> None:
-        self._move(request, queryset, lambda rollout: rollouts.start_rollout(rollout))
+        self._move(request, queryset, self.moves()["start"](request))
 
     @admin.action(description="Pause the selected rollouts")
     def pause(self, request: HttpRequest, queryset: QuerySet[Rollout]) -> None:
-        self._move(
-            request, queryset, lambda rollout: rollouts.pause_rollout(rollout, by=request.user)
-        )
+        self._move(request, queryset, self.moves()["pause"](request))
 
     @admin.action(description="Resume the selected paused rollouts")
     def resume(self, request: HttpRequest, queryset: QuerySet[Rollout]) -> None:
-        self._move(request, queryset, lambda rollout: rollouts.resume_rollout(rollout))
+        self._move(request, queryset, self.moves()["resume"](request))
 
     @admin.action(description="Abort the selected rollouts (running jobs finish)")
     def abort(self, request: HttpRequest, queryset: QuerySet[Rollout]) -> None:
-        self._move(
-            request, queryset, lambda rollout: rollouts.abort_rollout(rollout, by=request.user)
-        )
+        self._move(request, queryset, self.moves()["abort"](request))
 
     def _move(
         self, request: HttpRequest, queryset: QuerySet[Rollout], move: Callable[[Rollout], Any]

@@ -663,3 +663,28 @@ def test_the_admin_starts_pauses_resumes_and_aborts(client, admin_user, update, 
         page.status_code == 200 and "not started: the rollout was aborted" in page.content.decode()
     )
     assert client.get(f"/admin/fleet/update/{update.pk}/change/").status_code == 200
+
+
+def test_the_rollout_page_has_the_buttons_its_status_allows(client, admin_user, update, broker):
+    fleet(2)
+    client.force_login(admin_user)
+    rollout = start(update, start=False)
+    page = client.get(f"/admin/fleet/rollout/{rollout.pk}/change/").content.decode()
+    assert f"/admin/fleet/rollout/{rollout.pk}/move/start/" in page
+    assert "/move/pause/" not in page
+
+    def press(move):
+        return client.post(f"/admin/fleet/rollout/{rollout.pk}/move/{move}/", follow=True)
+
+    assert "in_progress" in press("start").content.decode()
+    rollout.refresh_from_db()
+    assert rollout.status == R.IN_PROGRESS and len(running_jobs()) == 1
+    page = press("pause").content.decode()
+    rollout.refresh_from_db()
+    assert rollout.status == R.PAUSED and "/move/resume/" in page and "/move/pause/" not in page
+    assert "is not a transition" in press("pause").content.decode()  # said, nothing changes
+    assert client.get(f"/admin/fleet/rollout/{rollout.pk}/move/abort/").status_code == 405
+    assert client.post(f"/admin/fleet/rollout/{rollout.pk}/move/explode/").status_code == 403
+    press("abort")
+    rollout.refresh_from_db()
+    assert rollout.status == R.ABORTED
