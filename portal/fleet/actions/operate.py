@@ -28,6 +28,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from portal.clusters.power import PowerError, PowerTarget, get_driver
@@ -101,8 +102,8 @@ def check_idle(vm: VM) -> None:
 
 def check_has_agent(vm: VM) -> None:
     """A restart is confirmed by the agent's heartbeat: a VM without an agent cannot be."""
-    has_agent = NodeLiveness.objects.filter(node_id=vm.pk).exclude(
-        token_hash="", next_token_hash=""
+    has_agent = NodeLiveness.objects.filter(node_id=vm.pk).filter(
+        ~Q(token_hash="") | ~Q(next_token_hash="") | Q(last_seen_at__isnull=False)
     )
     if not has_agent.exists():
         raise Conflict(
