@@ -336,3 +336,15 @@ def test_the_vm_admin_restarts_and_says_why_not(admin_client, broker):
     assert "is busy" in again.content.decode()
     page = admin_client.get(f"/admin/fleet/vm/{row.pk}/change/")
     assert page.status_code == 200 and "restart" in page.content.decode()
+
+
+def test_a_held_rebuild_job_canceled_by_someone_fails_the_rebuild(broker):
+    row = vm(customer(), **TEST_HOST)
+    job = operate.rebuild_vm(row)
+    jobs.cancel(job, by="an admin")
+    operation = operation_of(job)
+    assert operation.status == O.FAILED and f"job {job.pk} canceled before it ran" in (
+        operation.reason
+    )
+    assert operate.do_reimage(operation.pk).status == O.FAILED  # the task finds it ended
+    assert VM.objects.get(pk=row.pk).last_action_failed

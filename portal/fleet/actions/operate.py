@@ -365,6 +365,11 @@ def _after_heartbeat(operation: VMOperation) -> None:
 def apply_job_result(job: Job) -> None:
     """on_finish of the restart and rebuild jobs: the next step, or the operation failed."""
     operation = _load_by_job(job)
+    if operation is not None and operation.status in (O.REIMAGING, O.BOOTING):
+        # The held rebuild job ended before it was released (canceled by someone).
+        reason = f"job {job.pk} {job.status} before it ran: {job.reason or 'no reason'}"
+        fail(operation, reason, [O.REIMAGING, O.BOOTING])
+        return
     if operation is None or operation.status != O.RUNNING:
         return  # ended before its job (a failed re-image canceled the held job)
     if job.status != JobStatus.SUCCESSFUL:
