@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from portal.accounts.models import Customer, Membership
-from portal.demo.management.commands.seed_demo import base_url
+from portal.demo.management.commands.seed_demo import CUSTOMER_EMAIL, base_url
 from portal.jobs.models import Job
 from portal.labs.models import Lab
 from portal.nodes.choices import Connection, NodePurpose
@@ -130,7 +130,20 @@ def test_a_new_var_dir_gives_new_logins_that_work(monkeypatch, settings, tmp_pat
 
     username, password, _ = LOGIN.search(output).groups()
     assert logs_in(username, password) is not None
-    assert Customer.objects.count() == 1
+    assert Customer.objects.filter(email=CUSTOMER_EMAIL).count() == 1
+
+
+@pytest.mark.django_db
+def test_the_demo_customer_has_fleet_vms_among_the_sample_fleet(monkeypatch, var_dir):
+    from portal.fleet.models import VM
+
+    output = seed(monkeypatch, "127.0.0.1:8765", "--no-job")
+    seed(monkeypatch, "127.0.0.1:8765", "--no-job")  # again: nothing more
+
+    demo = Customer.objects.get(email=CUSTOMER_EMAIL)
+    assert VM.objects.filter(customer=demo).count() == 2
+    assert VM.objects.exclude(customer=demo).count() == 12  # 3 tiers x 2 customers x 2
+    assert "/fleet/mine/" in output and "/fleet/" in output
 
 
 @pytest.mark.django_db

@@ -42,17 +42,24 @@ TIERS = {
 }
 CUSTOMERS_PER_TIER = 2
 VMS_PER_CUSTOMER = 2
+DEMO_ADDRESS = 200  # the demo customer's VMs: 198.51.100.200 and up
 VERSION, NEW_VERSION = "1.4.2", "1.5.0"
 SAMPLE_MINUTES = 10  # a day of samples every 10 minutes
 ROLLUP_DAYS = 7  # and a week of hourly rollups
 
 
-def do_seed_fleet(now: datetime | None = None) -> dict[str, int]:
-    """Make what is missing of the sample fleet; how many rows of each kind were made."""
+def do_seed_fleet(
+    now: datetime | None = None, *, demo_customer: Customer | None = None
+) -> dict[str, int]:
+    """Make what is missing of the sample fleet; how many rows of each kind were made.
+    ``demo_customer`` (the demo's, manage.py seed_demo) gets VMs of its own too, so its
+    owner has a fleet to look at."""
     now = now or timezone.now()
     made = {"tier_costs": _tier_costs(), "updates": _update()}
     with transaction.atomic():
         customers, new_vms = _customers_and_vms()
+        if demo_customer is not None:
+            new_vms += _vms_of(demo_customer, FleetTier.PRO, "demo", DEMO_ADDRESS, _credential())
         made["customers"] = customers
         made["vms"] = len(new_vms)
         for n, vm in enumerate(new_vms):
@@ -103,28 +110,38 @@ def _credential() -> Credential:
 def _customers_and_vms() -> tuple[int, list[VM]]:
     credential = _credential()
     made_customers, new_vms = 0, []
-    address = 10
-    for tier, (fee, _cost, (cpu_cores, memory_gb, disk_gb)) in TIERS.items():
+    address = 11
+    for tier in TIERS:
         for c in range(1, CUSTOMERS_PER_TIER + 1):
-            customer, made = _customer(tier, c, fee)
+            customer, made = _customer(tier, c, TIERS[tier][0])
             made_customers += made
-            for v in range(1, VMS_PER_CUSTOMER + 1):
-                hostname = f"{tier}-{c}-vm{v}.{DOMAIN}"
-                address += 1
-                if not VM.objects.filter(node__name=hostname).exists():
-                    new_vms.append(
-                        vms.do_create_vm(
-                            hostname=hostname,
-                            ip_address=f"198.51.100.{address}",
-                            customer_id=customer.pk,
-                            tier=tier,
-                            credential=credential.pk,
-                            cpu_cores=cpu_cores,
-                            memory_gb=memory_gb,
-                            disk_gb=disk_gb,
-                        )
-                    )
+            new_vms += _vms_of(customer, tier, f"{tier}-{c}", address, credential)
+            address += VMS_PER_CUSTOMER
     return made_customers, new_vms
+
+
+def _vms_of(
+    customer: Customer, tier: str, prefix: str, first_address: int, credential: Credential
+) -> list[VM]:
+    """The customer's sample VMs that are still missing (found by hostname)."""
+    cpu_cores, memory_gb, disk_gb = TIERS[tier][2]
+    made = []
+    for v in range(VMS_PER_CUSTOMER):
+        hostname = f"{prefix}-vm{v + 1}.{DOMAIN}"
+        if not VM.objects.filter(node__name=hostname).exists():
+            made.append(
+                vms.do_create_vm(
+                    hostname=hostname,
+                    ip_address=f"198.51.100.{first_address + v}",
+                    customer_id=customer.pk,
+                    tier=tier,
+                    credential=credential.pk,
+                    cpu_cores=cpu_cores,
+                    memory_gb=memory_gb,
+                    disk_gb=disk_gb,
+                )
+            )
+    return made
 
 
 def _customer(tier: str, n: int, fee: str) -> tuple[Customer, bool]:

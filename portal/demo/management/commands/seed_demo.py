@@ -31,6 +31,7 @@ from portal.accounts.models import Customer, Membership, Plan
 from portal.config import generated_secret
 from portal.core.errors import PortalError
 from portal.core.tenancy import MembershipRole
+from portal.fleet.actions import seed as fleet
 from portal.jobs import actions as job_actions
 from portal.labs import actions as lab_actions
 from portal.labs.models import Lab
@@ -94,6 +95,7 @@ class Command(BaseCommand):
             customer = self._customer(member)
             node = self._node()
             lab, lab_problem = self._lab()
+            fleet.do_seed_fleet(demo_customer=customer)
         url = base_url(os.environ.get("WEB_ADDRESS"))
         self.stdout.write(
             self.style.SUCCESS(
@@ -108,6 +110,9 @@ class Command(BaseCommand):
                     f"  API docs at {url}/api/docs/ (a token: POST /api/auth/token/ with a login)",
                     f"  node {node.name!r} (group {node.group.name!r}): this machine, a fleet host "
                     "(runs jobs, holds no workspaces)",
+                    f"  fleet: sample customers and VMs (addresses of a documentation range: "
+                    f"figures and charts, not reachable) at {url}/fleet/ (admin); "
+                    f"{customer.name!r}'s own VMs at {url}/fleet/mine/",
                 )
             )
         )
