@@ -235,36 +235,31 @@ def _from_summary(summary: dict) -> dict:
     return out
 
 
-def usage_30_days(scope: Scope, now: datetime) -> dict:
-    """Average and p95 of the VMs' 5-minute averages over the last 30 days, and the hourly
-    averages (the chart's series), oldest first."""
+def usage_30_days(scope: Scope, now: datetime, hourly: bool) -> dict:
+    """Average and p95 of the VMs' 5-minute averages over the last 30 days and, with
+    ``hourly``, the hourly averages (the chart's series), oldest first."""
     since = usage.hour_start(now - usage.WINDOW)
     if scope.fleet:
-        return _fleet_30_days(since, now)
+        return _fleet_30_days(since, now, hourly)
     rows = usage.vm_rollups(Rollup.objects.filter(bucket__gte=since), scope.vms())
     summary = usage.summarize(rows)
-    hourly = (
-        rows.annotate(hour=TruncHour("bucket"))
-        .values("hour")
-        .annotate(cpu=Avg("cpu_avg"), memory=Avg("memory_avg"), disk=Avg("disk_avg"))
-        .order_by("hour")
-    )
-    return {
-        "since": since,
-        "rollups": summary["buckets"],
-        **_from_summary(summary),
-        "hourly": [
-            {
-                "hour": row["hour"],
-                **{f"{m}_percent": round(row[m], 2) for m in histograms.METRICS},
-            }
-            for row in hourly
-        ],
-    }
+    out = {"since": since, "rollups": summary["buckets"], **_from_summary(summary)}
+    if hourly:
+        series = (
+            rows.annotate(hour=TruncHour("bucket"))
+            .values("hour")
+            .annotate(cpu=Avg("cpu_avg"), memory=Avg("memory_avg"), disk=Avg("disk_avg"))
+            .order_by("hour")
+        )
+        out["hourly"] = [
+            {"hour": row["hour"], **{f"{m}_percent": round(row[m], 2) for m in histograms.METRICS}}
+            for row in series
+        ]
+    return out
 
 
-def _fleet_30_days(since: datetime, now: datetime) -> dict:
-    usage.roll_up_hours(now, max_hours=MAX_HOURS_ON_READ)
+def _fleet_30_days(since: datetime, now: datetime, with_hourly: bool) -> dict:
+    usage.roll_up_hours(now, max_hours=MAX_HOURS_ON_READ, prune=False)
     summary: dict = {m: {"bins": [], "sum": 0.0} for m in histograms.METRICS}
     hourly, buckets = [], 0
     fields = [
@@ -283,11 +278,13 @@ def _fleet_30_days(since: datetime, now: datetime) -> dict:
         hourly.append(point)
     for metric in histograms.METRICS:
         summary[metric]["bins"] = summary[metric]["bins"] or histograms.empty()
-    return {"since": since, "rollups": buckets, **_from_summary(summary), "hourly": hourly}
+    out = {"since": since, "rollups": buckets, **_from_summary(summary)}
+    return {**out, "hourly": hourly} if with_hourly else out
 
 
-def fleet_figures(user, now: datetime | None = None) -> dict:
-    """Every figure ``user`` may see (module docstring)."""
+def fleet_figures(user, now: datetime | None = None, hourly: bool = False) -> dict:
+    """Every figure ``user`` may see (module docstring); with ``hourly``, the 30 days' hourly
+    averages too (``usage.last_30_days.hourly``: 720 points, the fleet page's chart)."""
     now = now or timezone.now()
     scope = scope_of(user)
     counts = _counts(scope)
@@ -297,7 +294,7 @@ def fleet_figures(user, now: datetime | None = None) -> dict:
         "generated_at": now,
         "vms": vm_figures(counts),
         "revenue": money["revenue"],
-        "usage": {"now": usage_now(scope), "last_30_days": usage_30_days(scope, now)},
+        "usage": {"now": usage_now(scope), "last_30_days": usage_30_days(scope, now, hourly)},
         "per_customer": money["per_customer"],
         "overdue_customers": money["overdue_customers"],
     }

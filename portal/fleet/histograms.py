@@ -9,6 +9,7 @@ bin, so it is within one point of the exact one.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable
 
 BINS = 101
@@ -24,7 +25,7 @@ def bin_of(value: float) -> int:
 
 
 def add(total: list[int], more: Iterable[int]) -> list[int]:
-    return [a + b for a, b in zip(total, more, strict=False)] if total else list(more)
+    return list(map(operator.add, total, more)) if total else list(more)
 
 
 def percentile(bins: list[int], q: float) -> float | None:

@@ -27,7 +27,7 @@ def _operators_only(request) -> None:
 @login_required
 def fleet_page(request):
     _operators_only(request)
-    figures = fleet_figures(request.user)
+    figures = fleet_figures(request.user, hourly=True)
     customers = sorted(figures["per_customer"], key=lambda row: (-row["revenue"], row["name"]))
     alerts, open_count = dashboard.open_vm_alerts()
     return render(

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.django_db
 URL = "/api/metrics/fleet"
 
 
-def get(user_api, user):
-    response = user_api(user).get(URL)
+def get(user_api, user, query=""):
+    response = user_api(user).get(URL + query)
     assert response.status_code == 200, response.content
     return response.json()
 
@@ -102,7 +102,7 @@ def test_usage_over_30_days_from_the_rollups_of_fleet_vms_only(user_api):
     rollups(known.b_online.pk, hour, 50, 60, 90)
     rollups(known.a_online.pk, hour + usage.HOUR, 20, 20, 30)
     rollups(not_a_vm_node().pk, hour, 99, 99, 99)  # not a VM: not in the fleet's usage
-    month = get(user_api, operator())["usage"]["last_30_days"]
+    month = get(user_api, operator(), "?series=hourly")["usage"]["last_30_days"]
     assert month["rollups"] == 36
     assert month["cpu_percent"]["avg"] == pytest.approx(
         (12 * 10 + 12 * 50 + 12 * 20) / 36, abs=0.01
@@ -158,7 +158,7 @@ def test_a_customer_gets_the_figures_of_its_own_vms_only(user_api):
     hour = usage.hour_start(timezone.now()) - 2 * usage.HOUR
     rollups(known.a_online.pk, hour, 10, 20, 30)
     rollups(known.b_online.pk, hour, 50, 60, 90)
-    body = get(user_api, member_of(known.a, role="member"))
+    body = get(user_api, member_of(known.a, role="member"), "?series=hourly")
     assert body["scope"] == "customer"
     assert body["vms"]["total"] == 2
     assert body["vms"]["by_status"] == {"online": 1, "offline": 1, "maintenance": 0, "error": 0}
@@ -171,6 +171,7 @@ def test_a_customer_gets_the_figures_of_its_own_vms_only(user_api):
     assert body["usage"]["now"]["cpu_percent"] == {"avg": 10.0, "p95": 10.0}
     assert body["usage"]["last_30_days"]["rollups"] == 12
     assert body["usage"]["last_30_days"]["cpu_percent"]["avg"] == 10.0
+    assert [point["cpu_percent"] for point in body["usage"]["last_30_days"]["hourly"]] == [10.0]
     assert body["overdue_customers"] == []
     assert known.b.name not in str(body) and known.c.name not in str(body)
 
@@ -217,3 +218,12 @@ def test_the_beat_task_sums_up_the_hours(settings):
     )
     assert tasks.roll_up_usage_hours() == 1
     assert FleetUsageHour.objects.get().buckets == 12
+
+
+def test_the_hourly_series_only_when_asked_and_a_bad_series_is_refused(user_api):
+    fleet()
+    client = user_api(operator())
+    assert "hourly" not in client.get(URL).json()["usage"]["last_30_days"]
+    refused = client.get(URL + "?series=daily")
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["field"] == "series"

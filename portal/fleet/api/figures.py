@@ -1,11 +1,12 @@
 """``GET /api/metrics/fleet``: the fleet figures (portal/fleet/figures.py) as JSON."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal.core.errors import PortalError
 from portal.fleet.figures import fleet_figures
 
 
@@ -16,6 +17,20 @@ class FleetFiguresView(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT}, operation_id="fleet_figures")
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "series",
+                str,
+                enum=["hourly"],
+                description="hourly: also the 30 days' hourly averages (last_30_days.hourly).",
+            )
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+        operation_id="fleet_figures",
+    )
     def get(self, request):
-        return Response(fleet_figures(request.user))
+        series = request.query_params.get("series")
+        if series not in (None, "", "hourly"):
+            raise PortalError("Empty, or hourly.", field="series")
+        return Response(fleet_figures(request.user, hourly=series == "hourly"))
