@@ -611,6 +611,11 @@ def test_customers_see_only_rollouts_and_results_of_their_vms(tenants, user_api,
     detail = client.get(f"/api/rollouts/{rollout.pk}").json()
     assert {t["vm_id"] for t in detail["targets"]} == {vm.pk for vm in tenants["a_vms"]}
     assert sum(detail["counts"].values()) == 2 and detail["selection"] == {}
+    # the rollout's reason may name another customer's VM: not shown to customers
+    Rollout.objects.filter(pk=rollout.pk).update(reason=f"{tenants['b_vm']}: failed")
+    assert client.get(f"/api/rollouts/{rollout.pk}").json()["reason"] == ""
+    assert client.get("/api/rollouts").json()["results"][0]["reason"] == ""
+    assert client.get(f"/api/updates/{update.pk}/rollouts").json()[0]["reason"] == ""
     # B's user: B's VM only; a user of no customer: nothing, and 404 for the ids
     b_user = MembershipFactory(customer=tenants["b"], user=UserFactory()).user
     b_detail = user_api(b_user).get(f"/api/rollouts/{rollout.pk}").json()
@@ -621,6 +626,31 @@ def test_customers_see_only_rollouts_and_results_of_their_vms(tenants, user_api,
     assert stranger.get(f"/api/rollouts/{rollout.pk}").status_code == 404
     assert stranger.get("/api/rollouts").json()["results"] == []
     assert stranger.get(f"/api/updates/{update.pk}/rollouts").status_code == 404
+
+
+def test_a_vm_that_cannot_be_reached_any_more_fails_at_launch(update, broker):
+    vms = fleet(2)
+    vms[0].node.enabled = False
+    vms[0].node.save()
+    rollout = start(update, failure_limit=1)
+    failed = targets(rollout)[vms[0].pk]
+    assert failed.status == T.FAILED and failed.reason.startswith("cannot launch its update: ")
+    assert rollout.status == R.IN_PROGRESS and len(running_jobs()) == 1  # on to the next
+
+
+def test_a_later_action_of_the_vm_is_not_overwritten(update, broker):
+    (vm,) = fleet(1)
+    start(update)
+    (job,) = running_jobs()
+    later = jobs.launch(playbook="ping.yml", action=jobs.ADHOC, nodes=[vm.node])
+    VM.objects.filter(pk=vm.pk).update(last_action=later, last_action_kind="restart")
+    end_job(job, ok=False)
+    vm.refresh_from_db()
+    assert (vm.last_action_id, vm.last_action_kind, vm.last_action_failed) == (
+        later.pk,
+        "restart",
+        False,
+    )
 
 
 def test_unknown_ids_are_404(admin_api):

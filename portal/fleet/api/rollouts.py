@@ -151,11 +151,15 @@ def rollout_detail(rollout: Rollout, user: Any) -> dict[str, Any]:
     rollout.counts = selectors.target_counts(targets)  # type: ignore[attr-defined]
     rollout.wave_progress = selectors.wave_progress(targets)  # type: ignore[attr-defined]
     rollout.visible_targets = list(targets)  # type: ignore[attr-defined]
-    data = dict(RolloutDetailSerializer(rollout).data)
-    if not selectors.sees_all(user):  # it may name other customers' VMs
-        data["reason"] = ""
-        data["selection"] = {}
-    return data
+    return hidden_for_customers(dict(RolloutDetailSerializer(rollout).data), user)
+
+
+def hidden_for_customers(row: dict[str, Any], user: Any) -> dict[str, Any]:
+    """A customer's view of a rollout: without its reason and selection (they may name
+    other customers' VMs and customers)."""
+    if not selectors.sees_all(user):
+        row["reason"], row["selection"] = "", {}
+    return row
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -213,7 +217,7 @@ class UpdateRolloutsView(APIView):
         update = selectors.update_for(request.user, int(update_id))
         rows = selectors.visible_rollouts(request.user).filter(update=update)
         data = RolloutSerializer(rows.order_by("-created_at", "-pk")[:100], many=True).data
-        return Response(data)
+        return Response([hidden_for_customers(dict(row), request.user) for row in data])
 
     @extend_schema(request=StartRolloutSerializer, responses={201: RolloutDetailSerializer})
     def post(self, request: Request, update_id: str) -> Response:
@@ -244,10 +248,9 @@ class RolloutListView(generics.GenericAPIView):
             rows = rows.filter(status=wanted)
         page = self.paginate_queryset(rows)
         data = RolloutSerializer(page, many=True).data
-        if not selectors.sees_all(request.user):
-            for row in data:
-                row["reason"], row["selection"] = "", {}
-        return self.get_paginated_response(data)
+        return self.get_paginated_response(
+            [hidden_for_customers(dict(row), request.user) for row in data]
+        )
 
 
 class RolloutDetailView(APIView):
