@@ -10,7 +10,7 @@ from django.utils import timezone
 from portal.core.errors import Conflict, PortalError
 from portal.core.status import expire_statuses
 from portal.fleet import selectors
-from portal.fleet.actions import operate
+from portal.fleet.actions import operate, operate_steps
 from portal.fleet.choices import OperationStatus as O
 from portal.fleet.models import VM, VMOperation
 from portal.jobs import actions as jobs
@@ -212,12 +212,12 @@ def test_rebuild_steps_to_the_heartbeat(broker, django_capture_on_commit_callbac
     row = vm(customer(), **TEST_HOST)
     beat(row, uptime=86400)
     job = operate.rebuild_vm(row)
-    with mock.patch.object(operate, "_ssh_answers", return_value=False):
+    with mock.patch.object(operate_steps, "_ssh_answers", return_value=False):
         operation = operate.do_reimage(operation_of(job).pk)
     assert operation.status == O.BOOTING
     with (
-        mock.patch.object(operate, "_ssh_answers", return_value=True),
-        mock.patch.object(operate.node_actions, "do_accept_host_key") as accept,
+        mock.patch.object(operate_steps, "_ssh_answers", return_value=True),
+        mock.patch.object(operate_steps.node_actions, "do_accept_host_key") as accept,
         django_capture_on_commit_callbacks(execute=True),
     ):
         operate.advance_operations()
@@ -271,7 +271,7 @@ def test_a_failed_agent_install_fails_the_rebuild(broker):
 def test_the_boot_wait_times_out(broker):
     row = vm(customer(), **TEST_HOST)
     job = operate.rebuild_vm(row)
-    with mock.patch.object(operate, "_ssh_answers", return_value=False):
+    with mock.patch.object(operate_steps, "_ssh_answers", return_value=False):
         operate.do_reimage(operation_of(job).pk)
     VMOperation.objects.filter(job=job).update(status_expires=timezone.now() - timedelta(1))
     expire_statuses()
