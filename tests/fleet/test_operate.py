@@ -68,6 +68,7 @@ def test_restart_creates_the_job_and_the_operation(broker, django_capture_on_com
     )
     assert list(job.nodes.all()) == [row.node] and job.customer == row.customer
     assert job.target == row and job.extra_vars["fleet_restart_reboot_timeout"] > 0
+    assert job.idle_timeout > job.extra_vars["fleet_restart_reboot_timeout"]
     operation = operation_of(job)
     assert (operation.kind, operation.status, operation.vm) == ("restart", O.RUNNING, row)
     row.refresh_from_db()

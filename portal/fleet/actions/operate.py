@@ -153,6 +153,8 @@ def restart_vm(vm: VM, by: Any = None) -> Job:
         customer=vm.customer,
         requested_by=by,
         timeout=settings.FLEET_REBOOT_TIMEOUT + 300,
+        # The reboot module is silent while the VM is down (its own bound ends it first).
+        idle_timeout=max(settings.JOB_IDLE_TIMEOUT, settings.FLEET_REBOOT_TIMEOUT + 60),
     )
     _start(vm, VMActionKind.RESTART, O.RUNNING, job, by, f"reboot (job {job.pk})")
     return job
