@@ -19,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal.core.api.pagination import SourceListPagination
 from portal.core.errors import PortalError
 from portal.core.tenancy import IsAdmin
 from portal.fleet import rollout_selectors as selectors
@@ -169,9 +170,11 @@ def _body(request: Request) -> dict[str, Any]:
 
 
 class UpdateListView(generics.GenericAPIView):
-    """Updates, newest first (paginated). POST creates one (admins)."""
+    """Updates, newest first, as the source's plain JSON array (pages in the Link header).
+    POST creates one (admins)."""
 
     serializer_class = UpdateSerializer
+    pagination_class = SourceListPagination
 
     def get_permissions(self) -> list[Any]:
         return [IsAdmin()] if self.request.method == "POST" else [IsAuthenticated()]
