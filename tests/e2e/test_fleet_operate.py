@@ -18,9 +18,7 @@ fleet's Celery tasks as they are published, the operations' pass and the deadlin
 
 from __future__ import annotations
 
-import json
 import queue
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -56,22 +54,9 @@ def fleet_hosts():
         unavailable(reason)
     try:
         with boot_hosts(3, apt_repo=False) as pool:
-            pin_bridge_address(pool.bridge)
             yield pool
     except HostsUnavailable as error:
         unavailable(str(error))
-
-
-def pin_bridge_address(bridge: str) -> None:
-    """Keep the bridge's MAC as it is now. A Linux bridge whose address was never set takes
-    the lowest MAC of its ports, so a host rebooting or re-imaged (its veth leaves and comes
-    back) may change it, and the other hosts' cached ARP entry for the machine goes stale:
-    their SSH and heartbeats drop for seconds. Set once, it stays."""
-    link = subprocess.run(
-        ["ip", "-j", "link", "show", "dev", bridge], capture_output=True, text=True, check=True
-    )
-    address = json.loads(link.stdout)[0]["address"]
-    subprocess.run(["ip", "link", "set", "dev", bridge, "address", address], check=True)
 
 
 @pytest.fixture

@@ -67,6 +67,21 @@ def test_hosts_boot_with_systemd(test_hosts):
         assert host.run("sudo -n true", user="deploy").returncode == 0
 
 
+def test_each_host_has_its_own_ssh_host_keys_and_the_bridge_a_fixed_mac(test_hosts):
+    from tests.hosts.network import bridge_mac, subnet
+
+    fingerprints = [
+        host.run("ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub", check=True).stdout.split()[1]
+        for host in test_hosts
+    ]
+    assert len(set(fingerprints)) == len(fingerprints), fingerprints
+    link = json.loads(test_hosts[0].run("ip -j neigh show", check=True).stdout or "[]")
+    octet = test_hosts.state.octet
+    gateway = f"{subnet(octet)}.1"  # the machine's end of the bridge, which SSH came from
+    macs = {entry.get("lladdr") for entry in link if entry.get("dst") == gateway}
+    assert macs == {bridge_mac(octet)}, link
+
+
 def test_portal_job_serves_each_host_name_and_rerun_changes_nothing(
     test_hosts, portal_nodes, transactional_db
 ):

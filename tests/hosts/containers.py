@@ -127,11 +127,23 @@ def mount_overlay(host: Host, base: Path):
 
 def write_identity(host: Host, all_hosts, public_key: str):
     """Name, address and SSH keys, written into the overlay's upper layer before boot."""
+    own_host_keys(host.root)
     write(host.root / "etc/hostname", f"{host.name}\n")
     write(host.root / "etc/hosts", hosts_file(all_hosts))
     write(host.root / "etc/systemd/network/10-host0.network", network_file(host))
     authorize_key(host.root, "root", public_key)
     authorize_key(host.root, "deploy", public_key)
+
+
+def own_host_keys(root: Path):
+    """SSH host keys of this host's own, as an installer makes them (the base image's would
+    be the same on every host, and a key pinned for one would pass for another). ed25519 and
+    ECDSA only: an RSA key costs a second of CPU per host and boot."""
+    for key in (root / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    for kind in ("ed25519", "ecdsa"):
+        key = root / f"etc/ssh/ssh_host_{kind}_key"
+        run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", f"root@{root.name}", "-f", key])
 
 
 def hosts_file(all_hosts):

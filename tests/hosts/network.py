@@ -35,9 +35,17 @@ def link_exists(name: str) -> bool:
     return run(["ip", "link", "show", "dev", name], check=False).returncode == 0
 
 
+def bridge_mac(octet: int) -> str:
+    """A fixed, locally administered MAC per bridge. A Linux bridge whose address was never
+    set takes the lowest MAC of its ports, so a host rebooting or re-imaged (its veth leaves
+    and comes back) could change it, and the other hosts' cached ARP entry for the machine
+    would go stale: their SSH and heartbeats would drop for seconds."""
+    return f"02:70:74:62:{octet // 256:02x}:{octet % 256:02x}"
+
+
 def create_bridge(octet: int):
     name = bridge_name(octet)
-    run(["ip", "link", "add", name, "type", "bridge"])
+    run(["ip", "link", "add", name, "address", bridge_mac(octet), "type", "bridge"])
     run(["ip", "addr", "add", f"{subnet(octet)}.1/24", "dev", name])
     _disable_ipv6(name)
     run(["ip", "link", "set", name, "up"])
