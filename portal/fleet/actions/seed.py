@@ -86,10 +86,11 @@ def _tier_costs() -> int:
 
 
 def _update() -> int:
-    return Update.objects.get_or_create(
+    _update, made = Update.objects.get_or_create(
         version=NEW_VERSION,
         defaults={"description": "Sample update (seed data): the next product version."},
-    )[1]
+    )
+    return int(made)
 
 
 def _credential() -> Credential:
