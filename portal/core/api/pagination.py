@@ -75,22 +75,25 @@ class SourceListPagination(Pagination):
     max_page_size = 1000
 
     def get_paginated_response(self, data: Any) -> Response:
+        assert self.page is not None  # set by paginate_queryset, which the view called
+        paginator = self.page.paginator
         links = [
             f'<{url}>; rel="{rel}"'
             for rel, url in (
                 ("next", self.get_next_link()),
                 ("prev", self.get_previous_link()),
                 ("first", self._page_link(1)),
-                ("last", self._page_link(self.page.paginator.num_pages)),
+                ("last", self._page_link(paginator.num_pages)),
             )
             if url
         ]
-        headers = {"X-Total-Count": str(self.page.paginator.count)}
+        headers = {"X-Total-Count": str(paginator.count)}
         if links:
             headers["Link"] = ", ".join(links)
         return Response(data, headers=headers)
 
     def _page_link(self, number: int) -> str:
+        assert self.request is not None
         url = self.request.build_absolute_uri()
         return replace_query_param(url, self.page_query_param, number)
 

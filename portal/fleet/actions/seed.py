@@ -122,7 +122,7 @@ def _customers_and_vms() -> tuple[int, list[VM]]:
 
 
 def _vms_of(
-    customer: Customer, tier: str, prefix: str, first_address: int, credential: Credential
+    customer: Customer, tier: FleetTier, prefix: str, first_address: int, credential: Credential
 ) -> list[VM]:
     """The customer's sample VMs that are still missing (found by hostname)."""
     cpu_cores, memory_gb, disk_gb = TIERS[tier][2]
