@@ -242,7 +242,7 @@ def usage_30_days(scope: Scope, now: datetime, hourly: bool) -> dict:
     if scope.fleet:
         return _fleet_30_days(since, now, hourly)
     rows = usage.vm_rollups(Rollup.objects.filter(bucket__gte=since), scope.vms())
-    summary = usage.summarize(rows)
+    summary = usage.summarize_in_one_scan(rows)
     out = {"since": since, "rollups": summary["buckets"], **_from_summary(summary)}
     if hourly:
         series = (

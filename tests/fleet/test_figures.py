@@ -227,3 +227,17 @@ def test_the_hourly_series_only_when_asked_and_a_bad_series_is_refused(user_api)
     refused = client.get(URL + "?series=daily")
     assert refused.status_code == 400
     assert refused.json()["errors"][0]["field"] == "series"
+
+
+def test_one_scan_and_one_group_by_per_metric_agree():
+    known = fleet()
+    hour = usage.hour_start(timezone.now()) - 4 * usage.HOUR
+    for offset, cpu in enumerate((3.5, 42.0, 99.9)):
+        rollups(known.a_online.pk, hour + offset * usage.HOUR, cpu, 100 - cpu, 50.5)
+        rollups(known.b_online.pk, hour + offset * usage.HOUR, cpu / 3, cpu, 0.0)
+    rows = usage.vm_rollups(Rollup.objects.all())
+    each, once = usage.summarize(rows), usage.summarize_in_one_scan(rows)
+    assert once["buckets"] == each["buckets"] == 72
+    for metric in histograms.METRICS:
+        assert once[metric]["bins"] == each[metric]["bins"]
+        assert once[metric]["sum"] == pytest.approx(each[metric]["sum"])

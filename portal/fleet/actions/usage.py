@@ -63,6 +63,46 @@ def summarize(rows: QuerySet[Rollup]) -> dict:
     return out
 
 
+def summarize_in_one_scan(rows: QuerySet[Rollup]) -> dict:
+    """What ``summarize`` gives but the VMs count, from one scan: one GROUP BY over the three
+    bins together (at most one row per combination that occurs), folded in Python. For a
+    few VMs' rows over 30 days, read through the (node, bucket) index: their rows lie on
+    as many heap pages as there are rows (monitoring writes bucket by bucket), so reading
+    them once instead of four times is what counts."""
+    bins = {metric: histograms.empty() for metric in AVERAGE}
+    sums = dict.fromkeys(AVERAGE, 0.0)
+    grouped = (
+        rows.annotate(
+            **{
+                f"{metric}_bin": Cast(Floor(F(column)), IntegerField())
+                for metric, column in AVERAGE.items()
+            }
+        )
+        .values(*(f"{metric}_bin" for metric in AVERAGE))
+        .annotate(
+            n=Count("id"), **{f"{metric}_sum": Sum(column) for metric, column in AVERAGE.items()}
+        )
+        .order_by()
+        .values_list(
+            "n", *(f"{metric}_bin" for metric in AVERAGE), *(f"{metric}_sum" for metric in AVERAGE)
+        )
+    )
+    buckets = 0
+    for n, cpu, memory, disk, cpu_sum, memory_sum, disk_sum in grouped:
+        buckets += n
+        for metric, value, total in (
+            ("cpu", cpu, cpu_sum),
+            ("memory", memory, memory_sum),
+            ("disk", disk, disk_sum),
+        ):
+            bins[metric][histograms.bin_of(value)] += n
+            sums[metric] += total or 0.0
+    out: dict = {"buckets": buckets, "vms": None}
+    for metric in AVERAGE:
+        out[metric] = {"bins": bins[metric], "sum": sums[metric]}
+    return out
+
+
 def roll_up_hour(hour: datetime, now: datetime | None = None) -> FleetUsageHour:
     """Sum up (again) the rollups of fleet VMs in ``hour`` (its start)."""
     summary = summarize(vm_rollups(Rollup.objects.filter(bucket__gte=hour, bucket__lt=hour + HOUR)))
