@@ -1,4 +1,5 @@
-"""event_ingest_rate: the worker's event path itself (FIFO reader, EventSink, its writer).
+"""event_ingest_ratio: the worker's event path itself (FIFO reader, EventSink, its writer)
+over its floor, a plain ``COPY`` of the same rows.
 
 The recorded stream (bench/data/events.jsonl.gz, 2,053 events of a 50 x 20 run) is replayed
 ``COPIES`` times with shifted counters into a fresh Job per run, as the portal's callback
@@ -6,8 +7,13 @@ sends it: JSON lines written into the event FIFO (by a thread here), read by
 ``portal.jobs.fifo.EventFifo`` into ``EventSink.handle``, whose writer thread flushes every
 JOB_EVENT_FLUSH_SECONDS with one COPY; the same calls ``portal.jobs.runner.run`` makes.
 Rate = events / (start -> sink closed), all rows committed and counted, stream complete.
-A second, sequential variant (all handles, then one ``flush()`` in the caller) is reported as
-a detail, with its split between converting and writing.
+The floor: the rows that run stored, read back (untimed) and written again into a fresh Job
+by psycopg's ``COPY ... FROM STDIN`` on a connection of its own, one transaction, no portal
+code; rate = rows / (COPY start -> commit). Runs alternate (portal floor, floor portal, ...);
+the figure is the median of the per-pair ratios portal rate / floor rate, the absolute rates
+(``event_ingest_rate``: the portal's median) are details. A second, sequential variant (all
+handles, then one ``flush()`` in the caller) is reported as a detail, with its split between
+converting and writing.
 """
 
 import gc
@@ -71,7 +77,7 @@ def _write_fifo(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def run_live(stream, data: bytes) -> float:
+def run_live(stream, data: bytes) -> tuple[float, int]:
     """The whole worker side: FIFO reader -> sink.handle -> writer thread -> COPY."""
     from portal.jobs.events import EventSink, Masker
     from portal.jobs.fifo import EventFifo
@@ -95,6 +101,60 @@ def run_live(stream, data: bytes) -> float:
             f"ingest stored {_stored(job)} of {len(stream)} events "
             f"({fifo.problem() if not fifo.complete else 'stream complete'})"
         )
+    return elapsed, job.pk
+
+
+def stored_rows(job_id: int) -> tuple[list[str], list[tuple]]:
+    """The job's event rows as COPY's text format gives them (untimed): the floor writes
+    exactly these values, with only the job id changed."""
+    import psycopg
+    from django.db import connection
+
+    from portal.jobs.models import JobEvent
+
+    columns = [f.column for f in JobEvent._meta.concrete_fields if not f.primary_key]
+    table = JobEvent._meta.db_table
+    select = f"SELECT {', '.join(columns)} FROM {table} WHERE job_id = %s ORDER BY counter"  # noqa: S608
+    with psycopg.connect(_conninfo(connection.settings_dict)) as conn:
+        cursor = conn.cursor()
+        with cursor.copy(f"COPY ({select}) TO STDOUT", [job_id]) as copy:
+            rows = list(copy.rows())
+    return columns, rows
+
+
+def _conninfo(db: dict) -> str:
+    import psycopg.conninfo
+
+    return psycopg.conninfo.make_conninfo(
+        dbname=db["NAME"],
+        user=db.get("USER") or None,
+        password=db.get("PASSWORD") or None,
+        host=db.get("HOST") or None,
+        port=str(db["PORT"]) if db.get("PORT") else None,
+    )
+
+
+def run_floor(columns: list[str], rows: list[tuple]) -> float:
+    """Seconds for psycopg's COPY of ``rows`` into a fresh job, committed; no portal code."""
+    import psycopg
+    from django.db import connection
+
+    from portal.jobs.models import JobEvent
+
+    job_id = str(_fresh_job().pk)
+    at = columns.index("job_id")
+    rows = [(*row[:at], job_id, *row[at + 1 :]) for row in rows]
+    statement = f"COPY {JobEvent._meta.db_table} ({', '.join(columns)}) FROM STDIN"
+    with psycopg.connect(_conninfo(connection.settings_dict)) as conn:
+        gc.collect()
+        started = time.perf_counter()
+        with conn.cursor().copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+        conn.commit()
+        elapsed = time.perf_counter() - started
+    if JobEvent.objects.filter(job_id=job_id).count() != len(rows):
+        raise RuntimeError("the floor's COPY did not store every row")
     return elapsed
 
 
@@ -115,32 +175,53 @@ def run_sequential(stream) -> tuple[float, float]:
     return converted - started, written - converted
 
 
-def measure(ctx, runs: int = 7) -> dict:
+def pair_order(index: int) -> tuple[str, str]:
+    """Pairs alternate their order so drift on the machine hits both sides alike."""
+    return ("portal", "floor") if index % 2 == 0 else ("floor", "portal")
+
+
+def measure(ctx, runs: int = 7, minimum: int = 3) -> dict:
     from django.conf import settings
 
     events = load()
     stream = _stream(events, COPIES)
     data = _lines(stream)
     run_live(stream[: len(events)], _lines(stream[: len(events)]))  # warm-up
-    live, sequential, convert, write = [], [], [], []
-    for _ in range(runs):
-        if not ctx.another(len(live), 3, 10, "event ingest"):
+    # The floor's rows: those a portal run stores, so both sides write the same rows.
+    columns, rows = stored_rows(run_live(stream, data)[1])
+    run_floor(columns, rows[: len(events)])  # the floor's warm-up
+    live: list[float] = []
+    floor: list[float] = []
+    ratios: list[float] = []
+    sequential: list[float] = []
+    convert: list[float] = []
+    write: list[float] = []
+    for index in range(runs):
+        if not ctx.another(len(ratios), minimum, 15, "event ingest"):
             break
-        elapsed = run_live(stream, data)
-        live.append(len(stream) / elapsed)
+        for side in pair_order(index):
+            if side == "portal":
+                live.append(len(stream) / run_live(stream, data)[0])
+            else:
+                floor.append(len(rows) / run_floor(columns, rows))
+        ratios.append(live[-1] / floor[-1])
         to_rows, to_db = run_sequential(stream)
         sequential.append(len(stream) / (to_rows + to_db))
         convert.append(len(stream) / to_rows)
         write.append(len(stream) / to_db)
     return {
-        "figures": {"event_ingest_rate": (round(stats.median(live)), "events/s")},
+        "figures": {"event_ingest_ratio": (round(stats.median(ratios), 3), "x")},
         "details": {
-            "event_ingest_rate": {
+            "event_ingest_ratio": {
                 "method": "recorded stream as JSON lines through the event FIFO: reader "
-                "thread -> EventSink.handle -> writer thread (COPY)",
+                "thread -> EventSink.handle -> writer thread (COPY), over the floor: "
+                "psycopg COPY of the same rows (no portal code); median of per-pair ratios",
                 "events_per_run": len(stream),
                 "recorded_events": len(events),
-                "runs": len(live),
+                "pairs": len(ratios),
+                "ratios": [round(r, 3) for r in ratios],
+                "event_ingest_rate": round(stats.median(live)),
+                "floor_events_per_s": stats.summary(floor),
                 "live_events_per_s": stats.summary(live),
                 "sequential_events_per_s": stats.summary(sequential),
                 "convert_only_events_per_s": stats.summary(convert),

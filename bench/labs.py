@@ -1,12 +1,16 @@
-"""lab_assign_to_active_p50: from assigning the example lab to the session being ACTIVE.
+"""lab_assign_ratio: assigning the example lab until the session is ACTIVE, over plain
+``ansible-playbook`` of the same lab playbook on the same host.
 
 One real systemd test host (tests/hosts, root and systemd-nspawn needed) is the lab server,
 reached over SSH; the example lab (portal/labs/examples) is installed on it by a portal job.
 Each assignment goes through ``actions.do_assign`` (what the admin action, the API and
 ``manage.py lab assign`` call); the stack's Celery worker runs the provisioning job; the
-time is taken from the call to the moment the session row says ``active``. Median over
-``assignments`` sequential assignments (at least 5, more while the figure's share of the
-bench's time lasts).
+time is taken from the call to the moment the session row says ``active``. The floor: the
+same ``lab_provision.yml`` with the same inventory, ``ansible.cfg`` and kind of extra vars
+(a fresh namespace each) run by plain ``ansible-playbook`` on the same host. Pairs alternate
+(assignment plain, plain assignment, ...); the figure is the median of the per-pair ratios,
+at least ``minimum`` pairs, more while the figure's share of the bench's time lasts. The
+absolute median (``lab_assign_to_active_p50``) and the plain runs' times are details.
 """
 
 import time
@@ -60,17 +64,35 @@ def _wait_active(session_id: int, timeout: float) -> str:
     raise TimeoutError(f"lab session {session_id} not active after {timeout:.0f}s")
 
 
-def measure(ctx, assignments: int = 10, minimum: int = 5) -> dict:
+def _assign_once(lab, index: int) -> float:
     from django.contrib.auth import get_user_model
 
     from portal.labs import actions
+
+    user = get_user_model().objects.create_user(f"bench-lab-{index}", password=None)
+    started = time.monotonic()
+    session, _ = actions.do_assign(lab, user)
+    if _wait_active(session.pk, timeout=60) != "active":
+        session.refresh_from_db()
+        raise RuntimeError(f"lab session {session.pk} failed: {session.last_error}")
+    return (time.monotonic() - started) * 1000
+
+
+def pair_order(index: int) -> tuple[str, str]:
+    """Pairs alternate their order so drift on the machine hits both sides alike."""
+    return ("portal", "plain") if index % 2 == 0 else ("plain", "portal")
+
+
+def measure(ctx, pairs: int = 8, minimum: int = 3) -> dict:
     from portal.labs.models import Lab
     from tests.hosts import boot_hosts, unavailable_reason
 
     reason = unavailable_reason()
     if reason:
         raise RuntimeError(f"test hosts unavailable: {reason}")
-    timings = []
+    timings: list[float] = []
+    plain: list[float] = []
+    ratios: list[float] = []
     with boot_hosts(1) as pool:
         host = pool[0]
         node = _lab_server(host, pool.ssh_key_path)
@@ -81,25 +103,26 @@ def measure(ctx, assignments: int = 10, minimum: int = 5) -> dict:
             provision_script_path=f"{EXAMPLE}/provision.sh",
             cleanup_script_path=f"{EXAMPLE}/cleanup.sh",
         )
-        for index in range(assignments):
-            # one assignment now and, for the first five, a plain run of it afterwards
-            seconds = 2 * timings[-1] / 1000 if timings else 10.0
-            if not ctx.another(len(timings), minimum, seconds, "lab assign"):
+        for index in range(pairs):
+            seconds = (timings[-1] + plain[-1]) / 1000 * 1.5 if timings else 15.0
+            if not ctx.another(len(ratios), minimum, seconds, "lab assign"):
                 break
-            user = get_user_model().objects.create_user(f"bench-lab-{index}", password=None)
-            started = time.monotonic()
-            session, _ = actions.do_assign(lab, user)
-            if _wait_active(session.pk, timeout=60) != "active":
-                raise RuntimeError(f"lab session {session.pk} failed: {session.last_error}")
-            timings.append((time.monotonic() - started) * 1000)
-        plain = _plain_runs(node, lab, runs=min(5, len(timings)))
+            for side in pair_order(index):
+                if side == "portal":
+                    timings.append(_assign_once(lab, index))
+                else:
+                    plain.append(_plain_run(node, lab, index))
+            ratios.append(timings[-1] / plain[-1])
     return {
-        "figures": {"lab_assign_to_active_p50": (round(stats.median(timings), 1), "ms")},
+        "figures": {"lab_assign_ratio": (round(stats.median(ratios), 3), "x")},
         "details": {
-            "lab_assign_to_active_p50": {
+            "lab_assign_ratio": {
                 "method": "do_assign -> session active (real worker, SSH to one nspawn test "
-                "host, example lab); median over sequential assignments",
-                "assignments": len(timings),
+                "host, example lab) over plain ansible-playbook of lab_provision.yml on the "
+                "same host; pairs alternate; median of per-pair ratios",
+                "pairs": len(ratios),
+                "ratios": [round(r, 3) for r in ratios],
+                "lab_assign_to_active_p50": stats.rounded(stats.median(timings), 1),
                 "ms": stats.summary(timings),
                 "plain_ansible_playbook_ms": stats.summary(plain),
                 "plain_method": "the same lab_provision.yml, inventory, ansible.cfg and kind of "
@@ -110,24 +133,21 @@ def measure(ctx, assignments: int = 10, minimum: int = 5) -> dict:
     }
 
 
-def _plain_runs(node, lab, runs: int) -> list[float]:
+def _plain_run(node, lab, index: int) -> float:
     """Wall ms of plain ``ansible-playbook lab_provision.yml`` as the runner would start it."""
     from bench.overhead import Baseline
 
-    timings = []
-    for index in range(runs):
-        baseline = Baseline(
-            [node.name],
-            playbook="lab_provision.yml",
-            extra_vars={
-                "lab_session_script": lab.provision_script_path,
-                "lab_session_username": f"bench-plain-{index}",
-                "lab_session_namespace": f"bench-plain-{index}",
-            },
-        )
-        try:
-            elapsed, _ = baseline.run()
-        finally:
-            baseline.close()
-        timings.append(elapsed * 1000)
-    return timings
+    baseline = Baseline(
+        [node.name],
+        playbook="lab_provision.yml",
+        extra_vars={
+            "lab_session_script": lab.provision_script_path,
+            "lab_session_username": f"bench-plain-{index}",
+            "lab_session_namespace": f"bench-plain-{index}",
+        },
+    )
+    try:
+        elapsed, _ = baseline.run()
+    finally:
+        baseline.close()
+    return elapsed * 1000

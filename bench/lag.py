@@ -10,13 +10,15 @@ job (a burst of ~2,000 events in ~12 s on 2 cores) as ``event_lag_p95_50x20``.
 worker_rss_mb: during the 50 x 20 runs, the worker's process tree is sampled every 100 ms
 from /proc; the figure is the peak of the summed RSS of the Celery worker processes (main
 process + the pool process running the job). The ansible-playbook tree it spawns (the
-playbook process and its 20 forks) is reported next to it as a detail.
+playbook process and its 20 forks) is reported next to it as a detail. The broker's own
+round trip (bench/broker.py) is in event_lag_p95's details as its floor.
 """
 
 import threading
 import time
 
 from bench import stats
+from bench.broker import round_trip
 from bench.client import read_stream
 from bench.context import OutOfTime, check_complete, wait_job
 from bench.procs import cmdline, descendants, rss_kb
@@ -117,6 +119,7 @@ def measure(ctx, light_runs: int = 3, heavy_runs: int = 2) -> dict:
             "events_per_run": light_events,
             "run_p95_ms": [round(v, 1) for v in light],
             "engine_stored_lag_p95_ms": stored,
+            "floor_broker_round_trip": round_trip(),
         }
     if heavy:
         figures["event_lag_p95_50x20"] = (round(stats.median(heavy), 1), "ms")

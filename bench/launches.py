@@ -1,28 +1,53 @@
-"""launch_rate: jobs launched per second through ``POST /api/jobs/``.
+"""launch_ratio: jobs launched per second through ``POST /api/jobs/`` over its floor's rate.
 
 Single launches (one job per request) on keep-alive connections, ``CLIENTS`` connections in
 parallel (one thread each), against gunicorn started with the production configuration
 (portal/deploy/gunicorn.conf.py: 2 processes per core x 4 threads). The jobs go to a node
 whose queue no worker consumes, so the figure is the launch path itself: request, auth,
 validation, the launch action's transaction, the on-commit publish to the broker, the 201
-body. Each round is bounded by a count and a time; rate = launches answered 201 / round wall
-time; the figure is the median over rounds. A one-connection (serial) rate is a detail.
+body. The floor (bench/floor_launch.py) is ``POST /bench/floor/launch`` in the same gunicorn
+with the same token: one INSERT and one publish to the same queue. Rounds alternate (portal
+floor, floor portal, ...), each bounded by a count and a time; rate = launches answered 201
+/ round wall time; the figure is the median of the per-pair ratios portal / floor. The
+absolute rates (``launch_rate``: the portal's median) and a one-connection (serial) rate of
+the portal are details.
 """
 
 import threading
 import time
+from typing import Any
 
 from bench import stats
-from bench.client import Api
+from bench.client import Api, ApiError
 from bench.stack import web_settings
 
 CLIENTS = 4
+FLOOR_PATH = "/bench/floor/launch"
 
 
-def _round(ctx, clients: int, count: int, max_seconds: float) -> tuple[float, int, list]:
+def _portal_launch(ctx):
     node = ctx.fixtures.parked_node
+
+    def send(api: Api) -> None:
+        api.launch("one.yml", [node])
+
+    return send
+
+
+def _floor_launch(ctx):
+    body = {"playbook": "one.yml", "queue": ctx.fixtures.parked_queue}
+
+    def send(api: Api) -> None:
+        status, answer = api.request("POST", FLOOR_PATH, body)
+        if status != 201:
+            raise ApiError(f"floor launch -> {status}: {answer}")
+
+    return send
+
+
+def _round(ctx, send, clients: int, count: int, max_seconds: float) -> tuple[float, int, list]:
     lock = threading.Lock()
-    state = {"left": count, "done": 0, "errors": []}
+    state: dict[str, Any] = {"left": count, "done": 0, "errors": []}
     latencies: list[float] = []
     stop_at = time.monotonic() + max_seconds
 
@@ -34,12 +59,14 @@ def _round(ctx, clients: int, count: int, max_seconds: float) -> tuple[float, in
                     if state["left"] <= 0:
                         return
                     state["left"] -= 1
+                sent = time.perf_counter()
                 try:
-                    _, sent, returned = api.launch("one.yml", [node])
+                    send(api)
                 except Exception as exc:
                     with lock:
                         state["errors"].append(repr(exc)[:200])
                     continue
+                returned = time.perf_counter()
                 with lock:
                     state["done"] += 1
                     latencies.append((returned - sent) * 1000)
@@ -58,29 +85,50 @@ def _round(ctx, clients: int, count: int, max_seconds: float) -> tuple[float, in
     return state["done"] / elapsed, state["done"], latencies
 
 
-def measure(ctx, rounds: int = 3, count: int = 400, max_seconds: float = 6.0) -> dict:
-    _round(ctx, CLIENTS, 20, 10)  # warm-up: connections, imports in each web process
-    rates, latencies, done = [], [], []
-    for _ in range(rounds):
-        if not ctx.another(len(rates), 2, max_seconds + 5, "launch rate"):
+def pair_order(index: int) -> tuple[str, str]:
+    """Pairs alternate their order so drift on the machine hits both sides alike."""
+    return ("portal", "floor") if index % 2 == 0 else ("floor", "portal")
+
+
+def measure(
+    ctx, pairs: int = 3, minimum: int = 2, count: int = 400, max_seconds: float = 6.0
+) -> dict:
+    sides = {"portal": _portal_launch(ctx), "floor": _floor_launch(ctx)}
+    for send in sides.values():  # warm-up: connections, imports in each web process
+        _round(ctx, send, CLIENTS, 20, 10)
+    rates: dict[str, list[float]] = {"portal": [], "floor": []}
+    latencies: dict[str, list[float]] = {"portal": [], "floor": []}
+    done: list[int] = []
+    ratios: list[float] = []
+    for index in range(pairs):
+        if not ctx.another(len(ratios), minimum, 2 * max_seconds + 5, "launch ratio"):
             break
-        rate, n, lat = _round(ctx, CLIENTS, count, max_seconds)
-        rates.append(rate)
-        done.append(n)
-        latencies.extend(lat)
-    serial, serial_n, serial_lat = 0.0, 0, []  # a detail: only if the share allows
+        for side in pair_order(index):
+            rate, n, lat = _round(ctx, sides[side], CLIENTS, count, max_seconds)
+            rates[side].append(rate)
+            latencies[side].extend(lat)
+            if side == "portal":
+                done.append(n)
+        ratios.append(rates["portal"][-1] / rates["floor"][-1])
+    serial, serial_n, serial_lat = 0.0, 0, list[float]()  # a detail: only if the share allows
     if ctx.fits(max_seconds + 5):
-        serial, serial_n, serial_lat = _round(ctx, 1, count // 2, max_seconds)
+        serial, serial_n, serial_lat = _round(ctx, sides["portal"], 1, count // 2, max_seconds)
     return {
-        "figures": {"launch_rate": (round(stats.median(rates), 1), "/s")},
+        "figures": {"launch_ratio": (round(stats.median(ratios), 3), "x")},
         "details": {
-            "launch_rate": {
-                "method": f"{CLIENTS} keep-alive clients, single launches, median over rounds",
+            "launch_ratio": {
+                "method": f"{CLIENTS} keep-alive clients, single launches; rounds alternate "
+                "portal (POST /api/jobs/) and floor (POST /bench/floor/launch: same gunicorn, "
+                "same token auth, one INSERT + one publish); median of per-pair rate ratios",
                 "stack": ctx.stack,
-                "rounds": len(rates),
-                "round_rates": [round(r, 1) for r in rates],
+                "pairs": len(ratios),
+                "ratios": [round(r, 3) for r in ratios],
+                "launch_rate": round(stats.median(rates["portal"]), 1),
+                "floor_rate": round(stats.median(rates["floor"]), 1),
+                "round_rates": {side: [round(r, 1) for r in rates[side]] for side in rates},
                 "launches_per_round": done,
-                "request_ms": stats.summary(latencies),
+                "request_ms": stats.summary(latencies["portal"]),
+                "floor_request_ms": stats.summary(latencies["floor"]),
                 "serial_one_client_rate": round(serial, 1),
                 "serial_launches": serial_n,
                 "serial_request_ms": stats.summary(serial_lat),

@@ -1,11 +1,13 @@
-"""The product's URLs plus the heartbeat floor (bench-only, loaded by bench/settings.py)."""
+"""The product's URLs plus the floors (bench-only, loaded by bench/settings.py)."""
 
 from django.urls import path
 
 from bench.floor import heartbeat_floor_view
+from bench.floor_launch import LaunchFloorView
 from portal.urls import urlpatterns as portal_urlpatterns
 
 urlpatterns = [
     path("bench/floor/heartbeat/<int:node_id>", heartbeat_floor_view, name="bench-floor"),
+    path("bench/floor/launch", LaunchFloorView.as_view(), name="bench-floor-launch"),
     *portal_urlpatterns,
 ]

@@ -1,0 +1,138 @@
+"""Every speed figure a ratio to its floor (#18): the verdicts, the side-by-side order, the
+floors' own paths, how the run's time is shared and how a figure that could not be
+measured is reported. No timed assertion: the figures themselves are the bench's."""
+
+import pytest
+from django.db import connection
+from django.urls import NoReverseMatch, reverse
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from bench import ingest, labs, launches
+from bench.__main__ import (
+    QUICK_SKIPS,
+    judge,
+    not_measured,
+    select,
+    unmeasured,
+    verdict,
+)
+from bench.suite import MINIMUM_SECONDS, ORDER, share, window
+from portal.jobs.models import Job
+from tests.factories import UserFactory
+
+
+def test_the_ratios_are_judged_against_the_issues_targets():
+    assert judge("launch_ratio", (0.8, "x"))["met"] is True
+    assert judge("launch_ratio", (0.79, "x"))["met"] is False
+    assert judge("event_ingest_ratio", (0.69, "x")) == {
+        "value": 0.69,
+        "unit": "x",
+        "target": ">= 0.7",
+        "met": False,
+    }
+    assert judge("lab_assign_ratio", (1.05, "x"))["met"] is True
+    assert judge("lab_assign_ratio", (1.06, "x"))["met"] is False
+    assert judge("job_overhead_ratio", (1.06, "x"))["target"] == "<= 1.05"
+
+
+def test_the_absolute_figures_are_no_longer_judged():
+    for absolute in ("launch_rate", "event_ingest_rate", "lab_assign_to_active_p50"):
+        assert judge(absolute, (1.0, "x"))["target"] == "report"
+
+
+@pytest.mark.parametrize("module", [launches, ingest, labs])
+def test_pairs_alternate_their_order(module):
+    orders = [module.pair_order(index) for index in range(4)]
+    assert orders[0] == orders[2] and orders[1] == orders[3]
+    assert orders[0] == tuple(reversed(orders[1])) and len(set(orders[0])) == 2
+
+
+def test_a_ratio_names_the_entry_that_measures_it():
+    assert select("launch_ratio") == ["launch_rate"]
+    assert select("event_ingest_ratio,lab_assign_ratio") == [
+        "event_ingest_rate",
+        "lab_assign_to_active_p50",
+    ]
+
+
+def test_a_quick_run_leaves_out_only_what_does_not_fit_unless_named():
+    full, quick = select(""), select("", quick=True)
+    assert set(full) - set(quick) == set(QUICK_SKIPS)
+    assert select("workspace_batch_speedup", quick=True) == ["workspace_batch_speedup"]
+
+
+def test_a_figure_never_takes_the_time_the_next_ones_need_for_their_minimum():
+    remaining = ["launch_rate", "job_overhead_ratio", "workspace_batch_speedup"]
+    reserved = MINIMUM_SECONDS["job_overhead_ratio"] + MINIMUM_SECONDS["workspace_batch_speedup"]
+    # Plenty of time: the share. Little time: only what the others' minimum leave.
+    assert window(10_000, "launch_rate", remaining) == share(10_000, "launch_rate", remaining)
+    assert window(reserved + 5, "launch_rate", remaining) == 5
+    assert window(reserved - 50, "launch_rate", remaining) == 0  # its minimum only
+    assert window(100, "installer_overhead_ratio", ["installer_overhead_ratio"]) == 100
+
+
+def test_every_default_figure_has_a_minimum_to_reserve():
+    assert set(select("")) <= set(MINIMUM_SECONDS) <= set(ORDER)
+
+
+def test_a_figure_that_could_not_be_measured_is_listed_with_why_and_the_others_stay():
+    plan = [
+        ("postgres", ["launch_rate", "event_lag_p95", "lab_assign_to_active_p50"], 500.0),
+        ("sqlite", ["job_overhead_ratio"], 60.0),
+    ]
+    figures = {"launch_ratio": (0.9, "x"), "event_lag_p95": (40.0, "ms")}
+    errors = {"lab_assign_to_active_p50": "RuntimeError: boom", "suite_sqlite": "no time left"}
+    assert unmeasured(plan, figures, errors) == {
+        "lab_assign_ratio": "RuntimeError: boom",
+        "event_lag_p95_50x20": "its share of the run's time did not allow it",
+        "worker_rss_mb": "its share of the run's time did not allow it",
+        "job_overhead_ratio_sqlite": "no time left",
+    }
+
+
+def test_a_missing_figure_keeps_its_target_and_says_why():
+    entry = not_measured("launch_ratio", "out of time: 3s left")
+    assert entry == {
+        "value": None,
+        "target": ">= 0.8",
+        "met": None,
+        "not_measured": "out of time: 3s left",
+    }
+    assert verdict(entry) == "not measured: out of time: 3s left"
+    assert verdict(judge("launch_ratio", (0.5, "x"))) == "NOT met (target >= 0.8)"
+    assert verdict(judge("worker_rss_mb", (200.0, "MB"))) == "report"
+
+
+def test_the_launch_floor_is_a_bench_url_only_behind_the_same_token(db, settings, broker):
+    with pytest.raises(NoReverseMatch):
+        reverse("bench-floor-launch")
+    settings.ROOT_URLCONF = "bench.urls"
+    client = APIClient()
+    body = {"playbook": "one.yml", "queue": "parked"}
+    assert client.post(reverse("bench-floor-launch"), body, format="json").status_code == 401
+    token = Token.objects.create(user=UserFactory())
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    answer = client.post(reverse("bench-floor-launch"), body, format="json")
+    assert answer.status_code == 201
+    job = Job.objects.get(pk=answer.json()["id"])  # one INSERT ...
+    assert (job.playbook, job.queue) == ("one.yml", "parked")
+    assert broker.publish.call_count == 1  # ... and one publish, to the queue named
+    assert broker.publish.call_args.kwargs["queue"] == "parked"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the floor is a PostgreSQL COPY")
+def test_the_ingest_floor_writes_the_same_rows_the_portal_stored():
+    from portal.jobs.models import JobEvent
+
+    events = ingest.load()[:50]
+    _, job_id = ingest.run_live(events, ingest._lines(events))
+    columns, rows = ingest.stored_rows(job_id)
+    assert len(rows) == len(events)
+    ingest.run_floor(columns, rows)
+    copied_job = Job.objects.order_by("-pk").first().pk
+    fields = [c for c in columns if c != "job_id"]
+    original = list(JobEvent.objects.filter(job_id=job_id).order_by("counter").values(*fields))
+    copied = list(JobEvent.objects.filter(job_id=copied_job).order_by("counter").values(*fields))
+    assert copied == original
