@@ -19,9 +19,9 @@
 
   function draw(canvas, body) {
     var hours = Number(canvas.dataset.hours);
-    // Other APIs of the same history name its parts otherwise (the fleet's VM metrics:
-    // "metrics" and "timestamp"): data-points-key and data-time-key say so.
-    var points = body[canvas.dataset.pointsKey || "points"] || [];
+    // Other APIs of the same history answer otherwise (the fleet's VM metrics: a list of
+    // points with a "timestamp"): an array is the points; data-time-key names the time.
+    var points = Array.isArray(body) ? body : body.points || [];
     var timeKey = canvas.dataset.timeKey || "at";
     var datasets = SERIES.map(function (serie) {
       return {
@@ -54,9 +54,10 @@
       },
     });
     canvas.dataset.points = String(chart.data.datasets[0].data.length);
-    canvas.dataset.resolution = body.resolution;
+    if (body.resolution) { canvas.dataset.resolution = body.resolution; }
+    var what = { raw: " (samples)", "5m": " (5-minute averages)" }[body.resolution] || "";
     note(canvas, points.length
-      ? points.length + " points (" + (body.resolution === "raw" ? "samples" : "5-minute averages") + ")"
+      ? points.length + " points" + what
       : "No data in this range yet.");
   }
 
