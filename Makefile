@@ -23,7 +23,7 @@ help:
 	@echo "make run    - install, migrate, seed the demo and start web + worker + beat"
 	@echo "make test   - install (and Debian's chromium for the browser tests) and run the test suite"
 	@echo "make lint   - ruff, mypy, import layers, ansible-lint, installer manifests, ruff format --check"
-	@echo "make bench  - speed figures (bench/results.json)"
+	@echo "make bench  - speed figures (bench/results.json); QUICK=1: every ratio once (3 min); ARGS=..."
 	@echo "make lock   - re-resolve $(LOCK) from pyproject.toml"
 	@echo "make browser-libs - npm ci of $(NPM_DIR)/package-lock.json (run and test do it)"
 
@@ -85,9 +85,11 @@ lint: venv $(SHELLCHECK)
 	$(SHELLCHECK) installers/*/*.sh
 	$(BIN)/ruff format --check .
 
+# make's own flags cannot be passed on (`make bench --quick` is make's): QUICK=1 for the
+# quick run, ARGS for any other option of `python -m bench`.
 bench: export DEBUG ?= true
 bench: venv
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(QUICK),--quick) $(ARGS)
 
 lock:
 	$(BIN)/pip-compile --quiet --extra dev --strip-extras --no-emit-index-url \

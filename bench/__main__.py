@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench import procs
 from bench.paths import RESULTS_FILE, ROOT
-from bench.stack import PG_SERVER, REDIS_URL, stack_env, web_settings
+from bench.stack import PG_DATABASE, PG_SERVER, REDIS_URL, stack_env, web_settings
 
 # The engine's speed figures are ratios to a floor measured side by side in the same run
 # (#18): their absolute values (launch_rate, event_ingest_rate, lab_assign_to_active_p50)
@@ -252,10 +252,14 @@ def split_skipped(errors: dict) -> tuple[dict, dict]:
     return {k: v for k, v in errors.items() if k not in skipped}, skipped
 
 
-def unmeasured(plan, figures: dict, errors: dict) -> dict[str, str]:
+def unmeasured(plan, figures: dict, errors: dict, quick: bool = False) -> dict[str, str]:
     """Every figure the run was to give and did not, with why: its entry's error, else its
-    suite's, else (a figure measured only while its share lasts) the time. Listed like the
-    measured ones, so one figure that could not be measured hides none of the others."""
+    suite's, else (a figure measured only while its share lasts) the time, or --quick
+    leaving it out. Listed like the measured ones, so one figure that could not be measured
+    hides none of the others."""
+    left_out = (
+        "left out of a --quick run" if quick else "its share of the run's time did not allow it"
+    )
     missing = {}
     for kind, entries, *_ in plan:  # (kind, entries, budget)
         suffix = "" if kind == "postgres" else f"_{kind}"
@@ -264,7 +268,7 @@ def unmeasured(plan, figures: dict, errors: dict) -> dict[str, str]:
                 errors.get(entry + suffix)
                 or errors.get(f"suite_{kind}")
                 or errors.get("setup" + suffix)
-                or "its share of the run's time did not allow it"
+                or left_out
             )
             for figure in GIVES.get(entry, (entry,)):
                 if figure + suffix not in figures:
@@ -346,7 +350,7 @@ def main(argv=None) -> int:
     sqlite_wanted = [] if no_sqlite else [f for f in SQLITE_FIGURES if f in wanted]
     sqlite_budget = 60 if sqlite_wanted else 0
     work = Path(tempfile.mkdtemp(prefix="portal-bench-"))
-    results = {"figures": {}, "details": {}, "errors": {}, "seconds": {}, "incidents": []}
+    results: dict = {"figures": {}, "details": {}, "errors": {}, "seconds": {}, "incidents": []}
     plan: list = []
     try:
         # Worst case: each suite ends by its budget + 5 s + 10 s of stopping, so the whole
@@ -374,7 +378,7 @@ def main(argv=None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
     total = round(time.monotonic() - started, 1)
-    missing = unmeasured(plan, results["figures"], results["errors"])
+    missing = unmeasured(plan, results["figures"], results["errors"], args.quick)
     results["errors"], skipped = split_skipped(results["errors"])
     report = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -382,8 +386,8 @@ def main(argv=None) -> int:
         "versions": versions(),
         "settings": {
             "debug": False,
-            "database": "PostgreSQL (portal_bench)",
-            "broker": "Redis db 10",
+            "database": f"PostgreSQL ({PG_DATABASE})",
+            "broker": f"Redis ({REDIS_URL.rsplit('@', 1)[-1]})",
             "web": web_settings(),
             "quick": args.quick,
         },

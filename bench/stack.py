@@ -17,7 +17,11 @@ from bench.paths import PLAYBOOKS, ROOT
 from bench.procs import Service, free_port
 
 PG_SERVER = os.environ.get("BENCH_PG_SERVER", "postgres://postgres@127.0.0.1:5432")
-PG_DATABASE = "portal_bench"
+# Another database (with BENCH_REDIS_URL on another db) lets a second bench run beside a
+# long one, e.g. the fleet's fill; the two share the CPU, and neither resets the other's.
+PG_DATABASE = os.environ.get("BENCH_PG_DATABASE", "portal_bench")
+if not PG_DATABASE.isidentifier():  # it goes into DROP/CREATE DATABASE as it is
+    raise SystemExit(f"BENCH_PG_DATABASE: not a plain identifier: {PG_DATABASE!r}")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
 HEAVY_HOSTS = 20
 BIN = Path(sys.executable).parent

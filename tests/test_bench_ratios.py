@@ -136,3 +136,19 @@ def test_the_ingest_floor_writes_the_same_rows_the_portal_stored():
     original = list(JobEvent.objects.filter(job_id=job_id).order_by("counter").values(*fields))
     copied = list(JobEvent.objects.filter(job_id=copied_job).order_by("counter").values(*fields))
     assert copied == original
+
+
+def test_a_quick_run_says_what_it_left_out():
+    plan = [("postgres", ["event_lag_p95"], 160.0)]
+    left_out = unmeasured(plan, {"event_lag_p95": (40.0, "ms")}, {}, quick=True)
+    assert left_out == {
+        "event_lag_p95_50x20": "left out of a --quick run",
+        "worker_rss_mb": "left out of a --quick run",
+    }
+
+
+def test_the_first_installer_pair_is_estimated_from_the_hosts_warm_up():
+    from bench.installers import _pair_seconds
+
+    assert _pair_seconds([], [], warm_up=12.0) == 30.0
+    assert _pair_seconds([4000.0], [3000.0], warm_up=12.0) == 14.0  # then from the last pair
