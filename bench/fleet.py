@@ -210,7 +210,8 @@ def measure(ctx, requests: int = REQUESTS) -> dict:
     for _ in range(WARMUP):
         _time(ctx, PATH, token)
         _time(ctx, FLOOR_PATH, token)
-    figures, floor = [], []
+    figures: list[float] = []
+    floor: list[float] = []
     for index in range(requests):
         pair = [(figures, PATH), (floor, FLOOR_PATH)]
         for times, path in pair if index % 2 == 0 else reversed(pair):
