@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.db import connection
-from django.db.models import Aggregate, Avg, Count, FloatField, QuerySet
+from django.db.models import Aggregate, Avg, Count, FloatField, Max, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
@@ -44,6 +45,7 @@ NOW_COLUMNS = {"cpu": "cpu_percent", "memory": "memory_percent", "disk": "disk_p
 # Hours the figures sum up themselves when the beat has not (the first read after an hour
 # ends; a cold start with weeks of rollups is left to the beat task).
 MAX_HOURS_ON_READ = 6
+CACHE_SECONDS = 3600
 
 
 class PercentileCont(Aggregate):
@@ -259,7 +261,21 @@ def usage_30_days(scope: Scope, now: datetime, hourly: bool) -> dict:
 
 
 def _fleet_30_days(since: datetime, now: datetime, with_hourly: bool) -> dict:
+    """The 720 hourly sums added up, kept in the cache until one of them changes (an hour
+    summed up, again or for the first time, or dropped): they cannot change otherwise."""
     usage.roll_up_hours(now, max_hours=MAX_HOURS_ON_READ, prune=False)
+    rows = FleetUsageHour.objects.filter(hour__gte=since, buckets__gt=0)
+    state = rows.aggregate(n=Count("pk"), last=Max("computed_at"))
+    last = state["last"].timestamp() if state["last"] else 0
+    key = f"fleet-usage-30d-{since.timestamp():.0f}-{state['n']}-{last:.6f}-{int(with_hourly)}"
+    found = cache.get(key)
+    if found is None:
+        found = _add_up_hours(rows, since, with_hourly)
+        cache.set(key, found, CACHE_SECONDS)
+    return found
+
+
+def _add_up_hours(rows: QuerySet[FleetUsageHour], since: datetime, with_hourly: bool) -> dict:
     summary: dict = {m: {"bins": [], "sum": 0.0} for m in histograms.METRICS}
     hourly, buckets = [], 0
     fields = [
@@ -267,7 +283,7 @@ def _fleet_30_days(since: datetime, now: datetime, with_hourly: bool) -> dict:
         "buckets",
         *(f"{m}_{part}" for m in histograms.METRICS for part in ("sum", "bins")),
     ]
-    for row in FleetUsageHour.objects.filter(hour__gte=since, buckets__gt=0).values(*fields):
+    for row in rows.values(*fields):
         buckets += row["buckets"]
         point = {"hour": row["hour"]}
         for metric in histograms.METRICS:

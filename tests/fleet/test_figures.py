@@ -2,11 +2,12 @@
 usage now and over 30 days, overdue customers, and whose figures a caller gets."""
 
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.utils import timezone
 
-from portal.fleet import histograms
+from portal.fleet import figures, histograms
 from portal.fleet.actions import usage
 from portal.fleet.models import FleetUsageHour
 from portal.monitoring.models import Rollup
@@ -241,3 +242,18 @@ def test_one_scan_and_one_group_by_per_metric_agree():
     for metric in histograms.METRICS:
         assert once[metric]["bins"] == each[metric]["bins"]
         assert once[metric]["sum"] == pytest.approx(each[metric]["sum"])
+
+
+def test_the_30_days_change_as_soon_as_an_hour_is_summed_up(user_api):
+    known = fleet()
+    client = user_api(operator())
+    hour = usage.hour_start(timezone.now()) - 4 * usage.HOUR
+    rollups(known.a_online.pk, hour, 10, 20, 30)
+    rollups(known.a_online.pk, hour + usage.HOUR, 10, 20, 30)
+    first = client.get(URL).json()["usage"]["last_30_days"]
+    assert (first["rollups"], first["cpu_percent"]["avg"]) == (24, 10.0)
+    with mock.patch.object(figures, "_add_up_hours", side_effect=AssertionError("not cached")):
+        assert client.get(URL).json()["usage"]["last_30_days"] == first  # from the cache
+    rollups(known.b_online.pk, hour + 2 * usage.HOUR, 40, 20, 30)
+    later = client.get(URL).json()["usage"]["last_30_days"]
+    assert (later["rollups"], later["cpu_percent"]["avg"]) == (36, 20.0)
