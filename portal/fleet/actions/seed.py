@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from django.db import transaction
 from django.utils import timezone
 
-from portal.accounts.choices import BillingStatus
-from portal.accounts.models import Customer
+from portal.accounts.choices import DEFAULT_PLANS, BillingStatus
+from portal.accounts.models import Customer, Plan
 from portal.fleet.actions import vms
 from portal.fleet.choices import FleetTier
 from portal.fleet.models import VM, TierCost, Update
@@ -55,6 +55,7 @@ def do_seed_fleet(
     ``demo_customer`` (the demo's, manage.py seed_demo) gets VMs of its own too, so its
     owner has a fleet to look at."""
     now = now or timezone.now()
+    _plans()
     made = {"tier_costs": _tier_costs(), "updates": _update()}
     with transaction.atomic():
         customers, new_vms = _customers_and_vms()
@@ -67,6 +68,13 @@ def do_seed_fleet(
         made["samples"] = _samples(new_vms, now)
         made["rollups"] = _rollups(new_vms, now)
     return made
+
+
+def _plans() -> None:
+    """The portal's plans, made by a data migration: again here if they were deleted (the
+    sample customers are on them)."""
+    for tier, limits in DEFAULT_PLANS.items():
+        Plan.objects.get_or_create(tier=tier, defaults={"name": tier.label, **limits})
 
 
 def _tier_costs() -> int:
