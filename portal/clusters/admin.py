@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -17,16 +16,19 @@ from django.utils.html import format_html, format_html_join
 from portal.clusters import actions, selectors
 from portal.clusters.choices import RunStatus
 from portal.clusters.models import NODE_FAILED, Cluster, ClusterNode, ReprovisionRun
-from portal.core.admin import ReadOnlyAdminMixin, seconds, status_badge
+from portal.core.admin import (
+    ReadOnlyAdminMixin,
+    WriteOnlySecretsForm,
+    seconds,
+    secret_field,
+    status_badge,
+)
 from portal.core.errors import PortalError
 
 
-class ClusterNodeForm(forms.ModelForm):
-    bmc_password = forms.CharField(
-        required=False,
-        widget=forms.PasswordInput(render_value=False),
-        help_text="Stored encrypted; leave empty to keep the current one.",
-    )
+class ClusterNodeForm(WriteOnlySecretsForm):
+    SECRET_FIELDS = ("bmc_password",)
+    bmc_password = secret_field("Stored encrypted; leave empty to keep the current one.")
 
     class Meta:
         model = ClusterNode
@@ -42,12 +44,6 @@ class ClusterNodeForm(forms.ModelForm):
             "bmc_password",
             "power_options",
         ]
-
-    def clean_bmc_password(self) -> str:
-        given = self.cleaned_data.get("bmc_password") or ""
-        if not given and self.instance.pk:
-            return self.instance.bmc_password  # empty keeps the stored one
-        return given
 
 
 class ClusterNodeInline(admin.TabularInline):

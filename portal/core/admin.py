@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -58,6 +59,34 @@ def duration_text(delta: timedelta | None) -> str:
 def status_badge(value: str, label: str | None = None) -> str:
     """A status coloured by the class portal/admin.css gives it (no inline style: CSP)."""
     return format_html('<b class="status-badge status-{}">{}</b>', value, label or value)
+
+
+class WriteOnlySecretsForm(forms.ModelForm):
+    """A model form whose secret fields (``SECRET_FIELDS``) are write-only: never rendered,
+    and left empty on an existing row they keep the stored value."""
+
+    SECRET_FIELDS: tuple[str, ...] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in self.SECRET_FIELDS:
+            self.initial[name] = ""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.instance.pk is not None:
+            stored = type(self.instance)._base_manager.filter(pk=self.instance.pk)
+            for name in self.SECRET_FIELDS:
+                if not cleaned.get(name) and name not in self.errors:
+                    cleaned[name] = stored.values_list(name, flat=True).first() or ""
+        return cleaned
+
+
+def secret_field(help_text: str) -> forms.CharField:
+    """A write-only password input for a WriteOnlySecretsForm."""
+    return forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False), help_text=help_text
+    )
 
 
 class DetailActionsMixin(_AdminBase):

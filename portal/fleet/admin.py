@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -15,6 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from portal.core.admin import WriteOnlySecretsForm, secret_field
 from portal.core.errors import PortalError
 from portal.fleet.actions import operate, rollouts
 from portal.fleet.actions.tiers import do_save_tier_cost, offline_rule_name
@@ -24,12 +24,9 @@ from portal.fleet.selectors import vm_status
 from portal.monitoring.models import AlertRule
 
 
-class VMForm(forms.ModelForm):
-    power_password = forms.CharField(
-        required=False,
-        widget=forms.PasswordInput(render_value=False),
-        help_text="Stored encrypted; leave empty to keep the current one.",
-    )
+class VMForm(WriteOnlySecretsForm):
+    SECRET_FIELDS = ("power_password",)
+    power_password = secret_field("Stored encrypted; leave empty to keep the current one.")
 
     class Meta:
         model = VM
@@ -48,12 +45,6 @@ class VMForm(forms.ModelForm):
             "power_password",
             "power_options",
         ]
-
-    def clean_power_password(self) -> str:
-        given = self.cleaned_data.get("power_password") or ""
-        if not given and self.instance.pk:
-            return self.instance.power_password  # empty keeps the stored one
-        return given
 
 
 class VMOperationInline(admin.TabularInline):

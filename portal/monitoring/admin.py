@@ -3,7 +3,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from portal.core.admin import ReadOnlyAdminMixin, status_badge
+from portal.core.admin import ReadOnlyAdminMixin, WriteOnlySecretsForm, secret_field, status_badge
 from portal.core.errors import PortalError
 from portal.monitoring import actions, scopes
 from portal.monitoring.alerts import do_resolve_alert
@@ -201,15 +201,13 @@ class AlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         self.message_user(request, f"{done} alert(s) resolved.", messages.SUCCESS)
 
 
-class NotificationChannelForm(forms.ModelForm):
+class NotificationChannelForm(WriteOnlySecretsForm):
+    SECRET_FIELDS = ("secret",)  # the webhook's key: written, never shown again
     url = forms.URLField(
         required=False, max_length=500, assume_scheme="https", help_text="Webhook: the URL."
     )
-    # The webhook secret is written, never shown again; left empty, the stored one stays.
-    secret = forms.CharField(
-        required=False,
-        widget=forms.PasswordInput(render_value=False),
-        help_text="Webhook: the HMAC-SHA256 key (stored encrypted; empty keeps the current one).",
+    secret = secret_field(
+        "Webhook: the HMAC-SHA256 key (stored encrypted; empty keeps the current one)."
     )
 
     class Meta:
@@ -226,9 +224,6 @@ class NotificationChannelForm(forms.ModelForm):
             "max_per_alert",
             "enabled",
         ]
-
-    def clean_secret(self):
-        return self.cleaned_data.get("secret") or (self.instance.secret if self.instance else "")
 
 
 @admin.register(NotificationChannel)

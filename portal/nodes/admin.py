@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html_join
 
+from portal.core.admin import WriteOnlySecretsForm
 from portal.core.errors import PortalError
 from portal.nodes import actions, hostkeys
 from portal.nodes.models import Credential, Node, NodeGroup
@@ -23,8 +24,10 @@ class NodeGroupAdmin(admin.ModelAdmin):
     search_fields = ["name", "queue"]
 
 
-class CredentialForm(forms.ModelForm):
+class CredentialForm(WriteOnlySecretsForm):
     """The secret is write-only: the form never renders the stored value."""
+
+    SECRET_FIELDS = ("secret",)
 
     secret = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 6, "autocomplete": "off"}),
@@ -39,16 +42,9 @@ class CredentialForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.initial["secret"] = ""
         if self.instance.pk is None:
             self.fields["secret"].required = True
             self.fields["secret"].help_text = "Paste a private key or password."
-
-    def clean_secret(self):
-        value = self.cleaned_data.get("secret")
-        if not value and self.instance.pk is not None:
-            return Credential.objects.get(pk=self.instance.pk).secret
-        return value
 
 
 @admin.register(Credential)
