@@ -3,14 +3,14 @@ rollouts' wave progress, and a customer's VMs with what their user may do to the
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 
 from portal.core.tenancy import is_operator
 from portal.fleet.choices import RolloutStatus, TargetStatus
 from portal.fleet.models import VM, Rollout, RolloutTarget
+from portal.fleet.rollout_selectors import counts_by_wave
 from portal.fleet.selectors import vm_rows
 from portal.monitoring import selectors as monitoring
 from portal.monitoring.models import Alert
@@ -46,16 +46,9 @@ def rollouts_shown() -> QuerySet[Rollout]:
 def rollout_progress() -> list[dict]:
     """Each rollout shown with its waves: per wave the targets by status (one GROUP BY)."""
     rollouts = list(rollouts_shown())
-    counts: dict[int, dict[int, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
-    grouped = (
-        RolloutTarget.objects.filter(rollout__in=[r.pk for r in rollouts])
-        .values("rollout_id", "wave", "status")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    for row in grouped:
-        counts[row["rollout_id"]][row["wave"]][row["status"]] = row["n"]
-    return [_progress(rollout, counts[rollout.pk]) for rollout in rollouts]
+    targets = RolloutTarget.objects.filter(rollout__in=[r.pk for r in rollouts])
+    counts = counts_by_wave(targets)
+    return [_progress(rollout, counts.get(rollout.pk, {})) for rollout in rollouts]
 
 
 def _progress(rollout: Rollout, waves: dict[int, dict[str, int]]) -> dict:

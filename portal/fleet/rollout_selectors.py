@@ -9,6 +9,7 @@ completed (None otherwise).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
@@ -85,17 +86,25 @@ def target_counts(targets: QuerySet[RolloutTarget]) -> dict[str, int]:
     return {status: counted.get(status, 0) for status in T.values}
 
 
+def counts_by_wave(targets: QuerySet[RolloutTarget]) -> dict[int, dict[int, dict[str, int]]]:
+    """Rollout id -> wave -> status -> how many of ``targets`` (one GROUP BY, any number of
+    rollouts): the API's wave progress and the fleet page's."""
+    counted = targets.order_by().values_list("rollout_id", "wave", "status").annotate(n=Count("pk"))
+    counts: dict[int, dict[int, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+    for rollout_id, wave, status, n in counted:
+        counts[rollout_id][wave][status] = n
+    return counts
+
+
 def wave_progress(targets: QuerySet[RolloutTarget]) -> list[dict[str, Any]]:
-    """Per wave (from 1): its size and how many of its VMs are in each status."""
-    counted = (
-        targets.order_by().filter(wave__gt=0).values_list("wave", "status").annotate(n=Count("pk"))
-    )
-    waves: dict[int, dict[str, Any]] = {}
-    for wave, status, n in counted:
-        entry = waves.setdefault(wave, {"wave": wave, "size": 0, **dict.fromkeys(T.values, 0)})
-        entry[status] = n
-        entry["size"] += n
-    return [waves[wave] for wave in sorted(waves)]
+    """Per wave (from 1) of one rollout's ``targets``: its size and how many of its VMs are
+    in each status."""
+    progress = []
+    for waves in counts_by_wave(targets.filter(wave__gt=0)).values():
+        for wave in sorted(waves):
+            by_status = {status: waves[wave].get(status, 0) for status in T.values}
+            progress.append({"wave": wave, "size": sum(by_status.values()), **by_status})
+    return progress
 
 
 def failed_targets(rollout: Rollout) -> QuerySet[RolloutTarget]:
