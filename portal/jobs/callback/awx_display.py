@@ -1,36 +1,54 @@
-"""The portal's stdout callback: ansible-runner's ``awx_display``, with a faster transport.
+"""The portal's stdout callback: Ansible's default output, and each event sent to the worker.
 
-ansible-runner's callback writes every event to a partial JSON file and base64-encodes a
-marker into stdout; the runner then parses stdout, reads the file back, merges and deletes
-it. Here each event, with the text Ansible displayed for it, is written once as one JSON line
-to the FIFO named by ``PORTAL_EVENT_FIFO`` (``portal.jobs.fifo`` reads it in the worker).
-The last line announces how many events were sent, so a lost event is noticed.
+It stands in for ansible-runner's ``awx_display`` (same name, so the runner's
+``ANSIBLE_STDOUT_CALLBACK=awx_display`` picks it; the job runner puts this directory before
+the runner's on ``ANSIBLE_CALLBACK_PLUGINS``) and sends the same events with the same fields
+(tests/jobs/test_callback_equivalence.py compares them, event type by event type), with less
+work per event:
 
-Loaded only by the job runner, which puts this directory before ansible-runner's on
-``ANSIBLE_CALLBACK_PLUGINS``; without ``PORTAL_EVENT_FIFO`` it behaves like the original.
+- no per-event context objects: the playbook, play and task context is kept in three dicts
+  and merged once per event; environment settings are read once, not per event;
+- Ansible's ``Display`` is wrapped only where an event's type depends on it (which method
+  printed a line outside any callback event), without binding every call's signature;
+- each event, with the text Ansible displayed for it, is written once as one JSON line to the
+  FIFO named by ``PORTAL_EVENT_FIFO`` (``portal.jobs.fifo`` reads it in the worker) instead
+  of a partial file per event plus a base64 marker in stdout. The last line announces how
+  many events were sent, so a lost event is noticed.
+
+Without ``PORTAL_EVENT_FIFO`` it is Ansible's default callback.
 """
 
 from __future__ import annotations
 
 import atexit
+import collections
+import contextlib
 import datetime
+import functools
 import io
 import json
 import os
 import sys
 import threading
 import uuid
+from collections.abc import Callable
+from copy import copy
 from typing import Any, TextIO
 
+from ansible import constants as C
+from ansible.plugins.loader import callback_loader
 from ansible.plugins.shell import ShellBase
-from ansible_runner.display_callback.callback import awx_display as runner_display
+from ansible.utils.display import Display
+
+# Through the loader, as ansible-runner does: that also loads its option definitions.
+DefaultCallbackModule: Any = callback_loader.get("default", class_only=True)
 
 # Read by Ansible's config loader from this file's source: it must stay a literal.
 DOCUMENTATION = """
     callback: awx_display
     short_description: Playbook events for the portal's job runner
     description:
-        - ansible-runner's awx_display callback, sending events over a FIFO
+        - Ansible's default output, with each event sent to the portal's job runner
     type: stdout
     extends_documentation_fragment:
       - default_callback
@@ -40,6 +58,17 @@ DOCUMENTATION = """
 
 END_KEY = "portal_stream_end"
 RUN_TAG_VAR = "PORTAL_JOB_RUN"
+CENSORED = (
+    "the output has been hidden due to the fact that 'no_log: true' was specified for this result"
+)
+# ansible-runner leaves the controller's environment out of facts for the short names only.
+FACT_GATHERING = frozenset(
+    f"{prefix}{name}"
+    for prefix in ("", "ansible.builtin.", "ansible.legacy.")
+    for name in ("setup", "gather_facts")
+)
+# ansible-runner's limit on a result's size in an event (MAX_EVENT_RES), read once.
+MAX_EVENT_RES = int(os.environ.get("MAX_EVENT_RES", "700000"))
 
 
 def tag_module_environments(tag: str | None) -> None:
@@ -78,7 +107,7 @@ class EventStream(io.TextIOBase):
         super().__init__()
         self.fd, self.real, self.owner = fd, real, os.getpid()
         self.lock = threading.RLock()
-        self.current: dict | None = None
+        self.current: str | None = None
         self.pending: list[str] = []
         self.sent = 0
         self.line = 0
@@ -125,16 +154,18 @@ class EventStream(io.TextIOBase):
     # --- events -------------------------------------------------------------------------
 
     def begin(self, event: dict) -> None:
+        """Encoded now, as ansible-runner does: Ansible's default output then removes
+        ``exception`` and ``warnings`` from the result it prints."""
         with self.lock:
             self._send_verbose(keep_partial=False)
-            self.current = event
+            self.current = self._encode(event)
 
     def end(self) -> None:
         with self.lock:
-            event, self.current = self.current, None
-            if event is not None:
+            encoded, self.current = self.current, None
+            if encoded is not None:
                 text, self.pending = "".join(self.pending), []
-                self._send(event, text)
+                self._send(encoded, text)
 
     def _send_verbose(self, keep_partial: bool) -> None:
         lines = "".join(self.pending).splitlines(keepends=True)
@@ -146,21 +177,31 @@ class EventStream(io.TextIOBase):
                 "event": "verbose",
                 "uuid": str(uuid.uuid4()),
                 "event_data": {},
-                "created": datetime.datetime.now(datetime.UTC).isoformat(),
+                "created": now().isoformat(),
             }
-            self._send(event, line)
+            self._send(self._encode(event), line)
 
-    def _send(self, event: dict, text: str) -> None:
+    @staticmethod
+    def _encode(event: dict) -> str:
+        encoded = json.dumps(event, cls=EventEncoder)
+        data = event.get("event_data", {})
+        if len(encoded) > MAX_EVENT_RES and "res" in data and event["event"] != "playbook_on_stats":
+            # ansible-runner's limit: a huge result is left out (the stats are kept whole)
+            encoded = json.dumps({**event, "event_data": {**data, "res": {}}}, cls=EventEncoder)
+        return encoded
+
+    def _send(self, encoded: str, text: str) -> None:
+        """The event's line: its encoded fields, then its text and place in the output."""
         lines = text.count("\n")
         self.sent += 1
-        event.update(
-            counter=self.sent,
-            stdout=text.rstrip("\r\n"),
-            start_line=self.line,
-            end_line=self.line + lines,
-        )
+        place = {
+            "counter": self.sent,
+            "stdout": text.rstrip("\r\n"),
+            "start_line": self.line,
+            "end_line": self.line + lines,
+        }
         self.line += lines
-        self._write(json.dumps(event, cls=runner_display.AnsibleJSONEncoderLocal))
+        self._write(f"{encoded[:-1]}, {json.dumps(place)[1:]}")
 
     def _write(self, line: str) -> None:
         data = (line + "\n").encode("utf-8", "replace")
@@ -198,33 +239,477 @@ class EventStream(io.TextIOBase):
         super().close()
 
 
-class FifoEventContext(runner_display.EventContext):
-    """awx_display's event context, handing events to the EventStream instead of files."""
+class EventEncoder(json.JSONEncoder):
+    """JSON for Ansible's values as ansible-runner encodes them: vaulted values as their
+    ciphertext, dates as ISO text; anything else as its text, never a lost event."""
 
-    def __init__(self, stream: EventStream) -> None:
-        super().__init__()
-        self.stream = stream
+    def default(self, o: Any) -> Any:
+        if getattr(o, "yaml_tag", None) == "!vault":
+            text = o._ciphertext
+            return {"__ansible_vault": text.decode() if isinstance(text, bytes) else text}
+        if isinstance(o, datetime.date | datetime.datetime):
+            return o.isoformat()
+        return str(o)
 
-    def dump_begin(self, fileobj: Any) -> None:
-        self.stream.begin(self.get_begin_dict())
 
-    def dump_end(self, fileobj: Any) -> None:
-        self.stream.end()
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+# --- text Ansible prints outside any callback event ----------------------------------------
+#
+# ansible-runner makes such a print an event of its own, typed by the Display method that
+# printed it (a warning, a deprecation, a verbose line, ...), with a flag per Display method
+# on the way in its event data. Kept here, with a flag list per thread instead of a context
+# object, no signature binding on every call, and display.debug (called ~18 times per task
+# and host) left alone unless Ansible's debug output is on.
+
+_flags = threading.local()
+DISPLAY_EVENT_TYPES = ("debug", "verbose", "deprecated", "warning", "system_warning", "error")
+
+
+def _active_flags() -> list[dict[str, Any]]:
+    stack = getattr(_flags, "stack", None)
+    if stack is None:
+        stack = _flags.stack = []
+    return stack
+
+
+def _flagged(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        stack = _active_flags()
+        stack.append({name: True})
+        try:
+            return method(*args, **kwargs)
+        finally:
+            stack.pop()
+
+    return wrapper
+
+
+def _flagged_verbose(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: Display, msg: str, host: str | None = None, caplevel: int = 2) -> Any:
+        flags: dict[str, Any] = {"verbose": True, "verbosity": caplevel + 1}
+        if host is not None:
+            flags["remote_addr"] = host
+        stack = _active_flags()
+        stack.append(flags)
+        try:
+            return method(self, msg, host=host, caplevel=caplevel)
+        finally:
+            stack.pop()
+
+    return wrapper
+
+
+def _display_as_event(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: Display, msg: str, *args: Any, **kwargs: Any) -> Any:
+        stream = STREAM
+        # Forks send their display calls to the controller, which prints them: only there.
+        log_only = kwargs.get("log_only", len(args) > 3 and args[3])
+        if stream is None or os.getpid() != stream.owner or log_only:
+            return method(self, msg, *args, **kwargs)
+        with self._lock:
+            if stream.current is not None:  # inside a callback event: part of its text
+                return method(self, msg, *args, **kwargs)
+            stream.begin(CONTEXT.display_event())
+            try:
+                return method(self, msg, *args, **kwargs)
+            finally:
+                stream.end()
+
+    return wrapper
+
+
+def _wrap_display() -> None:
+    if getattr(Display.display, "portal_events", False):
+        return
+    skip = {"display", "verbose", "v", "vv", "vvv", "vvvv", "vvvvv", "vvvvvv"}
+    if not C.DEFAULT_DEBUG:
+        skip.add("debug")  # it prints nothing then, and is the most called
+    for name in dir(Display):
+        method = getattr(Display, name)
+        if name.startswith("_") or "cow" in name or "prompt" in name or name in skip:
+            continue
+        if callable(method):
+            setattr(Display, name, _flagged(name, method))
+    Display.verbose = _flagged_verbose(Display.verbose)
+    Display.display = _display_as_event(Display.display)
+    Display.display.portal_events = True
+
+
+# --- the context every event carries -------------------------------------------------------
+
+
+def task_context(task: Any) -> dict[str, Any]:
+    """The task fields of an event, as ansible-runner's ``set_task`` gives them."""
+    context = {
+        "task": task.name or task.action,
+        "task_uuid": str(task._uuid),
+        "task_action": task.action,
+        "resolved_action": getattr(task, "resolved_action", task.action),
+        "task_args": "",
+    }
+    with contextlib.suppress(AttributeError):
+        context["task_path"] = task.get_path()
+    if C.DISPLAY_ARGS_TO_STDOUT:
+        context["task_args"] = (
+            CENSORED if task.no_log else ", ".join(f"{k}={v}" for k, v in task.args.items())
+        )
+    role = getattr(task, "_role", None)
+    if role:
+        name = role._role_name
+        if hasattr(role, "get_name") and role.get_name() != name:
+            context["resolved_role"] = role.get_name()
+    else:
+        name = getattr(task, "role_name", "")
+    if name:
+        context["role"] = name
+    return context
+
+
+class EventContext:
+    """The playbook, play and task an event belongs to, merged into its data once."""
+
+    def __init__(self) -> None:
+        self.playbook: dict[str, Any] = {}
+        self.play: dict[str, Any] = {}
+        self.task: dict[str, Any] = {}
+        self.pid = os.getpid()
+
+    def event(self, event: str, data: dict[str, Any], task: dict | None = None) -> dict:
+        merged = {**self.playbook, **self.play, **(self.task if task is None else task), **data}
+        return self._begin_dict(event, merged)
+
+    def display_event(self) -> dict:
+        flags: dict[str, Any] = {}
+        for entry in _active_flags():
+            flags.update(entry)
+        kind = next((key for key in DISPLAY_EVENT_TYPES if flags.get(key)), "verbose")
+        merged = {**self.playbook, **self.play, **self.task, **flags}
+        merged["uuid"] = str(uuid.uuid4())
+        return self._begin_dict(kind, merged)
+
+    def _begin_dict(self, event: str, data: dict[str, Any]) -> dict:
+        """ansible-runner's event fields: type, pid, uuid, creation time, parent."""
+        this = data.get("uuid")
+        begin: dict[str, Any] = {
+            "event": event,
+            "pid": self.pid,
+            "uuid": this or str(uuid.uuid4()),
+            "created": now().isoformat(),
+        }
+        parent = data.get("parent_uuid") or next(
+            (
+                data[key]
+                for key in ("task_uuid", "play_uuid", "playbook_uuid")
+                if data.get(key) and data[key] != this
+            ),
+            None,
+        )
+        if parent:
+            begin["parent_uuid"] = parent
+        if "verbosity" in data:
+            begin["verbosity"] = data.pop("verbosity")
+        begin["event_data"] = data
+        return begin
+
+
+CONTEXT = EventContext()
+STREAM: EventStream | None = None
 
 
 def _install(path: str) -> None:
-    stream = EventStream(os.open(path, os.O_WRONLY), sys.stdout)
-    # awx_display's wrappers look the context up as a module global on every call.
-    runner_display.event_context = FifoEventContext(stream)
-    runner_display.portal_stream = stream
-    sys.stdout = sys.stderr = stream
-    atexit.register(stream.close)
+    global STREAM
+    STREAM = EventStream(os.open(path, os.O_WRONLY), sys.stdout)
+    sys.stdout = sys.stderr = STREAM
+    atexit.register(STREAM.close)
+    _wrap_display()
 
 
 # Ansible may import a plugin file more than once: one stream per process.
-if os.environ.get("PORTAL_EVENT_FIFO") and not getattr(runner_display, "portal_stream", None):
+_installed = sys.modules.get("portal_event_stream")
+if _installed is not None:
+    STREAM, CONTEXT = _installed.STREAM, _installed.CONTEXT
+elif os.environ.get("PORTAL_EVENT_FIFO"):
     _install(os.environ["PORTAL_EVENT_FIFO"])
+    sys.modules["portal_event_stream"] = sys.modules[__name__]
 
 
-class CallbackModule(runner_display.CallbackModule):
+def _censored(result: dict[str, Any]) -> dict[str, Any]:
+    """A no_log result, or no_log loop items, hidden as ansible-runner hides them."""
+    if result.get("_ansible_no_log", False):
+        return {"censored": CENSORED}
+    items = result.get("results")
+    if items:
+        result["results"] = [
+            {"censored": CENSORED}
+            if isinstance(item, dict) and item.get("_ansible_no_log", False)
+            else item
+            for item in copy(items)
+        ]
+    return result
+
+
+def _event_loop(task: Any) -> Any:
+    return getattr(task, "loop_with", None)
+
+
+class CallbackModule(DefaultCallbackModule):
+    """Ansible's default output; around each hook, the event ansible-runner would send."""
+
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "stdout"
     CALLBACK_NAME = "awx_display"
+
+    EVENTS_WITHOUT_TASK = frozenset(
+        {
+            "playbook_on_start",
+            "playbook_on_stats",
+            "playbook_on_setup",
+            "playbook_on_notify",
+            "playbook_on_import_for_host",
+            "playbook_on_not_import_for_host",
+            "playbook_on_no_hosts_matched",
+            "playbook_on_no_hosts_remaining",
+        }
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.host_start: dict[str, datetime.datetime] = {}
+        self.seen_uuids: dict[str, int] = collections.defaultdict(int)
+        self.playbook_uuid = str(uuid.uuid4())
+
+    def set_options(self, *args: Any, **kwargs: Any) -> Any:
+        # This plugin's options are the default callback's (its DOCUMENTATION extends them).
+        definitions = C.config.get_configuration_definition
+        base = definitions(DefaultCallbackModule._load_name, plugin_type="callback")
+        mine = definitions(self._load_name, plugin_type="callback")
+        C.config.initialize_plugin_configuration_definitions(
+            "callback", self._load_name, base | mine
+        )
+        return super().set_options(*args, **kwargs)
+
+    # --- one event around one hook ------------------------------------------------------
+
+    def _emit(self, event: str, data: dict[str, Any], render: Callable, *args: Any) -> None:
+        stream = STREAM
+        if stream is None:
+            render(*args)
+            return
+        data.setdefault("uuid", str(uuid.uuid4()))
+        task = data.pop("task", None) if event not in self.EVENTS_WITHOUT_TASK else None
+        if data.get("res"):
+            data["res"] = _censored(data["res"])
+        with self._display._lock:
+            stream.begin(CONTEXT.event(event, data, task_context(task) if task else None))
+            try:
+                render(*args)
+            finally:
+                stream.end()
+
+    def _unique(self, uuid_: str) -> str:
+        """A play or task seen again (free strategy, serial) gets a numbered uuid."""
+        self.seen_uuids[uuid_] += 1
+        count = self.seen_uuids[uuid_]
+        return uuid_ if count == 1 else f"{uuid_}_{count}"
+
+    def _timing(self, result: Any) -> dict[str, Any]:
+        started = self.host_start.get(result._host.get_name())
+        if not started:
+            return {"start": None, "end": None, "duration": None}
+        ended = now()
+        return {"start": started, "end": ended, "duration": (ended - started).total_seconds()}
+
+    def _host_result(self, result: Any, **extra: Any) -> dict[str, Any]:
+        return {
+            "host": result._host.get_name(),
+            "remote_addr": result._host.address,
+            "task": result._task,
+            **self._timing(result),
+            **extra,
+        }
+
+    # --- playbook, play, task -----------------------------------------------------------
+
+    def v2_playbook_on_start(self, playbook: Any) -> None:
+        CONTEXT.playbook = {
+            "playbook": getattr(playbook, "_file_name", "???"),
+            "playbook_uuid": self.playbook_uuid,
+        }
+        CONTEXT.play, CONTEXT.task = {}, {}
+        self._emit(
+            "playbook_on_start",
+            {"uuid": self.playbook_uuid},
+            super().v2_playbook_on_start,
+            playbook,
+        )
+
+    def v2_playbook_on_play_start(self, play: Any) -> None:
+        play._uuid = self._unique(str(play._uuid))
+        hosts = getattr(play, "hosts", "")
+        pattern = ",".join(hosts) if isinstance(hosts, list) else hosts
+        name = play.get_name().strip() or pattern
+        CONTEXT.play = {"play": name, "play_uuid": str(play._uuid), "play_pattern": pattern}
+        CONTEXT.task = {}
+        data = {"name": name, "pattern": pattern, "uuid": str(play._uuid)}
+        self._emit("playbook_on_play_start", data, super().v2_playbook_on_play_start, play)
+
+    def v2_playbook_on_task_start(self, task: Any, is_conditional: bool) -> None:
+        CONTEXT.task = task_context(task)
+        data = {
+            "task": task,
+            "name": task.get_name(),
+            "is_conditional": is_conditional,
+            "uuid": self._unique(str(task._uuid)),
+        }
+        self._emit(
+            "playbook_on_task_start", data, super().v2_playbook_on_task_start, task, is_conditional
+        )
+
+    def _handler_start(self, task: Any, render: Callable) -> None:
+        # A handler (or cleanup task) is a task start with is_conditional set, as in Ansible 1.
+        CONTEXT.task = task_context(task)
+        data = {"task": task, "name": task.get_name(), "uuid": str(task._uuid)}
+        self._emit("playbook_on_task_start", {**data, "is_conditional": True}, render, task)
+
+    def v2_playbook_on_handler_task_start(self, task: Any) -> None:
+        self._handler_start(task, super().v2_playbook_on_handler_task_start)
+
+    def v2_playbook_on_cleanup_task_start(self, task: Any) -> None:
+        self._handler_start(task, super().v2_playbook_on_cleanup_task_start)
+
+    def v2_playbook_on_include(self, included_file: Any) -> None:
+        name = included_file._filename if included_file is not None else None
+        data = {"included_file": name}
+        self._emit("playbook_on_include", data, super().v2_playbook_on_include, included_file)
+
+    def v2_playbook_on_notify(self, handler: Any, host: Any) -> None:
+        data = {"host": host.get_name(), "handler": handler.get_name()}
+        self._emit("playbook_on_notify", data, super().v2_playbook_on_notify, handler, host)
+
+    def v2_playbook_on_no_hosts_matched(self) -> None:
+        self._emit("playbook_on_no_hosts_matched", {}, super().v2_playbook_on_no_hosts_matched)
+
+    def v2_playbook_on_no_hosts_remaining(self) -> None:
+        render = super().v2_playbook_on_no_hosts_remaining
+        self._emit("playbook_on_no_hosts_remaining", {}, render)
+
+    def v2_playbook_on_vars_prompt(
+        self,
+        varname: str,
+        private: bool = True,
+        prompt: str | None = None,
+        encrypt: str | None = None,
+        confirm: bool = False,
+        salt_size: int | None = None,
+        salt: str | None = None,
+        default: Any = None,
+        unsafe: bool | None = None,
+    ) -> None:
+        data = {
+            "varname": varname,
+            "private": private,
+            "prompt": prompt,
+            "encrypt": encrypt,
+            "confirm": confirm,
+            "salt_size": salt_size,
+            "salt": salt,
+            "default": default,
+            "unsafe": unsafe,
+        }
+        render = super().v2_playbook_on_vars_prompt
+        args = (varname, private, prompt, encrypt, confirm, salt_size, salt, default)
+        self._emit("playbook_on_vars_prompt", data, render, *args)
+
+    def v2_playbook_on_stats(self, stats: Any) -> None:
+        CONTEXT.play, CONTEXT.task = {}, {}
+        data = {
+            "changed": stats.changed,
+            "dark": stats.dark,
+            "failures": stats.failures,
+            "ignored": getattr(stats, "ignored", 0),
+            "ok": stats.ok,
+            "processed": stats.processed,
+            "rescued": getattr(stats, "rescued", 0),
+            "skipped": stats.skipped,
+            "artifact_data": stats.custom.get("_run", {}) if hasattr(stats, "custom") else {},
+        }
+        self._emit("playbook_on_stats", data, super().v2_playbook_on_stats, stats)
+
+    # --- a task on a host ---------------------------------------------------------------
+
+    def v2_runner_on_start(self, host: Any, task: Any) -> None:
+        self.host_start[host.get_name()] = now()
+        data = {"host": host.get_name(), "task": task}
+        self._emit("runner_on_start", data, super().v2_runner_on_start, host, task)
+
+    def v2_runner_on_ok(self, result: Any) -> None:
+        if result._task.action in FACT_GATHERING:
+            # the controller's environment stays out of the job's events
+            result._result.get("ansible_facts", {}).pop("ansible_env", None)
+        data = self._host_result(result, res=result._result, event_loop=_event_loop(result._task))
+        self._emit("runner_on_ok", data, super().v2_runner_on_ok, result)
+
+    def v2_runner_on_failed(self, result: Any, ignore_errors: bool = False) -> None:
+        data = self._host_result(
+            result,
+            res=result._result,
+            ignore_errors=ignore_errors,
+            event_loop=_event_loop(result._task),
+        )
+        self._emit("runner_on_failed", data, super().v2_runner_on_failed, result, ignore_errors)
+
+    def v2_runner_on_skipped(self, result: Any) -> None:
+        data = self._host_result(result, event_loop=_event_loop(result._task))
+        self._emit("runner_on_skipped", data, super().v2_runner_on_skipped, result)
+
+    def v2_runner_on_unreachable(self, result: Any) -> None:
+        data = self._host_result(result, res=result._result)
+        self._emit("runner_on_unreachable", data, super().v2_runner_on_unreachable, result)
+
+    def _item(self, event: str, result: Any, render: Callable) -> None:
+        data = {"host": result._host.get_name(), "task": result._task, "res": result._result}
+        self._emit(event, data, render, result)
+
+    def v2_runner_item_on_ok(self, result: Any) -> None:
+        self._item("runner_item_on_ok", result, super().v2_runner_item_on_ok)
+
+    def v2_runner_item_on_failed(self, result: Any) -> None:
+        self._item("runner_item_on_failed", result, super().v2_runner_item_on_failed)
+
+    def v2_runner_item_on_skipped(self, result: Any) -> None:
+        self._item("runner_item_on_skipped", result, super().v2_runner_item_on_skipped)
+
+    def v2_runner_retry(self, result: Any) -> None:
+        self._item("runner_retry", result, super().v2_runner_retry)
+
+    def _async(self, event: str, result: Any, render: Callable) -> None:
+        data = {
+            "host": result._host.get_name(),
+            "task": result._task,
+            "res": result._result,
+            "jid": result._result.get("ansible_job_id"),
+        }
+        self._emit(event, data, render, result)
+
+    def v2_runner_on_async_poll(self, result: Any) -> None:
+        self._async("runner_on_async_poll", result, super().v2_runner_on_async_poll)
+
+    def v2_runner_on_async_ok(self, result: Any) -> None:
+        self._async("runner_on_async_ok", result, super().v2_runner_on_async_ok)
+
+    def v2_runner_on_async_failed(self, result: Any) -> None:
+        self._async("runner_on_async_failed", result, super().v2_runner_on_async_failed)
+
+    def v2_on_file_diff(self, result: Any) -> None:
+        data = {
+            "host": result._host.get_name(),
+            "task": result._task,
+            "diff": result._result.get("diff"),
+        }
+        self._emit("runner_on_file_diff", data, super().v2_on_file_diff, result)
