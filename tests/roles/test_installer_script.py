@@ -3,8 +3,6 @@ installer with the role's wrapper: the contract's environment, secrets from the 
 and masked, stdin closed, the failing line, the timeout ending every process of the run."""
 
 import base64
-import os
-import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -43,11 +41,7 @@ def installer(tmp_path):
 
 def with_script(args, directory, body, secrets=None):
     (directory / "install.sh").write_text("#!/usr/bin/env bash\nset -euo pipefail\n" + body)
-    if secrets:
-        lines = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in secrets.items())
-        Path(args["secrets_file"]).write_text(lines)
-        os.chmod(args["secrets_file"], 0o600)
-    return {**args, "sha256": _fingerprint(directory, "manifest.yml")[1]}
+    return {**args, "sha256": _fingerprint(directory, "manifest.yml")[1], "secrets": secrets or {}}
 
 
 def test_the_script_gets_the_contract_environment_and_the_secrets_masked(installer, capsys):
@@ -56,6 +50,7 @@ def test_the_script_gets_the_contract_environment_and_the_secrets_masked(install
         'echo "names: $(env | cut -d= -f1 | sort | tr "\\n" " ")"\n'
         'echo "server=$SERVER_NAME port=$PORT tls=$TLS"\n'
         'echo "token=$API_TOKEN"\n'
+        f'echo "secrets file: $(stat -c %a {args["secrets_file"]})"\n'
         'if read -r line; then echo "stdin: $line"; else echo "no stdin"; fi\n'
         'echo "result: unchanged"\n'
     )
@@ -69,6 +64,7 @@ def test_the_script_gets_the_contract_environment_and_the_secrets_masked(install
     assert lines[1:] == [
         "server=www.example.test port=8080 tls=true",
         "token=********",
+        "secrets file: 600",
         "no stdin",
         "result: unchanged",
     ]
@@ -76,6 +72,19 @@ def test_the_script_gets_the_contract_environment_and_the_secrets_masked(install
     assert SECRET not in log.read_text() and "token=********" in log.read_text()
     assert log.stat().st_mode & 0o777 == 0o600
     assert not Path(args["secrets_file"]).exists()  # never outlives the run
+
+
+def test_a_stale_secrets_file_is_never_read_and_a_bad_name_is_refused(installer, capsys):
+    args, directory = installer
+    stale = Path(args["secrets_file"])
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("export API_TOKEN=left-by-a-killed-run\n")
+    body = 'echo "token=${API_TOKEN:-none}"\n'
+    result = run(module, with_script(args, directory, body), capsys)
+    assert result["rc"] == 0 and result["tail"] == "token=none" and not stale.exists()
+    bad = run(module, with_script(args, directory, "touch ran\n", {"A=$(id)": "x"}), capsys)
+    assert bad["failed"] and "refusing the sensitive input name" in bad["msg"]
+    assert not (directory / "ran").exists() and not stale.exists()
 
 
 def test_the_failing_line_is_the_err_traps_report_or_the_last_line(installer, capsys):
@@ -235,3 +244,42 @@ def test_logs_are_removed_unless_kept_and_an_uninstall_removes_the_directory(
     removal = {**failing, "stage": "uninstall", "script": "uninstall.sh"}
     result = run(module, {**removal, "remove_after_uninstall": str(private)}, capsys)
     assert result["rc"] == 0 and result["stage"] == "uninstall" and not private.exists()
+
+
+# --- the action plugin: the controller's checks and the report ------------------------------
+
+action = load("roles/installer_run/action_plugins/installer_script.py")
+SHA = "0" * 64
+
+
+@pytest.mark.parametrize(
+    ("installer_id", "sha256", "script", "undo"),
+    [
+        ("../etc", SHA, "install.sh", ""),
+        ("nginx", SHA[:-1], "install.sh", ""),
+        ("nginx", SHA, "../install.sh", ""),
+        ("nginx", SHA, "", ""),  # an uninstall without a script
+        ("nginx", SHA, "install.sh", "sub/uninstall.sh"),
+    ],
+)
+def test_the_action_refuses_what_could_lead_out_before_the_node(installer_id, sha256, script, undo):
+    module_args = {"sha256": sha256, "script": script, "undo_script": undo}
+    assert action.unsafe(installer_id, module_args).startswith("refusing an unsafe installer")
+
+
+def test_the_action_passes_safe_values_and_reports_a_run_or_a_refusal():
+    module_args = {"sha256": SHA, "script": "install.sh", "undo_script": "uninstall.sh"}
+    assert action.unsafe("my-app2", module_args) == ""
+    ran = {"stage": "install", "rc": 3, "tail": "a\nb", "failing_line": "b", "result": "changed"}
+    assert action.report(ran, "1.2") == {
+        "stage": "install",
+        "version": "1.2",
+        "rc": 3,
+        "result": "changed",
+        "tail": "a\nb",
+        "failing_line": "b",
+        "left_running": 0,
+        "uninstall_rc": None,
+    }
+    refused = {"stage": "preflight", "rc": None, "reason": "64 MB of memory, 256 MB needed"}
+    assert action.report(refused, "1.2") == refused

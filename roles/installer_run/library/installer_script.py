@@ -33,8 +33,11 @@ description:
     path, as the catalogue hashes it), so only what the portal checked runs.
   - Runs C(wrapper secrets_file script) in a session of its own, stdin from /dev/null, with
     exactly C(environment) plus PATH, HOME and LANG, stdout and stderr into C(log) (0600).
-  - The wrapper exports the sensitive inputs from C(secrets_file) (0600) before it execs the
-    script, so they are never on a command line.
+  - C(secrets) (the sensitive inputs, no_log) reach the node inside the module's own input
+    (with pipelining, on stdin; never in a file of Ansible's, never on a command line); the
+    module writes them to C(secrets_file) (0600, meant for /run) right before the script
+    and removes it whatever happens. The wrapper exports them from that file before it
+    execs the script, so they are never on a command line either.
   - After C(timeout) seconds the script's process group gets SIGTERM, then SIGKILL, and any
     process still carrying this run's marker is killed too; the exit code is then 124.
   - Returns the exit code, the last C(tail_lines) lines of the log with every sensitive value
@@ -44,7 +47,11 @@ options:
   script: {type: str, required: true, description: The script's file name in C(directory).}
   sha256: {type: str, required: true, description: The hash the catalogue recorded.}
   wrapper: {type: path, required: true, description: The wrapper that exports the secrets.}
-  secrets_file: {type: path, required: true, description: Sensitive inputs (may be absent).}
+  secrets_file: {type: path, required: true, description: Where the wrapper reads C(secrets).}
+  secrets:
+    type: dict
+    default: {}
+    description: The sensitive inputs (UPPERCASE names), masked C(********) in the log tail.
   log: {type: path, required: true, description: Where stdout and stderr go (0600).}
   environment: {type: dict, default: {}, description: The script's non-secret environment.}
   timeout: {type: int, required: true, description: Seconds before the script is killed.}
@@ -84,6 +91,7 @@ TIMED_OUT = "portal-installer: timed out"
 RESULT_LINE = re.compile(r"result: (changed|unchanged)\s*$")
 COPY_NAME = re.compile(r"^[0-9a-f]{64}(\.partial)?$")
 NUMERIC_VERSION = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+ENVIRONMENT_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 BASE_ENVIRONMENT = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME": "/root",
@@ -105,14 +113,29 @@ def fingerprint(directory: Path) -> str:
     return digest.hexdigest()
 
 
-def secret_values(path: Path) -> list[str]:
-    """The values of the wrapper's file (``export NAME='value'`` lines, shell-quoted)."""
-    if not path.is_file():
-        return []
-    words = shlex.split(path.read_text(), posix=True)
-    values = [word.split("=", 1)[1] for word in words if "=" in word]
-    # Longest first, so a value containing another is masked whole.
-    return sorted({value for value in values if value}, key=len, reverse=True)
+def secret_values(secrets: dict) -> list[str]:
+    """The values to mask: longest first, so a value containing another is masked whole."""
+    values = {as_text(value) for value in secrets.values()}
+    return sorted((value for value in values if value), key=len, reverse=True)
+
+
+def write_secrets(path: Path, secrets: dict) -> None:
+    """The wrapper's file: ``export NAME='value'`` lines (shell-quoted), 0600, written
+    fresh; none (and no stale one from a run that was killed) when there are no secrets."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    if not secrets:
+        return
+    for name in secrets:
+        if not ENVIRONMENT_NAME.match(name):
+            raise ValueError(f"refusing the sensitive input name {name!r}")
+    lines = "".join(
+        f"export {name}={shlex.quote(as_text(value))}\n" for name, value in secrets.items()
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(lines)
 
 
 def mask(text: str, secrets: list[str]) -> str:
@@ -381,7 +404,8 @@ def run_one(params: dict, script: str, log: Path, secrets: list[str]) -> dict:
 
 def run_and_undo(params: dict, directory: Path) -> dict:
     """The script, and after a failed install (not a validation error) its undo script."""
-    secrets = secret_values(Path(params["secrets_file"]))
+    secrets = secret_values(params["secrets"])
+    write_secrets(Path(params["secrets_file"]), params["secrets"])
     log = Path(params["log"])
     outcome = run_one(params, params["script"], log, secrets)
     outcome["uninstall_rc"] = None
@@ -416,6 +440,7 @@ def main() -> None:
             "sha256": {"type": "str", "required": True},
             "wrapper": {"type": "path", "required": True},
             "secrets_file": {"type": "path", "required": True},
+            "secrets": {"type": "dict", "default": {}, "no_log": True},
             "log": {"type": "path", "required": True},
             "environment": {"type": "dict", "default": {}},
             "timeout": {"type": "int", "required": True},
