@@ -3,11 +3,13 @@ installer with the role's wrapper: the contract's environment, secrets from the 
 and masked, stdin closed, the failing line, the timeout ending every process of the run."""
 
 import base64
+import json
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from portal.installers.loader import _fingerprint
 from tests.roles.support import REPO, load, run
@@ -283,3 +285,51 @@ def test_the_action_passes_safe_values_and_reports_a_run_or_a_refusal():
     }
     refused = {"stage": "preflight", "rc": None, "reason": "64 MB of memory, 256 MB needed"}
     assert action.report(refused, "1.2") == refused
+
+
+def test_run_direct_is_the_module_on_a_python_without_ansible(installer, tmp_path):
+    """What the action plugin does when the connection pipes: the module's file and its
+    checked params on the stdin of a python that has no Ansible (the system's here)."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    args, _ = installer
+    body = 'echo "token=$API_TOKEN"\necho "result: changed"\n'
+    given = shipped(args, tmp_path, body)
+    checked = ArgumentSpecValidator(module.ARGUMENT_SPEC).validate(
+        {**given, "secrets": {"API_TOKEN": SECRET}}
+    )
+    assert not checked.error_messages
+    source = (REPO / "roles/installer_run/library/installer_script.py").read_text()
+    payload = json.dumps({"source": source, "params": checked.validated_parameters})
+    done = subprocess.run(
+        ["/usr/bin/python3", "-I", "-c", action.BOOTSTRAP],
+        input=payload,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert (
+        result["rc"] == 0
+        and result["changed"]
+        and result["tail"] == ("token=********\nresult: changed")
+    )
+    assert not Path(args["secrets_file"]).exists()
+    broken = {**checked.validated_parameters, "sha256": "f" * 64}
+    payload = json.dumps({"source": source, "params": broken})
+    refused = subprocess.run(
+        ["/usr/bin/python3", "-I", "-c", action.BOOTSTRAP],
+        input=payload,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    failed = json.loads(refused.stdout.splitlines()[-1])
+    assert failed["failed"] and "hashes to" in failed["msg"] and failed["rc"] is None
+
+
+def test_the_modules_documentation_names_every_argument():
+    documented = yaml.safe_load(module.DOCUMENTATION)["options"]
+    assert set(documented) == set(module.ARGUMENT_SPEC)

@@ -15,7 +15,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from ansible.module_utils.basic import AnsibleModule
+try:
+    from ansible.module_utils.basic import AnsibleModule
+except ImportError:  # run_direct: the node's python has no Ansible, and needs none
+    AnsibleModule = None
 
 DOCUMENTATION = r"""
 module: installer_script
@@ -24,6 +27,9 @@ description:
   - One call does the whole run on the node (each SSH round trip costs more than most of
     the work) - the preflight, placing the wrapper and the installer's files, the script,
     the undo of a failed first install, and the cleanup.
+  - The role's action plugin of the same name runs this file's C(run_direct) with the
+    node's python (the file and the checked params on its stdin, no AnsiballZ) when the
+    connection pipes, and this module otherwise; both give the same result.
   - With C(preflight), an install on a node below the requirements runs nothing and returns
     C(stage=preflight) and the C(reason).
   - With C(files), the installer's copy is written to C(directory) (0700/0600) when it is
@@ -432,40 +438,49 @@ def clean_up(params: dict, outcome: dict | None) -> None:
         shutil.rmtree(remove, ignore_errors=True)
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "directory": {"type": "path", "required": True},
-            "script": {"type": "str", "required": True},
-            "sha256": {"type": "str", "required": True},
-            "wrapper": {"type": "path", "required": True},
-            "secrets_file": {"type": "path", "required": True},
-            "secrets": {"type": "dict", "default": {}, "no_log": True},
-            "log": {"type": "path", "required": True},
-            "environment": {"type": "dict", "default": {}},
-            "timeout": {"type": "int", "required": True},
-            "kill_after": {"type": "int", "default": 10},
-            "tail_lines": {"type": "int", "default": 50},
-            "stage": {"type": "str", "default": "install", "choices": ["install", "uninstall"]},
-            # no_log: the files' contents stay out of the job's events (they are the
-            # catalogue's, and large), not because they are secret
-            "files": {"type": "dict", "default": {}, "no_log": True},
-            "support_files": {"type": "dict", "default": {}, "no_log": True},
-            "preflight": {"type": "dict"},
-            "undo_script": {"type": "str", "default": ""},
-            "keep_log": {"type": "bool", "default": False},
-            "keep_log_on_failure": {"type": "bool", "default": False},
-            "remove_after_uninstall": {"type": "path"},
-        },
-        supports_check_mode=False,
-    )
-    params = module.params
+ARGUMENT_SPEC = {
+    "directory": {"type": "path", "required": True},
+    "script": {"type": "str", "required": True},
+    "sha256": {"type": "str", "required": True},
+    "wrapper": {"type": "path", "required": True},
+    "secrets_file": {"type": "path", "required": True},
+    "secrets": {"type": "dict", "default": {}, "no_log": True},
+    "log": {"type": "path", "required": True},
+    "environment": {"type": "dict", "default": {}},
+    "timeout": {"type": "int", "required": True},
+    "kill_after": {"type": "int", "default": 10},
+    "tail_lines": {"type": "int", "default": 50},
+    "stage": {"type": "str", "default": "install", "choices": ["install", "uninstall"]},
+    # no_log: the files' contents stay out of the job's events (they are the
+    # catalogue's, and large), not because they are secret
+    "files": {"type": "dict", "default": {}, "no_log": True},
+    "support_files": {"type": "dict", "default": {}, "no_log": True},
+    "preflight": {"type": "dict"},
+    "undo_script": {"type": "str", "default": ""},
+    "keep_log": {"type": "bool", "default": False},
+    "keep_log_on_failure": {"type": "bool", "default": False},
+    "remove_after_uninstall": {"type": "path"},
+}
+
+
+class RunFailed(Exception):
+    """The run could not start: the task fails with this message (no report)."""
+
+
+def execute(params: dict) -> dict:
+    """The whole run with checked params: the module's result (RunFailed if it could not
+    start; the secrets file and the logs are cleaned up either way)."""
     stage = params["stage"]
     if stage == "install" and params["preflight"]:
         refused = refusals(params["preflight"])
         if refused:
             clean_up({**params, "remove_after_uninstall": None}, None)
-            module.exit_json(changed=False, stage="preflight", reason="; ".join(refused), rc=None)
+            return {
+                "changed": False,
+                "stage": "preflight",
+                "reason": "; ".join(refused),
+                "rc": None,
+            }
     directory = Path(params["directory"])
     outcome = None
     try:
@@ -476,19 +491,45 @@ def main() -> None:
             placed = place_installer(directory, params["files"], params["sha256"]) or placed
         found = fingerprint(directory) if directory.is_dir() else "nothing"
         if found != params["sha256"]:
-            module.fail_json(
-                msg=f"the installer's copy hashes to {found[:12]}, not {params['sha256'][:12]}",
-                rc=None,
+            raise RunFailed(
+                f"the installer's copy hashes to {found[:12]}, not {params['sha256'][:12]}"
             )
         if "/" in params["script"] or not (directory / params["script"]).is_file():
-            module.fail_json(msg=f"no script {params['script']!r} in the installer", rc=None)
+            raise RunFailed(f"no script {params['script']!r} in the installer")
         outcome = run_and_undo(params, directory)
     except (OSError, ValueError) as exc:
-        module.fail_json(msg=f"the run could not start: {exc}", rc=None)
+        raise RunFailed(f"the run could not start: {exc}") from exc
     finally:
         clean_up(params, outcome)
     ran_clean = outcome["rc"] == 0 and outcome["result"] == "changed"
-    module.exit_json(changed=ran_clean or placed, stage=stage, reason="", **outcome)
+    return {"changed": ran_clean or placed, "stage": stage, "reason": "", **outcome}
+
+
+def main() -> None:
+    """As an Ansible module (AnsiballZ): when the connection cannot pipe the role's action
+    plugin runs it so, and the tests do."""
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=False)
+    try:
+        result = execute(module.params)
+    except RunFailed as exc:
+        module.fail_json(msg=str(exc), rc=None)
+    module.exit_json(**result)
+
+
+def run_direct(params: dict) -> dict:
+    """As the role's action plugin runs it: this file's source and the params it checked
+    against ARGUMENT_SPEC arrive on the node's python's stdin, with no AnsiballZ to build on
+    the controller or unpack on the node. The result as main() returns it, every sensitive
+    value masked as AnsibleModule would (the tail already is)."""
+    try:
+        result = execute(params)
+    except RunFailed as exc:
+        result = {"failed": True, "msg": str(exc), "rc": None}
+    secrets = secret_values(params["secrets"])
+    return {
+        name: mask(value, secrets) if isinstance(value, str) else value
+        for name, value in result.items()
+    }
 
 
 if __name__ == "__main__":
