@@ -48,6 +48,10 @@ COLUMNS = (
 )
 
 
+class EncodedData(str):
+    """An event's data as the JSON text the callback wrote (portal.jobs.fifo.parse_line)."""
+
+
 class Masker:
     """Replaces every secret value in stdout and event data before anything is stored.
 
@@ -68,6 +72,20 @@ class Masker:
             if secret in value:
                 value = value.replace(secret, MASK)
         return value
+
+    def json_text(self, text: str) -> str:
+        """Event data as JSON text, masked as text; the same result as ``data``."""
+        masked = text
+        for secret in self.encoded:
+            if secret in masked:
+                masked = masked.replace(secret, MASK)
+        if masked is text:
+            return text
+        try:
+            json.loads(masked)
+        except ValueError:  # a form cut an escape sequence in two: mask string by string
+            return json.dumps(_map_strings(json.loads(text), self.text))
+        return masked
 
     def data(self, value: dict[str, Any]) -> dict[str, Any]:
         if not self.values:
@@ -116,6 +134,19 @@ def _leaves(value: Any) -> Iterator[Any]:
             yield from _leaves(item)
     else:
         yield value
+
+
+def data_columns(data: dict[str, Any]) -> dict[str, Any]:
+    """The columns an event's data gives (the callback sends them as the event's index)."""
+    result = data["res"] if isinstance(data.get("res"), dict) else {}
+    return {
+        "host": data.get("host"),
+        "task": data.get("task"),
+        "play": data.get("play"),
+        "role": data.get("role"),
+        "changed": bool(result.get("changed")),
+        "failed": bool(result.get("failed")) or bool(data.get("failures")),
+    }
 
 
 def host_summary(stats: dict[str, Any]) -> dict[str, dict[str, int]]:
@@ -168,7 +199,8 @@ class EventSink:
             self.buffer.append(self._row(event))
         self.last_event_at = time.monotonic()
         if event.get("event") == "playbook_on_stats":
-            self.summary = host_summary(event.get("event_data") or {})
+            data = event.get("event_data") or {}
+            self.summary = host_summary(json.loads(data) if isinstance(data, str) else data)
         return False  # tell ansible-runner not to write a per-event file
 
     def _renumber(self, event: dict[str, Any]) -> None:
@@ -179,27 +211,30 @@ class EventSink:
         self.lines += lines
 
     def _row(self, event: dict[str, Any]) -> tuple[Any, ...]:
-        data: dict[str, Any] = event.get("event_data") or {}
-        res = data["res"] if isinstance(data.get("res"), dict) else {}
+        """The event's columns; its data as masked JSON text, as COPY takes it."""
+        data = event.get("event_data") or {}
+        if isinstance(data, EncodedData):
+            fields, data_text = event.get("index") or {}, self.masker.json_text(data)
+        else:
+            fields, data_text = data_columns(data), json.dumps(self.masker.data(data))
         name = event.get("event", "")
-        failed = name in FAILED_EVENTS or bool(res.get("failed")) or bool(data.get("failures"))
         return (
             self.job_id,
             int(event.get("counter") or 0),
             name,
             event.get("uuid") or "",
             event.get("parent_uuid") or "",
-            str(data.get("host") or "")[:255],
-            str(data.get("task") or "")[:1024],
-            str(data.get("play") or "")[:1024],
-            str(data.get("role") or "")[:1024],
-            bool(res.get("changed")),
-            failed,
+            str(fields.get("host") or "")[:255],
+            str(fields.get("task") or "")[:1024],
+            str(fields.get("play") or "")[:1024],
+            str(fields.get("role") or "")[:1024],
+            bool(fields.get("changed")),
+            name in FAILED_EVENTS or bool(fields.get("failed")),
             self.masker.text((event.get("stdout") or "").replace("\r\n", "\n")),
             int(event.get("start_line") or 0),
             int(event.get("end_line") or 0),
             _parse_time(event.get("created")),
-            self.masker.data(data),
+            data_text,
         )
 
     # --- writer thread ----------------------------------------------------------------
@@ -291,12 +326,14 @@ def _copy_rows(rows: list[tuple[Any, ...]]) -> None:
     statement = f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN"
     with transaction.atomic(), connection.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
-            copy.write_row((*row[:-1], json.dumps(row[-1])))
+            copy.write_row(row)
 
 
 def _insert_rows(rows: list[tuple[Any, ...]]) -> None:
+    # The ORM's JSONField takes the value, not its text: parsed again (not the hot path).
+    events = [dict(zip(COLUMNS, (*row[:-1], json.loads(row[-1])), strict=True)) for row in rows]
     JobEvent.objects.bulk_create(
-        [JobEvent(**dict(zip(COLUMNS, row, strict=True))) for row in rows],
+        [JobEvent(**event) for event in events],
         batch_size=500,
         ignore_conflicts=True,
     )

@@ -3,6 +3,12 @@
 A reader thread turns each JSON line into an event for the EventSink. The FIFO is opened
 before ansible-playbook starts (non-blocking, so the callback's open never waits and a run
 that fails before loading the callback never blocks us) and drained after it ends.
+
+A line is one JSON object whose last member is ``"event_data"``: only the part before it is
+parsed; the data's JSON text is kept as it came (``EncodedData``), masked as text and stored
+as it is, so an event's data, most of its bytes, is neither parsed nor encoded again here.
+The callback repeats the data fields the sink stores in columns in the event's ``index``.
+A line without that shape (the end marker, anything else) is parsed whole.
 """
 
 import contextlib
@@ -16,9 +22,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from portal.jobs.events import EncodedData, data_columns
+
 logger = logging.getLogger(__name__)
 
 END_KEY = "portal_stream_end"
+DATA_MEMBER = b', "event_data": '
 PIPE_SIZE = 1 << 20  # room for bursts while the reader is descheduled
 READ_SIZE = 1 << 16
 
@@ -93,9 +102,32 @@ class EventFifo:
                 self.error = self.error or exc
 
     def _line(self, line: bytes) -> None:
-        event = json.loads(line)
+        event = parse_line(line)
         if END_KEY in event:
             self.announced = int(event[END_KEY])
             return
         self.received += 1
         self.handle(event)
+
+
+def parse_line(line: bytes) -> dict[str, Any]:
+    """An event, its data left as JSON text when the line ends with it. The first
+    ``, "event_data": `` is the member's: in the fields before it, quotes inside strings are
+    escaped, so the sequence cannot occur there."""
+    at = line.find(DATA_MEMBER)
+    if at < 0 or not line.endswith(b"}"):
+        return json.loads(line)
+    event = json.loads(line[:at] + b"}")
+    if "index" not in event:  # not the callback's shape: the data may not be last
+        return json.loads(line)
+    event["event_data"] = EncodedData(line[at + len(DATA_MEMBER) : -1].decode())
+    return event
+
+
+def encode_line(event: dict[str, Any]) -> bytes:
+    """An event as the callback writes it (for tests and the bench, which replay events);
+    ``data_columns`` is the callback's ``_index``."""
+    data = event.get("event_data") or {}
+    fields = {key: value for key, value in event.items() if key not in ("event_data", "index")}
+    fields["index"] = event.get("index") or data_columns(data)
+    return f'{json.dumps(fields)[:-1]}, "event_data": {json.dumps(data)}}}'.encode()

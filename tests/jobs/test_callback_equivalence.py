@@ -9,6 +9,7 @@ fields at the top and in ``event_data``, the same values (run-specific ones, suc
 and times, compared by where they point or by type), and the same text.
 """
 
+import json
 import os
 import re
 import sys
@@ -18,6 +19,7 @@ import ansible_runner
 import pytest
 
 from portal.jobs import runner
+from portal.jobs.events import data_columns
 from portal.jobs.fifo import EventFifo
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "every_event.yml"
@@ -69,7 +71,7 @@ def _run(tmp_path: Path, name: str, ours: bool, verbosity: int = 0) -> list[dict
     }
     fifo = None
     if ours:
-        fifo = EventFifo(data_dir / "events.fifo", events.append)
+        fifo = EventFifo(data_dir / "events.fifo", lambda event: events.append(_decoded(event)))
         envvars["ANSIBLE_CALLBACK_PLUGINS"] = str(runner.CALLBACK_DIR)
         envvars["PORTAL_EVENT_FIFO"] = str(fifo.path)
         fifo.start()
@@ -87,6 +89,14 @@ def _run(tmp_path: Path, name: str, ours: bool, verbosity: int = 0) -> list[dict
         fifo.close()
         assert fifo.complete, fifo.problem()
     return events
+
+
+def _decoded(event: dict) -> dict:
+    """A FIFO event as the runner's: its data parsed, the callback's index checked and
+    dropped (it must say what the data says: the sink stores it in columns)."""
+    event["event_data"] = json.loads(event["event_data"])
+    assert event.pop("index") == data_columns(event["event_data"]), event
+    return event
 
 
 def _normal(events: list[dict], data_dir: Path) -> list[dict]:

@@ -11,6 +11,7 @@ import pytest
 from portal.jobs import fifo as fifo_module
 from portal.jobs import runner
 from portal.jobs.choices import JobStatus
+from portal.jobs.events import EncodedData
 from tests.jobs.test_runner import run_now
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,12 +24,13 @@ def fifos(monkeypatch):
     real_init, real_cleanup = fifo_module.EventFifo.__init__, runner.cleanup
 
     def init(self, path, handle):
-        def recording(event):  # which events came over the FIFO
+        def recording(event):  # which events came over the FIFO, and in which shape
             self.uuids.add(event["uuid"])
+            self.data_as_text += isinstance(event["event_data"], EncodedData)
             handle(event)
 
         real_init(self, path, recording)
-        self.uuids = set()
+        self.uuids, self.data_as_text = set(), 0
         made.append(self)
 
     def cleanup(data_dir):
@@ -46,6 +48,7 @@ def test_every_event_comes_over_the_fifo_and_no_event_files(local_node, fifos):
     assert job.status == JobStatus.SUCCESSFUL, job.reason
     (stream,) = made
     assert stream.received == stream.announced == len(stream.uuids) > 25
+    assert stream.data_as_text == stream.received  # no event's data parsed in the worker
     # Only what Ansible printed outside its callback (a warning before the callback
     # loads) comes from the terminal instead, as verbose lines.
     others = job.events.exclude(uuid__in=stream.uuids)
@@ -153,3 +156,16 @@ def test_an_unreadable_event_line_is_an_error_and_the_rest_is_still_read(tmp_pat
     fifo.close()
     assert len(handled) == 2 and not fifo.complete
     assert "could not be read" in fifo.problem()
+
+
+def test_a_line_of_another_shape_is_parsed_whole():
+    """Only the callback's shape (fields with an index, then the data) is split; any other
+    JSON line is read whole, whatever the order of its members."""
+    event = {"event": "verbose", "event_data": {"a": 1}, "stdout": ', "event_data": {}'}
+    parsed = fifo_module.parse_line(json.dumps(event).encode())
+    assert parsed == event and not isinstance(parsed["event_data"], EncodedData)
+    line = fifo_module.encode_line({**event, "event_data": {"res": {"changed": True}}})
+    parsed = fifo_module.parse_line(line)
+    assert isinstance(parsed["event_data"], EncodedData)
+    assert json.loads(parsed["event_data"]) == {"res": {"changed": True}}
+    assert parsed["index"]["changed"] is True and parsed["stdout"] == event["stdout"]

@@ -54,6 +54,32 @@ def test_data_without_secrets_is_returned_as_is():
     assert Masker({"pw": "secret-value"}).data(data) is data
 
 
+@pytest.mark.parametrize(
+    "secret",
+    [LOGIN_PASSWORD, API_PASSWORD, "tail-with-backslash-\\", "ünïcode-sëcret"],
+)
+def test_data_as_json_text_is_masked_as_the_data_is(secret):
+    """The event path masks the callback's JSON text without parsing it (EncodedData): the
+    stored value must be what masking the parsed data gives, cut escapes included."""
+    data = {
+        "res": {
+            "msg": f"pw={secret}",
+            "stdout": json.dumps({"pw": secret}),
+            "items": [repr(secret), {"nested": secret}],
+        },
+        "host": "h1",
+    }
+    masker = Masker([secret])
+    text = masker.json_text(json.dumps(data))
+    assert json.loads(text) == masker.data(data)
+    assert secret not in json.loads(text)["res"]["msg"]
+
+
+def test_json_text_without_secrets_is_returned_as_is():
+    text = json.dumps({"res": {"msg": "hello"}})
+    assert Masker({"pw": "secret-value"}).json_text(text) is text
+
+
 # --- a real run of a playbook that prints them ------------------------------------------------
 
 

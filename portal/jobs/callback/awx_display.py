@@ -107,7 +107,7 @@ class EventStream(io.TextIOBase):
         super().__init__()
         self.fd, self.real, self.owner = fd, real, os.getpid()
         self.lock = threading.RLock()
-        self.current: str | None = None
+        self.current: tuple[str, str] | None = None
         self.pending: list[str] = []
         self.sent = 0
         self.line = 0
@@ -182,16 +182,23 @@ class EventStream(io.TextIOBase):
             self._send(self._encode(event), line)
 
     @staticmethod
-    def _encode(event: dict) -> str:
-        encoded = json.dumps(event, cls=EventEncoder)
+    def _encode(event: dict) -> tuple[str, str]:
+        """The event's fields and its data, each as JSON text (see ``_send``)."""
         data = event.get("event_data", {})
-        if len(encoded) > MAX_EVENT_RES and "res" in data and event["event"] != "playbook_on_stats":
-            # ansible-runner's limit: a huge result is left out (the stats are kept whole)
-            encoded = json.dumps({**event, "event_data": {**data, "res": {}}}, cls=EventEncoder)
-        return encoded
+        fields = {key: value for key, value in event.items() if key != "event_data"}
+        fields["index"] = _index(data)
+        encoded_data = json.dumps(data, cls=EventEncoder)
+        # ansible-runner's limit: a huge result is left out (the stats are kept whole)
+        keep_whole = "res" not in data or event["event"] == "playbook_on_stats"
+        if len(encoded_data) > MAX_EVENT_RES and not keep_whole:
+            encoded_data = json.dumps({**data, "res": {}}, cls=EventEncoder)
+        return json.dumps(fields, cls=EventEncoder), encoded_data
 
-    def _send(self, encoded: str, text: str) -> None:
-        """The event's line: its encoded fields, then its text and place in the output."""
+    def _send(self, encoded: tuple[str, str], text: str) -> None:
+        """One JSON line: the event's fields, its text and place in the output, and its
+        data last, so the worker can store the data's text as it is without parsing it
+        (``portal.jobs.fifo``). ``index`` repeats the few data fields the worker needs."""
+        fields, data = encoded
         lines = text.count("\n")
         self.sent += 1
         place = {
@@ -201,7 +208,7 @@ class EventStream(io.TextIOBase):
             "end_line": self.line + lines,
         }
         self.line += lines
-        self._write(f"{encoded[:-1]}, {json.dumps(place)[1:]}")
+        self._write(f'{fields[:-1]}, {json.dumps(place)[1:-1]}, "event_data": {data}}}')
 
     def _write(self, line: str) -> None:
         data = (line + "\n").encode("utf-8", "replace")
@@ -250,6 +257,20 @@ class EventEncoder(json.JSONEncoder):
         if isinstance(o, datetime.date | datetime.datetime):
             return o.isoformat()
         return str(o)
+
+
+def _index(data: dict[str, Any]) -> dict[str, Any]:
+    """What the worker stores in columns of its own, read from the data once, here."""
+    result = data.get("res")
+    result = result if isinstance(result, dict) else {}
+    return {
+        "host": data.get("host"),
+        "task": data.get("task"),
+        "play": data.get("play"),
+        "role": data.get("role"),
+        "changed": bool(result.get("changed")),
+        "failed": bool(result.get("failed")) or bool(data.get("failures")),
+    }
 
 
 def now() -> datetime.datetime:
