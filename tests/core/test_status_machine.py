@@ -12,9 +12,9 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 from django.core import checks
-from django.db import connection, connections, models
+from django.db import connection, connections, models, transaction
 from django.db.models import F
-from django.test.utils import isolate_apps
+from django.test.utils import CaptureQueriesContext, isolate_apps
 from django.utils import timezone
 
 from portal.accounts.models import Plan
@@ -270,6 +270,31 @@ def test_a_job_move_sets_its_fields_without_reading_the_row_back(django_assert_n
     other = make(Job, JobStatus.PENDING)
     assert other.move(JobStatus.DISPATCHED, attempt=F("attempt") + 1) is True
     assert other.attempt == 2
+
+
+def synchronous_commit() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="PostgreSQL's commit setting")
+@pytest.mark.django_db(transaction=True)
+def test_a_move_that_need_not_be_durable_skips_the_flush_of_its_own_commit_only():
+    session_setting = synchronous_commit()
+    job = make(Job, JobStatus.PENDING)
+    with CaptureQueriesContext(connection) as queries:
+        assert job.move(JobStatus.DISPATCHED, [JobStatus.PENDING], durable=False) is True
+    [update] = [query["sql"] for query in queries]
+    assert "set_config('synchronous_commit', 'off', true)" in update
+    assert Job.objects.get(pk=job.pk).status == JobStatus.DISPATCHED
+    assert synchronous_commit() == session_setting  # the next commit waits for the disk again
+    # Inside a caller's transaction the caller's commit decides: the move is a plain UPDATE.
+    other = make(Job, JobStatus.PENDING)
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        assert other.move(JobStatus.DISPATCHED, [JobStatus.PENDING], durable=False) is True
+        assert synchronous_commit() == session_setting
+    assert "set_config" not in queries[0]["sql"]
 
 
 @pytest.mark.django_db
