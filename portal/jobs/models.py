@@ -139,7 +139,15 @@ class Job(StatusModel):
     # --- transitions (guarded moves, see TRANSITIONS) ---------------------------------
 
     def mark_dispatched(self) -> bool:
-        return self.move(JobStatus.DISPATCHED, [JobStatus.PENDING], dispatched_at=timezone.now())
+        """After the publish, never before. Not durable: a mark lost in a database crash
+        leaves the job pending with its message out, and the sweep's second message is
+        dropped by the claim's guard; the same as a publish whose mark failed."""
+        return self.move(
+            JobStatus.DISPATCHED,
+            [JobStatus.PENDING],
+            dispatched_at=timezone.now(),
+            durable=False,
+        )
 
     def claim(self, worker: str) -> bool:
         """Only one worker ever runs a job, however often its message is delivered."""

@@ -1,7 +1,9 @@
 """Launch: the Job row exists iff the transaction committed; dispatch happens on commit."""
 
+from datetime import timedelta
+
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from portal.core.errors import PortalError
 from portal.jobs import actions, signing
@@ -52,6 +54,55 @@ def test_broker_down_leaves_job_pending_for_the_sweep(
 
         assert actions.sweep_pending(older_than=timedelta(0)) == 1
     broker.publish.assert_called_once()
+    job.refresh_from_db()
+    assert job.status == JobStatus.DISPATCHED
+
+
+def test_a_job_is_marked_dispatched_only_once_its_message_is_out(
+    local_node, django_capture_on_commit_callbacks
+):
+    status_when_published = []
+
+    def publish(task, *args, **kwargs):
+        status_when_published.append(Job.objects.get(pk=kwargs["args"][0]).status)
+
+    with (
+        stubbed_broker(side_effect=publish),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        job = actions.launch(playbook="echo.yml", nodes=[local_node])
+    assert status_when_published == [JobStatus.PENDING]
+    job.refresh_from_db()
+    assert job.status == JobStatus.DISPATCHED and job.dispatched_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_a_callers_transaction_the_rows_are_committed_before_the_publish(local_node):
+    # As in the API: no transaction around the launch, so nothing defers the dispatch.
+    committed = []
+
+    def publish(task, *args, **kwargs):
+        job = Job.objects.get(pk=kwargs["args"][0])
+        committed.append((connection.get_autocommit(), job.status, list(job.nodes.all())))
+
+    with stubbed_broker(side_effect=publish):
+        job = actions.launch(playbook="echo.yml", nodes=[local_node])
+    assert committed == [(True, JobStatus.PENDING, [local_node])]
+    job.refresh_from_db()
+    assert job.status == JobStatus.DISPATCHED and signing.verify(job, job.signature)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_whose_publish_failed_stays_pending_until_the_sweep_sends_it(local_node):
+    with stubbed_broker(side_effect=ConnectionRefusedError("broker down")) as broker:
+        job = actions.launch(playbook="echo.yml", nodes=[local_node])
+    broker.publish.assert_called_once()
+    job.refresh_from_db()
+    assert (job.status, job.dispatched_at) == (JobStatus.PENDING, None)
+    assert list(job.nodes.all()) == [local_node] and signing.verify(job, job.signature)
+    with stubbed_broker() as broker:
+        assert actions.sweep_pending(older_than=timedelta(0)) == 1
+    assert broker.publish.call_args.kwargs["args"] == [job.pk, job.signature]
     job.refresh_from_db()
     assert job.status == JobStatus.DISPATCHED
 
