@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, sql
 from django.utils import timezone
 
 from portal.core.api.parsers import nesting_exceeds
@@ -74,16 +75,35 @@ def check_extra_vars(extra_vars: Any) -> dict[str, Any]:
     return extra_vars
 
 
+# What a launch reads of its nodes: the checks below, the limit (names, group names), the
+# queue, the ids it signs, the names it answers with. Reading only these keeps the launch's one
+# read of its nodes cheap; a field read here and not listed costs a query per node.
+LAUNCH_NODE_FIELDS = (
+    "name",
+    "enabled",
+    "connection",
+    "credential_id",
+    "queue",
+    "group__name",
+    "group__queue",
+)
+
+
+def nodes_to_launch_on(nodes: QuerySet[Node]) -> list[Node]:
+    """The rows a launch needs (LAUNCH_NODE_FIELDS), by name."""
+    found = nodes.select_related("group").only(*LAUNCH_NODE_FIELDS).order_by()
+    return sorted(found, key=lambda node: node.name)  # no ORDER BY to compile for a few rows
+
+
 def check_targets(nodes: Iterable[Node] | None, limit: str, loaded: bool = False) -> list[Node]:
     if nodes is None:
         nodes = Node.objects.filter(enabled=True)
-    if loaded:  # rows read in this request, with group and credential: fresh enough
+    if loaded:  # rows read in this request (nodes_to_launch_on or more): fresh enough
         candidates = list(nodes)
     else:
         if not isinstance(nodes, QuerySet):
             nodes = Node.objects.filter(pk__in=[node.pk for node in nodes])
-        # Fresh rows (enabled, credential may have changed); secrets are not needed to launch.
-        candidates = list(nodes.select_related("group", "credential").defer("credential__secret"))
+        candidates = nodes_to_launch_on(nodes)  # fresh: enabled and credential may have changed
     chosen = select_nodes(candidates, limit)
     if not chosen:
         field = "limit" if limit else "nodes"
@@ -156,55 +176,83 @@ def launch(
     resolve_playbook(playbook)
     extra_vars, secrets = split_secrets(spec, check_extra_vars(extra_vars), secret_vars)
     targets = check_targets(nodes, limit, loaded=nodes_loaded)
-    with transaction.atomic():
-        job = Job(
-            pk=reserve_job_id(),
-            playbook=playbook,
-            limit=limit,
-            extra_vars=extra_vars,
-            secret_vars=json.dumps(secrets) if secrets else "",
-            sensitive_names=sorted(set(spec.sensitive_vars) | set(secrets)),
-            check_mode=check_mode,
-            action=action,
-            customer=customer,
-            requested_by=requested_by if requested_by and requested_by.pk else None,
-            queue=routing_queue(targets),
-            timeout=timeout or spec.timeout or settings.JOB_TIMEOUT,
-            idle_timeout=idle_timeout or settings.JOB_IDLE_TIMEOUT,
-            attempt=attempt,
-            retry_of=retry_of,
-            not_before=not_before,
-            **_target_fields(target),
-        )
-        _insert_signed(job, [node.pk for node in targets])
-        Job.nodes.through.objects.bulk_create(
-            [Job.nodes.through(job_id=job.pk, node_id=node.pk) for node in targets]
-        )
-        job.launched_nodes = targets
-        if enqueue:
-            transaction.on_commit(lambda: dispatch(job))
+    job = Job(
+        playbook=playbook,
+        limit=limit,
+        extra_vars=extra_vars,
+        secret_vars=json.dumps(secrets) if secrets else "",
+        sensitive_names=sorted(set(spec.sensitive_vars) | set(secrets)),
+        check_mode=check_mode,
+        action=action,
+        customer=customer,
+        requested_by=requested_by if requested_by and requested_by.pk else None,
+        queue=routing_queue(targets),
+        timeout=timeout or spec.timeout or settings.JOB_TIMEOUT,
+        idle_timeout=idle_timeout or settings.JOB_IDLE_TIMEOUT,
+        attempt=attempt,
+        retry_of=retry_of,
+        not_before=not_before,
+        **_target_fields(target),
+    )
+    insert_signed(job, [node.pk for node in targets])
+    job.launched_nodes = targets
+    if enqueue:  # at once if the caller has no transaction: the rows are committed
+        transaction.on_commit(lambda: dispatch(job))
     logger.info("job launched: %s", playbook, extra={"job_id": job.pk})
     return job
 
 
-def reserve_job_id() -> int | None:
-    """On PostgreSQL, the id the job will have, so its signature (which covers the id) goes
-    into the one INSERT; elsewhere None (the row is inserted, then signed)."""
-    if connection.vendor != "postgresql":
-        return None
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id'))", [Job._meta.db_table])
-        return cursor.fetchone()[0]
-
-
-def _insert_signed(job: Job, node_ids: list[int]) -> None:
-    if job.pk is not None:
-        job.signature = signing.sign(job, node_ids)
-        job.save(force_insert=True)
-    else:
+def insert_signed(job: Job, node_ids: list[int]) -> None:
+    """The job's row, signed, and its node rows: all or none (the caller's transaction, if
+    any, decides whether they stay)."""
+    if connection.vendor == "postgresql":
+        # Inside a caller's transaction, a savepoint as ever: if this fails, the caller's
+        # transaction stays usable. Alone, the one statement needs none.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            _insert_in_one_statement(job, node_ids)
+        return
+    with transaction.atomic():  # the row first: the signature covers the id it gets
         job.save(force_insert=True)
         job.signature = signing.sign(job, node_ids)
         Job.objects.filter(pk=job.pk).update(signature=job.signature)
+        Job.nodes.through.objects.bulk_create(
+            [Job.nodes.through(job_id=job.pk, node_id=node_id) for node_id in node_ids]
+        )
+
+
+def _insert_in_one_statement(job: Job, node_ids: list[int]) -> None:
+    """PostgreSQL: the id first (the signature covers it), then the job and its node rows in
+    one ``WITH job AS (INSERT ...) INSERT ...``: atomic by itself, so no BEGIN and COMMIT
+    around it, and when the caller has no transaction, one commit."""
+    job.pk = reserve_job_id()
+    job.signature = signing.sign(job, node_ids)
+    insert = sql.InsertQuery(Job)
+    insert.insert_values(Job._meta.local_concrete_fields, [job])
+    [(insert_job, params)] = insert.get_compiler(connection=connection).as_sql()
+    through = Job.nodes.through._meta
+    table, job_column, node_column = (
+        connection.ops.quote_name(name)
+        for name in (
+            through.db_table,
+            through.get_field("job").column,
+            through.get_field("node").column,
+        )
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH job AS ({insert_job} RETURNING id) "  # noqa: S608 - the ORM's SQL, model names
+            f"INSERT INTO {table} ({job_column}, {node_column}) "
+            "SELECT job.id, node_id FROM job, unnest(%s::bigint[]) AS node_id",
+            [*params, node_ids],
+        )
+    job._state.adding, job._state.db = False, connection.alias  # as save() leaves it
+
+
+def reserve_job_id() -> int:
+    """PostgreSQL: the id the job will have, so its signature goes into its one INSERT."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id'))", [Job._meta.db_table])
+        return cursor.fetchone()[0]
 
 
 def _target_fields(target: Model | None) -> dict[str, Any]:

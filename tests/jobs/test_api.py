@@ -4,13 +4,16 @@ from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
 from portal.core.tenancy import OPERATORS_GROUP, MembershipRole
-from portal.jobs import actions
+from portal.jobs import actions, signing
 from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job, JobEvent
-from portal.nodes.models import Node
+from portal.nodes.models import Node, NodeGroup
 from tests.factories import CustomerFactory, MembershipFactory, NodeFactory, UserFactory
 from tests.helpers import playbook_span, stubbed_broker
 
@@ -198,6 +201,49 @@ def test_launch_with_a_limit_targets_matching_enabled_nodes(operator_api):
     assert response.status_code == 201, response.json()
     assert sorted(response.json()["nodes"]) == ["web-1", "web-2"]
     assert Job.objects.get().limit == "web-*"
+
+
+# What one launch costs: each statement is a round trip, and a commit a flush to disk. The
+# nodes in one read of the fields the launch uses (a field read and not loaded would add a
+# query per node), the job and its nodes in one INSERT, the dispatched mark after the publish
+# without a flush of its own (portal/core/status.py, without_commit_flush).
+LAUNCH_STATEMENTS = [
+    'SELECT "authtoken_token"',
+    'SELECT "nodes_node"."id", "nodes_node"."name"',
+    "SELECT nextval(",
+    'WITH job AS (INSERT INTO "jobs_job"',
+    'UPDATE "jobs_job" SET "status" = \'dispatched\'',
+]
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="the PostgreSQL launch path")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "target", [{"nodes": ["c-2", "c-1", "c-3"]}, {"limit": "site-c"}], ids=["nodes", "limit"]
+)
+def test_one_launch_is_five_statements_and_one_publish(api, target):
+    group = NodeGroup.objects.create(name="site-c", queue="site-c")
+    nodes = [NodeFactory(name=name, group=group) for name in ("c-1", "c-2", "c-3")]
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=make_operator())}")
+    with stubbed_broker() as broker, CaptureQueriesContext(connection) as queries:
+        response = api.post("/api/jobs/", {"playbook": "echo.yml", **target}, format="json")
+    assert response.status_code == 201, response.json()
+    statements = [query["sql"] for query in queries]
+    assert len(statements) == len(LAUNCH_STATEMENTS), statements
+    for statement, start in zip(statements, LAUNCH_STATEMENTS, strict=True):
+        assert statement.startswith(start), (start, statement)
+    assert "set_config('synchronous_commit', 'off', true)" in statements[-1]
+    broker.publish.assert_called_once()
+    body = response.json()
+    assert (body["nodes"], body["queue"], body["status"]) == (
+        ["c-1", "c-2", "c-3"],
+        "site-c",
+        "dispatched",
+    )
+    job = Job.objects.get()
+    assert job.status == JobStatus.DISPATCHED and list(job.nodes.order_by("name")) == nodes
+    assert signing.verify(job, job.signature)
+    assert broker.publish.call_args.kwargs["args"] == [job.pk, job.signature]
 
 
 def test_only_operators_launch(world, user_api, api):

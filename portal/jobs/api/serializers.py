@@ -7,6 +7,7 @@ from rest_framework import serializers
 from portal.core.api.fields import StrictCharField
 from portal.core.api.writable import RefuseUnwritableFieldsMixin, refused_fields_of
 from portal.core.errors import PortalError
+from portal.jobs.actions import nodes_to_launch_on
 from portal.jobs.models import Job, JobEvent
 from portal.nodes.models import Node
 
@@ -97,12 +98,9 @@ class LaunchSerializer(RefuseUnwritableFieldsMixin, serializers.Serializer):
     nodes = serializers.ListField(child=StrictCharField(max_length=63), required=False)
 
     def validate_nodes(self, names: list[str]) -> list[Node]:
-        """One query for all the names (a SlugRelatedField makes one per name)."""
-        found = list(
-            Node.objects.filter(name__in=names)
-            .select_related("group", "credential")
-            .defer("credential__secret")
-        )
+        """One query for all the names (a SlugRelatedField makes one per name), of the
+        fields the launch reads."""
+        found = nodes_to_launch_on(Node.objects.filter(name__in=names))
         known = {node.name for node in found}
         missing = [name for name in names if name not in known]
         if missing:
