@@ -393,7 +393,7 @@ JOB_LOST_AFTER = env.int("JOB_LOST_AFTER", 40, minimum=1)
 JOB_SWEEP_PENDING_AFTER = env.int("JOB_SWEEP_PENDING_AFTER", 5, minimum=0)
 JOB_REDISPATCH_AFTER = env.int("JOB_REDISPATCH_AFTER", 900, minimum=1)
 JOB_EVENT_FLUSH_SECONDS = env.float("JOB_EVENT_FLUSH_SECONDS", 0.1)
-JOB_EVENT_BATCH = env.int("JOB_EVENT_BATCH", 1000, minimum=1)
+JOB_EVENT_BATCH = env.int("JOB_EVENT_BATCH", 5000, minimum=1)
 JOB_FORKS = env.int("JOB_FORKS", 50, minimum=1)
 JOB_CONNECT_TIMEOUT = env.int("JOB_CONNECT_TIMEOUT", 10, minimum=1)
 # SSH masters shared by jobs to the same node; a master is not reused past this window
