@@ -187,12 +187,12 @@ class EventStream(io.TextIOBase):
         data = event.get("event_data", {})
         fields = {key: value for key, value in event.items() if key != "event_data"}
         fields["index"] = _index(data)
-        encoded_data = json.dumps(data, cls=EventEncoder)
+        encoded_data = ENCODER.encode(data)
         # ansible-runner's limit: a huge result is left out (the stats are kept whole)
         keep_whole = "res" not in data or event["event"] == "playbook_on_stats"
         if len(encoded_data) > MAX_EVENT_RES and not keep_whole:
-            encoded_data = json.dumps({**data, "res": {}}, cls=EventEncoder)
-        return json.dumps(fields, cls=EventEncoder), encoded_data
+            encoded_data = ENCODER.encode({**data, "res": {}})
+        return ENCODER.encode(fields), encoded_data
 
     def _send(self, encoded: tuple[str, str], text: str) -> None:
         """One JSON line: the event's fields, its text and place in the output, and its
@@ -257,6 +257,9 @@ class EventEncoder(json.JSONEncoder):
         if isinstance(o, datetime.date | datetime.datetime):
             return o.isoformat()
         return str(o)
+
+
+ENCODER = EventEncoder()  # one for every event: json.dumps(cls=...) makes one per call
 
 
 def _index(data: dict[str, Any]) -> dict[str, Any]:
@@ -504,6 +507,7 @@ class CallbackModule(DefaultCallbackModule):
         self.host_start: dict[str, datetime.datetime] = {}
         self.seen_uuids: dict[str, int] = collections.defaultdict(int)
         self.playbook_uuid = str(uuid.uuid4())
+        self.last_task: tuple[Any, dict[str, Any]] = (None, {})
 
     def set_options(self, *args: Any, **kwargs: Any) -> Any:
         # This plugin's options are the default callback's (its DOCUMENTATION extends them).
@@ -527,11 +531,21 @@ class CallbackModule(DefaultCallbackModule):
         if data.get("res"):
             data["res"] = _censored(data["res"])
         with self._display._lock:
-            stream.begin(CONTEXT.event(event, data, task_context(task) if task else None))
+            stream.begin(CONTEXT.event(event, data, self._task_context(task) if task else None))
             try:
                 render(*args)
             finally:
                 stream.end()
+
+    def _task_context(self, task: Any) -> dict[str, Any]:
+        """A task's context, once per task rather than once per host: its uuid and name
+        (which may be templated per host) say which; with task args shown, every time."""
+        if C.DISPLAY_ARGS_TO_STDOUT:
+            return task_context(task)
+        key = (task._uuid, task.name)
+        if self.last_task[0] != key:
+            self.last_task = (key, task_context(task))
+        return self.last_task[1]
 
     def _unique(self, uuid_: str) -> str:
         """A play or task seen again (free strategy, serial) gets a numbered uuid."""
