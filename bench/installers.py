@@ -3,8 +3,8 @@
 
 Portal (B): ``actions.do_install`` of the repo's ``nginx`` installer (what the admin, the
 operator page and ``POST /api/installations/`` call) on a real systemd test host; the
-stack's Celery worker runs ``installer_run.yml`` (preflight facts, sha256-checked copy, the
-wrapper with its timeout and secrets file, the report); wall time from the call to the
+stack's Celery worker runs ``installer_run.yml`` (one task: preflight, the sha256-checked
+copy, the wrapper with its timeout and secrets file, the report); wall time from the call to the
 installation row saying ``installed``. By hand (A): what an operator would do without the
 portal: ``scp -r installers/nginx`` to the host, then ``ssh`` running ``install.sh`` with
 the same environment (``SERVER_NAME``, ``LISTEN_PORT``, ``DEBIAN_FRONTEND``,
