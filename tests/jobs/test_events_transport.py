@@ -5,6 +5,7 @@ import itertools
 import json
 import os
 import sys
+import threading
 
 import pytest
 
@@ -169,3 +170,28 @@ def test_a_line_of_another_shape_is_parsed_whole():
     assert isinstance(parsed["event_data"], EncodedData)
     assert json.loads(parsed["event_data"]) == {"res": {"changed": True}}
     assert parsed["index"]["changed"] is True and parsed["stdout"] == event["stdout"]
+
+
+def test_a_huge_result_is_left_out_as_ansible_runner_does(stream_module):
+    read_fd, write_fd = os.pipe()
+    received = bytearray()
+    reader = threading.Thread(target=_read_all, args=(read_fd, received))
+    reader.start()  # a pipe holds 64 KiB: the stream's writes wait for a reader
+    stream = stream_module.EventStream(write_fd, sys.__stdout__)
+    huge = {"stdout": "x" * (stream_module.MAX_EVENT_RES + 1)}
+    stream.begin({"event": "runner_on_ok", "uuid": "u1", "event_data": {"res": huge}})
+    stream.end()
+    stream.begin({"event": "playbook_on_stats", "uuid": "u2", "event_data": {"res": huge}})
+    stream.end()
+    stream.close()
+    reader.join(30)
+    ok, stats, end = [json.loads(line) for line in received.decode().splitlines()]
+    assert ok["event_data"]["res"] == {} and ok["index"]["host"] is None
+    assert stats["event_data"]["res"] == huge  # the stats are kept whole
+    assert end == {stream_module.END_KEY: 2}
+
+
+def _read_all(fd: int, into: bytearray) -> None:
+    while chunk := os.read(fd, 1 << 20):
+        into.extend(chunk)
+    os.close(fd)
