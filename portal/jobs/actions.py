@@ -27,7 +27,7 @@ from portal.jobs.choices import TERMINAL, JobStatus
 from portal.jobs.models import Job, JobEvent
 from portal.jobs.playbooks import resolve_playbook, select_nodes
 from portal.nodes.choices import Connection
-from portal.nodes.models import Node
+from portal.nodes.models import Node, NodeGroup
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -93,6 +93,34 @@ def nodes_to_launch_on(nodes: QuerySet[Node]) -> list[Node]:
     """The rows a launch needs (LAUNCH_NODE_FIELDS), by name."""
     found = nodes.select_related("group").only(*LAUNCH_NODE_FIELDS).order_by()
     return sorted(found, key=lambda node: node.name)  # no ORDER BY to compile for a few rows
+
+
+def nodes_named(names: list[str]) -> list[Node]:
+    """``nodes_to_launch_on(Node.objects.filter(name__in=names))`` in a written query: the
+    API's launch names its nodes, and building that query in the ORM took four times the CPU
+    of running it. The same rows: LAUNCH_NODE_FIELDS, the group's loaded with them."""
+    if not names:
+        return []
+    found = Node.objects.raw(
+        "SELECT n.id, n.name, n.enabled, n.connection, n.credential_id, "  # noqa: S608 - models' tables
+        "n.queue, n.group_id, g.name AS group_name, g.queue AS group_queue "
+        f"FROM {Node._meta.db_table} n "
+        f"LEFT JOIN {NodeGroup._meta.db_table} g ON g.id = n.group_id "
+        f"WHERE n.name IN ({', '.join(['%s'] * len(names))})",
+        names,
+    )
+    nodes = sorted(found, key=lambda node: node.name)
+    for node in nodes:
+        node.group = _loaded_group(node)
+    return nodes
+
+
+def _loaded_group(node: Any) -> NodeGroup | None:
+    if node.group_id is None:
+        return None
+    loaded = {"id": node.group_id, "name": node.group_name, "queue": node.group_queue}
+    fields = [f.attname for f in NodeGroup._meta.concrete_fields if f.attname in loaded]
+    return NodeGroup.from_db(node._state.db, fields, [loaded[name] for name in fields])
 
 
 def check_targets(nodes: Iterable[Node] | None, limit: str, loaded: bool = False) -> list[Node]:

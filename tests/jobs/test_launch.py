@@ -9,7 +9,7 @@ from portal.core.errors import PortalError
 from portal.jobs import actions, signing
 from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job
-from portal.nodes.models import NodeGroup
+from portal.nodes.models import Node, NodeGroup
 from tests.factories import NodeFactory
 from tests.helpers import stubbed_broker
 
@@ -105,6 +105,28 @@ def test_a_job_whose_publish_failed_stays_pending_until_the_sweep_sends_it(local
     assert broker.publish.call_args.kwargs["args"] == [job.pk, job.signature]
     job.refresh_from_db()
     assert job.status == JobStatus.DISPATCHED
+
+
+def what_a_launch_reads(node):
+    group = node.group and (node.group.pk, node.group.name, node.group.queue)
+    fields = (node.enabled, node.connection, node.credential_id, node.queue, node.routing_queue)
+    return (node.pk, node.name, *fields, group)
+
+
+@pytest.mark.parametrize("grouped", [True, False], ids=["in-a-group", "no-group"])
+def test_nodes_read_by_name_are_the_rows_the_orm_reads(grouped, django_assert_num_queries):
+    group = NodeGroup.objects.create(name="site-d", queue="site-d") if grouped else None
+    NodeFactory(name="d-2", group=group, enabled=False, queue="own")
+    NodeFactory(name="d-1", group=group, credential=None, connection="local")
+    names = ["d-2", "d-1", "missing"]
+    by_orm = actions.nodes_to_launch_on(Node.objects.filter(name__in=names))
+    with django_assert_num_queries(1):  # the fields a launch reads are all loaded
+        by_name = actions.nodes_named(names)
+        seen = [what_a_launch_reads(node) for node in by_name]
+    assert seen == [what_a_launch_reads(node) for node in by_orm]
+    assert [node.name for node in by_name] == ["d-1", "d-2"]
+    assert [n.get_deferred_fields() for n in by_name] == [n.get_deferred_fields() for n in by_orm]
+    assert actions.nodes_named([]) == []
 
 
 def test_queue_comes_from_the_nodes():

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from portal.core.api.fields import StrictCharField
 from portal.core.api.writable import RefuseUnwritableFieldsMixin, refused_fields_of
 from portal.core.errors import PortalError
-from portal.jobs.actions import nodes_to_launch_on
+from portal.jobs.actions import nodes_named
 from portal.jobs.models import Job, JobEvent
 from portal.nodes.models import Node
 
@@ -100,7 +100,7 @@ class LaunchSerializer(RefuseUnwritableFieldsMixin, serializers.Serializer):
     def validate_nodes(self, names: list[str]) -> list[Node]:
         """One query for all the names (a SlugRelatedField makes one per name), of the
         fields the launch reads."""
-        found = nodes_to_launch_on(Node.objects.filter(name__in=names))
+        found = nodes_named(names)
         known = {node.name for node in found}
         missing = [name for name in names if name not in known]
         if missing:
