@@ -300,16 +300,7 @@ def test_run_direct_is_the_module_on_a_python_without_ansible(installer, tmp_pat
     )
     assert not checked.error_messages
     source = (REPO / "roles/installer_run/library/installer_script.py").read_text()
-    payload = json.dumps({"source": source, "params": checked.validated_parameters})
-    done = subprocess.run(
-        ["/usr/bin/python3", "-I", "-c", action.BOOTSTRAP],
-        input=payload,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    result = json.loads(done.stdout.splitlines()[-1])
+    result = _run_direct(action, source, checked.validated_parameters)
     assert (
         result["rc"] == 0
         and result["changed"]
@@ -317,17 +308,21 @@ def test_run_direct_is_the_module_on_a_python_without_ansible(installer, tmp_pat
     )
     assert not Path(args["secrets_file"]).exists()
     broken = {**checked.validated_parameters, "sha256": "f" * 64}
-    payload = json.dumps({"source": source, "params": broken})
-    refused = subprocess.run(
+    failed = _run_direct(action, source, broken)
+    assert failed["failed"] and "hashes to" in failed["msg"] and failed["rc"] is None
+
+
+def _run_direct(action, source: str, params: dict) -> dict:
+    """The action's bootstrap on a python without Ansible: its last line is the result."""
+    done = subprocess.run(
         ["/usr/bin/python3", "-I", "-c", action.BOOTSTRAP],
-        input=payload,
+        input=json.dumps({"source": source, "params": params}),
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
     )
-    failed = json.loads(refused.stdout.splitlines()[-1])
-    assert failed["failed"] and "hashes to" in failed["msg"] and failed["rc"] is None
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 def test_the_modules_documentation_names_every_argument():

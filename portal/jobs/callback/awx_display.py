@@ -263,7 +263,11 @@ ENCODER = EventEncoder()  # one for every event: json.dumps(cls=...) makes one p
 
 
 def _index(data: dict[str, Any]) -> dict[str, Any]:
-    """What the worker stores in columns of its own, read from the data once, here."""
+    """What the worker stores in columns of its own, read from the data once, here.
+
+    The same rule as ``portal.jobs.events.data_columns``, written twice on purpose: this file
+    runs inside ansible-playbook, where the portal is not importable. The equivalence test
+    checks the two agree on every event it produces."""
     result = data.get("res")
     result = result if isinstance(result, dict) else {}
     return {
