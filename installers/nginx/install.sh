@@ -144,7 +144,9 @@ if ! systemctl is-enabled --quiet nginx; then
     CHANGED=1
 fi
 if ! systemctl is-active --quiet nginx; then
-    systemctl start nginx || fail $EXIT_CONFIG "nginx does not start (journalctl -u nginx)"
+    # restart, not start: nginx may still be starting from the package's own start, with
+    # the configuration read before this site existed; a start would just wait for that one.
+    systemctl restart nginx || fail $EXIT_CONFIG "nginx does not start (journalctl -u nginx)"
     log "started nginx"
     CHANGED=1
 elif ((CHANGED)); then
