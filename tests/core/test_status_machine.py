@@ -272,6 +272,26 @@ def test_a_job_move_sets_its_fields_without_reading_the_row_back(django_assert_n
     assert other.attempt == 2
 
 
+@pytest.mark.django_db
+def test_a_move_of_plain_values_stores_what_the_orms_update_would():
+    """Plain values take the base's own UPDATE (portal.core.status.plain_guarded_update):
+    a related row, its id, JSON and NULL land as QuerySet.update would write them."""
+    user = UserFactory()
+    fields = {"requested_by": user, "host_summary": {"web": {"ok": 1}}, "rc": None}
+    moved, updated = make(Job, JobStatus.PENDING), make(Job, JobStatus.PENDING)
+    assert moved.move(JobStatus.DISPATCHED, [JobStatus.PENDING], **fields) is True
+    Job.objects.filter(pk=updated.pk).update(status=JobStatus.DISPATCHED, **fields)
+    columns = ["status", "requested_by_id", "host_summary", "rc", "status_expires"]
+    assert Job.objects.filter(pk=moved.pk).values(*columns).get() == {
+        **Job.objects.filter(pk=updated.pk).values(*columns).get(),
+        "status_expires": moved.status_expires,  # the move's own deadline, not the update's
+    }
+    by_id = make(Job, JobStatus.PENDING)
+    assert by_id.move(JobStatus.DISPATCHED, requested_by_id=user.pk) is True
+    assert Job.objects.get(pk=by_id.pk).requested_by == user
+    assert by_id.move(JobStatus.DISPATCHED, [JobStatus.PENDING]) is False  # the guard holds
+
+
 def synchronous_commit() -> str:
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")
