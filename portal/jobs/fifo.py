@@ -9,6 +9,10 @@ parsed; the data's JSON text is kept as it came (``EncodedData``), masked as tex
 as it is, so an event's data, most of its bytes, is neither parsed nor encoded again here.
 The callback repeats the data fields the sink stores in columns in the event's ``index``.
 A line without that shape (the end marker, anything else) is parsed whole.
+
+The fields are parsed with orjson: about a quarter of the standard library's time, on the
+reader's largest cost; what orjson refuses and Python's ``json`` takes (NaN, a lone
+surrogate) is parsed again by ``json``.
 """
 
 import contextlib
@@ -21,6 +25,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from portal.jobs.events import EncodedData, data_columns
 
@@ -117,11 +123,21 @@ def parse_line(line: bytes) -> dict[str, Any]:
     at = line.find(DATA_MEMBER)
     if at < 0 or not line.endswith(b"}"):
         return json.loads(line)
-    event = json.loads(line[:at] + b"}")
+    event = _fields(line[:at] + b"}")
     if "index" not in event:  # not the callback's shape: the data may not be last
         return json.loads(line)
     event["event_data"] = EncodedData(line[at + len(DATA_MEMBER) : -1].decode())
     return event
+
+
+def _fields(text: bytes) -> dict[str, Any]:
+    """orjson for the callback's fields (strings, bools, small counters): it reads an
+    integer wider than 64 bits as a float, so data and lines of any other shape keep
+    Python's parser."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # NaN, a lone surrogate: JSON only Python's parser takes
+        return json.loads(text)
 
 
 def encode_line(event: dict[str, Any]) -> bytes:

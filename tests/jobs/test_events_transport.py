@@ -172,6 +172,26 @@ def test_a_line_of_another_shape_is_parsed_whole():
     assert parsed["index"]["changed"] is True and parsed["stdout"] == event["stdout"]
 
 
+@pytest.mark.parametrize(
+    "odd",
+    [float("nan"), float("inf"), "half a surrogate \ud800", 2**70],
+    ids=["nan", "infinity", "lone-surrogate", "wide-int"],
+)
+def test_json_only_pythons_parser_takes_is_read_as_it_does(odd):
+    """The reader parses an event's fields with orjson. What Python's json (the callback's
+    encoder) writes and orjson refuses is parsed again by json; the data is kept as text,
+    and a line of another shape is parsed by json: nothing is lost or changed."""
+    fields = {"event": "runner_on_ok", "stdout": odd}
+    if not isinstance(odd, int):  # the callback's fields hold no integer this wide
+        parsed = fifo_module.parse_line(fifo_module.encode_line(fields))
+        assert json.dumps(parsed["stdout"]) == json.dumps(odd)  # NaN is not equal to itself
+    data = {"res": {"value": odd}}
+    parsed = fifo_module.parse_line(fifo_module.encode_line({"event": "x", "event_data": data}))
+    assert parsed["event_data"] == json.dumps(data)
+    whole = json.dumps({"event": "verbose", "event_data": data, "stdout": odd}).encode()
+    assert json.dumps(fifo_module.parse_line(whole)) == whole.decode()
+
+
 def test_a_huge_result_is_left_out_as_ansible_runner_does(stream_module):
     read_fd, write_fd = os.pipe()
     received = bytearray()
