@@ -152,3 +152,23 @@ def test_the_first_installer_pair_is_estimated_from_the_hosts_warm_up():
 
     assert _pair_seconds([], [], warm_up=12.0) == 30.0
     assert _pair_seconds([4000.0], [3000.0], warm_up=12.0) == 14.0  # then from the last pair
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's VACUUM")
+def test_before_a_figure_the_rows_the_last_one_wrote_are_vacuumed_not_during_it():
+    from bench.suite import settle_database
+
+    Job.objects.bulk_create(
+        Job(playbook="one.yml", queue="settle", timeout=60, idle_timeout=60) for _ in range(1500)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")  # the counters it reads, now
+    assert settle_database() >= 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT last_vacuum IS NOT NULL, last_analyze IS NOT NULL, n_ins_since_vacuum "
+            "FROM pg_stat_user_tables WHERE relname = %s",
+            [Job._meta.db_table],
+        )
+        assert cursor.fetchone() == (True, True, 0)
