@@ -320,7 +320,7 @@ def plain_guarded_update(
         f"AND {status} IN ({', '.join(['%s'] * len(allowed))})"
     )
     params += [meta.pk.get_db_prep_value(pk, connection), *allowed]
-    if not durable and connection.vendor == "postgresql" and connection.get_autocommit():
+    if not durable and _commits_alone(connection):
         sql += f" AND {_CommitWithoutFlush.template}"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -336,10 +336,15 @@ def without_commit_flush(rows: QuerySet[Any]) -> QuerySet[Any]:
     few hundred milliseconds can lose it, so use this only for a move that is redone when
     lost. Inside a caller's transaction it changes nothing: the caller's commit decides.
     """
-    connection = connections[rows.db]
-    if connection.vendor != "postgresql" or not connection.get_autocommit():
+    if not _commits_alone(connections[rows.db]):
         return rows
     return rows.filter(_CommitWithoutFlush())
+
+
+def _commits_alone(connection: Any) -> bool:
+    """PostgreSQL outside a caller's transaction: a statement here is its own transaction,
+    whose commit setting it may change (see :func:`without_commit_flush`)."""
+    return connection.vendor == "postgresql" and connection.get_autocommit()
 
 
 # --- the sweep ----------------------------------------------------------------------------
