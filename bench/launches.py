@@ -13,12 +13,14 @@ absolute rates (``launch_rate``: the portal's median) and a one-connection (seri
 the portal are details.
 """
 
+import resource
 import threading
 import time
 from typing import Any
 
 from bench import stats
 from bench.client import Api, ApiError
+from bench.procs import cpu_seconds, descendants, pids_named
 from bench.stack import web_settings
 
 CLIENTS = 4
@@ -85,6 +87,27 @@ def _round(ctx, send, clients: int, count: int, max_seconds: float) -> tuple[flo
     return state["done"] / elapsed, state["done"], latencies
 
 
+class CpuSplit:
+    """Where a round's CPU went, by part of the stack: the web server (gunicorn and its
+    workers), PostgreSQL (every postgres process), Redis and the bench's own clients."""
+
+    def __init__(self, web_pid: int):
+        self.web_pid = web_pid
+
+    def sample(self) -> dict[str, float]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return {
+            "web": sum(map(cpu_seconds, [self.web_pid, *descendants(self.web_pid)])),
+            "postgres": sum(map(cpu_seconds, pids_named("postgres"))),
+            "redis": sum(map(cpu_seconds, pids_named("redis-server"))),
+            "client": usage.ru_utime + usage.ru_stime,
+        }
+
+    @staticmethod
+    def per_launch_ms(before: dict, after: dict, launches: int) -> dict[str, float]:
+        return {part: 1000 * (after[part] - before[part]) / max(launches, 1) for part in before}
+
+
 def pair_order(index: int) -> tuple[str, str]:
     """Pairs alternate their order so drift on the machine hits both sides alike."""
     return ("portal", "floor") if index % 2 == 0 else ("floor", "portal")
@@ -100,13 +123,17 @@ def measure(
     latencies: dict[str, list[float]] = {"portal": [], "floor": []}
     done: list[int] = []
     ratios: list[float] = []
+    split = CpuSplit(ctx.services["web"].pid)
+    cpu: dict[str, list[dict]] = {"portal": [], "floor": []}
     pair_seconds = 2 * max_seconds + 5  # at most, until one pair says what they take here
     for index in range(pairs):
         if not ctx.another(len(ratios), minimum, 1.3 * pair_seconds, "launch ratio"):
             break
         started = time.monotonic()
         for side in pair_order(index):
+            before = split.sample()
             rate, n, lat = _round(ctx, sides[side], CLIENTS, count, max_seconds)
+            cpu[side].append(split.per_launch_ms(before, split.sample(), n))
             rates[side].append(rate)
             latencies[side].extend(lat)
             if side == "portal":
@@ -132,6 +159,13 @@ def measure(
                 "launches_per_round": done,
                 "request_ms": stats.summary(latencies["portal"]),
                 "floor_request_ms": stats.summary(latencies["floor"]),
+                "cpu_ms_per_launch": {
+                    side: {
+                        part: stats.rounded(stats.median([r[part] for r in rounds]))
+                        for part in (rounds[0] if rounds else {})
+                    }
+                    for side, rounds in cpu.items()
+                },
                 "serial_one_client_rate": round(serial, 1),
                 "serial_launches": serial_n,
                 "serial_request_ms": stats.summary(serial_lat),
