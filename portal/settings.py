@@ -392,6 +392,9 @@ JOB_HEARTBEAT_SECONDS = env.float("JOB_HEARTBEAT_SECONDS", 5.0)
 JOB_LOST_AFTER = env.int("JOB_LOST_AFTER", 40, minimum=1)
 JOB_SWEEP_PENDING_AFTER = env.int("JOB_SWEEP_PENDING_AFTER", 5, minimum=0)
 JOB_REDISPATCH_AFTER = env.int("JOB_REDISPATCH_AFTER", 900, minimum=1)
+# How long a worker looks for the row its message names before dropping the message: the
+# API's launch publishes before it writes the row (jobs.actions._publish_then_insert).
+JOB_MESSAGE_ROW_WAIT = env.float("JOB_MESSAGE_ROW_WAIT", 5.0)
 JOB_EVENT_FLUSH_SECONDS = env.float("JOB_EVENT_FLUSH_SECONDS", 0.1)
 JOB_EVENT_BATCH = env.int("JOB_EVENT_BATCH", 5000, minimum=1)
 JOB_FORKS = env.int("JOB_FORKS", 50, minimum=1)

@@ -2,13 +2,16 @@
 
 ``launch`` is called *inside* the domain action's transaction (transactional outbox): the Job
 row exists if and only if the domain change committed, and dispatch happens on commit. If the
-broker is down the job stays ``pending`` and the sweep dispatches it later.
+broker is down the job stays ``pending`` and the sweep dispatches it later. A launch with no
+transaction around it (the API's, on PostgreSQL) publishes first and writes its row once,
+already ``dispatched`` (``_publish_then_insert``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from datetime import datetime, timedelta
@@ -222,10 +225,14 @@ def launch(
         not_before=not_before,
         **_target_fields(target),
     )
-    insert_signed(job, [node.pk for node in targets])
+    node_ids = [node.pk for node in targets]
+    if enqueue and _publishes_first():
+        _publish_then_insert(job, node_ids)
+    else:
+        insert_signed(job, node_ids)
+        if enqueue:  # at once if the caller has no transaction: the rows are committed
+            transaction.on_commit(lambda: dispatch(job))
     job.launched_nodes = targets
-    if enqueue:  # at once if the caller has no transaction: the rows are committed
-        transaction.on_commit(lambda: dispatch(job))
     logger.info("job launched: %s", playbook, extra={"job_id": job.pk})
     return job
 
@@ -248,12 +255,38 @@ def insert_signed(job: Job, node_ids: list[int]) -> None:
         )
 
 
+def _publishes_first() -> bool:
+    """A launch with no caller's transaction (the API's) on PostgreSQL: nothing can roll its
+    row back, so its message may go out before the row is written."""
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+def _publish_then_insert(job: Job, node_ids: list[int]) -> None:
+    """The message first, then the job's row in its one statement: already ``dispatched``
+    when the message is out, ``pending`` for the sweep when the publish failed. One statement
+    fewer than the INSERT and the ``dispatched`` mark, and a job is still ``dispatched`` only
+    once its message is out. A worker may get the message before the row exists: it waits
+    for it (``job_named_by``)."""
+    _sign_with_reserved_id(job, node_ids)
+    if publish(job):
+        job.status, job.dispatched_at = JobStatus.DISPATCHED, timezone.now()
+    _insert_rows(job, node_ids)
+
+
 def _insert_in_one_statement(job: Job, node_ids: list[int]) -> None:
     """PostgreSQL: the id first (the signature covers it), then the job and its node rows in
     one ``WITH job AS (INSERT ...) INSERT ...``: atomic by itself, so no BEGIN and COMMIT
     around it, and when the caller has no transaction, one commit."""
+    _sign_with_reserved_id(job, node_ids)
+    _insert_rows(job, node_ids)
+
+
+def _sign_with_reserved_id(job: Job, node_ids: list[int]) -> None:
     job.pk = reserve_job_id()
     job.signature = signing.sign(job, node_ids)
+
+
+def _insert_rows(job: Job, node_ids: list[int]) -> None:
     insert = sql.InsertQuery(Job)
     insert.insert_values(Job._meta.local_concrete_fields, [job])
     [(insert_job, params)] = insert.get_compiler(connection=connection).as_sql()
@@ -291,11 +324,19 @@ def _target_fields(target: Model | None) -> dict[str, Any]:
 
 def dispatch(job_or_id: Job | int) -> bool:
     """Publish the job to its queue; on a broker failure it stays pending for the sweep."""
-    from portal.jobs.tasks import run_job
-
     job = job_or_id if isinstance(job_or_id, Job) else Job.objects.filter(pk=job_or_id).first()
     if job is None or job.status not in (JobStatus.PENDING, JobStatus.DISPATCHED):
         return False
+    if not publish(job):
+        return False
+    job.mark_dispatched()
+    return True
+
+
+def publish(job: Job) -> bool:
+    """Send the job's message to its queue (at ``not_before``); False on a broker failure."""
+    from portal.jobs.tasks import run_job
+
     countdown: float | None = None
     if job.not_before and job.not_before > timezone.now():
         countdown = (job.not_before - timezone.now()).total_seconds()
@@ -311,7 +352,6 @@ def dispatch(job_or_id: Job | int) -> bool:
     except Exception as exc:  # any broker/transport failure: the sweep retries
         logger.warning("dispatch failed, job stays pending: %s", exc, extra={"job_id": job.pk})
         return False
-    job.mark_dispatched()
     return True
 
 
@@ -498,7 +538,7 @@ def execute(job_id: int, signature: str, worker: str) -> Job | None:
     """Worker side: verify, claim, run, record the outcome, hand it to the owner."""
     from portal.jobs import runner
 
-    job = Job.objects.filter(pk=job_id).first()
+    job = job_named_by(job_id)
     if job is None:
         logger.error("message for unknown job %s dropped", job_id)
         return None
@@ -521,6 +561,21 @@ def execute(job_id: int, signature: str, worker: str) -> Job | None:
     outcome = runner.run(job)
     record_outcome(job, outcome)
     finalize(job)
+    return job
+
+
+def job_named_by(job_id: int) -> Job | None:
+    """The row a message names. A launch outside any transaction publishes before it writes
+    the row (``_publish_then_insert``), so a quick worker may hold the message first: it
+    looks again, a few milliseconds apart, for up to JOB_MESSAGE_ROW_WAIT seconds before
+    taking the message for one of an unknown job (another database behind the broker)."""
+    deadline = time.monotonic() + settings.JOB_MESSAGE_ROW_WAIT
+    pause = 0.002
+    while (job := Job.objects.filter(pk=job_id).first()) is None:
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(pause)
+        pause = min(2 * pause, 0.1)
     return job
 
 

@@ -205,14 +205,14 @@ def test_launch_with_a_limit_targets_matching_enabled_nodes(operator_api):
 
 # What one launch costs: each statement is a round trip, and a commit a flush to disk. The
 # nodes in one read of the fields the launch uses (a field read and not loaded would add a
-# query per node), the job and its nodes in one INSERT, the dispatched mark after the publish
-# without a flush of its own (portal/core/status.py, without_commit_flush).
+# query per node), the id the signature covers, then, once the message is out, the job
+# (already dispatched) and its nodes in one INSERT: no UPDATE for the mark
+# (jobs.actions._publish_then_insert).
 LAUNCH_STATEMENTS = [
     'SELECT "authtoken_token"',
     "the nodes",
     "SELECT nextval(",
     'WITH job AS (INSERT INTO "jobs_job"',
-    'UPDATE "jobs_job" SET "status" = \'dispatched\'',
 ]
 
 
@@ -226,11 +226,19 @@ LAUNCH_STATEMENTS = [
     ],
     ids=["nodes", "limit"],
 )
-def test_one_launch_is_five_statements_and_one_publish(api, target, nodes_read):
+def test_one_launch_is_four_statements_and_one_publish(api, target, nodes_read):
     group = NodeGroup.objects.create(name="site-c", queue="site-c")
     nodes = [NodeFactory(name=name, group=group) for name in ("c-1", "c-2", "c-3")]
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=make_operator())}")
-    with stubbed_broker() as broker, CaptureQueriesContext(connection) as queries:
+    published_after = []
+
+    def publish(task, *args, **kwargs):
+        published_after.append(len(queries))
+
+    with (
+        stubbed_broker(side_effect=publish) as broker,
+        CaptureQueriesContext(connection) as queries,
+    ):
         response = api.post("/api/jobs/", {"playbook": "echo.yml", **target}, format="json")
     assert response.status_code == 201, response.json()
     statements = [query["sql"] for query in queries]
@@ -238,7 +246,7 @@ def test_one_launch_is_five_statements_and_one_publish(api, target, nodes_read):
     expected = [nodes_read if start == "the nodes" else start for start in LAUNCH_STATEMENTS]
     for statement, start in zip(statements, expected, strict=True):
         assert statement.startswith(start), (start, statement)
-    assert "set_config('synchronous_commit', 'off', true)" in statements[-1]
+    assert published_after == [3]  # the message, then the row
     broker.publish.assert_called_once()
     body = response.json()
     assert (body["nodes"], body["queue"], body["status"]) == (

@@ -1,9 +1,11 @@
 """Launch: the Job row exists iff the transaction committed; dispatch happens on commit."""
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 
 from portal.core.errors import PortalError
 from portal.jobs import actions, signing
@@ -77,19 +79,30 @@ def test_a_job_is_marked_dispatched_only_once_its_message_is_out(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_without_a_callers_transaction_the_rows_are_committed_before_the_publish(local_node):
-    # As in the API: no transaction around the launch, so nothing defers the dispatch.
-    committed = []
+def test_without_a_callers_transaction_a_job_is_dispatched_only_once_its_message_is_out(
+    local_node, django_assert_num_queries
+):
+    # As in the API: no transaction around the launch. On PostgreSQL the message goes out
+    # first and the row is written once, already dispatched (no INSERT then UPDATE); on
+    # SQLite the committed pending row is published, then marked.
+    seen_at_publish = []
 
     def publish(task, *args, **kwargs):
-        job = Job.objects.get(pk=kwargs["args"][0])
-        committed.append((connection.get_autocommit(), job.status, list(job.nodes.all())))
+        job = Job.objects.filter(pk=kwargs["args"][0]).first()
+        seen_at_publish.append(job and (connection.get_autocommit(), job.status))
 
+    publishes_first = connection.vendor == "postgresql"
     with stubbed_broker(side_effect=publish):
         job = actions.launch(playbook="echo.yml", nodes=[local_node])
-    assert committed == [(True, JobStatus.PENDING, [local_node])]
-    job.refresh_from_db()
-    assert job.status == JobStatus.DISPATCHED and signing.verify(job, job.signature)
+    assert seen_at_publish == ([None] if publishes_first else [(True, JobStatus.PENDING)])
+    stored = Job.objects.get(pk=job.pk)
+    assert (stored.status, stored.dispatched_at) == (JobStatus.DISPATCHED, job.dispatched_at)
+    assert stored.dispatched_at is not None and list(stored.nodes.all()) == [local_node]
+    assert signing.verify(stored, job.signature) and stored.signature == job.signature
+    # The statements of a launch whose nodes are read (as the API's): PostgreSQL, the id and
+    # the rows; SQLite: BEGIN, the row, its signature, its node rows, COMMIT, the mark.
+    with stubbed_broker(), django_assert_num_queries(2 if publishes_first else 6):
+        actions.launch(playbook="echo.yml", nodes=[local_node], nodes_loaded=True)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -214,3 +227,35 @@ def test_cancel_pending_and_409_on_finished(local_node):
 
     with pytest.raises(Conflict, match="already ended"):
         actions.cancel(job)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_holding_a_message_before_its_row_waits_for_the_row(local_node, settings):
+    # The API's launch publishes before it writes the row: the worker looks again until the
+    # row is there, then runs the job as usual.
+    settings.JOB_MESSAGE_ROW_WAIT = 10
+    job_id = actions.reserve_job_id() if connection.vendor == "postgresql" else 10_000
+    found = []
+    looking = threading.Thread(target=lambda: found.append(actions.job_named_by(job_id)))
+    looking.start()
+    time.sleep(0.3)
+    assert looking.is_alive()  # still looking: the row is not there yet
+    Job.objects.create(
+        pk=job_id,
+        playbook="echo.yml",
+        queue="default",
+        timeout=60,
+        idle_timeout=60,
+        action="jobs.adhoc",
+    )
+    looking.join(timeout=5)
+    assert [job.pk for job in found] == [job_id]
+    connections.close_all()
+
+
+def test_a_message_for_a_job_that_never_comes_is_dropped_after_the_wait(settings, caplog):
+    settings.JOB_MESSAGE_ROW_WAIT = 0.2
+    started = time.monotonic()
+    assert actions.execute(987_654, "signature", worker="w") is None
+    assert 0.2 <= time.monotonic() - started < 3
+    assert "message for unknown job 987654 dropped" in caplog.text

@@ -1,8 +1,12 @@
 """manage.py runplaybook: records a Job exactly as the portal does, streams its output."""
 
+import threading
+
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
+from portal.jobs import actions
 from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job
 from tests.helpers import stubbed_broker
@@ -30,13 +34,24 @@ def test_a_job_run_here_is_never_published_to_the_workers(local_node):
 
 
 def test_queue_hands_the_job_to_the_workers(local_node):
-    def run_it(task, args, **options):  # a worker that takes the message at once
-        from portal.jobs import actions
+    workers = []
 
-        actions.execute(*args, worker="test-worker")
+    def run_it(task, args, **options):
+        # A worker (its own thread, as it is its own process) that takes the message at
+        # once: before the launch has written the row (jobs.actions._publish_then_insert).
+        def work():
+            try:
+                actions.execute(*args, worker="test-worker")
+            finally:
+                connection.close()
+
+        workers.append(threading.Thread(target=work))
+        workers[-1].start()
 
     with stubbed_broker(side_effect=run_it) as broker:
         call_command("runplaybook", "echo.yml", "--queue")
+    for worker in workers:
+        worker.join(timeout=30)
     assert [name for name, _ in broker.published()] == ["jobs.run"]
     assert Job.objects.get().worker == "test-worker"
 
