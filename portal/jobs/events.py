@@ -66,8 +66,13 @@ class Masker:
         forms = {form for value in values for form in printed_forms(value)}
         # Longest first, so a secret that contains another is masked whole.
         self.values = sorted(forms, key=len, reverse=True)
-        # event_data is masked in its JSON text, where each form appears JSON-escaped.
-        self.encoded = sorted({_json_escaped(v) for v in self.values}, key=len, reverse=True)
+        # event_data is masked in its JSON text, where each form appears JSON-escaped, its
+        # non-ASCII characters \u-escaped (ansible-runner's events) or as they are (ours).
+        self.encoded = sorted(
+            {_json_escaped(v, ascii_only) for v in self.values for ascii_only in (True, False)},
+            key=len,
+            reverse=True,
+        )
 
     def text(self, value: str) -> str:
         for secret in self.values:
