@@ -35,6 +35,7 @@ from collections.abc import Callable
 from copy import copy
 from typing import Any, TextIO
 
+orjson: Any
 try:
     import orjson
 except ImportError:  # an ansible-playbook on another Python than the portal's
