@@ -6,6 +6,8 @@ import json
 import os
 import sys
 import threading
+from datetime import UTC, date, datetime, time
+from uuid import UUID
 
 import pytest
 
@@ -215,3 +217,48 @@ def _read_all(fd: int, into: bytearray) -> None:
     while chunk := os.read(fd, 1 << 20):
         into.extend(chunk)
     os.close(fd)
+
+
+class _LazyDict(dict):
+    """Like Ansible's lazy templating dict: what it stores is not what items() gives."""
+
+    def items(self):
+        return [(key, f"rendered {value}") for key, value in super().items()]
+
+
+class _Tagged(str):
+    def __str__(self):
+        return "not the value"
+
+
+class _Level(int):
+    pass
+
+
+class _Ratio(float):
+    pass
+
+
+class _Items(list):
+    def __iter__(self):
+        return iter(["not", "stored"])
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"msg": "plain", "n": 1, "f": 0.5, "ok": True, "none": None, "list": [1, (2, 3)]},
+        {"non-ascii": "ünïcode ✓", "control": "a\x1fb\n\t", "quote": 'say "hi" \\'},
+        {1: "int key", None: "null key", 2.5: "float key"},
+        {"lazy": _LazyDict(a="x"), "tagged": _Tagged("the value")},
+        {"level": _Level(3), "ratio": _Ratio(0.25), "items": _Items([1, 2])},
+        {"when": datetime(2026, 12, 5, 22, 1, 2, 345, tzinfo=UTC), "day": date(2026, 12, 5)},
+        {"time": time(1, 2, 3), "uuid": UUID(int=7), "object": ValueError("text")},
+        {"big": 2**70, "surrogate": "\ud800"},  # orjson refuses both: json writes them
+    ],
+    ids=["plain", "escapes", "keys", "lazy-tagged", "subclasses", "dates", "objects", "refused"],
+)
+def test_callback_json_reads_every_value_as_json_does(stream_module, value):
+    # The same data as the runner's json encoder writes (non-ASCII aside, see Masker).
+    encoded = stream_module.to_json(value)
+    assert json.loads(encoded) == json.loads(stream_module.ENCODER.encode(value))

@@ -35,16 +35,16 @@ from collections.abc import Callable
 from copy import copy
 from typing import Any, TextIO
 
+from ansible import constants as C
+from ansible.plugins.loader import callback_loader
+from ansible.plugins.shell import ShellBase
+from ansible.utils.display import Display
+
 orjson: Any
 try:
     import orjson
 except ImportError:  # an ansible-playbook on another Python than the portal's
     orjson = None
-
-from ansible import constants as C
-from ansible.plugins.loader import callback_loader
-from ansible.plugins.shell import ShellBase
-from ansible.utils.display import Display
 
 # Through the loader, as ansible-runner does: that also loads its option definitions.
 DefaultCallbackModule: Any = callback_loader.get("default", class_only=True)
@@ -285,15 +285,13 @@ ORJSON_OPTIONS = (
 def _as_json_builtin(o: Any) -> Any:
     """What json's C encoder reads of a value orjson leaves to its caller: a str or number
     subclass as its plain value, a dict subclass through its ``items()`` (Ansible's lazy
-    templating dicts render there), a list or tuple as stored, anything else as ENCODER's
-    ``default`` says."""
+    templating dicts render there), a list or tuple subclass as it iterates, anything else
+    as ENCODER's ``default`` says."""
     if isinstance(o, str):
         return str.__str__(o)
     if isinstance(o, dict):
         return dict(o.items())
-    if isinstance(o, list):
-        return list.copy(o)
-    if isinstance(o, tuple):
+    if isinstance(o, list | tuple):
         return list(o)
     if isinstance(o, int):
         return int(o)
