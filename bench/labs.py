@@ -83,7 +83,7 @@ def pair_order(index: int) -> tuple[str, str]:
     return ("portal", "plain") if index % 2 == 0 else ("plain", "portal")
 
 
-def measure(ctx, pairs: int = 8, minimum: int = 3) -> dict:
+def measure(ctx, pairs: int = 15, minimum: int = 5) -> dict:
     from portal.labs.models import Lab
     from tests.hosts import boot_hosts, unavailable_reason
 

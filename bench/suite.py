@@ -65,7 +65,7 @@ WEIGHTS = {
     "event_lag_p95": 60,
     "dispatch_latency_p95": 90,
     "job_overhead_ratio": 150,
-    "lab_assign_to_active_p50": 30,
+    "lab_assign_to_active_p50": 70,
     "workspace_batch_speedup": 300,
     "installer_overhead_ratio": 90,
     "heartbeat_ingest_rate": 60,
@@ -123,7 +123,7 @@ def _measure(name: str, ctx: Context) -> dict:
     if name == "lab_assign_to_active_p50":
         from bench import labs
 
-        return labs.measure(ctx, pairs=1 if quick else 8, minimum=1 if quick else 3)
+        return labs.measure(ctx, pairs=1 if quick else 15, minimum=1 if quick else 5)
     if name == "installer_overhead_ratio":
         from bench import installers
 
@@ -195,7 +195,7 @@ MINIMUM_SECONDS = {
     "event_lag_p95": 40,
     "dispatch_latency_p95": 15,
     "job_overhead_ratio": 60,
-    "lab_assign_to_active_p50": 30,
+    "lab_assign_to_active_p50": 40,
     "workspace_batch_speedup": 180,
     "installer_overhead_ratio": 50,
 }
