@@ -1,0 +1,137 @@
+"""What the portal's event callback costs Ansible, alone: no portal, no database, no broker.
+
+    .venv/bin/python -m bench.callback_cost [--pairs N]
+
+A developer's tool for the engine's figure (``job_overhead_ratio``, #18), not a figure of
+``python -m bench``. The same ``ansible-playbook`` of ``bench/playbooks/tasks50.yml`` on 20
+local hosts (forks 20) runs in pairs, alternating: **plain** (Ansible's default callback, its
+output to a file, as the bench's floor) and **portal** (the job runner's callback directory
+and ``PORTAL_EVENT_FIFO``, a thread draining the FIFO as the worker's reader does). Per side
+it prints the median wall seconds, the CPU seconds of the whole process tree and those of
+the controller process alone (the one that runs every callback: sampled from ``/proc`` until
+it exits), and the portal's over plain. On 2 cores the controller is the run's bottleneck,
+so its extra CPU is what the engine's wall ratio shows.
+"""
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench.paths import PLAYBOOKS, ROOT
+
+CALLBACK_DIR = ROOT / "portal" / "jobs" / "callback"
+HOSTS = 20
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def write_project(work: Path) -> dict[str, str]:
+    """An inventory of local hosts and an ``ansible.cfg`` like the runner's; the environment."""
+    hosts = "".join(f"    h{i:02d}:\n" for i in range(1, HOSTS + 1))
+    (work / "hosts.yml").write_text(
+        "all:\n  vars:\n    ansible_connection: local\n"
+        f"    ansible_python_interpreter: {sys.executable}\n  hosts:\n{hosts}"
+    )
+    (work / "ansible.cfg").write_text(
+        f"[defaults]\nforks = {HOSTS}\nretry_files_enabled = False\n"
+        f"interpreter_python = auto_silent\nlocal_tmp = {work / 'tmp'}\n"
+    )
+    return {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(work / "ansible.cfg"),
+        "ANSIBLE_HOME": str(work / "ansible-home"),
+        "ANSIBLE_NOCOLOR": "1",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+    }
+
+
+def _controller_cpu(pid: int) -> float | None:
+    try:
+        fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _drain(fifo: Path) -> threading.Thread:
+    def read() -> None:
+        with fifo.open("rb") as events:
+            while events.read(1 << 16):
+                pass
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
+def run_once(work: Path, env: dict[str, str], portal: bool) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds of the tree, CPU seconds of the controller."""
+    env = dict(env)
+    drain = None
+    if portal:
+        fifo = work / "events.fifo"
+        if not fifo.exists():
+            os.mkfifo(fifo)
+        env |= {
+            "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACK_DIR),
+            "ANSIBLE_STDOUT_CALLBACK": "awx_display",
+            "PORTAL_EVENT_FIFO": str(fifo),
+        }
+        drain = _drain(fifo)
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(work / "hosts.yml")]
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_before = usage.ru_utime + usage.ru_stime
+    started = time.monotonic()
+    with (work / "output.log").open("w") as out:
+        process = subprocess.Popen(
+            [*argv, str(PLAYBOOKS / "tasks50.yml")], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+        controller = 0.0
+        while process.poll() is None:
+            controller = _controller_cpu(process.pid) or controller
+            time.sleep(0.05)
+    wall = time.monotonic() - started
+    if process.returncode != 0:
+        raise SystemExit(f"ansible-playbook rc {process.returncode}: see {work / 'output.log'}")
+    if drain is not None:
+        drain.join(timeout=30)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, usage.ru_utime + usage.ru_stime - cpu_before, controller
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, default=4, help="pairs after one warm-up each")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-callback-") as name:
+        work = Path(name)
+        env = write_project(work)
+        for portal in (False, True):  # warm-up: the page cache, the plugin files
+            run_once(work, env, portal)
+        runs: dict[str, list[tuple[float, float, float]]] = {"plain": [], "portal": []}
+        for index in range(args.pairs):
+            order = ("plain", "portal") if index % 2 == 0 else ("portal", "plain")
+            for side in order:
+                runs[side].append(run_once(work, env, side == "portal"))
+    medians = {
+        side: [statistics.median(run[part] for run in rows) for part in range(3)]
+        for side, rows in runs.items()
+    }
+    for side, (wall, tree, controller) in medians.items():
+        print(f"{side:7s} wall {wall:.2f} s, CPU {tree:.2f} s, controller's {controller:.2f} s")
+    (wall_a, tree_a, ctl_a), (wall_b, tree_b, ctl_b) = medians["plain"], medians["portal"]
+    print(
+        f"portal/plain: wall {wall_b / wall_a:.3f}, tree CPU {tree_b / tree_a:.3f}; "
+        f"controller CPU {ctl_b - ctl_a:+.2f} s ({args.pairs} pairs, medians)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
