@@ -5,7 +5,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 
 from portal.core.errors import PortalError
 from portal.jobs import actions, signing
@@ -236,7 +236,14 @@ def test_a_worker_holding_a_message_before_its_row_waits_for_the_row(local_node,
     settings.JOB_MESSAGE_ROW_WAIT = 10
     job_id = actions.reserve_job_id() if connection.vendor == "postgresql" else 10_000
     found = []
-    looking = threading.Thread(target=lambda: found.append(actions.job_named_by(job_id)))
+
+    def worker():  # its own thread, as a worker is its own process, with its own connection
+        try:
+            found.append(actions.job_named_by(job_id))
+        finally:
+            connection.close()
+
+    looking = threading.Thread(target=worker)
     looking.start()
     time.sleep(0.3)
     assert looking.is_alive()  # still looking: the row is not there yet
@@ -250,7 +257,6 @@ def test_a_worker_holding_a_message_before_its_row_waits_for_the_row(local_node,
     )
     looking.join(timeout=5)
     assert [job.pk for job in found] == [job_id]
-    connections.close_all()
 
 
 def test_a_message_for_a_job_that_never_comes_is_dropped_after_the_wait(settings, caplog):
