@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 
 from bench.paths import PLAYBOOKS, ROOT
+from bench.procs import cpu_seconds
 
 CALLBACK_DIR = ROOT / "portal" / "jobs" / "callback"
 HOSTS = 20
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def write_project(work: Path) -> dict[str, str]:
@@ -49,14 +49,6 @@ def write_project(work: Path) -> dict[str, str]:
         "ANSIBLE_NOCOLOR": "1",
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
     }
-
-
-def _controller_cpu(pid: int) -> float | None:
-    try:
-        fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 def _drain(fifo: Path) -> threading.Thread:
@@ -94,7 +86,7 @@ def run_once(work: Path, env: dict[str, str], portal: bool) -> tuple[float, floa
         )
         controller = 0.0
         while process.poll() is None:
-            controller = _controller_cpu(process.pid) or controller
+            controller = cpu_seconds(process.pid) or controller
             time.sleep(0.05)
     wall = time.monotonic() - started
     if process.returncode != 0:
@@ -109,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=4, help="pairs after one warm-up each")
     args = parser.parse_args(argv)
+    if args.pairs < 1:
+        parser.error("--pairs: at least 1")
     with tempfile.TemporaryDirectory(prefix="bench-callback-") as name:
         work = Path(name)
         env = write_project(work)
