@@ -205,28 +205,37 @@ def test_launch_with_a_limit_targets_matching_enabled_nodes(operator_api):
 
 # What one launch costs: each statement is a round trip, and a commit a flush to disk. The
 # nodes in one read of the fields the launch uses (a field read and not loaded would add a
-# query per node), the id the signature covers, then, once the message is out, the job
-# (already dispatched) and its nodes in one INSERT: no UPDATE for the mark
-# (jobs.actions._publish_then_insert).
-LAUNCH_STATEMENTS = [
-    'SELECT "authtoken_token"',
-    "the nodes",
-    "SELECT nextval(",
-    'WITH job AS (INSERT INTO "jobs_job"',
-]
+# query per node) with, when the launch names them, the id the signature covers (read alone
+# after a limit's nodes), then, once the message is out, the job (already dispatched) and its
+# nodes in one INSERT: no UPDATE for the mark (jobs.actions._publish_then_insert).
+LAUNCH_STATEMENTS = {
+    "nodes": [
+        'SELECT "authtoken_token"',
+        "WITH reserved AS (SELECT nextval(",  # actions.nodes_named
+        'WITH job AS (INSERT INTO "jobs_job"',
+    ],
+    "limit": [
+        'SELECT "authtoken_token"',
+        'SELECT "nodes_node"."id", "nodes_node"."name"',
+        "SELECT nextval(",
+        'WITH job AS (INSERT INTO "jobs_job"',
+    ],
+}
 
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'", reason="the PostgreSQL launch path")
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
-    ("target", "nodes_read"),
+    ("target", "expected"),
     [
-        ({"nodes": ["c-2", "c-1", "c-3"]}, "SELECT n.id, n.name"),  # actions.nodes_named
-        ({"limit": "site-c"}, 'SELECT "nodes_node"."id", "nodes_node"."name"'),
+        ({"nodes": ["c-2", "c-1", "c-3"]}, LAUNCH_STATEMENTS["nodes"]),
+        ({"limit": "site-c"}, LAUNCH_STATEMENTS["limit"]),
     ],
     ids=["nodes", "limit"],
 )
-def test_one_launch_is_four_statements_and_one_publish(api, target, nodes_read):
+def test_one_launch_is_three_statements_or_four_with_a_limit_and_one_publish(
+    api, target, expected
+):
     group = NodeGroup.objects.create(name="site-c", queue="site-c")
     nodes = [NodeFactory(name=name, group=group) for name in ("c-1", "c-2", "c-3")]
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=make_operator())}")
@@ -242,11 +251,10 @@ def test_one_launch_is_four_statements_and_one_publish(api, target, nodes_read):
         response = api.post("/api/jobs/", {"playbook": "echo.yml", **target}, format="json")
     assert response.status_code == 201, response.json()
     statements = [query["sql"] for query in queries]
-    assert len(statements) == len(LAUNCH_STATEMENTS), statements
-    expected = [nodes_read if start == "the nodes" else start for start in LAUNCH_STATEMENTS]
+    assert len(statements) == len(expected), statements
     for statement, start in zip(statements, expected, strict=True):
         assert statement.startswith(start), (start, statement)
-    assert published_after == [3]  # the message, then the row
+    assert published_after == [len(expected) - 1]  # the message, then the row
     broker.publish.assert_called_once()
     body = response.json()
     assert (body["nodes"], body["queue"], body["status"]) == (

@@ -142,6 +142,28 @@ def test_nodes_read_by_name_are_the_rows_the_orm_reads(grouped, django_assert_nu
     assert actions.nodes_named([]) == []
 
 
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="the publish-first launch")
+@pytest.mark.django_db(transaction=True)
+def test_nodes_read_for_a_launch_that_publishes_first_reserve_its_id_once(
+    local_node, django_assert_num_queries
+):
+    with django_assert_num_queries(2):  # one each
+        found = actions.nodes_named([local_node.name, "missing"])
+        nobody = actions.nodes_named(["missing"])  # still one row: the id, and no node
+    assert found == [local_node] and nobody == []
+    assert nobody.reserved_job_id == found.reserved_job_id + 1
+    reserved = found.reserved_job_id
+    with stubbed_broker() as broker, django_assert_num_queries(1):  # the INSERT alone
+        job = actions.launch(playbook="echo.yml", nodes=found, nodes_loaded=True)
+    assert job.pk == reserved == broker.publish.call_args.kwargs["args"][0]
+    assert found.reserved_job_id is None
+    stored = Job.objects.get(pk=job.pk)
+    assert signing.verify(stored, stored.signature) and list(stored.nodes.all()) == [local_node]
+    with stubbed_broker(), django_assert_num_queries(2):  # the id taken: one reserved anew
+        again = actions.launch(playbook="echo.yml", nodes=found, nodes_loaded=True)
+    assert again.pk > job.pk
+
+
 def test_queue_comes_from_the_nodes():
     group = NodeGroup.objects.create(name="site-b", queue="site-b")
     nodes = [NodeFactory(group=group), NodeFactory(group=group)]

@@ -7,9 +7,8 @@ from rest_framework import serializers
 from portal.core.api.fields import StrictCharField
 from portal.core.api.writable import RefuseUnwritableFieldsMixin, refused_fields_of
 from portal.core.errors import PortalError
-from portal.jobs.actions import nodes_named
+from portal.jobs.actions import NamedNodes, nodes_named
 from portal.jobs.models import Job, JobEvent
-from portal.nodes.models import Node
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -97,7 +96,7 @@ class LaunchSerializer(RefuseUnwritableFieldsMixin, serializers.Serializer):
     limit = StrictCharField(max_length=1000, required=False, allow_blank=True, default="")
     nodes = serializers.ListField(child=StrictCharField(max_length=63), required=False)
 
-    def validate_nodes(self, names: list[str]) -> list[Node]:
+    def validate_nodes(self, names: list[str]) -> NamedNodes:
         """One query for all the names (a SlugRelatedField makes one per name), of the
         fields the launch reads."""
         found = nodes_named(names)
