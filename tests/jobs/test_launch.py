@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
+from django.utils import timezone
 
 from portal.core.errors import PortalError
 from portal.jobs import actions, signing
@@ -287,3 +288,48 @@ def test_a_message_for_a_job_that_never_comes_is_dropped_after_the_wait(settings
     assert actions.execute(987_654, "signature", worker="w") is None
     assert 0.2 <= time.monotonic() - started < 3
     assert "message for unknown job 987654 dropped" in caplog.text
+
+
+@pytest.mark.parametrize("filled", [False, True], ids=["bare", "every-field"])
+def test_the_launch_insert_sends_what_the_orms_insert_sends(filled, local_node):
+    # actions._insert_rows compiles its statement once and prepares each job's values itself.
+    from django.db.models import sql
+
+    from tests.factories import CustomerFactory
+
+    job = Job(playbook="echo.yml", queue="default", timeout=60, idle_timeout=60)
+    if filled:
+        customer = CustomerFactory()
+        job = Job(
+            playbook="echo.yml",
+            queue="site-é",
+            timeout=60,
+            idle_timeout=7,
+            extra_vars={"name": "ünï", "nested": {"list": [1, 2.5, None, True]}},
+            secret_vars='{"token": "x"}',
+            sensitive_names=["token"],
+            check_mode=True,
+            customer=customer,
+            not_before=timezone.now() + timedelta(minutes=5),
+            attempt=2,
+            **actions._target_fields(customer),
+        )
+    job.pk = 4242
+    fields = Job._meta.local_concrete_fields
+    insert = sql.InsertQuery(Job)
+    insert.insert_values(fields, [job])
+    [(statement, params)] = insert.get_compiler(connection=connection).as_sql()
+    readable = [_readable(field, value) for field, value in zip(fields, params, strict=True)]
+    mine = [
+        _readable(f, value) for f, value in zip(fields, actions._insert_params(job), strict=True)
+    ]
+    assert mine == readable
+    if connection.vendor == "postgresql":
+        assert actions._insert_rows_sql(job).startswith(f"WITH job AS ({statement} RETURNING id)")
+
+
+def _readable(field, value):
+    """A prepared value as text; an encrypted one as what it decrypts to (a new IV each time)."""
+    if hasattr(field, "from_db_value") and isinstance(value, str):
+        value = field.from_db_value(value, None, connection)
+    return str(value)
