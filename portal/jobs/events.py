@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from portal.jobs.choices import JobStatus
@@ -339,9 +339,11 @@ def write_rows(rows: list[tuple[Any, ...]]) -> None:
 
 
 def _copy_rows(rows: list[tuple[Any, ...]]) -> None:
+    """One COPY: a statement is its own transaction in autocommit, all rows or none, so no
+    BEGIN and COMMIT around it (two round trips per flush, some 150 flushes a 50 x 20 run)."""
     table = JobEvent._meta.db_table
     statement = f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN"
-    with transaction.atomic(), connection.cursor() as cursor, cursor.copy(statement) as copy:
+    with connection.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
             copy.write_row(row)
 

@@ -3,10 +3,13 @@ ansible-runner's event dicts, and a burst is written before the writer's next ti
 
 import time
 
+import psycopg
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from bench.record import load
-from portal.jobs.events import EventSink, Masker
+from portal.jobs.events import EventSink, Masker, write_rows
 from portal.jobs.fifo import encode_line, parse_line
 from portal.jobs.models import Job, JobEvent
 
@@ -58,3 +61,19 @@ def test_a_burst_is_stored_before_the_next_tick(settings):
         assert JobEvent.objects.filter(job=job).count() == 10
     finally:
         sink.close()
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="the COPY path")
+def test_a_flush_is_one_copy_that_stores_all_its_rows_or_none():
+
+    job = _job()
+    sink = EventSink(job, Masker({}))
+    rows = [sink._row({"event": "verbose", "counter": n, "uuid": f"u{n}"}) for n in (1, 2)]
+    with CaptureQueriesContext(connection) as queries:
+        write_rows(rows)
+    assert [query["sql"].split()[0] for query in queries] == ["COPY"]  # no BEGIN, no COMMIT
+    assert job.events.count() == 2
+    third = sink._row({"event": "verbose", "counter": 3, "uuid": "u3"})
+    with pytest.raises(psycopg.IntegrityError):  # counter 2 again: the COPY fails whole
+        write_rows([third, rows[1]])
+    assert sorted(job.events.values_list("counter", flat=True)) == [1, 2]
