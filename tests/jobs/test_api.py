@@ -233,9 +233,7 @@ LAUNCH_STATEMENTS = {
     ],
     ids=["nodes", "limit"],
 )
-def test_one_launch_is_three_statements_or_four_with_a_limit_and_one_publish(
-    api, target, expected
-):
+def test_one_launch_is_three_statements_or_four_with_a_limit_and_one_publish(api, target, expected):
     group = NodeGroup.objects.create(name="site-c", queue="site-c")
     nodes = [NodeFactory(name=name, group=group) for name in ("c-1", "c-2", "c-3")]
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=make_operator())}")
