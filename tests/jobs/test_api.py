@@ -298,6 +298,7 @@ def test_only_operators_launch(world, user_api, api):
         ),
         ({"playbook": "echo.yml", "nodes": ["keyless"]}, "nodes"),
         ({"playbook": "echo.yml", "nodes": ["no-such-node"]}, "nodes"),
+        ({"playbook": "echo.yml", "nodes": []}, "nodes"),
         ({"playbook": "echo.yml", "nodes": ["local-1"], "timeout": 0}, "timeout"),
     ],
     ids=[
@@ -311,6 +312,7 @@ def test_only_operators_launch(world, user_api, api):
         "vars-bad-name",
         "no-credential",
         "unknown-node",
+        "empty-nodes",
         "zero-timeout",
     ],
 )

@@ -94,7 +94,17 @@ class LaunchSerializer(RefuseUnwritableFieldsMixin, serializers.Serializer):
 
     playbook = StrictCharField(max_length=200)
     limit = StrictCharField(max_length=1000, required=False, allow_blank=True, default="")
-    nodes = serializers.ListField(child=StrictCharField(max_length=63), required=False)
+    # An empty list is refused: left out, nodes means every enabled node (as ansible-playbook
+    # without a limit), which a client sending "no nodes selected" never means.
+    nodes = serializers.ListField(
+        child=StrictCharField(max_length=63),
+        required=False,
+        allow_empty=False,
+        error_messages={
+            "empty": "Name at least one node, or leave nodes out to run on the limit's nodes "
+            "(no limit: every enabled node)."
+        },
+    )
 
     def validate_nodes(self, names: list[str]) -> NamedNodes:
         """One query for all the names (a SlugRelatedField makes one per name), of the
