@@ -405,6 +405,9 @@ JOB_SSH_SHARE_SECONDS = env.int("JOB_SSH_SHARE_SECONDS", 300, minimum=0)
 JOB_POLL_SECONDS = env.float("JOB_POLL_SECONDS", 0.2)
 JOB_STREAM_POLL_SECONDS = env.float("JOB_STREAM_POLL_SECONDS", 0.1)
 JOB_STREAM_MAX_SECONDS = env.int("JOB_STREAM_MAX_SECONDS", 3600, minimum=1)
+# Variables of the portal's environment passed on to the processes it starts
+# (ansible-playbook, ssh, ipmitool), beside the allow-list of portal/core/childenv.py.
+CHILD_ENV_PASSTHROUGH = frozenset(env.list("CHILD_ENV_PASSTHROUGH", default=[]))
 # Retention (portal/jobs/retention.py, beat jobs.prune hourly, manage.py prune_jobs): events
 # of jobs ended more than JOB_EVENTS_RETENTION_DAYS ago, then the jobs themselves (summary
 # rows) after JOB_RETENTION_DAYS; 0 keeps forever. In batches of JOB_PRUNE_BATCH jobs.

@@ -23,6 +23,7 @@ import ptyprocess
 import yaml
 from django.conf import settings
 
+from portal.core.childenv import without_inherited_secrets
 from portal.core.unsafe import Unsafe, dump_yaml, mark_unsafe
 from portal.jobs import orphans, processes, ssh
 from portal.jobs.choices import JobStatus
@@ -265,7 +266,7 @@ def run(job: Job) -> Outcome:
     fifo.start()
     _guard_active = True
     try:
-        result = ansible_runner.run(**_runner_kwargs(job, data_dir, sink, watchdog))
+        result = _run_ansible(_runner_kwargs(job, data_dir, sink, watchdog))
         status = watchdog.ended_by or RUNNER_STATUS.get(result.status, JobStatus.ERROR)
         rc = result.rc
         reason = _reason(status, rc, job)
@@ -286,6 +287,15 @@ def run(job: Job) -> Outcome:
     return Outcome(
         status, rc, reason, sink.summary, sink.stored, sink.max_counter, sink.lag_p95_ms()
     )
+
+
+def _run_ansible(kwargs: dict) -> ansible_runner.Runner:
+    """``ansible_runner.run`` with the worker's own settings left out of ansible-playbook's
+    environment: the runner seeds it with all of ``os.environ`` (portal/core/childenv.py)."""
+    runner = ansible_runner.interface.init_runner(**kwargs)
+    runner.config.env = without_inherited_secrets(runner.config.env)
+    runner.run()
+    return runner
 
 
 def _runner_kwargs(job: Job, data_dir: Path, sink: EventSink, watchdog: Watchdog) -> dict:

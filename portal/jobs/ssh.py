@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
+from portal.core.childenv import child_environment
 from portal.nodes.choices import Connection
 
 if TYPE_CHECKING:
@@ -106,6 +107,7 @@ def stop_masters(directory: Path, how: str = "stop") -> int:
         subprocess.run(
             ["ssh", "-o", f"ControlPath={socket_path}", "-O", how, "portal"],
             capture_output=True,
+            env=child_environment(),
             timeout=10,
             check=False,
         )
@@ -131,6 +133,7 @@ def close_node_masters(node_ids: Iterable[int]) -> int:
                     subprocess.run(
                         ["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "portal"],
                         capture_output=True,
+                        env=child_environment(),
                         timeout=10,
                         check=False,
                     )

@@ -37,6 +37,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from portal.core.childenv import child_environment
+
 logger = logging.getLogger(__name__)
 
 KEY_TYPES = (
@@ -291,7 +293,12 @@ def _keyscan(node) -> list[HostKey]:
     ]
     try:
         done = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout * 3 + 5, check=False
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout * 3 + 5,
+            check=False,
+            env=child_environment(),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ScanError(f"ssh-keyscan {node.address}: {exc}") from None
@@ -376,6 +383,7 @@ def _probe_one(node, ssh_dir: Path, scratch: Path, algorithm: str) -> tuple[str,
             timeout=timeout * 2 + 5,
             check=False,
             stdin=subprocess.DEVNULL,
+            env=child_environment(),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return "", str(exc)

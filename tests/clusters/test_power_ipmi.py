@@ -21,7 +21,7 @@ PASSWORD = "pa55-Secret"
 # Stands in for ipmitool: records its argv and environment, answers as told by env.
 FAKE_IPMITOOL = """#!{python}
 import json, os, sys, time
-call = {{"argv": sys.argv[1:], "password": os.environ.get("IPMI_PASSWORD")}}
+call = {{"argv": sys.argv[1:], "password": os.environ.get("IPMI_PASSWORD"), "env": sorted(os.environ)}}
 with open(os.environ["FAKE_IPMITOOL_LOG"], "a") as log:
     log.write(json.dumps(call) + "\\n")
 mode = os.environ.get("FAKE_IPMITOOL_MODE", "on")
@@ -50,7 +50,7 @@ def target(**options):
 
 
 @pytest.fixture
-def fake_ipmitool(tmp_path, monkeypatch):
+def fake_ipmitool(tmp_path, monkeypatch, settings):
     program = tmp_path / "bin" / "ipmitool"
     program.parent.mkdir()
     program.write_text(FAKE_IPMITOOL.format(python=sys.executable))
@@ -58,6 +58,8 @@ def fake_ipmitool(tmp_path, monkeypatch):
     log = tmp_path / "calls.jsonl"
     monkeypatch.setenv("PATH", f"{program.parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_IPMITOOL_LOG", str(log))
+    # The portal's children see only an allow-list of its environment (core/childenv.py).
+    settings.CHILD_ENV_PASSTHROUGH = {"FAKE_IPMITOOL_LOG", "FAKE_IPMITOOL_MODE"}
 
     def calls():
         return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
@@ -101,6 +103,15 @@ def test_reimage_of_a_running_node_sets_pxe_once_then_cycles(fake_ipmitool):
     ]
     assert all(c["password"] == PASSWORD for c in calls)  # from the environment, -E
     assert not any(PASSWORD in " ".join(c["argv"]) for c in calls)
+
+
+def test_ipmitool_sees_none_of_the_portals_settings(fake_ipmitool, monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", "not-for-ipmitool")
+    monkeypatch.setenv("DATABASE_URL", "postgres://portal:pw@db/portal")
+    IpmiDriver().power_state(target())
+    env = set(fake_ipmitool()[0]["env"])
+    assert {"IPMI_PASSWORD", "PATH", "FAKE_IPMITOOL_LOG"} <= env
+    assert not env & {"SECRET_KEY", "DATABASE_URL"}
 
 
 def test_reimage_of_a_node_that_is_off_powers_it_on(fake_ipmitool, monkeypatch):

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from portal.jobs import actions
+from portal.jobs import actions, orphans
 from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job, JobEvent
 from tests.helpers import stubbed_broker
@@ -124,6 +124,31 @@ def test_secret_never_stored_or_visible_in_ps(local_node, tmp_path):
     with connection.cursor() as cursor:  # raw row: the stored form, not the decrypted one
         cursor.execute("SELECT * FROM jobs_job WHERE id = %s", [job.pk])
         assert secret not in str(cursor.fetchone())
+
+
+def test_the_workers_settings_never_reach_the_run(local_node, settings, monkeypatch):
+    """ansible-runner seeds ansible-playbook's environment with all of the worker's and
+    writes it to the run's command file: only the allow-list and the run's own get there."""
+    import base64
+    import json
+
+    monkeypatch.setenv("SECRET_KEY", "worker-secret-key-4242")
+    monkeypatch.setenv("DATABASE_URL", "postgres://portal:db-pass-4242@db/portal")
+    monkeypatch.setenv("OPERATOR_PASSED_VAR", "passed-on")
+    monkeypatch.setenv("LC_TIME", "C.UTF-8")
+    settings.CHILD_ENV_PASSTHROUGH = {"OPERATOR_PASSED_VAR"}
+    job = run_now(playbook="run_environment.yml", nodes=[local_node])
+    assert job.status == JobStatus.SUCCESSFUL, job.reason
+    module_env, command_file = (
+        e.event_data["res"] for e in job.events.filter(event="runner_on_ok").order_by("counter")
+    )
+    names = {line.split("=", 1)[0] for line in module_env["stdout_lines"]}
+    written = json.loads(base64.b64decode(command_file["content"]))["env"]
+    for seen in (names, set(written)):
+        assert {"PATH", "HOME", "LC_TIME", "OPERATOR_PASSED_VAR", orphans.RUN_VAR} <= seen
+        assert not seen & {"SECRET_KEY", "DATABASE_URL"}
+    stored = str(list(job.events.values_list("stdout", "event_data")))
+    assert "4242" not in stored
 
 
 @pytest.mark.parametrize("share_seconds", [300, 0])

@@ -12,7 +12,6 @@ a round trip some BMCs never answer), ``efiboot`` (false: UEFI boot flags with b
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -89,9 +88,7 @@ class IpmiDriver:
 
 
 def _env(password: str) -> Mapping[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IPMI_")}
-    env["IPMI_PASSWORD"] = password
-    return env
+    return {"IPMI_PASSWORD": password}
 
 
 def _failure(what: str, returncode: int, output: str) -> str:

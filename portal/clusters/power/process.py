@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 
 from portal.clusters.power import PowerError
+from portal.core.childenv import child_environment
 
 MASK = "********"
 
@@ -29,7 +30,8 @@ def run_bounded(
     env: Mapping[str, str] | None = None,
     secrets: Iterable[str] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """Run argv (no shell) in its own process group, ended whole at the timeout.
+    """Run argv (no shell) in its own process group, ended whole at the timeout, with the
+    allowed part of our environment and ``env`` on top (portal/core/childenv.py).
 
     ``what`` names the action in the PowerError of a timeout or a missing program; a
     non-zero exit is returned for the driver to explain."""
@@ -40,7 +42,7 @@ def run_bounded(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=dict(env) if env is not None else None,
+            env=child_environment(env),
             start_new_session=True,
         )
     except OSError as exc:
