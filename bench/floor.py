@@ -41,7 +41,7 @@ BOTH = {
 def floor_answer(method, authorization, content_length, body, node_id):
     """(status, JSON body, headers) like ``portal.monitoring.heartbeat.answer``."""
     # Imported here: bench/wsgi.py imports this module before portal.wsgi sets Django up.
-    from portal.monitoring.heartbeat import execute_prepared
+    from portal.core.db import execute_prepared
 
     values = json.loads(body)
     db = connections[DEFAULT_DB_ALIAS]

@@ -32,12 +32,9 @@ import hmac
 import json
 import math
 import re
-import sys
-import time
 from datetime import timedelta
 from typing import Any
 
-import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.http import JsonResponse
@@ -46,6 +43,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from portal.accounts.actions import hash_token
 from portal.core.api.errors import error_body
+from portal.core.db import execute_prepared, fetch_prepared
 from portal.monitoring.choices import Liveness
 from portal.monitoring.models import NodeLiveness, Sample
 
@@ -326,49 +324,6 @@ def _apply(db, params: dict) -> int | None:
             return params["seq"]
         cursor.execute(sql["last_seq"], params)
         return cursor.fetchone()[0]
-
-
-def execute_prepared(db, sql: str, params: dict) -> int:
-    """PostgreSQL: run ``sql`` bound server-side and prepared (psycopg keeps it per
-    connection), so the server parses and plans the heartbeat's statement once per
-    connection instead of once per beat: about half its CPU per beat. Django's cursor binds
-    client-side and never prepares (for connection poolers: a transaction-pooling PgBouncer
-    needs >= 1.21 with ``max_prepared_statements`` for this); around the statement this does
-    what that cursor does: health check, connect, database errors as Django's, the query in
-    ``connection.queries`` when Django logs queries. Returns the row count."""
-    return _run_prepared(db, sql, params, lambda cursor: cursor.rowcount)
-
-
-def fetch_prepared(db, sql: str, params: dict) -> tuple | None:
-    """``execute_prepared`` for a statement that returns a row: that row, or None."""
-    return _run_prepared(db, sql, params, lambda cursor: cursor.fetchone())
-
-
-def _run_prepared(db, sql: str, params: dict, read):
-    db.close_if_health_check_failed()
-    db.ensure_connection()
-    if db.connection.prepare_threshold is None:  # Django's "never": psycopg ignores prepare=
-        # Only what asks for it (prepare=True): Django's own cursors bind client-side, and
-        # those never prepare whatever the threshold.
-        db.connection.prepare_threshold = sys.maxsize
-    started = time.monotonic()
-    with db.wrap_database_errors:
-        cursor = _cursor(db)
-        cursor.execute(sql, params, prepare=True)
-        result = read(cursor)
-    if db.queries_logged:
-        db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
-    return result
-
-
-def _cursor(db) -> psycopg.Cursor:
-    """A server-binding cursor on ``db``'s current connection, kept with the connection's
-    wrapper (one per thread) and made again for a new connection: making one (its adapters
-    map) costs about as much as the statement's own work in psycopg."""
-    cursor = db.__dict__.get("heartbeat_cursor")
-    if cursor is None or cursor.connection is not db.connection or cursor.closed:
-        cursor = db.__dict__["heartbeat_cursor"] = psycopg.Cursor(db.connection)
-    return cursor
 
 
 def refusal(cursor, node_id: int, digest: str):

@@ -21,7 +21,8 @@ PASSWORD = "pa55-Secret"
 # Stands in for ipmitool: records its argv and environment, answers as told by env.
 FAKE_IPMITOOL = """#!{python}
 import json, os, sys, time
-call = {{"argv": sys.argv[1:], "password": os.environ.get("IPMI_PASSWORD"), "env": sorted(os.environ)}}
+call = {{"argv": sys.argv[1:], "password": os.environ.get("IPMI_PASSWORD")}}
+call["env"] = sorted(os.environ)
 with open(os.environ["FAKE_IPMITOOL_LOG"], "a") as log:
     log.write(json.dumps(call) + "\\n")
 mode = os.environ.get("FAKE_IPMITOOL_MODE", "on")

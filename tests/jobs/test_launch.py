@@ -165,6 +165,26 @@ def test_nodes_read_for_a_launch_that_publishes_first_reserve_its_id_once(
     assert again.pk > job.pk
 
 
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="prepared statements")
+@pytest.mark.django_db(transaction=True)
+def test_a_launchs_statements_are_prepared_once_per_connection_whatever_the_node_count(
+    local_node,
+):
+    """The server parses and plans the nodes' read and the INSERT once per connection."""
+    others = [NodeFactory(connection=local_node.connection) for _ in range(3)]
+    for count in (1, 2, 4, 1):
+        named = actions.nodes_named([node.name for node in [local_node, *others][:count]])
+        with stubbed_broker():
+            actions.launch(playbook="echo.yml", nodes=named, nodes_loaded=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    reads = [sql for sql in prepared if "FROM nodes_node n" in sql]
+    inserts = [sql for sql in prepared if sql.startswith('WITH job AS (INSERT INTO "jobs_job"')]
+    assert (len(reads), len(inserts)) == (1, 1), prepared
+    assert Job.objects.count() == 4
+
+
 def test_queue_comes_from_the_nodes():
     group = NodeGroup.objects.create(name="site-b", queue="site-b")
     nodes = [NodeFactory(group=group), NodeFactory(group=group)]

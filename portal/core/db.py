@@ -1,0 +1,74 @@
+"""Prepared statements for the portal's hottest statements (PostgreSQL).
+
+Django's cursors bind parameters client-side and never prepare (for connection poolers), so
+PostgreSQL parses and plans every statement each time it runs. For a short statement that is
+most of the server's work: a heartbeat's UPDATE and INSERT, a launch's read of its nodes and
+its ``INSERT`` of the job and its node rows (planning the nodes' join cost three times its
+execution). The statements here are bound server-side and prepared once per connection
+(psycopg keeps them per connection, by text and parameter types).
+
+Behind a transaction-pooling PgBouncer this needs 1.21+ with ``max_prepared_statements``
+(a named statement must reach the server connection it was prepared on).
+
+Around the statement this does what Django's cursor does: the health check, connecting,
+database errors as Django's, the query in ``connection.queries`` when Django logs queries
+(``CaptureQueriesContext`` counts it). Any other database runs the same SQL on Django's
+cursor: the callers write SQL both accept.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import psycopg
+
+Params = Sequence[Any] | Mapping[str, Any]
+
+
+def execute_prepared(db, sql: str, params: Params) -> int:
+    """Run ``sql``; its row count."""
+    return _run(db, sql, params, lambda cursor: cursor.rowcount)
+
+
+def fetch_prepared(db, sql: str, params: Params) -> tuple | None:
+    """Run ``sql``; its first row, or None."""
+    return _run(db, sql, params, lambda cursor: cursor.fetchone())
+
+
+def fetch_all_prepared(db, sql: str, params: Params) -> list[tuple]:
+    """Run ``sql``; all its rows."""
+    return _run(db, sql, params, lambda cursor: cursor.fetchall())
+
+
+def _run(db, sql: str, params: Params, read: Callable[[Any], Any]) -> Any:
+    if db.vendor != "postgresql":
+        with db.cursor() as cursor:
+            cursor.execute(sql, params)
+            return read(cursor)
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    if db.connection.prepare_threshold is None:  # Django's "never": psycopg ignores prepare=
+        # Only what asks for it (prepare=True): Django's own cursors bind client-side, and
+        # those never prepare whatever the threshold.
+        db.connection.prepare_threshold = sys.maxsize
+    started = time.monotonic()
+    with db.wrap_database_errors:
+        cursor = _cursor(db)
+        cursor.execute(sql, params, prepare=True)
+        result = read(cursor)
+    if db.queries_logged:
+        db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+    return result
+
+
+def _cursor(db) -> psycopg.Cursor:
+    """A server-binding cursor on ``db``'s current connection, kept with the connection's
+    wrapper (one per thread) and made again for a new connection: making one (its adapters
+    map) costs about as much as a short statement's own work in psycopg."""
+    cursor = db.__dict__.get("prepared_statements_cursor")
+    if cursor is None or cursor.connection is not db.connection or cursor.closed:
+        cursor = db.__dict__["prepared_statements_cursor"] = psycopg.Cursor(db.connection)
+    return cursor
