@@ -52,6 +52,11 @@ def _install_example(node):
         raise RuntimeError(f"installing the example lab failed: {job.reason}")
 
 
+# The session records no time of its move to active: the poll's period is measurement error
+# added to the portal's side only (the plain side is a process's exit), half of it on average.
+POLL_SECONDS = 0.005
+
+
 def _wait_active(session_id: int, timeout: float) -> str:
     from portal.labs.models import LabSession
 
@@ -60,22 +65,62 @@ def _wait_active(session_id: int, timeout: float) -> str:
         status = LabSession.objects.values_list("status", flat=True).get(pk=session_id)
         if status in ("active", "failed"):
             return status
-        time.sleep(0.02)
+        time.sleep(POLL_SECONDS)
     raise TimeoutError(f"lab session {session_id} not active after {timeout:.0f}s")
 
 
-def _assign_once(lab, index: int) -> float:
+def _assign_once(lab, index: int, phases: dict[str, list[float]]) -> float:
     from django.contrib.auth import get_user_model
 
     from portal.labs import actions
 
     user = get_user_model().objects.create_user(f"bench-lab-{index}", password=None)
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     session, _ = actions.do_assign(lab, user)
     if _wait_active(session.pk, timeout=60) != "active":
         session.refresh_from_db()
         raise RuntimeError(f"lab session {session.pk} failed: {session.last_error}")
-    return (time.monotonic() - started) * 1000
+    elapsed = (time.monotonic() - started) * 1000
+    _add_phases(phases, session, started_at, started_at + elapsed / 1000)
+    return elapsed
+
+
+def _add_phases(phases: dict[str, list[float]], session, started: float, seen: float) -> None:
+    """Where an assignment's time went, from its provisioning job's timestamps (ms): the
+    assignment up to the job's row, the row to the worker's claim (publish, delivery,
+    claim), the claim to the run's first event (data dir, ansible-runner, ansible-playbook's
+    start), its first to its last event, the last event to the job's end (the last events
+    stored, the data dir removed), the end to the session seen active (the session's move
+    and this bench's poll, every POLL_SECONDS)."""
+    from django.contrib.contenttypes.models import ContentType
+
+    from portal.jobs.models import Job
+
+    job = Job.objects.filter(
+        target_type=ContentType.objects.get_for_model(session), target_id=str(session.pk)
+    ).latest("created_at")
+    events = job.events.order_by("counter").values_list("created", flat=True)
+    marks = [
+        started,
+        job.created_at.timestamp(),
+        job.started_at.timestamp(),
+        events.first().timestamp(),
+        events.last().timestamp(),
+        job.finished_at.timestamp(),
+        seen,
+    ]
+    for name, begin, end in zip(PHASES, marks[:-1], marks[1:], strict=True):
+        phases.setdefault(name, []).append((end - begin) * 1000)
+
+
+PHASES = (
+    "assign_to_job_row",
+    "row_to_claim",
+    "claim_to_first_event",
+    "first_to_last_event",
+    "last_event_to_end",
+    "end_to_seen_active",
+)
 
 
 def pair_order(index: int) -> tuple[str, str]:
@@ -93,6 +138,7 @@ def measure(ctx, pairs: int = 15, minimum: int = 5) -> dict:
     timings: list[float] = []
     plain: list[float] = []
     ratios: list[float] = []
+    phases: dict[str, list[float]] = {}
     with boot_hosts(1) as pool:
         host = pool[0]
         node = _lab_server(host, pool.ssh_key_path)
@@ -109,7 +155,7 @@ def measure(ctx, pairs: int = 15, minimum: int = 5) -> dict:
                 break
             for side in pair_order(index):
                 if side == "portal":
-                    timings.append(_assign_once(lab, index))
+                    timings.append(_assign_once(lab, index, phases))
                 else:
                     plain.append(_plain_run(node, lab, index))
             ratios.append(timings[-1] / plain[-1])
@@ -125,6 +171,9 @@ def measure(ctx, pairs: int = 15, minimum: int = 5) -> dict:
                 "lab_assign_to_active_p50": stats.rounded(stats.median(timings), 1),
                 "ms": stats.summary(timings),
                 "plain_ansible_playbook_ms": stats.summary(plain),
+                "portal_phases_median_ms": {
+                    name: stats.rounded(stats.median(values), 1) for name, values in phases.items()
+                },
                 "plain_method": "the same lab_provision.yml, inventory, ansible.cfg and kind of "
                 "extra vars run by plain ansible-playbook on the same host (a "
                 "fresh namespace each): Ansible's own floor for this figure",

@@ -31,6 +31,7 @@ class Baseline:
     """Plain ansible-playbook with the portal's inventory, ansible.cfg and environment."""
 
     def __init__(self, nodes: list[str], playbook: str = PLAYBOOK, extra_vars=None):
+        from portal.core.childenv import child_environment
         from portal.jobs import runner
         from portal.jobs.models import Job
         from portal.nodes.models import Node
@@ -50,10 +51,9 @@ class Baseline:
         kwargs = runner._runner_kwargs(job, self.data_dir, stub, stub)
         # Everything the runner sets but its event transport: plain Ansible, default output.
         transport = ("ANSIBLE_CALLBACK_PLUGINS", "PORTAL_EVENT_FIFO")
-        self.env = {
-            **os.environ,
-            **{k: v for k, v in kwargs["envvars"].items() if k not in transport},
-        }
+        self.env = child_environment(
+            {k: v for k, v in kwargs["envvars"].items() if k not in transport}
+        )
         variables = self.data_dir / "env" / "extravars"  # as ansible-runner passes them
         self.argv = [
             str(Path(sys.executable).parent / "ansible-playbook"),
