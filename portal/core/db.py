@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import psycopg
+from django.db.models import Field, Model
 
 Params = Sequence[Any] | Mapping[str, Any]
 
@@ -72,3 +73,34 @@ def _cursor(db) -> psycopg.Cursor:
     if cursor is None or cursor.connection is not db.connection or cursor.closed:
         cursor = db.__dict__["prepared_statements_cursor"] = psycopg.Cursor(db.connection)
     return cursor
+
+
+# --- rows read by hand, loaded as the ORM loads them ------------------------------------------
+
+
+def model_from_row(db, model: type[Model], fields: Sequence[Field], values: Iterable[Any]) -> Any:
+    """An instance of ``model`` from a row of ``fields`` read by hand: each value through the
+    converters the ORM's compiler applies (SQLite's dates and booleans), the other fields
+    deferred, the instance marked as loaded from ``db``."""
+    key = (db.alias, tuple(fields))
+    if key not in _CONVERTERS:
+        _CONVERTERS[key] = _converters(db, key[1])
+    converted = []
+    for (column, converters), value in zip(_CONVERTERS[key], values, strict=True):
+        for converter in converters:
+            value = converter(value, column, db)
+        converted.append(value)
+    return model.from_db(db.alias, [field.attname for field in fields], converted)
+
+
+# The converters of a database's backend for some fields, found once (they depend only on
+# the backend and the fields).
+_CONVERTERS: dict[tuple[str, tuple[Field, ...]], list[tuple[Any, list[Callable]]]] = {}
+
+
+def _converters(db, fields: tuple[Field, ...]) -> list[tuple[Any, list[Callable]]]:
+    columns = [field.get_col(field.model._meta.db_table) for field in fields]
+    return [
+        (column, db.ops.get_db_converters(column) + column.get_db_converters(db))
+        for column in columns
+    ]

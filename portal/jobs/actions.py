@@ -24,7 +24,12 @@ from django.db.models import Q, QuerySet, sql
 from django.utils import timezone
 
 from portal.core.api.parsers import nesting_exceeds
-from portal.core.db import execute_prepared, fetch_all_prepared, fetch_prepared
+from portal.core.db import (
+    execute_prepared,
+    fetch_all_prepared,
+    fetch_prepared,
+    model_from_row,
+)
 from portal.core.errors import Conflict, PortalError
 from portal.jobs import orphans, registry, signing
 from portal.jobs.choices import TERMINAL, JobStatus
@@ -142,9 +147,13 @@ def nodes_named(names: list[str]) -> NamedNodes:
         rows = [row[1:] for row in rows if row[1] is not None]
     width = len(_NAMED_NODE_FIELDS)
     for row in sorted(rows, key=lambda row: row[1]):  # no ORDER BY to compile for a few rows
-        node = _loaded(Node, _NAMED_NODE_FIELDS, row[:width])
+        node = model_from_row(connection, Node, _NAMED_NODE_FIELDS, row[:width])
         group_id, group_values = node.group_id, (node.group_id, *row[width:])
-        node.group = _loaded(NodeGroup, _LOADED_GROUP_FIELDS, group_values) if group_id else None
+        node.group = (
+            model_from_row(connection, NodeGroup, _LOADED_GROUP_FIELDS, group_values)
+            if group_id
+            else None
+        )
         found.append(node)
     return found
 
@@ -177,13 +186,6 @@ def _name_in(count: int) -> str:
 
 def _names_param(names: list[str]) -> list[Any]:
     return [list(names)] if connection.vendor == "postgresql" else list(names)
-
-
-def _loaded(model: type[Model], fields: list[Any], values: Iterable[Any]) -> Any:
-    """A row read by hand as the ORM loads it: each value as its field reads it (SQLite's
-    booleans are integers), the other fields deferred."""
-    typed = [field.to_python(value) for field, value in zip(fields, values, strict=True)]
-    return model.from_db(connection.alias, [field.attname for field in fields], typed)
 
 
 def check_targets(nodes: Iterable[Node] | None, limit: str, loaded: bool = False) -> list[Node]:

@@ -2,6 +2,7 @@
 CSRF included (issue #19)."""
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 
 from tests.factories import CustomerFactory, UserFactory
@@ -57,3 +58,39 @@ def test_the_browser_session_reads_and_writes_with_its_csrf_token():
     )
     assert response.status_code == 200, response.json()
     assert response.json()["name"] == "Renamed"
+
+
+@pytest.mark.parametrize(
+    ("group", "staff", "operator"),
+    [("", False, False), ("operators", False, True), ("", True, True), ("others", False, False)],
+)
+def test_the_token_loads_its_user_as_the_orm_does_with_the_operator_flag(group, staff, operator):
+    """The hand-written query (one, prepared on PostgreSQL) gives the same user, every field
+    as the ORM loads it (SQLite's dates aware, booleans bools), and the operator flag."""
+    from django.contrib.auth.models import Group
+    from django.utils import timezone
+    from rest_framework.authtoken.models import Token
+
+    from portal.core.api.authentication import TokenAuthentication
+    from portal.core.tenancy import OPERATORS_GROUP, is_operator
+
+    user = UserFactory(is_staff=staff, last_login=timezone.now())
+    if group:
+        user.groups.add(
+            Group.objects.get_or_create(name=OPERATORS_GROUP if group == "operators" else group)[0]
+        )
+    key = user_token(user)
+    loaded, token = TokenAuthentication().authenticate_credentials(key)
+    stored = get_user_model().objects.get(pk=user.pk)
+    fields = [f.attname for f in get_user_model()._meta.concrete_fields]
+    assert [getattr(loaded, name) for name in fields] == [getattr(stored, name) for name in fields]
+    assert loaded.last_login.tzinfo is not None and loaded.is_active is True
+    assert token == Token.objects.get(key=key) and token.user is loaded
+    assert is_operator(loaded) is operator
+
+
+def test_an_inactive_users_token_is_a_401(api):
+    user = UserFactory(is_active=False)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {user_token(user)}")
+    response = api.get("/api/customers/")
+    assert response.status_code == 401 and response.json()["message"] == "User inactive or deleted."

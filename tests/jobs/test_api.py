@@ -210,12 +210,12 @@ def test_launch_with_a_limit_targets_matching_enabled_nodes(operator_api):
 # nodes in one INSERT: no UPDATE for the mark (jobs.actions._publish_then_insert).
 LAUNCH_STATEMENTS = {
     "nodes": [
-        'SELECT "authtoken_token"',
+        'SELECT t."key"',  # core/api/authentication.py
         "WITH reserved AS (SELECT nextval(",  # actions.nodes_named
         'WITH job AS (INSERT INTO "jobs_job"',
     ],
     "limit": [
-        'SELECT "authtoken_token"',
+        'SELECT t."key"',  # core/api/authentication.py
         'SELECT "nodes_node"."id", "nodes_node"."name"',
         "SELECT nextval(",
         'WITH job AS (INSERT INTO "jobs_job"',
