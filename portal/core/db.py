@@ -24,27 +24,28 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import psycopg
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
 
 Params = Sequence[Any] | Mapping[str, Any]
 
 
-def execute_prepared(db, sql: str, params: Params) -> int:
+def execute_prepared(db: BaseDatabaseWrapper, sql: str, params: Params) -> int:
     """Run ``sql``; its row count."""
     return _run(db, sql, params, lambda cursor: cursor.rowcount)
 
 
-def fetch_prepared(db, sql: str, params: Params) -> tuple | None:
+def fetch_prepared(db: BaseDatabaseWrapper, sql: str, params: Params) -> tuple | None:
     """Run ``sql``; its first row, or None."""
     return _run(db, sql, params, lambda cursor: cursor.fetchone())
 
 
-def fetch_all_prepared(db, sql: str, params: Params) -> list[tuple]:
+def fetch_all_prepared(db: BaseDatabaseWrapper, sql: str, params: Params) -> list[tuple]:
     """Run ``sql``; all its rows."""
     return _run(db, sql, params, lambda cursor: cursor.fetchall())
 
 
-def _run(db, sql: str, params: Params, read: Callable[[Any], Any]) -> Any:
+def _run(db: BaseDatabaseWrapper, sql: str, params: Params, read: Callable[[Any], Any]) -> Any:
     if db.vendor != "postgresql":
         with db.cursor() as cursor:
             cursor.execute(sql, params)
@@ -57,15 +58,15 @@ def _run(db, sql: str, params: Params, read: Callable[[Any], Any]) -> Any:
         db.connection.prepare_threshold = sys.maxsize
     started = time.monotonic()
     with db.wrap_database_errors:
-        cursor = _cursor(db)
-        cursor.execute(sql, params, prepare=True)
-        result = read(cursor)
+        bound = _cursor(db)
+        bound.execute(sql, params, prepare=True)
+        result = read(bound)
     if db.queries_logged:
         db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
     return result
 
 
-def _cursor(db) -> psycopg.Cursor:
+def _cursor(db: BaseDatabaseWrapper) -> psycopg.Cursor:
     """A server-binding cursor on ``db``'s current connection, kept with the connection's
     wrapper (one per thread) and made again for a new connection: making one (its adapters
     map) costs about as much as a short statement's own work in psycopg."""
@@ -78,7 +79,9 @@ def _cursor(db) -> psycopg.Cursor:
 # --- rows read by hand, loaded as the ORM loads them ------------------------------------------
 
 
-def model_from_row(db, model: type[Model], fields: Sequence[Field], values: Iterable[Any]) -> Any:
+def model_from_row(
+    db: BaseDatabaseWrapper, model: type[Model], fields: Sequence[Field], values: Iterable[Any]
+) -> Any:
     """An instance of ``model`` from a row of ``fields`` read by hand: each value through the
     converters the ORM's compiler applies (SQLite's dates and booleans), the other fields
     deferred, the instance marked as loaded from ``db``."""
@@ -98,7 +101,9 @@ def model_from_row(db, model: type[Model], fields: Sequence[Field], values: Iter
 _CONVERTERS: dict[tuple[str, tuple[Field, ...]], list[tuple[Any, list[Callable]]]] = {}
 
 
-def _converters(db, fields: tuple[Field, ...]) -> list[tuple[Any, list[Callable]]]:
+def _converters(
+    db: BaseDatabaseWrapper, fields: tuple[Field, ...]
+) -> list[tuple[Any, list[Callable]]]:
     columns = [field.get_col(field.model._meta.db_table) for field in fields]
     return [
         (column, db.ops.get_db_converters(column) + column.get_db_converters(db))

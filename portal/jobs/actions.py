@@ -395,7 +395,9 @@ def _insert_params(job: Job) -> list[Any]:
 def reserve_job_id() -> int:
     """PostgreSQL: the id the job will have, so its signature goes into its one INSERT."""
     sql = "SELECT nextval(pg_get_serial_sequence(%s, 'id'))"
-    return fetch_prepared(connection, sql, [Job._meta.db_table])[0]
+    row = fetch_prepared(connection, sql, [Job._meta.db_table])
+    assert row is not None  # nextval always answers one row
+    return row[0]
 
 
 def _target_fields(target: Model | None) -> dict[str, Any]:

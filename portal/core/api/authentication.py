@@ -15,6 +15,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 
@@ -36,15 +37,18 @@ class TokenAuthentication(authentication.TokenAuthentication):
         return user, token
 
 
-def token_and_user_sql(db, token_model: Any) -> str:
+def token_and_user_sql(db: BaseDatabaseWrapper, token_model: Any) -> str:
     """The token by its key, its user, and whether the user is in the operators group."""
     cached = _SQL.get((db.alias, token_model))
     if cached is not None:
         return cached
-    quote = db.ops.quote_name
+
+    def quote(name: Any) -> str:
+        return db.ops.quote_name(name)
+
     user_model = get_user_model()
-    memberships = user_model.groups.through._meta
-    token_user = token_model._meta.get_field("user")
+    memberships: Any = user_model.groups.through._meta
+    token_user: Any = token_model._meta.get_field("user")
     member_user, member_group = (memberships.get_field(name).column for name in ("user", "group"))
     user_pk = quote(user_model._meta.pk.column)
     columns = [f"t.{quote(f.column)}" for f in token_model._meta.concrete_fields] + [
@@ -68,7 +72,7 @@ def token_and_user_sql(db, token_model: Any) -> str:
 _SQL: dict[tuple[str, Any], str] = {}
 
 
-def _loaded(db, token_model: Any, row: tuple) -> tuple[Any, Any, bool]:
+def _loaded(db: BaseDatabaseWrapper, token_model: Any, row: tuple) -> tuple[Any, Any, bool]:
     token_fields = token_model._meta.concrete_fields
     user_model = get_user_model()
     width = len(token_fields)
