@@ -30,6 +30,13 @@ def test_a_wrong_token_is_a_401(api):
     assert response.status_code == 401 and response.json()["message"] == "Invalid token."
 
 
+@pytest.mark.parametrize("key", ["a\x00b", "k" * 10_000, "clé-ünïcode", "' OR '1'='1", "%s"])
+def test_a_hostile_token_is_a_401(api, key):
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    response = api.get("/api/customers/")
+    assert response.status_code == 401 and response.json()["message"].startswith("Invalid token")
+
+
 def test_a_token_signs_in(api):
     user = UserFactory(is_staff=True)
     api.credentials(HTTP_AUTHORIZATION=f"Token {user_token(user)}")

@@ -25,6 +25,8 @@ from portal.core.tenancy import OPERATORS_GROUP, remember_operator
 
 class TokenAuthentication(authentication.TokenAuthentication):
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
+        if "\x00" in key:  # PostgreSQL text cannot hold it: no token has one
+            raise exceptions.AuthenticationFailed(_("Invalid token."))
         token_model: Any = self.get_model()
         db = connections[router.db_for_read(token_model)]
         row = fetch_prepared(db, token_and_user_sql(db, token_model), [OPERATORS_GROUP, key])
