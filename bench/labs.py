@@ -89,9 +89,9 @@ def _add_phases(phases: dict[str, list[float]], session, started: float, seen: f
     """Where an assignment's time went, from its provisioning job's timestamps (ms): the
     assignment up to the job's row, the row to the worker's claim (publish, delivery,
     claim), the claim to the run's first event (data dir, ansible-runner, ansible-playbook's
-    start), its first to its last event, the last event to the job's end (the last events
-    stored, the data dir removed), the end to the session seen active (the session's move
-    and this bench's poll, every POLL_SECONDS)."""
+    start), its first to its last event, the last event to the job's end (ansible-playbook's
+    exit, the last events stored, the data dir removed), the end to the session seen active
+    (the session's move and this bench's poll, every POLL_SECONDS)."""
     from django.contrib.contenttypes.models import ContentType
 
     from portal.jobs.models import Job

@@ -25,7 +25,7 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("docs/", docs_view(url_name="api:schema"), name="docs"),
     # The router's viewsets first: Django tries paths in order, and theirs are the API's
     # busiest (jobs, nodes, workspaces). No path matches both the router's and an app's
-    # (tests/test_urls.py), so the order changes only how many patterns a request tries.
+    # (tests/core/test_urls.py), so the order changes only how many patterns a request tries.
     path("", include(router.urls)),
     path("", include("portal.monitoring.api.urls")),
     path("", include("portal.installers.api.urls")),
