@@ -135,6 +135,31 @@ def test_nginx_rejected_configuration_is_exit_3_and_rolled_back(host):
     assert not installed(host, "nginx")
 
 
+def test_nginx_whose_reload_is_lost_is_restarted_and_serves(host):
+    """A reload that does not take effect (one was lost on an nginx the package had only just
+    started) leaves the old configuration served: the script restarts nginx once."""
+    first, second = "first.example.test", "second.example.test"
+    succeeded(run_script(host, "nginx", server_name=first), "changed")
+    dropin = "/etc/systemd/system/nginx.service.d/lose-reload.conf"
+    lose_reloads = "[Service]\\nExecReload=\\nExecReload=/bin/true\\n"
+    host.run(
+        f"mkdir -p {Path(dropin).parent} && printf '{lose_reloads}' > {dropin}"
+        " && systemctl daemon-reload",
+        check=True,
+    )
+    try:
+        result = run_script(host, "nginx", server_name=second)
+        succeeded(result, "changed")
+        assert f"does not serve {second} after 10 s" in result.stdout
+    finally:
+        host.run(f"rm -f {dropin} && systemctl daemon-reload")
+    for name in (first, second):
+        assert f"<h1>{name}</h1>" in fetch(host, "http://127.0.0.1/", "-H", f"Host: {name}").stdout
+    for name in (first, second):
+        succeeded(run_script(host, "nginx", "uninstall.sh", server_name=name))
+    assert not installed(host, "nginx")
+
+
 def test_apt_failure_is_exit_2_the_retryable_installation_error(host):
     # Without its package source apt-get cannot install: exit 2, and nothing is recorded
     # as installed by the portal (no marker), so a retry starts from the same state.
