@@ -161,31 +161,28 @@ def nodes_named(names: list[str]) -> NamedNodes:
 def _nodes_named_sql(names: list[str], reserving: bool) -> tuple[str, list[Any]]:
     node_columns = ", ".join(f"n.{field.column}" for field in _NAMED_NODE_FIELDS)
     group_columns = ", ".join(f"g.{f.column}" for f in _LOADED_GROUP_FIELDS if f.attname != "id")
+    name_matches, name_params = _name_matches(names)
     select = (
         f"SELECT {node_columns}, {group_columns} "  # noqa: S608 - models' tables and columns
         f"FROM {Node._meta.db_table} n "
         f"LEFT JOIN {NodeGroup._meta.db_table} g ON g.id = n.group_id "
-        f"WHERE {_name_in(len(names))}"
+        f"WHERE {name_matches}"
     )
     if not reserving:
-        return select, _names_param(names)
+        return select, name_params
     # One row even when no name matches; nextval runs once, in a CTE of its own.
     return (
         "WITH reserved AS (SELECT nextval(pg_get_serial_sequence(%s, 'id')) AS id) "  # noqa: S608
         f"SELECT reserved.id, found.* FROM reserved LEFT JOIN ({select}) found ON true",
-        [Job._meta.db_table, *_names_param(names)],
+        [Job._meta.db_table, *name_params],
     )
 
 
-def _name_in(count: int) -> str:
+def _name_matches(names: list[str]) -> tuple[str, list[Any]]:
     # PostgreSQL: one statement text whatever the count, so one prepared statement.
     if connection.vendor == "postgresql":
-        return "n.name = ANY(%s)"
-    return f"n.name IN ({', '.join(['%s'] * count)})"
-
-
-def _names_param(names: list[str]) -> list[Any]:
-    return [list(names)] if connection.vendor == "postgresql" else list(names)
+        return "n.name = ANY(%s)", [list(names)]
+    return f"n.name IN ({', '.join(['%s'] * len(names))})", list(names)
 
 
 def check_targets(nodes: Iterable[Node] | None, limit: str, loaded: bool = False) -> list[Node]:
