@@ -327,6 +327,25 @@ def test_bad_launch_is_400_naming_the_field_and_leaves_no_job(
     broker.publish.assert_not_called()
 
 
+def test_launches_in_one_thread_share_nothing_of_each_other(operator_api, local_node):
+    """The launch's serializer is reused within a thread: no request sees another's data or
+    errors (a bad body, then a good one, then a good one with fewer fields, then bad again)."""
+    bad = {"playbook": "echo.yml", "nodes": ["local-1"], "timeout": 0, "extra_vars": {"a": 1}}
+    full = {"playbook": "echo.yml", "nodes": ["local-1"], "extra_vars": {"a": 1}, "timeout": 9}
+    bare = {"playbook": "echo.yml", "nodes": ["local-1"]}
+    with stubbed_broker():
+        assert_error(operator_api.post("/api/jobs/", bad, format="json"), 400, "timeout")
+        first = operator_api.post("/api/jobs/", full, format="json").json()
+        second = operator_api.post("/api/jobs/", bare, format="json").json()
+        body = operator_api.post("/api/jobs/", {"nodes": ["local-1"]}, format="json")
+    assert (first["extra_vars"], first["timeout"]) == ({"a": 1}, 9)
+    assert second["extra_vars"] == {} and second["timeout"] != 9
+    assert_error(body, 400, "playbook")
+    assert body.json()["errors"] == [
+        {"field": "playbook", "message": "This field is required.", "code": "required"}
+    ]
+
+
 def test_no_credential_error_is_explicit(operator_api):
     NodeFactory(name="keyless", credential=None)
     response = operator_api.post(

@@ -84,9 +84,7 @@ class JobViewSet(
     @extend_schema(request=serializers.LaunchSerializer, responses={201: serializers.JobSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Launch a playbook under playbooks/ on nodes or a limit (operators and admins)."""
-        launch = serializers.LaunchSerializer(data=request.data)
-        launch.is_valid(raise_exception=True)
-        data = launch.validated_data
+        data = serializers.validated_launch(request.data)
         job = actions.launch(
             playbook=data["playbook"],
             limit=data["limit"],
