@@ -34,6 +34,8 @@ api_patterns: list[URLPattern | URLResolver] = [
 ]
 
 urlpatterns = [
+    # The API first: most requests are its own (no other path starts with api/).
+    path("api/", include((api_patterns, "api"))),
     path("", home_view, name="home"),
     path("admin/", admin.site.urls),
     path("accounts/password_reset/", PasswordResetView.as_view(), name="password_reset"),
@@ -46,7 +48,6 @@ urlpatterns = [
     path("installers/", include("portal.installers.urls")),
     path("clusters/", include("portal.clusters.urls")),
     path("fleet/", include("portal.fleet.urls")),
-    path("api/", include((api_patterns, "api"))),
     path("metrics", metrics_view, name="metrics"),
 ]
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
+from django.db import models
 from django.db.models import Q, QuerySet, sql
 from django.utils import timezone
 
@@ -381,12 +382,30 @@ def _insert_rows_sql(job: Job) -> str:
     return compiled
 
 
+# Django's own fields of these kinds send None as NULL: preparing a None (most of a new job's
+# times and counters) took half the time of preparing all the values.
+_NONE_IS_NULL = (
+    models.BooleanField,
+    models.CharField,
+    models.DateTimeField,
+    models.FloatField,
+    models.ForeignKey,
+    models.IntegerField,
+)
+_INSERT_FIELDS = [
+    (field, isinstance(field, _NONE_IS_NULL)) for field in Job._meta.local_concrete_fields
+]
+
+
 def _insert_params(job: Job) -> list[Any]:
     """The values the ORM's INSERT of ``job`` sends, as its compiler prepares them."""
-    return [
-        field.get_db_prep_save(field.pre_save(job, True), connection=connection)
-        for field in Job._meta.local_concrete_fields
-    ]
+    params = []
+    for field, none_is_null in _INSERT_FIELDS:
+        value = field.pre_save(job, True)
+        if value is not None or not none_is_null:
+            value = field.get_db_prep_save(value, connection=connection)
+        params.append(value)
+    return params
 
 
 def reserve_job_id() -> int:

@@ -12,6 +12,7 @@ from portal.core.errors import PortalError
 from portal.jobs import actions, signing
 from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job
+from portal.jobs.playbooks import resolve_playbook
 from portal.nodes.models import Node, NodeGroup
 from tests.factories import NodeFactory
 from tests.helpers import stubbed_broker
@@ -209,6 +210,25 @@ def test_bad_input_is_refused_and_leaves_no_row(local_node, kwargs, field):
         actions.launch(nodes=[local_node], **kwargs)
     assert error.value.field == field
     assert not Job.objects.exists()
+
+
+def test_a_playbook_is_what_its_name_resolves_to_inside_playbooks(settings, tmp_path):
+    """A symlink may name a playbook inside playbooks/ (the path is the real file's), never
+    one outside it; nor may a directory be a playbook."""
+    inside, outside = tmp_path / "playbooks", tmp_path / "elsewhere"
+    (inside / "sub.yml").mkdir(parents=True)
+    outside.mkdir()
+    (inside / "real.yml").write_text("[]\n")
+    (outside / "secret.yml").write_text("[]\n")
+    (inside / "alias.yml").symlink_to(inside / "real.yml")
+    (inside / "escape.yml").symlink_to(outside / "secret.yml")
+    (tmp_path / "link").symlink_to(inside)
+    settings.PLAYBOOKS_DIR = tmp_path / "link"  # a symlinked root is followed
+    assert resolve_playbook("alias.yml") == inside / "real.yml"
+    for name in ("escape.yml", "sub.yml", "../elsewhere/secret.yml", "missing.yml"):
+        with pytest.raises(PortalError) as error:
+            resolve_playbook(name)
+        assert error.value.field == "playbook", name
 
 
 def test_node_without_credential_is_refused():
