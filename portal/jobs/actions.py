@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection, transaction
-from django.db import models
+from django.db import connection, models, transaction
 from django.db.models import Q, QuerySet, sql
 from django.utils import timezone
 
