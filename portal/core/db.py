@@ -58,7 +58,7 @@ def _run(db: BaseDatabaseWrapper, sql: str, params: Params, read: Callable[[Any]
         db.connection.prepare_threshold = sys.maxsize
     started = time.monotonic()
     with db.wrap_database_errors:
-        bound = _cursor(db)
+        bound, sql = _cursor(db, sql)
         bound.execute(sql, params, prepare=True)
         result = read(bound)
     if db.queries_logged:
@@ -66,14 +66,25 @@ def _run(db: BaseDatabaseWrapper, sql: str, params: Params, read: Callable[[Any]
     return result
 
 
-def _cursor(db: BaseDatabaseWrapper) -> psycopg.Cursor:
-    """A server-binding cursor on ``db``'s current connection, kept with the connection's
-    wrapper (one per thread) and made again for a new connection: making one (its adapters
-    map) costs about as much as a short statement's own work in psycopg."""
-    cursor = db.__dict__.get("prepared_statements_cursor")
-    if cursor is None or cursor.connection is not db.connection or cursor.closed:
-        cursor = db.__dict__["prepared_statements_cursor"] = psycopg.Cursor(db.connection)
-    return cursor
+# Past this many statements on one connection, their cursors are made anew (the callers'
+# statements are a handful of fixed texts; this only bounds a mistake).
+MAX_STATEMENT_CURSORS = 64
+
+
+def _cursor(db: BaseDatabaseWrapper, sql: str) -> tuple[psycopg.Cursor, str]:
+    """A server-binding cursor for ``sql`` on ``db``'s current connection, and the text to
+    run on it. One cursor per statement, kept with the connection's wrapper (one per thread)
+    and made again for a new connection: psycopg keeps a cursor's adapters only while the same
+    query object runs again on it, and making them anew (for the statements of a launch, one
+    after the other) cost as much as the statements' own work in psycopg. So the text run
+    is always the one the cursor first ran."""
+    held = db.__dict__.get("prepared_statement_cursors")
+    if held is None or held[0] is not db.connection or len(held[1]) > MAX_STATEMENT_CURSORS:
+        held = db.__dict__["prepared_statement_cursors"] = (db.connection, {})
+    kept = held[1].get(sql)
+    if kept is None or kept[0].closed:
+        kept = held[1][sql] = (psycopg.Cursor(db.connection), sql)
+    return kept
 
 
 # --- rows read by hand, loaded as the ORM loads them ------------------------------------------
