@@ -80,7 +80,8 @@ def _cursor(db: BaseDatabaseWrapper, sql: str) -> tuple[psycopg.Cursor, str]:
     is always the one the cursor first ran."""
     held = db.__dict__.get("prepared_statement_cursors")
     if held is None or held[0] is not db.connection or len(held[1]) > MAX_STATEMENT_CURSORS:
-        held = db.__dict__["prepared_statement_cursors"] = (db.connection, {})
+        cursors: dict[str, tuple[psycopg.Cursor, str]] = {}
+        held = db.__dict__["prepared_statement_cursors"] = (db.connection, cursors)
     kept = held[1].get(sql)
     if kept is None or kept[0].closed:
         kept = held[1][sql] = (psycopg.Cursor(db.connection), sql)
