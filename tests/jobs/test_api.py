@@ -11,6 +11,7 @@ from rest_framework.authtoken.models import Token
 
 from portal.core.tenancy import OPERATORS_GROUP, MembershipRole
 from portal.jobs import actions, signing
+from portal.jobs.api import serializers
 from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job, JobEvent
 from portal.nodes.models import Node, NodeGroup
@@ -344,6 +345,8 @@ def test_launches_in_one_thread_share_nothing_of_each_other(operator_api, local_
     assert body.json()["errors"] == [
         {"field": "playbook", "message": "This field is required.", "code": "required"}
     ]
+    kept = vars(serializers._per_thread.launch_serializer)
+    assert not {"initial_data", "_validated_data", "_errors"} & set(kept)  # nothing of a body
 
 
 def test_no_credential_error_is_explicit(operator_api):

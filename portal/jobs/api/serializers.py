@@ -124,16 +124,18 @@ class LaunchSerializer(RefuseUnwritableFieldsMixin, serializers.Serializer):
 def validated_launch(data: Any) -> dict[str, Any]:
     """``LaunchSerializer(data=data)``'s validated data, or its ValidationError. DRF deep-copies
     a serializer's declared fields for every instance, a sixth of the launch view's own CPU:
-    one serializer per thread is validated again instead, as ``job_body`` renders. Its state
-    from the last request (data, errors, result) is dropped first."""
+    one serializer per thread is validated again instead, as ``job_body`` renders. It keeps
+    nothing of a request once it has answered (the body may hold secrets)."""
     serializer = getattr(_per_thread, "launch_serializer", None)
     if serializer is None:
-        serializer = _per_thread.launch_serializer = LaunchSerializer(data=data)
-    for state in ("_validated_data", "_errors", "_data"):
-        serializer.__dict__.pop(state, None)
+        serializer = _per_thread.launch_serializer = LaunchSerializer()
     serializer.initial_data = data
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+    try:
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+    finally:
+        for state in ("initial_data", "_validated_data", "_errors", "_data"):
+            serializer.__dict__.pop(state, None)
 
 
 class RelaunchSerializer(serializers.Serializer):
