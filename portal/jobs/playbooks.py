@@ -33,7 +33,7 @@ def resolve_playbook(name: str) -> Path:
     if not isinstance(name, str) or not PLAYBOOK_NAME.match(name) or ".." in name.split("/"):
         raise PortalError(f"{name!r} is not a playbook name (e.g. 'ping.yml').", field="playbook")
     # os.path on strings: pathlib's resolve() and parents cost a launch three times as much.
-    root = os.path.realpath(settings.PLAYBOOKS_DIR)
+    root = os.path.realpath(playbooks_dir())
     path = os.path.realpath(os.path.join(root, name))
     if not path.startswith(os.path.join(root, "")) or not os.path.isfile(path):
         known = ", ".join(available_playbooks()) or "none"
