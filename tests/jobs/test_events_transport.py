@@ -7,7 +7,7 @@ import os
 import sys
 import threading
 from datetime import UTC, date, datetime, time
-from uuid import UUID
+from uuid import RFC_4122, UUID
 
 import pytest
 
@@ -260,5 +260,38 @@ class _Items(list):
 )
 def test_callback_json_reads_every_value_as_json_does(stream_module, value):
     # The same data as the runner's json encoder writes (non-ASCII aside, see Masker).
-    encoded = stream_module.to_json(value)
+    encoded = stream_module.to_json_bytes(value)
     assert json.loads(encoded) == json.loads(stream_module.ENCODER.encode(value))
+
+
+def test_event_uuids_are_version_4_and_never_repeat(stream_module):
+    source = stream_module.UuidSource()
+    made = [source() for _ in range(3 * source.BATCH + 5)]  # across batches
+    assert len(set(made)) == len(made)
+    for text in made:
+        parsed = UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == RFC_4122
+
+
+def test_a_forked_process_makes_uuids_of_its_own(stream_module):
+    source = stream_module.UuidSource()
+    source()  # the parent's batch is read
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: sends what it would hand out next
+        try:
+            os.write(write_fd, "\n".join(source() for _ in range(5)).encode())
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    os.waitpid(pid, 0)
+    child = set(os.read(read_fd, 1 << 16).decode().split("\n"))
+    os.close(read_fd)
+    parent = {source() for _ in range(source.BATCH)}
+    assert len(child) == 5 and not child & parent
+
+
+def test_a_tagged_string_is_sent_as_its_plain_text(stream_module):
+    value = stream_module.plain(_Tagged("the value"))
+    assert type(value) is str and value == "the value"
+    assert stream_module.plain(3) == 3 and stream_module.plain(None) is None

@@ -101,6 +101,64 @@ tag_module_environments(os.environ.get(RUN_TAG_VAR))
 FLUSH_SECONDS = 0.05
 BATCH_BYTES = 1 << 16
 
+# Everything per event runs in the controller process, the run's bottleneck on a small
+# machine (20 forks share its cores): per event, no system call (os.getpid() is one) and no
+# Python callback from orjson (Ansible's tagged strings and datetimes are made plain first).
+
+
+class ProcessId:
+    """This process's id, read again only after a fork."""
+
+    def __init__(self) -> None:
+        self.value = os.getpid()
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self.value = os.getpid()
+
+
+PID = ProcessId()
+
+
+class UuidSource:
+    """Version 4 uuids as ``str(uuid.uuid4())`` writes them, cut from one read of the OS's
+    random source per 256 (``uuid4`` reads it once per uuid, a third of its time)."""
+
+    BATCH = 256
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pool: list[str] = []
+        os.register_at_fork(after_in_child=self._forked)
+
+    def __call__(self) -> str:
+        with self.lock:
+            if not self.pool:
+                self.pool = self._batch()
+            return self.pool.pop()
+
+    def _batch(self) -> list[str]:
+        # The version nibble is 4; the variant's two high bits are 10 (a hex digit in 89ab).
+        text = os.urandom(16 * self.BATCH).hex()
+        return [
+            f"{text[i : i + 8]}-{text[i + 8 : i + 12]}-4{text[i + 13 : i + 16]}-"
+            f"{'89ab'[int(text[i + 16], 16) & 3]}{text[i + 17 : i + 20]}-{text[i + 20 : i + 32]}"
+            for i in range(0, len(text), 32)
+        ]
+
+    def _forked(self) -> None:
+        """A fork must not hand out its parent's uuids (nor wait on a lock held at the fork)."""
+        self.lock = threading.Lock()
+        self.pool = []
+
+
+new_uuid = UuidSource()
+
+
+def plain(text: Any) -> Any:
+    """Ansible's tagged string as a plain ``str`` (the same text), anything else as it is."""
+    return str.__str__(text) if isinstance(text, str) else text
+
 
 class EventStream(io.TextIOBase):
     """Stands in for sys.stdout and sys.stderr (the runner's pty merges both anyway).
@@ -111,7 +169,7 @@ class EventStream(io.TextIOBase):
 
     def __init__(self, fd: int, real: TextIO, flush_seconds: float = FLUSH_SECONDS) -> None:
         super().__init__()
-        self.fd, self.real, self.owner = fd, real, os.getpid()
+        self.fd, self.real, self.owner = fd, real, PID.value
         self.lock = threading.RLock()
         self.current: tuple[str, str] | None = None
         self.pending: list[str] = []
@@ -132,7 +190,7 @@ class EventStream(io.TextIOBase):
     # --- the file interface Display uses ------------------------------------------------
 
     def write(self, text: str) -> int:
-        if os.getpid() != self.owner:  # a forked worker printing directly: leave it to the pty
+        if PID.value != self.owner:  # a forked worker printing directly: leave it to the pty
             return self.real.write(text)
         with self.lock:
             self.pending.append(text)
@@ -160,7 +218,7 @@ class EventStream(io.TextIOBase):
     # --- events -------------------------------------------------------------------------
 
     def begin(self, event: dict) -> None:
-        """Encoded now, as ansible-runner does: Ansible's default output then removes
+        """Its data encoded now, as ansible-runner does: Ansible's default output then removes
         ``exception`` and ``warnings`` from the result it prints."""
         with self.lock:
             self._send_verbose(keep_partial=False)
@@ -181,43 +239,41 @@ class EventStream(io.TextIOBase):
         for line in lines:
             event = {
                 "event": "verbose",
-                "uuid": str(uuid.uuid4()),
+                "uuid": new_uuid(),
                 "event_data": {},
                 "created": now().isoformat(),
             }
             self._send(self._encode(event), line)
 
     @staticmethod
-    def _encode(event: dict) -> tuple[str, str]:
-        """The event's fields and its data, each as JSON text (see ``_send``)."""
-        data = event.get("event_data", {})
-        fields = {key: value for key, value in event.items() if key != "event_data"}
-        fields["index"] = _index(data)
-        encoded_data = to_json(data)
-        # ansible-runner's limit: a huge result is left out (the stats are kept whole)
+    def _encode(event: dict) -> tuple[dict, bytes]:
+        """The event's fields (a dict of its own: this event's, never shared) and its data
+        as JSON (see ``_send``)."""
+        data = event.pop("event_data", {})
+        event["index"] = _index(data)
+        encoded_data = to_json_bytes(data)
+        # ansible-runner's limit, in characters: a huge result is left out (the stats stay)
         keep_whole = "res" not in data or event["event"] == "playbook_on_stats"
-        if len(encoded_data) > MAX_EVENT_RES and not keep_whole:
-            encoded_data = to_json({**data, "res": {}})
-        return to_json(fields), encoded_data
+        too_big = len(encoded_data) > MAX_EVENT_RES and len(encoded_data.decode()) > MAX_EVENT_RES
+        if too_big and not keep_whole:
+            encoded_data = to_json_bytes({**data, "res": {}})
+        return event, encoded_data
 
-    def _send(self, encoded: tuple[str, str], text: str) -> None:
+    def _send(self, encoded: tuple[dict, bytes], text: str) -> None:
         """One JSON line: the event's fields, its text and place in the output, and its
         data last, so the worker can store the data's text as it is without parsing it
         (``portal.jobs.fifo``). ``index`` repeats the few data fields the worker needs."""
         fields, data = encoded
         lines = text.count("\n")
         self.sent += 1
-        place = {
-            "counter": self.sent,
-            "stdout": text.rstrip("\r\n"),
-            "start_line": self.line,
-            "end_line": self.line + lines,
-        }
+        fields["counter"] = self.sent
+        fields["stdout"] = text.rstrip("\r\n")
+        fields["start_line"] = self.line
+        fields["end_line"] = self.line + lines
         self.line += lines
-        self._write(f'{fields[:-1]}, {to_json(place)[1:-1]}, "event_data": {data}}}')
+        self._write(b"".join((to_json_bytes(fields)[:-1], b', "event_data": ', data, b"}\n")))
 
-    def _write(self, line: str) -> None:
-        data = (line + "\n").encode("utf-8", "replace")
+    def _write(self, data: bytes) -> None:
         with self.lock:
             self.batch.append(data)
             self.batch_bytes += len(data)
@@ -235,18 +291,18 @@ class EventStream(io.TextIOBase):
 
     def _flush_periodically(self) -> None:
         while not self.stopping.wait(self.flush_seconds):
-            if self.batch and os.getpid() == self.owner:
+            if self.batch and PID.value == self.owner:
                 self._flush()
 
     def close(self) -> None:
-        if os.getpid() != self.owner or self.closed:
+        if PID.value != self.owner or self.closed:
             return
         self.stopping.set()
         self.flusher.join()
         with self.lock:
             self.end()
             self._send_verbose(keep_partial=False)
-            self._write(json.dumps({END_KEY: self.sent}))
+            self._write(json.dumps({END_KEY: self.sent}).encode() + b"\n")
         self._flush()
         os.close(self.fd)
         super().close()
@@ -300,13 +356,14 @@ def _as_json_builtin(o: Any) -> Any:
     return ENCODER.default(o)
 
 
-def to_json(value: Any) -> str:
+def to_json_bytes(value: Any) -> bytes:
+    """UTF-8 JSON text (json's, with non-ASCII \\u-escaped, where orjson refuses a value)."""
     if orjson is not None:
         try:
-            return orjson.dumps(value, default=_as_json_builtin, option=ORJSON_OPTIONS).decode()
+            return orjson.dumps(value, default=_as_json_builtin, option=ORJSON_OPTIONS)
         except TypeError:  # a lone surrogate, an int beyond 64 bits, a cycle: as json does
             pass
-    return ENCODER.encode(value)
+    return ENCODER.encode(value).encode()
 
 
 def _index(data: dict[str, Any]) -> dict[str, Any]:
@@ -385,7 +442,7 @@ def _display_as_event(method: Callable[..., Any]) -> Callable[..., Any]:
         stream = STREAM
         # Forks send their display calls to the controller, which prints them: only there.
         log_only = kwargs.get("log_only", len(args) > 3 and args[3])
-        if stream is None or os.getpid() != stream.owner or log_only:
+        if stream is None or PID.value != stream.owner or log_only:
             return method(self, msg, *args, **kwargs)
         with self._lock:
             if stream.current is not None:  # inside a callback event: part of its text
@@ -422,14 +479,14 @@ def _wrap_display() -> None:
 def task_context(task: Any) -> dict[str, Any]:
     """The task fields of an event, as ansible-runner's ``set_task`` gives them."""
     context = {
-        "task": task.name or task.action,
+        "task": plain(task.name or task.action),
         "task_uuid": str(task._uuid),
-        "task_action": task.action,
-        "resolved_action": getattr(task, "resolved_action", task.action),
+        "task_action": plain(task.action),
+        "resolved_action": plain(getattr(task, "resolved_action", task.action)),
         "task_args": "",
     }
     with contextlib.suppress(AttributeError):
-        context["task_path"] = task.get_path()
+        context["task_path"] = plain(task.get_path())
     if C.DISPLAY_ARGS_TO_STDOUT:
         context["task_args"] = (
             CENSORED if task.no_log else ", ".join(f"{k}={v}" for k, v in task.args.items())
@@ -442,7 +499,7 @@ def task_context(task: Any) -> dict[str, Any]:
     else:
         name = getattr(task, "role_name", "")
     if name:
-        context["role"] = name
+        context["role"] = plain(name)
     return context
 
 
@@ -454,37 +511,48 @@ class EventContext:
         self.play: dict[str, Any] = {}
         self.task: dict[str, Any] = {}
         self.pid = os.getpid()
+        self._merged: tuple[dict, dict, dict, dict] = ({}, {}, {}, {})
 
     def event(self, event: str, data: dict[str, Any], task: dict | None = None) -> dict:
-        merged = {**self.playbook, **self.play, **(self.task if task is None else task), **data}
-        return self._begin_dict(event, merged)
+        context = self._context(self.task if task is None else task)
+        return self._begin_dict(event, {**context, **data})
+
+    def _context(self, task: dict[str, Any]) -> dict[str, Any]:
+        """The three merged, once while they stay the same objects (each is replaced, never
+        changed in place), rather than once per event."""
+        playbook, play, last_task, merged = self._merged
+        if playbook is not self.playbook or play is not self.play or last_task is not task:
+            merged = {**self.playbook, **self.play, **task}
+            self._merged = (self.playbook, self.play, task, merged)
+        return merged
 
     def display_event(self) -> dict:
         flags: dict[str, Any] = {}
         for entry in _active_flags():
             flags.update(entry)
         kind = next((key for key in DISPLAY_EVENT_TYPES if flags.get(key)), "verbose")
-        merged = {**self.playbook, **self.play, **self.task, **flags}
-        merged["uuid"] = str(uuid.uuid4())
+        merged = {**self._context(self.task), **flags}
+        merged["uuid"] = new_uuid()
         return self._begin_dict(kind, merged)
 
     def _begin_dict(self, event: str, data: dict[str, Any]) -> dict:
         """ansible-runner's event fields: type, pid, uuid, creation time, parent."""
         this = data.get("uuid")
+        if not this:
+            this = data["uuid"] = new_uuid()
         begin: dict[str, Any] = {
             "event": event,
             "pid": self.pid,
-            "uuid": this or str(uuid.uuid4()),
+            "uuid": this,
             "created": now().isoformat(),
         }
-        parent = data.get("parent_uuid") or next(
-            (
-                data[key]
-                for key in ("task_uuid", "play_uuid", "playbook_uuid")
-                if data.get(key) and data[key] != this
-            ),
-            None,
-        )
+        parent = data.get("parent_uuid")
+        if not parent:
+            for key in ("task_uuid", "play_uuid", "playbook_uuid"):
+                value = data.get(key)
+                if value and value != this:
+                    parent = value
+                    break
         if parent:
             begin["parent_uuid"] = parent
         if "verbosity" in data:
@@ -577,7 +645,6 @@ class CallbackModule(DefaultCallbackModule):
         if stream is None:
             render(*args)
             return
-        data.setdefault("uuid", str(uuid.uuid4()))
         task = data.pop("task", None) if event not in self.EVENTS_WITHOUT_TASK else None
         if data.get("res"):
             data["res"] = _censored(data["res"])
@@ -604,19 +671,25 @@ class CallbackModule(DefaultCallbackModule):
         count = self.seen_uuids[uuid_]
         return uuid_ if count == 1 else f"{uuid_}_{count}"
 
-    def _timing(self, result: Any) -> dict[str, Any]:
-        started = self.host_start.get(result._host.get_name())
+    def _timing(self, host: str) -> dict[str, Any]:
+        started = self.host_start.get(host)
         if not started:
             return {"start": None, "end": None, "duration": None}
         ended = now()
-        return {"start": started, "end": ended, "duration": (ended - started).total_seconds()}
+        return {
+            # as the encoder writes a datetime, written here once
+            "start": started.isoformat(),
+            "end": ended.isoformat(),
+            "duration": (ended - started).total_seconds(),
+        }
 
     def _host_result(self, result: Any, **extra: Any) -> dict[str, Any]:
+        host = plain(result._host.get_name())
         return {
-            "host": result._host.get_name(),
-            "remote_addr": result._host.address,
+            "host": host,
+            "remote_addr": plain(result._host.address),
             "task": result._task,
-            **self._timing(result),
+            **self._timing(host),
             **extra,
         }
 
@@ -624,7 +697,7 @@ class CallbackModule(DefaultCallbackModule):
 
     def v2_playbook_on_start(self, playbook: Any) -> None:
         CONTEXT.playbook = {
-            "playbook": getattr(playbook, "_file_name", "???"),
+            "playbook": plain(getattr(playbook, "_file_name", "???")),
             "playbook_uuid": self.playbook_uuid,
         }
         CONTEXT.play, CONTEXT.task = {}, {}
@@ -639,7 +712,8 @@ class CallbackModule(DefaultCallbackModule):
         play._uuid = self._unique(str(play._uuid))
         hosts = getattr(play, "hosts", "")
         pattern = ",".join(hosts) if isinstance(hosts, list) else hosts
-        name = play.get_name().strip() or pattern
+        pattern = plain(pattern)
+        name = plain(play.get_name().strip() or pattern)
         CONTEXT.play = {"play": name, "play_uuid": str(play._uuid), "play_pattern": pattern}
         CONTEXT.task = {}
         data = {"name": name, "pattern": pattern, "uuid": str(play._uuid)}
@@ -649,7 +723,7 @@ class CallbackModule(DefaultCallbackModule):
         CONTEXT.task = task_context(task)
         data = {
             "task": task,
-            "name": task.get_name(),
+            "name": plain(task.get_name()),
             "is_conditional": is_conditional,
             "uuid": self._unique(str(task._uuid)),
         }
@@ -730,8 +804,9 @@ class CallbackModule(DefaultCallbackModule):
     # --- a task on a host ---------------------------------------------------------------
 
     def v2_runner_on_start(self, host: Any, task: Any) -> None:
-        self.host_start[host.get_name()] = now()
-        data = {"host": host.get_name(), "task": task}
+        name = plain(host.get_name())
+        self.host_start[name] = now()
+        data = {"host": name, "task": task}
         self._emit("runner_on_start", data, super().v2_runner_on_start, host, task)
 
     def v2_runner_on_ok(self, result: Any) -> None:
@@ -759,7 +834,7 @@ class CallbackModule(DefaultCallbackModule):
         self._emit("runner_on_unreachable", data, super().v2_runner_on_unreachable, result)
 
     def _item(self, event: str, result: Any, render: Callable) -> None:
-        data = {"host": result._host.get_name(), "task": result._task, "res": result._result}
+        data = {"host": plain(result._host.get_name()), "task": result._task, "res": result._result}
         self._emit(event, data, render, result)
 
     def v2_runner_item_on_ok(self, result: Any) -> None:
