@@ -151,6 +151,18 @@ def test_the_workers_settings_never_reach_the_run(local_node, settings, monkeypa
     assert "4242" not in stored
 
 
+def test_facts_stay_in_memory_for_the_run(local_node):
+    """Facts gathered in one play serve the next, and none is written to disk (ansible-runner
+    would cache them in JSON files in the run's artifacts)."""
+    job = run_now(playbook="facts_in_memory.yml", nodes=[local_node])
+    assert job.status == JobStatus.SUCCESSFUL, job.reason
+    listing = job.events.get(event="runner_on_ok", task="List the run's data dir")
+    paths = [entry["path"] for entry in listing.event_data["res"]["files"]]
+    assert any(path.endswith("/inventory/hosts.yml") for path in paths)  # it did look
+    cached = [path for path in paths if path.rsplit("/", 1)[-1] in ("fact_cache", local_node.name)]
+    assert not cached
+
+
 @pytest.mark.parametrize("share_seconds", [300, 0])
 def test_private_data_dir_and_control_dir_are_removed(
     local_node, settings, tmp_path, share_seconds
