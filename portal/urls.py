@@ -12,6 +12,12 @@ from portal.core.views import health_view, home_view, metrics_view
 from portal.workspaces.api.views import traefik_config_view
 
 api_patterns: list[URLPattern | URLResolver] = [
+    # The busiest first, as Django tries paths in order: every node's heartbeat (monitoring's
+    # five paths), then the router's viewsets (jobs, nodes, workspaces first). No path
+    # matches two groups (tests/core/test_urls.py): the order changes only how many patterns
+    # a request tries (/api/jobs/ tried 40 before this order).
+    path("", include("portal.monitoring.api.urls")),
+    path("", include(router.urls)),
     path("health", health_view, name="health"),
     path("me/", me_view, name="me"),
     path("traefik/config", traefik_config_view, name="traefik-config"),
@@ -23,11 +29,6 @@ api_patterns: list[URLPattern | URLResolver] = [
     ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", docs_view(url_name="api:schema"), name="docs"),
-    # The router's viewsets first: Django tries paths in order, and theirs are the API's
-    # busiest (jobs, nodes, workspaces). No path matches both the router's and an app's
-    # (tests/core/test_urls.py), so the order changes only how many patterns a request tries.
-    path("", include(router.urls)),
-    path("", include("portal.monitoring.api.urls")),
     path("", include("portal.installers.api.urls")),
     path("", include("portal.clusters.api.urls")),
     path("", include("portal.fleet.api.urls")),

@@ -55,7 +55,15 @@ def test_no_path_is_claimed_by_two_url_groups():
     assert not {path: names for path, names in shared.items() if len(names) > 1}
 
 
-def test_the_routers_viewsets_come_first():
+def test_the_busiest_paths_are_tried_first():
+    """Every node's heartbeat first (monitoring's few paths), then the router's viewsets,
+    launches and job reads first among them."""
     from portal.api_router import router
+    from portal.monitoring.api import urls as monitoring_urls
 
-    assert groups()[0].url_patterns == router.urls
+    first, second = groups()[:2]
+    assert first.url_patterns == monitoring_urls.urlpatterns
+    assert first.url_patterns[0].name == "node-heartbeat"
+    assert second.url_patterns == router.urls
+    assert [prefix for prefix, *_ in router.registry[:3]] == ["jobs", "nodes", "workspaces"]
+    assert api_patterns.index(first) == 0 and api_patterns.index(second) == 1
