@@ -171,7 +171,7 @@ class EventStream(io.TextIOBase):
         super().__init__()
         self.fd, self.real, self.owner = fd, real, PID.value
         self.lock = threading.RLock()
-        self.current: tuple[str, str] | None = None
+        self.current: tuple[dict, bytes] | None = None
         self.pending: list[str] = []
         self.sent = 0
         self.line = 0
