@@ -510,7 +510,6 @@ class EventContext:
         self.playbook: dict[str, Any] = {}
         self.play: dict[str, Any] = {}
         self.task: dict[str, Any] = {}
-        self.pid = os.getpid()
         self._merged: tuple[dict, dict, dict, dict] = ({}, {}, {}, {})
 
     def event(self, event: str, data: dict[str, Any], task: dict | None = None) -> dict:
@@ -542,7 +541,7 @@ class EventContext:
             this = data["uuid"] = new_uuid()
         begin: dict[str, Any] = {
             "event": event,
-            "pid": self.pid,
+            "pid": PID.value,
             "uuid": this,
             "created": now().isoformat(),
         }
