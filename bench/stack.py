@@ -178,12 +178,22 @@ def start_web(
     return web, port
 
 
-def web_settings() -> str:
-    """What the configuration file gives on this machine, for results.json."""
+def _gunicorn_conf() -> dict:
     import runpy
 
-    conf = runpy.run_path(str(GUNICORN_CONF))
+    return runpy.run_path(str(GUNICORN_CONF))
+
+
+def web_settings() -> str:
+    """What the configuration file gives on this machine, for results.json."""
+    conf = _gunicorn_conf()
     return f"gunicorn {conf['worker_class']} {conf['workers']}x{conf['threads']}"
+
+
+def web_threads() -> int:
+    """How many requests the web server serves at once: its processes x their threads."""
+    conf = _gunicorn_conf()
+    return conf["workers"] * conf["threads"]
 
 
 def wait_web(web: Service, port: int, timeout: float = 60) -> None:
