@@ -10,7 +10,10 @@ and ``PORTAL_EVENT_FIFO``, a thread draining the FIFO as the worker's reader doe
 it prints the median wall seconds, the CPU seconds of the whole process tree and those of
 the controller process alone (the one that runs every callback: sampled from ``/proc`` until
 it exits), and the portal's over plain. On 2 cores the controller is the run's bottleneck,
-so its extra CPU is what the engine's wall ratio shows.
+so its extra CPU is what the engine's wall ratio shows. Also the controller's minor page
+faults: it forks once per task and host, and every page it writes afterwards is copied
+first, so a callback's cost there is mostly the pages its code touches per event (the
+"faults" line; bench/README.md, "job_overhead_ratio").
 """
 
 import argparse
@@ -25,10 +28,11 @@ import time
 from pathlib import Path
 
 from bench.paths import PLAYBOOKS, ROOT
-from bench.procs import cpu_seconds
+from bench.procs import cpu_seconds, minor_faults
 
 CALLBACK_DIR = ROOT / "portal" / "jobs" / "callback"
 HOSTS = 20
+EVENTS = 2053  # of tasks50.yml on 20 hosts
 
 
 def write_project(work: Path) -> dict[str, str]:
@@ -62,8 +66,8 @@ def _drain(fifo: Path) -> threading.Thread:
     return thread
 
 
-def run_once(work: Path, env: dict[str, str], portal: bool) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds of the tree, CPU seconds of the controller."""
+def run_once(work: Path, env: dict[str, str], portal: bool) -> tuple[float, float, float, int]:
+    """Wall seconds, CPU seconds of the tree, CPU seconds and minor faults of the controller."""
     env = dict(env)
     drain = None
     if portal:
@@ -84,9 +88,10 @@ def run_once(work: Path, env: dict[str, str], portal: bool) -> tuple[float, floa
         process = subprocess.Popen(
             [*argv, str(PLAYBOOKS / "tasks50.yml")], env=env, stdout=out, stderr=subprocess.STDOUT
         )
-        controller = 0.0
+        controller, faults = 0.0, 0
         while process.poll() is None:
             controller = cpu_seconds(process.pid) or controller
+            faults = minor_faults(process.pid) or faults
             time.sleep(0.05)
     wall = time.monotonic() - started
     if process.returncode != 0:
@@ -94,7 +99,7 @@ def run_once(work: Path, env: dict[str, str], portal: bool) -> tuple[float, floa
     if drain is not None:
         drain.join(timeout=30)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, usage.ru_utime + usage.ru_stime - cpu_before, controller
+    return wall, usage.ru_utime + usage.ru_stime - cpu_before, controller, faults
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,22 +113,30 @@ def main(argv: list[str] | None = None) -> int:
         env = write_project(work)
         for portal in (False, True):  # warm-up: the page cache, the plugin files
             run_once(work, env, portal)
-        runs: dict[str, list[tuple[float, float, float]]] = {"plain": [], "portal": []}
+        runs: dict[str, list[tuple[float, float, float, int]]] = {"plain": [], "portal": []}
         for index in range(args.pairs):
             order = ("plain", "portal") if index % 2 == 0 else ("portal", "plain")
             for side in order:
                 runs[side].append(run_once(work, env, side == "portal"))
     medians = {
-        side: [statistics.median(run[part] for run in rows) for part in range(3)]
+        side: [statistics.median(run[part] for run in rows) for part in range(4)]
         for side, rows in runs.items()
     }
-    for side, (wall, tree, controller) in medians.items():
-        print(f"{side:7s} wall {wall:.2f} s, CPU {tree:.2f} s, controller's {controller:.2f} s")
-    (wall_a, tree_a, ctl_a), (wall_b, tree_b, ctl_b) = medians["plain"], medians["portal"]
+    for side, (wall, tree, controller, faults) in medians.items():
+        print(
+            f"{side:7s} wall {wall:.2f} s, CPU {tree:.2f} s, controller's {controller:.2f} s "
+            f"and {faults:,.0f} minor faults"
+        )
+    (wall_a, tree_a, ctl_a, faults_a), (wall_b, tree_b, ctl_b, faults_b) = (
+        medians["plain"],
+        medians["portal"],
+    )
     print(
         f"portal/plain: wall {wall_b / wall_a:.3f}, tree CPU {tree_b / tree_a:.3f}; "
         f"controller CPU {ctl_b - ctl_a:+.2f} s ({args.pairs} pairs, medians)"
     )
+    extra = faults_b - faults_a
+    print(f"controller minor faults {extra:+,.0f} over plain ({extra / EVENTS:+.0f} an event)")
     return 0
 
 

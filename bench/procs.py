@@ -164,13 +164,24 @@ def install_cleanup() -> None:
     signal.signal(signal.SIGHUP, _on_signal)
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat after the command's name (which may hold spaces), or None."""
+    try:
+        return (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU seconds of one process (user + system), 0 if it is gone."""
-    try:
-        fields = (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    fields = _stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
+
+
+def minor_faults(pid: int) -> int:
+    """Minor page faults of one process so far (a copy-on-write copy is one), 0 if gone."""
+    fields = _stat_fields(pid)
+    return int(fields[7]) if fields else 0
 
 
 def pids_named(name: str) -> list[int]:

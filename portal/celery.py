@@ -3,7 +3,13 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import (
+    task_postrun,
+    task_prerun,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+)
 from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
@@ -26,6 +32,20 @@ def _own_process_group(**kwargs):
     # main process only; it then shuts the pool down cleanly (warm shutdown) instead of the
     # pool processes dying mid-task.
     os.setpgrp()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _database_connections_as_for_a_request(task=None, **kwargs):
+    # What Django does around a web request: a connection older than CONN_MAX_AGE, or left
+    # in a bad state, is closed, and the next query checks the connection is alive
+    # (CONN_HEALTH_CHECKS). Celery's fixup no longer closes it every time
+    # (CELERY_DB_REUSE_MAX). A task run eagerly, inside its caller, is the caller's business.
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 @worker_ready.connect

@@ -172,3 +172,37 @@ def test_before_a_figure_the_rows_the_last_one_wrote_are_vacuumed_not_during_it(
             [Job._meta.db_table],
         )
         assert cursor.fetchone() == (True, True, 0)
+
+
+def test_the_launch_warm_up_reaches_every_web_thread_before_a_round_counts(monkeypatch):
+    from types import SimpleNamespace
+
+    from bench.stack import web_threads
+
+    class Measuring(Exception):
+        pass
+
+    def no_pairs(*args):
+        raise Measuring  # the warm-up is over: the first measured pair would start here
+
+    rounds = []
+    monkeypatch.setattr(launches, "_round", lambda ctx, send, *sized: rounds.append(sized))
+    ctx = SimpleNamespace(
+        fixtures=SimpleNamespace(parked_node="n", parked_queue="q"),
+        services={"web": SimpleNamespace(pid=1)},
+        another=no_pairs,
+    )
+    with pytest.raises(Measuring):
+        launches.measure(ctx)
+    assert len(rounds) == 2  # one per side
+    for clients, count, _seconds in rounds:
+        assert clients >= web_threads() and count >= 2 * clients
+
+
+def test_a_process_minor_faults_are_read_and_a_gone_one_has_none():
+    import os
+
+    from bench.procs import minor_faults
+
+    assert minor_faults(os.getpid()) > 0
+    assert minor_faults(2**22 + 12345) == 0
