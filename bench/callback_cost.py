@@ -12,8 +12,8 @@ the controller process alone (the one that runs every callback: sampled from ``/
 it exits), and the portal's over plain. On 2 cores the controller is the run's bottleneck,
 so its extra CPU is what the engine's wall ratio shows. Also the controller's minor page
 faults: it forks once per task and host, and every page it writes afterwards is copied
-first, so a callback's cost there is mostly the pages its code touches per event (the
-"faults" line; bench/README.md, "job_overhead_ratio").
+first, so a callback's cost there is mostly the pages its code touches per event (the last
+line; bench/README.md, "job_overhead_ratio").
 """
 
 import argparse
