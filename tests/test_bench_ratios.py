@@ -2,6 +2,9 @@
 floors' own paths, how the run's time is shared and how a figure that could not be
 measured is reported. No timed assertion: the figures themselves are the bench's."""
 
+import os
+from types import SimpleNamespace
+
 import pytest
 from django.db import connection
 from django.urls import NoReverseMatch, reverse
@@ -17,6 +20,8 @@ from bench.__main__ import (
     unmeasured,
     verdict,
 )
+from bench.procs import minor_faults
+from bench.stack import web_threads
 from bench.suite import MINIMUM_SECONDS, ORDER, share, window
 from portal.jobs.models import Job
 from tests.factories import UserFactory
@@ -175,10 +180,6 @@ def test_before_a_figure_the_rows_the_last_one_wrote_are_vacuumed_not_during_it(
 
 
 def test_the_launch_warm_up_reaches_every_web_thread_before_a_round_counts(monkeypatch):
-    from types import SimpleNamespace
-
-    from bench.stack import web_threads
-
     class Measuring(Exception):
         pass
 
@@ -200,9 +201,5 @@ def test_the_launch_warm_up_reaches_every_web_thread_before_a_round_counts(monke
 
 
 def test_a_process_minor_faults_are_read_and_a_gone_one_has_none():
-    import os
-
-    from bench.procs import minor_faults
-
     assert minor_faults(os.getpid()) > 0
     assert minor_faults(2**22 + 12345) == 0
