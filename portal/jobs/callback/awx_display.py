@@ -173,6 +173,8 @@ class EventStream(io.TextIOBase):
         self.lock = threading.RLock()
         self.current: tuple[dict, bytes] | None = None
         self.pending: list[str] = []
+        # Events whose text is empty, built later: see defer().
+        self.deferred: list[Callable[[], dict]] = []
         self.sent = 0
         self.line = 0
         # Lines go out in batches: one write (and one wake-up of the reader) per batch
@@ -193,6 +195,8 @@ class EventStream(io.TextIOBase):
         if PID.value != self.owner:  # a forked worker printing directly: leave it to the pty
             return self.real.write(text)
         with self.lock:
+            if self.deferred:
+                self._send_deferred()
             self.pending.append(text)
             if self.current is None and "\n" in text:
                 self._send_verbose(keep_partial=True)
@@ -221,6 +225,7 @@ class EventStream(io.TextIOBase):
         """Its data encoded now, as ansible-runner does: Ansible's default output then removes
         ``exception`` and ``warnings`` from the result it prints."""
         with self.lock:
+            self._send_deferred()
             self._send_verbose(keep_partial=False)
             self.current = self._encode(event)
 
@@ -230,6 +235,24 @@ class EventStream(io.TextIOBase):
             if encoded is not None:
                 text, self.pending = "".join(self.pending), []
                 self._send(encoded, text)
+
+    def defer(self, build: Callable[[], dict]) -> bool:
+        """An event without text (a host's task start), built and sent later, before anything
+        sent after it: at the next event, text or flusher tick. The controller forks for every
+        task and host, and each page it writes after a fork is copied first: the starts of a
+        task, which arrive between those forks, are built together, after them. False when
+        text printed outside any event is waiting: the event goes out in its place now."""
+        with self.lock:
+            if self.pending and self.current is None:
+                return False
+            self.deferred.append(build)
+            return True
+
+    def _send_deferred(self) -> None:
+        while self.deferred:
+            builds, self.deferred = self.deferred, []
+            for build in builds:
+                self._send(self._encode(build()), "")
 
     def _send_verbose(self, keep_partial: bool) -> None:
         lines = "".join(self.pending).splitlines(keepends=True)
@@ -291,7 +314,12 @@ class EventStream(io.TextIOBase):
 
     def _flush_periodically(self) -> None:
         while not self.stopping.wait(self.flush_seconds):
-            if self.batch and PID.value == self.owner:
+            if PID.value != self.owner:
+                continue
+            if self.deferred:
+                with self.lock:
+                    self._send_deferred()
+            if self.batch:
                 self._flush()
 
     def close(self) -> None:
@@ -301,6 +329,7 @@ class EventStream(io.TextIOBase):
         self.flusher.join()
         with self.lock:
             self.end()
+            self._send_deferred()
             self._send_verbose(keep_partial=False)
             self._write(json.dumps({END_KEY: self.sent}).encode() + b"\n")
         self._flush()
@@ -534,7 +563,9 @@ class EventContext:
         merged["uuid"] = new_uuid()
         return self._begin_dict(kind, merged)
 
-    def _begin_dict(self, event: str, data: dict[str, Any]) -> dict:
+    def _begin_dict(
+        self, event: str, data: dict[str, Any], created: datetime.datetime | None = None
+    ) -> dict:
         """ansible-runner's event fields: type, pid, uuid, creation time, parent."""
         this = data.get("uuid")
         if not this:
@@ -543,7 +574,7 @@ class EventContext:
             "event": event,
             "pid": PID.value,
             "uuid": this,
-            "created": now().isoformat(),
+            "created": (created or now()).isoformat(),
         }
         parent = data.get("parent_uuid")
         if not parent:
@@ -626,6 +657,7 @@ class CallbackModule(DefaultCallbackModule):
         self.seen_uuids: dict[str, int] = collections.defaultdict(int)
         self.playbook_uuid = str(uuid.uuid4())
         self.last_task: tuple[Any, dict[str, Any]] = (None, {})
+        self.show_host_starts = False
 
     def set_options(self, *args: Any, **kwargs: Any) -> Any:
         # This plugin's options are the default callback's (its DOCUMENTATION extends them).
@@ -635,7 +667,9 @@ class CallbackModule(DefaultCallbackModule):
         C.config.initialize_plugin_configuration_definitions(
             "callback", self._load_name, base | mine
         )
-        return super().set_options(*args, **kwargs)
+        result = super().set_options(*args, **kwargs)
+        self.show_host_starts = bool(self.get_option("show_per_host_start"))
+        return result
 
     # --- one event around one hook ------------------------------------------------------
 
@@ -804,9 +838,21 @@ class CallbackModule(DefaultCallbackModule):
 
     def v2_runner_on_start(self, host: Any, task: Any) -> None:
         name = plain(host.get_name())
-        self.host_start[name] = now()
+        started = self.host_start[name] = now()
+        stream = STREAM
+        if stream is not None and not self.show_host_starts:  # no text: sent later
+            context = (CONTEXT.playbook, CONTEXT.play)
+            if stream.defer(lambda: self._start_event(name, task, started, *context)):
+                return
         data = {"host": name, "task": task}
         self._emit("runner_on_start", data, super().v2_runner_on_start, host, task)
+
+    def _start_event(
+        self, host: str, task: Any, started: datetime.datetime, playbook: dict, play: dict
+    ) -> dict:
+        """The event ``_emit`` would have sent at ``started``."""
+        data = {**playbook, **play, **self._task_context(task), "host": host}
+        return CONTEXT._begin_dict("runner_on_start", data, started)
 
     def v2_runner_on_ok(self, result: Any) -> None:
         if result._task.action in FACT_GATHERING:
