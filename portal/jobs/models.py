@@ -260,7 +260,8 @@ class JobTally(models.Model):
 class JobEvent(models.Model):
     """One ansible-runner event, stored in batches by the runner's event sink."""
 
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    # No index of its own: unique_job_event_counter leads with job and serves every lookup.
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events", db_index=False)
     counter = models.PositiveIntegerField()
     event = models.CharField(max_length=100)
     uuid = models.CharField(max_length=64, blank=True)

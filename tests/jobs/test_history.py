@@ -273,3 +273,26 @@ def test_admin_list_reads_no_distinct_and_counts_no_whole_table(admin_client, jo
     assert counts and all("LIMIT 1001" in sql for sql in counts)
     page = response.content.decode()
     assert "ping.yml" in page and "jobs.adhoc" in page  # filters from the known values
+
+
+# --- the event table's indexes --------------------------------------------------------------
+
+
+def test_events_are_found_by_job_through_the_one_index_that_leads_with_it():
+    """Each stored event writes every index of its table: one leading with the job is enough."""
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, JobEvent._meta.db_table)
+    leading = sorted(
+        name
+        for name, c in found.items()
+        if (c["index"] or c["unique"]) and c["columns"][:1] == ["job_id"]
+    )
+    assert leading == ["unique_job_event_counter"]
+    job = _ended(days_ago=1, events=5)
+    if connection.vendor == "postgresql":  # on a small table a scan is cheaper
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+    events = JobEvent.objects.filter(job=job).order_by("counter")
+    plan = events.explain()  # SQLite names the unique constraint's index itself
+    assert "unique_job_event_counter" in plan or "USING INDEX sqlite_autoindex" in plan
+    assert [e.counter for e in events] == [1, 2, 3, 4, 5]
