@@ -1,6 +1,7 @@
 """The event transport: the portal's callback sends events over a FIFO; the sink numbers
 and stores every one, and a lost event makes the job an error rather than a silent gap."""
 
+import importlib.util
 import itertools
 import json
 import os
@@ -8,6 +9,7 @@ import select
 import sys
 import threading
 from datetime import UTC, date, datetime, time
+from pathlib import Path
 from uuid import RFC_4122, UUID
 
 import pytest
@@ -349,3 +351,20 @@ def test_a_tagged_string_is_sent_as_its_plain_text(stream_module):
     value = stream_module.plain(_Tagged("the value"))
     assert type(value) is str and value == "the value"
     assert stream_module.plain(3) == 3 and stream_module.plain(None) is None
+
+
+def test_the_worker_caches_the_callbacks_bytecode_once_for_every_run(tmp_path, monkeypatch):
+    """ansible-playbook then reads the bytecode, even where none is ever written for it
+    (PYTHONDONTWRITEBYTECODE): no compile of the callback per job."""
+    source = tmp_path / "awx_display.py"
+    source.write_text("EVENTS = 1\n")
+    monkeypatch.setattr(runner, "CALLBACK", source)
+    runner.compile_callback()
+    cached = Path(importlib.util.cache_from_source(str(source)))
+    assert cached.is_file() and cached.stat().st_size > 0
+    monkeypatch.setattr(runner, "CALLBACK", tmp_path / "gone" / "awx_display.py")
+    runner.compile_callback()  # nothing to compile, or nowhere to write: no error
+
+
+def test_the_runner_compiles_the_callback_ansible_loads():
+    assert runner.CALLBACK.parent == runner.CALLBACK_DIR and runner.CALLBACK.is_file()
