@@ -1,6 +1,6 @@
 """What the portal's event callback costs Ansible, alone: no portal, no database, no broker.
 
-    .venv/bin/python -m bench.callback_cost [--pairs N]
+    .venv/bin/python -m bench.callback_cost [--pairs N] [--against DIR]
 
 A developer's tool for the engine's figure (``job_overhead_ratio``, #18), not a figure of
 ``python -m bench``. The same ``ansible-playbook`` of ``bench/playbooks/tasks50.yml`` on 20
@@ -13,7 +13,9 @@ it exits), and the portal's over plain. On 2 cores the controller is the run's b
 so its extra CPU is what the engine's wall ratio shows. Also the controller's minor page
 faults: it forks once per task and host, and every page it writes afterwards is copied
 first, so a callback's cost there is mostly the pages its code touches per event (the last
-line; bench/README.md, "job_overhead_ratio").
+line; bench/README.md, "job_overhead_ratio"). ``--against DIR`` adds a third side, the
+callback in DIR (another version of ``awx_display.py``, e.g. ``git show
+HEAD~1:portal/jobs/callback/awx_display.py > DIR/awx_display.py``), in the same rounds.
 """
 
 import argparse
@@ -66,7 +68,9 @@ def _drain(fifo: Path) -> threading.Thread:
     return thread
 
 
-def run_once(work: Path, env: dict[str, str], portal: bool) -> tuple[float, float, float, int]:
+def run_once(
+    work: Path, env: dict[str, str], portal: bool, callback_dir: Path = CALLBACK_DIR
+) -> tuple[float, float, float, int]:
     """Wall seconds, CPU seconds of the tree, CPU seconds and minor faults of the controller."""
     env = dict(env)
     drain = None
@@ -75,7 +79,7 @@ def run_once(work: Path, env: dict[str, str], portal: bool) -> tuple[float, floa
         if not fifo.exists():
             os.mkfifo(fifo)
         env |= {
-            "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACK_DIR),
+            "ANSIBLE_CALLBACK_PLUGINS": str(callback_dir),
             "ANSIBLE_STDOUT_CALLBACK": "awx_display",
             "PORTAL_EVENT_FIFO": str(fifo),
         }
@@ -104,20 +108,31 @@ def run_once(work: Path, env: dict[str, str], portal: bool) -> tuple[float, floa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", type=int, default=4, help="pairs after one warm-up each")
+    parser.add_argument("--pairs", type=int, default=4, help="rounds after one warm-up each")
+    parser.add_argument("--against", type=Path, help="a directory with another awx_display.py")
     args = parser.parse_args(argv)
     if args.pairs < 1:
         parser.error("--pairs: at least 1")
+    if args.against and not (args.against / "awx_display.py").is_file():
+        parser.error(f"--against: no awx_display.py in {args.against}")
+    sides = {"plain": None, "portal": CALLBACK_DIR}
+    if args.against:
+        sides["against"] = args.against.resolve()
     with tempfile.TemporaryDirectory(prefix="bench-callback-") as name:
         work = Path(name)
         env = write_project(work)
-        for portal in (False, True):  # warm-up: the page cache, the plugin files
-            run_once(work, env, portal)
-        runs: dict[str, list[tuple[float, float, float, int]]] = {"plain": [], "portal": []}
+        runs: dict[str, list[tuple[float, float, float, int]]] = {side: [] for side in sides}
+
+        def run(side: str) -> tuple[float, float, float, int]:
+            folder = sides[side]
+            return run_once(work, env, folder is not None, folder or CALLBACK_DIR)
+
+        for side in sides:  # warm-up: the page cache, the plugin files
+            run(side)
         for index in range(args.pairs):
-            order = ("plain", "portal") if index % 2 == 0 else ("portal", "plain")
+            order = list(sides) if index % 2 == 0 else list(reversed(sides))
             for side in order:
-                runs[side].append(run_once(work, env, side == "portal"))
+                runs[side].append(run(side))
     medians = {
         side: [statistics.median(run[part] for run in rows) for part in range(4)]
         for side, rows in runs.items()
@@ -127,16 +142,19 @@ def main(argv: list[str] | None = None) -> int:
             f"{side:7s} wall {wall:.2f} s, CPU {tree:.2f} s, controller's {controller:.2f} s "
             f"and {faults:,.0f} minor faults"
         )
-    (wall_a, tree_a, ctl_a, faults_a), (wall_b, tree_b, ctl_b, faults_b) = (
-        medians["plain"],
-        medians["portal"],
-    )
-    print(
-        f"portal/plain: wall {wall_b / wall_a:.3f}, tree CPU {tree_b / tree_a:.3f}; "
-        f"controller CPU {ctl_b - ctl_a:+.2f} s ({args.pairs} pairs, medians)"
-    )
-    extra = faults_b - faults_a
-    print(f"controller minor faults {extra:+,.0f} over plain ({extra / EVENTS:+.0f} an event)")
+    wall_a, tree_a, ctl_a, _ = medians["plain"]
+    for side in list(sides)[1:]:
+        wall_b, tree_b, ctl_b, _ = medians[side]
+        print(
+            f"{side}/plain: wall {wall_b / wall_a:.3f}, tree CPU {tree_b / tree_a:.3f}; "
+            f"controller CPU {ctl_b - ctl_a:+.2f} s ({args.pairs} rounds, medians)"
+        )
+        extra = [b[3] - a[3] for a, b in zip(runs["plain"], runs[side], strict=True)]
+        print(
+            f"{side}: controller minor faults {statistics.median(extra):+,.0f} over plain "
+            f"({statistics.median(extra) / EVENTS:+.0f} an event; rounds {min(extra):+,} to "
+            f"{max(extra):+,})"
+        )
     return 0
 
 
