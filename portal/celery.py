@@ -52,8 +52,8 @@ def _database_connections_as_for_a_request(task=None, **kwargs):
 def _end_what_dead_workers_left(**kwargs):
     # A worker SIGKILLed mid-job left its run's processes and its data dir (secrets in
     # clear) behind; a restarted worker ends them as it starts (portal.jobs.orphans).
+    from portal.jobs.callback_plugin import compile_callback
     from portal.jobs.orphans import clean_up_local
-    from portal.jobs.runner import compile_callback
 
     clean_up_local()
     compile_callback()

@@ -8,7 +8,6 @@ import contextlib
 import ctypes
 import logging
 import os
-import py_compile
 import signal
 import stat
 import sys
@@ -27,6 +26,7 @@ from django.conf import settings
 from portal.core.childenv import without_inherited_secrets
 from portal.core.unsafe import Unsafe, dump_yaml, mark_unsafe
 from portal.jobs import orphans, processes, ssh
+from portal.jobs.callback_plugin import CALLBACK_DIR
 from portal.jobs.choices import JobStatus
 from portal.jobs.events import EventSink, Masker
 from portal.jobs.fifo import EventFifo
@@ -39,18 +39,6 @@ from portal.nodes.inventory import InventoryError, build_inventory, to_yaml
 from portal.nodes.models import Credential
 
 logger = logging.getLogger(__name__)
-
-CALLBACK_DIR = Path(__file__).resolve().parent / "callback"
-CALLBACK = CALLBACK_DIR / "awx_display.py"
-
-
-def compile_callback() -> None:
-    """ansible-playbook imports the callback from its source on every run. Where no bytecode
-    is ever written (PYTHONDONTWRITEBYTECODE, common in containers) every job compiled it
-    again, about 10 ms: the worker writes it once, where Python looks for it. Left to
-    Ansible if the directory is read-only."""
-    with contextlib.suppress(OSError, py_compile.PyCompileError):
-        py_compile.compile(str(CALLBACK), doraise=True)
 
 
 def _spawn_pty_without_close_delay(

@@ -14,8 +14,8 @@ from uuid import RFC_4122, UUID
 
 import pytest
 
+from portal.jobs import callback_plugin, runner
 from portal.jobs import fifo as fifo_module
-from portal.jobs import runner
 from portal.jobs.choices import JobStatus
 from portal.jobs.events import EncodedData
 from tests.jobs.test_runner import run_now
@@ -358,13 +358,14 @@ def test_the_worker_caches_the_callbacks_bytecode_once_for_every_run(tmp_path, m
     (PYTHONDONTWRITEBYTECODE): no compile of the callback per job."""
     source = tmp_path / "awx_display.py"
     source.write_text("EVENTS = 1\n")
-    monkeypatch.setattr(runner, "CALLBACK", source)
-    runner.compile_callback()
+    monkeypatch.setattr(callback_plugin, "CALLBACK", source)
+    callback_plugin.compile_callback()
     cached = Path(importlib.util.cache_from_source(str(source)))
     assert cached.is_file() and cached.stat().st_size > 0
-    monkeypatch.setattr(runner, "CALLBACK", tmp_path / "gone" / "awx_display.py")
-    runner.compile_callback()  # nothing to compile, or nowhere to write: no error
+    monkeypatch.setattr(callback_plugin, "CALLBACK", tmp_path / "gone" / "awx_display.py")
+    callback_plugin.compile_callback()  # nothing to compile, or nowhere to write: no error
 
 
 def test_the_runner_compiles_the_callback_ansible_loads():
-    assert runner.CALLBACK.parent == runner.CALLBACK_DIR and runner.CALLBACK.is_file()
+    assert callback_plugin.CALLBACK.parent == runner.CALLBACK_DIR
+    assert callback_plugin.CALLBACK.is_file()
