@@ -366,6 +366,6 @@ def test_the_worker_caches_the_callbacks_bytecode_once_for_every_run(tmp_path, m
     callback_plugin.compile_callback()  # nothing to compile, or nowhere to write: no error
 
 
-def test_the_runner_compiles_the_callback_ansible_loads():
+def test_the_file_compiled_is_the_callback_the_runner_gives_ansible():
     assert callback_plugin.CALLBACK.parent == runner.CALLBACK_DIR
     assert callback_plugin.CALLBACK.is_file()

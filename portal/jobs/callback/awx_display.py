@@ -10,6 +10,8 @@ work per event:
   and merged once per event; environment settings are read once, not per event;
 - Ansible's ``Display`` is wrapped only where an event's type depends on it (which method
   printed a line outside any callback event), without binding every call's signature;
+- a host's task start, which has no text, is built after the task's forks rather than
+  between them (``EventStream.defer``), and still sent before anything that came after it;
 - each event, with the text Ansible displayed for it, is written once as one JSON line to the
   FIFO named by ``PORTAL_EVENT_FIFO`` (``portal.jobs.fifo`` reads it in the worker) instead
   of a partial file per event plus a base64 marker in stdout. The last line announces how
