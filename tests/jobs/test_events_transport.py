@@ -150,7 +150,7 @@ def test_stream_groups_text_by_event_and_announces_the_count(stream_module):
     assert events[-1] == {stream_module.END_KEY: 4}
 
 
-def _start(stream_module, host):
+def _start(host):
     return lambda: {"event": "runner_on_start", "uuid": f"s-{host}", "event_data": {"host": host}}
 
 
@@ -158,14 +158,14 @@ def test_a_deferred_event_keeps_its_place_in_the_stream(stream_module):
     """A host's task start is built later, but sent before anything that came after it."""
     read_fd, write_fd = os.pipe()
     stream = stream_module.EventStream(write_fd, sys.__stdout__, flush_seconds=3600)
-    assert stream.defer(_start(stream_module, "h1"))
-    assert stream.defer(_start(stream_module, "h2"))
+    assert stream.defer(_start("h1"))
+    assert stream.defer(_start("h2"))
     stream.write("printed by a fork\n")  # text outside any event: after the starts
-    assert stream.defer(_start(stream_module, "h3"))
+    assert stream.defer(_start("h3"))
     stream.begin({"event": "runner_on_ok", "uuid": "u1", "event_data": {"host": "h1"}})
     stream.write("ok: [h1]\n")
     stream.end()
-    assert stream.defer(_start(stream_module, "h4"))
+    assert stream.defer(_start("h4"))
     stream.close()
     events = _sent(read_fd)
     assert [(e.get("event"), e.get("event_data", {}).get("host")) for e in events[:-1]] == [
@@ -185,7 +185,7 @@ def test_an_event_is_not_deferred_behind_text_waiting_outside_events(stream_modu
     read_fd, write_fd = os.pipe()
     stream = stream_module.EventStream(write_fd, sys.__stdout__, flush_seconds=3600)
     stream.write("half a line")
-    assert not stream.defer(_start(stream_module, "h1"))  # the caller sends it now
+    assert not stream.defer(_start("h1"))  # the caller sends it now
     stream.close()
     assert [e.get("stdout") for e in _sent(read_fd)[:-1]] == ["half a line"]
 
@@ -195,7 +195,7 @@ def test_a_deferred_event_goes_out_on_the_flushers_tick(stream_module):
     read_fd, write_fd = os.pipe()
     stream = stream_module.EventStream(write_fd, sys.__stdout__, flush_seconds=0.01)
     try:
-        assert stream.defer(_start(stream_module, "h1"))
+        assert stream.defer(_start("h1"))
         ready, _, _ = select.select([read_fd], [], [], 10)
         assert ready, "the deferred start was not sent"
         assert [e["event"] for e in _sent(read_fd)] == ["runner_on_start"]
