@@ -22,6 +22,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from bench import phases as bench_phases
 from bench import stats
 from bench.paths import ROOT
 
@@ -44,6 +45,7 @@ def measure(ctx, pairs: int = 4, minimum: int = 2) -> dict:
         raise RuntimeError(f"test hosts unavailable: {reason}")
     portal_ms: list[float] = []
     hand_ms: list[float] = []
+    phases: dict[str, list[float]] = {}
     with boot_hosts(1) as pool:
         pool.apt_repo.wait()
         host = pool[0]
@@ -56,7 +58,8 @@ def measure(ctx, pairs: int = 4, minimum: int = 2) -> dict:
         while ctx.another(
             len(portal_ms), minimum, _pair_seconds(portal_ms, hand_ms, warm_up), "install"
         ):
-            sides = [("portal", by_hand.clean_then(_portal)), ("hand", by_hand.timed_install)]
+            portal = by_hand.clean_then(lambda node: _portal(node, phases))
+            sides = [("portal", portal), ("hand", by_hand.timed_install)]
             if len(portal_ms) % 2:
                 sides.reverse()
             for side, run in sides:
@@ -77,6 +80,7 @@ def measure(ctx, pairs: int = 4, minimum: int = 2) -> dict:
                 "ratios": [round(r, 3) for r in ratios],
                 "portal_ms": stats.summary(portal_ms),
                 "by_hand_ms": stats.summary(hand_ms),
+                "portal_phases_median_ms": bench_phases.medians(phases),
             }
         },
     }
@@ -112,18 +116,20 @@ def _node(host, key_path):
     return do_record_host_key(node)
 
 
-def _portal(node) -> float:
-    """Seconds from do_install to the installation being installed; then uninstalled again
-    through the portal (untimed)."""
+def _portal(node, phases: dict[str, list[float]]) -> float:
+    """Seconds from do_install to the installation being installed (its phases added to
+    ``phases``); then uninstalled again through the portal (untimed)."""
     from django.contrib.auth import get_user_model
 
     from portal.installers import actions
 
     user, _ = get_user_model().objects.get_or_create(username="bench-installer")
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     launched = actions.do_install([node], INSTALLER, INPUTS, by=user)
     installation = _wait(launched.installations[0].pk, ("installed",))
     elapsed = time.monotonic() - started
+    settled = installation.updated_at.timestamp()
+    bench_phases.add(phases, installation.current_job, started_at, settled)
     actions.do_uninstall(installation, by=user)
     _wait(installation.pk, ("uninstalled",))
     return elapsed

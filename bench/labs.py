@@ -17,6 +17,7 @@ absolute median (``lab_assign_to_active_p50``) and the plain runs' times are det
 import time
 from pathlib import Path
 
+from bench import phases as bench_phases
 from bench import stats
 from bench.context import wait_job
 
@@ -84,46 +85,18 @@ def _assign_once(lab, index: int, phases: dict[str, list[float]]) -> float:
     if status != "active":
         session.refresh_from_db()
         raise RuntimeError(f"lab session {session.pk} failed: {session.last_error}")
-    _add_phases(phases, session, started, active_at)
+    bench_phases.add(phases, _provisioning_job(session), started, active_at)
     return (active_at - started) * 1000
 
 
-def _add_phases(phases: dict[str, list[float]], session, started: float, active: float) -> None:
-    """Where an assignment's time went, from its provisioning job's timestamps (ms): the
-    assignment up to the job's row, the row to the worker's claim (publish, delivery,
-    claim), the claim to the run's first event (data dir, ansible-runner, ansible-playbook's
-    start), its first to its last event, the last event to the job's end (ansible-playbook's
-    exit, the last events stored, the data dir removed), the end to the session's move to
-    active (the owner's handler)."""
+def _provisioning_job(session):
     from django.contrib.contenttypes.models import ContentType
 
     from portal.jobs.models import Job
 
-    job = Job.objects.filter(
+    return Job.objects.filter(
         target_type=ContentType.objects.get_for_model(session), target_id=str(session.pk)
     ).latest("created_at")
-    events = job.events.order_by("counter").values_list("created", flat=True)
-    marks = [
-        started,
-        job.created_at.timestamp(),
-        job.started_at.timestamp(),
-        events.first().timestamp(),
-        events.last().timestamp(),
-        job.finished_at.timestamp(),
-        active,
-    ]
-    for name, begin, end in zip(PHASES, marks[:-1], marks[1:], strict=True):
-        phases.setdefault(name, []).append((end - begin) * 1000)
-
-
-PHASES = (
-    "assign_to_job_row",
-    "row_to_claim",
-    "claim_to_first_event",
-    "first_to_last_event",
-    "last_event_to_end",
-    "end_to_active",
-)
 
 
 def pair_order(index: int) -> tuple[str, str]:
@@ -174,9 +147,7 @@ def measure(ctx, pairs: int = 15, minimum: int = 5) -> dict:
                 "lab_assign_to_active_p50": stats.rounded(stats.median(timings), 1),
                 "ms": stats.summary(timings),
                 "plain_ansible_playbook_ms": stats.summary(plain),
-                "portal_phases_median_ms": {
-                    name: stats.rounded(stats.median(values), 1) for name, values in phases.items()
-                },
+                "portal_phases_median_ms": bench_phases.medians(phases),
                 "plain_method": "the same lab_provision.yml, inventory, ansible.cfg and kind of "
                 "extra vars run by plain ansible-playbook on the same host (a "
                 "fresh namespace each): Ansible's own floor for this figure",
