@@ -369,3 +369,17 @@ def test_the_worker_caches_the_callbacks_bytecode_once_for_every_run(tmp_path, m
 def test_the_file_compiled_is_the_callback_the_runner_gives_ansible():
     assert callback_plugin.CALLBACK.parent == runner.CALLBACK_DIR
     assert callback_plugin.CALLBACK.is_file()
+
+
+def test_the_controllers_heap_is_frozen_only_in_the_portals_runs(stream_module, monkeypatch):
+    import gc
+
+    gc.unfreeze()
+    try:
+        stream_module.freeze_heap()
+        assert gc.get_freeze_count() == 0  # plain Ansible (no event stream): as it was
+        monkeypatch.setattr(stream_module, "STREAM", object())
+        stream_module.freeze_heap()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
