@@ -26,7 +26,7 @@ from django.conf import settings
 from portal.core.childenv import without_inherited_secrets
 from portal.core.unsafe import Unsafe, dump_yaml, mark_unsafe
 from portal.jobs import orphans, processes, ssh
-from portal.jobs.callback_plugin import CALLBACK_DIR
+from portal.jobs.callback_plugin import CALLBACK_DIR, controller_command
 from portal.jobs.choices import JobStatus
 from portal.jobs.events import EventSink, Masker
 from portal.jobs.fifo import EventFifo
@@ -290,9 +290,11 @@ def run(job: Job) -> Outcome:
 
 def _run_ansible(kwargs: dict) -> ansible_runner.Runner:
     """``ansible_runner.run`` with the worker's own settings left out of ansible-playbook's
-    environment: the runner seeds it with all of ``os.environ`` (portal/core/childenv.py)."""
+    environment (the runner seeds it with all of ``os.environ``: portal/core/childenv.py),
+    and ansible-playbook started through the portal's launcher (a faster start)."""
     runner = ansible_runner.interface.init_runner(**kwargs)
     runner.config.env = without_inherited_secrets(runner.config.env)
+    runner.config.command = controller_command(runner.config.command, runner.config.env.get("PATH"))
     runner.run()
     return runner
 
