@@ -622,7 +622,7 @@ def freeze_heap() -> None:
     """Move every object the controller holds now out of the garbage collector's reach: what
     Ansible loaded at start (modules, config, inventory, the parsed playbook) lives until
     the process exits, yet each full collection walks it again, and so does the interpreter's
-    exit, about 120 ms after the last event of a run (bench/README.md: "the controller's
+    exit, about 120 ms after the last event of a run (bench/README.md: "The controller's
     heap"). Forked workers inherit the frozen heap, so their collections skip it too
     (Python's documented use of ``gc.freeze``). Only the portal's runs (an event stream)."""
     if STREAM is not None:

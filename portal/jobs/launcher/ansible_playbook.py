@@ -4,8 +4,8 @@ Ansible imports, then everything imported frozen (portal.jobs.callback_plugin.co
     python ansible_playbook.py /path/to/ansible-playbook [ansible-playbook's arguments]
 
 Importing Ansible creates a few hundred thousand objects that all live until the process
-exits; with the collector running, each new generation walks the growing heap again, about
-a sixth of a short run's start (bench/README.md, "the controller's heap"). Paused, nothing is
+exits; with the collector running, its collections walk the growing heap again and again,
+30-40 ms of a run's start here (bench/README.md, "The controller's heap"). Paused, nothing is
 walked; frozen, the collections of the run itself (resumed at once) never walk them either.
 A script of its own, alone in its directory (Python puts a script's directory first on
 ``sys.path``), and it imports nothing of the portal: it is ansible-playbook's process.
