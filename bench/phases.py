@@ -7,6 +7,8 @@ last events stored, the data dir removed), the end to the owner's move (its hand
 
 from __future__ import annotations
 
+from bench import stats
+
 PHASES = (
     "action_to_job_row",
     "row_to_claim",
@@ -36,6 +38,4 @@ def add(phases: dict[str, list[float]], job, started: float, settled: float) -> 
 
 
 def medians(phases: dict[str, list[float]]) -> dict[str, float]:
-    from bench import stats
-
     return {name: stats.rounded(stats.median(values), 1) for name, values in phases.items()}
