@@ -1,6 +1,7 @@
 """The event transport: the portal's callback sends events over a FIFO; the sink numbers
 and stores every one, and a lost event makes the job an error rather than a silent gap."""
 
+import gc
 import importlib.util
 import itertools
 import json
@@ -372,8 +373,6 @@ def test_the_file_compiled_is_the_callback_the_runner_gives_ansible():
 
 
 def test_the_controllers_heap_is_frozen_only_in_the_portals_runs(stream_module, monkeypatch):
-    import gc
-
     gc.unfreeze()
     try:
         stream_module.freeze_heap()
