@@ -34,7 +34,7 @@ from portal.core.errors import Conflict, PortalError
 from portal.jobs import orphans, registry, signing
 from portal.jobs.choices import TERMINAL, JobStatus
 from portal.jobs.models import Job, JobEvent
-from portal.jobs.playbooks import resolve_playbook, select_nodes
+from portal.jobs.playbooks import check_playbook, select_nodes
 from portal.nodes.choices import Connection
 from portal.nodes.models import Node, NodeGroup
 
@@ -263,7 +263,7 @@ def launch(
         raise PortalError(
             f"Action {action} runs {spec.playbook}, not {playbook}.", field="playbook"
         )
-    resolve_playbook(playbook)
+    check_playbook(playbook)
     extra_vars, secrets = split_secrets(spec, check_extra_vars(extra_vars), secret_vars)
     targets = check_targets(nodes, limit, loaded=nodes_loaded)
     job = Job(

@@ -45,6 +45,24 @@ def resolve_playbook(name: str) -> Path:
     return Path(path)
 
 
+# (playbooks directory, name) -> the real path resolve_playbook gave, in this process.
+_LAUNCHABLE: dict[tuple[str, str], str] = {}
+
+
+def check_playbook(name: str) -> None:
+    """``resolve_playbook``'s refusal for a launch, its answer remembered in this process: a
+    name it accepted once is checked again only for its file still being there. One stat,
+    where ``realpath`` takes one of every component of two paths, and under load each system
+    call may hand the interpreter's lock to another request's thread: the checks were 4% of
+    the launch view's time in gunicorn. The worker resolves the name in full again before it
+    runs it (``runner``), so a symlink changed since never runs a file outside playbooks/."""
+    key = (str(settings.PLAYBOOKS_DIR), name)
+    path = _LAUNCHABLE.pop(key, None)
+    if path is None or not os.path.isfile(path):
+        path = str(resolve_playbook(name))
+    _LAUNCHABLE[key] = path
+
+
 def _terms(limit: str) -> list[str]:
     return [term.strip() for term in re.split(r"[,:]", limit) if term.strip()]
 

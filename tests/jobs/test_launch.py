@@ -3,6 +3,7 @@
 import threading
 import time
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.db import connection, transaction
@@ -12,7 +13,7 @@ from portal.core.errors import PortalError
 from portal.jobs import actions, signing
 from portal.jobs.choices import JobStatus
 from portal.jobs.models import Job
-from portal.jobs.playbooks import resolve_playbook
+from portal.jobs.playbooks import check_playbook, resolve_playbook
 from portal.nodes.models import Node, NodeGroup
 from tests.factories import NodeFactory
 from tests.helpers import stubbed_broker
@@ -229,6 +230,35 @@ def test_a_playbook_is_what_its_name_resolves_to_inside_playbooks(settings, tmp_
         with pytest.raises(PortalError) as error:
             resolve_playbook(name)
         assert error.value.field == "playbook", name
+
+
+def test_a_launch_remembers_a_playbook_it_resolved_while_its_file_is_there(settings, tmp_path):
+    """The launch's check resolves a name once per process; the worker's resolves it again,
+    so a playbook turned into a symlink to outside playbooks/ since never runs."""
+    root, outside = tmp_path / "playbooks", tmp_path / "elsewhere"
+    root.mkdir()
+    outside.mkdir()
+    (root / "a.yml").write_text("[]\n")
+    (outside / "secret.yml").write_text("[]\n")
+    settings.PLAYBOOKS_DIR = root
+    check_playbook("a.yml")
+    with mock.patch("portal.jobs.playbooks.os.path.realpath", side_effect=AssertionError):
+        check_playbook("a.yml")  # remembered: no path resolved again
+    (root / "a.yml").unlink()
+    with pytest.raises(PortalError) as error:
+        check_playbook("a.yml")  # gone: resolved again, and refused
+    assert error.value.code == "unknown_playbook"
+    (root / "a.yml").symlink_to(outside / "secret.yml")
+    with pytest.raises(PortalError):
+        check_playbook("a.yml")
+    (root / "a.yml").unlink()
+    (root / "a.yml").write_text("[]\n")
+    check_playbook("a.yml")
+    (root / "a.yml").unlink()
+    (root / "a.yml").symlink_to(outside / "secret.yml")
+    check_playbook("a.yml")  # the launch's check still remembers the path it resolved...
+    with pytest.raises(PortalError):
+        resolve_playbook("a.yml")  # ...and the worker's refuses it
 
 
 def test_node_without_credential_is_refused():
