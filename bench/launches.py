@@ -16,15 +16,19 @@ the portal are details.
 import resource
 import threading
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from bench import stats
 from bench.client import Api, ApiError
 from bench.procs import cpu_seconds, descendants, pids_named
-from bench.stack import web_settings, web_threads
+from bench.stack import web_processes, web_settings, web_threads
 
 CLIENTS = 4
 FLOOR_PATH = "/bench/floor/launch"
+PROCESS_PATH = "/bench/process"
 
 
 def _portal_launch(ctx):
@@ -47,35 +51,62 @@ def _floor_launch(ctx):
     return send
 
 
-def _round(ctx, send, clients: int, count: int, max_seconds: float) -> tuple[float, int, list]:
+def connections(ctx, clients: int) -> list[Api]:
+    """``clients`` keep-alive connections, spread evenly over the web processes.
+
+    Which of gunicorn's processes accepts a connection is chance, and where 3 or 4 of the
+    4 clients share a process, their requests share one core: with connections of their
+    own in each round, that chance moved a pair's ratio more than the code did (rates of
+    130-280 /s within one run). So connections are opened, asked which process serves them
+    (``GET /bench/process``, bench-only) and kept only while their process has no more
+    than its share; both rounds of a pair use the same ones."""
+    processes = web_processes()
+    share = -(-clients // processes)  # ceil
+    kept: list[Api] = []
+    per_process: Counter[int] = Counter()
+    for _ in range(20 * clients):  # chance, bounded: a few tries more than clients, usually
+        api = Api(ctx.port, ctx.fixtures.token)
+        status, body = api.request("GET", PROCESS_PATH)
+        if status != 200:
+            api.close()
+            raise ApiError(f"{PROCESS_PATH} -> {status}: {body}")
+        if per_process[body["pid"]] < share:
+            per_process[body["pid"]] += 1
+            kept.append(api)
+            if len(kept) == clients:
+                return kept
+        else:
+            api.close()
+    for api in kept:
+        api.close()
+    raise RuntimeError(f"could not spread {clients} connections over {processes} processes")
+
+
+def _round(ctx, send, apis: list[Api], count: int, max_seconds: float) -> tuple[float, int, list]:
     lock = threading.Lock()
     state: dict[str, Any] = {"left": count, "done": 0, "errors": []}
     latencies: list[float] = []
     stop_at = time.monotonic() + max_seconds
 
-    def client():
-        api = Api(ctx.port, ctx.fixtures.token)
-        try:
-            while time.monotonic() < stop_at:
+    def client(api: Api):
+        while time.monotonic() < stop_at:
+            with lock:
+                if state["left"] <= 0:
+                    return
+                state["left"] -= 1
+            sent = time.perf_counter()
+            try:
+                send(api)
+            except Exception as exc:
                 with lock:
-                    if state["left"] <= 0:
-                        return
-                    state["left"] -= 1
-                sent = time.perf_counter()
-                try:
-                    send(api)
-                except Exception as exc:
-                    with lock:
-                        state["errors"].append(repr(exc)[:200])
-                    continue
-                returned = time.perf_counter()
-                with lock:
-                    state["done"] += 1
-                    latencies.append((returned - sent) * 1000)
-        finally:
-            api.close()
+                    state["errors"].append(repr(exc)[:200])
+                continue
+            returned = time.perf_counter()
+            with lock:
+                state["done"] += 1
+                latencies.append((returned - sent) * 1000)
 
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    threads = [threading.Thread(target=client, args=(api,), daemon=True) for api in apis]
     started = time.monotonic()
     for thread in threads:
         thread.start()
@@ -108,13 +139,22 @@ class CpuSplit:
         return {part: 1000 * (after[part] - before[part]) / max(launches, 1) for part in before}
 
 
+@contextmanager
+def closing_all(apis: list[Api]) -> Iterator[list[Api]]:
+    try:
+        yield apis
+    finally:
+        for api in apis:
+            api.close()
+
+
 def pair_order(index: int) -> tuple[str, str]:
     """Pairs alternate their order so drift on the machine hits both sides alike."""
     return ("portal", "floor") if index % 2 == 0 else ("floor", "portal")
 
 
 def measure(
-    ctx, pairs: int = 9, minimum: int = 3, count: int = 400, max_seconds: float = 6.0
+    ctx, pairs: int = 30, minimum: int = 3, count: int = 200, max_seconds: float = 3.0
 ) -> dict:
     sides = {"portal": _portal_launch(ctx), "floor": _floor_launch(ctx)}
     # Warm-up: every thread of every web process serves both sides before a round counts.
@@ -123,7 +163,8 @@ def measure(
     # met cold threads (0.58 and 0.75 against a median of 0.82 in a full run).
     warm_clients = 2 * web_threads()
     for send in sides.values():
-        _round(ctx, send, warm_clients, 10 * warm_clients, 10)
+        with closing_all(connections(ctx, warm_clients)) as apis:
+            _round(ctx, send, apis, 10 * warm_clients, 10)
     rates: dict[str, list[float]] = {"portal": [], "floor": []}
     latencies: dict[str, list[float]] = {"portal": [], "floor": []}
     done: list[int] = []
@@ -135,19 +176,23 @@ def measure(
         if not ctx.another(len(ratios), minimum, 1.3 * pair_seconds, "launch ratio"):
             break
         started = time.monotonic()
-        for side in pair_order(index):
-            before = split.sample()
-            rate, n, lat = _round(ctx, sides[side], CLIENTS, count, max_seconds)
-            cpu[side].append(split.per_launch_ms(before, split.sample(), n))
-            rates[side].append(rate)
-            latencies[side].extend(lat)
-            if side == "portal":
-                done.append(n)
+        with closing_all(connections(ctx, CLIENTS)) as apis:
+            for side in pair_order(index):
+                before = split.sample()
+                rate, n, lat = _round(ctx, sides[side], apis, count, max_seconds)
+                cpu[side].append(split.per_launch_ms(before, split.sample(), n))
+                rates[side].append(rate)
+                latencies[side].extend(lat)
+                if side == "portal":
+                    done.append(n)
         ratios.append(rates["portal"][-1] / rates["floor"][-1])
         pair_seconds = time.monotonic() - started
     serial, serial_n, serial_lat = 0.0, 0, list[float]()  # a detail: only if the share allows
     if ctx.fits(max_seconds + 5):
-        serial, serial_n, serial_lat = _round(ctx, sides["portal"], 1, count // 2, max_seconds)
+        with closing_all(connections(ctx, 1)) as apis:
+            serial, serial_n, serial_lat = _round(
+                ctx, sides["portal"], apis, count // 2, max_seconds
+            )
     return {
         "figures": {"launch_ratio": (round(stats.median(ratios), 3), "x")},
         "details": {

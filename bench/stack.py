@@ -190,6 +190,10 @@ def web_settings() -> str:
     return f"gunicorn {conf['worker_class']} {conf['workers']}x{conf['threads']}"
 
 
+def web_processes() -> int:
+    return _gunicorn_conf()["workers"]
+
+
 def web_threads() -> int:
     """How many requests the web server serves at once: its processes x their threads."""
     conf = _gunicorn_conf()

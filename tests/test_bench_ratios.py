@@ -188,6 +188,11 @@ def test_the_launch_warm_up_reaches_every_web_thread_before_a_round_counts(monke
 
     rounds = []
     monkeypatch.setattr(launches, "_round", lambda ctx, send, *sized: rounds.append(sized))
+    monkeypatch.setattr(
+        launches,
+        "connections",
+        lambda ctx, clients: [SimpleNamespace(close=lambda: None)] * clients,
+    )
     ctx = SimpleNamespace(
         fixtures=SimpleNamespace(parked_node="n", parked_queue="q"),
         services={"web": SimpleNamespace(pid=1)},
@@ -196,8 +201,41 @@ def test_the_launch_warm_up_reaches_every_web_thread_before_a_round_counts(monke
     with pytest.raises(Measuring):
         launches.measure(ctx)
     assert len(rounds) == 2  # one per side
-    for clients, count, _seconds in rounds:
-        assert clients >= web_threads() and count >= 2 * clients
+    for apis, count, _seconds in rounds:
+        assert len(apis) >= web_threads() and count >= 2 * len(apis)
+
+
+class FakeApi:
+    """A connection whose web process is the next of ``pids``."""
+
+    pids: list[int] = []
+    opened: list["FakeApi"] = []
+
+    def __init__(self, port, token):
+        self.pid, self.closed = FakeApi.pids.pop(0), False
+        FakeApi.opened.append(self)
+
+    def request(self, method, path, body=None):
+        assert (method, path) == ("GET", launches.PROCESS_PATH)
+        return 200, {"pid": self.pid}
+
+    def close(self):
+        self.closed = True
+
+
+def test_launch_connections_are_spread_evenly_over_the_web_processes(monkeypatch):
+    monkeypatch.setattr(launches, "Api", FakeApi)
+    monkeypatch.setattr(launches, "web_processes", lambda: 2)
+    ctx = SimpleNamespace(port=0, fixtures=SimpleNamespace(token="t"))
+    FakeApi.pids, FakeApi.opened = [7, 7, 7, 7, 8, 7, 8], []
+    kept = launches.connections(ctx, 4)
+    assert sorted(api.pid for api in kept) == [7, 7, 8, 8]
+    assert [api.closed for api in FakeApi.opened] == [False, False, True, True, False, True, False]
+    # Chance that never spreads them is bounded: an error, and nothing left open.
+    FakeApi.pids, FakeApi.opened = [7] * 100, []
+    with pytest.raises(RuntimeError, match="could not spread"):
+        launches.connections(ctx, 4)
+    assert all(api.closed for api in FakeApi.opened)
 
 
 def test_a_process_minor_faults_are_read_and_a_gone_one_has_none():
