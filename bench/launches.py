@@ -2,7 +2,8 @@
 
 Single launches (one job per request) on keep-alive connections, ``CLIENTS`` connections in
 parallel (one thread each), against gunicorn started with the production configuration
-(portal/deploy/gunicorn.conf.py: 2 processes per core x 4 threads). The jobs go to a node
+(portal/deploy/gunicorn.conf.py: one process per core x 8 threads), spread evenly over its
+processes and the same for both rounds of a pair (``connections``). The jobs go to a node
 whose queue no worker consumes, so the figure is the launch path itself: request, auth,
 validation, the launch action's transaction, the on-commit publish to the broker, the 201
 body. The floor (bench/floor_launch.py) is ``POST /bench/floor/launch`` in the same gunicorn
@@ -197,9 +198,11 @@ def measure(
         "figures": {"launch_ratio": (round(stats.median(ratios), 3), "x")},
         "details": {
             "launch_ratio": {
-                "method": f"{CLIENTS} keep-alive clients, single launches; rounds alternate "
-                "portal (POST /api/jobs/) and floor (POST /bench/floor/launch: same gunicorn, "
-                "same token auth, one INSERT + one publish); median of per-pair rate ratios",
+                "method": f"{CLIENTS} keep-alive clients, single launches, connections "
+                "spread evenly over the web processes and the same for both rounds of a pair; "
+                "rounds alternate portal (POST /api/jobs/) and floor (POST /bench/floor/launch: "
+                "same gunicorn, same token auth, one INSERT + one publish); median of per-pair "
+                "rate ratios",
                 "stack": ctx.stack,
                 "pairs": len(ratios),
                 "ratios": [round(r, 3) for r in ratios],
