@@ -142,7 +142,7 @@ def measure(ctx, pairs: int = 5, minimum: int = 2, label: str = "job_overhead_ra
             # Past the minimum, an AB pair starts only if its BA fits too: with an odd count
             # one order has a pair more, and which side runs second moves a pair's ratio.
             couple = 2 if i % 2 == 0 and len(ratios) >= minimum else 1
-            if not ctx.another(len(ratios), minimum, couple * 1.3 * pair_seconds, label):
+            if not ctx.another(len(ratios), minimum, (couple + 0.3) * pair_seconds, label):
                 break
             started = time.monotonic()
             try:
