@@ -22,10 +22,6 @@ class Api:
             self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
         return self.conn
 
-    def connect(self) -> None:
-        """Open the connection now (the first request would otherwise)."""
-        self._connection().connect()
-
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
