@@ -57,10 +57,11 @@ def check_playbook(name: str) -> None:
     the launch view's time in gunicorn. The worker resolves the name in full again before it
     runs it (``runner``), so a symlink changed since never runs a file outside playbooks/."""
     key = (str(settings.PLAYBOOKS_DIR), name)
-    path = _LAUNCHABLE.pop(key, None)
-    if path is None or not os.path.isfile(path):
-        path = str(resolve_playbook(name))
-    _LAUNCHABLE[key] = path
+    path = _LAUNCHABLE.get(key)
+    if path is not None and os.path.isfile(path):
+        return
+    _LAUNCHABLE.pop(key, None)  # gone: refused below unless it resolves again
+    _LAUNCHABLE[key] = str(resolve_playbook(name))
 
 
 def _terms(limit: str) -> list[str]:
