@@ -4,9 +4,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import stats
 from bench.client import Api
 from bench.procs import Service
 from bench.stack import Fixtures
+from bench.targets import target
 
 TERMINAL_WAIT = 180.0  # no single bench job may take longer than this
 
@@ -58,6 +60,24 @@ class Context:
             self.require(seconds, what)
             return True
         return self.fits(seconds)
+
+    def decided(self, figure: str, ratios: list[float], minimum: int = 0) -> bool:
+        """Whether a figure measured in AB/BA pairs has its verdict, after a whole couple
+        and its minimum: its median's 90 % interval lies wholly on one side of its target
+        (bench.stats.decided). Until then it takes more pairs while its share lasts; once
+        decided, it leaves the time to the figures after it (the engine's, last)."""
+        if len(ratios) < minimum or len(ratios) % 2:
+            return False
+        return stats.decided(ratios, *target(figure))
+
+    def verdict_spread(self, figure: str, ratios: list[float]) -> dict:
+        """For the details: the median's 90 % interval, and whether it is decided (if not,
+        the verdict is within the pairs' spread: more pairs, or a less noisy machine)."""
+        interval = stats.median_interval(ratios)
+        return {
+            "median_interval_90": [round(v, 3) for v in interval] if interval else None,
+            "decided": self.decided(figure, ratios),
+        }
 
     def fits(self, seconds: float) -> bool:
         """``seconds`` of optional work fit in the figure's share and the suite's time."""

@@ -27,6 +27,7 @@ from bench import phases as bench_phases
 from bench import stats
 from bench.paths import ROOT
 
+FIGURE = "installer_overhead_ratio"
 INSTALLER = "nginx"
 INPUTS = {"server_name": "bench.example.test", "listen_port": 8080}
 ENVIRONMENT = {
@@ -68,13 +69,13 @@ def measure(ctx, pairs: int = 4, minimum: int = 2) -> dict:
                 sides.reverse()
             for side, run in sides:
                 (portal_ms if side == "portal" else hand_ms).append(run(node) * 1000)
-            if len(portal_ms) >= pairs:
+            if len(portal_ms) >= pairs or ctx.decided(FIGURE, _ratios(portal_ms, hand_ms), minimum):
                 break
-    ratios = [b / a for b, a in zip(portal_ms, hand_ms, strict=True)]
+    ratios = _ratios(portal_ms, hand_ms)
     return {
-        "figures": {"installer_overhead_ratio": (round(stats.median(ratios), 3), "x")},
+        "figures": {FIGURE: (round(stats.median(ratios), 3), "x")},
         "details": {
-            "installer_overhead_ratio": {
+            FIGURE: {
                 "method": "do_install of installers/nginx (real worker, installer_run.yml over "
                 "SSH to one nspawn test host, packages from its local Debian repository) -> "
                 "installation installed, vs scp -r + ssh running the same install.sh with "
@@ -82,12 +83,17 @@ def measure(ctx, pairs: int = 4, minimum: int = 2) -> dict:
                 "ratios, pairs alternating AB/BA",
                 "pairs": len(ratios),
                 "ratios": [round(r, 3) for r in ratios],
+                **ctx.verdict_spread(FIGURE, ratios),
                 "portal_ms": stats.summary(portal_ms),
                 "by_hand_ms": stats.summary(hand_ms),
                 "portal_phases_median_ms": bench_phases.medians(phases),
             }
         },
     }
+
+
+def _ratios(portal_ms: list[float], hand_ms: list[float]) -> list[float]:
+    return [b / a for b, a in zip(portal_ms, hand_ms, strict=True)]
 
 
 def _pair_seconds(portal_ms: list[float], hand_ms: list[float], warm_up: float) -> float:

@@ -127,6 +127,8 @@ def measure(ctx, pairs: int = 15, minimum: int = 5) -> dict:
         )
         for index in range(pairs):
             seconds = (timings[-1] + plain[-1]) / 1000 * 1.5 if timings else 15.0
+            if ctx.decided("lab_assign_ratio", ratios, minimum):
+                break
             if not ctx.another(len(ratios), minimum, seconds, "lab assign"):
                 break
             for side in pair_order(index):
@@ -144,6 +146,7 @@ def measure(ctx, pairs: int = 15, minimum: int = 5) -> dict:
                 "same host; pairs alternate; median of per-pair ratios",
                 "pairs": len(ratios),
                 "ratios": [round(r, 3) for r in ratios],
+                **ctx.verdict_spread("lab_assign_ratio", ratios),
                 "lab_assign_to_active_p50": stats.rounded(stats.median(timings), 1),
                 "ms": stats.summary(timings),
                 "plain_ansible_playbook_ms": stats.summary(plain),

@@ -174,6 +174,8 @@ def measure(
     cpu: dict[str, list[dict]] = {"portal": [], "floor": []}
     pair_seconds = 2 * max_seconds + 5  # at most, until one pair says what they take here
     for index in range(pairs):
+        if ctx.decided("launch_ratio", ratios, minimum):
+            break
         if not ctx.another(len(ratios), minimum, 1.3 * pair_seconds, "launch ratio"):
             break
         started = time.monotonic()
@@ -206,6 +208,7 @@ def measure(
                 "stack": ctx.stack,
                 "pairs": len(ratios),
                 "ratios": [round(r, 3) for r in ratios],
+                **ctx.verdict_spread("launch_ratio", ratios),
                 "launch_rate": round(stats.median(rates["portal"]), 1),
                 "floor_rate": round(stats.median(rates["floor"]), 1),
                 "round_rates": {side: [round(r, 1) for r in rates[side]] for side in rates},

@@ -124,6 +124,17 @@ def run_portal(
     return row.finished_at.timestamp() - sent, row, cpu
 
 
+def another_pair(ctx, i: int, ratios: list, minimum: int, pair_seconds: float, label: str):
+    """Whether pair ``i`` runs. Past the minimum, an AB pair starts only if its BA fits too
+    (with an odd count one order has a pair more, and which side runs second moves a pair's
+    ratio), and none once the verdict is decided: more pairs of this spread would not
+    change it, and the time is the other figures'."""
+    if ctx.decided(label, ratios, minimum):
+        return False
+    couple = 2 if i % 2 == 0 and len(ratios) >= minimum else 1
+    return ctx.another(len(ratios), minimum, (couple + 0.3) * pair_seconds, label)
+
+
 def measure(ctx, pairs: int = 5, minimum: int = 2, label: str = "job_overhead_ratio") -> dict:
     """Up to ``pairs`` pairs, at least ``minimum``, as many as the figure's share allows."""
     api = ctx.api()
@@ -139,10 +150,7 @@ def measure(ctx, pairs: int = 5, minimum: int = 2, label: str = "job_overhead_ra
         run_portal(api, nodes[:1], "one.yml", expected=None)
         pair_seconds = 30.0
         for i in range(pairs):
-            # Past the minimum, an AB pair starts only if its BA fits too: with an odd count
-            # one order has a pair more, and which side runs second moves a pair's ratio.
-            couple = 2 if i % 2 == 0 and len(ratios) >= minimum else 1
-            if not ctx.another(len(ratios), minimum, (couple + 0.3) * pair_seconds, label):
+            if not another_pair(ctx, i, ratios, minimum, pair_seconds, label):
                 break
             started = time.monotonic()
             try:
@@ -177,6 +185,7 @@ def measure(ctx, pairs: int = 5, minimum: int = 2, label: str = "job_overhead_ra
                 "pairs alternate AB/BA",
                 "stack": ctx.stack,
                 "pairs": len(ratios),
+                **ctx.verdict_spread(label, ratios),
                 "hosts": len(nodes),
                 "tasks": 50,
                 "ratios": [round(r, 3) for r in ratios],

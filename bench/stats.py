@@ -32,3 +32,29 @@ def summary(values) -> dict:
 
 def rounded(value, digits=3):
     return None if value is None else round(value, digits)
+
+
+def median_interval(values, confidence: float = 0.9):
+    """A distribution-free interval for the median of what the values sample: the k-th
+    smallest and the k-th largest of n, with k the largest for which the chance that the
+    median lies outside, 2 P(Binomial(n, 1/2) < k), is at most 1 - confidence. None when n
+    is too small for that confidence (fewer than 5 values at 0.9)."""
+    ordered = sorted(v for v in values if v is not None)
+    n = len(ordered)
+    k, outside = 0, 0.0
+    while k < n // 2:
+        wider = outside + 2 * math.comb(n, k) / 2**n
+        if wider > 1 - confidence:
+            break
+        k, outside = k + 1, wider
+    return (ordered[k - 1], ordered[n - k]) if k else None
+
+
+def decided(values, op: str, line, confidence: float = 0.9) -> bool:
+    """Whether the median's interval lies wholly on one side of a target's line: the
+    verdict would not change with more pairs of the same spread."""
+    interval = median_interval(values, confidence)
+    if interval is None or op not in ("<=", ">="):
+        return False
+    low, high = interval
+    return high < line or low > line

@@ -196,6 +196,7 @@ def test_the_launch_warm_up_reaches_every_web_thread_before_a_round_counts(monke
     ctx = SimpleNamespace(
         fixtures=SimpleNamespace(parked_node="n", parked_queue="q"),
         services={"web": SimpleNamespace(pid=1)},
+        decided=lambda *args: False,
         another=no_pairs,
     )
     with pytest.raises(Measuring):
