@@ -155,7 +155,7 @@ def pair_order(index: int) -> tuple[str, str]:
 
 
 def measure(
-    ctx, pairs: int = 30, minimum: int = 3, count: int = 200, max_seconds: float = 3.0
+    ctx, pairs: int = 60, minimum: int = 3, count: int = 200, max_seconds: float = 3.0
 ) -> dict:
     sides = {"portal": _portal_launch(ctx), "floor": _floor_launch(ctx)}
     # Warm-up: every thread of every web process serves both sides before a round counts.

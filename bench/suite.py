@@ -65,7 +65,9 @@ ALIASES = {
 # a slower machine every figure is measured with fewer repetitions, none is left out.
 WEIGHTS = {
     "event_ingest_rate": 20,
-    "launch_rate": 60,
+    # Its rounds are about a second here and move 10-15 % each: the pairs a verdict near
+    # its line needs (0.84 with a 90 % interval 0.78-0.86 after 19 pairs in 35 s).
+    "launch_rate": 120,
     # Far from their targets (about 200 of 500 ms, 20 of 250 ms): fewer runs change no
     # verdict, and their time goes to the engine's pairs.
     "event_lag_p95": 40,
@@ -78,7 +80,8 @@ WEIGHTS = {
     "lab_assign_to_active_p50": 70,
     # Its fixed part is most of it (MINIMUM_SECONDS reserves that): 110-190 s in a full run.
     "workspace_batch_speedup": 200,
-    "installer_overhead_ratio": 90,
+    # Its 2 warm-ups and 4 required pairs take about 50 s; 5 pairs at least to be decided.
+    "installer_overhead_ratio": 150,
     "heartbeat_ingest_rate": 60,
     "down_detection_lag_p95": 45,
     "alert_eval_100k": 40,
@@ -102,7 +105,7 @@ def _measure(name: str, ctx: Context) -> dict:
     if name == "launch_rate":
         from bench import launches
 
-        return launches.measure(ctx, pairs=1 if quick else 30, minimum=1 if quick else 3)
+        return launches.measure(ctx, pairs=1 if quick else 60, minimum=1 if quick else 3)
     if name == "dispatch_latency_p95":
         from bench import dispatch
 
@@ -139,7 +142,7 @@ def _measure(name: str, ctx: Context) -> dict:
         from bench import installers
 
         # A pair's ratio moves up to 15% (the first ones most): 4 pairs at least.
-        return installers.measure(ctx, pairs=1 if quick else 8, minimum=1 if quick else 4)
+        return installers.measure(ctx, pairs=1 if quick else 10, minimum=1 if quick else 4)
     if name in MONITORING:
         from bench import monitoring
 
