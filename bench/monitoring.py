@@ -218,12 +218,6 @@ def cpu_seconds(pids) -> float:
     return total / TICK
 
 
-def machine_busy() -> float:
-    """CPU seconds the whole machine spent not idle so far (all cores, /proc/stat)."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(values) - values[3] - values[4]) / TICK  # minus idle and iowait
-
-
 def postgres_pids(database: str) -> list[int]:
     """The PostgreSQL server's own processes (WAL writer, checkpointer, ...) and its
     backends serving ``database``. Other databases' backends (other people's tests on a
@@ -279,7 +273,7 @@ class Agents:
             "web": cpu_seconds([self.web.pid, *procs.descendants(self.web.pid)]),
             "clients": cpu_seconds(list(self.pool._processes or ())),
             "postgres": cpu_seconds(postgres_pids(self.database)),
-            "machine": machine_busy(),
+            "machine": procs.machine_busy(),
         }
 
     def round(self, path: str, count: int, seconds: float) -> tuple[float, int, list]:

@@ -9,6 +9,7 @@ process. Pairs alternate their order (AB, BA, AB, ...) so drift hits both sides;
 is the median of the per-pair ratios B/A.
 """
 
+import functools
 import os
 import resource
 import shutil
@@ -21,7 +22,7 @@ from types import SimpleNamespace
 from bench import stats
 from bench.context import OutOfTime, WorkerDied, check_complete, wait_job
 from bench.paths import PLAYBOOKS
-from bench.procs import cmdline, descendants
+from bench.procs import cmdline, descendants, machine_busy
 
 PLAYBOOK = "tasks50.yml"
 EXPECTED_EVENTS = 2053  # 1 + 1 + 50 task starts + 1000 x (start, ok) + stats
@@ -141,7 +142,7 @@ def measure(ctx, pairs: int = 5, minimum: int = 2, label: str = "job_overhead_ra
     nodes = ctx.fixtures.heavy_nodes
     worker_pid = ctx.services["worker"].pid
     baseline = Baseline(nodes)
-    plain, portal, ratios, cpu_ratios, phases = [], [], [], [], []
+    plain, portal, ratios, cpu_ratios, phases, per_pair = [], [], [], [], [], []
     try:
         # Warm-up (not measured): the worker's first job imports ansible-runner, the first
         # ansible-playbook run fills the OS page cache.
@@ -154,12 +155,13 @@ def measure(ctx, pairs: int = 5, minimum: int = 2, label: str = "job_overhead_ra
                 break
             started = time.monotonic()
             try:
+                portal_run = functools.partial(run_portal, api, nodes, worker_pid=worker_pid)
                 if i % 2 == 0:
-                    a, a_cpu = baseline.run()
-                    b, job, b_cpu = run_portal(api, nodes, worker_pid=worker_pid)
+                    (a, a_cpu), a_busy = _with_machine(baseline.run)
+                    (b, job, b_cpu), b_busy = _with_machine(portal_run)
                 else:
-                    b, job, b_cpu = run_portal(api, nodes, worker_pid=worker_pid)
-                    a, a_cpu = baseline.run()
+                    (b, job, b_cpu), b_busy = _with_machine(portal_run)
+                    (a, a_cpu), a_busy = _with_machine(baseline.run)
             except WorkerDied as exc:
                 # Recorded in results.json ("incidents"); this pair is dropped.
                 ctx.restart_dead_workers(f"{label} pair {i + 1}: {exc}")
@@ -170,6 +172,7 @@ def measure(ctx, pairs: int = 5, minimum: int = 2, label: str = "job_overhead_ra
             portal.append(b)
             ratios.append(b / a)
             cpu_ratios.append(b_cpu / a_cpu if a_cpu else None)
+            per_pair.append([round(v, 2) for v in (a, b, a_cpu, b_cpu or 0, a_busy, b_busy)])
             phases.append(_phases(job, b))
     except OutOfTime:
         if len(ratios) < minimum:
@@ -196,6 +199,10 @@ def measure(ctx, pairs: int = 5, minimum: int = 2, label: str = "job_overhead_ra
                 "cpu_ratio_method": "CPU seconds of the worker (main + pool process + the "
                 "ansible-playbook tree it ran) / CPU seconds of plain "
                 "ansible-playbook and its forks; less sensitive to other load",
+                "per_pair": per_pair,
+                "per_pair_fields": "plain and portal wall seconds, their CPU seconds (the "
+                "cpu_ratio's), the whole machine's busy CPU seconds during each (/proc/stat: "
+                "the portal's PostgreSQL and anything else running count there)",
                 "portal_phases_median_seconds": {
                     key: stats.rounded(stats.median([p[key] for p in phases]))
                     for key in (phases[0] if phases else {})
@@ -203,6 +210,13 @@ def measure(ctx, pairs: int = 5, minimum: int = 2, label: str = "job_overhead_ra
             }
         },
     }
+
+
+def _with_machine(run):
+    """What ``run()`` returns, and the CPU seconds the whole machine was busy meanwhile."""
+    before = machine_busy()
+    result = run()
+    return result, machine_busy() - before
 
 
 def _phases(job, total: float) -> dict:

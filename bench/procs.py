@@ -178,6 +178,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine spent not idle so far (all cores, /proc/stat)."""
+    values = [int(v) for v in (PROC / "stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")  # not idle, iowait
+
+
 def minor_faults(pid: int) -> int:
     """Minor page faults of one process so far (a copy-on-write copy is one), 0 if gone."""
     fields = _stat_fields(pid)

@@ -96,7 +96,8 @@ def test_bulk_nodes_makes_nodes_with_liveness_rows_the_heartbeat_accepts():
 
 
 def test_the_cpu_split_shows_what_each_part_used_and_the_rest():
-    from bench.monitoring import cpu_seconds, cpu_split, machine_busy
+    from bench.monitoring import cpu_seconds, cpu_split
+    from bench.procs import machine_busy
 
     before = {"web": 1.0, "clients": 2.0, "postgres": 3.0, "machine": 10.0}
     after = {"web": 3.0, "clients": 3.0, "postgres": 4.0, "machine": 16.0}
