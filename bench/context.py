@@ -71,12 +71,13 @@ class Context:
         return stats.decided(ratios, *target(figure))
 
     def verdict_spread(self, figure: str, ratios: list[float]) -> dict:
-        """For the details: the median's 90 % interval, and whether it is decided (if not,
-        the verdict is within the pairs' spread: more pairs, or a less noisy machine)."""
+        """For the details: the median's 90 % interval, and whether it lies on one side of
+        the target (if not, the verdict is within the pairs' spread: more pairs, or a less
+        noisy machine), whatever the count of pairs the run ended with."""
         interval = stats.median_interval(ratios)
         return {
             "median_interval_90": [round(v, 3) for v in interval] if interval else None,
-            "decided": self.decided(figure, ratios),
+            "decided": stats.decided(ratios, *target(figure)),
         }
 
     def fits(self, seconds: float) -> bool:

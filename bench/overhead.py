@@ -128,8 +128,8 @@ def run_portal(
 def another_pair(ctx, i: int, ratios: list, minimum: int, pair_seconds: float, label: str):
     """Whether pair ``i`` runs. Past the minimum, an AB pair starts only if its BA fits too
     (with an odd count one order has a pair more, and which side runs second moves a pair's
-    ratio), and none once the verdict is decided: more pairs of this spread would not
-    change it, and the time is the other figures'."""
+    ratio), and none once the verdict is decided (bench.stats.decided): more pairs like
+    these would most likely not change it, and the time is the other figures'."""
     if ctx.decided(label, ratios, minimum):
         return False
     couple = 2 if i % 2 == 0 and len(ratios) >= minimum else 1

@@ -51,8 +51,9 @@ def median_interval(values, confidence: float = 0.9):
 
 
 def decided(values, op: str, line, confidence: float = 0.9) -> bool:
-    """Whether the median's interval lies wholly on one side of a target's line: the
-    verdict would not change with more pairs of the same spread."""
+    """Whether the median's interval lies wholly on one side of a target's line: more pairs
+    like these would most likely give the same verdict (if the pairs are independent of each
+    other, which a machine whose speed drifts for minutes breaks: bench/README.md)."""
     interval = median_interval(values, confidence)
     if interval is None or op not in ("<=", ">="):
         return False

@@ -72,6 +72,8 @@ def test_a_figure_is_decided_only_after_its_minimum_and_a_whole_couple(ctx):
         "median_interval_90": [0.9, 0.94],
         "decided": True,
     }
+    # the details say where the interval lies whatever count the run ended with
+    assert ctx.verdict_spread("job_overhead_ratio", clear[:7])["decided"] is True
 
 
 def test_the_engine_stops_taking_pairs_once_its_verdict_is_decided(ctx):
