@@ -12,7 +12,7 @@ from django.utils.html import format_html, format_html_join
 
 from portal.core.admin import ReadOnlyAdminMixin, duration_text, seconds, status_badge
 from portal.core.errors import PortalError
-from portal.jobs import actions, registry, selectors
+from portal.jobs import actions, registry, retention, selectors
 from portal.jobs.api.pagination import estimated_count
 from portal.jobs.choices import ACTIVE, TERMINAL
 from portal.jobs.models import Job
@@ -261,6 +261,8 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         text = "\n".join(line for _, line in events if line)
         last = events[-1][0] if events else 0
         live = job.status not in TERMINAL and len(events) < EVENTS_SHOWN
+        if not events and retention.events_deleted(job):
+            return retention.events_deleted_note(job)
         return format_html(
             '<pre class="job-output" id="job-output" data-stream="{}" data-after="{}"'
             ' data-live="{}">{}</pre><div class="job-output-state" id="job-output-state">'
@@ -277,6 +279,8 @@ class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         rows = selectors.first_events(
             job, ("counter", "event", "host", "task", "changed", "failed"), EVENTS_SHOWN
         )
+        if not rows and retention.events_deleted(job):
+            return retention.events_deleted_note(job)
         body = format_html_join(
             "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows
         )

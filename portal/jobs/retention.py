@@ -97,6 +97,25 @@ def would_prune(now: datetime | None = None) -> dict[str, int]:
     return counts
 
 
+def events_deleted(job: Job, now: datetime | None = None) -> bool:
+    """Whether retention has deleted, or may have deleted, the events of this ended job: it
+    ended before the events' cutoff and had events. (Whether any are still stored is the
+    caller's to see: a run takes a bounded number of batches.)"""
+    cutoff, finished = plan(now).events_before, job.finished_at
+    if cutoff is None or finished is None or job.status not in TERMINAL:
+        return False
+    return finished < cutoff and job.event_count > 0
+
+
+def events_deleted_note(job: Job) -> str:
+    """What a page showing a job without its events says when retention took them."""
+    days = settings.JOB_EVENTS_RETENTION_DAYS
+    return (
+        f"Its {job.event_count} events were deleted by retention (events are kept "
+        f"{days} days after a job ends: JOB_EVENTS_RETENTION_DAYS); the job's summary stays."
+    )
+
+
 # --- which jobs -----------------------------------------------------------------------------
 
 

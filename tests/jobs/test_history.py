@@ -139,6 +139,23 @@ def test_old_events_go_and_the_summary_stays(settings):
     assert kept.finished_at == old.finished_at
 
 
+def test_the_admin_job_page_says_when_retention_deleted_its_events(settings, admin_client):
+    settings.JOB_EVENTS_RETENTION_DAYS, settings.JOB_RETENTION_DAYS = 30, 180
+    old, recent, silent = _ended(40), _ended(5), _ended(40, events=0)
+    retention.prune()
+
+    def page(job):
+        return admin_client.get(reverse("admin:jobs_job_change", args=[job.pk])).content.decode()
+
+    said = "Its 3 events were deleted by retention (events are kept 30 days after a job ends"
+    assert said in page(old) and "the job&#x27;s summary stays" in page(old)
+    assert "deleted by retention" not in page(recent)  # its events are shown
+    assert "deleted by retention" not in page(silent)  # it never had any
+    assert retention.events_deleted(old) and not retention.events_deleted(recent)
+    settings.JOB_EVENTS_RETENTION_DAYS = 0  # kept forever: nothing was deleted by age
+    assert not retention.events_deleted(old)
+
+
 def test_old_jobs_go_with_their_links_and_active_or_recent_ones_stay(settings):
     settings.JOB_EVENTS_RETENTION_DAYS, settings.JOB_RETENTION_DAYS = 30, 180
     old = _ended(200, status=S.FAILED)
