@@ -133,10 +133,10 @@ def settle() -> bool:
     tally of ended jobs, rebuilt as its migration does; absent before #18), and a checkpoint.
 
     The 1M fill writes about 550 MB of WAL, half of ``max_wal_size``: without the checkpoint
-    here the checkpointer wrote the fill's pages while the 1M requests were timed (seen: a
-    22 s checkpoint over them, every growth factor 1.44-1.85, the flat ``job_events``
-    included, against 0.95-1.14 in the next run). Whether it was taken is returned; a role
-    without ``pg_checkpoint`` leaves it to the checkpointer."""
+    here the checkpointer started its own, spread over the next 20-60 s, while the 1M
+    requests were timed (seen over a run whose growth factors were all 1.44-1.85, the flat
+    ``job_events`` included). Whether it was taken is returned; a role without
+    ``pg_checkpoint`` leaves it to the checkpointer."""
     from django.db import DatabaseError, connection
 
     from portal.jobs import models
