@@ -1,9 +1,13 @@
 """The growth figures (#18): a separate group, ``python -m bench --only scale``.
 
-Requests whose cost must not grow with the job history, timed against the same database
-filled to ``SMALL`` and then ``LARGE`` jobs with bulk SQL (``INSERT … SELECT
-generate_series``): each figure is median ms at ``LARGE`` / median ms at ``SMALL`` (target
-≤ 1.5); the absolute medians are details.
+Requests whose cost must not grow with the job history, timed side by side against two
+histories in one database, filled with bulk SQL (``INSERT … SELECT generate_series``):
+``SMALL`` jobs in ``public`` and ``LARGE`` in the schema ``LARGE_SCHEMA`` (an empty copy of
+each history table), served by a second web whose connections put that schema first on
+their ``search_path``; users, tokens, nodes and every other table are the same rows for
+both. Each request alternates between the two (small large, large small, ...); each figure
+is the median of the per-pair ratios ms at ``LARGE`` / ms at ``SMALL`` (target ≤ 1.5); the
+absolute medians are details.
 
 - ``growth_metrics``: ``GET /metrics`` (Bearer token).
 - ``growth_jobs_api_deep_page``: ``GET /api/jobs/`` near the end of the history: the cursor
@@ -14,16 +18,17 @@ generate_series``): each figure is median ms at ``LARGE`` / median ms at ``SMALL
 - ``growth_job_events``: ``GET /api/jobs/{id}/events/`` of a job with ``EVENTS_PER_JOB``
   events.
 
-Jobs are spread 30 s apart over the year before the fill, most ended (successful or failed,
-with start and finish times, host summary and event lag); the newest ``ACTIVE`` of each
-fill are pending, and those of the fill before have ended (active jobs do not pile up).
-``EVENTS_PER_JOB`` events are made for the newest ``SMALL_WITH_EVENTS`` jobs at ``SMALL`` and for
-``LARGE_WITH_EVENTS`` at ``LARGE`` (the event table grows tenfold too). Each request is
-sent once unmeasured (warm caches), then ``REPEATS`` times; the median is kept. Details
-also carry the table sizes (``pg_total_relation_size``) and the bytes per job and per event.
+Both histories end a day before the run, jobs ``SPACING_SECONDS`` apart, most ended
+(successful or failed, with start and finish times, host summary and event lag), the newest
+``ACTIVE`` pending: the large one only reaches further back. ``EVENTS_PER_JOB`` events are
+made for the newest ``SMALL_WITH_EVENTS`` jobs of the small history and ``LARGE_WITH_EVENTS``
+of the large one (the event table grows tenfold too). Each request is sent once to each
+web unmeasured (warm caches), then in ``REPEATS`` pairs. Details also carry the table sizes
+(``pg_total_relation_size``) and the bytes per job and per event.
 """
 
 import base64
+import contextlib
 import http.client
 import importlib
 import os
@@ -40,7 +45,8 @@ LARGE_WITH_EVENTS = 10_000
 EVENTS_PER_JOB = 40
 SPACING_SECONDS = 30
 DEEP_FROM_END = 100
-REPEATS = 9
+REPEATS = 15  # pairs of each request
+LARGE_SCHEMA = "bench_large_history"
 ACTIVE = 20  # the newest jobs of a fill are still pending: as many at 1M as at 10k
 PLAYBOOKS = ("echo.yml", "workspace_create.yml", "lab_provision.yml", "node_probe.yml",
              "installer_run.yml", "cluster_node_ready.yml")  # fmt: skip
@@ -128,16 +134,10 @@ def fill_events(jobs: int) -> None:
         cursor.execute(sql, [jobs])
 
 
-def settle() -> bool:
-    """After a bulk fill: statistics, whatever the product derives from jobs in bulk (the
-    tally of ended jobs, rebuilt as its migration does; absent before #18), and a checkpoint.
-
-    The 1M fill writes about 550 MB of WAL, half of ``max_wal_size``: without the checkpoint
-    here the checkpointer started its own, spread over the next 20-60 s, while the 1M
-    requests were timed (seen over a run whose growth factors were all 1.44-1.85, the flat
-    ``job_events`` included). Whether it was taken is returned; a role without
-    ``pg_checkpoint`` leaves it to the checkpointer."""
-    from django.db import DatabaseError, connection
+def settle() -> None:
+    """After a bulk fill: statistics, and whatever the product derives from jobs in bulk
+    (the tally of ended jobs, rebuilt as its migration does; absent before #18)."""
+    from django.db import connection
 
     from portal.jobs import models
 
@@ -147,10 +147,20 @@ def settle() -> bool:
         cursor.execute("VACUUM ANALYZE jobs_job")
         cursor.execute("VACUUM ANALYZE jobs_jobevent")
         cursor.execute("ANALYZE")
-        try:
+
+
+def checkpoint() -> bool:
+    """After the fills, before any request is timed. The 1M fill writes about 550 MB of WAL,
+    half of ``max_wal_size``: without this the checkpointer started one of its own, spread
+    over the next 20-60 s, while the requests were timed. Whether it was taken; a role
+    without ``pg_checkpoint`` leaves it to the checkpointer."""
+    from django.db import DatabaseError, connection
+
+    try:
+        with connection.cursor() as cursor:
             cursor.execute("CHECKPOINT")
-        except DatabaseError:
-            return False
+    except DatabaseError:
+        return False
     return True
 
 
@@ -216,12 +226,18 @@ def admin_session_cookie() -> str:
     return f"{settings.SESSION_COOKIE_NAME}={store.session_key}"
 
 
-def deep_page_path(ctx) -> str:
+def deep_page_path(port: int, token: str) -> str:
     """The jobs list ``DEEP_FROM_END`` jobs before its end: by cursor if the list pages by
-    cursor, else the last page but one."""
+    cursor, else the last page but one. The bench's connection reads the history the web at
+    ``port`` serves (``history``)."""
+    from bench.client import Api
     from portal.jobs.models import Job
 
-    status, first = ctx.api().request("GET", "/api/jobs/")
+    api = Api(port, token)
+    try:
+        status, first = api.request("GET", "/api/jobs/")
+    finally:
+        api.close()
     if status != 200:
         raise RuntimeError(f"GET /api/jobs/ -> {status}: {str(first)[:300]}")
     if "cursor=" in (first.get("next") or ""):
@@ -248,10 +264,11 @@ def timed_get(port: int, path: str, headers: dict) -> tuple[float, int, int]:
     return elapsed, response.status, len(body)
 
 
-def requests_to_time(ctx, metrics_token: str, cookie: str) -> dict[str, tuple[str, dict]]:
+def requests_to_time(port: int, token: str, metrics_token: str, cookie: str) -> dict:
+    """Each request's path and headers for the history the web at ``port`` serves."""
     from portal.jobs.models import Job
 
-    api = {"Authorization": f"Token {ctx.fixtures.token}", "Accept": "application/json"}
+    api = {"Authorization": f"Token {token}", "Accept": "application/json"}
     with_events = (
         Job.objects.filter(event_count=EVENTS_PER_JOB, events__counter=1)
         .order_by("-created_at")
@@ -260,65 +277,173 @@ def requests_to_time(ctx, metrics_token: str, cookie: str) -> dict[str, tuple[st
     )
     return {
         "metrics": ("/metrics", {"Authorization": f"Bearer {metrics_token}"}),
-        "jobs_api_deep_page": (deep_page_path(ctx), api),
+        "jobs_api_deep_page": (deep_page_path(port, token), api),
         "admin_job_list": ("/admin/jobs/job/", {"Cookie": cookie}),
         "job_events": (f"/api/jobs/{with_events}/events/", api),
     }
 
 
-def time_requests(ctx, metrics_token: str, cookie: str, repeats: int) -> dict[str, dict]:
+def _get_ok(port: int, path: str, headers: dict) -> tuple[float, int]:
+    ms, status, size = timed_get(port, path, headers)
+    if status != 200:
+        raise RuntimeError(f"GET {path} on :{port} -> {status}")
+    return round(ms, 1), size
+
+
+def time_in_pairs(sides: dict[int, dict], pairs: int) -> dict[str, dict]:
+    """Each request on both histories, alternately (small large, large small, ...) after one
+    unmeasured request on each: per pair, ms at LARGE / ms at SMALL. ``sides``: {size: (port,
+    the requests' paths and headers there)}."""
     timed = {}
-    for name, (path, headers) in requests_to_time(ctx, metrics_token, cookie).items():
-        ms, status, size = timed_get(ctx.port, path, headers)  # warm-up, not kept
-        if status != 200:
-            raise RuntimeError(f"GET {path} -> {status}")
-        runs = []
-        for _ in range(repeats):
-            ms, status, size = timed_get(ctx.port, path, headers)
-            if status != 200:
-                raise RuntimeError(f"GET {path} -> {status}")
-            runs.append(round(ms, 1))
-        timed[name] = {"path": urlsplit(path).path, "median_ms": stats.median(runs),
-                       "min_ms": min(runs), "runs_ms": runs, "bytes": size}  # fmt: skip
+    for name in sides[SMALL][1]:
+        runs: dict[int, list[float]] = {SMALL: [], LARGE: []}
+        body_bytes = {}
+        for size in (SMALL, LARGE):  # warm-up, not kept
+            port, wanted = sides[size]
+            _get_ok(port, *wanted[name])
+        for i in range(pairs):
+            for size in (SMALL, LARGE) if i % 2 == 0 else (LARGE, SMALL):
+                port, wanted = sides[size]
+                ms, body_bytes[size] = _get_ok(port, *wanted[name])
+                runs[size].append(ms)
+        ratios = [large / small for small, large in zip(runs[SMALL], runs[LARGE], strict=True)]
+        timed[name] = {
+            "ratios": [round(r, 3) for r in ratios],
+            "median_interval_90": [round(r, 3) for r in stats.median_interval(ratios) or ()],
+            **{
+                f"{size}": {
+                    "path": urlsplit(sides[size][1][name][0]).path,
+                    "median_ms": stats.median(runs[size]),
+                    "min_ms": min(runs[size]),
+                    "runs_ms": runs[size],
+                    "bytes": body_bytes[size],
+                }
+                for size in (SMALL, LARGE)
+            },
+        }
     return timed
+
+
+# --- the two histories ----------------------------------------------------------------------
+
+
+def history_tables() -> list[str]:
+    """The tables that grow with the job history (what the large history has of its own)."""
+    from portal.jobs import models
+
+    tables = [models.Job, models.JobEvent, models.Job.nodes.through]
+    if hasattr(models, "JobTally"):  # absent before #18
+        tables.append(models.JobTally)
+    return [model._meta.db_table for model in tables]
+
+
+def make_large_history_schema() -> None:
+    """``LARGE_SCHEMA``: an empty copy of each history table (columns, defaults, identity,
+    indexes, checks). A web whose connections put it first on their ``search_path`` serves
+    the same portal, users and nodes with this history instead of ``public``'s."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP SCHEMA IF EXISTS {LARGE_SCHEMA} CASCADE")
+        cursor.execute(f"CREATE SCHEMA {LARGE_SCHEMA}")
+        for table in history_tables():
+            cursor.execute(
+                f"CREATE TABLE {LARGE_SCHEMA}.{table} (LIKE public.{table} INCLUDING ALL)"
+            )
+
+
+def drop_large_history_schema() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP SCHEMA IF EXISTS {LARGE_SCHEMA} CASCADE")
+
+
+@contextlib.contextmanager
+def history(size: int):
+    """The bench's own connection reads and writes the history of ``size`` jobs."""
+    from django.db import connection
+
+    if size == SMALL:
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET search_path TO {LARGE_SCHEMA}, public")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET search_path")
+
+
+def fill(size: int, with_events: int) -> dict:
+    """``size`` jobs ending a day before now, ``SPACING_SECONDS`` apart: both histories have
+    the same recent past, the large one reaches further back. Their sizes on disk."""
+    from django.utils import timezone
+
+    start = timezone.now() - timedelta(days=1) - timedelta(seconds=SPACING_SECONDS * size)
+    with history(size):
+        fill_jobs(1, size, start)
+        fill_events(with_events)
+        settle()
+        return sizes()
+
+
+def start_large_history_web(ctx):
+    """A second web like the bench's, its database connections on ``LARGE_SCHEMA`` first
+    (libpq's ``PGOPTIONS``)."""
+    from bench import stack
+
+    env = {**ctx.env, "PGOPTIONS": f"-c search_path={LARGE_SCHEMA},public"}
+    web, port = stack.start_web(env, ctx.work / "logs", name="web-large-history")
+    stack.wait_web(web, port)
+    return web, port
 
 
 def measure(ctx, repeats: int = REPEATS) -> dict:
     from django.db import connection
-    from django.utils import timezone
 
     metrics_token = ctx.env.get("METRICS_TOKEN")
     if not metrics_token:
         raise RuntimeError("the bench's web has no METRICS_TOKEN (bench.stack.stack_env)")
     cookie = admin_session_cookie()
-    start = timezone.now() - timedelta(seconds=SPACING_SECONDS * LARGE) - timedelta(days=1)
-    details: dict = {"method": "median of GETs on fresh connections after a warm-up",
-                     "repeats": repeats}  # fmt: skip
-    for size, with_events, first in ((SMALL, SMALL_WITH_EVENTS, 1),
-                                     (LARGE, LARGE_WITH_EVENTS, SMALL + 1)):  # fmt: skip
-        ctx.require(60, f"filling {size} jobs")
-        began = time.monotonic()
-        # History grows forward in time: the LARGE fill's jobs are newer than the SMALL one's.
-        fill_jobs(first, size, start)
-        fill_events(with_events)
-        details[f"checkpoint_after_fill_{size}"] = settle()
+    details: dict = {"method": "per request, the median of per-pair ratios ms at LARGE / ms "
+                     "at SMALL, pairs alternating, each GET on a fresh connection after a "
+                     "warm-up; the two histories side by side in one database (the large one "
+                     f"in the schema {LARGE_SCHEMA}, served by a second web)",
+                     "pairs": repeats}  # fmt: skip
+    ctx.require(90, "filling the two histories")
+    make_large_history_schema()
+    large_web = None
+    try:
+        for size, with_events in ((SMALL, SMALL_WITH_EVENTS), (LARGE, LARGE_WITH_EVENTS)):
+            began = time.monotonic()
+            details[f"size_{size}"] = fill(size, with_events)
+            details[f"fill_{size}_seconds"] = round(time.monotonic() - began, 1)
+        details["checkpoint_after_fills"] = checkpoint()
         connection.close()
-        details[f"fill_{size}_seconds"] = round(time.monotonic() - began, 1)
-        details[f"size_{size}"] = sizes()
-        # The sizes are timed one after the other: the machine's load at each (other
-        # people's work on a shared machine) says whether a growth factor is the code's.
-        details[f"load_before_{size}"] = os.getloadavg()[0]
+        large_web, large_port = start_large_history_web(ctx)
+        sides = {}
+        for size, port in ((SMALL, ctx.port), (LARGE, large_port)):
+            with history(size):
+                sides[size] = (port, requests_to_time(port, ctx.fixtures.token, metrics_token,
+                                                      cookie))  # fmt: skip
+        details["load_before"] = os.getloadavg()[0]
         before = checkpoints_so_far()
-        details[f"requests_{size}"] = time_requests(ctx, metrics_token, cookie, repeats)
-        details[f"load_after_{size}"] = os.getloadavg()[0]
+        timed = time_in_pairs(sides, repeats)
         after = checkpoints_so_far()
-        details[f"checkpoints_during_{size}"] = (
+        details["load_after"] = os.getloadavg()[0]
+        details["checkpoints_during_requests"] = (
             after - before if before is not None and after is not None else None
         )
+    finally:
+        if large_web is not None:
+            large_web.stop()
+        drop_large_history_schema()
+    details["requests"] = timed
     figures = {}
     for figure, request in FIGURES.items():
-        small = details[f"requests_{SMALL}"][request]["median_ms"]
-        large = details[f"requests_{LARGE}"][request]["median_ms"]
-        figures[figure] = (round(large / small, 2), "x")
-        details[figure] = {f"{SMALL}_ms": small, f"{LARGE}_ms": large}
+        figures[figure] = (round(stats.median(timed[request]["ratios"]), 2), "x")
+        details[figure] = {f"{size}_ms": timed[request][f"{size}"]["median_ms"]
+                           for size in (SMALL, LARGE)}  # fmt: skip
     return {"figures": figures, "details": {"scale": details}}

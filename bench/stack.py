@@ -152,16 +152,21 @@ GUNICORN_CONF = ROOT / "portal" / "deploy" / "gunicorn.conf.py"
 
 
 def start_web(
-    env: dict, log_dir: Path, settings: str | None = None, app: str = "portal.wsgi"
+    env: dict,
+    log_dir: Path,
+    settings: str | None = None,
+    app: str = "portal.wsgi",
+    name: str = "web",
 ) -> tuple[Service, int]:
     """gunicorn with the production configuration file, on a free loopback port.
     ``settings``: another settings module (bench.settings adds the bench-only URLs);
-    ``app``: another WSGI module (bench.wsgi adds the floor to the heartbeat's fast path)."""
+    ``app``: another WSGI module (bench.wsgi adds the floor to the heartbeat's fast path);
+    ``name``: its log file's (a second web beside the bench's needs its own)."""
     port = free_port()
     if settings:
         env = {**env, "DJANGO_SETTINGS_MODULE": settings}
     web = Service(
-        "web",
+        name,
         [
             str(BIN / "gunicorn"),
             "-c",
