@@ -43,6 +43,7 @@ def test_each_request_alternates_the_two_histories_and_is_judged_by_its_pairs(mo
         return slow[port], 100
 
     monkeypatch.setattr(scale, "_get_ok", get)
+    monkeypatch.setattr(scale, "WARM_UPS", 1)
     sides = {size: (size, {"metrics": ("/metrics", {})}) for size in (scale.SMALL, scale.LARGE)}
     timed = scale.time_in_pairs(sides, pairs=4)["metrics"]
     small, large = scale.SMALL, scale.LARGE
