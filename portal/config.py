@@ -185,6 +185,11 @@ class Env(environ.Env):
         return keys
 
 
+# var/ holds the generated secrets and the embedded default's SQLite file (API tokens,
+# password hashes): made for the portal's user alone. One made before is left as it is.
+PRIVATE_DIR_MODE = 0o700
+
+
 def _urlsafe_secret() -> str:
     return secrets.token_urlsafe(50)
 
@@ -193,7 +198,7 @@ def generated_secret(path: Path, make: Callable[[], str] = _urlsafe_secret) -> s
     """A development secret created once under var/ and reused, never hard-coded."""
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
     value = make()
     # Write aside, then link into place: atomic, and a concurrent starter (web, worker,
     # beat) either wins or reads the complete winner.

@@ -2,6 +2,8 @@ from pathlib import Path
 
 from django.apps import AppConfig
 
+from portal.config import PRIVATE_DIR_MODE
+
 
 class CoreConfig(AppConfig):
     name = "portal.core"
@@ -19,9 +21,9 @@ class CoreConfig(AppConfig):
 def make_local_dirs() -> None:
     """The folders every process of the embedded default needs, made as it starts (importing
     settings only names them): var/ for the SQLite file (and the test database beside it),
-    STATIC_ROOT (WhiteNoise warns on every start without it)."""
+    the portal's user's alone, STATIC_ROOT (WhiteNoise warns on every start without it)."""
     from django.conf import settings
 
     if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-        Path(settings.VAR_DIR).mkdir(parents=True, exist_ok=True)
+        Path(settings.VAR_DIR).mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
     Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)

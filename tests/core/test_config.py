@@ -112,6 +112,16 @@ def test_generated_secret_is_created_once_private(tmp_path):
     assert len(value) >= 50
     assert generated_secret(path) == value
     assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_the_embedded_defaults_var_dir_is_the_portals_users_alone(tmp_path):
+    """The SQLite file holds API tokens and password hashes: no one else may read var/."""
+    var = tmp_path / "var"
+    env = {"SECRET_KEY": "k" * 50, "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode()}
+    result = _manage({**env, "PORTAL_VAR_DIR": str(var)}, "check")
+    assert result.returncode == 0, result.stderr
+    assert var.stat().st_mode & 0o777 == 0o700
 
 
 def _manage(env: dict, *args) -> subprocess.CompletedProcess:
