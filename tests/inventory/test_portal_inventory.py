@@ -1,5 +1,6 @@
 """The portal inventory: build_inventory, and the script run by real ansible-inventory."""
 
+import atexit
 import json
 import os
 import shutil
@@ -191,12 +192,14 @@ def portal_env(**extra) -> dict:
         port = f":{db['PORT']}" if db["PORT"] else ""
         url = f"postgres://{login}@{db['HOST']}{port}/{db['NAME']}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_INVENTORY_")}
+    ssh_dir = tempfile.mkdtemp(prefix="portal-inventory-ssh-")
+    atexit.register(shutil.rmtree, ssh_dir, ignore_errors=True)  # 17 were left in /tmp a run
     env.update(
         {
             "DEBUG": "true",
             "DATABASE_URL": url,
             "PORTAL_VAR_DIR": str(settings.VAR_DIR),
-            "PORTAL_INVENTORY_SSH_DIR": tempfile.mkdtemp(prefix="portal-inventory-ssh-"),
+            "PORTAL_INVENTORY_SSH_DIR": ssh_dir,
             "ANSIBLE_TRANSFORM_INVALID_GROUP_CHARS": "ignore",
             **extra,
         }
