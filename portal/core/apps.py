@@ -20,8 +20,8 @@ class CoreConfig(AppConfig):
 
 def make_local_dirs() -> None:
     """The folders every process of the embedded default needs, made as it starts (importing
-    settings only names them): var/ for the SQLite file (and the test database beside it),
-    the portal's user's alone, STATIC_ROOT (WhiteNoise warns on every start without it)."""
+    settings only names them): var/, the portal's user's alone, for the SQLite file (and the
+    test database beside it); STATIC_ROOT (WhiteNoise warns on every start without it)."""
     from django.conf import settings
 
     if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
