@@ -25,7 +25,7 @@ def test_growth_figures_are_judged_against_1_5():
     assert judge("growth_admin_job_list", (1.6, "x"))["met"] is False
 
 
-@pytest.mark.django_db(transaction=True)  # VACUUM cannot run inside a transaction
+@pytest.mark.django_db(transaction=True)  # as the bench runs it: no transaction around it
 def test_the_fills_are_checkpointed_before_the_requests_are_timed():
     if connection.vendor != "postgresql":
         pytest.skip("the checkpointer is PostgreSQL's")
@@ -53,7 +53,7 @@ def test_each_request_alternates_the_two_histories_and_is_judged_by_its_pairs(mo
     assert timed[f"{large}"]["median_ms"] == 12.0 and timed[f"{small}"]["runs_ms"] == [10.0] * 4
 
 
-@pytest.mark.django_db(transaction=True)  # the fill's VACUUM, the schema's DDL
+@pytest.mark.django_db(transaction=True)  # the schema and search_path, as the bench has them
 def test_the_large_history_is_a_schema_the_search_path_selects():
     if connection.vendor != "postgresql":
         pytest.skip("schemas and search_path are PostgreSQL's")
